@@ -1,0 +1,121 @@
+"""App settings (environment variables) as one typed object.
+
+This is the only module that knows the names of the environment variables the product reads. The Functions app,
+the CLI and the local runner all build ``Settings`` from their environment; the IaC drift test compares
+``ENV_NAMES`` with the app settings the Bicep template sets. A missing or malformed setting raises
+``UserInputError`` naming the variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from remediator.core.errors import UserInputError
+
+
+class CredentialKind(StrEnum):
+    """How the product authenticates to ARM."""
+
+    MANAGED_IDENTITY = "managed-identity"
+    """``DefaultAzureCredential`` (managed identity in Azure; ``AZURE_CLIENT_ID`` picks a user-assigned one)."""
+    EMULATOR = "emulator"
+    """An unsigned test token accepted by the local ARM emulator. Never use against Azure."""
+
+
+class Settings(BaseModel):
+    """Everything the product reads from its environment. Field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, use_attribute_docstrings=True, extra="ignore")
+
+    config_file: str | None = Field(default=None, alias="REMEDIATOR_CONFIG_FILE")
+    """Path to the remediator config (YAML or JSON). Exactly one of this and ``REMEDIATOR_CONFIG_JSON`` is set."""
+
+    config_json: str | None = Field(default=None, alias="REMEDIATOR_CONFIG_JSON")
+    """The remediator config inline, as JSON (how the Bicep template passes it)."""
+
+    tenant_id: str = Field(alias="REMEDIATOR_TENANT_ID")
+    """Entra tenant of the managed subscriptions; written to the extension as ``credentials.tenantId``."""
+
+    arm_endpoint: str = Field(default="https://management.azure.com", alias="REMEDIATOR_ARM_ENDPOINT")
+    """Base URL of Azure Resource Manager. The local emulator's URL in tests and the demo."""
+
+    ca_bundle: str | None = Field(default=None, alias="REMEDIATOR_CA_BUNDLE")
+    """Optional PEM file of CAs to trust for ARM (the emulator's generated CA). Unset in Azure."""
+
+    credential: CredentialKind = Field(default=CredentialKind.MANAGED_IDENTITY, alias="REMEDIATOR_CREDENTIAL")
+    """``managed-identity`` in Azure, ``emulator`` against the local emulator."""
+
+    storage_connection_string: str | None = Field(default=None, alias="AzureWebJobsStorage")
+    """Connection string of the host storage account (Azurite locally). In Azure the identity-based
+    ``AzureWebJobsStorage__queueServiceUri`` / ``__tableServiceUri`` settings are used instead."""
+
+    queue_service_uri: str | None = Field(default=None, alias="AzureWebJobsStorage__queueServiceUri")
+    """Queue endpoint of the host storage account, for identity-based access (no shared keys)."""
+
+    table_service_uri: str | None = Field(default=None, alias="AzureWebJobsStorage__tableServiceUri")
+    """Table endpoint of the host storage account, for identity-based access (no shared keys)."""
+
+    work_queue: str = Field(default="reconcile-work", alias="REMEDIATOR_WORK_QUEUE")
+    """Queue of durable work items. Its poison queue is ``<name>-poison`` (the Functions host's convention)."""
+
+    journal_table: str = Field(default="remediatorjournal", alias="REMEDIATOR_JOURNAL_TABLE")
+    """Table Storage table holding every decision, action and outcome."""
+
+    outcome_topic_endpoint: str | None = Field(default=None, alias="REMEDIATOR_OUTCOME_TOPIC_ENDPOINT")
+    """Event Grid custom topic endpoint for outcome events. Unset: outcomes are journaled only."""
+
+    outcome_topic_key: str | None = Field(default=None, alias="REMEDIATOR_OUTCOME_TOPIC_KEY")
+    """Access key of the outcome topic. Unset: the managed identity is used (EventGrid Data Sender)."""
+
+    inline_budget_seconds: float = Field(default=20.0, gt=0, le=25, alias="REMEDIATOR_INLINE_BUDGET_SECONDS")
+    """Time an Event Grid invocation may spend reconciling inline before handing over to the queue. Seconds;
+    capped at 25 to stay well under Event Grid's 30 s delivery timeout."""
+
+    max_attempts: int = Field(default=30, ge=1, le=1000, alias="REMEDIATOR_MAX_ATTEMPTS")
+    """How many times one work item is re-enqueued after a ``wait`` outcome before the give-up is journaled."""
+
+    max_wait_seconds: int = Field(default=600, ge=1, le=604800, alias="REMEDIATOR_MAX_WAIT_SECONDS")
+    """Longest visibility delay for a re-enqueued work item (a queue message may be hidden up to 7 days)."""
+
+    @model_validator(mode="after")
+    def _exactly_one_config_source(self) -> Settings:
+        if (self.config_file is None) == (self.config_json is None):
+            raise ValueError("set exactly one of REMEDIATOR_CONFIG_FILE and REMEDIATOR_CONFIG_JSON")
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from an environment mapping (``os.environ`` in production).
+
+        :raises UserInputError: a setting is missing or malformed; the message names the variable.
+        """
+        try:
+            return cls.model_validate(dict(environ))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(part) for part in err["loc"]) or "environment"
+            raise UserInputError(err["msg"], field=loc, source="app settings") from None
+
+    def storage_configured(self) -> bool:
+        """Whether queues and the journal can be reached (a connection string or identity-based URIs)."""
+        return bool(self.storage_connection_string or (self.queue_service_uri and self.table_service_uri))
+
+
+def _aliases() -> tuple[str, ...]:
+    names: list[str] = []
+    for field in Settings.model_fields.values():
+        alias: Any = field.alias
+        if isinstance(alias, str):
+            names.append(alias)
+    return tuple(names)
+
+
+ENV_NAMES: tuple[str, ...] = _aliases()
+"""Every environment variable ``Settings`` reads (used by the IaC settings-drift test)."""
+
+SWEEP_SCHEDULE_SETTING = "SWEEP_SCHEDULE"
+"""App setting holding the NCRONTAB schedule of the timer sweep (read by the Functions host, ``%SWEEP_SCHEDULE%``)."""
