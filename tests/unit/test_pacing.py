@@ -1,0 +1,114 @@
+"""Write pacing against ARM's subscription write bucket, driven by a fake clock (no real time passes)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from remediator.core.pacing import TokenBucket, WritePacer, write_bucket_bound_s
+
+
+class FakeClock:
+    """A clock that moves only when told to; ``sleep`` advances it, as a real sleep would."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_full_bucket_grants_the_burst_then_refuses() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(capacity=200, refill_per_s=10, clock=clock)
+    assert all(bucket.try_take() for _ in range(200))
+    assert not bucket.try_take()
+    assert bucket.wait_time() == pytest.approx(0.1)
+
+
+def test_refill_is_capped_at_capacity() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(capacity=5, refill_per_s=1, clock=clock)
+    for _ in range(5):
+        assert bucket.try_take()
+    clock.now += 3
+    assert bucket.tokens == pytest.approx(3)
+    clock.now += 100
+    assert bucket.tokens == pytest.approx(5)
+
+
+def test_reservations_queue_up_at_the_refill_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(capacity=200, refill_per_s=10, clock=clock)
+    delays = [bucket.reserve() for _ in range(230)]
+    assert delays[:200] == [0.0] * 200
+    assert delays[200] == pytest.approx(0.1)
+    assert delays[229] == pytest.approx(3.0)
+
+
+def test_server_figure_lowers_but_never_raises_the_balance() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(capacity=200, refill_per_s=10, clock=clock)
+    bucket.observe_remaining(3)
+    assert bucket.tokens == pytest.approx(3)
+    bucket.observe_remaining(150)
+    assert bucket.tokens == pytest.approx(3)
+
+
+@pytest.mark.parametrize("n", [0, -1, 201])
+def test_impossible_token_counts_are_refused(n: int) -> None:
+    bucket = TokenBucket(capacity=200, refill_per_s=10, clock=FakeClock())
+    with pytest.raises(ValueError):
+        bucket.reserve(n)
+
+
+def test_pacer_keeps_subscriptions_apart_and_ignores_id_case() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(capacity=2, refill_per_s=1, clock=clock, sleep=clock.sleep)
+    assert pacer.acquire("SUB-A") == 0
+    assert pacer.acquire("sub-a") == 0
+    assert pacer.acquire("sub-b") == 0
+    assert pacer.acquire("sub-a") == pytest.approx(1.0)
+    assert clock.slept == [pytest.approx(1.0)]
+    assert pacer.available("sub-b") == pytest.approx(2.0)
+
+
+def test_acquire_paces_a_long_run_to_the_refill_rate() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    start = clock.now
+    for _ in range(1200):
+        pacer.acquire("sub")
+    # 200 from the burst, then 1000 more at 10/s.
+    assert clock.now - start == pytest.approx(100.0)
+
+
+def test_observed_remaining_slows_the_pacer() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    pacer.observe_remaining("sub", 0)
+    assert pacer.reserve("sub") == pytest.approx(0.1)
+
+
+@given(st.lists(st.floats(min_value=0, max_value=5), min_size=1, max_size=300))
+def test_never_spends_more_than_the_bucket_allows(gaps: list[float]) -> None:
+    """Whatever the arrival pattern, writes issued by time t never exceed burst + refill * elapsed."""
+    clock = FakeClock()
+    pacer = WritePacer(capacity=20, refill_per_s=2, clock=clock, sleep=clock.sleep)
+    start = clock.now
+    for issued, gap in enumerate(gaps, start=1):
+        clock.now += gap
+        pacer.acquire("sub")
+        assert issued <= 20 + 2 * (clock.now - start) + 1e-6
+
+
+def test_bound_is_set_by_the_busiest_subscription() -> None:
+    assert write_bucket_bound_s([100, 150]) == 0.0
+    assert write_bucket_bound_s([1000, 300]) == pytest.approx(80.0)
+    assert write_bucket_bound_s([]) == 0.0
