@@ -1,0 +1,166 @@
+"""Queue triggers against Azurite (or any Storage account), with the host's message handling.
+
+The host's queue extension: bodies are base64 (``messageEncoding``), a message is invoked with its dequeue
+count, deleted after a successful invocation, released again after ``visibilityTimeout`` when the invocation
+fails, and moved to ``<queue>-poison`` once it has been dequeued ``maxDequeueCount`` times. Queue output
+bindings are sent base64-encoded too. Polling backs off from 100 ms to ``maxPollingInterval`` while a queue
+is empty.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.functions.queue import QueueMessage
+from azure.storage.queue import QueueClient, QueueServiceClient
+from azure.storage.queue import QueueMessage as StorageQueueMessage
+
+from tools.local_runner.host import FunctionIndex, RegisteredFunction
+from tools.local_runner.settings import HostConfig
+
+logger = logging.getLogger(__name__)
+
+_MIN_POLL_S = 0.1
+
+
+def _decode_body(content: str) -> bytes:
+    return base64.b64decode(content.encode("ascii"), validate=True)
+
+
+def _encode_body(value: Any) -> str:
+    raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    return base64.b64encode(raw).decode("ascii")
+
+
+class QueueTriggerPoller:
+    """One polling loop per queue-triggered function."""
+
+    def __init__(
+        self,
+        *,
+        index: FunctionIndex,
+        function: RegisteredFunction,
+        environ: Mapping[str, str],
+        config: HostConfig,
+        max_poll_s: float | None = None,
+    ) -> None:
+        self.index = index
+        self.function = function
+        self.environ = environ
+        self.config = config
+        self.queue_name = str(function.trigger["queueName"])
+        self.service = self.service_for(str(function.trigger.get("connection") or "AzureWebJobsStorage"))
+        self.queue = self.service.get_queue_client(self.queue_name)
+        self.poison = self.service.get_queue_client(f"{self.queue_name}-poison")
+        self.max_poll_s = min(max_poll_s or 1e9, config.max_polling_interval.total_seconds()) or _MIN_POLL_S
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(config.batch_size, 8)))
+        self._thread = threading.Thread(target=self._loop, name=f"queue-{self.queue_name}", daemon=True)
+
+    def service_for(self, connection: str) -> QueueServiceClient:
+        conn = self.environ.get(connection)
+        if not conn:
+            raise KeyError(
+                f"queue trigger {self.function.name}: connection setting {connection!r} is not set"
+            )
+        return QueueServiceClient.from_connection_string(conn)
+
+    def start(self) -> None:
+        for client in (self.queue, self.poison):
+            with contextlib.suppress(ResourceExistsError):
+                client.create_queue()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _loop(self) -> None:
+        delay = _MIN_POLL_S
+        while not self._stop.is_set():
+            try:
+                batch = list(
+                    self.queue.receive_messages(
+                        messages_per_page=self.config.batch_size,
+                        max_messages=self.config.batch_size,
+                        visibility_timeout=300,
+                    )
+                )
+            except Exception:
+                logger.exception("polling %s failed", self.queue_name)
+                batch = []
+            if not batch:
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.max_poll_s)
+                continue
+            delay = _MIN_POLL_S
+            for future in [self._pool.submit(self._process, message) for message in batch]:
+                future.result()
+
+    def _process(self, message: StorageQueueMessage) -> None:
+        count = int(message.dequeue_count or 0)
+        if count > self.config.max_dequeue_count:
+            self._move_to_poison(message, why=f"dequeue count {count} already above the maximum")
+            return
+        try:
+            body = _decode_body(message.content)
+        except ValueError:
+            logger.error(
+                "message %s in %s is not base64; the host cannot decode it", message.id, self.queue_name
+            )
+            self._failed(message, count)
+            return
+        trigger = QueueMessage(
+            id=message.id,
+            body=body,
+            dequeue_count=count,
+            expiration_time=message.expires_on,
+            insertion_time=message.inserted_on,
+            time_next_visible=message.next_visible_on,
+            pop_receipt=message.pop_receipt,
+        )
+        try:
+            _, outputs = self.index.invoke(self.function, trigger, reason="New queue message detected")
+        except Exception:
+            self._failed(message, count)
+            return
+        self.send_outputs(outputs)
+        self.queue.delete_message(message.id, message.pop_receipt)
+
+    def _failed(self, message: StorageQueueMessage, count: int) -> None:
+        if count >= self.config.max_dequeue_count:
+            self._move_to_poison(message, why=f"failed {count} times")
+        else:
+            self.queue.update_message(
+                message.id,
+                message.pop_receipt,
+                visibility_timeout=int(self.config.visibility_timeout.total_seconds()),
+            )
+
+    def _move_to_poison(self, message: StorageQueueMessage, *, why: str) -> None:
+        logger.warning(
+            "moving message %s from %s to %s (%s)", message.id, self.queue_name, self.poison.queue_name, why
+        )
+        self.poison.send_message(message.content)
+        self.queue.delete_message(message.id, message.pop_receipt)
+
+    def send_outputs(self, outputs: list[tuple[Mapping[str, Any], Any]]) -> None:
+        for binding, value in outputs:
+            if binding["type"] != "queue":
+                logger.warning("output binding type %s is not supported by the local runner", binding["type"])
+                continue
+            client: QueueClient = self.service_for(
+                str(binding.get("connection") or "AzureWebJobsStorage")
+            ).get_queue_client(str(binding["queueName"]))
+            with contextlib.suppress(ResourceExistsError):
+                client.create_queue()
+            for item in value if isinstance(value, list) else [value]:
+                client.send_message(_encode_body(item))
