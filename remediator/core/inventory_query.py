@@ -1,0 +1,347 @@
+"""The Resource Graph (KQL) queries behind the sweep, built from the config without ever splicing raw input.
+
+A sweep over thousands of clusters must not cost one ARM call per cluster. Resource Graph answers "which
+managed clusters in scope lack a Succeeded backup extension" in one paged query per batch of subscriptions
+(``shared/reference/platform_facts.md`` §3.2). This module writes that query.
+
+Config values that reach the KQL text (resource-group names, subscription ids, regions, include tag names,
+policy definition names) are first checked against the character set their kind allows, then quoted with
+:func:`kql_string`. A value that could change the query's meaning (a quote, a backslash, a control character,
+or anything outside its kind's character set) raises :class:`UserInputError` naming the config field, so an
+injection attempt is refused instead of being "escaped and hoped for". Subscriptions and management groups go
+in the request body, never in the text.
+
+The query stays inside the KQL subset both Resource Graph and the local emulator accept (``emulator/kql``):
+one cross-table ``leftouter`` join (Resource Graph allows one), ``parse``, ``where``, ``extend``, ``project``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from remediator.core.config import RemediatorConfig
+from remediator.core.errors import UserInputError
+
+logger = logging.getLogger(__name__)
+
+BACKUP_EXTENSION_TYPE = "microsoft.dataprotection.kubernetes"
+"""extensionType of the Azure Backup extension; matched case-insensitively, under any extension name."""
+
+MAX_SUBSCRIPTIONS_PER_QUERY = 299
+"""Resource Graph guidance: group subscriptions, fewer than 300 per query."""
+
+DEFAULT_SUBSCRIPTIONS_PER_QUERY = 250
+
+MAX_PAGE_ROWS = 1000
+"""``$top`` ceiling of Resource Graph."""
+
+POLICY_1_DEFINITION = "fda9cd0b-094c-4cd5-ac2a-5e06e5277c45"
+"""Built-in "Azure Backup Extension should be installed in AKS clusters" (AuditIfNotExists)."""
+
+POLICY_2_DEFINITION = "0b0434ec-2bad-4229-965f-bb7ae5a71257"
+"""Built-in "Azure Backup should be enabled for AKS clusters" (AuditIfNotExists)."""
+
+INVENTORY_COLUMNS: tuple[str, ...] = (
+    "id",
+    "name",
+    "resourceGroup",
+    "subscriptionId",
+    "location",
+    "tags",
+    "identity",
+    "properties",
+    "extensionName",
+    "extensionState",
+)
+"""Columns of every inventory row; ``id`` is projected so ``$skipToken`` paging works."""
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")
+_REGION = re.compile(r"^[a-z0-9]{1,64}$")
+_POLICY_DEFINITION = re.compile(r"^[-\w.]{1,128}$")
+# Tag names that appear unchanged inside Resource Graph's JSON rendering of ``tags`` (no quote, backslash or
+# control character, ASCII only), so a substring test on ``tostring(tags)`` cannot miss them.
+_PLAIN_TAG_NAME = re.compile(r"^[ -!#-&(-\[\]-~]{1,512}$")
+_DANGEROUS = re.compile(r"['\"\\`\x00-\x1f\x7f]")
+
+
+def _refuse(value: str, *, kind: str, field: str) -> UserInputError:
+    shown = value if len(value) <= 120 else value[:120] + "..."
+    bad = _DANGEROUS.search(value)
+    if bad is not None:
+        why = (
+            f"contains {bad.group()!r}, which could change the Resource Graph query (KQL injection);"
+            f" quotes, backslashes and control characters are not allowed in a {kind}"
+        )
+    else:
+        why = f"is not a valid {kind} (refused rather than placed in a Resource Graph query)"
+    return UserInputError(f"{shown!r} {why}", field=field)
+
+
+def checked(value: str, *, kind: str, pattern: re.Pattern[str], field: str) -> str:
+    """``value`` if it matches its kind's character set, else a :class:`UserInputError` naming ``field``."""
+    if not isinstance(value, str) or _DANGEROUS.search(value) or not pattern.match(value):
+        raise _refuse(str(value), kind=kind, field=field)
+    return value
+
+
+def kql_string(value: str) -> str:
+    """A KQL single-quoted string literal whose content is exactly ``value``.
+
+    Backslash and quote are escaped; control characters cannot be represented and are refused (callers check
+    values before quoting them, so this is the second line of defence).
+    """
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError("control characters cannot appear in a KQL string literal")
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _in_list(values: Iterable[str]) -> str:
+    return "(" + ", ".join(kql_string(v) for v in values) + ")"
+
+
+@dataclass(frozen=True)
+class ResourceGroupRef:
+    """A resource group in scope, by subscription GUID and name (both checked)."""
+
+    subscription_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class InventoryRequest:
+    """One Resource Graph query to run, paged, with its scope in the request body.
+
+    Exactly one of ``subscriptions`` and ``management_groups`` is non-empty, as the API requires.
+    """
+
+    query: str
+    subscriptions: tuple[str, ...] = ()
+    management_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InventoryPlan:
+    """Everything the inventory adapter runs for one sweep."""
+
+    requests: tuple[InventoryRequest, ...]
+    management_groups: tuple[str, ...] = field(default=())
+    """Configured management-group names (lower-cased): rows from a management-group request are in scope
+    through one of these."""
+
+
+def subscription_batches(subscriptions: Sequence[str], *, size: int) -> Iterator[tuple[str, ...]]:
+    """Split subscriptions into batches of at most ``size`` (< 300, Resource Graph's guidance)."""
+    if not 1 <= size <= MAX_SUBSCRIPTIONS_PER_QUERY:
+        raise ValueError(f"batch size must be 1..{MAX_SUBSCRIPTIONS_PER_QUERY}, got {size}")
+    for start in range(0, len(subscriptions), size):
+        yield tuple(subscriptions[start : start + size])
+
+
+def _tag_prefilter(include_tags: Sequence[tuple[str, str]]) -> str | None:
+    """A case-insensitive substring test on the rendered tags, true for every cluster carrying an include tag.
+
+    It only narrows the rows fetched; the core's rules decide. Returns ``None`` (no narrowing) when a tag name
+    is not plain, because its JSON rendering could differ from the name and the test could miss a cluster.
+    """
+    if not include_tags:
+        return None
+    for name, where in include_tags:
+        if _DANGEROUS.search(name):
+            raise _refuse(name, kind="tag name", field=where)
+    if not all(_PLAIN_TAG_NAME.match(name) for name, _ in include_tags):
+        logger.debug("an include tag name is not plain ASCII; no Resource Graph tag prefilter")
+        return None
+    names: list[str] = []
+    for name, _ in include_tags:
+        if name.lower() not in (n.lower() for n in names):
+            names.append(name)
+    return " or ".join(f"tostring(tags) contains {kql_string(n)}" for n in names)
+
+
+def build_inventory_query(
+    *,
+    regions: Sequence[tuple[str, str]] = (),
+    resource_groups: Sequence[tuple[ResourceGroupRef, str]] = (),
+    whole_subscriptions: Sequence[tuple[str, str]] = (),
+    exclude_subscriptions: Sequence[tuple[str, str]] = (),
+    exclude_resource_groups: Sequence[tuple[ResourceGroupRef, str]] = (),
+    include_tags: Sequence[tuple[str, str]] = (),
+) -> str:
+    """KQL: managed clusters in scope whose backup extension is missing or not Succeeded.
+
+    Every value comes paired with the config field it came from, for the error message.
+
+    :keyword regions: allowed regions (normalised names); empty = every region.
+    :keyword resource_groups: resource groups in scope. With ``whole_subscriptions`` they form an OR: a
+        cluster passes if its subscription is whole or its resource group is listed. Both empty = no such
+        filter (the request body's scope decides).
+    :keyword whole_subscriptions: subscriptions fully in scope (only needed alongside ``resource_groups``).
+    :keyword exclude_subscriptions: subscriptions never in scope.
+    :keyword exclude_resource_groups: resource groups already covered by another request (no duplicate rows).
+    :keyword include_tags: include-rule tag names; narrows rows to clusters that may carry one.
+    :raises UserInputError: a value could alter the query; ``field`` names it.
+    """
+    clauses: list[str] = []
+    subs = [
+        checked(s, kind="subscription id", pattern=_GUID, field=f).lower() for s, f in whole_subscriptions
+    ]
+    groups = [_checked_group(g, f) for g, f in resource_groups]
+    if groups:
+        alternatives = [f"subscriptionId in~ {_in_list(subs)}"] if subs else []
+        alternatives += [
+            f"(subscriptionId =~ {kql_string(g.subscription_id)} and resourceGroup =~ {kql_string(g.name)})"
+            for g in groups
+        ]
+        clauses.append(" or ".join(alternatives))
+    excluded = [
+        checked(s, kind="subscription id", pattern=_GUID, field=f).lower() for s, f in exclude_subscriptions
+    ]
+    if excluded:
+        clauses.append(f"subscriptionId !in~ {_in_list(excluded)}")
+    for group, where in exclude_resource_groups:
+        g = _checked_group(group, where)
+        same_group = (
+            f"subscriptionId =~ {kql_string(g.subscription_id)} and resourceGroup =~ {kql_string(g.name)}"
+        )
+        clauses.append(f"not({same_group})")
+    allowed = [checked(r, kind="region", pattern=_REGION, field=f) for r, f in regions]
+    if allowed:
+        clauses.append(f"location in~ {_in_list(allowed)}")
+    tag_filter = _tag_prefilter(include_tags)
+    if tag_filter:
+        clauses.append(tag_filter)
+
+    lines = ["resources", "| where type =~ 'microsoft.containerservice/managedclusters'"]
+    lines += [f"| where {clause}" for clause in clauses]
+    lines += [
+        "| extend clusterId = tolower(id)",
+        "| project id, clusterId, name, resourceGroup, subscriptionId, location, tags, identity, properties",
+        "| join kind=leftouter (",
+        "    kubernetesconfigurationresources",
+        "    | where type =~ 'microsoft.kubernetesconfiguration/extensions'",
+        f"    | where tostring(properties.extensionType) =~ {kql_string(BACKUP_EXTENSION_TYPE)}",
+        "    | parse tolower(id) with clusterId '/providers/microsoft.kubernetesconfiguration/extensions/' *",
+        "    | project clusterId, extensionName = name,",
+        "        extensionState = tostring(properties.provisioningState)",
+        "  ) on clusterId",
+        "| where extensionState !~ 'Succeeded'",
+        "| project " + ", ".join(INVENTORY_COLUMNS),
+    ]
+    return "\n".join(lines)
+
+
+def _checked_group(group: ResourceGroupRef, where: str) -> ResourceGroupRef:
+    return ResourceGroupRef(
+        subscription_id=checked(
+            group.subscription_id, kind="subscription id", pattern=_GUID, field=where
+        ).lower(),
+        name=checked(group.name, kind="resource group name", pattern=_RESOURCE_GROUP, field=where),
+    )
+
+
+def build_policy_summary_query(
+    *, definitions: Sequence[str] = (POLICY_1_DEFINITION, POLICY_2_DEFINITION)
+) -> str:
+    """KQL: counts of managed-cluster policy states per definition and compliance state (one small page).
+
+    A separate query rather than a second join: Resource Graph allows one cross-table join per query.
+    """
+    names = [
+        checked(d, kind="policy definition name", pattern=_POLICY_DEFINITION, field="definitions")
+        for d in definitions
+    ]
+    return "\n".join(
+        [
+            "policyresources",
+            "| where type =~ 'microsoft.policyinsights/policystates'",
+            "| where tostring(properties.resourceType) =~ 'microsoft.containerservice/managedclusters'",
+            f"| where tostring(properties.policyDefinitionName) in~ {_in_list(names)}",
+            "| extend definition = tolower(tostring(properties.policyDefinitionName)),"
+            " complianceState = tostring(properties.complianceState)",
+            "| summarize clusters = count() by definition, complianceState",
+        ]
+    )
+
+
+def plan_inventory(
+    config: RemediatorConfig,
+    *,
+    batch_size: int = DEFAULT_SUBSCRIPTIONS_PER_QUERY,
+    prefilter_tags: bool = True,
+) -> InventoryPlan:
+    """The Resource Graph requests that together return every in-scope cluster needing work, once.
+
+    * Listed subscriptions and the subscriptions of listed resource groups are queried in batches of
+      ``batch_size`` subscriptions; where only some resource groups of a subscription are listed, the query
+      keeps just those.
+    * Listed management groups are queried in one management-group request that leaves out excluded
+      subscriptions and everything the subscription requests already return.
+
+    :raises UserInputError: a config value could alter the query; ``field`` names it.
+    """
+    scope = config.scope
+    excluded = {str(s.subscription_id) for s in scope.exclude_subscriptions}
+    exclude_pairs = [
+        (str(s.subscription_id), f"scope.excludeSubscriptions[{i}]")
+        for i, s in enumerate(scope.exclude_subscriptions)
+    ]
+    whole: dict[str, str] = {}
+    for i, sub in enumerate(scope.subscriptions):
+        key = str(sub.subscription_id)
+        if key not in excluded:
+            whole.setdefault(key, f"scope.subscriptions[{i}]")
+    partial: dict[str, list[tuple[ResourceGroupRef, str]]] = {}
+    for i, group in enumerate(scope.resource_groups):
+        key = str(group.subscription_id)
+        if key in excluded or key in whole:
+            continue
+        ref = ResourceGroupRef(subscription_id=key, name=str(group.resource_group))
+        partial.setdefault(key, []).append((ref, f"scope.resourceGroups[{i}]"))
+
+    regions = [(r, f"scope.regions[{i}]") for i, r in enumerate(scope.regions or ())]
+    include_tags: list[tuple[str, str]] = []
+    if prefilter_tags and config.selection.include is not None:
+        include_tags = [
+            (rule.tag, f"selection.include[{i}].tag") for i, rule in enumerate(config.selection.include)
+        ]
+
+    requests: list[InventoryRequest] = []
+    ordered = list(whole) + [s for s in partial if s not in whole]
+    for batch in subscription_batches(ordered, size=batch_size):
+        batch_whole = [(s, whole[s]) for s in batch if s in whole]
+        batch_groups = [pair for s in batch if s in partial for pair in partial[s]]
+        query = build_inventory_query(
+            regions=regions,
+            resource_groups=batch_groups,
+            whole_subscriptions=batch_whole if batch_groups else (),
+            include_tags=include_tags,
+        )
+        requests.append(InventoryRequest(query=query, subscriptions=tuple(batch)))
+
+    management_groups = tuple(str(g.name).lower() for g in scope.management_groups)
+    if management_groups:
+        for i, name in enumerate(management_groups):
+            checked(
+                name,
+                kind="management group name",
+                pattern=_RESOURCE_GROUP,
+                field=f"scope.managementGroups[{i}]",
+            )
+        already = [(s, f) for s, f in whole.items()]
+        query = build_inventory_query(
+            regions=regions,
+            exclude_subscriptions=exclude_pairs + already,
+            exclude_resource_groups=[pair for pairs in partial.values() for pair in pairs],
+            include_tags=include_tags,
+        )
+        requests.append(InventoryRequest(query=query, management_groups=management_groups))
+    else:
+        # Still validate exclusions so a bad value is reported even when it is not spliced.
+        for value, where in exclude_pairs:
+            checked(value, kind="subscription id", pattern=_GUID, field=where)
+    logger.debug("inventory plan: %d request(s)", len(requests))
+    return InventoryPlan(requests=tuple(requests), management_groups=management_groups)
