@@ -1,0 +1,80 @@
+"""Names that must be valid, deterministic and unique per cluster.
+
+The built-in DINE names the backup container ``take(concat('azure-aks-backup-', clusterName), 63)``, which
+breaks for AKS names with uppercase letters or underscores (blob container names allow neither) and collides
+for clusters with the same name in different resource groups. The names here are derived from the cluster
+name for humans, made valid by construction, and made unique by a short hash of the (case-insensitive)
+cluster id. Role assignments and remediation tasks get deterministic names so that repeating a reconcile can
+never create a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+
+logger = logging.getLogger(__name__)
+
+CONTAINER_PREFIX = "azure-aks-backup-"
+"""The DINE's container prefix, kept so that operators recognise the container."""
+
+CONTAINER_MAX_LEN = 63
+CONTAINER_HASH_LEN = 8
+CONTAINER_NAME_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+"""Azure blob container names: 3-63 chars, lowercase letters, digits and single hyphens, alphanumeric at
+both ends."""
+
+NAME_NAMESPACE = uuid.UUID("6f1c9e1e-2b7a-5a53-9d0e-a1c4b0a7e5d2")
+"""uuid5 namespace of every deterministic name this product makes (fixed forever: changing it renames
+things)."""
+
+
+def _short_hash(text: str, length: int) -> str:
+    return hashlib.sha256(text.lower().encode("utf-8")).hexdigest()[:length]
+
+
+def is_valid_container_name(name: str) -> bool:
+    """Whether ``name`` satisfies Azure's blob container naming rules."""
+    return CONTAINER_NAME_RE.match(name) is not None
+
+
+def backup_container_name(cluster_name: str, cluster_id: str) -> str:
+    """The blob container holding one cluster's backups.
+
+    ``azure-aks-backup-<sanitised cluster name>-<8 hex of sha256(lower(cluster id))>``, cut to 63 characters:
+    lowercase, ``[a-z0-9-]``, single hyphens, alphanumeric at both ends. Two clusters with the same name in
+    different resource groups or subscriptions get different containers; the same cluster (any id casing)
+    always gets the same one.
+    """
+    sanitised = re.sub(r"[^a-z0-9]+", "-", cluster_name.lower()).strip("-")
+    suffix = "-" + _short_hash(cluster_id, CONTAINER_HASH_LEN)
+    stem = (CONTAINER_PREFIX + sanitised).strip("-")
+    stem = stem[: CONTAINER_MAX_LEN - len(suffix)].rstrip("-")
+    name = stem + suffix
+    if not is_valid_container_name(name):  # pragma: no cover - guarded by property tests
+        raise AssertionError(f"built an invalid container name {name!r}")
+    return name
+
+
+def role_assignment_name(scope_id: str, principal_id: str, role_definition_id: str) -> str:
+    """Deterministic role-assignment name (a GUID, as ARM requires): uuid5 of scope + principal + role.
+
+    Case-insensitive in every part, so the same grant always gets the same name and a repeat PUT is
+    idempotent.
+    """
+    key = "|".join(part.strip().lower() for part in (scope_id, principal_id, role_definition_id))
+    return str(uuid.uuid5(NAME_NAMESPACE, "role-assignment|" + key))
+
+
+def remediation_task_name(cluster_id: str, assignment_id: str) -> str:
+    """Deterministic remediation-task name per cluster and policy assignment (repeats don't pile up)."""
+    key = f"{cluster_id.strip().lower()}|{assignment_id.strip().lower()}"
+    return "aks-backup-" + str(uuid.uuid5(NAME_NAMESPACE, "remediation|" + key))
+
+
+def cluster_key(cluster_id: str) -> str:
+    """sha256 hex of the lower-cased cluster id: a Table-Storage-safe key for everything about one cluster
+    (ARM ids contain ``/``, which PartitionKey and RowKey forbid)."""
+    return _short_hash(cluster_id.strip(), 64)

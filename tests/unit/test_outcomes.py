@@ -1,0 +1,93 @@
+"""Outcomes and reports: constructors, JSON round trip, which outcome event a report warrants."""
+
+import pytest
+
+from remediator.core.outcomes import (
+    Action,
+    ActionKind,
+    ActionStatus,
+    EventType,
+    Outcome,
+    OutcomeKind,
+    ReconcileReport,
+)
+
+CID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks"
+
+
+def report(outcome, *actions, **kw):
+    return ReconcileReport(
+        cluster_id=CID, decision={"selected": True}, outcome=outcome, actions=actions, **kw
+    )
+
+
+def test_constructors():
+    assert Outcome.wait(5, "x") == Outcome(OutcomeKind.WAIT, "x", 5.0)
+    assert Outcome.done("d").is_final and not Outcome.wait(1, "w").is_final
+    with pytest.raises(ValueError):
+        Outcome.wait(-1, "no")
+
+
+def test_report_json_round_trip():
+    r = report(
+        Outcome.wait(30, "install started"),
+        Action(ActionKind.CREATE_CONTAINER, "/c", ActionStatus.DONE),
+        Action(ActionKind.CREATE_EXTENSION, "/e", ActionStatus.DONE, "201"),
+        attempt=3,
+        extension_state=None,
+        correlation_id="abc",
+    )
+    assert ReconcileReport.from_json(r.to_json()) == r
+    assert r.to_json()["outcome"] == {"kind": "wait", "why": "install started", "retryAfterSeconds": 30.0}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "actions", "state", "expected"),
+    [
+        (Outcome.skipped("not-included"), (), None, EventType.SKIPPED),
+        (Outcome.gave_up("no-managed-identity"), (), None, EventType.GAVE_UP),
+        (
+            Outcome.wait(30, "started"),
+            ((ActionKind.CREATE_EXTENSION, ActionStatus.DONE),),
+            None,
+            EventType.INSTALL_STARTED,
+        ),
+        (
+            Outcome.wait(30, "again"),
+            ((ActionKind.REINSTALL_EXTENSION, ActionStatus.DONE),),
+            "Failed",
+            EventType.INSTALL_STARTED,
+        ),
+        (
+            Outcome.wait(60, "task"),
+            ((ActionKind.CREATE_REMEDIATION_TASK, ActionStatus.DONE),),
+            None,
+            EventType.REMEDIATION_TASK_CREATED,
+        ),
+        (
+            Outcome.done("ok"),
+            ((ActionKind.GRANT_STORAGE_ACCESS, ActionStatus.DONE),),
+            "Succeeded",
+            EventType.INSTALLED,
+        ),
+        (Outcome.done("ok"), ((ActionKind.GRANT_STORAGE_ACCESS, ActionStatus.EXISTS),), "Succeeded", None),
+        (Outcome.done("ok"), (), "Succeeded", None),
+        (Outcome.wait(30, "creating"), (), "Creating", None),
+        (
+            Outcome.wait(30, "claimed"),
+            ((ActionKind.CREATE_EXTENSION, ActionStatus.CLAIMED_ELSEWHERE),),
+            None,
+            None,
+        ),
+    ],
+)
+def test_event_type(outcome, actions, state, expected):
+    r = report(outcome, *(Action(k, "/t", s) for k, s in actions), extension_state=state)
+    assert r.event_type() == expected
+
+
+def test_dry_run_and_audit_publish_nothing():
+    planned = Action(ActionKind.CREATE_EXTENSION, "/e", ActionStatus.PLANNED)
+    assert report(Outcome.skipped("x"), dry_run=True).event_type() is None
+    assert report(Outcome.gave_up("x"), mode="audit").event_type() is None
+    assert not report(Outcome.wait(1, "x"), planned).wrote

@@ -1,0 +1,203 @@
+"""The reconcile state machine: every branch, table-driven, without a network."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from remediator.core.outcomes import ActionKind, OutcomeKind
+from remediator.core.planning import (
+    ExtensionView,
+    Mode,
+    ObservedState,
+    PlanningOptions,
+    StorageView,
+    TaskView,
+    backoff_seconds,
+    covering_assignment,
+    plan_next_step,
+)
+
+SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
+CLUSTER = f"{SUB}/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks"
+SA = f"{SUB}/resourceGroups/b/providers/Microsoft.Storage/storageAccounts/sa"
+ASSIGNMENT = f"{SUB}/providers/Microsoft.Authorization/policyAssignments/p3"
+
+
+@dataclass(frozen=True)
+class D:
+    selected: bool = True
+    reason: str = "selected"
+    blockers: tuple[str, ...] = field(default_factory=tuple)
+
+
+def observed(**kw):
+    base = dict(
+        cluster_location="westeurope",
+        storage_account_id=SA,
+        storage=StorageView(SA, "West Europe", "https://sa.blob.core.windows.net/"),
+        storage_read=True,
+        container_exists=False,
+    )
+    base.update(kw)
+    return ObservedState(**base)
+
+
+def kinds(step):
+    return [w.kind for w in step.writes]
+
+
+INSTALL = PlanningOptions()
+
+
+def test_unselected_is_skipped_without_writes():
+    step = plan_next_step(observed(), D(selected=False, reason="excluded-by-tag"), INSTALL)
+    assert step.outcome.kind is OutcomeKind.SKIPPED and step.outcome.why == "excluded-by-tag"
+    assert step.writes == ()
+
+
+@pytest.mark.parametrize(
+    ("blockers", "kind", "named"),
+    [
+        (("cluster-not-succeeded",), OutcomeKind.WAIT, "cluster-not-succeeded"),
+        (("cluster-stopped",), OutcomeKind.WAIT, "cluster-stopped"),
+        (("no-managed-identity",), OutcomeKind.GAVE_UP, "service-principal"),
+        (("disk-csi-driver-disabled",), OutcomeKind.GAVE_UP, "disk-csi-driver-disabled"),
+        (("snapshot-controller-disabled",), OutcomeKind.GAVE_UP, "snapshot-controller-disabled"),
+        (("no-linux-amd64-pool",), OutcomeKind.GAVE_UP, "Linux amd64"),
+        (("cluster-stopped", "no-managed-identity"), OutcomeKind.GAVE_UP, "no-managed-identity"),
+        (("something-new",), OutcomeKind.GAVE_UP, "something-new"),
+    ],
+)
+def test_blockers(blockers, kind, named):
+    step = plan_next_step(observed(), D(blockers=blockers), INSTALL)
+    assert step.outcome.kind is kind and named in step.outcome.why and step.writes == ()
+
+
+def test_fresh_cluster_creates_container_then_extension_and_waits():
+    step = plan_next_step(observed(), D(), INSTALL)
+    assert kinds(step) == [ActionKind.CREATE_CONTAINER, ActionKind.CREATE_EXTENSION]
+    assert step.outcome.kind is OutcomeKind.WAIT
+
+
+def test_existing_container_is_not_created_again():
+    assert kinds(plan_next_step(observed(container_exists=True), D(), INSTALL)) == [
+        ActionKind.CREATE_EXTENSION
+    ]
+
+
+@pytest.mark.parametrize(
+    ("storage", "why"),
+    [
+        (None, "storage-account-missing"),
+        (StorageView(SA, "eastus", "https://sa.blob.core.windows.net/"), "storage-account-wrong-region"),
+    ],
+)
+def test_storage_problems_give_up(storage, why):
+    step = plan_next_step(observed(storage=storage), D(), INSTALL)
+    assert step.outcome.kind is OutcomeKind.GAVE_UP and why in step.outcome.why and step.writes == ()
+
+
+def test_no_storage_configured_gives_up():
+    step = plan_next_step(observed(storage_account_id=None), D(), INSTALL)
+    assert step.outcome.kind is OutcomeKind.GAVE_UP
+
+
+@pytest.mark.parametrize("state", ["Creating", "Updating", "Deleting"])
+def test_extension_in_progress_waits(state):
+    step = plan_next_step(observed(extension=ExtensionView("any-name", state, "p")), D(), INSTALL)
+    assert step.outcome.kind is OutcomeKind.WAIT and step.writes == ()
+
+
+def test_succeeded_extension_gets_the_grant_then_done():
+    ext = ExtensionView("custom-name", "Succeeded", "principal-1")
+    step = plan_next_step(observed(extension=ext, grant_exists=False), D(), INSTALL)
+    assert kinds(step) == [ActionKind.GRANT_STORAGE_ACCESS] and step.writes[0].detail == "principal-1"
+    assert step.outcome.kind is OutcomeKind.DONE
+    again = plan_next_step(observed(extension=ext, grant_exists=True), D(), INSTALL)
+    assert again.writes == () and again.outcome.kind is OutcomeKind.DONE
+
+
+def test_grant_can_be_disabled():
+    ext = ExtensionView("e", "Succeeded", "p")
+    step = plan_next_step(
+        observed(extension=ext, grant_exists=False), D(), PlanningOptions(grant_storage_access=False)
+    )
+    assert step.writes == () and step.outcome.kind is OutcomeKind.DONE
+
+
+def test_succeeded_without_identity_waits():
+    step = plan_next_step(observed(extension=ExtensionView("e", "Succeeded", None)), D(), INSTALL)
+    assert step.outcome.kind is OutcomeKind.WAIT and step.writes == ()
+
+
+def test_failed_extension_is_reinstalled_a_bounded_number_of_times():
+    ext = ExtensionView("azure-aks-backup", "Failed", "p", error="helm timed out")
+    options = PlanningOptions(max_reinstalls=2)
+    for prior in (0, 1):
+        step = plan_next_step(
+            observed(extension=ext, container_exists=True, prior_reinstalls=prior), D(), options
+        )
+        assert kinds(step) == [ActionKind.REINSTALL_EXTENSION] and step.writes[0].detail == "azure-aks-backup"
+    final = plan_next_step(observed(extension=ext, prior_reinstalls=2), D(), options)
+    assert final.outcome.kind is OutcomeKind.GAVE_UP and "helm timed out" in final.outcome.why
+    assert final.writes == ()
+
+
+def test_audit_plans_like_install():
+    audit = plan_next_step(observed(), D(), PlanningOptions(mode=Mode.AUDIT))
+    assert kinds(audit) == kinds(plan_next_step(observed(), D(), INSTALL))
+
+
+POLICY = PlanningOptions(mode=Mode.POLICY_TASK, policy_assignment_ids=(ASSIGNMENT,))
+
+
+def test_policy_task_created_when_absent():
+    step = plan_next_step(observed(assignment_id=ASSIGNMENT), D(), POLICY)
+    assert kinds(step) == [ActionKind.CREATE_REMEDIATION_TASK] and step.outcome.kind is OutcomeKind.WAIT
+
+
+@pytest.mark.parametrize(
+    ("state", "kind"),
+    [
+        ("Accepted", OutcomeKind.WAIT),
+        ("Evaluating", OutcomeKind.WAIT),
+        ("Running", OutcomeKind.WAIT),
+        ("Failed", OutcomeKind.GAVE_UP),
+        ("Canceled", OutcomeKind.GAVE_UP),
+        ("Succeeded", OutcomeKind.GAVE_UP),
+    ],
+)
+def test_policy_task_states(state, kind):
+    step = plan_next_step(observed(assignment_id=ASSIGNMENT, task=TaskView("t", state)), D(), POLICY)
+    assert step.outcome.kind is kind and step.writes == ()
+
+
+def test_policy_task_mode_is_done_when_the_extension_succeeded_and_gives_up_on_failed():
+    ok = plan_next_step(
+        observed(extension=ExtensionView("e", "Succeeded", "p"), assignment_id=ASSIGNMENT), D(), POLICY
+    )
+    assert ok.outcome.kind is OutcomeKind.DONE and ok.writes == ()
+    failed = plan_next_step(
+        observed(extension=ExtensionView("e", "Failed"), assignment_id=ASSIGNMENT), D(), POLICY
+    )
+    assert failed.outcome.kind is OutcomeKind.GAVE_UP
+
+
+def test_policy_task_without_covering_assignment_gives_up():
+    step = plan_next_step(observed(assignment_id=None), D(), POLICY)
+    assert step.outcome.kind is OutcomeKind.GAVE_UP
+
+
+def test_covering_assignment():
+    rg_assignment = f"{SUB}/resourceGroups/RG/providers/Microsoft.Authorization/policyAssignments/a"
+    other_rg = f"{SUB}/resourceGroups/rg2/providers/Microsoft.Authorization/policyAssignments/a"
+    other_sub = "/subscriptions/x/providers/Microsoft.Authorization/policyAssignments/a"
+    assert covering_assignment(CLUSTER, [other_sub, other_rg, rg_assignment]) == rg_assignment
+    assert covering_assignment(CLUSTER, [other_sub, ASSIGNMENT]) == ASSIGNMENT
+    assert covering_assignment(CLUSTER, [other_sub, other_rg]) is None
+    # resourceGroups/rg must not match resourceGroups/rg2
+    assert covering_assignment(CLUSTER.replace("/rg/", "/rg2x/"), [other_rg]) is None
+
+
+def test_backoff_grows_and_is_capped():
+    assert backoff_seconds(0) == 5 and backoff_seconds(1) == 10 and backoff_seconds(20) == 600
