@@ -1,0 +1,505 @@
+"""The remediator config: the one place users say which clusters must carry the backup extension, and how.
+
+Validated by pydantic on load, so every mistake is reported as a :class:`UserInputError` whose ``field``
+is the
+dotted path in the file (``selection.include[0].values``) and whose ``source`` is the file. The JSON
+Schema in
+``docs/config.schema.json`` is generated from these models (``python -m remediator config schema``).
+
+JSON/YAML field names are camelCase; Python attributes are snake_case.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from remediator.core.errors import UserInputError
+from remediator.core.ids import (
+    ResourceId,
+    parse_management_group_id,
+    parse_resource_group_id,
+    parse_resource_id,
+    parse_storage_account_id,
+    parse_subscription_id,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_TAG_KEY_LENGTH = 512
+MAX_TAG_VALUE_LENGTH = 256
+FORBIDDEN_TAG_KEY_CHARACTERS = "<>%&\\?/"
+"""Characters Azure rejects in tag names."""
+
+_REGION = re.compile(r"^[a-z0-9]+$")
+
+RESERVED_EXTENSION_SETTINGS: tuple[str, ...] = (
+    "configuration.backupStorageLocation.bucket",
+    "configuration.backupStorageLocation.config.resourceGroup",
+    "configuration.backupStorageLocation.config.subscriptionId",
+    "configuration.backupStorageLocation.config.storageAccount",
+    "configuration.backupStorageLocation.config.useAAD",
+    "configuration.backupStorageLocation.config.storageAccountURI",
+    "credentials.tenantId",
+)
+"""configurationSettings keys the built-in DeployIfNotExists policy sets itself; the remediator sets
+them too, from
+the storage target and tenant, so a config may not override them."""
+
+CLI_ONLY_SETTING_ALIASES: Mapping[str, str] = {
+    "blobcontainer": "configuration.backupStorageLocation.bucket",
+    "storageaccount": "configuration.backupStorageLocation.config.storageAccount",
+    "storageaccountresourcegroup": "configuration.backupStorageLocation.config.resourceGroup",
+    "storageaccountsubscriptionid": "configuration.backupStorageLocation.config.subscriptionId",
+    "useaad": "configuration.backupStorageLocation.config.useAAD",
+    "storageaccounturi": "configuration.backupStorageLocation.config.storageAccountURI",
+    "cpulimit": "resources.limits.cpu",
+    "memorylimit": "resources.limits.memory",
+}
+"""Friendly keys that only `az k8s-extension create` understands; sent over REST they would be ignored."""
+
+
+def normalize_region(name: str) -> str:
+    """ARM's location form: lower-case, no spaces (``"East US 2"`` -> ``"eastus2"``).
+
+    :raises UserInputError: if the result is not letters and digits.
+    """
+    normalized = "".join(name.split()).lower()
+    if not _REGION.match(normalized):
+        raise UserInputError(f"{name!r} is not an Azure region name (letters, digits and spaces only)")
+    return normalized
+
+
+def _management_group_name(value: str) -> str:
+    return str(parse_management_group_id(value).name).lower()
+
+
+def _parsed_by(parser: Callable[[object], ResourceId]) -> PlainValidator:
+    """Validator for an id field: keep a ResourceId as is, parse anything else with ``parser``."""
+    return PlainValidator(lambda value: value if isinstance(value, ResourceId) else parser(value))
+
+
+def _policy_assignment_id(value: object) -> ResourceId:
+    parsed = parse_resource_id(value)
+    if not parsed.is_type("Microsoft.Authorization/policyAssignments"):
+        raise UserInputError(f"{value!r} is not a Microsoft.Authorization/policyAssignments id")
+    return parsed
+
+
+def _id_schema(description: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "description": description})
+
+
+_AS_STRING = PlainSerializer(str, return_type=str)
+SubscriptionRef = Annotated[
+    ResourceId,
+    _parsed_by(parse_subscription_id),
+    _AS_STRING,
+    _id_schema("Subscription id: '/subscriptions/<guid>' or a bare GUID."),
+]
+ResourceGroupRef = Annotated[
+    ResourceId,
+    _parsed_by(parse_resource_group_id),
+    _AS_STRING,
+    _id_schema("Full resource group id: '/subscriptions/<guid>/resourceGroups/<name>'."),
+]
+ManagementGroupRef = Annotated[
+    ResourceId,
+    _parsed_by(parse_management_group_id),
+    _AS_STRING,
+    _id_schema(
+        "Management group: '/providers/Microsoft.Management/managementGroups/<name>' or the bare name."
+    ),
+]
+StorageAccountRef = Annotated[
+    ResourceId,
+    _parsed_by(parse_storage_account_id),
+    _AS_STRING,
+    _id_schema(
+        "Storage account id: '/subscriptions/<guid>/resourceGroups/<rg>/providers/"
+        "Microsoft.Storage/storageAccounts/<name>'."
+    ),
+]
+PolicyAssignmentRef = Annotated[
+    ResourceId,
+    _parsed_by(_policy_assignment_id),
+    _AS_STRING,
+    _id_schema("Policy assignment id: '<scope>/providers/Microsoft.Authorization/policyAssignments/<name>'."),
+]
+Region = Annotated[str, AfterValidator(normalize_region)]
+
+
+def _check_tag_key(key: str) -> str:
+    if not key:
+        raise ValueError("tag name must not be empty")
+    if len(key) > MAX_TAG_KEY_LENGTH:
+        raise ValueError(f"tag name is {len(key)} characters; Azure allows at most {MAX_TAG_KEY_LENGTH}")
+    bad = sorted({ch for ch in key if ch in FORBIDDEN_TAG_KEY_CHARACTERS})
+    if bad:
+        raise ValueError(
+            f"tag name {key!r} contains {' '.join(bad)}; Azure forbids {FORBIDDEN_TAG_KEY_CHARACTERS}"
+        )
+    return key
+
+
+def _check_tag_value(value: str) -> str:
+    if len(value) > MAX_TAG_VALUE_LENGTH:
+        raise ValueError(f"tag value is {len(value)} characters; Azure allows at most {MAX_TAG_VALUE_LENGTH}")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+        alias_generator=to_camel,
+        validate_by_name=False,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+class Scope(_Model):
+    """Which clusters the remediator may look at. At least one of managementGroups, subscriptions and
+    resourceGroups is required: an empty scope is an error, never "everything"."""
+
+    management_groups: tuple[ManagementGroupRef, ...] = ()
+    """Management groups (ids or names); every subscription below them, at any depth, is in scope. A
+    cluster id
+    does not carry its management-group ancestry: the adapters resolve subscription -> management groups
+    and pass
+    that lookup to :meth:`contains`."""
+    subscriptions: tuple[SubscriptionRef, ...] = ()
+    """Subscriptions in scope (ids or bare GUIDs)."""
+    exclude_subscriptions: tuple[SubscriptionRef, ...] = ()
+    """Subscriptions never in scope, even when a management group above them, or one of their resource
+    groups,
+    is listed."""
+    resource_groups: tuple[ResourceGroupRef, ...] = ()
+    """Individual resource groups in scope (full ids)."""
+    regions: tuple[Region, ...] | None = None
+    """Optional allow-list of regions ("East US" or "eastus"). Omitted: every region. An empty list is
+    an error."""
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_not_empty(cls, regions: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if regions is not None and not regions:
+            raise ValueError("regions is an empty list; omit it to allow every region")
+        return regions
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Scope:
+        if not (self.management_groups or self.subscriptions or self.resource_groups):
+            raise ValueError(
+                "scope is empty: list at least one of managementGroups, subscriptions, resourceGroups"
+                " (an empty scope never means 'everything')"
+            )
+        return self
+
+    def contains(
+        self,
+        cluster_id: ResourceId,
+        *,
+        management_groups_of: Callable[[str], Iterable[str]] | None = None,
+    ) -> bool:
+        """Whether the cluster id is in scope.
+
+        :param cluster_id: a managed cluster id.
+        :keyword management_groups_of: subscription GUID -> the names or ids of every management group
+        above it
+            (its ancestry). Required when ``managementGroups`` is configured and the cluster is not
+            already in
+            scope through a listed subscription or resource group.
+        :raises ValueError: if management groups are configured, they decide the answer, and no lookup
+        was given.
+        """
+        subscription = cluster_id.subscription_scope
+        if subscription is None:
+            return False
+        subscription_key = subscription.lower()
+        if any(excluded.key == subscription_key for excluded in self.exclude_subscriptions):
+            return False
+        if any(listed.key == subscription_key for listed in self.subscriptions):
+            return True
+        group = cluster_id.resource_group_id
+        if group is not None and any(listed.key == group.lower() for listed in self.resource_groups):
+            return True
+        if not self.management_groups:
+            return False
+        if management_groups_of is None:
+            raise ValueError("scope.managementGroups is configured: pass management_groups_of to resolve it")
+        ancestry = {
+            _management_group_name(group_ref)
+            for group_ref in management_groups_of(str(cluster_id.subscription_id))
+        }
+        return any(str(listed.name).lower() in ancestry for listed in self.management_groups)
+
+
+class TagRule(_Model):
+    """One include/exclude entry: a tag name and, optionally, the values that match."""
+
+    tag: Annotated[str, AfterValidator(_check_tag_key)]
+    """Tag name, compared case-insensitively. Taken literally (no wildcards)."""
+    values: tuple[Annotated[str, AfterValidator(_check_tag_value)], ...] | None = None
+    """Values that match, case-insensitively; ``*`` matches any run of characters and is the only wildcard.
+    Omitted: the tag is present with any value. An empty list is an error."""
+
+    @field_validator("values")
+    @classmethod
+    def _values_not_empty(cls, values: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if values is not None and not values:
+            raise ValueError("values is an empty list; omit it to match any value of the tag")
+        return values
+
+
+class Selection(_Model):
+    """Tag rules that pick clusters inside the scope. Exclude wins over include."""
+
+    include: tuple[TagRule, ...] | None = None
+    """A cluster is included if any entry matches. Omitted: every in-scope cluster is included (Policy 4
+    style).
+    An empty list is an error."""
+    exclude: tuple[TagRule, ...] = ()
+    """A cluster matched by any entry is not selected, whatever include says."""
+
+    @field_validator("include")
+    @classmethod
+    def _include_not_empty(cls, include: tuple[TagRule, ...] | None) -> tuple[TagRule, ...] | None:
+        if include is not None and not include:
+            raise ValueError("include is an empty list; omit it to include every in-scope cluster")
+        return include
+
+
+class ExtensionConfig(_Model):
+    """How the backup extension is installed; defaults match the built-in DeployIfNotExists policy."""
+
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9._]{0,252}$")] = "azure-aks-backup"
+    """Extension resource name."""
+    release_train: Annotated[str, Field(pattern=r"^[A-Za-z]+$")] = "stable"
+    """Release train of the extension."""
+    auto_upgrade_minor_version: bool = True
+    """Let the platform upgrade minor versions."""
+    configuration_settings: dict[str, str] = Field(default_factory=dict)
+    """Extra configurationSettings (e.g. ``resources.limits.memory``). Keys the policy sets itself
+    (storage location, tenant) are rejected."""
+
+    @field_validator("configuration_settings")
+    @classmethod
+    def _no_reserved_settings(cls, settings: dict[str, str]) -> dict[str, str]:
+        reserved = {key.lower(): key for key in RESERVED_EXTENSION_SETTINGS}
+        for key in settings:
+            if key.lower() in reserved:
+                raise ValueError(
+                    f"{key!r} is set by the remediator from the storage target and tenant; remove it"
+                )
+            if key.lower() in CLI_ONLY_SETTING_ALIASES:
+                real = CLI_ONLY_SETTING_ALIASES[key.lower()]
+                hint = "remove it" if real.lower() in reserved else f"use {real!r}"
+                raise ValueError(f"{key!r} is an az CLI alias that the REST API ignores; {hint}")
+        return settings
+
+
+class RemediationConfig(_Model):
+    """What the remediator does for a selected cluster."""
+
+    mode: Literal["install", "policy-task", "audit"] = "install"
+    """``install``: install the extension directly. ``policy-task``: create an Azure Policy remediation
+    task for
+    the cluster. ``audit``: only report."""
+    policy_assignment_ids: tuple[PolicyAssignmentRef, ...] = ()
+    """Assignments of the built-in DeployIfNotExists policies to remediate (required for
+    ``policy-task``)."""
+    grant_storage_access: bool = True
+    """Grant the extension identity Storage Blob Data Contributor on the storage account (``install``
+    mode)."""
+
+    @model_validator(mode="after")
+    def _policy_task_needs_assignment(self) -> RemediationConfig:
+        if self.mode == "policy-task" and not self.policy_assignment_ids:
+            raise ValueError("mode policy-task needs at least one entry in policyAssignmentIds")
+        return self
+
+
+class RemediatorConfig(_Model):
+    """The whole config file."""
+
+    schema_: str | None = Field(default=None, alias="$schema")
+    """Optional JSON Schema reference for editors; ignored."""
+    scope: Scope
+    """Where to look for clusters."""
+    storage: dict[Region, StorageAccountRef]
+    """Region -> backup storage account id (same region as the clusters). A cluster in a region without
+    an entry
+    is not selected (reason ``no-storage-for-region``)."""
+    selection: Selection = Field(default_factory=Selection)
+    """Tag rules. Omitted: every in-scope cluster is selected."""
+    extension: ExtensionConfig = Field(default_factory=ExtensionConfig)
+    """Extension settings."""
+    remediation: RemediationConfig = Field(default_factory=RemediationConfig)
+    """Remediation mode."""
+
+    @field_validator("storage", mode="before")
+    @classmethod
+    def _unique_regions(cls, storage: object) -> object:
+        if isinstance(storage, Mapping):
+            seen: dict[str, str] = {}
+            for region in storage:
+                if not isinstance(region, str):
+                    continue
+                normalized = "".join(region.split()).lower()
+                if normalized in seen:
+                    raise ValueError(f"regions {seen[normalized]!r} and {region!r} are the same region")
+                seen[normalized] = region
+        return storage
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_not_empty(cls, storage: dict[str, ResourceId]) -> dict[str, ResourceId]:
+        if not storage:
+            raise ValueError("storage is empty: map at least one region to a storage account id")
+        return storage
+
+    def storage_for(self, region: str) -> ResourceId | None:
+        """The storage account for a region (any spelling), or ``None``."""
+        return self.storage.get(normalize_region(region))
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if part == "[key]":
+            path += " (key)"
+        elif isinstance(part, int):
+            path += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_]*", part):
+            path += f".{part}" if path else part
+        else:
+            path += f"[{part!r}]"
+    return path
+
+
+def _error_message(error: Mapping[str, Any]) -> str:
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, UserInputError):
+        return cause.message
+    if isinstance(cause, Exception):
+        return str(cause)
+    message = str(error["msg"])
+    if error.get("type") == "extra_forbidden":
+        return "unknown field (check the spelling; field names are camelCase)"
+    if error.get("type") == "string_type" and isinstance(error.get("input"), bool | int | float):
+        return f"{message}; got {error['input']!r} (quote it in YAML)"
+    return message
+
+
+def user_input_error_from(exc: ValidationError, *, source: str | None) -> UserInputError:
+    """The first pydantic error as a :class:`UserInputError` naming the field (and how many more there
+    are)."""
+    errors = exc.errors()
+    first = errors[0]
+    message = _error_message(first)
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    return UserInputError(message, field=_field_path(tuple(first["loc"])) or None, source=source)
+
+
+def parse_config(data: object, *, source: str | None = None) -> RemediatorConfig:
+    """Validate an already-decoded config document.
+
+    :raises UserInputError: with ``field`` = dotted path and ``source`` = ``source``.
+    """
+    if not isinstance(data, Mapping):
+        raise UserInputError(f"the config must be a mapping, got {type(data).__name__}", source=source)
+    try:
+        return RemediatorConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise user_input_error_from(exc, source=source) from exc
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    keys: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in keys:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        keys.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _reject_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def decode_document(text: str, *, source: str, prefer_json: bool | None = None) -> object:
+    """Decode YAML or JSON text (JSON if ``prefer_json`` or, when ``None``, if it starts with ``{``).
+
+    :raises UserInputError: naming the line for syntax errors and duplicate keys.
+    """
+    as_json = text.lstrip().startswith("{") if prefer_json is None else prefer_json
+    if as_json:
+        try:
+            return json.loads(text, object_pairs_hook=_reject_duplicate_json_keys)
+        except json.JSONDecodeError as exc:
+            raise UserInputError(
+                f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=source
+            ) from exc
+        except ValueError as exc:
+            raise UserInputError(f"invalid JSON: {exc}", source=source) from exc
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserInputError(f"invalid YAML{where}: {problem}", source=source) from exc
+
+
+def load_config(path: str | Path) -> RemediatorConfig:
+    """Read and validate a config file (``.json`` as JSON, ``.yaml``/``.yml`` as YAML, otherwise by
+    content).
+
+    :raises UserInputError: unreadable file, syntax error, or invalid field (``source`` = the path).
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"cannot read the config file: {exc}", source=source) from exc
+    suffix = Path(path).suffix.lower()
+    prefer_json = True if suffix == ".json" else False if suffix in {".yaml", ".yml"} else None
+    config = parse_config(decode_document(text, source=source, prefer_json=prefer_json), source=source)
+    logger.debug("loaded config %s", source)
+    return config

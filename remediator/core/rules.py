@@ -1,0 +1,100 @@
+"""Tag selection semantics, in one small pure function.
+
+The rules mirror the built-in policies' tag conditions (case-insensitive ``in``) and add what they lack:
+
+* tag names and values compare case-insensitively (Unicode casefold);
+* in values, ``*`` matches any run of characters (also none) and is the ONLY wildcard: ``?``, ``[`` and every
+  other character match themselves (no fnmatch);
+* an entry matches when the tag is present and (no ``values``) or (any value pattern matches);
+* OR within an entry's values and across entries; exclude wins over include;
+* no ``include`` list means every cluster is included; an untagged cluster is matched by no entry at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from remediator.core.config import Selection, TagRule
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """How a cluster's tags fare against the selection."""
+
+    included: bool
+    """Matched by an include entry, or there is no include list."""
+    excluded: bool
+    """Matched by an exclude entry."""
+    rule: str | None
+    """The entry that decided: the first matching ``exclude[i]`` if excluded, else the first matching
+    ``include[i]``; ``None`` when no entry matched (or there is no include list)."""
+
+    @property
+    def selected(self) -> bool:
+        """Included and not excluded."""
+        return self.included and not self.excluded
+
+
+@lru_cache(maxsize=4096)
+def _value_pattern(pattern: str) -> re.Pattern[str]:
+    """``*`` -> ``.*``; everything else literal. Matched against casefolded values with fullmatch."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.casefold().split("*")), re.DOTALL)
+
+
+def value_matches(pattern: str, value: str) -> bool:
+    """Whether a tag value matches one pattern (case-insensitive; ``*`` is the only wildcard)."""
+    return _value_pattern(pattern).fullmatch(value.casefold()) is not None
+
+
+def entry_matches(entry: TagRule, folded_tags: Mapping[str, tuple[str, ...]]) -> bool:
+    """Whether one include/exclude entry matches tags already keyed by casefolded name."""
+    values = folded_tags.get(entry.tag.casefold())
+    if values is None:
+        return False
+    if entry.values is None:
+        return True
+    return any(value_matches(pattern, value) for pattern in entry.values for value in values)
+
+
+def _fold(tags: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Casefolded name -> values. Azure tag names are case-insensitive, so two spellings cannot both exist
+    on a
+    real resource; if a hand-written snapshot has them anyway, every value counts."""
+    folded: dict[str, tuple[str, ...]] = {}
+    for key, value in tags.items():
+        folded[key.casefold()] = (*folded.get(key.casefold(), ()), value)
+    return folded
+
+
+def match_selection(tags: Mapping[str, str], selection: Selection) -> RuleMatch:
+    """Evaluate the include/exclude rules against a cluster's tags."""
+    folded = _fold(tags)
+    excluded_by = next(
+        (
+            f"exclude[{index}]"
+            for index, entry in enumerate(selection.exclude)
+            if entry_matches(entry, folded)
+        ),
+        None,
+    )
+    if selection.include is None:
+        return RuleMatch(included=True, excluded=excluded_by is not None, rule=excluded_by)
+    included_by = next(
+        (
+            f"include[{index}]"
+            for index, entry in enumerate(selection.include)
+            if entry_matches(entry, folded)
+        ),
+        None,
+    )
+    return RuleMatch(
+        included=included_by is not None,
+        excluded=excluded_by is not None,
+        rule=excluded_by or included_by,
+    )
