@@ -212,7 +212,7 @@ class Scope(_Model):
     def _not_empty(self) -> Scope:
         if not (self.management_groups or self.subscriptions or self.resource_groups):
             raise ValueError(
-                "scope is empty: list at least one of managementGroups, subscriptions, resourceGroups"
+                "empty: list at least one of managementGroups, subscriptions, resourceGroups"
                 " (an empty scope never means 'everything')"
             )
         return self
@@ -377,7 +377,7 @@ class RemediatorConfig(_Model):
     @classmethod
     def _storage_not_empty(cls, storage: dict[str, ResourceId]) -> dict[str, ResourceId]:
         if not storage:
-            raise ValueError("storage is empty: map at least one region to a storage account id")
+            raise ValueError("empty: map at least one region to a storage account id")
         return storage
 
     def storage_for(self, region: str) -> ResourceId | None:

@@ -1,0 +1,97 @@
+"""``explain --config FILE --cluster FILE``: the decision for one cluster, offline.
+
+The cluster file is the JSON of an ARM managedCluster GET (or ``az aks show -o json``). Nothing is called:
+this
+is the pure decision core over two files, so an operator can see why a cluster is or is not selected before
+deploying a config. Management-group ancestry is not in a cluster id; pass ``--management-groups FILE`` (a
+JSON
+object mapping subscription GUID to the names of the management groups above it) when the config scopes by
+management group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from remediator.core.config import decode_document, load_config
+from remediator.core.decision import Decision, decide
+from remediator.core.errors import UserInputError
+from remediator.core.snapshot import ClusterSnapshot
+
+logger = logging.getLogger(__name__)
+
+
+def read_json_file(path: str, *, what: str) -> object:
+    """Decode a JSON file; unreadable or invalid JSON is a :class:`UserInputError` naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"cannot read the {what}: {exc}", source=path) from exc
+    return decode_document(text, source=path, prefer_json=True)
+
+
+def load_management_groups(path: str) -> Mapping[str, Sequence[str]]:
+    """Read ``{"<subscription guid>": ["mg-name", ...]}``; keys compared lower-case."""
+    data = read_json_file(path, what="management group file")
+    if not isinstance(data, Mapping):
+        raise UserInputError(
+            "expected an object of subscription id -> list of management groups", source=path
+        )
+    result: dict[str, Sequence[str]] = {}
+    for subscription, groups in data.items():
+        if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
+            raise UserInputError("expected a list of management group names", field=subscription, source=path)
+        result[str(subscription).lower()] = tuple(groups)
+    return result
+
+
+def explain(config_path: str, cluster_path: str, *, management_groups_path: str | None = None) -> Decision:
+    """Load both files and decide; raises :class:`UserInputError` naming the file and field."""
+    config = load_config(config_path)
+    snapshot = ClusterSnapshot.from_arm(
+        read_json_file(cluster_path, what="cluster file"), source=cluster_path
+    )
+    ancestry = load_management_groups(management_groups_path) if management_groups_path else {}
+    return decide(snapshot, config, management_groups_of=lambda subscription: ancestry.get(subscription, ()))
+
+
+def render_table(decision: Decision, console: Console) -> None:
+    """The decision as a two-column table."""
+    table = Table(show_header=False, title="decision")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in decision.to_json().items():
+        shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else str(value))
+        table.add_row(key, shown or "-")
+    console.print(table)
+
+
+def _run(args: argparse.Namespace) -> int:
+    decision = explain(args.config, args.cluster, management_groups_path=args.management_groups)
+    if args.output == "table":
+        render_table(decision, Console())
+    else:
+        print(json.dumps(decision.to_json(), indent=2))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``explain``."""
+    parser = subparsers.add_parser("explain", help="decide for one cluster file against a config, offline")
+    parser.add_argument("--config", required=True, metavar="FILE", help="remediator config (YAML or JSON)")
+    parser.add_argument("--cluster", required=True, metavar="FILE", help="managedCluster GET body (JSON)")
+    parser.add_argument("--output", choices=("json", "table"), default="json", help="default: json")
+    parser.add_argument(
+        "--management-groups",
+        metavar="FILE",
+        help="JSON object: subscription GUID -> names of the management groups above it",
+    )
+    parser.set_defaults(handler=_run)

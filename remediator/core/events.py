@@ -1,0 +1,271 @@
+"""Event Grid payloads are untrusted input: parse them into typed values or reject them naming the field.
+
+Two event families start a reconcile:
+
+* ``Microsoft.Resources.ResourceWriteSuccess`` for a managed cluster (created, updated, re-tagged). Only the
+  operation ``Microsoft.ContainerService/managedClusters/write`` counts; agent-pool writes, other resource
+  types
+  and other operations are :class:`IgnoredEvent`. A tag change made through the Tags API
+  (``Microsoft.Resources/tags/write`` on ``<clusterId>/providers/Microsoft.Resources/tags/default``) also
+  counts,
+  because re-tagging a cluster is exactly what changes its selection.
+* ``Microsoft.PolicyInsights.PolicyStateCreated`` / ``PolicyStateChanged`` (``PolicyStateDeleted`` is
+ignored).
+
+Both the Event Grid schema (``eventType``, ``eventTime``, ``topic``, ``dataVersion``) and CloudEvents 1.0
+(``specversion``, ``type``, ``time``, ``source``) are accepted; one call parses one event (a dict, not the
+array). Envelope errors (missing ``id``, unparseable time, ``data`` not an object) raise
+:class:`MalformedEventError` even for event types that would be ignored: a broken envelope is a sender bug
+worth
+surfacing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from remediator.core.errors import UserInputError
+from remediator.core.ids import InvalidResourceIdError, ResourceId, parse_cluster_id, parse_resource_id
+
+logger = logging.getLogger(__name__)
+
+RESOURCE_WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
+POLICY_STATE_CREATED = "Microsoft.PolicyInsights.PolicyStateCreated"
+POLICY_STATE_CHANGED = "Microsoft.PolicyInsights.PolicyStateChanged"
+POLICY_STATE_DELETED = "Microsoft.PolicyInsights.PolicyStateDeleted"
+CLUSTER_WRITE_OPERATION = "Microsoft.ContainerService/managedClusters/write"
+TAGS_WRITE_OPERATION = "Microsoft.Resources/tags/write"
+_TAGS_SUFFIX = "/providers/microsoft.resources/tags/default"
+
+_DEFINITIONS = "/providers/Microsoft.Authorization/policyDefinitions/"
+POLICY_DEFINITION_IDS: Mapping[str, str] = {
+    "extension-installed-audit": _DEFINITIONS + "fda9cd0b-094c-4cd5-ac2a-5e06e5277c45",
+    "backup-enabled-audit": _DEFINITIONS + "0b0434ec-2bad-4229-965f-bb7ae5a71257",
+    "install-with-tag-dine": _DEFINITIONS + "bdff5235-9f40-4a32-893f-38a03d5d607c",
+    "install-without-tag-dine": _DEFINITIONS + "9a021087-bba6-42fd-b535-bba75297566b",
+}
+"""The four built-in AKS backup policy definitions (aks_backup_facts.md §1), by role: Policy 1 (extension
+installed, audit), Policy 2 (backup enabled, audit), Policy 3 (install with tag, DINE), Policy 4 (install
+without
+tag, DINE)."""
+_BUILT_IN_KEYS = frozenset(definition_id.lower() for definition_id in POLICY_DEFINITION_IDS.values())
+
+
+def is_backup_policy(definition_id: str | ResourceId) -> bool:
+    """Whether a policy definition id is one of the four built-in AKS backup policies (any casing)."""
+    return str(definition_id).strip().lower() in _BUILT_IN_KEYS
+
+
+class MalformedEventError(UserInputError):
+    """An Event Grid event is not what its type promises; ``field`` names the offending field."""
+
+
+@dataclass(frozen=True)
+class IgnoredEvent:
+    """A well-formed event that does not concern the remediator."""
+
+    event_id: str
+    event_type: str
+    reason: str
+    """Why it was ignored, for the log."""
+
+
+@dataclass(frozen=True)
+class ClusterWriteEvent:
+    """A managed cluster was written (created, updated, re-tagged): reconcile it."""
+
+    cluster_id: ResourceId
+    event_id: str
+    event_time: datetime
+    """Timezone-aware."""
+    correlation_id: str | None
+    """ARM correlation id of the write, for tracing."""
+    operation: str
+    """The ARM operation (``Microsoft.ContainerService/managedClusters/write`` or the Tags API write)."""
+
+
+@dataclass(frozen=True)
+class PolicyStateEvent:
+    """A policy compliance state was created or changed for a resource."""
+
+    resource_id: ResourceId
+    """The evaluated resource (from ``subject``); may be any type, see :attr:`targets_cluster`."""
+    compliance_state: str
+    """``NonCompliant``, ``Compliant``, ..."""
+    policy_assignment_id: ResourceId
+    policy_definition_id: ResourceId
+    timestamp: datetime
+    """``data.timestamp``, timezone-aware: when the state was evaluated; order events by it."""
+    event_id: str
+    event_type: str
+
+    @property
+    def targets_cluster(self) -> bool:
+        """Whether the evaluated resource is a managed cluster."""
+        return self.resource_id.is_type("Microsoft.ContainerService/managedClusters")
+
+    @property
+    def is_backup_policy(self) -> bool:
+        """Whether the policy is one of the four built-in AKS backup policies."""
+        return is_backup_policy(self.policy_definition_id)
+
+    @property
+    def non_compliant(self) -> bool:
+        """Compliance state is ``NonCompliant`` (any casing)."""
+        return self.compliance_state.lower() == "noncompliant"
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    event_id: str
+    event_type: str
+    event_time: datetime
+    subject: str | None
+    data: Mapping[str, Any]
+
+
+def _fail(field: str, message: str) -> MalformedEventError:
+    return MalformedEventError(message, field=field, source="event")
+
+
+def _string(container: Mapping[str, Any], key: str, path: str, *, optional: bool = False) -> str | None:
+    value = container.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, "missing or not a non-empty string")
+    return value
+
+
+def parse_time(value: object, *, field: str) -> datetime:
+    """Parse an ISO 8601 timestamp with a timezone (``Z`` or offset; up to 7 fractional digits as Event Grid
+    sends them) into an aware datetime.
+
+    :raises MalformedEventError: not a string, not ISO 8601, or no timezone.
+    """
+    if not isinstance(value, str):
+        raise _fail(field, "missing or not a string")
+    text = value.strip()
+    if "." in text:  # Python parses at most 6 fractional digits; Event Grid sends 7
+        head, _, tail = text.partition(".")
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        text = head + "." + tail[: min(digits, 6)] + tail[digits:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise _fail(field, f"{value!r} is not an ISO 8601 timestamp") from exc
+    if parsed.tzinfo is None:
+        raise _fail(field, f"{value!r} has no timezone")
+    return parsed
+
+
+def _envelope(event: object) -> _Envelope:
+    if not isinstance(event, Mapping):
+        raise _fail("(event)", f"an event is a JSON object, got {type(event).__name__}")
+    cloud = "specversion" in event
+    if cloud and event.get("specversion") != "1.0":
+        raise _fail("specversion", f"only CloudEvents 1.0 is supported, got {event.get('specversion')!r}")
+    type_key, time_key = ("type", "time") if cloud else ("eventType", "eventTime")
+    event_id = str(_string(event, "id", "id"))
+    event_type = str(_string(event, type_key, type_key))
+    event_time = parse_time(event.get(time_key), field=time_key)
+    subject = event.get("subject")
+    if subject == "":  # the subscription validation event sends an empty subject
+        subject = None
+    if subject is not None and not isinstance(subject, str):
+        raise _fail("subject", f"expected a string, got {type(subject).__name__}")
+    data = event.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise _fail("data", f"expected an object, got {type(data).__name__}")
+    return _Envelope(event_id, event_type, event_time, subject, data)
+
+
+def _cluster_from_tags_uri(uri: str) -> ResourceId | None:
+    if not uri.lower().endswith(_TAGS_SUFFIX):
+        return None
+    try:
+        return parse_cluster_id(uri[: -len(_TAGS_SUFFIX)])
+    except InvalidResourceIdError:
+        return None
+
+
+def parse_cluster_write(event: object) -> ClusterWriteEvent | IgnoredEvent:
+    """Parse one ResourceWriteSuccess event.
+
+    :returns: :class:`ClusterWriteEvent` for a managed cluster write, :class:`IgnoredEvent` otherwise.
+    :raises MalformedEventError: naming the field.
+    """
+    envelope = _envelope(event)
+    if envelope.event_type.lower() != RESOURCE_WRITE_SUCCESS.lower():
+        return IgnoredEvent(
+            envelope.event_id, envelope.event_type, f"event type is not {RESOURCE_WRITE_SUCCESS}"
+        )
+    operation = str(_string(envelope.data, "operationName", "data.operationName"))
+    resource_uri = _string(envelope.data, "resourceUri", "data.resourceUri", optional=True)
+    correlation_id = _string(envelope.data, "correlationId", "data.correlationId", optional=True)
+
+    if operation.lower() == TAGS_WRITE_OPERATION.lower():
+        target = resource_uri or envelope.subject or ""
+        cluster = _cluster_from_tags_uri(target)
+        if cluster is None:
+            return IgnoredEvent(
+                envelope.event_id, envelope.event_type, "tags write on something other than a cluster"
+            )
+        return ClusterWriteEvent(cluster, envelope.event_id, envelope.event_time, correlation_id, operation)
+
+    if operation.lower() != CLUSTER_WRITE_OPERATION.lower():
+        return IgnoredEvent(
+            envelope.event_id,
+            envelope.event_type,
+            f"operation {operation!r} is not {CLUSTER_WRITE_OPERATION}",
+        )
+    field, raw = ("data.resourceUri", resource_uri) if resource_uri else ("subject", envelope.subject)
+    if raw is None:
+        raise _fail("data.resourceUri", "missing: neither data.resourceUri nor subject names the cluster")
+    try:
+        cluster_id = parse_cluster_id(raw)
+    except InvalidResourceIdError as exc:
+        raise _fail(field, exc.message) from exc
+    return ClusterWriteEvent(cluster_id, envelope.event_id, envelope.event_time, correlation_id, operation)
+
+
+def parse_policy_state(event: object) -> PolicyStateEvent | IgnoredEvent:
+    """Parse one PolicyInsights state event.
+
+    :returns: :class:`PolicyStateEvent` for Created/Changed, :class:`IgnoredEvent` for Deleted and other
+    types.
+    :raises MalformedEventError: naming the field.
+    """
+    envelope = _envelope(event)
+    if envelope.event_type.lower() not in (POLICY_STATE_CREATED.lower(), POLICY_STATE_CHANGED.lower()):
+        return IgnoredEvent(
+            envelope.event_id, envelope.event_type, "not a PolicyStateCreated or PolicyStateChanged event"
+        )
+
+    def resource(raw: object, field: str) -> ResourceId:
+        try:
+            return parse_resource_id(raw)
+        except InvalidResourceIdError as exc:
+            raise _fail(field, exc.message) from exc
+
+    if envelope.subject is None:
+        raise _fail("subject", "missing: the subject names the evaluated resource")
+    return PolicyStateEvent(
+        resource_id=resource(envelope.subject, "subject"),
+        compliance_state=str(_string(envelope.data, "complianceState", "data.complianceState")),
+        policy_assignment_id=resource(
+            _string(envelope.data, "policyAssignmentId", "data.policyAssignmentId"), "data.policyAssignmentId"
+        ),
+        policy_definition_id=resource(
+            _string(envelope.data, "policyDefinitionId", "data.policyDefinitionId"), "data.policyDefinitionId"
+        ),
+        timestamp=parse_time(envelope.data.get("timestamp"), field="data.timestamp"),
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+    )
