@@ -154,7 +154,12 @@ def row_from_graph(data: Mapping[str, Any], *, management_groups: tuple[str, ...
         "location": data.get("location"),
         "tags": data.get("tags") or {},
         "identity": data.get("identity"),
-        "properties": data.get("properties") or {},
+        "properties": {
+            "provisioningState": data.get("provisioningState") or None,
+            "powerState": data.get("powerState"),
+            "storageProfile": data.get("storageProfile"),
+            "agentPoolProfiles": data.get("agentPoolProfiles") or [],
+        },
     }
     return InventoryRow(
         cluster_id=str(data["id"]),

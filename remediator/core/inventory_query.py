@@ -52,11 +52,16 @@ INVENTORY_COLUMNS: tuple[str, ...] = (
     "location",
     "tags",
     "identity",
-    "properties",
+    "provisioningState",
+    "powerState",
+    "storageProfile",
+    "agentPoolProfiles",
     "extensionName",
     "extensionState",
 )
-"""Columns of every inventory row; ``id`` is projected so ``$skipToken`` paging works."""
+"""Columns of every inventory row; ``id`` is projected so ``$skipToken`` paging works. Of the cluster's
+``properties`` only what ``ClusterSnapshot`` reads is fetched (a real managedCluster's properties run to
+kilobytes)."""
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")
@@ -219,7 +224,9 @@ def build_inventory_query(
     lines += [f"| where {clause}" for clause in clauses]
     lines += [
         "| extend clusterId = tolower(id)",
-        "| project id, clusterId, name, resourceGroup, subscriptionId, location, tags, identity, properties",
+        "| project id, clusterId, name, resourceGroup, subscriptionId, location, tags, identity,",
+        "    provisioningState = tostring(properties.provisioningState), powerState = properties.powerState,",
+        "    storageProfile = properties.storageProfile, agentPoolProfiles = properties.agentPoolProfiles",
         "| join kind=leftouter (",
         "    kubernetesconfigurationresources",
         "    | where type =~ 'microsoft.kubernetesconfiguration/extensions'",

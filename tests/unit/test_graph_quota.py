@@ -73,7 +73,10 @@ def test_graph_row_becomes_an_arm_body() -> None:
             "location": "eastus",
             "tags": None,
             "identity": {"type": "SystemAssigned"},
-            "properties": {"provisioningState": "Succeeded"},
+            "provisioningState": "Succeeded",
+            "powerState": {"code": "Running"},
+            "storageProfile": None,
+            "agentPoolProfiles": [{"name": "np", "osType": "Linux"}],
             "extensionName": "",
             "extensionState": "",
         },
@@ -81,5 +84,7 @@ def test_graph_row_becomes_an_arm_body() -> None:
     )
     assert row.body["tags"] == {}
     assert row.body["type"] == "Microsoft.ContainerService/managedClusters"
+    assert row.body["properties"]["powerState"] == {"code": "Running"}
+    assert row.body["properties"]["agentPoolProfiles"] == [{"name": "np", "osType": "Linux"}]
     assert row.extension_name is None and row.extension_state is None
     assert row.management_groups == ("mg",)
