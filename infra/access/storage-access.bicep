@@ -1,0 +1,47 @@
+// Grants on ONE backup storage account (the account the config maps a region to):
+// - the custom container-writer role, to create azure-aks-backup-<cluster> containers;
+// - Role Based Access Control Administrator with an ABAC condition: the remediator may add (or remove) role
+//   assignments on this account only for Storage Blob Data Contributor and only to service principals (the
+//   backup extension's identity), exactly the grant the built-in DINE policy makes.
+
+param storageAccountName string
+param principalId string
+
+@description('GUID of the container-writer custom role (access/container-writer-role.bicep).')
+param containerWriterRoleGuid string
+
+@description('remediation.grantStorageAccess of the config: false means the operator grants the extension identities themselves.')
+param grantStorageAccess bool = true
+
+var roles = loadJsonContent('../roles.json')
+
+// Both halves are needed: a write is checked against @Request, a delete against @Resource.
+var grantCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${roles.storageBlobDataContributor}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'})) AND ((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${roles.storageBlobDataContributor}}))'
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource containerWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, principalId, containerWriterRoleGuid)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', containerWriterRoleGuid)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'aks-backup-remediator: create backup blob containers'
+  }
+}
+
+resource grantDelegate 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantStorageAccess) {
+  name: guid(storage.id, principalId, roles.roleBasedAccessControlAdministrator)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.roleBasedAccessControlAdministrator)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'aks-backup-remediator: grant Storage Blob Data Contributor to backup extension identities only'
+    condition: grantCondition
+    conditionVersion: '2.0'
+  }
+}
