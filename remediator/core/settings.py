@@ -1,7 +1,7 @@
 """App settings (environment variables) as one typed object.
 
-This is the only module that knows the names of the environment variables the product reads. The Functions app,
-the CLI and the local runner all build ``Settings`` from their environment; the IaC drift test compares
+This is the only module that knows the names of the environment variables the product reads. The Functions
+app, the CLI and the local runner all build ``Settings`` from their environment; the IaC drift test compares
 ``ENV_NAMES`` with the app settings the Bicep template sets. A missing or malformed setting raises
 ``UserInputError`` naming the variable.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -21,7 +22,8 @@ class CredentialKind(StrEnum):
     """How the product authenticates to ARM."""
 
     MANAGED_IDENTITY = "managed-identity"
-    """``DefaultAzureCredential`` (managed identity in Azure; ``AZURE_CLIENT_ID`` picks a user-assigned one)."""
+    """``DefaultAzureCredential`` (managed identity in Azure; ``AZURE_CLIENT_ID`` picks a user-assigned
+    one)."""
     EMULATOR = "emulator"
     """An unsigned test token accepted by the local ARM emulator. Never use against Azure."""
 
@@ -29,10 +31,13 @@ class CredentialKind(StrEnum):
 class Settings(BaseModel):
     """Everything the product reads from its environment. Field aliases are the environment variable names."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, use_attribute_docstrings=True, extra="ignore")
+    model_config = ConfigDict(
+        frozen=True, populate_by_name=True, use_attribute_docstrings=True, extra="ignore"
+    )
 
     config_file: str | None = Field(default=None, alias="REMEDIATOR_CONFIG_FILE")
-    """Path to the remediator config (YAML or JSON). Exactly one of this and ``REMEDIATOR_CONFIG_JSON`` is set."""
+    """Path to the remediator config (YAML or JSON). Exactly one of this and ``REMEDIATOR_CONFIG_JSON`` is
+    set."""
 
     config_json: str | None = Field(default=None, alias="REMEDIATOR_CONFIG_JSON")
     """The remediator config inline, as JSON (how the Bicep template passes it)."""
@@ -60,7 +65,8 @@ class Settings(BaseModel):
     """Table endpoint of the host storage account, for identity-based access (no shared keys)."""
 
     work_queue: str = Field(default="reconcile-work", alias="REMEDIATOR_WORK_QUEUE")
-    """Queue of durable work items. Its poison queue is ``<name>-poison`` (the Functions host's convention)."""
+    """Queue of durable work items. Its poison queue is ``<name>-poison`` (the Functions host's
+    convention)."""
 
     journal_table: str = Field(default="remediatorjournal", alias="REMEDIATOR_JOURNAL_TABLE")
     """Table Storage table holding every decision, action and outcome."""
@@ -76,7 +82,8 @@ class Settings(BaseModel):
     capped at 25 to stay well under Event Grid's 30 s delivery timeout."""
 
     max_attempts: int = Field(default=30, ge=1, le=1000, alias="REMEDIATOR_MAX_ATTEMPTS")
-    """How many times one work item is re-enqueued after a ``wait`` outcome before the give-up is journaled."""
+    """How many times one work item is re-enqueued after a ``wait`` outcome before the give-up is
+    journaled."""
 
     max_wait_seconds: int = Field(default=600, ge=1, le=604800, alias="REMEDIATOR_MAX_WAIT_SECONDS")
     """Longest visibility delay for a re-enqueued work item (a queue message may be hidden up to 7 days)."""
@@ -118,4 +125,38 @@ ENV_NAMES: tuple[str, ...] = _aliases()
 """Every environment variable ``Settings`` reads (used by the IaC settings-drift test)."""
 
 SWEEP_SCHEDULE_SETTING = "SWEEP_SCHEDULE"
-"""App setting holding the NCRONTAB schedule of the timer sweep (read by the Functions host, ``%SWEEP_SCHEDULE%``)."""
+"""App setting holding the NCRONTAB schedule of the timer sweep (read by the Functions host,
+``%SWEEP_SCHEDULE%``)."""
+
+LOCAL_ONLY_ENV_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "REMEDIATOR_CONFIG_FILE": "Azure gets the config inline as REMEDIATOR_CONFIG_JSON;"
+        " a file path is for the CLI and the local runner.",
+        "REMEDIATOR_CA_BUNDLE": "Only the local ARM emulator has a private CA;"
+        " Azure endpoints use public CAs.",
+        "REMEDIATOR_CREDENTIAL": "Defaults to managed-identity, which is what Azure uses;"
+        " 'emulator' is for local runs.",
+        "AzureWebJobsStorage": "A connection string carries a shared key and shared keys are disabled in"
+        " Azure; the identity-based AzureWebJobsStorage__* settings replace it.",
+        "REMEDIATOR_OUTCOME_TOPIC_KEY": "Key auth is disabled on the outcome topic; the app publishes with"
+        " its managed identity (EventGrid Data Sender).",
+    }
+)
+"""Settings the product reads that the Azure deployment deliberately leaves unset: name -> why.
+
+``ENV_NAMES`` minus these is exactly what ``infra/`` must set (checked by tests/unit/infra)."""
+
+PLATFORM_ENV_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "AzureWebJobsStorage__accountName": "Functions host: identity-based host storage account.",
+        "AzureWebJobsStorage__credential": "Functions host: use a managed identity for host storage.",
+        "AzureWebJobsStorage__clientId": "Functions host: the user-assigned identity for host storage.",
+        "AZURE_CLIENT_ID": "azure-identity: DefaultAzureCredential picks the user-assigned identity.",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": "Functions host: where telemetry goes.",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Functions host: Entra-authenticated telemetry.",
+    }
+)
+"""App settings the Azure deployment sets for the Functions host or the Azure SDK, not for ``Settings``.
+
+Name -> reader. Together with ``ENV_NAMES`` and the ``%NAME%`` binding expressions in function_app.py they
+are everything ``infra/`` may set (checked by tests/unit/infra)."""
