@@ -1,0 +1,160 @@
+"""The sweep's plan phase over the shipped example clusters: what is enqueued, counted, paced and recorded.
+
+The inventory and the queue are in-memory stand-ins for the product's own ports (no SDK is involved); the
+Resource Graph side is covered against the emulator in tests/integration/sweep/.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remediator.adapters.graph import InventoryRow, InventoryStats
+from remediator.core.config import load_config
+from remediator.core.inventory_query import InventoryPlan
+from remediator.core.pacing import WritePacer
+from remediator.service.sweep import Sweeper
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTERS = ROOT / "examples" / "clusters"
+
+
+class ListInventory:
+    def __init__(self, rows: list[InventoryRow]) -> None:
+        self.rows = rows
+        self.plans: list[InventoryPlan] = []
+
+    def iter_rows(
+        self, plan: InventoryPlan, *, stats: InventoryStats | None = None
+    ) -> Iterator[InventoryRow]:
+        self.plans.append(plan)
+        for row in self.rows:
+            if stats is not None:
+                stats.rows += 1
+            yield row
+
+    def policy_summary(self, plan: InventoryPlan, query: str, *, stats: InventoryStats) -> dict[str, int]:
+        return {"x/NonCompliant": 1}
+
+
+class MemoryQueue:
+    def __init__(self, *, fail_on: str | None = None) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.fail_on = fail_on
+        self.lock = threading.Lock()
+
+    def enqueue_work(
+        self, cluster_id: str, *, attempt: int, source: str, reason: str, correlation_id: str, delay_s: float
+    ) -> None:
+        if self.fail_on and self.fail_on in cluster_id:
+            raise OSError("queue down")
+        with self.lock:
+            self.items.append(
+                {"clusterId": cluster_id, "source": source, "delay": delay_s, "cid": correlation_id}
+            )
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.summaries: list[Mapping[str, Any]] = []
+
+    def record_sweep(self, summary: Mapping[str, Any]) -> None:
+        self.summaries.append(summary)
+
+
+def row(name: str, *, extension_state: str | None = None) -> InventoryRow:
+    body = json.loads((CLUSTERS / f"{name}.json").read_text())
+    return InventoryRow(
+        cluster_id=body["id"],
+        subscription_id=body["id"].split("/")[2],
+        body=body,
+        extension_name=None if extension_state is None else "azure-aks-backup",
+        extension_state=extension_state,
+    )
+
+
+ALL = sorted(p.stem for p in CLUSTERS.glob("*.json"))
+
+
+def sweeper(rows: list[InventoryRow], queue: MemoryQueue, **kwargs: Any) -> Sweeper:
+    return Sweeper(
+        config=load_config(ROOT / "examples" / "policy3-include-tag.yaml"),
+        inventory=ListInventory(rows),
+        work=queue,
+        **kwargs,
+    )
+
+
+def test_only_selected_unblocked_clusters_are_enqueued_and_every_row_is_counted() -> None:
+    queue, recorder = MemoryQueue(), Recorder()
+    rows = [row(name, extension_state="Failed" if name == "ephemeral" else None) for name in ALL]
+    summary = sweeper(rows, queue, recorders=(recorder,), batch_size=2, max_concurrency=2).run(dry_run=False)
+
+    enqueued = sorted(item["clusterId"] for item in queue.items)
+    assert enqueued == sorted([row("tagged").cluster_id, row("ephemeral").cluster_id])
+    assert summary.enqueued == 2
+    assert summary.candidates == len(ALL)
+    assert sum(summary.by_reason.values()) == len(ALL)
+    assert summary.by_reason["selected"] == 5
+    assert summary.blocked == 2  # service-principal, windows-only
+    assert summary.deferred == 1  # stopped
+    assert summary.by_blocker == {"no-managed-identity": 1, "no-linux-amd64-pool": 1, "cluster-stopped": 1}
+    assert summary.by_extension_state["failed"] == 1
+    assert {item["source"] for item in queue.items} == {"sweep"}
+    assert {item["cid"] for item in queue.items} == {summary.correlation_id}
+    assert recorder.summaries == [summary.to_json()]
+
+
+def test_dry_run_enqueues_and_records_nothing() -> None:
+    queue, recorder = MemoryQueue(), Recorder()
+    summary = sweeper([row(n) for n in ALL], queue, recorders=(recorder,)).run(dry_run=True)
+    assert queue.items == []
+    assert recorder.summaries == []
+    assert summary.would_enqueue == 2 and summary.enqueued == 0
+
+
+def test_enqueue_failures_are_counted_not_raised() -> None:
+    queue = MemoryQueue(fail_on="aks-payments-eus-01")
+    summary = sweeper([row("tagged"), row("ephemeral")], queue).run(dry_run=False)
+    assert summary.enqueued == 1
+    assert summary.enqueue_failures == 1
+    assert not summary.ok
+
+
+def test_pacing_turns_write_budget_into_visibility_delays() -> None:
+    now = [0.0]
+    pacer = WritePacer(capacity=4, refill_per_s=2, clock=lambda: now[0], sleep=lambda s: None)
+    queue = MemoryQueue()
+    rows = [row("tagged")] * 4
+    sweeper(rows, queue, pacer=pacer, batch_size=1, max_concurrency=1).run(dry_run=False)
+    # Each cluster costs 1 write in its subscription and 2 (container + grant) in the storage subscription,
+    # which here is the same subscription: 3 tokens per cluster from a 4-token bucket refilling 2/s.
+    assert sorted(item["delay"] for item in queue.items) == pytest.approx([0.0, 1.0, 2.5, 4.0])
+
+
+def test_unreadable_rows_are_skipped_and_counted() -> None:
+    broken = InventoryRow(
+        cluster_id="/subscriptions/x",
+        subscription_id="x",
+        body={"id": "not-an-id", "location": "eastus"},
+        extension_name=None,
+        extension_state=None,
+    )
+    queue = MemoryQueue()
+    summary = sweeper([broken, row("tagged")], queue).run(dry_run=False)
+    assert summary.invalid == 1
+    assert summary.enqueued == 1
+
+
+def test_progress_reports_rows_and_enqueued() -> None:
+    seen: list[tuple[int, int]] = []
+    sweeper([row("tagged")] * 250, MemoryQueue()).run(
+        dry_run=False, progress=lambda r, e: seen.append((r, e))
+    )
+    assert [r for r, _ in seen] == [100, 200, 250]
+    assert seen[-1] == (250, 250)
