@@ -240,6 +240,10 @@ def parse_management_group_id(value: object, *, field: str | None = None) -> Res
     """Parse ``/providers/Microsoft.Management/managementGroups/<name>`` or a bare management group name."""
     if isinstance(value, str) and _MANAGEMENT_GROUP_NAME.match(value):
         value = f"/providers/{MANAGEMENT_GROUP_TYPE.split('/')[0]}/managementGroups/{value}"
+    elif isinstance(value, str) and not value.startswith("/"):
+        raise _fail(
+            value, f"is neither a {MANAGEMENT_GROUP_TYPE} id nor a valid management group name", field=field
+        )
     parsed = parse_resource_id(value, field=field)
     if parsed.subscription_id is not None:
         raise _fail(value, f"is not a {MANAGEMENT_GROUP_TYPE} id", field=field)

@@ -1,0 +1,329 @@
+"""Config validation: every rule from the issue, each failure naming the dotted field and the file."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remediator.cli.config_check import config_schema
+from remediator.core.config import load_config, normalize_region, parse_config
+from remediator.core.errors import UserInputError
+from remediator.core.ids import parse_cluster_id
+
+ROOT = Path(__file__).resolve().parents[2]
+SUB = "3f2b8c1e-6d4a-4f7b-9c2e-8a1d5e7f0b24"
+SUB2 = "9a7e4d21-0c3b-4e8f-a6d5-2b1c9f8e7d60"
+SA = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.Storage/storageAccounts/stbackup01"
+ASSIGNMENT = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/policyAssignments/aks-backup-dine"
+
+
+def base() -> dict[str, Any]:
+    return {
+        "scope": {"subscriptions": [SUB]},
+        "storage": {"East US": SA},
+        "selection": {"include": [{"tag": "backup", "values": ["yes"]}], "exclude": [{"tag": "nobackup"}]},
+    }
+
+
+def test_minimal_config_defaults() -> None:
+    config = parse_config({"scope": {"subscriptions": [SUB]}, "storage": {"eastus": SA}})
+    assert config.selection.include is None
+    assert config.selection.exclude == ()
+    assert config.extension.name == "azure-aks-backup"
+    assert config.extension.release_train == "stable"
+    assert config.extension.auto_upgrade_minor_version is True
+    assert config.extension.configuration_settings == {}
+    assert config.remediation.mode == "install"
+    assert config.remediation.grant_storage_access is True
+    assert config.scope.regions is None
+
+
+@pytest.mark.parametrize(
+    ("spelling", "normalized"),
+    [("East US", "eastus"), ("eastus", "eastus"), ("EAST US 2", "eastus2"), (" West  Europe ", "westeurope")],
+)
+def test_region_names_are_normalized(spelling: str, normalized: str) -> None:
+    assert normalize_region(spelling) == normalized
+    config = parse_config(
+        {"scope": {"subscriptions": [SUB], "regions": [spelling]}, "storage": {spelling: SA}}
+    )
+    assert config.scope.regions == (normalized,)
+    assert list(config.storage) == [normalized]
+    assert (
+        config.storage_for("East US" if normalized == "eastus" else normalized) == config.storage[normalized]
+    )
+
+
+def test_ids_are_parsed_and_compared_case_insensitively() -> None:
+    data = base()
+    data["scope"]["subscriptions"] = [SUB.upper()]
+    data["storage"] = {"eastus": SA.lower()}
+    config = parse_config(data)
+    assert str(config.scope.subscriptions[0]) == f"/subscriptions/{SUB}"
+    assert config.storage["eastus"] == parse_config(base()).storage["eastus"]
+
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: object) -> Mutation:
+    def mutate(data: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = data
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        if last.isdigit():
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "message"),
+    [
+        (_set("scope", {}), "scope", "empty: list at least one of managementGroups"),
+        (_set("scope", {"excludeSubscriptions": [SUB]}), "scope", "never means 'everything'"),
+        (_set("scope.subscriptions", ["prod"]), "scope.subscriptions[0]", "is not a subscription id"),
+        (_set("scope.resourceGroups", ["rg-aks"]), "scope.resourceGroups[0]", "must start with '/'"),
+        (_set("scope.managementGroups", ["a/b"]), "scope.managementGroups[0]", "management group"),
+        (_set("scope.regions", []), "scope.regions", "omit it to allow every region"),
+        (_set("scope.regions", ["East-US"]), "scope.regions[0]", "is not an Azure region name"),
+        (_set("scope.subscription", [SUB]), "scope.subscription", "unknown field"),
+        (_set("storage", {}), "storage", "empty: map at least one region"),
+        (_set("storage", {"East US": SA, "eastus": SA}), "storage", "are the same region"),
+        (_set("storage", {"eastus": "/subscriptions/x"}), "storage.eastus", "is not a GUID"),
+        (_set("storage", {"eastus": f"/subscriptions/{SUB}"}), "storage.eastus", "storageAccounts"),
+        (_set("storage", {"East US!": SA}), "storage['East US!'] (key)", "not an Azure region name"),
+        (_set("selection.include.0.values", []), "selection.include[0].values", "empty list"),
+        (_set("selection.include", []), "selection.include", "omit it to include every"),
+        (_set("selection.include.0.values", [True]), "selection.include[0].values[0]", "quote it in YAML"),
+        (_set("selection.include.0.tag", ""), "selection.include[0].tag", "must not be empty"),
+        (_set("selection.include.0.tag", "k" * 513), "selection.include[0].tag", "at most 512"),
+        (_set("selection.include.0.values", ["v" * 257]), "selection.include[0].values[0]", "at most 256"),
+        (_set("selection.exclude.0.tag", "cost?center"), "selection.exclude[0].tag", "contains ?"),
+        (_set("selection.exclude.0.tag", "a<b>"), "selection.exclude[0].tag", "contains < >"),
+        (_set("selection.exclude.0.tag", "50%"), "selection.exclude[0].tag", "contains %"),
+        (_set("selection.exclude.0.tag", "a&b"), "selection.exclude[0].tag", "contains &"),
+        (_set("selection.exclude.0.tag", "a\\b"), "selection.exclude[0].tag", "contains \\"),
+        (_set("selection.exclude.0.tag", "a/b"), "selection.exclude[0].tag", "contains /"),
+        (_set("selection.exclude.0.value", ["x"]), "selection.exclude[0].value", "unknown field"),
+        (_set("extension.name", "bad name"), "extension.name", "pattern"),
+        (
+            _set("extension.configurationSettings", {"configuration.backupStorageLocation.bucket": "x"}),
+            "extension.configurationSettings",
+            "set by the remediator",
+        ),
+        (
+            _set("extension.configurationSettings", {"CREDENTIALS.TENANTID": "x"}),
+            "extension.configurationSettings",
+            "set by the remediator",
+        ),
+        (
+            _set("extension.configurationSettings", {"blobContainer": "x"}),
+            "extension.configurationSettings",
+            "az CLI alias",
+        ),
+        (
+            _set("extension.configurationSettings", {"memoryLimit": "1Gi"}),
+            "extension.configurationSettings",
+            "use 'resources.limits.memory'",
+        ),
+        (_set("extension.configurationSettings", {"a": 1}), "extension.configurationSettings.a", "string"),
+        (_set("remediation.mode", "fix"), "remediation.mode", "'install', 'policy-task' or 'audit'"),
+        (_set("remediation", {"mode": "policy-task"}), "remediation", "needs at least one"),
+        (
+            _set("remediation", {"mode": "policy-task", "policyAssignmentIds": [SA]}),
+            "remediation.policyAssignmentIds[0]",
+            "policyAssignments",
+        ),
+        (
+            _set("remediation.grant_storage_access", False),
+            "remediation.grant_storage_access",
+            "unknown field",
+        ),
+    ],
+)
+def test_invalid_configs_name_the_field(mutate: Mutation, field: str, message: str) -> None:
+    data = copy.deepcopy(base())
+    mutate(data)
+    with pytest.raises(UserInputError) as info:
+        parse_config(data, source="cfg.yaml")
+    assert info.value.field == field
+    assert message in info.value.message
+    assert info.value.source == "cfg.yaml"
+    assert "\n" not in str(info.value)
+
+
+def test_valid_edge_cases() -> None:
+    data = base()
+    data["selection"]["include"][0]["values"] = ["", "*", "a?b", "[x]"]
+    data["selection"]["include"][0]["tag"] = "k" * 512
+    data["selection"]["exclude"] = [{"tag": "team", "values": ["v" * 256]}]
+    data["extension"] = {"configurationSettings": {"resources.limits.memory": "2Gi"}}
+    data["remediation"] = {"mode": "policy-task", "policyAssignmentIds": [ASSIGNMENT]}
+    data["$schema"] = "../docs/config.schema.json"
+    config = parse_config(data)
+    assert config.selection.include is not None
+    assert config.selection.include[0].values == ("", "*", "a?b", "[x]")
+    assert config.remediation.policy_assignment_ids[0].name == "aks-backup-dine"
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(UserInputError, match="must be a mapping") as info:
+        parse_config(["scope"], source="x.json")
+    assert info.value.source == "x.json"
+
+
+def test_many_errors_report_the_first_and_count() -> None:
+    with pytest.raises(UserInputError, match=r"\(and 1 more error\)"):
+        parse_config({"scope": {}, "storage": {}})
+
+
+class TestScopeContains:
+    SUB_RG = "5e8d2a47-b1c9-4f36-8e0d-7c4a9b2f1e83"
+
+    def cluster(self, sub: str, rg: str = "rg-aks") -> Any:
+        return parse_cluster_id(
+            f"/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.ContainerService/managedClusters/c"
+        )
+
+    def scope(self, **scope: Any) -> Any:
+        return parse_config({"scope": scope, "storage": {"eastus": SA}}).scope
+
+    def test_subscription(self) -> None:
+        scope = self.scope(subscriptions=[SUB])
+        assert scope.contains(self.cluster(SUB))
+        assert not scope.contains(self.cluster(SUB2))
+
+    def test_resource_group_is_case_insensitive(self) -> None:
+        scope = self.scope(resourceGroups=[f"/subscriptions/{self.SUB_RG}/resourceGroups/RG-Shared"])
+        assert scope.contains(self.cluster(self.SUB_RG, "rg-shared"))
+        assert not scope.contains(self.cluster(self.SUB_RG, "rg-other"))
+
+    def test_excluded_subscription_wins_over_everything(self) -> None:
+        scope = self.scope(
+            subscriptions=[SUB],
+            managementGroups=["mg-prod"],
+            resourceGroups=[f"/subscriptions/{SUB}/resourceGroups/rg-aks"],
+            excludeSubscriptions=[SUB],
+        )
+        assert not scope.contains(self.cluster(SUB), management_groups_of=lambda _: ["mg-prod"])
+
+    def test_management_groups_resolve_through_the_callable(self) -> None:
+        scope = self.scope(managementGroups=["/providers/Microsoft.Management/managementGroups/MG-Prod"])
+        seen: list[str] = []
+
+        def ancestry(subscription: str) -> list[str]:
+            seen.append(subscription)
+            return (
+                ["/providers/Microsoft.Management/managementGroups/mg-prod"]
+                if subscription == SUB
+                else ["root"]
+            )
+
+        assert scope.contains(self.cluster(SUB), management_groups_of=ancestry)
+        assert not scope.contains(self.cluster(SUB2), management_groups_of=ancestry)
+        assert seen == [SUB, SUB2]
+
+    def test_management_groups_without_a_resolver_fail_loudly(self) -> None:
+        scope = self.scope(managementGroups=["mg-prod"], subscriptions=[SUB])
+        assert scope.contains(self.cluster(SUB))  # decided by the subscription, no lookup needed
+        with pytest.raises(ValueError, match="management_groups_of"):
+            scope.contains(self.cluster(SUB2))
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_load_yaml_and_json_agree(tmp_path: Path) -> None:
+    as_json = write(tmp_path, "c.json", json.dumps(base()))
+    as_yaml = write(
+        tmp_path, "c.yaml", "scope:\n  subscriptions: [" + SUB + "]\nstorage:\n  East US: " + SA + "\n"
+    )
+    sniffed = write(
+        tmp_path, "c.conf", json.dumps({"scope": {"subscriptions": [SUB]}, "storage": {"eastus": SA}})
+    )
+    assert load_config(as_json).storage == load_config(as_yaml).storage == load_config(sniffed).storage
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("c.yaml", "scope: [unclosed\n", "invalid YAML at line"),
+        ("c.yaml", "scope: {}\nscope: {}\n", "duplicate key 'scope'"),
+        ("c.json", '{"scope": {}, "scope": {}}', "duplicate key 'scope'"),
+        ("c.json", '{"scope": ', "invalid JSON at line 1"),
+        ("c.yaml", "", "must be a mapping, got NoneType"),
+    ],
+)
+def test_load_config_syntax_errors(tmp_path: Path, name: str, text: str, message: str) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(UserInputError) as info:
+        load_config(path)
+    assert message in info.value.message
+    assert info.value.source == str(path)
+
+
+def test_load_config_reports_field_and_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        f"scope:\n  subscriptions: [{SUB}]\nstorage:\n  eastus: {SA}\nselection:\n  include:\n"
+        "    - tag: backup\n      values: []\n",
+    )
+    with pytest.raises(UserInputError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: selection.include[0].values: ")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="cannot read the config file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize(
+    "name", ["policy3-include-tag.yaml", "policy4-exclude-tag.yaml", "multi-region.yaml"]
+)
+def test_shipped_examples_are_valid(name: str) -> None:
+    config = load_config(ROOT / "examples" / name)
+    assert config.storage
+
+
+def test_policy_equivalents_have_one_region_subscription_and_account() -> None:
+    for name in ("policy3-include-tag.yaml", "policy4-exclude-tag.yaml"):
+        config = load_config(ROOT / "examples" / name)
+        assert len(config.scope.subscriptions) == 1
+        assert config.scope.regions == ("eastus",)
+        assert len(config.storage) == 1
+    assert load_config(ROOT / "examples" / "policy4-exclude-tag.yaml").selection.include is None
+
+
+def test_committed_json_schema_is_current() -> None:
+    committed = json.loads((ROOT / "docs" / "config.schema.json").read_text(encoding="utf-8"))
+    assert committed == config_schema(), (
+        "docs/config.schema.json is stale: run `python -m remediator config schema > docs/config.schema.json`"
+    )
+
+
+def test_json_schema_uses_camel_case_and_docstrings() -> None:
+    schema = config_schema()
+    scope = schema["$defs"]["Scope"]["properties"]
+    assert set(scope) == {
+        "managementGroups",
+        "subscriptions",
+        "excludeSubscriptions",
+        "resourceGroups",
+        "regions",
+    }
+    assert "ancestry" in scope["managementGroups"]["description"]
+    assert schema["$defs"]["Scope"]["additionalProperties"] is False
