@@ -95,8 +95,8 @@ def test_only_selected_unblocked_clusters_are_enqueued_and_every_row_is_counted(
     rows = [row(name, extension_state="Failed" if name == "ephemeral" else None) for name in ALL]
     summary = sweeper(rows, queue, recorders=(recorder,), batch_size=2, max_concurrency=2).run(dry_run=False)
 
-    enqueued = sorted(item["clusterId"] for item in queue.items)
-    assert enqueued == sorted([row("tagged").cluster_id, row("ephemeral").cluster_id])
+    enqueued = sorted(item["clusterId"].lower() for item in queue.items)
+    assert enqueued == sorted([row("tagged").cluster_id.lower(), row("ephemeral").cluster_id.lower()])
     assert summary.enqueued == 2
     assert summary.candidates == len(ALL)
     assert sum(summary.by_reason.values()) == len(ALL)
