@@ -1,0 +1,246 @@
+"""ARM JSON bodies for managed clusters, storage accounts and friends, filled in the way the service does.
+
+Used by the PUT handlers (request → stored response body) and by the estate loader/generator (shorthand →
+full body), so a cluster looks the same however it came to exist. Server-computed fields follow the official
+examples (ManagedClustersCreate_Update.json / ManagedClustersGet.json): id, name, type, fqdn,
+nodeResourceGroup,
+currentKubernetesVersion, agent pool defaults, networkProfile defaults, identity principal ids; secrets
+(servicePrincipalProfile.secret, windowsProfile.adminPassword) are never returned.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from typing import Any
+
+from emulator.resources.common import MANAGED_CLUSTERS_TYPE, cluster_id, deterministic_uuid
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_K8S_VERSION = "1.30.6"
+DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+_NETWORK_DEFAULTS: dict[str, Any] = {
+    "networkPlugin": "kubenet",
+    "podCidr": "10.244.0.0/16",
+    "serviceCidr": "10.0.0.0/16",
+    "dnsServiceIP": "10.0.0.10",
+    "outboundType": "loadBalancer",
+    "loadBalancerSku": "standard",
+    "podCidrs": ["10.244.0.0/16"],
+    "serviceCidrs": ["10.0.0.0/16"],
+    "ipFamilies": ["IPv4"],
+}
+
+
+def _short_hash(*parts: str) -> str:
+    return hashlib.sha256("|".join(p.lower() for p in parts).encode()).hexdigest()[:8]
+
+
+def _agent_pool(pool: dict[str, Any], *, version: str, provisioning_state: str, power: str) -> dict[str, Any]:
+    out = dict(pool)
+    out.setdefault("name", "nodepool1")
+    out.setdefault("count", 3)
+    out.setdefault("vmSize", "Standard_DS2_v2")
+    out.setdefault("osType", "Linux")
+    if out["osType"] == "Linux":
+        out.setdefault("osSKU", "Ubuntu")
+    elif out["osType"] == "Windows":
+        out.setdefault("osSKU", "Windows2022")
+    out.setdefault("type", "VirtualMachineScaleSets")
+    out.setdefault("mode", "System")
+    out.setdefault("maxPods", 110)
+    out.setdefault("osDiskSizeGB", 128)
+    if not out.get("orchestratorVersion"):
+        out["orchestratorVersion"] = version
+    out["currentOrchestratorVersion"] = out["orchestratorVersion"]
+    out.setdefault(
+        "nodeImageVersion",
+        "AKSWindows-2022-containerd:20341.3.250101"
+        if out["osType"] == "Windows"
+        else "AKSUbuntu-2204gen2containerd-202501.01.0",
+    )
+    out["provisioningState"] = provisioning_state
+    out["powerState"] = {"code": power}
+    return out
+
+
+def _identity(identity: dict[str, Any] | None, resource_id: str, tenant_id: str) -> dict[str, Any] | None:
+    if not identity:
+        return None
+    out = copy.deepcopy(identity)
+    kind = str(out.get("type", "None"))
+    if kind == "SystemAssigned":
+        out.setdefault("principalId", deterministic_uuid("system-identity", resource_id))
+        out.setdefault("tenantId", tenant_id)
+    elif kind == "UserAssigned":
+        uais = out.get("userAssignedIdentities") or {}
+        out["userAssignedIdentities"] = {
+            uai_id: {
+                "principalId": (value or {}).get("principalId")
+                or deterministic_uuid("uai-principal", uai_id),
+                "clientId": (value or {}).get("clientId") or deterministic_uuid("uai-client", uai_id),
+            }
+            for uai_id, value in uais.items()
+        }
+    return out
+
+
+def managed_cluster_body(
+    request_body: dict[str, Any],
+    *,
+    subscription_id: str,
+    resource_group: str,
+    name: str,
+    provisioning_state: str,
+    tenant_id: str = DEFAULT_TENANT,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The stored/returned body of a managed cluster created or replaced with ``request_body``."""
+    rid = cluster_id(subscription_id, resource_group, name)
+    if previous is not None:
+        rid = previous["id"]
+    props_in = copy.deepcopy(request_body.get("properties") or {})
+    location = str(request_body.get("location", ""))
+    version = props_in.get("kubernetesVersion") or DEFAULT_K8S_VERSION
+    power = (
+        ((props_in.get("powerState") or {}).get("code"))
+        or ((previous or {}).get("properties", {}).get("powerState", {}).get("code"))
+        or "Running"
+    )
+    dns_prefix = props_in.get("dnsPrefix") or f"{name[:30]}-{resource_group[:15]}-{subscription_id[:6]}"
+    suffix = _short_hash(rid)
+    props = props_in
+    props["provisioningState"] = provisioning_state
+    props["powerState"] = {"code": power}
+    props["kubernetesVersion"] = version
+    props["currentKubernetesVersion"] = version
+    props["dnsPrefix"] = dns_prefix
+    props.setdefault("fqdn", f"{dns_prefix}-{suffix}.hcp.{location}.azmk8s.io")
+    props.setdefault("azurePortalFQDN", f"{dns_prefix}-{suffix}.portal.hcp.{location}.azmk8s.io")
+    props.setdefault("nodeResourceGroup", f"MC_{resource_group}_{name}_{location}")
+    props.setdefault("enableRBAC", True)
+    props.setdefault("maxAgentPools", 100)
+    pools = props.get("agentPoolProfiles") or [{}]
+    props["agentPoolProfiles"] = [
+        _agent_pool(p, version=version, provisioning_state=provisioning_state, power=power) for p in pools
+    ]
+    network = props.get("networkProfile") or {}
+    for key, value in _NETWORK_DEFAULTS.items():
+        network.setdefault(key, copy.deepcopy(value))
+    lb = network.get("loadBalancerProfile")
+    if lb is not None:
+        managed = (lb.get("managedOutboundIPs") or {}).get("count")
+        public = (lb.get("outboundIPs") or {}).get("publicIPs")
+        if "effectiveOutboundIPs" not in lb:
+            if public:
+                lb["effectiveOutboundIPs"] = [{"id": ip["id"]} for ip in public]
+            else:
+                node_rg = props["nodeResourceGroup"]
+                lb["effectiveOutboundIPs"] = [
+                    {
+                        "id": f"/subscriptions/{subscription_id}/resourceGroups/{node_rg}/providers/"
+                        f"Microsoft.Network/publicIPAddresses/mgdoutboundip{i + 1}"
+                    }
+                    for i in range(int(managed or 1))
+                ]
+        lb.setdefault("allocatedOutboundPorts", 0)
+        lb.setdefault("idleTimeoutInMinutes", 30)
+    props["networkProfile"] = network
+    storage = props.get("storageProfile") or {}
+    storage.setdefault("diskCSIDriver", {"enabled": True})
+    storage.setdefault("fileCSIDriver", {"enabled": True})
+    storage.setdefault("snapshotController", {"enabled": True})
+    props["storageProfile"] = storage
+    sp = props.get("servicePrincipalProfile")
+    if isinstance(sp, dict):
+        sp.pop("secret", None)
+    win = props.get("windowsProfile")
+    if isinstance(win, dict):
+        win.pop("adminPassword", None)
+    identity = _identity(request_body.get("identity"), rid, tenant_id)
+    if identity and identity.get("type") in ("SystemAssigned", "UserAssigned"):
+        props.setdefault(
+            "identityProfile",
+            {
+                "kubeletidentity": {
+                    "resourceId": f"/subscriptions/{subscription_id}/resourceGroups/"
+                    f"{props['nodeResourceGroup']}/"
+                    f"providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool",
+                    "clientId": deterministic_uuid("kubelet-client", rid),
+                    "objectId": deterministic_uuid("kubelet-object", rid),
+                }
+            },
+        )
+    elif not sp:
+        props["servicePrincipalProfile"] = {"clientId": "msi"}
+    body: dict[str, Any] = {
+        "id": rid,
+        "name": name if previous is None else previous["name"],
+        "type": MANAGED_CLUSTERS_TYPE,
+        "location": location,
+        "tags": copy.deepcopy(request_body.get("tags") or {}),
+        "properties": props,
+    }
+    if identity is not None:
+        body["identity"] = identity
+    if request_body.get("sku") is not None:
+        body["sku"] = copy.deepcopy(request_body["sku"])
+    else:
+        body["sku"] = {"name": "Base", "tier": "Free"}
+    if request_body.get("extendedLocation") is not None:
+        body["extendedLocation"] = copy.deepcopy(request_body["extendedLocation"])
+    body["eTag"] = _short_hash(rid, provisioning_state, version, str(len(body["tags"])))
+    return body
+
+
+def storage_account_body(
+    *,
+    subscription_id: str,
+    resource_group: str,
+    name: str,
+    location: str,
+    kind: str = "StorageV2",
+    sku: str = "Standard_LRS",
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    rid = (
+        f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/"
+        f"Microsoft.Storage/storageAccounts/{name}"
+    )
+    return {
+        "id": rid,
+        "name": name,
+        "type": "Microsoft.Storage/storageAccounts",
+        "location": location,
+        "kind": kind,
+        "sku": {"name": sku, "tier": "Premium" if sku.startswith("Premium") else "Standard"},
+        "tags": dict(tags or {}),
+        "properties": {
+            "provisioningState": "Succeeded",
+            "primaryLocation": location,
+            "statusOfPrimary": "available",
+            "supportsHttpsTrafficOnly": True,
+            "minimumTlsVersion": "TLS1_2",
+            "allowBlobPublicAccess": False,
+            "accessTier": "Hot",
+            "creationTime": "2026-01-01T00:00:00.0000000Z",
+            "primaryEndpoints": {
+                "blob": f"https://{name}.blob.core.windows.net/",
+                "queue": f"https://{name}.queue.core.windows.net/",
+                "table": f"https://{name}.table.core.windows.net/",
+                "file": f"https://{name}.file.core.windows.net/",
+                "dfs": f"https://{name}.dfs.core.windows.net/",
+                "web": f"https://{name}.z13.web.core.windows.net/",
+            },
+            "encryption": {
+                "keySource": "Microsoft.Storage",
+                "services": {
+                    "blob": {"enabled": True, "keyType": "Account"},
+                    "file": {"enabled": True, "keyType": "Account"},
+                },
+            },
+        },
+    }

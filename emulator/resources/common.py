@@ -1,0 +1,153 @@
+"""Helpers every resource handler shares: ids, names, async-operation bookkeeping and existence checks."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from typing import Any
+
+from emulator.clock import iso
+from emulator.errors import ArmError, resource_group_not_found, subscription_not_found
+from emulator.routing import Request
+from emulator.state import EmulatorState, key_of
+
+logger = logging.getLogger(__name__)
+
+CONTAINER_SERVICE = "Microsoft.ContainerService"
+MANAGED_CLUSTERS_TYPE = "Microsoft.ContainerService/managedClusters"
+
+
+def state_of(request: Request) -> EmulatorState:
+    assert request.state is not None
+    return request.state
+
+
+def rg_id(subscription_id: str, resource_group: str) -> str:
+    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+
+
+def cluster_id(subscription_id: str, resource_group: str, name: str) -> str:
+    return f"{rg_id(subscription_id, resource_group)}/providers/{CONTAINER_SERVICE}/managedClusters/{name}"
+
+
+def deterministic_uuid(*parts: str) -> str:
+    """A stable UUID from strings (principal ids, client ids) so estates and tests are reproducible."""
+    return str(uuid.UUID(hashlib.sha256("|".join(p.lower() for p in parts).encode()).hexdigest()[:32]))
+
+
+def require_subscription(state: EmulatorState, subscription_id: str) -> dict[str, Any]:
+    sub = state.subscription(subscription_id)
+    if sub is None:
+        raise subscription_not_found(subscription_id)
+    return sub
+
+
+def require_resource_group(state: EmulatorState, subscription_id: str, resource_group: str) -> dict[str, Any]:
+    require_subscription(state, subscription_id)
+    rg = state.get("resource_groups", rg_id(subscription_id, resource_group))
+    if rg is None:
+        raise resource_group_not_found(resource_group)
+    return rg
+
+
+def require_registered(state: EmulatorState, subscription_id: str, namespace: str) -> None:
+    """ARM's 409 MissingSubscriptionRegistration (the message format azure-mgmt-core parses for
+    auto-register)."""
+    if state.provider_state(subscription_id, namespace) != "Registered":
+        raise ArmError(
+            409,
+            "MissingSubscriptionRegistration",
+            f"The subscription is not registered to use namespace '{namespace}'. "
+            "See https://aka.ms/rps-not-found for how to register subscriptions.",
+            details=[
+                {
+                    "code": "MissingSubscriptionRegistration",
+                    "target": namespace,
+                    "message": f"The subscription is not registered to use namespace '{namespace}'. "
+                    "See https://aka.ms/rps-not-found for how to register subscriptions.",
+                }
+            ],
+        )
+
+
+def system_data(
+    state: EmulatorState, principal: str | None, previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    now = iso(state.now())
+    created = (previous or {}).get("systemData") or {}
+    return {
+        "createdBy": created.get("createdBy", principal or "unknown"),
+        "createdByType": created.get("createdByType", "Application"),
+        "createdAt": created.get("createdAt", now),
+        "lastModifiedBy": principal or "unknown",
+        "lastModifiedByType": "Application",
+        "lastModifiedAt": now,
+    }
+
+
+def new_operation(
+    request: Request,
+    *,
+    resource_id: str,
+    kind: str,
+    status_url_prefix: str,
+) -> tuple[str, str]:
+    """Record an async operation; returns (operation id, absolute Azure-AsyncOperation URL)."""
+    state = state_of(request)
+    op_id = str(uuid.uuid4())
+    with state.lock:
+        state.operations[op_id] = {
+            "id": op_id,
+            "resourceId": resource_id,
+            "kind": kind,
+            "startTime": state.now(),
+            "principal": request.principal,
+        }
+    api = request.api_version or ""
+    url = f"{request.base_url}{status_url_prefix}/{op_id}?api-version={api}"
+    return op_id, url
+
+
+def lro_headers(request: Request, async_url: str, *, location: bool = False) -> dict[str, str]:
+    assert request.config is not None
+    value = request.config.lro_retry_after_s
+    headers = {
+        "Azure-AsyncOperation": async_url,
+        "Retry-After": str(int(value)) if float(value).is_integer() else f"{value:g}",
+    }
+    if location:
+        headers["Location"] = async_url.replace("/operations/", "/operationresults/", 1)
+    return headers
+
+
+def operation_status(state: EmulatorState, op_id: str) -> dict[str, Any]:
+    """The async operation's status from the state of the resource it acts on."""
+    state.advance()
+    with state.lock:
+        op = state.operations.get(op_id)
+        if op is None:
+            raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' could not be found.")
+        body: dict[str, Any] | None = None
+        for coll in ("clusters", "extensions", "resources"):
+            body = state.collection(coll).get(key_of(op["resourceId"]))
+            if body is not None:
+                break
+        out: dict[str, Any] = {"id": op_id, "name": op_id, "startTime": iso(op["startTime"])}
+        if op["kind"] == "delete":
+            status = "InProgress" if body is not None else "Succeeded"
+        elif body is None:
+            status = "Canceled"
+        else:
+            prov = (body.get("properties") or {}).get("provisioningState", "Succeeded")
+            status = prov if prov in ("Succeeded", "Failed", "Canceled") else "InProgress"
+            if status == "Failed":
+                err = state.meta.get(key_of(op["resourceId"]), {}).get("lastError") or {
+                    "code": "ResourceOperationFailure",
+                    "message": "The resource operation completed with terminal provisioning state 'Failed'.",
+                }
+                out["error"] = err
+        out["status"] = status
+        if status != "InProgress":
+            out["endTime"] = iso(state.now())
+        return out
