@@ -333,6 +333,9 @@ class RemediationConfig(_Model):
     grant_storage_access: bool = True
     """Grant the extension identity Storage Blob Data Contributor on the storage account (``install``
     mode)."""
+    max_reinstalls: int = Field(default=2, ge=0, le=10)
+    """How many times the reconciler re-installs a backup extension whose provisioningState is Failed
+    before it gives up and asks a human (0: never). Counted from the cluster's journal history."""
 
     @model_validator(mode="after")
     def _policy_task_needs_assignment(self) -> RemediationConfig:

@@ -190,7 +190,7 @@ def gate(decision: DecisionLike) -> Step | None:
     Human blockers win over transient ones: a stopped service-principal cluster needs a human either way.
     """
     if not decision.selected:
-        return Step(Outcome.skipped(decision.reason))
+        return Step(Outcome.skipped(str(decision.reason)))
     codes = [blocker_code(b) for b in decision.blockers]
     human = [c for c in codes if c in HUMAN_BLOCKERS]
     if human:

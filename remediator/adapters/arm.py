@@ -1,0 +1,418 @@
+"""Typed, error-mapped ARM calls used by the reconciler.
+
+The reconciler must decide from an error what to do next (wait, give up, treat as done), so every azure-core
+exception is mapped here to one :class:`ArmError` subclass, chained from the original:
+
+- 429 -> :class:`Throttled` (``retry_after_s`` from ``Retry-After``),
+- 409 ``MissingSubscriptionRegistration`` -> :class:`ProviderNotRegistered` (the namespace),
+- other 409s -> :class:`Conflict` (the ARM error code, e.g. ``OperationNotAllowed``),
+- 403 -> :class:`Forbidden` (the action from the message, when ARM names it),
+- 404 -> :class:`NotFound`,
+- 5xx, timeouts and dropped connections -> :class:`Transient`,
+- anything else (400, 401, ...) -> :class:`ArmError` itself.
+
+Reads return plain values (dicts and small dataclasses), never SDK models, so the service layer does not
+depend on SDK model shapes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from remediator.adapters.clients import AzureClients
+from remediator.core.extension_body import EXTENSION_TYPE
+from remediator.core.ids import ResourceId, parse_storage_account_id
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CLUSTER_RP = "Microsoft.ContainerService"
+CLUSTER_RESOURCE = "managedClusters"
+DEFAULT_RETRY_AFTER_S = 10.0
+
+_NAMESPACE_RE = re.compile(r"namespace '([^']+)'", re.IGNORECASE)
+_ACTION_RE = re.compile(r"perform action '([^']+)'", re.IGNORECASE)
+
+
+class ArmError(Exception):
+    """An ARM call failed. ``status`` is the HTTP status (``None`` without a response), ``code`` ARM's code.
+
+    :param message: one line.
+    :keyword status: HTTP status.
+    :keyword code: ARM error code.
+    :keyword operation: what was being done (``PUT extension``), for messages.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, code: str = "", operation: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.operation = operation
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.operation, f"HTTP {self.status}" if self.status else "", self.code) if p]
+        return f"{' '.join(parts)}: {self.message}" if parts else self.message
+
+
+class NotFound(ArmError):
+    """404: the resource does not exist."""
+
+
+class Throttled(ArmError):
+    """429: ARM throttled the caller; ``retry_after_s`` says when to come back."""
+
+    def __init__(self, message: str, *, retry_after_s: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
+class Conflict(ArmError):
+    """409 (other than a missing provider registration): another operation is in progress, or the like."""
+
+
+class ProviderNotRegistered(ArmError):
+    """409 ``MissingSubscriptionRegistration``: the subscription has not registered ``namespace``."""
+
+    def __init__(self, message: str, *, namespace: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.namespace = namespace
+
+
+class Forbidden(ArmError):
+    """403: the caller lacks a permission; ``action`` names it when ARM says which."""
+
+    def __init__(self, message: str, *, action: str | None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.action = action
+
+
+class Transient(ArmError):
+    """5xx, a timeout or a dropped connection: worth retrying later."""
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float:
+    if not headers:
+        return DEFAULT_RETRY_AFTER_S
+    for name in ("Retry-After", "retry-after", "x-ms-retry-after-ms", "retry-after-ms"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            continue
+        return seconds / 1000.0 if name.endswith("-ms") else seconds
+    return DEFAULT_RETRY_AFTER_S
+
+
+def _error_code_and_message(exc: HttpResponseError) -> tuple[str, str]:
+    code = ""
+    message = ""
+    error = getattr(exc, "error", None)
+    if error is not None:
+        code = str(getattr(error, "code", "") or "")
+        message = str(getattr(error, "message", "") or "")
+    if not code and exc.response is not None:
+        try:
+            body = json.loads(exc.response.text())
+        except (ValueError, TypeError):
+            body = None
+        if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+            code = str(body["error"].get("code", ""))
+            message = message or str(body["error"].get("message", ""))
+    return code, message or str(exc.message or exc)
+
+
+def map_arm_error(exc: AzureError, *, operation: str) -> ArmError:
+    """The :class:`ArmError` for an azure-core exception (the caller raises it ``from exc``)."""
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+        status = int(exc.status_code)
+        code, message = _error_code_and_message(exc)
+        headers = getattr(exc.response, "headers", None)
+        common: dict[str, Any] = {"status": status, "code": code, "operation": operation}
+        if status == 404:
+            return NotFound(message, **common)
+        if status == 429:
+            return Throttled(message, retry_after_s=_retry_after(headers), **common)
+        if status == 409 and code == "MissingSubscriptionRegistration":
+            match = _NAMESPACE_RE.search(message)
+            namespace = match.group(1) if match else "unknown"
+            return ProviderNotRegistered(message, namespace=namespace, **common)
+        if status == 409:
+            return Conflict(message, **common)
+        if status == 403:
+            match = _ACTION_RE.search(message)
+            return Forbidden(message, action=match.group(1) if match else None, **common)
+        if status >= 500 or status == 408:
+            return Transient(message, **common)
+        return ArmError(message, **common)
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return Transient(f"{type(exc).__name__}: {exc}", operation=operation)
+    return Transient(f"{type(exc).__name__}: {exc}", operation=operation)
+
+
+def call_arm(operation: str, fn: Callable[[], T]) -> T:
+    """Run one SDK call, mapping azure-core exceptions to :class:`ArmError` (chained)."""
+    try:
+        return fn()
+    except AzureError as exc:
+        raise map_arm_error(exc, operation=operation) from exc
+
+
+@dataclass(frozen=True)
+class ExtensionInfo:
+    """One cluster extension as listed."""
+
+    id: str
+    name: str
+    extension_type: str
+    provisioning_state: str
+    principal_id: str | None
+    error: str
+
+
+@dataclass(frozen=True)
+class StorageAccountInfo:
+    """The storage account facts the reconciler needs."""
+
+    id: str
+    location: str
+    blob_endpoint: str
+
+
+def _json_io(body: Mapping[str, Any]) -> io.BytesIO:
+    return io.BytesIO(json.dumps(body, separators=(",", ":")).encode("utf-8"))
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for key in path:
+        if obj is None:
+            return None
+        obj = obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
+    return obj
+
+
+def _scope_path(resource_id: str) -> str:
+    """SDK operations that take a scope put it after a ``/`` themselves."""
+    return resource_id.lstrip("/")
+
+
+class ArmGateway:
+    """The ARM reads and writes of one reconcile, error-mapped.
+
+    :param clients: the SDK client factory.
+    """
+
+    def __init__(self, clients: AzureClients) -> None:
+        self.clients = clients
+
+    # -- managed clusters ------------------------------------------------------------------------------------
+
+    def get_cluster(self, cluster_id: ResourceId) -> dict[str, Any] | None:
+        """The managedCluster GET body (ARM JSON), or ``None`` if the cluster does not exist."""
+        client = self.clients.container_service(_sub(cluster_id))
+        try:
+            body = call_arm(
+                "GET cluster",
+                lambda: client.managed_clusters.get(
+                    str(cluster_id.resource_group),
+                    str(cluster_id.name),
+                    cls=lambda pipeline_response, deserialized, headers: (
+                        pipeline_response.http_response.json()
+                    ),
+                ),
+            )
+        except NotFound:
+            return None
+        return dict(body)
+
+    def list_clusters(self, subscription_id: str) -> list[dict[str, Any]]:
+        """Every managedCluster in a subscription (ARM JSON)."""
+        client = self.clients.container_service(subscription_id)
+        return call_arm("LIST clusters", lambda: [m.as_dict() for m in client.managed_clusters.list()])
+
+    # -- extensions ------------------------------------------------------------------------------------------
+
+    def list_extensions(self, cluster_id: ResourceId) -> list[ExtensionInfo]:
+        """Every extension on the cluster."""
+        client = self.clients.extensions(_sub(cluster_id))
+
+        def run() -> list[ExtensionInfo]:
+            found: list[ExtensionInfo] = []
+            for ext in client.extensions.list(
+                str(cluster_id.resource_group), CLUSTER_RP, CLUSTER_RESOURCE, str(cluster_id.name)
+            ):
+                error_info = getattr(ext, "error_info", None)
+                found.append(
+                    ExtensionInfo(
+                        id=str(ext.id or ""),
+                        name=str(ext.name or ""),
+                        extension_type=str(ext.extension_type or ""),
+                        provisioning_state=str(ext.provisioning_state or ""),
+                        principal_id=_get(ext, "aks_assigned_identity", "principal_id"),
+                        error=str(_get(error_info, "message") or ""),
+                    )
+                )
+            return found
+
+        return call_arm("LIST extensions", run)
+
+    def find_backup_extension(self, cluster_id: ResourceId) -> ExtensionInfo | None:
+        """The extension of type ``microsoft.dataprotection.kubernetes`` under any name (the DINE's existence
+        condition), or ``None``."""
+        for ext in self.list_extensions(cluster_id):
+            if ext.extension_type.lower() == EXTENSION_TYPE:
+                return ext
+        return None
+
+    def begin_create_extension(self, cluster_id: ResourceId, name: str, body: Mapping[str, Any]) -> int:
+        """Send the extension PUT with exactly ``body`` and return its HTTP status; does not wait for the LRO
+        (``polling=False``): the caller comes back later and reads the extension state."""
+        client = self.clients.extensions(_sub(cluster_id))
+
+        def run() -> int:
+            status: list[int] = []
+            client.extensions.begin_create(
+                str(cluster_id.resource_group),
+                CLUSTER_RP,
+                CLUSTER_RESOURCE,
+                str(cluster_id.name),
+                name,
+                _json_io(body),
+                content_type="application/json",
+                polling=False,
+                cls=lambda pipeline_response, deserialized, headers: status.append(
+                    pipeline_response.http_response.status_code
+                ),
+            ).result()
+            return status[0] if status else 0
+
+        return call_arm("PUT extension", run)
+
+    # -- storage ---------------------------------------------------------------------------------------------
+
+    def get_storage_account(self, storage_account_id: ResourceId) -> StorageAccountInfo | None:
+        """Location and ``primaryEndpoints.blob`` of the account, or ``None`` if it does not exist."""
+        client = self.clients.storage(_sub(storage_account_id))
+        try:
+            account = call_arm(
+                "GET storage account",
+                lambda: client.storage_accounts.get_properties(
+                    str(storage_account_id.resource_group), str(storage_account_id.name)
+                ),
+            )
+        except NotFound:
+            return None
+        return StorageAccountInfo(
+            id=str(account.id or storage_account_id),
+            location=str(account.location or ""),
+            blob_endpoint=str(_get(account, "primary_endpoints", "blob") or ""),
+        )
+
+    def container_exists(self, storage_account_id: ResourceId, container: str) -> bool:
+        client = self.clients.storage(_sub(storage_account_id))
+        try:
+            call_arm(
+                "GET container",
+                lambda: client.blob_containers.get(
+                    str(storage_account_id.resource_group), str(storage_account_id.name), container
+                ),
+            )
+        except NotFound:
+            return False
+        return True
+
+    def ensure_container(self, storage_account_id: ResourceId, container: str) -> bool:
+        """Create the blob container; ``True`` if this call created it, ``False`` if it already existed."""
+        client = self.clients.storage(_sub(storage_account_id))
+        try:
+            call_arm(
+                "PUT container",
+                lambda: client.blob_containers.create(
+                    str(storage_account_id.resource_group),
+                    str(storage_account_id.name),
+                    container,
+                    _json_io({"properties": {}}),
+                    content_type="application/json",
+                ),
+            )
+        except Conflict as exc:
+            if exc.code == "ContainerAlreadyExists":
+                return False
+            raise
+        return True
+
+    # -- role assignments ------------------------------------------------------------------------------------
+
+    def role_assignment_exists(self, scope: str, name: str) -> bool:
+        client = self.clients.authorization(_sub(parse_storage_account_id(scope)))
+        try:
+            call_arm("GET role assignment", lambda: client.role_assignments.get(_scope_path(scope), name))
+        except NotFound:
+            return False
+        return True
+
+    def ensure_role_assignment(
+        self, *, scope: str, name: str, role_definition_id: str, principal_id: str
+    ) -> bool:
+        """PUT the role assignment; ``True`` if created, ``False`` if it (or the same grant under another
+        name, 409 ``RoleAssignmentExists``) already existed."""
+        client = self.clients.authorization(_sub(parse_storage_account_id(scope)))
+        body = {
+            "properties": {
+                "roleDefinitionId": role_definition_id,
+                "principalId": principal_id,
+                "principalType": "ServicePrincipal",
+            }
+        }
+        try:
+            call_arm(
+                "PUT role assignment",
+                lambda: client.role_assignments.create(
+                    _scope_path(scope), name, _json_io(body), content_type="application/json"
+                ),
+            )
+        except Conflict as exc:
+            if exc.code == "RoleAssignmentExists":
+                return False
+            raise
+        return True
+
+
+def _sub(resource_id: ResourceId) -> str:
+    if resource_id.subscription_id is None:
+        raise ValueError(f"{resource_id} has no subscription")
+    return resource_id.subscription_id
+
+
+__all__ = [
+    "ArmError",
+    "ArmGateway",
+    "Conflict",
+    "ExtensionInfo",
+    "Forbidden",
+    "NotFound",
+    "ProviderNotRegistered",
+    "StorageAccountInfo",
+    "Throttled",
+    "Transient",
+    "call_arm",
+    "map_arm_error",
+]

@@ -1,0 +1,249 @@
+"""Every Azure SDK client is built here, from settings: endpoint, CA bundle, credential, retry knobs.
+
+One place decides how the product talks to ARM, so that the emulator and Azure differ only in ``base_url``,
+the CA bundle and the credential, and so that one pipeline rule holds for every client: azure-mgmt-core's
+``ARMAutoResourceProviderRegistrationPolicy`` is left out. On a 409 ``MissingSubscriptionRegistration`` that
+policy registers the provider and then polls every 10 s with no timeout (platform_facts.md §4.2), which
+would block a Function invocation indefinitely; without it the 409 reaches the gateway, which reports
+``ProviderNotRegistered`` naming the namespace. The pipeline is otherwise the generated clients' standard
+one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from azure.core.credentials import AzureKeyCredential, TokenCredential
+from azure.core.pipeline import policies
+from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
+
+from remediator.adapters.credentials import credential_from_settings
+from remediator.core.settings import CredentialKind, Settings
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_ARM_SCOPE = "https://management.azure.com/.default"
+USER_AGENT = "aks-backup-remediator/0.1"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Transport and retry knobs shared by every client (azure-core names).
+
+    Production defaults retry a little inside the SDK (the reconciler itself turns what is left into a
+    ``wait`` outcome and comes back later); tests shrink the backoff.
+    """
+
+    retry_total: int = 3
+    """Retries per request inside azure-core (429 with Retry-After, 408, 5xx, connection errors)."""
+    retry_backoff_factor: float = 0.8
+    """Exponential backoff factor in seconds (azure-core default 0.8)."""
+    retry_backoff_max: float = 30.0
+    """Longest single backoff sleep, seconds."""
+    connection_timeout: float = 10.0
+    """TCP connect timeout, seconds."""
+    read_timeout: float = 60.0
+    """Socket read timeout, seconds."""
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "retry_total": self.retry_total,
+            "retry_backoff_factor": self.retry_backoff_factor,
+            "retry_backoff_max": self.retry_backoff_max,
+            "connection_timeout": self.connection_timeout,
+            "read_timeout": self.read_timeout,
+        }
+
+
+def arm_pipeline_policies(credential: TokenCredential, *, scope: str, **kwargs: Any) -> list[Any]:
+    """The generated mgmt clients' policy list, minus ``ARMAutoResourceProviderRegistrationPolicy``.
+
+    Order as in the generated clients (platform_facts.md §4.2): RequestId, Headers, UserAgent, Proxy,
+    ContentDecode, Redirect, Retry, ARM challenge auth, CustomHook, NetworkTraceLogging, DistributedTracing,
+    SensitiveHeaderCleanup, ARMHttpLogging.
+    """
+    return [
+        policies.RequestIdPolicy(**kwargs),
+        policies.HeadersPolicy(**kwargs),
+        policies.UserAgentPolicy(sdk_moniker=USER_AGENT, **kwargs),
+        policies.ProxyPolicy(**kwargs),
+        policies.ContentDecodePolicy(**kwargs),
+        policies.RedirectPolicy(**kwargs),
+        policies.RetryPolicy(**kwargs),
+        ARMChallengeAuthenticationPolicy(credential, scope, **kwargs),
+        policies.CustomHookPolicy(**kwargs),
+        policies.NetworkTraceLoggingPolicy(**kwargs),
+        policies.DistributedTracingPolicy(**kwargs),
+        policies.SensitiveHeaderCleanupPolicy(**kwargs),
+        ARMHttpLoggingPolicy(**kwargs),
+    ]
+
+
+class AzureClients:
+    """Lazily built, cached SDK clients (one per subscription and kind), thread-safe.
+
+    :param credential: the token credential.
+    :keyword arm_endpoint: ARM base URL (the emulator's URL in tests).
+    :keyword ca_bundle: PEM file of CAs to trust, or ``None`` for the system store.
+    :keyword scope: the token audience.
+    :keyword options: retry and timeout knobs.
+    """
+
+    def __init__(
+        self,
+        credential: TokenCredential,
+        *,
+        arm_endpoint: str,
+        ca_bundle: str | None = None,
+        scope: str = PUBLIC_ARM_SCOPE,
+        options: ClientOptions | None = None,
+    ) -> None:
+        self.credential = credential
+        self.arm_endpoint = arm_endpoint.rstrip("/")
+        self.ca_bundle = ca_bundle
+        self.scope = scope
+        self.options = options or ClientOptions()
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        options: ClientOptions | None = None,
+        credential: TokenCredential | None = None,
+    ) -> AzureClients:
+        """Clients for the ARM endpoint, CA bundle and credential the settings name."""
+        scope = PUBLIC_ARM_SCOPE
+        if settings.credential is not CredentialKind.EMULATOR:
+            scope = settings.arm_endpoint.rstrip("/") + "/.default"
+        return cls(
+            credential or credential_from_settings(settings),
+            arm_endpoint=settings.arm_endpoint,
+            ca_bundle=settings.ca_bundle,
+            scope=scope,
+            options=options,
+        )
+
+    def transport_kwargs(self) -> dict[str, Any]:
+        """Retry/timeout knobs plus ``connection_verify`` when a CA bundle is configured."""
+        kwargs = self.options.kwargs()
+        if self.ca_bundle:
+            kwargs["connection_verify"] = self.ca_bundle
+        return kwargs
+
+    def _arm_kwargs(self) -> dict[str, Any]:
+        kwargs = self.transport_kwargs()
+        kwargs["policies"] = arm_pipeline_policies(self.credential, scope=self.scope, **kwargs)
+        kwargs["credential_scopes"] = [self.scope]
+        return kwargs
+
+    def _cached(self, kind: str, key: str, build: Callable[[], T]) -> T:
+        with self._lock:
+            client = self._cache.get((kind, key))
+            if client is None:
+                client = build()
+                self._cache[(kind, key)] = client
+            return client
+
+    def container_service(self, subscription_id: str) -> Any:
+        """``ContainerServiceClient`` (managed clusters)."""
+        from azure.mgmt.containerservice import ContainerServiceClient
+
+        return self._cached(
+            "aks",
+            subscription_id,
+            lambda: ContainerServiceClient(
+                self.credential, subscription_id, base_url=self.arm_endpoint, **self._arm_kwargs()
+            ),
+        )
+
+    def extensions(self, subscription_id: str) -> Any:
+        """``SourceControlConfigurationClient`` (``.extensions``: cluster extensions)."""
+        from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
+
+        return self._cached(
+            "k8sconfig",
+            subscription_id,
+            lambda: SourceControlConfigurationClient(
+                self.credential, subscription_id, base_url=self.arm_endpoint, **self._arm_kwargs()
+            ),
+        )
+
+    def storage(self, subscription_id: str) -> Any:
+        """``StorageManagementClient`` (storage accounts, blob containers)."""
+        from azure.mgmt.storage import StorageManagementClient
+
+        return self._cached(
+            "storage",
+            subscription_id,
+            lambda: StorageManagementClient(
+                self.credential, subscription_id, base_url=self.arm_endpoint, **self._arm_kwargs()
+            ),
+        )
+
+    def authorization(self, subscription_id: str) -> Any:
+        """``AuthorizationManagementClient`` (role assignments)."""
+        from azure.mgmt.authorization import AuthorizationManagementClient
+
+        return self._cached(
+            "authorization",
+            subscription_id,
+            lambda: AuthorizationManagementClient(
+                self.credential, subscription_id, base_url=self.arm_endpoint, **self._arm_kwargs()
+            ),
+        )
+
+    def policy_insights(self, subscription_id: str) -> Any:
+        """``PolicyInsightsClient`` (remediation tasks)."""
+        from azure.mgmt.policyinsights import PolicyInsightsClient
+
+        return self._cached(
+            "policyinsights",
+            subscription_id,
+            lambda: PolicyInsightsClient(
+                self.credential, subscription_id, base_url=self.arm_endpoint, **self._arm_kwargs()
+            ),
+        )
+
+    def resource_graph(self) -> Any:
+        """``ResourceGraphClient`` (tenant-level; no subscription)."""
+        from azure.mgmt.resourcegraph import ResourceGraphClient
+
+        return self._cached(
+            "resourcegraph",
+            "",
+            lambda: ResourceGraphClient(self.credential, base_url=self.arm_endpoint, **self._arm_kwargs()),
+        )
+
+    def event_grid_publisher(self, endpoint: str, *, key: str | None = None) -> Any:
+        """``EventGridPublisherClient`` for a custom topic: access key when given, else the credential
+        (EventGrid Data Sender role). Trusts the configured CA bundle too (the emulator's topic)."""
+        from azure.eventgrid import EventGridPublisherClient
+
+        credential: Any = AzureKeyCredential(key) if key else self.credential
+        return self._cached(
+            "eventgrid",
+            endpoint,
+            lambda: EventGridPublisherClient(endpoint, credential, **self.transport_kwargs()),
+        )
+
+    def close(self) -> None:
+        """Close every client built so far (their HTTP sessions)."""
+        with self._lock:
+            clients = list(self._cache.values())
+            self._cache.clear()
+        for client in clients:
+            close = getattr(client, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # pragma: no cover - best effort on shutdown
+                    logger.debug("closing %r failed", client, exc_info=True)

@@ -1,0 +1,226 @@
+"""Decision/action/outcome history in Azure Table Storage, and durable claims on writes.
+
+Every reconcile is recorded, so an operator can ask "what did the remediator do to this cluster, and why" and
+the reconciler can count its own earlier re-installs of a Failed extension. Table layout (architecture.md):
+table ``remediatorjournal``; PartitionKey = sha256 of the lower-cased cluster id (ids contain ``/``, which
+Table keys forbid); history rows ``h-<inverted ms timestamp>-<short uuid>`` (newest first in key order); one
+``latest`` row per cluster.
+
+Claims make writes exactly-once across Function instances, where an in-process lock cannot reach: before the
+extension PUT (and the other writes) the reconciler inserts ``claim-<action>`` into the cluster's partition.
+Insert is atomic in Table Storage, so exactly one concurrent caller wins; an expired claim is taken over
+with an ETag-conditional replace, so a crashed holder cannot block the cluster forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from remediator.core.errors import UserInputError
+from remediator.core.naming import cluster_key
+from remediator.core.outcomes import ActionKind, ActionStatus, ReconcileReport
+from remediator.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+LATEST_ROW = "latest"
+HISTORY_PREFIX = "h-"
+CLAIM_PREFIX = "claim-"
+_INVERT_BASE_MS = 10**13
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A held claim: release it with :meth:`Journal.release` after the write (or on failure)."""
+
+    partition_key: str
+    row_key: str
+    owner: str
+    etag: str
+    expires_at: float
+
+
+def history_row_key(now_s: float) -> str:
+    """RowKey of a history row: newer rows sort first."""
+    return f"{HISTORY_PREFIX}{_INVERT_BASE_MS - int(now_s * 1000):013d}-{uuid.uuid4().hex[:8]}"
+
+
+class Journal:
+    """The journal table of one storage account.
+
+    :param table: a ``TableClient`` for the journal table.
+    :keyword clock: seconds since the epoch (injected in tests).
+    """
+
+    def __init__(self, table: TableClient, *, clock: Callable[[], float] = time.time) -> None:
+        self.table = table
+        self.clock = clock
+        self._ready = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, credential: Any = None) -> Journal:
+        """The journal named by ``REMEDIATOR_JOURNAL_TABLE`` in the host storage account (connection string,
+        or ``AzureWebJobsStorage__tableServiceUri`` with the managed identity)."""
+        if settings.storage_connection_string:
+            table = TableClient.from_connection_string(
+                settings.storage_connection_string, settings.journal_table
+            )
+        elif settings.table_service_uri:
+            if credential is None:
+                from azure.identity import DefaultAzureCredential
+
+                credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+            table = TableClient(settings.table_service_uri, settings.journal_table, credential=credential)
+        else:
+            raise UserInputError(
+                "no storage configured for the journal",
+                field="AzureWebJobsStorage",
+                source="app settings",
+            )
+        return cls(table)
+
+    def ensure_table(self) -> None:
+        """Create the table once per process (idempotent)."""
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            with contextlib.suppress(ResourceExistsError):
+                self.table.create_table()
+            self._ready = True
+
+    # -- history ---------------------------------------------------------------------------------------------
+
+    def record(self, report: ReconcileReport) -> None:
+        """Append the report to the cluster's history and make it the ``latest`` row."""
+        self.ensure_table()
+        pk = cluster_key(report.cluster_id)
+        payload = json.dumps(report.to_json(), separators=(",", ":"))
+        reinstalls = sum(
+            1
+            for a in report.actions
+            if a.kind is ActionKind.REINSTALL_EXTENSION and a.status is ActionStatus.DONE
+        )
+        entity: dict[str, Any] = {
+            "PartitionKey": pk,
+            "ClusterId": report.cluster_id,
+            "Outcome": report.outcome.kind.value,
+            "Why": report.outcome.why[:1000],
+            "Mode": report.mode,
+            "DryRun": report.dry_run,
+            "Attempt": report.attempt,
+            "Reinstalls": reinstalls,
+            "RecordedAt": self.clock(),
+            "Report": payload,
+        }
+        self.table.create_entity({**entity, "RowKey": history_row_key(self.clock())})
+        self.table.upsert_entity({**entity, "RowKey": LATEST_ROW}, mode=UpdateMode.REPLACE)
+
+    def latest(self, cluster_id: str) -> ReconcileReport | None:
+        """The most recent report for the cluster, or ``None``."""
+        self.ensure_table()
+        try:
+            entity = self.table.get_entity(cluster_key(cluster_id), LATEST_ROW)
+        except ResourceNotFoundError:
+            return None
+        return ReconcileReport.from_json(json.loads(entity["Report"]))
+
+    def _history_entities(self, cluster_id: str, *, select: list[str] | None = None) -> Any:
+        self.ensure_table()
+        return self.table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+            parameters={"pk": cluster_key(cluster_id), "lo": HISTORY_PREFIX, "hi": HISTORY_PREFIX[:-1] + "."},
+            select=select,
+        )
+
+    def history(self, cluster_id: str, *, limit: int = 100) -> list[ReconcileReport]:
+        """The cluster's reports, newest first (at most ``limit``)."""
+        reports: list[ReconcileReport] = []
+        for entity in self._history_entities(cluster_id, select=["Report"]):
+            reports.append(ReconcileReport.from_json(json.loads(entity["Report"])))
+            if len(reports) >= limit:
+                break
+        return reports
+
+    def count_reinstalls(self, cluster_id: str) -> int:
+        """How many times the reconciler has re-installed a Failed extension on this cluster."""
+        rows = self._history_entities(cluster_id, select=["Reinstalls"])
+        return sum(int(row.get("Reinstalls", 0) or 0) for row in rows)
+
+    # -- claims ----------------------------------------------------------------------------------------------
+
+    def try_claim(
+        self, cluster_id: str, action: str, *, ttl_s: float, owner: str | None = None
+    ) -> Claim | None:
+        """Atomically claim ``action`` on the cluster for ``ttl_s`` seconds; ``None`` if someone else holds
+        it.
+
+        :param cluster_id: the cluster.
+        :param action: what is claimed (``install``, ``grant-<principal>``, ...); ``[a-z0-9-]``.
+        :keyword ttl_s: how long the claim holds if never released.
+        :keyword owner: who claims (for diagnostics); a fresh uuid by default.
+        """
+        self.ensure_table()
+        pk = cluster_key(cluster_id)
+        rk = CLAIM_PREFIX + action
+        owner = owner or uuid.uuid4().hex
+        now = self.clock()
+        entity = {
+            "PartitionKey": pk,
+            "RowKey": rk,
+            "Owner": owner,
+            "ExpiresAt": now + ttl_s,
+            "ClusterId": cluster_id,
+        }
+        try:
+            meta = self.table.create_entity(entity)
+            return Claim(pk, rk, owner, str(meta.get("etag", "")), now + ttl_s)
+        except ResourceExistsError:
+            pass
+        try:
+            current = self.table.get_entity(pk, rk)
+        except ResourceNotFoundError:
+            return self.try_claim(cluster_id, action, ttl_s=ttl_s, owner=owner)
+        if float(current.get("ExpiresAt", 0.0)) > now:
+            logger.info("claim %s on %s held by %s", action, cluster_id, current.get("Owner"))
+            return None
+        try:
+            meta = self.table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError as exc:
+            if exc.status_code in (404, 412):
+                return None
+            raise
+        logger.info("took over expired claim %s on %s", action, cluster_id)
+        return Claim(pk, rk, owner, str(meta.get("etag", "")), now + ttl_s)
+
+    def release(self, claim: Claim) -> None:
+        """Delete the claim if it is still ours (ETag match); a lost claim is left alone."""
+        try:
+            self.table.delete_entity(
+                claim.partition_key,
+                claim.row_key,
+                etag=claim.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError as exc:
+            if exc.status_code not in (404, 412):
+                raise

@@ -1,0 +1,85 @@
+"""Azure Policy remediation tasks at one cluster's resource scope (mode ``policy-task``).
+
+Some operators want the built-in DeployIfNotExists policy (Policy 3/4) to stay the thing that deploys, and
+only want it to act in seconds instead of waiting for its own evaluation cycle. For them the reconciler
+creates a remediation task scoped to the one cluster, with a deterministic name per cluster and assignment
+so that repeats find the existing task instead of piling up new ones. ``resourceDiscoveryMode`` is
+``ReEvaluateCompliance``: a freshly tagged cluster may not be known as non-compliant yet, and re-evaluation
+is allowed at resource scope.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+
+from remediator.adapters.arm import NotFound, call_arm
+from remediator.adapters.clients import AzureClients
+from remediator.core.ids import ResourceId
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemediationInfo:
+    """A remediation task as ARM reports it."""
+
+    id: str
+    name: str
+    provisioning_state: str
+    policy_assignment_id: str
+
+
+class PolicyGateway:
+    """Create and read remediation tasks at resource scope.
+
+    :param clients: the SDK client factory.
+    """
+
+    def __init__(self, clients: AzureClients) -> None:
+        self.clients = clients
+
+    def create_remediation_at_resource(
+        self, *, resource_id: ResourceId, name: str, policy_assignment_id: str
+    ) -> RemediationInfo:
+        """PUT the remediation task (ARM answers synchronously; the task then runs on its own)."""
+        client = self.clients.policy_insights(str(resource_id.subscription_id))
+        body = {
+            "properties": {
+                "policyAssignmentId": policy_assignment_id,
+                "resourceDiscoveryMode": "ReEvaluateCompliance",
+            }
+        }
+        result = call_arm(
+            "PUT remediation",
+            lambda: client.remediations.create_or_update_at_resource(
+                str(resource_id).lstrip("/"),
+                name,
+                io.BytesIO(json.dumps(body).encode("utf-8")),
+                content_type="application/json",
+            ),
+        )
+        return _info(result, name)
+
+    def get_remediation_at_resource(self, *, resource_id: ResourceId, name: str) -> RemediationInfo | None:
+        """The remediation task, or ``None`` if it does not exist."""
+        client = self.clients.policy_insights(str(resource_id.subscription_id))
+        try:
+            result = call_arm(
+                "GET remediation",
+                lambda: client.remediations.get_at_resource(str(resource_id).lstrip("/"), name),
+            )
+        except NotFound:
+            return None
+        return _info(result, name)
+
+
+def _info(model: object, name: str) -> RemediationInfo:
+    return RemediationInfo(
+        id=str(getattr(model, "id", "") or ""),
+        name=str(getattr(model, "name", "") or name),
+        provisioning_state=str(getattr(model, "provisioning_state", "") or ""),
+        policy_assignment_id=str(getattr(model, "policy_assignment_id", "") or ""),
+    )
