@@ -70,6 +70,7 @@ class QuotaGate:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._remaining: int | None = None
+        self._seen: int | None = None
         self._resets_at = 0.0
         self.waits = 0
         self.waited_s = 0.0
@@ -93,7 +94,13 @@ class QuotaGate:
         return delay
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Record the quota a response reports (headers are looked up case-insensitively)."""
+        """Record the quota a response reports (headers are looked up case-insensitively).
+
+        ``resets-after`` comes in whole seconds, rounded one way or another, so each response only bounds the
+        reset time: it is at most ``now + resets + 1 s`` (``now`` is after the server computed it). Within one
+        window the gate keeps the tightest such bound, so it never sends early and, after a few responses,
+        hardly waits late. A higher ``remaining`` than before means a new window: the bound starts afresh.
+        """
         lowered = {k.lower(): v for k, v in headers.items()}
         remaining = lowered.get(QUOTA_REMAINING_HEADER)
         resets = lowered.get(QUOTA_RESETS_AFTER_HEADER)
@@ -105,9 +112,13 @@ class QuotaGate:
         except ValueError:
             logger.warning("ignoring malformed Resource Graph quota headers %r / %r", remaining, resets)
             return
+        resolution = 0.01 if "." in resets else 1.0
+        bound = self._clock() + resets_s + resolution
         with self._lock:
+            new_window = self._seen is None or remaining_n > self._seen or self._clock() >= self._resets_at
+            self._resets_at = bound if new_window else min(self._resets_at, bound)
+            self._seen = remaining_n
             self._remaining = remaining_n
-            self._resets_at = self._clock() + resets_s
 
     def resets_in(self) -> float:
         """Seconds until the current window resets (0 if unknown or past)."""
