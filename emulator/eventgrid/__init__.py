@@ -1,0 +1,1 @@
+"""Event Grid in the emulator: system events, event subscriptions, webhook delivery, custom topic."""

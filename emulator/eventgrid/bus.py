@@ -1,0 +1,438 @@
+"""Event Grid for the emulator: system events, event subscriptions and webhook delivery like Event Grid's.
+
+The remediator is driven by ResourceWriteSuccess and PolicyState events, so the emulator must deliver them
+the way Event Grid does: a JSON array per request with `aeg-event-type: Notification`, at least once, retried
+on failure on the documented schedule (10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, 3 h, 6 h, then 12 h;
+time-compressed by `time_factor`), never retried for 400/401/403/413, dead-lettered when attempts or TTL run
+out. Duplicates and reordering can be injected; every published event is also kept in memory for tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+import json
+import logging
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+RETRY_SCHEDULE_S = (10, 30, 60, 300, 600, 1800, 3600, 10800, 21600)
+"""Documented Event Grid retry delays; after the last, every 12 h until the TTL."""
+RETRY_LATER_S = 43200
+NO_RETRY_STATUSES = frozenset({400, 401, 403, 413})
+SUCCESS_STATUSES = frozenset({200, 201, 202, 203, 204})
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
+def _lookup(event: Mapping[str, Any], key: str) -> Any:
+    """Advanced-filter key (case-insensitive top level, `data.a.b` paths) → value or None."""
+    value: Any = event
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(value, Mapping):
+            return None
+        if i == 0:
+            match = next((k for k in value if k.lower() == part.lower()), None)
+            value = value.get(match) if match is not None else None
+        else:
+            value = value.get(part)
+    return value
+
+
+@dataclass
+class AdvancedFilter:
+    """One advanced filter (operatorType + key + values); string comparison is case-insensitive."""
+
+    operator: str
+    key: str
+    values: list[Any] = field(default_factory=list)
+
+    SUPPORTED = (
+        "StringIn",
+        "StringNotIn",
+        "StringBeginsWith",
+        "StringEndsWith",
+        "StringContains",
+        "IsNotNull",
+        "IsNullOrUndefined",
+    )
+
+    def __post_init__(self) -> None:
+        if self.operator not in self.SUPPORTED:
+            raise ValueError(
+                f"advanced filter operatorType '{self.operator}' is not supported {self.SUPPORTED}"
+            )
+        if len(self.values) > 25:
+            raise ValueError("an advanced filter takes at most 25 values")
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        value = _lookup(event, self.key)
+        if self.operator == "IsNotNull":
+            return value is not None
+        if self.operator == "IsNullOrUndefined":
+            return value is None
+        if value is None:
+            return self.operator == "StringNotIn"
+        text = str(value).lower()
+        wanted = [str(v).lower() for v in self.values]
+        if self.operator == "StringIn":
+            return text in wanted
+        if self.operator == "StringNotIn":
+            return text not in wanted
+        if self.operator == "StringBeginsWith":
+            return any(text.startswith(w) for w in wanted)
+        if self.operator == "StringEndsWith":
+            return any(text.endswith(w) for w in wanted)
+        return any(w in text for w in wanted)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"operatorType": self.operator, "key": self.key, "values": self.values}
+
+
+@dataclass
+class EventSubscription:
+    """A webhook (or in-memory collector) for system events."""
+
+    name: str
+    endpoint: str | None
+    included_event_types: list[str] | None = None
+    advanced_filters: list[AdvancedFilter] = field(default_factory=list)
+    subject_begins_with: str = ""
+    subject_ends_with: str = ""
+    max_delivery_attempts: int = 30
+    event_ttl_minutes: float = 1440
+    collected: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EventSubscription:
+        name = data.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError("name is required")
+        endpoint = data.get("endpointUrl") or data.get("endpoint")
+        if endpoint is not None and not str(endpoint).startswith(("http://", "https://")):
+            raise ValueError("endpointUrl must be an http(s) URL (omit it to collect events in memory)")
+        flt = data.get("filter") or {}
+        included = flt.get("includedEventTypes", data.get("includedEventTypes"))
+        advanced = [
+            AdvancedFilter(str(f["operatorType"]), str(f["key"]), list(f.get("values") or []))
+            for f in flt.get("advancedFilters", data.get("advancedFilters")) or []
+        ]
+        retry = data.get("retryPolicy") or {}
+        attempts = int(retry.get("maxDeliveryAttempts", 30))
+        ttl = float(retry.get("eventTimeToLiveInMinutes", 1440))
+        if not 1 <= attempts <= 30:
+            raise ValueError("retryPolicy.maxDeliveryAttempts must be within 1..30")
+        if not 1 <= ttl <= 1440:
+            raise ValueError("retryPolicy.eventTimeToLiveInMinutes must be within 1..1440")
+        return cls(
+            name=name,
+            endpoint=str(endpoint) if endpoint else None,
+            included_event_types=list(included) if included else None,
+            advanced_filters=advanced,
+            subject_begins_with=str(flt.get("subjectBeginsWith", "")),
+            subject_ends_with=str(flt.get("subjectEndsWith", "")),
+            max_delivery_attempts=attempts,
+            event_ttl_minutes=ttl,
+        )
+
+    def wants(self, event: Mapping[str, Any]) -> bool:
+        event_type = str(event.get("eventType", ""))
+        if self.included_event_types and event_type.lower() not in {
+            t.lower() for t in self.included_event_types
+        }:
+            return False
+        subject = str(event.get("subject", "")).lower()
+        if self.subject_begins_with and not subject.startswith(self.subject_begins_with.lower()):
+            return False
+        if self.subject_ends_with and not subject.endswith(self.subject_ends_with.lower()):
+            return False
+        return all(f.matches(event) for f in self.advanced_filters)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "endpointUrl": self.endpoint,
+            "filter": {
+                "includedEventTypes": self.included_event_types,
+                "subjectBeginsWith": self.subject_begins_with,
+                "subjectEndsWith": self.subject_ends_with,
+                "advancedFilters": [f.to_json() for f in self.advanced_filters],
+            },
+            "retryPolicy": {
+                "maxDeliveryAttempts": self.max_delivery_attempts,
+                "eventTimeToLiveInMinutes": self.event_ttl_minutes,
+            },
+            "collectedCount": len(self.collected),
+        }
+
+
+@dataclass
+class DeliverySettings:
+    time_factor: float = 1.0
+    """Divide every retry delay by this (e.g. 1000: the 10 s first retry happens after 10 ms)."""
+    duplicate_probability: float = 0.0
+    reorder_probability: float = 0.0
+    reorder_delay_s: float = 0.5
+    """An event picked for reordering is held back this long (real seconds), so later events overtake it."""
+    timeout_s: float = 30.0
+    seed: int = 0
+
+    NAMES = {
+        "timeFactor": "time_factor",
+        "duplicateProbability": "duplicate_probability",
+        "reorderProbability": "reorder_probability",
+        "reorderDelayS": "reorder_delay_s",
+        "timeoutS": "timeout_s",
+        "seed": "seed",
+    }
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, v) for k, v in self.NAMES.items()}
+
+    def update(self, data: Mapping[str, Any]) -> None:
+        unknown = set(data) - set(self.NAMES)
+        if unknown:
+            raise ValueError(f"unknown delivery settings: {sorted(unknown)}")
+        for key, value in data.items():
+            number = float(value)
+            if key in ("duplicateProbability", "reorderProbability") and not 0 <= number <= 1:
+                raise ValueError(f"{key} must be within [0, 1]")
+            if key == "timeFactor" and number <= 0:
+                raise ValueError("timeFactor must be > 0")
+            setattr(self, self.NAMES[key], int(number) if key == "seed" else number)
+
+
+@dataclass(order=True)
+class _Delivery:
+    due: float
+    seq: int
+    subscription: str = field(compare=False)
+    event: dict[str, Any] = field(compare=False)
+    attempt: int = field(compare=False, default=0)
+    first_publish: float = field(compare=False, default=0.0)
+    duplicate: bool = field(compare=False, default=False)
+
+
+class EventBus:
+    """System-event fan-out and delivery; one per emulator."""
+
+    def __init__(self, *, max_log: int = 100_000) -> None:
+        self.lock = threading.RLock()
+        self.subscriptions: dict[str, EventSubscription] = {}
+        self.settings = DeliverySettings()
+        self.published: deque[dict[str, Any]] = deque(maxlen=max_log)
+        self.deliveries: deque[dict[str, Any]] = deque(maxlen=max_log)
+        """Log of delivery attempts: {subscription, eventId, attempt, status, time, duplicate}."""
+        self.dead_letters: list[dict[str, Any]] = []
+        self.topic_events: deque[dict[str, Any]] = deque(maxlen=max_log)
+        """Events received on the custom topic (POST /api/events)."""
+        self._queue: list[_Delivery] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition(self.lock)
+        self._random = random.Random(0)
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="eg-delivery")
+        self._stopped = False
+        self._worker = threading.Thread(target=self._run, name="eg-scheduler", daemon=True)
+        self._worker.start()
+
+    # ---- configuration --------------------------------------------------------------------------
+    def add_subscription(self, data: Mapping[str, Any]) -> EventSubscription:
+        sub = EventSubscription.from_json(data)
+        with self.lock:
+            self.subscriptions[sub.name.lower()] = sub
+        return sub
+
+    def remove_subscription(self, name: str) -> bool:
+        with self.lock:
+            return self.subscriptions.pop(name.lower(), None) is not None
+
+    def update_settings(self, data: Mapping[str, Any]) -> None:
+        with self.lock:
+            self.settings.update(data)
+            if "seed" in data:
+                self._random = random.Random(self.settings.seed)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.subscriptions.clear()
+            self.published.clear()
+            self.deliveries.clear()
+            self.dead_letters.clear()
+            self.topic_events.clear()
+            self._queue.clear()
+            self.settings = DeliverySettings()
+            self._random = random.Random(0)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- publishing -----------------------------------------------------------------------------
+    def publish(
+        self,
+        event_type: str,
+        subject: str,
+        data: dict[str, Any],
+        *,
+        topic: str,
+        data_version: str = "",
+        event_time: str | None = None,
+    ) -> dict[str, Any]:
+        """Publish one system event (Event Grid schema) to every matching subscription."""
+        event = {
+            "id": str(uuid.uuid4()),
+            "topic": topic,
+            "subject": subject,
+            "eventType": event_type,
+            "eventTime": event_time or now_iso(),
+            "data": data,
+            "dataVersion": data_version,
+            "metadataVersion": "1",
+        }
+        now = time.monotonic()
+        with self._cond:
+            self.published.append(event)
+            for sub in self.subscriptions.values():
+                if not sub.wants(event):
+                    continue
+                if sub.endpoint is None:
+                    sub.collected.append(event)
+                    continue
+                delay = 0.0
+                if (
+                    self.settings.reorder_probability
+                    and self._random.random() < self.settings.reorder_probability
+                ):
+                    delay = self.settings.reorder_delay_s
+                self._push(_Delivery(now + delay, next(self._seq), sub.name.lower(), event, 0, now))
+                if (
+                    self.settings.duplicate_probability
+                    and self._random.random() < self.settings.duplicate_probability
+                ):
+                    self._push(_Delivery(now + delay, next(self._seq), sub.name.lower(), event, 0, now, True))
+            self._cond.notify_all()
+        return event
+
+    def _push(self, delivery: _Delivery) -> None:
+        heapq.heappush(self._queue, delivery)
+
+    # ---- delivery -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopped:
+                    return
+                if not self._queue:
+                    self._cond.wait(timeout=1.0)
+                    continue
+                wait = self._queue[0].due - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(timeout=min(wait, 1.0))
+                    continue
+                delivery = heapq.heappop(self._queue)
+            try:
+                self._pool.submit(self._attempt, delivery)
+            except RuntimeError:
+                return
+
+    def _attempt(self, delivery: _Delivery) -> None:
+        with self.lock:
+            sub = self.subscriptions.get(delivery.subscription)
+            settings = self.settings
+        if sub is None or sub.endpoint is None:
+            return
+        attempt = delivery.attempt + 1
+        body = json.dumps([delivery.event]).encode()
+        request = urllib.request.Request(
+            sub.endpoint,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "aeg-event-type": "Notification",
+                "aeg-subscription-name": sub.name.upper(),
+                "aeg-delivery-count": str(delivery.attempt),
+                "aeg-data-version": str(delivery.event.get("dataVersion", "")),
+                "aeg-metadata-version": "1",
+            },
+        )
+        status = 0
+        error = ""
+        try:
+            with urllib.request.urlopen(request, timeout=settings.timeout_s) as response:  # noqa: S310 - loopback
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            error = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        record = {
+            "subscription": sub.name,
+            "eventId": delivery.event["id"],
+            "eventType": delivery.event["eventType"],
+            "attempt": attempt,
+            "status": status,
+            "error": error,
+            "duplicate": delivery.duplicate,
+            "time": now_iso(),
+        }
+        with self._cond:
+            self.deliveries.append(record)
+            if status in SUCCESS_STATUSES:
+                return
+            elapsed_real = time.monotonic() - delivery.first_publish
+            ttl_real = sub.event_ttl_minutes * 60 / settings.time_factor
+            reason = None
+            if status in NO_RETRY_STATUSES:
+                reason = f"DeliveryFailed: HTTP {status} is not retried"
+            elif attempt >= sub.max_delivery_attempts:
+                reason = "MaxDeliveryAttemptsExceeded"
+            elif elapsed_real >= ttl_real:
+                reason = "TimeToLiveExceeded"
+            if reason is not None:
+                self.dead_letters.append(
+                    {
+                        **delivery.event,
+                        "deadLetterReason": reason,
+                        "deliveryAttempts": attempt,
+                        "lastDeliveryOutcome": error or f"HTTP {status}",
+                        "publishTime": delivery.event["eventTime"],
+                        "lastDeliveryAttemptTime": record["time"],
+                        "subscription": sub.name,
+                    }
+                )
+                return
+            delay = RETRY_SCHEDULE_S[attempt - 1] if attempt - 1 < len(RETRY_SCHEDULE_S) else RETRY_LATER_S
+            due = time.monotonic() + delay / settings.time_factor
+            self._push(
+                _Delivery(
+                    due,
+                    next(self._seq),
+                    delivery.subscription,
+                    delivery.event,
+                    attempt,
+                    delivery.first_publish,
+                    delivery.duplicate,
+                )
+            )
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        with self.lock:
+            return len(self._queue)

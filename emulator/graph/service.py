@@ -1,0 +1,317 @@
+"""Resource Graph query execution: scope, paging with skip tokens, result formats and the per-user quota.
+
+A sweep pages through up to 100,000 clusters, so a query is evaluated once per (query, scope) and later pages
+are served from that cached result, addressed by the `$skipToken`. Like Resource Graph, a skip token is only
+returned when the result projects `id`; each call (page) costs one unit of the user's quota (15 per 5 s by
+default) and every response carries `x-ms-user-quota-remaining` / `x-ms-user-quota-resets-after`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.graph.tables import EXTENSION_CASINGS, GraphTables
+from emulator.kql import ARG_TABLE_TYPE_NAMES, KqlError, compile_query
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TOP = 100
+MAX_TOP = 1000
+
+
+class GraphRequestError(Exception):
+    """A request Resource Graph answers with an error (status, code, message, details)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+@dataclass
+class QuotaSettings:
+    enabled: bool = True
+    limit: int = 15
+    window_s: float = 5.0
+    retry_after_header: bool = False
+    """Whether a 429 carries Retry-After (UNCONFIRMED for Resource Graph; off by default, see README.md)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "limit": self.limit,
+            "windowSeconds": self.window_s,
+            "retryAfterHeader": self.retry_after_header,
+        }
+
+    def update(self, data: Mapping[str, Any]) -> None:
+        names = {"enabled", "limit", "windowSeconds", "retryAfterHeader"}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown quota fields: {sorted(unknown)}")
+        if "enabled" in data:
+            self.enabled = bool(data["enabled"])
+        if "limit" in data:
+            if int(data["limit"]) < 1:
+                raise ValueError("limit must be >= 1")
+            self.limit = int(data["limit"])
+        if "windowSeconds" in data:
+            if float(data["windowSeconds"]) <= 0:
+                raise ValueError("windowSeconds must be > 0")
+            self.window_s = float(data["windowSeconds"])
+        if "retryAfterHeader" in data:
+            self.retry_after_header = bool(data["retryAfterHeader"])
+
+
+@dataclass
+class _Window:
+    start: float
+    used: int = 0
+
+
+def _hhmmss(seconds: float) -> str:
+    total = max(0, int(round(seconds)))
+    return f"{total // 3600:02d}:{(total % 3600) // 60:02d}:{total % 60:02d}"
+
+
+@dataclass
+class _CachedResult:
+    columns: list[tuple[str, str]]
+    rows: list[dict[str, Any]]
+    created: float
+    has_id: bool
+
+
+@dataclass
+class GraphService:
+    """Runs queries against the state; holds the quota windows and the paging cache."""
+
+    state: Any
+    policy_records: Callable[[], Iterable[Mapping[str, Any]]] | None = None
+    management_groups: Callable[[], Mapping[str, list[str]]] = lambda: {}
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
+    extension_casing: str = "pascal"
+    cache_size: int = 64
+    queries_run: int = 0
+    _windows: dict[str, _Window] = field(default_factory=dict)
+    _cache: OrderedDict[str, _CachedResult] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ---- quota ----------------------------------------------------------------------------------
+    def charge(self, principal: str) -> dict[str, str]:
+        """Take one unit of `principal`'s quota; raises 429 GraphRequestError when none is left."""
+        if not self.quota.enabled:
+            return {}
+        now = self.state.now()
+        with self._lock:
+            window = self._windows.get(principal)
+            if window is None or now - window.start >= self.quota.window_s:
+                window = _Window(start=now)
+                self._windows[principal] = window
+            resets = window.start + self.quota.window_s - now
+            if window.used >= self.quota.limit:
+                headers = {"x-ms-user-quota-remaining": "0", "x-ms-user-quota-resets-after": _hhmmss(resets)}
+                if self.quota.retry_after_header:
+                    headers["Retry-After"] = str(max(1, int(resets + 0.999)))
+                raise GraphRequestError(
+                    429,
+                    "RateLimiting",
+                    "Please provide below info when asking for support: timestamp = "
+                    f"{now}, correlationId = {uuid.uuid4()}.",
+                    details=[
+                        {
+                            "code": "RateLimiting",
+                            "message": "Client application has been throttled and "
+                            "should not attempt to repeat the request until an amount of time has elapsed. "
+                            "Please see https://aka.ms/resourcegraph-throttling for help.",
+                        }
+                    ],
+                    headers=headers,
+                )
+            window.used += 1
+            return {
+                "x-ms-user-quota-remaining": str(self.quota.limit - window.used),
+                "x-ms-user-quota-resets-after": _hhmmss(resets),
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self._windows.clear()
+            self._cache.clear()
+            self.queries_run = 0
+
+    # ---- query ----------------------------------------------------------------------------------
+    def _scope(self, body: Mapping[str, Any]) -> set[str] | None:
+        subs = body.get("subscriptions")
+        mgs = body.get("managementGroups")
+        if subs and mgs:
+            raise GraphRequestError(
+                400,
+                "BadRequest",
+                "Only one of 'subscriptions' and 'managementGroups' may be specified.",
+                details=[
+                    {
+                        "code": "InvalidScope",
+                        "message": "subscriptions and managementGroups cannot be combined",
+                    }
+                ],
+            )
+        if subs is not None:
+            if not isinstance(subs, list) or not all(isinstance(s, str) for s in subs):
+                raise GraphRequestError(400, "BadRequest", "'subscriptions' must be an array of strings.")
+            return {s.lower() for s in subs}
+        if mgs is not None:
+            if not isinstance(mgs, list) or not all(isinstance(s, str) for s in mgs):
+                raise GraphRequestError(400, "BadRequest", "'managementGroups' must be an array of strings.")
+            membership = {k.lower(): v for k, v in self.management_groups().items()}
+            out: set[str] = set()
+            for mg in mgs:
+                if mg.lower() not in membership:
+                    raise GraphRequestError(
+                        400,
+                        "BadRequest",
+                        f"Management group '{mg}' was not found or is not accessible.",
+                        details=[{"code": "ManagementGroupNotFound", "message": mg}],
+                    )
+                out.update(s.lower() for s in membership[mg.lower()])
+            return out
+        return None
+
+    def _evaluate(self, query_text: str, scope: set[str] | None) -> _CachedResult:
+        compiled = compile_query(query_text)
+        tables = GraphTables(
+            self.state,
+            subscriptions=scope,
+            extension_casing=self.extension_casing,
+            policy_records=self.policy_records,
+        )
+        rows = list(compiled.run(tables))
+        with self._lock:
+            self.queries_run += 1
+        return _CachedResult(list(compiled.schema), rows, self.state.now(), "id" in compiled.columns)
+
+    def query(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The response body for one `POST /providers/Microsoft.ResourceGraph/resources`."""
+        query_text = body.get("query")
+        if not isinstance(query_text, str):
+            raise GraphRequestError(400, "BadRequest", "The request body must contain a 'query' string.")
+        options = body.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise GraphRequestError(400, "BadRequest", "'options' must be an object.")
+        top = options.get("$top")
+        skip = options.get("$skip") or 0
+        skip_token = options.get("$skipToken")
+        result_format = str(options.get("resultFormat") or "table")
+        if result_format.lower() not in ("table", "objectarray"):
+            raise GraphRequestError(400, "BadRequest", f"resultFormat '{result_format}' is not supported.")
+        if top is not None and (not isinstance(top, int) or not 1 <= top <= MAX_TOP):
+            raise GraphRequestError(
+                400,
+                "BadRequest",
+                f"$top must be an integer between 1 and {MAX_TOP}.",
+                details=[{"code": "InvalidTop", "message": str(top)}],
+            )
+        if not isinstance(skip, int) or skip < 0:
+            raise GraphRequestError(400, "BadRequest", "$skip must be a non-negative integer.")
+        page_size = top or DEFAULT_TOP
+        scope = self._scope(body)
+        if skip_token:
+            cache_id, offset = self._decode_token(skip_token)
+            with self._lock:
+                cached = self._cache.get(cache_id)
+                if cached is not None:
+                    self._cache.move_to_end(cache_id)
+            if cached is None:
+                raise GraphRequestError(
+                    400,
+                    "BadRequest",
+                    "The $skipToken is invalid or has expired.",
+                    details=[{"code": "InvalidSkipToken", "message": "unknown skip token"}],
+                )
+        else:
+            try:
+                cached = self._evaluate(query_text, scope)
+            except KqlError as exc:
+                raise GraphRequestError(
+                    400,
+                    "BadRequest",
+                    "Please provide below info when asking for support: query is invalid.",
+                    details=[
+                        {
+                            "code": "InvalidQuery",
+                            "message": "Query is invalid. Please refer to the documentation "
+                            "for the Azure Resource Graph service and fix the error before retrying.",
+                        },
+                        {"code": exc.code, "message": str(exc)},
+                    ],
+                ) from exc
+            cache_id = uuid.uuid4().hex
+            offset = skip
+            with self._lock:
+                self._cache[cache_id] = cached
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        page = cached.rows[offset : offset + page_size]
+        end = offset + len(page)
+        more = end < len(cached.rows)
+        out: dict[str, Any] = {
+            "totalRecords": len(cached.rows),
+            "count": len(page),
+            "resultTruncated": "true" if more and not cached.has_id else "false",
+            "facets": [],
+        }
+        if more and cached.has_id:
+            out["$skipToken"] = self._encode_token(cache_id, end)
+        names = [name for name, _ in cached.columns]
+        if result_format.lower() == "objectarray":
+            out["data"] = page
+        else:
+            out["data"] = {
+                "columns": [
+                    {"name": n, "type": ARG_TABLE_TYPE_NAMES.get(t, "object")} for n, t in cached.columns
+                ],
+                "rows": [[row.get(n) for n in names] for row in page],
+            }
+        return out
+
+    @staticmethod
+    def _encode_token(cache_id: str, offset: int) -> str:
+        raw = json.dumps({"$id": cache_id, "$skip": offset}, separators=(",", ":")).encode()
+        return base64.b64encode(raw).decode()
+
+    @staticmethod
+    def _decode_token(token: str) -> tuple[str, int]:
+        try:
+            data = json.loads(base64.b64decode(token.encode(), validate=True))
+            return str(data["$id"]), int(data["$skip"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GraphRequestError(
+                400,
+                "BadRequest",
+                "The $skipToken is malformed.",
+                details=[{"code": "InvalidSkipToken", "message": "malformed"}],
+            ) from exc
+
+    def set_casing(self, casing: str) -> None:
+        if casing not in EXTENSION_CASINGS:
+            raise ValueError(f"extensionPropertyCasing must be one of {EXTENSION_CASINGS}")
+        self.extension_casing = casing

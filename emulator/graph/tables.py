@@ -1,0 +1,135 @@
+"""Resource Graph tables built from the emulator state.
+
+Resource Graph is the product's inventory; its rows must look like ARG's: `type` lower-cased, `id` in ARM
+casing, `resourceGroup` / `subscriptionId` / `tenantId` columns, dynamic `properties` and `tags`.
+`kubernetesconfigurationresources` carries the extensions of managed clusters with PascalCase top-level
+property keys (`properties.ExtensionType`, `properties.ProvisioningState`), as Microsoft's own Resource Graph
+samples query them; `extension_casing` switches to the ARM body's camelCase or exposes both (README.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+EXTENSION_CASINGS = ("pascal", "camel", "both")
+
+
+def _split_id(resource_id: str) -> tuple[str, str]:
+    parts = resource_id.split("/")
+    sub = parts[2] if len(parts) > 2 and parts[1].lower() == "subscriptions" else ""
+    rg = parts[4] if len(parts) > 4 and parts[3].lower() == "resourcegroups" else ""
+    return sub, rg
+
+
+def arm_row(body: Mapping[str, Any], tenants: Mapping[str, str]) -> Row:
+    """One `resources`-style row from an ARM resource body."""
+    rid = str(body.get("id", ""))
+    sub, rg = _split_id(rid)
+    return {
+        "id": rid,
+        "name": body.get("name", ""),
+        "type": str(body.get("type", "")).lower(),
+        "tenantId": tenants.get(sub.lower(), ""),
+        "kind": body.get("kind", "") or "",
+        "location": str(body.get("location", "") or "").lower().replace(" ", ""),
+        "resourceGroup": rg.lower(),
+        "subscriptionId": sub,
+        "managedBy": body.get("managedBy", "") or "",
+        "sku": body.get("sku"),
+        "plan": body.get("plan"),
+        "properties": body.get("properties"),
+        "tags": body.get("tags") or {},
+        "identity": body.get("identity"),
+        "zones": body.get("zones"),
+        "extendedLocation": body.get("extendedLocation"),
+    }
+
+
+def _pascal(props: Mapping[str, Any] | None, casing: str) -> Any:
+    if not isinstance(props, Mapping) or casing == "camel":
+        return props
+    pascal = {(k[:1].upper() + k[1:]): v for k, v in props.items()}
+    if casing == "pascal":
+        return pascal
+    merged = dict(props)
+    merged.update(pascal)
+    return merged
+
+
+class GraphTables:
+    """Callable table source for emulator.kql: `tables(name)` yields rows limited to the subscriptions."""
+
+    def __init__(
+        self,
+        state: Any,
+        *,
+        subscriptions: set[str] | None,
+        extension_casing: str = "pascal",
+        policy_records: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
+    ) -> None:
+        self.state = state
+        self.subscriptions = {s.lower() for s in subscriptions} if subscriptions is not None else None
+        self.extension_casing = extension_casing
+        self.policy_records = policy_records
+        with state.lock:
+            self.tenants = {k: v.get("tenantId", "") for k, v in state.subscriptions.items()}
+
+    def _in_scope(self, key: str) -> bool:
+        if self.subscriptions is None:
+            return True
+        parts = key.split("/", 3)
+        return len(parts) > 2 and parts[2] in self.subscriptions
+
+    def _bodies(self, *collections: str) -> list[Mapping[str, Any]]:
+        with self.state.lock:
+            return [
+                body
+                for name in collections
+                for key, body in self.state.collection(name).items()
+                if self._in_scope(key)
+            ]
+
+    def __call__(self, table: str) -> Iterator[Row]:
+        if table == "resources":
+            for body in self._bodies("clusters", "storage_accounts", "resources"):
+                yield arm_row(body, self.tenants)
+        elif table == "kubernetesconfigurationresources":
+            for body in self._bodies("extensions"):
+                row = arm_row(body, self.tenants)
+                row["properties"] = _pascal(body.get("properties"), self.extension_casing)
+                yield row
+        elif table == "policyresources":
+            if self.policy_records is None:
+                return
+            for record in self.policy_records():
+                sub = str(record.get("subscriptionId", "")).lower()
+                if self.subscriptions is not None and sub not in self.subscriptions:
+                    continue
+                digest = hashlib.sha1(
+                    (record["resourceId"].lower() + "|" + record["policyAssignmentId"].lower()).encode()
+                ).hexdigest()
+                rid = f"{record['resourceId']}/providers/Microsoft.PolicyInsights/policyStates/{digest}"
+                yield {
+                    "id": rid,
+                    "name": rid.rsplit("/", 1)[-1],
+                    "type": "microsoft.policyinsights/policystates",
+                    "tenantId": self.tenants.get(sub, ""),
+                    "kind": "",
+                    "location": str(record.get("resourceLocation", "")).lower(),
+                    "resourceGroup": str(record.get("resourceGroup", "")).lower(),
+                    "subscriptionId": record.get("subscriptionId", ""),
+                    "managedBy": "",
+                    "sku": None,
+                    "plan": None,
+                    "properties": dict(record),
+                    "tags": {},
+                    "identity": None,
+                    "zones": None,
+                    "extendedLocation": None,
+                }

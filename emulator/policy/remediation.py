@@ -1,0 +1,551 @@
+"""Remediation tasks: run the DINE deployment of Policy 3/4 on the non-compliant clusters of a scope.
+
+The product creates remediation tasks and reads their progress; the emulator must really deploy what the
+built-in DINE template deploys (extension `azure-aks-backup` with the template's configuration settings,
+the blob container `take(concat('azure-aks-backup-', clusterName), 63)` and the Storage Blob Data Contributor
+role assignment), so the product sees the same resources, the same failures (for example a cluster name that
+is not a valid container name fails the nested deployment) and the same compliance flip as in Azure.
+
+Progress is driven by the state clock (`state.schedule`): Accepted → Evaluating (targets chosen, at most
+`parallelDeployments` running) → Succeeded / Failed; Cancel → Cancelling → Canceled. Extension PUTs consult
+the fault rules for `PUT <extension id>` so injected failures hit remediation deployments like direct calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.clock import iso
+from emulator.policy.engine import Assignment, PolicyEngine
+from emulator.policy.rules import evaluate_template
+
+logger = logging.getLogger(__name__)
+
+EXTENSION_NAME = "azure-aks-backup"
+EXTENSION_TYPE = "microsoft.dataprotection.kubernetes"
+STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+_CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
+TERMINAL = ("Succeeded", "Failed", "Canceled", "Complete")
+
+
+@dataclass
+class RemediationSettings:
+    accept_s: float = 1.0
+    """Accepted → Evaluating."""
+    poll_s: float = 0.25
+    """How often a running deployment checks its extension."""
+
+    NAMES = {"acceptS": "accept_s", "pollS": "poll_s"}
+
+    def update(self, data: Mapping[str, Any]) -> None:
+        for key, value in data.items():
+            if key not in self.NAMES or float(value) < 0:
+                raise ValueError(f"bad remediation setting {key}={value!r}")
+            setattr(self, self.NAMES[key], float(value))
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, v) for k, v in self.NAMES.items()}
+
+
+@dataclass
+class Task:
+    id: str
+    name: str
+    scope: str
+    assignment: Assignment
+    discovery_mode: str
+    locations: list[str] | None
+    resource_count: int
+    parallel: int
+    failure_threshold: float
+    created: float
+    principal: str | None
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    state: str = "Accepted"
+    updated: float = 0.0
+    queue: list[str] = field(default_factory=list)
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status_message: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+    def counts(self) -> dict[str, int]:
+        done = [d for d in self.deployments.values()]
+        return {
+            "totalDeployments": len(self.deployments) + len(self.queue),
+            "successfulDeployments": sum(1 for d in done if d["status"] == "Succeeded"),
+            "failedDeployments": sum(1 for d in done if d["status"] == "Failed"),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "policyAssignmentId": self.assignment.id,
+            "provisioningState": self.state,
+            "createdOn": iso(self.created),
+            "lastUpdatedOn": iso(self.updated or self.created),
+            "resourceDiscoveryMode": self.discovery_mode,
+            "deploymentStatus": self.counts(),
+            "statusMessage": self.status_message,
+            "correlationId": self.correlation_id,
+            "resourceCount": self.resource_count,
+            "parallelDeployments": self.parallel,
+            "failureThreshold": {"percentage": self.failure_threshold},
+        }
+        if self.locations is not None:
+            props["filters"] = {"locations": self.locations}
+        who = self.principal or "unknown"
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": "Microsoft.PolicyInsights/remediations",
+            "properties": props,
+            "systemData": {
+                "createdBy": who,
+                "createdByType": "Application",
+                "createdAt": iso(self.created),
+                "lastModifiedBy": who,
+                "lastModifiedByType": "Application",
+                "lastModifiedAt": iso(self.updated or self.created),
+            },
+        }
+
+
+class RemediationError(ValueError):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _norm_location(value: str) -> str:
+    return value.replace(" ", "").lower()
+
+
+class RemediationManager:
+    """Tasks by id, their deployments, and the DINE deployer."""
+
+    def __init__(self, state: Any, engine: PolicyEngine, *, runtime: Any = None, config: Any = None) -> None:
+        self.state = state
+        self.engine = engine
+        self.runtime = runtime
+        self.config = config
+        self.settings = RemediationSettings()
+        self.tasks: dict[str, Task] = {}
+        self.lock = threading.RLock()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.tasks.clear()
+
+    # ---- API ------------------------------------------------------------------------------------
+    def create(
+        self, scope: str, name: str, body: Mapping[str, Any], principal: str | None
+    ) -> tuple[Task, bool]:
+        props = body.get("properties")
+        if not isinstance(props, Mapping):
+            raise RemediationError(400, "InvalidRequestContent", "The 'properties' object is required.")
+        assignment_id = props.get("policyAssignmentId")
+        if not isinstance(assignment_id, str) or not assignment_id:
+            raise RemediationError(400, "InvalidRequestContent", "properties.policyAssignmentId is required.")
+        assignment = self.engine.assignments.get(assignment_id.lower().rstrip("/"))
+        if assignment is None:
+            raise RemediationError(
+                404, "PolicyAssignmentNotFound", f"The policy assignment '{assignment_id}' is not found."
+            )
+        if assignment.effect.lower() != "deployifnotexists":
+            raise RemediationError(
+                400,
+                "InvalidPolicyAssignmentEffect",
+                f"The policy assignment '{assignment_id}' does not have a 'deployIfNotExists' or 'modify' "
+                "effect and cannot be remediated.",
+            )
+        scope_key = scope.lower().rstrip("/")
+        assign_scope = assignment.scope.lower().rstrip("/")
+        if not (
+            scope_key == assign_scope
+            or scope_key.startswith(assign_scope + "/")
+            or assign_scope.startswith(scope_key + "/")
+        ):
+            raise RemediationError(
+                400,
+                "InvalidRemediationScope",
+                f"The remediation scope '{scope}' does not overlap the assignment scope "
+                f"'{assignment.scope}'.",
+            )
+        mode = props.get("resourceDiscoveryMode") or "ExistingNonCompliant"
+        if mode not in ("ExistingNonCompliant", "ReEvaluateCompliance"):
+            raise RemediationError(
+                400, "InvalidRequestContent", f"resourceDiscoveryMode '{mode}' is invalid."
+            )
+        filters = props.get("filters") or {}
+        locations = filters.get("locations")
+        if locations is not None and (
+            not isinstance(locations, list) or not all(isinstance(x, str) for x in locations)
+        ):
+            raise RemediationError(
+                400, "InvalidRequestContent", "filters.locations must be an array of strings."
+            )
+        if filters.get("resourceIds") is not None:
+            raise RemediationError(
+                400,
+                "InvalidRequestContent",
+                "filters.resourceIds is not supported by the emulator's remediation API "
+                "(api-version 2024-10-01 feature not modelled)",
+            )
+        parallel = int(props.get("parallelDeployments") or 10)
+        count = int(props.get("resourceCount") or 500)
+        if not 1 <= parallel <= 30:
+            raise RemediationError(400, "InvalidRequestContent", "parallelDeployments must be within 1..30.")
+        if not 1 <= count <= 50000:
+            raise RemediationError(400, "InvalidRequestContent", "resourceCount must be within 1..50000.")
+        threshold = float((props.get("failureThreshold") or {}).get("percentage", 1.0))
+        task_id = f"{scope.rstrip('/')}/providers/Microsoft.PolicyInsights/remediations/{name}"
+        if not task_id.startswith("/"):
+            task_id = "/" + task_id
+        now = self.state.now()
+        task = Task(
+            task_id, name, scope, assignment, mode, locations, count, parallel, threshold, now, principal
+        )
+        with self.lock:
+            existed = task.key in self.tasks
+            old = self.tasks.get(task.key)
+            if old is not None and old.state not in TERMINAL:
+                return old, False
+            self.tasks[task.key] = task
+        self._schedule(task, now + self.settings.accept_s, self._start)
+        return task, not existed
+
+    def get(self, task_id: str) -> Task | None:
+        self.state.advance()
+        with self.lock:
+            return self.tasks.get(task_id.lower().rstrip("/"))
+
+    def list(self, scope: str) -> list[Task]:
+        self.state.advance()
+        prefix = scope.lower().rstrip("/") + "/providers/microsoft.policyinsights/remediations/"
+        with self.lock:
+            return [t for k, t in self.tasks.items() if k.startswith(prefix)]
+
+    def cancel(self, task_id: str) -> Task | None:
+        task = self.get(task_id)
+        if task is None:
+            return None
+        with self.lock:
+            if task.state in TERMINAL:
+                raise RemediationError(
+                    400,
+                    "InvalidCancelRequest",
+                    f"The remediation is already in a terminal state ({task.state}).",
+                )
+            task.state = "Cancelling"
+            task.queue.clear()
+            task.updated = self.state.now()
+        self._maybe_finish(task)
+        return task
+
+    def delete(self, task_id: str) -> Task | None:
+        with self.lock:
+            return self.tasks.pop(task_id.lower().rstrip("/"), None)
+
+    # ---- progress -------------------------------------------------------------------------------
+    def _schedule(self, task: Task, due: float, step: Any, target: str | None = None) -> None:
+        token_key = f"remediation:{task.key}:{target or ''}"
+        token = self.state.new_lifecycle_token(token_key)
+
+        def transition() -> list[tuple[str, str, Any, Any]]:
+            try:
+                return step(task, target) or []
+            except Exception:
+                logger.exception("remediation step failed for %s", task.id)
+                return []
+
+        self.state.schedule(due, token_key, token, transition)
+
+    def _start(self, task: Task, _target: str | None) -> list[Any]:
+        with self.lock:
+            if task.state != "Accepted":
+                return []
+            assignment = task.assignment
+            if task.discovery_mode == "ReEvaluateCompliance":
+                self.engine.evaluate_all(emit=True, scope=assignment.scope, assignments=[assignment])
+            scope = task.scope if task.scope.startswith("/") else "/" + task.scope
+            targets = self.engine.non_compliant(assignment, scope)
+            if task.locations is not None:
+                wanted = {_norm_location(x) for x in task.locations}
+                targets = [t for t in targets if _norm_location(self._location(t)) in wanted]
+            task.queue = targets[: task.resource_count]
+            task.state = "Evaluating"
+            task.updated = self.state.now()
+        self._fill(task)
+        self._maybe_finish(task)
+        return []
+
+    def _location(self, cluster_id: str) -> str:
+        body = self.state.get("clusters", cluster_id)
+        return str(body.get("location", "")) if body else ""
+
+    def _fill(self, task: Task) -> None:
+        while True:
+            with self.lock:
+                running = sum(1 for d in task.deployments.values() if d["status"] == "Running")
+                if task.state != "Evaluating" or running >= task.parallel or not task.queue:
+                    return
+                target = task.queue.pop(0)
+                record = self._new_deployment(task, target)
+                task.deployments[target.lower()] = record
+            self._deploy(task, target, record)
+
+    def _new_deployment(self, task: Task, target: str) -> dict[str, Any]:
+        parts = target.split("/")
+        now = iso(self.state.now())
+        return {
+            "remediatedResourceId": target,
+            "deploymentId": f"/subscriptions/{parts[2]}/resourceGroups/{parts[4]}/providers/"
+            f"Microsoft.Resources/deployments/{uuid.uuid4()}",
+            "status": "Running",
+            "resourceLocation": self._location(target),
+            "error": None,
+            "createdOn": now,
+            "lastUpdatedOn": now,
+        }
+
+    def _fail(self, task: Task, record: dict[str, Any], code: str, message: str) -> None:
+        with self.lock:
+            record["status"] = "Failed"
+            record["error"] = {"code": code, "message": message}
+            record["lastUpdatedOn"] = iso(self.state.now())
+            task.updated = self.state.now()
+
+    def _deploy(self, task: Task, target: str, record: dict[str, Any]) -> None:
+        """Resource A of the DINE template: the extension (nested deployment follows when it succeeds)."""
+        cluster = self.state.get("clusters", target)
+        if cluster is None:
+            self._fail(task, record, "ResourceNotFound", f"The managed cluster '{target}' was not found.")
+            return self._after(task)
+        parts = target.split("/")
+        sub = parts[2]
+        if self.state.provider_state(sub, "Microsoft.KubernetesConfiguration") != "Registered":
+            self._fail(
+                task,
+                record,
+                "MissingSubscriptionRegistration",
+                "The subscription is not registered to use namespace 'Microsoft.KubernetesConfiguration'.",
+            )
+            return self._after(task)
+        props = cluster.get("properties") or {}
+        power = (props.get("powerState") or {}).get("code", "Running")
+        if props.get("provisioningState") != "Succeeded" or power != "Running":
+            self._fail(
+                task,
+                record,
+                "OperationNotAllowed",
+                f"The managed cluster is in state {props.get('provisioningState')}/{power}; extension "
+                "operations need a Succeeded, Running cluster.",
+            )
+            return self._after(task)
+        ext_id = f"{cluster['id']}/providers/Microsoft.KubernetesConfiguration/extensions/{EXTENSION_NAME}"
+        fault = None
+        if self.runtime is not None and getattr(self.runtime, "faults", None) is not None:
+            fault = self.runtime.faults.pick("PUT", ext_id, actions=("respond", "drop", "fail-provisioning"))
+        if fault is not None and fault.action in ("respond", "drop"):
+            self._fail(
+                task, record, fault.code if fault.action == "respond" else "ConnectionDropped", fault.message
+            )
+            return self._after(task)
+        params = task.assignment.parameters
+        sa_id = str(params["storageAccountId"])
+        sa_parts = sa_id.split("/")
+        storage = self.state.get("storage_accounts", sa_id)
+        if storage is None:
+            self._fail(task, record, "ResourceNotFound", f"The storage account '{sa_id}' was not found.")
+            return self._after(task)
+        cluster_name = str(cluster["name"])
+        container = ("azure-aks-backup-" + cluster_name)[:63]
+        tenant = (self.state.subscription(sub) or {}).get("tenantId", "")
+        blob = ((storage.get("properties") or {}).get("primaryEndpoints") or {}).get("blob", "")
+        settings = {
+            "configuration.backupStorageLocation.bucket": container,
+            "configuration.backupStorageLocation.config.resourceGroup": evaluate_template(
+                "[first(skip(split(parameters('storageAccountId'), '/'), 4))]", params, None
+            ),
+            "configuration.backupStorageLocation.config.subscriptionId": sa_parts[2],
+            "configuration.backupStorageLocation.config.storageAccount": sa_parts[8],
+            "credentials.tenantId": tenant,
+            "configuration.backupStorageLocation.config.useAAD": "true",
+            "configuration.backupStorageLocation.config.storageAccountURI": blob,
+        }
+        from emulator.resources.extensions import extension_body
+
+        now_iso = iso(self.state.now())
+        who = task.assignment.id
+        body = extension_body(
+            ext_id,
+            {
+                "properties": {
+                    "extensionType": EXTENSION_TYPE,
+                    "autoUpgradeMinorVersion": True,
+                    "releaseTrain": "stable",
+                    "configurationSettings": settings,
+                }
+            },
+            provisioning_state="Creating",
+            tenant_id=tenant,
+            system_data={
+                "createdBy": who,
+                "createdByType": "Application",
+                "createdAt": now_iso,
+                "lastModifiedBy": who,
+                "lastModifiedByType": "Application",
+                "lastModifiedAt": now_iso,
+            },
+        )
+        self.state.put("extensions", ext_id, body, principal=task.principal)
+        final = "Failed" if fault is not None and fault.action == "fail-provisioning" else "Succeeded"
+        delay = float(getattr(self.config, "extension_create_s", 1.0)) if self.config is not None else 1.0
+        token = self.state.new_lifecycle_token(ext_id)
+
+        def finish() -> list[tuple[str, str, Any, Any]]:
+            current = self.state.extensions.get(ext_id.lower())
+            if current is None:
+                return []
+            new = dict(current)
+            new_props = dict(new.get("properties") or {})
+            new_props["provisioningState"] = final
+            if final == "Failed":
+                new_props["errorInfo"] = {
+                    "code": "ExtensionOperationFailed",
+                    "message": fault.message if fault is not None else "failed",
+                }
+            new["properties"] = new_props
+            self.state.extensions[ext_id.lower()] = new
+            return [("provisioned", new["id"], new, task.principal)]
+
+        self.state.schedule(self.state.now() + delay, ext_id, token, finish)
+        self._schedule(task, self.state.now() + delay, self._check, target)
+
+    def _check(self, task: Task, target: str | None) -> list[Any]:
+        assert target is not None
+        record = task.deployments[target.lower()]
+        ext_id = f"{target}/providers/Microsoft.KubernetesConfiguration/extensions/{EXTENSION_NAME}"
+        ext = self.state.get("extensions", ext_id)
+        state = ((ext or {}).get("properties") or {}).get("provisioningState")
+        if state in ("Creating", "Updating"):
+            self._schedule(task, self.state.now() + self.settings.poll_s, self._check, target)
+            return []
+        if state != "Succeeded":
+            info = ((ext or {}).get("properties") or {}).get("errorInfo") or {}
+            self._fail(
+                task,
+                record,
+                info.get("code", "ExtensionOperationFailed"),
+                info.get("message", f"The extension ended in state {state}."),
+            )
+            self._after(task)
+            return []
+        self._nested(task, target, record, ext or {})
+        self._after(task)
+        return []
+
+    def _nested(self, task: Task, target: str, record: dict[str, Any], ext: Mapping[str, Any]) -> None:
+        """Resource B of the DINE template: container + Storage Blob Data Contributor role assignment."""
+        params = task.assignment.parameters
+        sa_id = str(params["storageAccountId"])
+        cluster_name = target.rstrip("/").split("/")[-1]
+        container = ("azure-aks-backup-" + cluster_name)[:63]
+        if not _CONTAINER_NAME.match(container):
+            self._fail(
+                task,
+                record,
+                "InvalidResourceName",
+                f"Container name '{container}' is invalid: 3-63 lowercase letters, digits and single "
+                "hyphens, starting and ending with a letter or digit.",
+            )
+            return
+        from emulator.resources.common import deterministic_uuid
+        from emulator.resources.storage import container_body
+
+        container_id = f"{sa_id}/blobServices/default/containers/{container}"
+        if self.state.get("containers", container_id) is None:
+            self.state.put(
+                "containers",
+                container_id,
+                container_body(container_id, {}, iso(self.state.now())),
+                principal=task.principal,
+            )
+        principal_id = ((ext.get("properties") or {}).get("aksAssignedIdentity") or {}).get("principalId")
+        sub = sa_id.split("/")[2]
+        role_def = f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/" + (
+            STORAGE_BLOB_DATA_CONTRIBUTOR
+        )
+        name = deterministic_uuid(sa_id, target, role_def)
+        ra_id = f"{sa_id}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        with self.state.lock:
+            clash = [
+                b
+                for b in self.state.role_assignments.values()
+                if str((b.get("properties") or {}).get("scope", "")).lower() == sa_id.lower()
+                and str((b.get("properties") or {}).get("principalId", "")) == principal_id
+                and str((b.get("properties") or {}).get("roleDefinitionId", ""))
+                .lower()
+                .endswith(STORAGE_BLOB_DATA_CONTRIBUTOR)
+                and str(b.get("id", "")).lower() != ra_id.lower()
+            ]
+        if clash:
+            self._fail(task, record, "RoleAssignmentExists", "The role assignment already exists.")
+            return
+        now_iso = iso(self.state.now())
+        body = {
+            "id": ra_id,
+            "name": name,
+            "type": "Microsoft.Authorization/roleAssignments",
+            "properties": {
+                "roleDefinitionId": role_def,
+                "principalId": principal_id,
+                "principalType": "ServicePrincipal",
+                "scope": sa_id,
+                "condition": None,
+                "conditionVersion": None,
+                "createdOn": now_iso,
+                "updatedOn": now_iso,
+                "createdBy": task.principal,
+                "updatedBy": task.principal,
+                "delegatedManagedIdentityResourceId": None,
+                "description": None,
+            },
+        }
+        self.state.put("role_assignments", ra_id, body, principal=task.principal)
+        with self.lock:
+            record["status"] = "Succeeded"
+            record["lastUpdatedOn"] = now_iso
+            task.updated = self.state.now()
+
+    def _after(self, task: Task) -> None:
+        self._fill(task)
+        self._maybe_finish(task)
+
+    def _maybe_finish(self, task: Task) -> None:
+        with self.lock:
+            running = any(d["status"] == "Running" for d in task.deployments.values())
+            if running or task.queue:
+                return
+            if task.state == "Cancelling":
+                task.state = "Canceled"
+            elif task.state == "Evaluating":
+                counts = task.counts()
+                if counts["failedDeployments"]:
+                    task.state = "Failed"
+                else:
+                    task.state = "Succeeded"
+                task.status_message = (
+                    f"{counts['successfulDeployments']} of {counts['totalDeployments']} deployments succeeded"
+                )
+            task.updated = self.state.now()
