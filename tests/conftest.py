@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.azurite",
     "tests.fixtures.runner",
+    "tests.fixtures.iac",
 ]

@@ -1,0 +1,117 @@
+"""Least privilege: every role assignment in infra/ resolves to a role we can name; none is Owner,
+Contributor or User Access Administrator; the storage grant is delegated only for Storage Blob Data
+Contributor; the custom role holds container permissions only."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures.iac import INFRA
+from tests.unit.infra.model import Resource, resources, role_reference
+
+ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
+OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+USER_ACCESS_ADMINISTRATOR = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
+FORBIDDEN = {
+    OWNER: "Owner",
+    CONTRIBUTOR: "Contributor",
+    USER_ACCESS_ADMINISTRATOR: "User Access Administrator",
+}
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+# The one role not from roles.json: the container-writer custom role, passed in as a GUID parameter.
+CUSTOM_ROLE_PARAMETERS = {(Path("access/storage-access.bicep"), "containerWriterRoleGuid")}
+
+
+def built_in_roles() -> dict[str, str]:
+    roles: dict[str, str] = json.loads((INFRA / "roles.json").read_text())
+    return roles
+
+
+def assignments(templates: dict[Path, Any]) -> list[Resource]:
+    found = resources(templates, ROLE_ASSIGNMENT)
+    assert len(found) >= 10, "role assignments not found; did the parser output change?"
+    return found
+
+
+def test_roles_json_holds_valid_guids_and_no_broad_role() -> None:
+    roles = built_in_roles()
+    assert all(GUID.match(guid) for guid in roles.values()), roles
+    broad = {FORBIDDEN[g] for g in roles.values() if g in FORBIDDEN}
+    assert not broad, f"roles.json lists {broad}"
+
+
+def test_every_assignment_resolves_to_a_known_role(infra_templates: dict[Path, Any]) -> None:
+    roles = built_in_roles()
+    for assignment in assignments(infra_templates):
+        ref = role_reference(assignment)
+        if ref.built_in_key is not None:
+            where = f"{assignment.file}:{assignment.symbol}"
+            assert ref.built_in_key in roles, f"{where}: unknown roles.{ref.built_in_key}"
+            assert roles[ref.built_in_key] not in FORBIDDEN
+        else:
+            assert (assignment.file, ref.parameter) in CUSTOM_ROLE_PARAMETERS, (assignment.file, ref)
+        assert assignment.properties["principalType"] == "ServicePrincipal"
+
+
+def test_no_broad_role_guid_anywhere_in_infra() -> None:
+    for path in sorted(INFRA.rglob("*")):
+        if path.is_file() and path.suffix in {".bicep", ".json", ".sh", ".ps1"}:
+            text = path.read_text().lower()
+            for guid, name in FORBIDDEN.items():
+                assert guid not in text, f"{path.relative_to(INFRA)} mentions {name} ({guid})"
+
+
+def test_mode_decides_extension_and_policy_roles(infra_templates: dict[Path, Any]) -> None:
+    roles = built_in_roles()
+    for assignment in assignments(infra_templates):
+        key = role_reference(assignment).built_in_key
+        condition = assignment.body["config"].get("condition")
+        if key in {"kubernetesExtensionContributor", "resourcePolicyContributor"}:
+            wanted = "install" if key == "kubernetesExtensionContributor" else "policy-task"
+            assert condition == {
+                "operator": {"type": "equals", "operands": {"operand_1": "mode", "operand_2": wanted}}
+            }, f"{assignment.file}:{assignment.symbol}: {key} must be assigned only when mode == '{wanted}'"
+    assert roles["resourcePolicyContributor"] == "36243c78-bf99-498c-9df9-86d9f8d28608"
+
+
+def test_storage_grant_delegation_only_for_blob_data_contributor(infra_templates: dict[Path, Any]) -> None:
+    roles = built_in_roles()
+    delegations = [
+        a
+        for a in assignments(infra_templates)
+        if role_reference(a).built_in_key == "roleBasedAccessControlAdministrator"
+    ]
+    assert len(delegations) == 1
+    delegation = delegations[0]
+    props = delegation.properties
+    assert props["conditionVersion"] == "2.0"
+    condition_var = props["condition"]
+    template = infra_templates[delegation.file]
+    text = template["variables"][condition_var]["value"]
+    text = re.sub(r"\$\{roles\.([A-Za-z]+)\}", lambda m: roles[m.group(1)], text)
+    # Both role-assignment actions are constrained, and only to Storage Blob Data Contributor.
+    assert "ActionMatches{\\'Microsoft.Authorization/roleAssignments/write\\'}" in text
+    assert "ActionMatches{\\'Microsoft.Authorization/roleAssignments/delete\\'}" in text
+    allowed = re.findall(r"GuidEquals \{([^}]*)\}", text)
+    assert allowed == [roles["storageBlobDataContributor"]] * 2, allowed
+    assert roles["storageBlobDataContributor"] == "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+    assert "PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\\'ServicePrincipal\\'}" in text
+    # Scoped to one storage account, not to a subscription.
+    assert delegation.config["scope"] == "storage"
+
+
+def test_custom_role_is_container_write_only(infra_templates: dict[Path, Any]) -> None:
+    definitions = resources(infra_templates, "Microsoft.Authorization/roleDefinitions")
+    assert len(definitions) == 1
+    permissions = definitions[0].properties["permissions"]
+    actions = [a for p in permissions for a in p["actions"]]
+    assert "Microsoft.Storage/storageAccounts/blobServices/containers/write" in actions
+    for action in actions:
+        assert "*" not in action and action.startswith("Microsoft.Storage/storageAccounts"), action
+        assert not re.search(r"listkeys|regeneratekey|/delete$|/action$", action, re.IGNORECASE), action
+    assert all(not p.get("dataActions") for p in permissions)
