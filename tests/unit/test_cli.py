@@ -1,0 +1,165 @@
+"""The CLI: explain prints the decision JSON; bad input exits 2 with one line naming file and field."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from remediator.cli import EXIT_BAD_INPUT, SUBCOMMANDS, build_parser, main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+CONFIGS = sorted(EXAMPLES.glob("*.yaml"))
+CLUSTERS = sorted((EXAMPLES / "clusters").glob("*.json"))
+MGS = EXAMPLES / "management-groups.json"
+KEYS = ["clusterId", "selected", "reason", "rule", "storageAccountId", "blockers"]
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "remediator", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_explain_prints_decision_json(config: Path) -> None:
+    for cluster in (EXAMPLES / "clusters" / "tagged.json",):
+        done = cli("explain", "--config", config, "--cluster", cluster, "--management-groups", MGS)
+        assert done.returncode == 0, done.stderr
+        decision = json.loads(done.stdout)
+        assert list(decision) == KEYS
+        assert decision["clusterId"].endswith("/managedClusters/aks-payments-eus-01")
+        assert decision["selected"] is True
+
+
+def test_explain_table_output() -> None:
+    done = cli("explain", "--config", CONFIGS[0], "--cluster", CLUSTERS[0], "--output", "table")
+    assert done.returncode == 0, done.stderr
+    assert "reason" in done.stdout and "clusterId" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"config": "scope: {subscriptions: [3f2b8c1e-6d4a-4f7b-9c2e-8a1d5e7f0b24]}\nstorage: {}\n"},
+            "c.yaml: storage: empty",
+        ),
+        ({"cluster": '{"id": "/subscriptions/nope", "location": "eastus"}'}, "cluster.json: id: "),
+    ],
+)
+def test_bad_input_exits_2_naming_file_and_field(
+    tmp_path: Path, files: dict[str, str], expected: str
+) -> None:
+    config = EXAMPLES / "policy3-include-tag.yaml"
+    cluster = EXAMPLES / "clusters" / "tagged.json"
+    if "config" in files:
+        config = tmp_path / "c.yaml"
+        config.write_text(files["config"])
+    if "cluster" in files:
+        cluster = tmp_path / "cluster.json"
+        cluster.write_text(files["cluster"])
+    done = cli("explain", "--config", config, "--cluster", cluster)
+    assert done.returncode == EXIT_BAD_INPUT
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert expected in done.stderr
+
+
+def test_config_check_subprocess(tmp_path: Path) -> None:
+    ok = cli("config", "check", EXAMPLES / "multi-region.yaml")
+    assert ok.returncode == 0, ok.stderr
+    assert "ok:" in ok.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "scope": {"subscriptions": ["3f2b8c1e-6d4a-4f7b-9c2e-8a1d5e7f0b24"]},
+                "storage": {"eastus": "/x"},
+                "selection": {"include": [{"tag": "a", "values": []}]},
+            }
+        )
+    )
+    done = cli("config", "check", bad)
+    assert done.returncode == EXIT_BAD_INPUT
+    assert "Traceback" not in done.stderr
+    assert f"{bad}: storage.eastus: " in done.stderr
+    assert "(and 1 more error)" in done.stderr
+
+
+# --- in-process, for breadth ---
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_every_example_cluster_explains(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for cluster in CLUSTERS:
+        code = main(
+            ["explain", "--config", str(config), "--cluster", str(cluster), "--management-groups", str(MGS)]
+        )
+        assert code == 0
+        assert list(json.loads(capsys.readouterr().out)) == KEYS
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["config", "check", str(ROOT / "tests")], "cannot read the config file"),
+        (["explain", "--config", str(CONFIGS[0]), "--cluster", str(CONFIGS[0])], "invalid JSON at line 1"),
+        (["config", "check", "missing.yaml"], "missing.yaml: cannot read the config file"),
+        (["explain", "--config", str(CONFIGS[0]), "--cluster", "missing.json"], "missing.json: cannot read"),
+        (
+            [
+                "explain",
+                "--config",
+                str(CONFIGS[0]),
+                "--cluster",
+                str(CLUSTERS[0]),
+                "--management-groups",
+                "x.yaml",
+            ],
+            "x.yaml: cannot read the management group file",
+        ),
+    ],
+)
+def test_main_returns_2_for_bad_files(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ")
+
+
+def test_management_group_file_must_map_to_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mgs = tmp_path / "mgs.json"
+    mgs.write_text('{"9a7e4d21-0c3b-4e8f-a6d5-2b1c9f8e7d60": "mg-platform-prod"}')
+    args = ["explain", "--config", str(EXAMPLES / "multi-region.yaml"), "--cluster", str(CLUSTERS[0])]
+    assert main([*args, "--management-groups", str(mgs)]) == EXIT_BAD_INPUT
+    assert "mgs.json: 9a7e4d21-0c3b-4e8f-a6d5-2b1c9f8e7d60: expected a list" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["explain", "--config", "x.yaml"])
+    assert info.value.code == 2
+
+
+def test_subcommand_registry() -> None:
+    assert all(callable(getattr(module, "register", None)) for module in SUBCOMMANDS)
+    help_text = build_parser().format_help()
+    assert "explain" in help_text and "config" in help_text
+
+
+def test_config_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema == json.loads((ROOT / "docs" / "config.schema.json").read_text())
