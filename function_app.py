@@ -1,16 +1,140 @@
 """Azure Functions entry point (v2 programming model): trigger glue only.
 
-Each function decodes its trigger input, calls ``remediator.service``, and encodes the result.
+Each function decodes its trigger input into plain values, calls one handler in
+``remediator.service.handlers`` and encodes the result. Behaviour (budgets, retries, give-ups, HTTP status
+codes) lives in the handlers; see docs/operations.md for settings and the runbook. The handler context (SDK
+clients, queues, journal) is built lazily on first use, so indexing the app needs no settings and a bad
+setting surfaces as a clear error.
 """
 
-import json
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
+
+from remediator.core.errors import UserInputError
+from remediator.service import handlers
+from remediator.service.app_context import HandlerContext, build_handler_context
+
+logger = logging.getLogger(__name__)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
+@functools.cache
+def context() -> HandlerContext:
+    """The process-wide handler context (built once; a failure is not cached, so it is retried)."""
+    return build_handler_context(os.environ)
+
+
+def event_json(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
+    """The event as the JSON the handlers parse (Event Grid schema, or CloudEvents 1.0 when delivered so)."""
+    if isinstance(event, func.CloudEvent):
+        return {
+            "specversion": event.specversion,
+            "id": event.id,
+            "source": event.source,
+            "type": event.type,
+            "time": event.time.isoformat() if event.time else None,
+            "subject": event.subject,
+            "data": event.get_json(),
+        }
+    return {
+        "id": event.id,
+        "topic": event.topic,
+        "subject": event.subject,
+        "eventType": event.event_type,
+        "eventTime": event.event_time.isoformat() if event.event_time else None,
+        "dataVersion": event.data_version,
+        "data": event.get_json(),
+    }
+
+
+def http_response(result: handlers.HttpResult) -> func.HttpResponse:
+    return func.HttpResponse(result.encode(), status_code=result.status, mimetype="application/json")
+
+
+def _http(call: Callable[[HandlerContext], handlers.HttpResult]) -> func.HttpResponse:
+    try:
+        ctx = context()
+    except UserInputError as exc:  # settings or config invalid: the operator must fix them
+        logger.error("cannot serve the request: %s", exc)
+        return http_response(handlers.HttpResult(503, {"error": "configuration", **exc.to_json()}))
+    return http_response(call(ctx))
+
+
+@app.function_name("on_cluster_write")
+@app.event_grid_trigger(arg_name="event")
+def on_cluster_write(event: func.EventGridEvent) -> None:
+    """ResourceWriteSuccess for a managed cluster -> reconcile inline within the budget, else enqueue."""
+    handlers.handle_cluster_write_event(event_json(event), ctx=context())
+
+
+@app.function_name("on_policy_state")
+@app.event_grid_trigger(arg_name="event")
+def on_policy_state(event: func.EventGridEvent) -> None:
+    """PolicyStateCreated/Changed NonCompliant for a managed cluster -> reconcile (or remediation task)."""
+    handlers.handle_policy_state_event(event_json(event), ctx=context())
+
+
+@app.function_name("reconcile_worker")
+@app.queue_trigger(arg_name="msg", queue_name="%REMEDIATOR_WORK_QUEUE%", connection="AzureWebJobsStorage")
+def reconcile_worker(msg: func.QueueMessage) -> None:
+    """One durable work item -> reconcile; a wait re-enqueues with a delay, the bound journals a give-up."""
+    handlers.handle_work_item(msg.get_body(), dequeue_count=_dequeue_count(msg), ctx=context())
+
+
+@app.function_name("reconcile_poison")
+@app.queue_trigger(
+    arg_name="msg", queue_name="%REMEDIATOR_WORK_QUEUE%-poison", connection="AzureWebJobsStorage"
+)
+def reconcile_poison(msg: func.QueueMessage) -> None:
+    """A work item the host moved to the poison queue after 5 dequeues -> journal and publish a give-up."""
+    handlers.handle_poison_item(msg.get_body(), dequeue_count=_dequeue_count(msg), ctx=context())
+
+
+@app.function_name("sweep")
+@app.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def sweep(timer: func.TimerRequest) -> None:
+    """Timer: enumerate in-scope clusters and enqueue those needing work."""
+    handlers.handle_sweep(past_due=bool(timer.past_due), ctx=context())
+
+
+@app.function_name("remediate")
+@app.route(route="remediate", methods=["POST"])
+def remediate(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/remediate {clusterId} | {scope} [?dryRun=true]."""
+    body, params = req.get_body(), dict(req.params)
+    return _http(lambda ctx: handlers.handle_http_remediate(body, params, ctx=ctx))
+
+
+@app.function_name("explain")
+@app.route(route="explain", methods=["POST"])
+def explain(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/explain {clusterId}: decision, blockers, extension state."""
+    body = req.get_body()
+    return _http(lambda ctx: handlers.handle_http_explain(body, ctx=ctx))
+
+
+@app.function_name("report")
+@app.route(route="report", methods=["GET"])
+def report(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/report: compliance summary per subscription and region."""
+    params = dict(req.params)
+    return _http(lambda ctx: handlers.handle_http_report(params, ctx=ctx))
+
+
+@app.function_name("health")
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Liveness: the app loaded."""
-    return func.HttpResponse(json.dumps({"status": "ok"}), mimetype="application/json")
+    """GET /api/health: settings/config valid and dependencies reachable (503 otherwise)."""
+    return http_response(handlers.handle_health(build_context=context))
+
+
+def _dequeue_count(msg: func.QueueMessage) -> int:
+    return int(getattr(msg, "dequeue_count", None) or 1)

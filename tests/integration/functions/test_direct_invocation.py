@@ -1,0 +1,639 @@
+"""Every function in function_app.py, invoked directly with the real ``azure.functions`` trigger types.
+
+These tests pin the glue and the handler rules (budgets, hand-over, ordering, status codes) against a
+recording handler context: the service ports are replaced, never the SDKs. The same functions run against the
+emulator and Azurite in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions import meta
+from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.queue import QueueMessage
+from azure.functions.timer import TimerRequest
+
+import function_app
+from remediator.adapters.graph import InventoryRow
+from remediator.core.config import RemediatorConfig, parse_config
+from remediator.core.errors import UserInputError
+from remediator.core.outcomes import Action, ActionKind, ActionStatus, Outcome, ReconcileReport
+from remediator.core.settings import Settings
+from remediator.service.app_context import HandlerContext, HealthCheck
+
+SUB = "3f2b8c1e-6d4a-4f7b-9c2e-8a1d5e7f0b24"
+OTHER_SUB = "9a7e4d21-0c3b-4e8f-a6d5-2b1c9f8e7d60"
+CLUSTER = (
+    f"/subscriptions/{SUB}/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks1"
+)
+FOREIGN = (
+    f"/subscriptions/{OTHER_SUB}/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/x"
+)
+STORAGE = (
+    f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.Storage/storageAccounts/stbackup01"
+)
+CLUSTER_TYPE = "Microsoft.ContainerService/managedClusters"
+P3 = "/providers/Microsoft.Authorization/policyDefinitions/bdff5235-9f40-4a32-893f-38a03d5d607c"
+ASSIGNMENT = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/policyAssignments/backup-p3"
+
+
+# --------------------------------------------------------------------------------------------- doubles
+
+
+class ScriptedReconciler:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool, int]] = []
+        self.outcome: Outcome = Outcome.done("extension Succeeded")
+        self.delay_s = 0.0
+        self.error: Exception | None = None
+
+    def reconcile(self, cluster_id: str, *, dry_run: bool = False, attempt: int = 0) -> ReconcileReport:
+        self.calls.append((cluster_id, dry_run, attempt))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if self.error is not None:
+            raise self.error
+        status = ActionStatus.PLANNED if dry_run else ActionStatus.DONE
+        return ReconcileReport(
+            cluster_id=cluster_id,
+            decision={"clusterId": cluster_id, "selected": True, "reason": "selected", "blockers": ["x"]},
+            outcome=self.outcome,
+            actions=(Action(ActionKind.CREATE_EXTENSION, cluster_id + "/ext", status),),
+            dry_run=dry_run,
+            attempt=attempt,
+            extension_state="Creating",
+        )
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.fail = False
+
+    def enqueue_work(
+        self, cluster_id: str, *, attempt: int, source: str, reason: str, correlation_id: str, delay_s: float
+    ) -> None:
+        if self.fail:
+            raise ConnectionError("queue unreachable")
+        self.items.append({"clusterId": cluster_id, "attempt": attempt, "source": source, "delay": delay_s})
+
+
+class RecordingOutcomes:
+    def __init__(self) -> None:
+        self.reports: list[ReconcileReport] = []
+
+    def record(self, report: ReconcileReport) -> None:
+        self.reports.append(report)
+
+
+class MemoryPolicyOrder:
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], datetime] = {}
+
+    def advance(self, resource_id: str, assignment_id: str, timestamp: datetime) -> bool:
+        key = (resource_id, assignment_id)
+        if key in self.seen and timestamp < self.seen[key]:
+            return False
+        self.seen[key] = timestamp
+        return True
+
+
+class FakeSummary:
+    def __init__(self, **counts: Any) -> None:
+        self.counts = counts
+
+    def to_json(self) -> dict[str, Any]:
+        return {"correlationId": "sweep-1", **self.counts}
+
+
+class RecordingSweeper:
+    def __init__(self, config: RemediatorConfig | None = None) -> None:
+        self.config = config
+        self.runs: list[bool] = []
+
+    def run(self, *, dry_run: bool) -> FakeSummary:
+        self.runs.append(dry_run)
+        return FakeSummary(candidates=3, enqueued=0 if dry_run else 2, wouldEnqueue=2 if dry_run else 0)
+
+
+class ListedInventory:
+    def __init__(self, rows: list[InventoryRow]) -> None:
+        self.rows = rows
+
+    def iter_rows(self, plan: Any, *, stats: Any = None) -> Iterator[InventoryRow]:
+        assert all("extensionState !~ 'Succeeded'" not in r.query for r in plan.requests)
+        return iter(self.rows)
+
+    def policy_summary(self, plan: Any, query: str, *, stats: Any) -> dict[str, int]:
+        return {}
+
+
+def _row(
+    name: str, *, tags: dict[str, str], state: str | None, sub: str = SUB, location: str = "eastus"
+) -> Any:
+    cid = f"/subscriptions/{sub}/resourceGroups/rg-aks/providers/{CLUSTER_TYPE}/{name}"
+    body = {
+        "id": cid,
+        "name": name,
+        "type": "Microsoft.ContainerService/managedClusters",
+        "location": location,
+        "tags": tags,
+        "identity": {"type": "SystemAssigned"},
+        "properties": {
+            "provisioningState": "Succeeded",
+            "powerState": {"code": "Running"},
+            "storageProfile": {"diskCSIDriver": {"enabled": True}, "snapshotController": {"enabled": True}},
+            "agentPoolProfiles": [
+                {"name": "sys", "osType": "Linux", "vmSize": "Standard_D4s_v5", "mode": "System"}
+            ],
+        },
+    }
+    return InventoryRow(
+        cluster_id=cid, subscription_id=sub, body=body, extension_name=None, extension_state=state
+    )
+
+
+CONFIG = {
+    "scope": {"subscriptions": [SUB]},
+    "storage": {"eastus": STORAGE},
+    "selection": {"include": [{"tag": "aks-backup", "values": ["enabled"]}]},
+}
+
+
+@pytest.fixture
+def ctx(monkeypatch: pytest.MonkeyPatch) -> HandlerContext:
+    settings = Settings.from_env(
+        {
+            "REMEDIATOR_TENANT_ID": "00000000-0000-0000-0000-000000000001",
+            "REMEDIATOR_CONFIG_JSON": json.dumps(CONFIG),
+            "REMEDIATOR_INLINE_BUDGET_SECONDS": "2",
+            "REMEDIATOR_MAX_ATTEMPTS": "3",
+            "REMEDIATOR_MAX_WAIT_SECONDS": "120",
+        }
+    )
+    made: list[RecordingSweeper] = []
+
+    def make_sweeper(config: RemediatorConfig) -> RecordingSweeper:
+        made.append(RecordingSweeper(config))
+        return made[-1]
+
+    context = HandlerContext(
+        settings=settings,
+        config=parse_config(CONFIG),
+        reconciler=ScriptedReconciler(),
+        work=RecordingQueue(),
+        outcomes=RecordingOutcomes(),
+        policy_order=MemoryPolicyOrder(),
+        inventory=ListedInventory(
+            [
+                _row("a", tags={"aks-backup": "enabled"}, state="Succeeded"),
+                _row("b", tags={"aks-backup": "enabled"}, state=None),
+                _row("c", tags={"aks-backup": "enabled"}, state="Failed"),
+                _row("d", tags={}, state=None),
+                _row("e", tags={"aks-backup": "enabled"}, state="Creating", location="westus2"),
+            ]
+        ),
+        sweeper=RecordingSweeper(),
+        make_sweeper=make_sweeper,
+        health_checks=(HealthCheck("arm", lambda: None),),
+    )
+    context.extras["made_sweepers"] = made
+    monkeypatch.setattr(function_app, "context", lambda: context)
+    return context
+
+
+def _calls(ctx: HandlerContext) -> list[tuple[str, bool, int]]:
+    reconciler = ctx.reconciler
+    assert isinstance(reconciler, ScriptedReconciler)
+    return reconciler.calls
+
+
+def _queued(ctx: HandlerContext) -> list[dict[str, Any]]:
+    assert isinstance(ctx.work, RecordingQueue)
+    return ctx.work.items
+
+
+def _recorded(ctx: HandlerContext) -> list[ReconcileReport]:
+    assert isinstance(ctx.outcomes, RecordingOutcomes)
+    return ctx.outcomes.reports
+
+
+# --------------------------------------------------------------------------------------------- Event Grid
+
+
+def write_event(
+    *, operation: str = "Microsoft.ContainerService/managedClusters/write", uri: str = CLUSTER
+) -> Any:
+    """A ResourceWriteSuccess decoded by the library's own converter, exactly as the worker would pass it."""
+    raw = {
+        "id": "evt-1",
+        "topic": f"/subscriptions/{SUB}",
+        "subject": uri,
+        "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+        "eventTime": "2026-11-22T04:00:00.1234567Z",
+        "dataVersion": "2",
+        "data": {
+            "operationName": operation,
+            "resourceUri": uri,
+            "status": "Succeeded",
+            "correlationId": "c-1",
+        },
+    }
+    return EventGridEventInConverter.decode(meta.Datum(json.dumps(raw), "json"), trigger_metadata=None)
+
+
+def test_cluster_write_reconciles_inline(ctx: HandlerContext) -> None:
+    event = write_event()
+    assert isinstance(event, func.EventGridEvent)
+    function_app.on_cluster_write(event)
+    assert _calls(ctx) == [(CLUSTER, False, 0)]
+    assert _queued(ctx) == []
+
+
+def test_cluster_write_operation_compared_case_insensitively(ctx: HandlerContext) -> None:
+    function_app.on_cluster_write(write_event(operation="microsoft.containerservice/MANAGEDCLUSTERS/write"))
+    assert len(_calls(ctx)) == 1
+
+
+def test_agent_pool_and_other_writes_are_ignored(ctx: HandlerContext) -> None:
+    function_app.on_cluster_write(
+        write_event(
+            operation="Microsoft.ContainerService/managedClusters/agentPools/write",
+            uri=CLUSTER + "/agentPools/np1",
+        )
+    )
+    function_app.on_cluster_write(
+        write_event(operation="Microsoft.Storage/storageAccounts/write", uri=STORAGE)
+    )
+    assert _calls(ctx) == [] and _queued(ctx) == []
+
+
+def test_a_wait_outcome_becomes_a_delayed_work_item(ctx: HandlerContext) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler)
+    ctx.reconciler.outcome = Outcome.wait(900, "cluster is Creating")
+    function_app.on_cluster_write(write_event())
+    assert _queued(ctx) == [{"clusterId": CLUSTER, "attempt": 0, "source": "event", "delay": 120.0}]
+
+
+def test_an_exhausted_budget_hands_over_to_the_queue(ctx: HandlerContext) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler)
+    ctx.reconciler.delay_s = 3.0  # budget is 2 s
+    started = time.monotonic()
+    function_app.on_cluster_write(write_event())
+    assert time.monotonic() - started < 2.9
+    assert [item["clusterId"] for item in _queued(ctx)] == [CLUSTER]
+
+
+def test_raises_only_when_the_hand_over_cannot_be_enqueued(ctx: HandlerContext) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler) and isinstance(ctx.work, RecordingQueue)
+    ctx.reconciler.outcome = Outcome.wait(10, "Creating")
+    ctx.work.fail = True
+    with pytest.raises(ConnectionError):
+        function_app.on_cluster_write(write_event())
+    ctx.reconciler.outcome = Outcome.done("ok")
+    function_app.on_cluster_write(write_event())  # a final outcome needs no queue: no raise
+
+
+def test_an_unexpected_reconcile_error_is_handed_over_not_raised(ctx: HandlerContext) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler)
+    ctx.reconciler.error = RuntimeError("boom")
+    function_app.on_cluster_write(write_event())
+    assert len(_queued(ctx)) == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {
+            "id": "m1",
+            "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+            "eventTime": "2026-11-22T00:00:00Z",
+            "subject": "x",
+            "dataVersion": "2",
+            "data": {
+                "operationName": "Microsoft.ContainerService/managedClusters/write",
+                "resourceUri": "not-an-id",
+            },
+        },
+        {
+            "id": "m2",
+            "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+            "eventTime": "2026-11-22T00:00:00Z",
+            "subject": CLUSTER,
+            "dataVersion": "2",
+            "data": "not an object",
+        },
+        {
+            "id": "m3",
+            "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+            "eventTime": "2026-11-22T00:00:00Z",
+            "subject": CLUSTER,
+            "dataVersion": "2",
+            "data": {"resourceUri": CLUSTER},
+        },
+    ],
+    ids=["bad-resource-uri", "data-not-object", "no-operation"],
+)
+def test_malformed_events_are_dropped_without_a_write_or_a_retry(
+    ctx: HandlerContext, raw: dict[str, Any]
+) -> None:
+    event = EventGridEventInConverter.decode(meta.Datum(json.dumps(raw), "json"), trigger_metadata=None)
+    function_app.on_cluster_write(event)  # returns: Event Grid must not redeliver it forever
+    assert _calls(ctx) == [] and _queued(ctx) == []
+
+
+def test_cloud_events_schema_is_accepted(ctx: HandlerContext) -> None:
+    raw = {
+        "specversion": "1.0",
+        "id": "ce-1",
+        "source": f"/subscriptions/{SUB}",
+        "type": "Microsoft.Resources.ResourceWriteSuccess",
+        "time": "2026-11-22T04:00:00Z",
+        "subject": CLUSTER,
+        "data": {"operationName": "Microsoft.ContainerService/managedClusters/write", "resourceUri": CLUSTER},
+    }
+    event = EventGridEventInConverter.decode(meta.Datum(json.dumps(raw), "json"), trigger_metadata=None)
+    assert isinstance(event, func.CloudEvent)
+    function_app.on_cluster_write(event)
+    assert _calls(ctx) == [(CLUSTER, False, 0)]
+
+
+def test_out_of_scope_cluster_is_left_alone(ctx: HandlerContext) -> None:
+    function_app.on_cluster_write(write_event(uri=FOREIGN))
+    assert _calls(ctx) == []
+
+
+def policy_event(
+    *, state: str = "NonCompliant", timestamp: str, subject: str = CLUSTER, definition: str = P3
+) -> Any:
+    return func.EventGridEvent(
+        id=f"p-{timestamp}",
+        topic=f"/subscriptions/{SUB}",
+        subject=subject,
+        event_type="Microsoft.PolicyInsights.PolicyStateChanged",
+        event_time=datetime(2026, 11, 22, 4, 0, tzinfo=UTC),
+        data_version="1",
+        data={
+            "timestamp": timestamp,
+            "policyAssignmentId": ASSIGNMENT,
+            "policyDefinitionId": definition,
+            "policyDefinitionReferenceId": "",
+            "complianceState": state,
+            "subscriptionId": SUB,
+            "complianceReasonCode": "",
+        },
+    )
+
+
+def test_policy_noncompliant_reconciles(ctx: HandlerContext) -> None:
+    function_app.on_policy_state(policy_event(timestamp="2026-11-22T03:00:00Z"))
+    assert _calls(ctx) == [(CLUSTER, False, 0)]
+
+
+def test_policy_states_apply_in_timestamp_order(ctx: HandlerContext) -> None:
+    function_app.on_policy_state(policy_event(state="Compliant", timestamp="2026-11-22T03:00:00Z"))
+    function_app.on_policy_state(policy_event(timestamp="2026-11-22T02:59:59Z"))  # older, arrives later
+    assert _calls(ctx) == []
+    function_app.on_policy_state(policy_event(timestamp="2026-11-22T03:00:01Z"))
+    assert len(_calls(ctx)) == 1
+
+
+def test_policy_events_for_other_resources_or_policies_are_ignored(ctx: HandlerContext) -> None:
+    function_app.on_policy_state(policy_event(timestamp="2026-11-22T03:00:00Z", subject=STORAGE))
+    other = "/providers/Microsoft.Authorization/policyDefinitions/11111111-2222-3333-4444-555555555555"
+    function_app.on_policy_state(policy_event(timestamp="2026-11-22T03:00:00Z", definition=other))
+    function_app.on_policy_state(policy_event(timestamp="2026-11-22T03:00:00Z", subject=FOREIGN))
+    assert _calls(ctx) == []
+
+
+# --------------------------------------------------------------------------------------------- queues
+
+
+def message(body: Any, *, dequeue_count: int = 1) -> QueueMessage:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return QueueMessage(id="m", body=raw, dequeue_count=dequeue_count, pop_receipt="pr")
+
+
+def item(attempt: int = 0) -> dict[str, Any]:
+    return {"clusterId": CLUSTER, "attempt": attempt, "source": "event", "reason": "r", "correlationId": "c"}
+
+
+def test_worker_reconciles_a_work_item(ctx: HandlerContext) -> None:
+    function_app.reconcile_worker(message(item()))
+    assert _calls(ctx) == [(CLUSTER, False, 0)] and _queued(ctx) == []
+
+
+def test_worker_requeues_a_wait_with_the_next_attempt(ctx: HandlerContext) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler)
+    ctx.reconciler.outcome = Outcome.wait(15, "extension Creating")
+    function_app.reconcile_worker(message(item(attempt=1)))
+    assert _calls(ctx) == [(CLUSTER, False, 1)]
+    assert _queued(ctx) == [{"clusterId": CLUSTER, "attempt": 2, "source": "event", "delay": 15.0}]
+    assert _recorded(ctx) == []
+
+
+def test_worker_journals_the_give_up_at_the_bound(ctx: HandlerContext) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler)
+    ctx.reconciler.outcome = Outcome.wait(15, "extension Creating")
+    function_app.reconcile_worker(message(item(attempt=2)))  # max attempts 3
+    assert _queued(ctx) == []
+    [report] = _recorded(ctx)
+    assert report.outcome.kind.value == "gave_up" and "3 attempts" in report.outcome.why
+    assert report.cluster_id == CLUSTER
+
+
+def test_worker_raises_on_a_malformed_item_so_the_host_retries_then_poisons(ctx: HandlerContext) -> None:
+    with pytest.raises(UserInputError) as err:
+        function_app.reconcile_worker(message({"clusterId": "nope"}))
+    assert err.value.field == "clusterId"
+    assert _calls(ctx) == []
+
+
+def test_poison_items_are_journaled_as_gave_up(ctx: HandlerContext) -> None:
+    function_app.reconcile_poison(message(item(attempt=4), dequeue_count=1))
+    function_app.reconcile_poison(message(b"\x00not json"))
+    first, second = _recorded(ctx)
+    assert first.cluster_id == CLUSTER and first.outcome.kind.value == "gave_up"
+    assert "poison" in first.outcome.why and first.attempt == 4
+    assert second.cluster_id == "(unreadable work item)" and "malformed" in second.outcome.why
+
+
+# --------------------------------------------------------------------------------------------- timer
+
+
+def test_sweep_timer_runs_the_sweeper(ctx: HandlerContext) -> None:
+    function_app.sweep(TimerRequest(past_due=True))
+    assert isinstance(ctx.sweeper, RecordingSweeper) and ctx.sweeper.runs == [False]
+
+
+# --------------------------------------------------------------------------------------------- HTTP
+
+
+def http(method: str, route: str, body: Any = None, **params: str) -> func.HttpRequest:
+    raw = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
+    return func.HttpRequest(method=method, url=f"http://localhost/api/{route}", params=params, body=raw)
+
+
+def test_remediate_a_cluster_inline(ctx: HandlerContext) -> None:
+    resp = function_app.remediate(http("POST", "remediate", {"clusterId": CLUSTER}))
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    body = json.loads(resp.get_body())
+    assert body["clusterId"] == CLUSTER and body["outcome"]["kind"] == "done" and body["dryRun"] is False
+    assert _calls(ctx) == [(CLUSTER, False, 0)]
+
+
+def test_remediate_dry_run(ctx: HandlerContext) -> None:
+    resp = function_app.remediate(http("POST", "remediate", {"clusterId": CLUSTER}, dryRun="true"))
+    assert resp.status_code == 200 and json.loads(resp.get_body())["actions"][0]["status"] == "planned"
+    assert _calls(ctx) == [(CLUSTER, True, 0)]
+
+
+def test_remediate_a_waiting_cluster_enqueues_a_follow_up(ctx: HandlerContext) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler)
+    ctx.reconciler.outcome = Outcome.wait(30, "Creating")
+    resp = function_app.remediate(http("POST", "remediate", {"clusterId": CLUSTER}))
+    assert resp.status_code == 202 and json.loads(resp.get_body())["followUp"]["enqueued"] is True
+    assert [i["source"] for i in _queued(ctx)] == ["http"]
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "field"),
+    [
+        (b"{not json", {}, "body"),
+        ([1, 2], {}, "body"),
+        ({}, {}, "clusterId"),
+        ({"clusterId": "aks1"}, {}, "clusterId"),
+        ({"clusterId": CLUSTER, "scope": f"/subscriptions/{SUB}"}, {}, "clusterId"),
+        ({"clusterId": CLUSTER}, {"dryRun": "maybe"}, "dryRun"),
+        ({"scope": "/subscriptions/not-a-guid"}, {}, "scope"),
+        ({"scope": CLUSTER}, {}, "scope"),
+    ],
+)
+def test_remediate_rejects_bad_input_naming_the_field(
+    ctx: HandlerContext, body: Any, params: dict[str, str], field: str
+) -> None:
+    resp = function_app.remediate(http("POST", "remediate", body, **params))
+    assert resp.status_code == 400
+    assert json.loads(resp.get_body())["field"] == field
+    assert _calls(ctx) == [] and _queued(ctx) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"clusterId": FOREIGN},
+        {"scope": f"/subscriptions/{OTHER_SUB}"},
+        {"scope": f"/subscriptions/{OTHER_SUB}/resourceGroups/rg"},
+    ],
+)
+def test_out_of_scope_requests_are_forbidden_without_a_write(
+    ctx: HandlerContext, body: dict[str, str]
+) -> None:
+    resp = function_app.remediate(http("POST", "remediate", body))
+    assert resp.status_code == 403
+    payload = json.loads(resp.get_body())
+    assert payload["error"] == "out-of-scope" and OTHER_SUB in payload["message"]
+    assert _calls(ctx) == [] and _queued(ctx) == [] and ctx.extras["made_sweepers"] == []
+
+
+def test_remediate_a_scope_sweeps_it_narrowed(ctx: HandlerContext) -> None:
+    group = f"/subscriptions/{SUB}/resourceGroups/rg-aks"
+    resp = function_app.remediate(http("POST", "remediate", {"scope": group}))
+    assert resp.status_code == 202
+    body = json.loads(resp.get_body())
+    assert body["scope"] == group and body["enqueued"] == 2 and body["candidates"] == 3
+    [sweeper] = ctx.extras["made_sweepers"]
+    assert [str(g) for g in sweeper.config.scope.resource_groups] == [group]
+    assert sweeper.config.scope.subscriptions == () and sweeper.runs == [False]
+    dry = function_app.remediate(http("POST", "remediate", {"scope": f"/subscriptions/{SUB}"}, dryRun="true"))
+    assert dry.status_code == 200 and json.loads(dry.get_body())["wouldEnqueue"] == 2
+
+
+def test_explain(ctx: HandlerContext) -> None:
+    resp = function_app.explain(http("POST", "explain", {"clusterId": CLUSTER}))
+    assert resp.status_code == 200
+    body = json.loads(resp.get_body())
+    assert body["decision"]["selected"] is True and body["blockers"] == ["x"]
+    assert body["extensionState"] == "Creating" and body["wouldDo"][0]["status"] == "planned"
+    assert _calls(ctx) == [(CLUSTER, True, 0)]
+    assert function_app.explain(http("POST", "explain", {"clusterId": FOREIGN})).status_code == 403
+    assert function_app.explain(http("POST", "explain", {"cluster": CLUSTER})).status_code == 400
+
+
+def test_report_counts_per_subscription_and_region(ctx: HandlerContext) -> None:
+    resp = function_app.report(http("GET", "report"))
+    assert resp.status_code == 200
+    body = json.loads(resp.get_body())
+    assert body["summary"] == [
+        {
+            "subscriptionId": SUB,
+            "region": "eastus",
+            "clusters": 4,
+            "selected": 3,
+            "protected": 1,
+            "pending": 1,
+            "failed": 1,
+        },
+        {
+            "subscriptionId": SUB,
+            "region": "westus2",
+            "clusters": 1,
+            "selected": 0,
+            "protected": 0,
+            "pending": 0,
+            "failed": 0,
+        },
+    ]
+    assert body["totals"]["clusters"] == 5
+
+
+def test_health(ctx: HandlerContext) -> None:
+    resp = function_app.health(http("GET", "health"))
+    assert resp.status_code == 200 and json.loads(resp.get_body())["status"] == "healthy"
+
+    def down() -> None:
+        raise ConnectionError("queue unreachable")
+
+    ctx.health_checks = (*ctx.health_checks, HealthCheck("queue", down))
+    resp = function_app.health(http("GET", "health"))
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 503 and body["dependencies"][1] == {
+        "name": "queue",
+        "ok": False,
+        "error": "ConnectionError: queue unreachable",
+    }
+
+
+def test_invalid_settings_answer_503_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> HandlerContext:
+        raise UserInputError("Field required", field="REMEDIATOR_TENANT_ID", source="app settings")
+
+    monkeypatch.setattr(function_app, "context", broken)
+    for resp in (
+        function_app.health(http("GET", "health")),
+        function_app.remediate(http("POST", "remediate", {"clusterId": CLUSTER})),
+    ):
+        assert resp.status_code == 503
+        assert json.loads(resp.get_body())["field"] == "REMEDIATOR_TENANT_ID"
+
+
+def test_the_inline_pool_does_not_block_concurrent_events(ctx: HandlerContext) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler)
+    ctx.reconciler.delay_s = 0.3
+    threads = [
+        threading.Thread(target=function_app.on_cluster_write, args=(write_event(),)) for _ in range(3)
+    ]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(_calls(ctx)) == 3 and time.monotonic() - started < 0.85
