@@ -1,0 +1,64 @@
+"""Estate and helpers shared by the Policy Insights / Resource Graph / Event Grid emulator tests."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.fixtures.emulator import STORAGE_ID, TEST_ESTATE, TEST_SUB
+
+P3_ASSIGNMENT = (
+    f"/subscriptions/{TEST_SUB}/providers/Microsoft.Authorization/policyAssignments/backup-with-tag"
+)
+P1_ASSIGNMENT = f"/subscriptions/{TEST_SUB}/providers/Microsoft.Authorization/policyAssignments/backup-audit"
+
+
+def policy_estate() -> dict[str, Any]:
+    estate = copy.deepcopy(TEST_ESTATE)
+    base = (
+        f"/subscriptions/{TEST_SUB}/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters"
+    )
+    estate["clusters"] += [
+        {"id": f"{base}/tagged-a", "location": "eastus", "tags": {"BACKUP": "yes"}},
+        {"id": f"{base}/tagged-b", "location": "East US", "tags": {"backup": "Yes"}},
+        {"id": f"{base}/Tagged_Bad", "location": "eastus", "tags": {"backup": "yes"}},
+        {"id": f"{base}/tagged-west", "location": "westeurope", "tags": {"backup": "yes"}},
+        {"id": f"{base}/untagged", "location": "eastus"},
+    ]
+    estate["policyAssignments"] = [
+        {
+            "name": "backup-with-tag",
+            "scope": f"/subscriptions/{TEST_SUB}",
+            "definition": "tag-include",
+            "parameters": {
+                "location": "eastus",
+                "storageAccountId": STORAGE_ID,
+                "inclusionTagName": "backup",
+                "inclusionTagValues": ["yes"],
+            },
+        },
+        {"name": "backup-audit", "scope": f"/subscriptions/{TEST_SUB}", "definition": "extension-audit"},
+    ]
+    return estate
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within timeout")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def policy_emulator(emulator):
+    emulator.reset(policy_estate())
+    emulator.admin.request("PATCH", "/policy/settings", {"remediation": {"acceptS": 0.05, "pollS": 0.05}})
+    return emulator

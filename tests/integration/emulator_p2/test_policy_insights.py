@@ -1,0 +1,210 @@
+# ruff: noqa: E501
+"""azure-mgmt-policyinsights, unchanged, against the emulator: policy states and remediation tasks."""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
+from azure.mgmt.policyinsights import PolicyInsightsClient
+from azure.mgmt.policyinsights.models import QueryOptions, Remediation, RemediationFilters
+
+from tests.fixtures.emulator import STORAGE_ID, TEST_SUB
+from tests.integration.emulator_p2.conftest import P1_ASSIGNMENT, P3_ASSIGNMENT, wait_for
+
+pytestmark = pytest.mark.integration
+
+BASE = f"/subscriptions/{TEST_SUB}/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters"
+
+
+def states(client, **filters):
+    clauses = " and ".join(f"{k} eq '{v}'" for k, v in filters.items())
+    return list(
+        client.policy_states.list_query_results_for_subscription(
+            "latest", TEST_SUB, query_options=QueryOptions(filter=clauses or None)
+        )
+    )
+
+
+def test_policy_state_queries_with_filters_at_three_scopes(policy_emulator, mgmt_client):
+    client = mgmt_client(PolicyInsightsClient)
+    p3 = states(client, policyAssignmentId=P3_ASSIGNMENT.upper())
+    # In scope of the tag-include DINE: eastus (normalized), tag backup in ['yes'] case-insensitively.
+    assert {s.resource_id.rsplit("/", 1)[-1]: s.compliance_state for s in p3} == {
+        "aks1": "NonCompliant",
+        "aks-stopped": "NonCompliant",
+        "tagged-a": "NonCompliant",
+        "tagged-b": "NonCompliant",
+        "Tagged_Bad": "NonCompliant",
+    }
+    assert all(s.policy_definition_name == "bdff5235-9f40-4a32-893f-38a03d5d607c" for s in p3)
+    both = states(client, complianceState="noncompliant", resourceId=f"{BASE}/TAGGED-A")
+    assert {s.policy_assignment_id for s in both} == {P3_ASSIGNMENT, P1_ASSIGNMENT}
+    either = list(
+        client.policy_states.list_query_results_for_subscription(
+            "latest",
+            TEST_SUB,
+            query_options=QueryOptions(
+                filter=f"(resourceId eq '{BASE}/untagged' or resourceId eq '{BASE}/tagged-b') "
+                f"and policyDefinitionName eq 'fda9cd0b-094c-4cd5-ac2a-5e06e5277c45'",
+                top=5,
+            ),
+        )
+    )
+    assert sorted(s.resource_id.rsplit("/", 1)[-1] for s in either) == ["tagged-b", "untagged"]
+    rg = list(client.policy_states.list_query_results_for_resource_group("latest", TEST_SUB, "rg1"))
+    assert len(rg) == len(states(client))
+    one = list(client.policy_states.list_query_results_for_resource("latest", f"{BASE}/tagged-a"))
+    assert len(one) == 2
+    with pytest.raises(HttpResponseError) as err:
+        states(client, bogus="x")
+    assert err.value.status_code == 400
+
+
+def test_trigger_evaluation_202_then_200(policy_emulator, mgmt_client):
+    client = mgmt_client(PolicyInsightsClient)
+    poller = client.policy_states.begin_trigger_subscription_evaluation(TEST_SUB, polling_interval=0.05)
+    poller.result(timeout=10)
+    assert poller.status().lower() == "succeeded"
+    log = policy_emulator.admin.calls()
+    statuses = [
+        c["status"] for c in log if "triggerEvaluation" in c["path"] or "asyncOperationResults" in c["path"]
+    ]
+    assert statuses[0] == 202 and statuses[-1] == 200
+
+
+def test_remediation_at_subscription_deploys_the_dine_and_flips_compliance(policy_emulator, mgmt_client):
+    emulator = policy_emulator
+    emulator.admin.request(
+        "POST",
+        "/eventgrid/subscriptions",
+        {
+            "name": "policy-events",
+            "filter": {"includedEventTypes": ["Microsoft.PolicyInsights.PolicyStateChanged"]},
+        },
+    )
+    client = mgmt_client(PolicyInsightsClient)
+    created = client.remediations.create_or_update_at_subscription(
+        "fix-all",
+        Remediation(policy_assignment_id=P3_ASSIGNMENT, filters=RemediationFilters(locations=["East US"])),
+    )
+    assert created.provisioning_state == "Accepted"
+    done = wait_for(
+        lambda: (
+            (r := client.remediations.get_at_subscription("fix-all")).provisioning_state
+            in ("Succeeded", "Failed")
+            and r
+        )
+    )
+    # aks-stopped is not Running and Tagged_Bad is not a valid container name: both deployments fail like Azure.
+    assert done.provisioning_state == "Failed"
+    assert (done.deployment_status.total_deployments, done.deployment_status.successful_deployments) == (5, 3)
+    deployments = {
+        d.remediated_resource_id.rsplit("/", 1)[-1]: d
+        for d in client.remediations.list_deployments_at_subscription("fix-all")
+    }
+    assert {k: d.status for k, d in deployments.items()} == {
+        "aks1": "Succeeded",
+        "tagged-a": "Succeeded",
+        "tagged-b": "Succeeded",
+        "aks-stopped": "Failed",
+        "Tagged_Bad": "Failed",
+    }
+    assert deployments["Tagged_Bad"].error.code == "InvalidResourceName"
+
+    ext_client = mgmt_client(SourceControlConfigurationClient)
+    ext = ext_client.extensions.get(
+        "rg1", "Microsoft.ContainerService", "managedClusters", "tagged-a", "azure-aks-backup"
+    )
+    assert (
+        ext.extension_type == "microsoft.dataprotection.kubernetes" and ext.provisioning_state == "Succeeded"
+    )
+    settings = ext.configuration_settings
+    assert settings["configuration.backupStorageLocation.bucket"] == "azure-aks-backup-tagged-a"
+    assert settings["configuration.backupStorageLocation.config.storageAccount"] == "stbackupeastus"
+    assert settings["configuration.backupStorageLocation.config.resourceGroup"] == "rg-backup"
+    assert settings["configuration.backupStorageLocation.config.subscriptionId"] == TEST_SUB
+    assert settings["configuration.backupStorageLocation.config.useAAD"] == "true"
+    assert settings["configuration.backupStorageLocation.config.storageAccountURI"].startswith("https://")
+    assert settings["credentials.tenantId"]
+    snapshot = emulator.admin.state(collections=["containers", "role_assignments"])
+    assert f"{STORAGE_ID}/blobServices/default/containers/azure-aks-backup-tagged-a".lower() in {
+        c["id"].lower() for c in snapshot["containers"]
+    }
+    assert any(
+        r["properties"]["principalId"] == ext.aks_assigned_identity.principal_id
+        and r["properties"]["roleDefinitionId"].endswith("ba92f5b4-2d11-453d-a403-e96b0029c9fe")
+        for r in snapshot["role_assignments"]
+    )
+    p3 = {
+        s.resource_id.rsplit("/", 1)[-1]: s.compliance_state
+        for s in states(client, policyAssignmentId=P3_ASSIGNMENT)
+    }
+    assert (
+        p3
+        == {
+            "aks1": "Compliant",
+            "tagged-a": "Compliant",
+            "tagged-b": "Compliant",
+            "aks-stopped": "NonCompliant",
+            "Tagged_Bad": "Compliant",  # extension installed before the container step failed; DINE checks type only
+        }
+    )
+    changed = emulator.admin.request("GET", "/eventgrid/subscriptions/policy-events/events")["value"]
+    subjects = {
+        e["subject"].rsplit("/", 1)[-1] for e in changed if e["data"]["complianceState"] == "Compliant"
+    }
+    assert {"aks1", "tagged-a", "tagged-b"} <= subjects
+    assert all(
+        e["eventType"] == "Microsoft.PolicyInsights.PolicyStateChanged" and e["dataVersion"] == "1"
+        for e in changed
+    )
+
+
+def test_remediation_at_resource_scope_and_fault_rule(policy_emulator, mgmt_client):
+    client = mgmt_client(PolicyInsightsClient)
+    target = f"{BASE}/tagged-b"
+    policy_emulator.admin.add_fault(
+        method="PUT", path="*/managedClusters/tagged-b/*/extensions/*", action="fail-provisioning", count=1
+    )
+    client.remediations.create_or_update_at_resource(
+        target, "one", Remediation(policy_assignment_id=P3_ASSIGNMENT)
+    )
+    done = wait_for(
+        lambda: (
+            (r := client.remediations.get_at_resource(target, "one")).provisioning_state
+            in ("Succeeded", "Failed")
+            and r
+        )
+    )
+    assert done.provisioning_state == "Failed"
+    rows = list(client.remediations.list_deployments_at_resource(target, "one"))
+    assert [(r.remediated_resource_id, r.status) for r in rows] == [(target, "Failed")]
+    # Policy 3 counts a Failed extension as existing (existence by type only); Policy 1 does not.
+    by_assignment = {
+        s.policy_assignment_id: s.compliance_state
+        for s in client.policy_states.list_query_results_for_resource("latest", target)
+    }
+    assert by_assignment == {P3_ASSIGNMENT: "Compliant", P1_ASSIGNMENT: "NonCompliant"}
+
+
+def test_remediation_errors(policy_emulator, mgmt_client):
+    client = mgmt_client(PolicyInsightsClient)
+    with pytest.raises(HttpResponseError) as err:
+        client.remediations.create_or_update_at_subscription(
+            "x", Remediation(policy_assignment_id=P1_ASSIGNMENT)
+        )
+    assert err.value.status_code == 400  # AuditIfNotExists cannot be remediated
+    with pytest.raises(HttpResponseError) as err:
+        client.remediations.create_or_update_at_subscription(
+            "x", Remediation(policy_assignment_id=P3_ASSIGNMENT.replace("backup-with-tag", "nope"))
+        )
+    assert err.value.status_code == 404
+    with pytest.raises(HttpResponseError) as err:
+        client.remediations.get_at_subscription("missing")
+    assert err.value.status_code == 404
+    client.remediations.create_or_update_at_subscription("c", Remediation(policy_assignment_id=P3_ASSIGNMENT))
+    cancelled = client.remediations.cancel_at_subscription("c")
+    assert cancelled.provisioning_state in ("Cancelling", "Canceled")
+    assert wait_for(lambda: client.remediations.get_at_subscription("c").provisioning_state == "Canceled")
+    assert [r.name for r in client.remediations.list_for_subscription()] == ["c"]
