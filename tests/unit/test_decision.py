@@ -300,3 +300,15 @@ def test_blockers_of_is_ordered_and_pure() -> None:
     snapshot = ClusterSnapshot.from_arm(body(provisioningState="Failed", agentPoolProfiles=[]))
     assert blockers_of(snapshot) == (Blocker.CLUSTER_NOT_SUCCEEDED, Blocker.NO_LINUX_AMD64_POOL)
     assert blockers_of(snapshot) == blockers_of(snapshot)
+
+
+def test_docs_table_matches_the_shipped_examples() -> None:
+    text = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    section = text.split("## Example clusters", 1)[1]
+    documented = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].endswith(".json"):
+            blockers = [b.strip() for b in cells[3].split(",") if b.strip()]
+            documented[cells[0]] = (cells[1], cells[2] or None, blockers)
+    assert documented == EXPECTED_MULTI_REGION
