@@ -1,0 +1,97 @@
+"""The files around the templates: azure.yaml, the postdeploy hook, .funcignore, the example config and the
+deploy guide, each checked against what it must agree with (templates, product code, measured numbers)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from remediator.core.config import parse_config
+from tests.fixtures.iac import INFRA, ROOT
+from tests.unit.infra.model import resources
+
+PRODUCT = {"function_app.py", "host.json", "requirements.txt", "remediator"}
+"""What the Functions app needs at runtime; everything else at the top level stays out of the package."""
+
+LOCAL_ONLY_DIRS = {".venv", ".venv-iac", "node_modules", ".azure", "local.settings.json", "__pycache__"}
+AZD_BUILT_INS = {"AZURE_ENV_NAME", "AZURE_SUBSCRIPTION_ID", "AZURE_LOCATION"}
+HOOK = INFRA / "hooks" / "postdeploy.sh"
+
+
+def test_azure_yaml_deploys_the_root_as_a_python_function_app(infra_templates: dict[Path, Any]) -> None:
+    spec = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    assert spec["infra"] == {"provider": "bicep", "path": "infra", "module": "main"}
+    services = spec["services"]
+    assert list(services) == ["remediator"]
+    service = services["remediator"]
+    assert service == {"project": ".", "language": "python", "host": "function"}
+    # azd finds the app to deploy to by the azd-service-name tag on the site.
+    (site,) = resources(infra_templates, "Microsoft.Web/sites")
+    tags = site.config["tags"]["function"]["parameters"]["arg_2"]  # union(tags, {...})
+    assert {key.strip("'"): value for key, value in tags.items()} == {"azd-service-name": "remediator"}
+    hook = spec["hooks"]["postdeploy"]["posix"]
+    assert (ROOT / hook["run"]).resolve() == HOOK.resolve()
+
+
+def _hook_variables(text: str) -> set[str]:
+    return set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
+
+
+def test_postdeploy_hook_passes_every_required_events_parameter(infra_templates: dict[Path, Any]) -> None:
+    text = HOOK.read_text()
+    params = infra_templates[Path("events.bicep")]["parameters"]
+    required = {name for name, spec in params.items() if "default" not in spec}
+    passed = set(re.findall(r"^\s+([A-Za-z]+)=\"\$\{", text, flags=re.MULTILINE))
+    assert required <= passed, f"not passed by the hook: {sorted(required - passed)}"
+    assert passed <= set(params), f"unknown events.bicep parameters: {sorted(passed - set(params))}"
+
+
+def test_postdeploy_hook_reads_only_main_outputs_and_azd_variables(infra_templates: dict[Path, Any]) -> None:
+    outputs = set(infra_templates[Path("main.bicep")]["outputs"])
+    used = _hook_variables(HOOK.read_text()) - {"REMEDIATOR_INDEX_WAIT_ATTEMPTS"}
+    unknown = used - outputs - AZD_BUILT_INS
+    assert not unknown, f"hook reads variables nothing sets: {sorted(unknown)}"
+
+
+def test_postdeploy_hook_is_valid_posix_shell() -> None:
+    proc = subprocess.run(["sh", "-n", str(HOOK)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert HOOK.stat().st_mode & 0o111, "hook must be executable"
+
+
+def _ignored(name: str, patterns: list[str]) -> bool:
+    for pattern in patterns:
+        stripped = pattern.rstrip("/")
+        if "/" in stripped:  # a deeper path (e.g. remediator/cli/) never hides a top-level entry
+            continue
+        if fnmatch.fnmatch(name, stripped):
+            return True
+    return False
+
+
+def test_funcignore_ships_only_the_product() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".funcignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    top_level = {path.split("/", 1)[0] for path in tracked} | LOCAL_ONLY_DIRS
+    shipped = {name for name in top_level if not _ignored(name, patterns)}
+    assert shipped == PRODUCT, (
+        f"would deploy {sorted(shipped - PRODUCT)}; would drop {sorted(PRODUCT - shipped)}"
+    )
+
+
+def test_example_config_is_valid_for_the_product() -> None:
+    data = json.loads((INFRA / "remediator.config.json").read_text())
+    config = parse_config(data, source="infra/remediator.config.json")
+    assert config.storage, "the template grants storage roles from config.storage"
