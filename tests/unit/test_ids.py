@@ -176,3 +176,15 @@ def test_any_casing_of_an_id_is_the_same_id(flips: list[bool]) -> None:
     assert parsed == parse_cluster_id(CLUSTER)
     assert parsed.key == CLUSTER.lower()
     assert parsed.canonical.split("/")[1::2][:3] == ["subscriptions", "resourceGroups", "providers"]
+
+
+_names = st.text(alphabet="abcXYZ019-_.()", min_size=1, max_size=20).filter(lambda s: not s.endswith("."))
+
+
+@given(sub=st.uuids(), group=_names, name=st.text(alphabet="abcXYZ019-", min_size=1, max_size=20))
+def test_parse_is_idempotent_on_its_canonical_form(sub: object, group: str, name: str) -> None:
+    raw = f"/SUBSCRIPTIONS/{sub}/RESOURCEGROUPS/{group}/providers/Microsoft.Web/sites/{name}"
+    parsed = parse_resource_id(raw)
+    again = parse_resource_id(str(parsed))
+    assert again == parsed and again.canonical == parsed.canonical
+    assert (parsed.resource_group, parsed.name) == (group, name)
