@@ -47,6 +47,7 @@ from emulator.throttle import Throttler, ThrottleSettings, operation_kind
 logger = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_emulator"
+_SLASHES = re.compile(r"/{2,}")
 _SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
 
 
@@ -280,7 +281,7 @@ class Runtime:
         """Run one call through the pipeline and return the response (raises _DropConnection for drops)."""
         started = time.monotonic()
         split = urlsplit(raw_target)
-        path = unquote(split.path) or "/"
+        path = _SLASHES.sub("/", unquote(split.path)) or "/"
         headers = CaseInsensitiveDict(header_items)
         query = parse_query(split.query)
         request = Request(

@@ -1,7 +1,204 @@
-"""placeholder: filled in next commit."""
+"""Role assignments (Microsoft.Authorization/roleAssignments) at any scope: PUT, GET, DELETE,
+list with $filter.
 
-from emulator.routing import PluginContext, Router
+Documented ARM behaviour reproduced: the assignment name must be a GUID; PUT of the same name with the same
+principal/role/scope is idempotent; a *different* name for an existing principal+role+scope is 409
+``RoleAssignmentExists``; changing principal/scope/role of an existing name is 409
+``RoleAssignmentUpdateNotPermitted``; DELETE returns the deleted assignment (200) or 204 if absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from emulator.clock import iso
+from emulator.errors import ArmError, bad_request, invalid_body, not_found, resource_group_not_found
+from emulator.resources.common import require_subscription, state_of
+from emulator.resources.paging import page
+from emulator.routing import PluginContext, Request, Response, Router
+from emulator.state import COLLECTIONS, EmulatorState, key_of
+
+logger = logging.getLogger(__name__)
+
+ROLE_ASSIGNMENTS = "{scope:path}/providers/Microsoft.Authorization/roleAssignments"
+ROLE_ASSIGNMENT = ROLE_ASSIGNMENTS + "/{roleAssignmentName}"
+TYPE = "Microsoft.Authorization/roleAssignments"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_ROLE_DEF = re.compile(
+    r"^(/subscriptions/[^/]+)?(/resourceGroups/[^/]+)?/providers/Microsoft\.Authorization/roleDefinitions/"
+    r"(?P<guid>[0-9a-fA-F-]{36})$",
+    re.IGNORECASE,
+)
+PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")
+_FILTER_PRINCIPAL = re.compile(r"principalId\s+eq\s+'([^']+)'", re.IGNORECASE)
+_FILTER_ASSIGNED_TO = re.compile(r"assignedTo\('([^']+)'\)", re.IGNORECASE)
+
+
+def role_definition_guid(role_definition_id: str) -> str:
+    m = _ROLE_DEF.match(role_definition_id)
+    return m.group("guid").lower() if m else role_definition_id.lower()
+
+
+def _check_scope(state: EmulatorState, scope: str) -> None:
+    """The scope must exist: subscription, resource group, and (for modelled resource types) the resource."""
+    parts = scope.strip("/").split("/")
+    if len(parts) < 2 or parts[0].lower() != "subscriptions":
+        if scope.strip("/").lower().startswith("providers/microsoft.management/managementgroups/"):
+            return
+        raise bad_request("InvalidScope", f"The scope '{scope}' is not valid for a role assignment.")
+    require_subscription(state, parts[1])
+    if (
+        len(parts) >= 4
+        and parts[2].lower() == "resourcegroups"
+        and state.get("resource_groups", "/" + "/".join(parts[:4])) is None
+    ):
+        raise resource_group_not_found(parts[3])
+    if len(parts) >= 8 and parts[4].lower() == "providers":
+        key = key_of(scope)
+        with state.lock:
+            known = any(key in state.collection(c) for c in COLLECTIONS)
+        if not known and (parts[5].lower(), parts[6].lower()) in {
+            ("microsoft.storage", "storageaccounts"),
+            ("microsoft.containerservice", "managedclusters"),
+        }:
+            raise not_found(f"{parts[5]}/{parts[6]}", parts[-1], parts[3])
 
 
 def register(router: Router, ctx: PluginContext) -> None:
-    """No routes yet."""
+    router.add("PUT", ROLE_ASSIGNMENT, put_assignment, operation="RoleAssignments_Create")
+    router.add("GET", ROLE_ASSIGNMENT, get_assignment, operation="RoleAssignments_Get")
+    router.add("DELETE", ROLE_ASSIGNMENT, delete_assignment, operation="RoleAssignments_Delete")
+    router.add("GET", ROLE_ASSIGNMENTS, list_assignments, operation="RoleAssignments_ListForScope")
+
+
+def _scope(request: Request) -> str:
+    return "/" + request.params["scope"].strip("/")
+
+
+def put_assignment(request: Request) -> Response:
+    state = state_of(request)
+    scope = _scope(request)
+    name = request.params["roleAssignmentName"]
+    if not _GUID.match(name):
+        raise bad_request(
+            "InvalidRoleAssignmentId",
+            f"The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID.",
+        )
+    body = request.json_object()
+    props = body.get("properties")
+    if not isinstance(props, dict):
+        raise invalid_body("The request must contain a 'properties' object.")
+    role = props.get("roleDefinitionId")
+    principal = props.get("principalId")
+    if not isinstance(role, str) or not _ROLE_DEF.match(role):
+        raise bad_request(
+            "InvalidRoleDefinitionId",
+            f"The role definition ID '{role}' is not valid.",
+            target="properties.roleDefinitionId",
+        )
+    if not isinstance(principal, str) or not _GUID.match(principal):
+        raise bad_request(
+            "InvalidPrincipalId",
+            "A valid principal ID must be provided for role assignment.",
+            target="properties.principalId",
+        )
+    ptype = props.get("principalType")
+    if ptype is not None and ptype not in PRINCIPAL_TYPES:
+        raise bad_request("InvalidPrincipalType", f"principalType must be one of {PRINCIPAL_TYPES}.")
+    _check_scope(state, scope)
+    rid = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+    guid = role_definition_guid(role)
+    with state.lock:
+        existing = state.role_assignments.get(key_of(rid))
+        if existing is not None:
+            ep = existing["properties"]
+            same = (
+                ep["principalId"].lower() == principal.lower()
+                and role_definition_guid(ep["roleDefinitionId"]) == guid
+                and key_of(ep["scope"]) == key_of(scope)
+            )
+            if not same:
+                raise ArmError(
+                    409,
+                    "RoleAssignmentUpdateNotPermitted",
+                    "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+                )
+            return Response(201, {}, existing)
+        for other in state.role_assignments.values():
+            op = other["properties"]
+            if (
+                op["principalId"].lower() == principal.lower()
+                and role_definition_guid(op["roleDefinitionId"]) == guid
+                and key_of(op["scope"]) == key_of(scope)
+            ):
+                raise ArmError(409, "RoleAssignmentExists", "The role assignment already exists.")
+        now = iso(state.now())
+        stored = {
+            "id": rid,
+            "name": name,
+            "type": TYPE,
+            "properties": {
+                "roleDefinitionId": role,
+                "principalId": principal,
+                "principalType": ptype or "ServicePrincipal",
+                "scope": scope,
+                "condition": props.get("condition"),
+                "conditionVersion": props.get("conditionVersion"),
+                "description": props.get("description"),
+                "delegatedManagedIdentityResourceId": props.get("delegatedManagedIdentityResourceId"),
+                "createdOn": now,
+                "updatedOn": now,
+                "createdBy": request.principal,
+                "updatedBy": request.principal,
+            },
+        }
+        state.put("role_assignments", rid, stored, principal=request.principal, notify=False)
+    state.notify("write", rid, stored, request.principal)
+    return Response(201, {}, stored)
+
+
+def get_assignment(request: Request) -> Response:
+    state = state_of(request)
+    scope = _scope(request)
+    rid = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{request.params['roleAssignmentName']}"
+    body = state.get("role_assignments", rid)
+    if body is None:
+        raise ArmError(
+            404,
+            "RoleAssignmentNotFound",
+            f"The role assignment '{request.params['roleAssignmentName']}' is not found.",
+        )
+    return Response(200, {}, body)
+
+
+def delete_assignment(request: Request) -> Response:
+    state = state_of(request)
+    scope = _scope(request)
+    rid = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{request.params['roleAssignmentName']}"
+    gone = state.remove("role_assignments", rid, principal=request.principal)
+    if gone is None:
+        return Response(204, {}, None)
+    return Response(200, {}, gone)
+
+
+def list_assignments(request: Request) -> Response:
+    """At, above and below the scope; ``atScope()`` keeps at/above; ``principalId eq`` / ``assignedTo``
+    filter by principal."""
+    state = state_of(request)
+    scope = key_of(_scope(request))
+    flt = request.query.get("$filter") or ""
+    at_scope = "atscope()" in flt.lower()
+    principal = _FILTER_PRINCIPAL.search(flt) or _FILTER_ASSIGNED_TO.search(flt)
+    with state.lock:
+        items = []
+        for body in state.role_assignments.values():
+            s = key_of(body["properties"]["scope"])
+            above_or_at = scope == s or scope.startswith(s + "/")
+            below = s.startswith(scope + "/")
+            if not (above_or_at or (below and not at_scope)):
+                continue
+            if principal and body["properties"]["principalId"].lower() != principal.group(1).lower():
+                continue
+            items.append(body)
+    return Response(200, {}, page(request, items))

@@ -21,6 +21,7 @@ from emulator.resources.common import (
     require_resource_group,
     require_subscription,
     state_of,
+    status_response_headers,
 )
 from emulator.resources.paging import page
 from emulator.routing import PluginContext, Request, Response, Router
@@ -371,7 +372,8 @@ def power_action(request: Request, power: str) -> Response:
 
 
 def get_operation(request: Request) -> Response:
-    return Response(200, {}, operation_status(state_of(request), request.params["operationId"]))
+    status = operation_status(state_of(request), request.params["operationId"])
+    return Response(200, status_response_headers(request, status), status)
 
 
 def get_operation_result(request: Request) -> Response:

@@ -33,7 +33,8 @@ def cluster_id(subscription_id: str, resource_group: str, name: str) -> str:
 
 def deterministic_uuid(*parts: str) -> str:
     """A stable UUID from strings (principal ids, client ids) so estates and tests are reproducible."""
-    return str(uuid.UUID(hashlib.sha256("|".join(p.lower() for p in parts).encode()).hexdigest()[:32]))
+    digest = hashlib.sha256("|".join(p.lower() for p in parts).encode()).hexdigest()[:32]
+    return str(uuid.UUID(digest, version=4))
 
 
 def require_subscription(state: EmulatorState, subscription_id: str) -> dict[str, Any]:
@@ -107,6 +108,17 @@ def new_operation(
     api = request.api_version or ""
     url = f"{request.base_url}{status_url_prefix}/{op_id}?api-version={api}"
     return op_id, url
+
+
+def retry_after_header(request: Request) -> dict[str, str]:
+    """``Retry-After`` for LRO responses and in-progress status polls (azure-core sleeps this long)."""
+    assert request.config is not None
+    value = request.config.lro_retry_after_s
+    return {"Retry-After": str(int(value)) if float(value).is_integer() else f"{value:g}"}
+
+
+def status_response_headers(request: Request, status: dict[str, Any]) -> dict[str, str]:
+    return retry_after_header(request) if status.get("status") == "InProgress" else {}
 
 
 def lro_headers(request: Request, async_url: str, *, location: bool = False) -> dict[str, str]:
