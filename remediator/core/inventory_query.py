@@ -230,15 +230,29 @@ def build_inventory_query(
         "| join kind=leftouter (",
         "    kubernetesconfigurationresources",
         "    | where type =~ 'microsoft.kubernetesconfiguration/extensions'",
-        f"    | where tostring(properties.extensionType) =~ {kql_string(BACKUP_EXTENSION_TYPE)}",
+        f"    | extend extensionType = {_either_casing('ExtensionType')}",
+        f"    | where extensionType =~ {kql_string(BACKUP_EXTENSION_TYPE)}",
         "    | parse tolower(id) with clusterId '/providers/microsoft.kubernetesconfiguration/extensions/' *",
         "    | project clusterId, extensionName = name,",
-        "        extensionState = tostring(properties.provisioningState)",
+        f"        extensionState = {_either_casing('ProvisioningState')}",
         "  ) on clusterId",
         "| where extensionState !~ 'Succeeded'",
         "| project " + ", ".join(INVENTORY_COLUMNS),
     ]
     return "\n".join(lines)
+
+
+def _either_casing(pascal: str) -> str:
+    """``properties.<Name>`` whichever casing the row uses.
+
+    Microsoft's own Resource Graph samples read extension properties PascalCase (``properties.ExtensionType``)
+    while the ARM body is camelCase; dynamic member access is case-sensitive, so take whichever is present.
+    """
+    camel = pascal[0].lower() + pascal[1:]
+    return (
+        f"iff(isnotempty(tostring(properties.{pascal})), tostring(properties.{pascal}),"
+        f" tostring(properties.{camel}))"
+    )
 
 
 def _checked_group(group: ResourceGroupRef, where: str) -> ResourceGroupRef:

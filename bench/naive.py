@@ -1,0 +1,101 @@
+"""The naive sweep peers use, implemented fairly so the comparison means something.
+
+Cloud Custodian's ``azure-periodic`` mode (``shared/reference/peers.md`` §1.2) is a full pull: list the
+resources of every subscription, then look at each one. For "does this AKS cluster carry the backup
+extension" that is:
+
+1. ``managedClusters`` list per subscription (ARM, paged by ``nextLink``);
+2. one ``extensions`` list per cluster (ARM GET), looking for extensionType
+   ``microsoft.dataprotection.kubernetes`` under any name, as the policies do.
+
+To be fair it gets the same help ours gets: a thread pool (``concurrency`` workers, 16 by default) for both
+steps, one shared keep-alive connection pool sized to the pool, and the same core ``decide`` and blocker
+rules, so both sweeps must enqueue exactly the same clusters (the benchmark checks that).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+from azure.core.pipeline.transport import RequestsTransport
+from azure.mgmt.containerservice import ContainerServiceClient
+from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
+from requests.adapters import HTTPAdapter
+
+from bench.harness import BenchCredential
+from remediator.core.config import RemediatorConfig
+from remediator.core.decision import Reason, decide
+from remediator.core.errors import UserInputError
+from remediator.core.inventory_query import BACKUP_EXTENSION_TYPE
+from remediator.core.snapshot import ClusterSnapshot
+from remediator.service.sweep import DEFERRED_BLOCKERS, HUMAN_BLOCKERS
+
+logger = logging.getLogger(__name__)
+
+
+def shared_transport(pool_size: int, *, ca_bundle: str) -> RequestsTransport:
+    """One requests session whose pool keeps ``pool_size`` keep-alive connections (default is 10)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=False, connection_verify=ca_bundle)
+
+
+def naive_sweep(
+    config: RemediatorConfig,
+    *,
+    base_url: str,
+    ca_bundle: str,
+    concurrency: int = 16,
+    principal: str = "bench-naive",
+    enqueue: Callable[[str], None],
+) -> dict[str, Any]:
+    """List every cluster, GET every cluster's extensions, decide, enqueue. Returns counts."""
+    credential = BenchCredential(principal)
+    transport = shared_transport(concurrency, ca_bundle=ca_bundle)
+    common: dict[str, Any] = {"base_url": base_url, "connection_verify": ca_bundle, "transport": transport}
+    subscriptions = [str(s.subscription_id) for s in config.scope.subscriptions]
+    excluded = {str(s.subscription_id) for s in config.scope.exclude_subscriptions}
+    subscriptions = [s for s in subscriptions if s not in excluded]
+
+    def list_clusters(sub: str) -> list[dict[str, Any]]:
+        client = ContainerServiceClient(credential, sub, **common)
+        return [c.as_dict() for c in client.managed_clusters.list()]
+
+    ext_clients = {sub: SourceControlConfigurationClient(credential, sub, **common) for sub in subscriptions}
+
+    def backup_state(body: dict[str, Any]) -> str | None:
+        parts = body["id"].split("/")
+        sub, rg, name = parts[2], parts[4], parts[-1]
+        for ext in ext_clients[sub].extensions.list(
+            rg, "Microsoft.ContainerService", "managedClusters", name
+        ):
+            if (ext.extension_type or "").lower() == BACKUP_EXTENSION_TYPE:
+                return str(ext.provisioning_state or "")
+        return None
+
+    counts: dict[str, int] = {"clusters": 0, "enqueued": 0, "invalid": 0}
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="naive") as pool:
+        clusters = [c for page in pool.map(list_clusters, subscriptions) for c in page]
+        states = list(pool.map(backup_state, clusters))
+    for body, state in zip(clusters, states, strict=True):
+        counts["clusters"] += 1
+        if (state or "").lower() == "succeeded":
+            continue
+        try:
+            snapshot = ClusterSnapshot.from_arm(body, source="arm")
+        except UserInputError:
+            counts["invalid"] += 1
+            continue
+        decision = decide(snapshot, config)
+        if decision.reason is not Reason.SELECTED:
+            continue
+        if any(b in HUMAN_BLOCKERS or b in DEFERRED_BLOCKERS for b in decision.blockers):
+            continue
+        enqueue(str(snapshot.id))
+        counts["enqueued"] += 1
+    return counts

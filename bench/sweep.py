@@ -1,0 +1,259 @@
+"""``python -m bench sweep``: our Resource Graph sweep against the naive list-then-GET sweep, same estate.
+
+For each cluster count: generate the estate, start the emulator as a subprocess (latency 50 ms + up to 10 ms
+jitter, ARM throttling and the Resource Graph quota on), then run each contender in its own child process:
+
+* **ours** (``remediator.service.sweep.Sweeper`` over ``remediator.adapters.graph``): Resource Graph
+  inventory, core decision, batched enqueue with write pacing;
+* **naive** (``bench/naive.py``): list clusters per subscription, GET extensions per cluster, 16 threads.
+
+Only the plan phase (inventory + decide + enqueue into an in-memory sink) is timed. Reported per contender:
+wall time, emulator calls by operation and status (the emulator's own counters), 429s, peak RSS (``os.wait4``
+of the child). Both must enqueue exactly the clusters computed from the estate directly. Also reported: the
+lower bound the quota model implies, and the ratios ours/naive and ours/floor. Targets are printed, never
+asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.estates import bench_config, bench_estate, expected_work, in_scope_unprotected, write_config
+from bench.harness import (
+    RESULTS,
+    EmulatorProcess,
+    count_by_kind,
+    machine,
+    run_child,
+    save_result,
+    total_calls,
+    total_status,
+)
+from bench.sweep_child import digest_of
+
+logger = logging.getLogger(__name__)
+
+ARG_QUOTA = 15
+ARG_WINDOW_S = 5.0
+ARG_PAGE = 1000
+ARM_READ_BURST = 250
+ARM_READ_REFILL = 25.0
+
+
+def arg_floor_s(rows: int, *, rtt_s: float, quota: int = ARG_QUOTA, window_s: float = ARG_WINDOW_S) -> float:
+    """Least time to page ``rows`` through one Resource Graph query: pages follow each other (each needs the
+    previous skip token), one round trip each, and at most ``quota`` pages per ``window_s``."""
+    pages = max(1, math.ceil(rows / ARG_PAGE))
+    last = pages - 1
+    return max(last * rtt_s, (last // quota) * window_s) + rtt_s
+
+
+def arm_read_floor_s(reads_per_subscription: list[int], *, rtt_s: float) -> float:
+    """Least time the ARM read buckets (250 burst, 25/s per subscription and principal) allow, plus the two
+    dependent round trips (list, then GET) the naive shape needs at minimum."""
+    worst = max(reads_per_subscription, default=0)
+    return max(0.0, (worst - ARM_READ_BURST) / ARM_READ_REFILL) + 2 * rtt_s
+
+
+def _calls_summary(counters: Mapping[str, Any]) -> dict[str, Any]:
+    by_kind = count_by_kind(counters)
+    return {
+        "total": total_calls(by_kind),
+        "throttled429": total_status(by_kind, "429"),
+        "byOperation": by_kind,
+    }
+
+
+def run_one(
+    *,
+    clusters: int,
+    subscriptions: int,
+    latency_ms: float,
+    jitter_ms: float,
+    naive: bool,
+    naive_concurrency: int,
+    seed: int,
+) -> dict[str, Any]:
+    estate = bench_estate(clusters=clusters, subscriptions=subscriptions, seed=seed)
+    config = bench_config(estate)
+    expected = expected_work(estate, config)
+    expected_digest = digest_of(expected)
+    unprotected = in_scope_unprotected(estate)
+    per_sub = clusters // subscriptions
+    print(
+        f"\n== {clusters} clusters in {subscriptions} subscriptions: {len(expected)} need work,"
+        f" {unprotected} lack a Succeeded extension ==",
+        flush=True,
+    )
+    result: dict[str, Any] = {
+        "clusters": clusters,
+        "subscriptions": subscriptions,
+        "needWork": len(expected),
+        "withoutSucceededExtension": unprotected,
+        "latencyMs": latency_ms,
+        "jitterMs": jitter_ms,
+        "sink": "in-memory (count + digest of ids)",
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        config_file = write_config(config, Path(tmp) / "config.json")
+        with EmulatorProcess.start(estate=estate, latency_ms=latency_ms, jitter_ms=jitter_ms) as emu:
+            del estate
+            admin = emu.admin()
+            common = ["--base-url", emu.base_url, "--ca-bundle", emu.ca_bundle, "--config", str(config_file)]
+            contenders = [("ours", [])] + (
+                [("naive", ["--concurrency", str(naive_concurrency)])] if naive else []
+            )
+            for name, extra in contenders:
+                admin.clear_calls()
+                child = run_child("bench.sweep_child", [name, *common, *extra])
+                out = child.output
+                result[name] = {
+                    "planSeconds": round(out["planSeconds"], 3),
+                    "enqueued": out["enqueued"],
+                    "correct": out["digest"] == expected_digest and out["enqueued"] == len(expected),
+                    "rowsFetched": out["rowsFetched"],
+                    "peakRssMb": round(child.peak_rss_mb, 1),
+                    "calls": _calls_summary(admin.counters()),
+                }
+                if "concurrency" in out:
+                    result[name]["concurrency"] = out["concurrency"]
+                if "summary" in out:
+                    result[name]["inventory"] = out["summary"]["inventory"]
+                print(
+                    f"  {name:5s}: {out['planSeconds']:8.2f} s  calls {result[name]['calls']['total']:6d}"
+                    f"  429s {result[name]['calls']['throttled429']:4d}  peak RSS {child.peak_rss_mb:6.1f} MB"
+                    f"  enqueued {out['enqueued']} ({'correct' if result[name]['correct'] else 'WRONG'})",
+                    flush=True,
+                )
+            admin.close()
+    rtt = latency_ms / 1000.0
+    result["floor"] = {
+        "oursSeconds": round(arg_floor_s(len(expected), rtt_s=rtt), 3),
+        "oursModel": (
+            "ceil(needWork/1000) Resource Graph pages, sequential (skip tokens), one round trip each at the"
+            " emulator's base latency, at most 15 per 5 s"
+        ),
+        "naiveSeconds": round(arm_read_floor_s([per_sub + 1] * subscriptions, rtt_s=rtt), 3),
+        "naiveModel": (
+            "ARM read bucket per subscription (250 burst, 25/s) for 1 list + 1 GET per cluster, plus the two"
+            " dependent round trips"
+        ),
+    }
+    ours = result["ours"]
+    ours["vsFloor"] = round(ours["planSeconds"] / result["floor"]["oursSeconds"], 2)
+    if naive:
+        nv = result["naive"]
+        result["ratios"] = {
+            "speedupVsNaive": round(nv["planSeconds"] / ours["planSeconds"], 1),
+            "callsNaiveOverOurs": round(nv["calls"]["total"] / max(1, ours["calls"]["total"]), 1),
+            "oursOverFloor": ours["vsFloor"],
+        }
+    else:
+        result["ratios"] = {"oursOverFloor": ours["vsFloor"]}
+    print(f"  floor: ours {result['floor']['oursSeconds']} s, naive {result['floor']['naiveSeconds']} s")
+    print(f"  ratios: {json.dumps(result['ratios'])}", flush=True)
+    return result
+
+
+TARGETS = {
+    "oursOverFloorAt10k": "<= 1.5",
+    "speedupVsNaiveAt10k": ">= 10",
+    "callsNaiveOverOursAt10k": ">= 20",
+    "peakRssAt10k": "<= 150 MB, growing no more than linearly",
+}
+
+
+def _merge(previous: Mapping[str, Any] | None, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    by_count: dict[int, dict[str, Any]] = {}
+    if previous:
+        for run in previous.get("runs", []):
+            by_count[int(run["clusters"])] = run
+    for run in runs:
+        by_count[int(run["clusters"])] = run
+    return {"benchmark": "sweep", "targets": TARGETS, "runs": [by_count[k] for k in sorted(by_count)]}
+
+
+def chart(data: Mapping[str, Any], path: Path) -> Path:
+    """Plan time against cluster count for ours, naive and our floor (log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = data["runs"]
+    xs = [r["clusters"] for r in runs]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(xs, [r["ours"]["planSeconds"] for r in runs], "o-", label="ours (Resource Graph)")
+    naive_runs = [r for r in runs if "naive" in r]
+    if naive_runs:
+        ax.plot(
+            [r["clusters"] for r in naive_runs],
+            [r["naive"]["planSeconds"] for r in naive_runs],
+            "s-",
+            label="naive (list + GET per cluster, 16 threads)",
+        )
+    ax.plot(xs, [r["floor"]["oursSeconds"] for r in runs], "k--", label="Resource Graph quota floor")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("clusters")
+    ax.set_ylabel("plan phase wall time (s)")
+    ax.set_title("Sweep plan time (emulator, 50 ms latency, throttling on)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench sweep", description=__doc__)
+    parser.add_argument(
+        "--clusters", default="10000", help="cluster count, or a comma list for scaling (e.g. 1000,10000)"
+    )
+    parser.add_argument("--subscriptions", type=int, default=100)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--jitter-ms", type=float, default=10.0)
+    parser.add_argument("--naive-concurrency", type=int, default=16)
+    parser.add_argument(
+        "--naive-max-clusters", type=int, default=100_000, help="skip the naive sweep above this count"
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-save", action="store_true", help="print only; do not touch bench/results")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    counts = [int(c) for c in str(args.clusters).split(",") if c.strip()]
+    runs = [
+        run_one(
+            clusters=n,
+            subscriptions=args.subscriptions,
+            latency_ms=args.latency_ms,
+            jitter_ms=args.jitter_ms,
+            naive=n <= args.naive_max_clusters,
+            naive_concurrency=args.naive_concurrency,
+            seed=args.seed,
+        )
+        for n in counts
+    ]
+    if args.no_save:
+        return 0
+    path = RESULTS / "sweep.json"
+    previous = json.loads(path.read_text()) if path.exists() else None
+    data = _merge(previous, runs)
+    data["machine"] = machine()
+    save_result("sweep", data)
+    chart(data, RESULTS / "sweep.png")
+    print(f"\nsaved {path} and {RESULTS / 'sweep.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

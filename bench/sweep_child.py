@@ -1,0 +1,150 @@
+"""One measured sweep in its own process: ``python -m bench.sweep_child ours|naive --config ...``.
+
+Run by ``bench/sweep.py`` so each contender has its own heap (peak RSS read by the parent with ``os.wait4``).
+Prints one JSON line: the plan-phase wall time (inventory + decide + enqueue, measured here so interpreter
+start-up and imports are not counted), how many clusters were enqueued, and an order-independent digest of
+their ids so the parent can check both contenders enqueued exactly the same clusters.
+
+Enqueueing goes to an in-memory sink (``DigestSink``): it keeps a count and a digest, not the items, so the
+measurement is the sweep's, not a queue service's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import resource
+import sys
+import threading
+import time
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class DigestSink:
+    """An in-memory work queue that remembers only how many ids it got and their XOR-of-sha256 digest."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self._digest = 0
+        self.max_delay_s = 0.0
+
+    def add(self, cluster_id: str) -> None:
+        value = int.from_bytes(hashlib.sha256(cluster_id.lower().encode()).digest()[:16], "big")
+        with self._lock:
+            self.count += 1
+            self._digest ^= value
+
+    def enqueue_work(
+        self, cluster_id: str, *, attempt: int, source: str, reason: str, correlation_id: str, delay_s: float
+    ) -> None:
+        self.add(cluster_id)
+        with self._lock:
+            self.max_delay_s = max(self.max_delay_s, delay_s)
+
+    @property
+    def digest(self) -> str:
+        return f"{self._digest:032x}"
+
+
+def digest_of(ids: list[str]) -> str:
+    sink = DigestSink()
+    for cluster_id in ids:
+        sink.add(cluster_id)
+    return sink.digest
+
+
+def run_ours(args: argparse.Namespace) -> dict[str, Any]:
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+
+    from bench.harness import BenchCredential
+    from bench.naive import shared_transport
+    from remediator.adapters.graph import ResourceGraphInventory
+    from remediator.core.config import load_config
+    from remediator.core.pacing import WritePacer
+    from remediator.service.sweep import Sweeper
+
+    config = load_config(args.config)
+    sink = DigestSink()
+    started = time.perf_counter()
+    client = ResourceGraphClient(
+        BenchCredential(args.principal),
+        base_url=args.base_url,
+        connection_verify=args.ca_bundle,
+        transport=shared_transport(4, ca_bundle=args.ca_bundle),
+    )
+    inventory = ResourceGraphInventory(client, page_size=args.page_size)
+    sweeper = Sweeper(
+        config=config,
+        inventory=inventory,
+        work=sink,
+        pacer=WritePacer(),
+        batch_size=args.batch_size,
+        max_concurrency=args.concurrency,
+    )
+    summary = sweeper.run(dry_run=False)
+    wall = time.perf_counter() - started
+    return {
+        "contender": "ours",
+        "planSeconds": wall,
+        "enqueued": sink.count,
+        "digest": sink.digest,
+        "rowsFetched": summary.candidates,
+        "summary": summary.to_json(),
+    }
+
+
+def run_naive(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.naive import naive_sweep
+    from remediator.core.config import load_config
+
+    config = load_config(args.config)
+    sink = DigestSink()
+    started = time.perf_counter()
+    counts = naive_sweep(
+        config,
+        base_url=args.base_url,
+        ca_bundle=args.ca_bundle,
+        concurrency=args.concurrency,
+        principal=args.principal,
+        enqueue=sink.add,
+    )
+    wall = time.perf_counter() - started
+    return {
+        "contender": "naive",
+        "planSeconds": wall,
+        "enqueued": sink.count,
+        "digest": sink.digest,
+        "rowsFetched": counts["clusters"],
+        "concurrency": args.concurrency,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sweep_child")
+    parser.add_argument("contender", choices=("ours", "naive"))
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--ca-bundle", required=True)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--principal", default=None)
+    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=50)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.principal is None:
+        args.principal = f"bench-{args.contender}"
+    if args.concurrency is None:
+        args.concurrency = 16 if args.contender == "naive" else 8
+    result = run_ours(args) if args.contender == "ours" else run_naive(args)
+    result["selfPeakRssMb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
