@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from emulator.errors import ArmError
-from emulator.graph.service import GraphRequestError, GraphService
+from emulator.graph.service import GraphRequestError, GraphService, QuotaSettings
 from emulator.routing import PluginContext, Request, Response, Router
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,13 @@ def graph_for(ctx: PluginContext) -> GraphService:
 
 def register(router: Router, ctx: PluginContext) -> None:
     service = graph_for(ctx)
-    ctx.state.on_load(lambda _state, _estate: service.reset())
+
+    def on_load(_state: Any, _estate: Any) -> None:
+        service.reset()
+        service.quota = QuotaSettings()  # knobs go back to defaults with every estate (re)load, like /reset
+        service.extension_casing = "pascal"
+
+    ctx.state.on_load(on_load)
 
     def resources(request: Request) -> Response:
         principal = request.principal or "anonymous"
