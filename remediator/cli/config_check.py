@@ -1,8 +1,7 @@
 """``config check FILE`` validates a config file; ``config schema`` prints its JSON Schema.
 
 ``config check`` is what an operator runs before deploying a config (and what CI can run on the repo's
-configs);
-``config schema`` regenerates ``docs/config.schema.json``.
+configs); ``config schema`` regenerates ``docs/config.schema.json``.
 """
 
 from __future__ import annotations
@@ -20,9 +19,23 @@ logger = logging.getLogger(__name__)
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of the config file (camelCase field names, docstrings as descriptions)."""
     schema = RemediatorConfig.model_json_schema(by_alias=True, mode="validation")
+    _one_line_descriptions(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "aks-backup-remediator config"
     return schema
+
+
+def _one_line_descriptions(node: object) -> None:
+    """Docstrings wrap at the source's line length; schema descriptions read better as one line each."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                node[key] = " ".join(value.split())
+            else:
+                _one_line_descriptions(value)
+    elif isinstance(node, list):
+        for item in node:
+            _one_line_descriptions(item)
 
 
 def _check(args: argparse.Namespace) -> int:

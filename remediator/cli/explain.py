@@ -1,12 +1,10 @@
 """``explain --config FILE --cluster FILE``: the decision for one cluster, offline.
 
 The cluster file is the JSON of an ARM managedCluster GET (or ``az aks show -o json``). Nothing is called:
-this
-is the pure decision core over two files, so an operator can see why a cluster is or is not selected before
-deploying a config. Management-group ancestry is not in a cluster id; pass ``--management-groups FILE`` (a
-JSON
-object mapping subscription GUID to the names of the management groups above it) when the config scopes by
-management group.
+this is the pure decision core over two files, so an operator can see why a cluster is or is not selected
+before deploying a config. Management-group ancestry is not in a cluster id; pass ``--management-groups FILE``
+(a JSON object mapping subscription GUID to the names of the management groups above it) when the config
+scopes by management group.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The remediator config: the one place users say which clusters must carry the backup extension, and how.
 
-Validated by pydantic on load, so every mistake is reported as a :class:`UserInputError` whose ``field``
-is the
-dotted path in the file (``selection.include[0].values``) and whose ``source`` is the file. The JSON
-Schema in
-``docs/config.schema.json`` is generated from these models (``python -m remediator config schema``).
+Validated by pydantic on load, so every mistake is reported as a :class:`UserInputError` whose ``field`` is
+the dotted path in the file (``selection.include[0].values``) and whose ``source`` is the file. The JSON
+Schema in ``docs/config.schema.json`` is generated from these models (``python -m remediator config schema``).
 
 JSON/YAML field names are camelCase; Python attributes are snake_case.
 """
@@ -61,9 +59,8 @@ RESERVED_EXTENSION_SETTINGS: tuple[str, ...] = (
     "configuration.backupStorageLocation.config.storageAccountURI",
     "credentials.tenantId",
 )
-"""configurationSettings keys the built-in DeployIfNotExists policy sets itself; the remediator sets
-them too, from
-the storage target and tenant, so a config may not override them."""
+"""configurationSettings keys the built-in DeployIfNotExists policy sets itself; the remediator sets them too,
+from the storage target and tenant, so a config may not override them."""
 
 CLI_ONLY_SETTING_ALIASES: Mapping[str, str] = {
     "blobcontainer": "configuration.backupStorageLocation.bucket",
@@ -184,22 +181,19 @@ class Scope(_Model):
     resourceGroups is required: an empty scope is an error, never "everything"."""
 
     management_groups: tuple[ManagementGroupRef, ...] = ()
-    """Management groups (ids or names); every subscription below them, at any depth, is in scope. A
-    cluster id
-    does not carry its management-group ancestry: the adapters resolve subscription -> management groups
-    and pass
-    that lookup to :meth:`contains`."""
+    """Management groups (ids or names); every subscription below them, at any depth, is in scope. A cluster
+    id does not carry its management-group ancestry: the adapters resolve subscription -> management groups
+    and pass that lookup to :meth:`contains`."""
     subscriptions: tuple[SubscriptionRef, ...] = ()
     """Subscriptions in scope (ids or bare GUIDs)."""
     exclude_subscriptions: tuple[SubscriptionRef, ...] = ()
-    """Subscriptions never in scope, even when a management group above them, or one of their resource
-    groups,
+    """Subscriptions never in scope, even when a management group above them, or one of their resource groups,
     is listed."""
     resource_groups: tuple[ResourceGroupRef, ...] = ()
     """Individual resource groups in scope (full ids)."""
     regions: tuple[Region, ...] | None = None
-    """Optional allow-list of regions ("East US" or "eastus"). Omitted: every region. An empty list is
-    an error."""
+    """Optional allow-list of regions ("East US" or "eastus"). Omitted: every region. An empty list is an
+    error."""
 
     @field_validator("regions")
     @classmethod
@@ -226,13 +220,11 @@ class Scope(_Model):
         """Whether the cluster id is in scope.
 
         :param cluster_id: a managed cluster id.
-        :keyword management_groups_of: subscription GUID -> the names or ids of every management group
-        above it
-            (its ancestry). Required when ``managementGroups`` is configured and the cluster is not
-            already in
-            scope through a listed subscription or resource group.
-        :raises ValueError: if management groups are configured, they decide the answer, and no lookup
-        was given.
+        :keyword management_groups_of: subscription GUID -> the names or ids of every management group above
+            it (its ancestry). Required when ``managementGroups`` is configured and the cluster is not already
+            in scope through a listed subscription or resource group.
+        :raises ValueError: if management groups are configured, they decide the answer, and no lookup was
+            given.
         """
         subscription = cluster_id.subscription_scope
         if subscription is None:
@@ -278,8 +270,7 @@ class Selection(_Model):
 
     include: tuple[TagRule, ...] | None = None
     """A cluster is included if any entry matches. Omitted: every in-scope cluster is included (Policy 4
-    style).
-    An empty list is an error."""
+    style). An empty list is an error."""
     exclude: tuple[TagRule, ...] = ()
     """A cluster matched by any entry is not selected, whatever include says."""
 
@@ -301,8 +292,8 @@ class ExtensionConfig(_Model):
     auto_upgrade_minor_version: bool = True
     """Let the platform upgrade minor versions."""
     configuration_settings: dict[str, str] = Field(default_factory=dict)
-    """Extra configurationSettings (e.g. ``resources.limits.memory``). Keys the policy sets itself
-    (storage location, tenant) are rejected."""
+    """Extra configurationSettings (e.g. ``resources.limits.memory``). Keys the policy sets itself (storage
+    location, tenant) are rejected."""
 
     @field_validator("configuration_settings")
     @classmethod
@@ -324,18 +315,15 @@ class RemediationConfig(_Model):
     """What the remediator does for a selected cluster."""
 
     mode: Literal["install", "policy-task", "audit"] = "install"
-    """``install``: install the extension directly. ``policy-task``: create an Azure Policy remediation
-    task for
-    the cluster. ``audit``: only report."""
+    """``install``: install the extension directly. ``policy-task``: create an Azure Policy remediation task
+    for the cluster. ``audit``: only report."""
     policy_assignment_ids: tuple[PolicyAssignmentRef, ...] = ()
-    """Assignments of the built-in DeployIfNotExists policies to remediate (required for
-    ``policy-task``)."""
+    """Assignments of the built-in DeployIfNotExists policies to remediate (required for ``policy-task``)."""
     grant_storage_access: bool = True
-    """Grant the extension identity Storage Blob Data Contributor on the storage account (``install``
-    mode)."""
+    """Grant the extension identity Storage Blob Data Contributor on the storage account (install mode)."""
     max_reinstalls: int = Field(default=2, ge=0, le=10)
-    """How many times the reconciler re-installs a backup extension whose provisioningState is Failed
-    before it gives up and asks a human (0: never). Counted from the cluster's journal history."""
+    """How many times the reconciler re-installs a backup extension whose provisioningState is Failed before
+    it gives up and asks a human (0: never). Counted from the cluster's journal history."""
 
     @model_validator(mode="after")
     def _policy_task_needs_assignment(self) -> RemediationConfig:
@@ -352,9 +340,8 @@ class RemediatorConfig(_Model):
     scope: Scope
     """Where to look for clusters."""
     storage: dict[Region, StorageAccountRef]
-    """Region -> backup storage account id (same region as the clusters). A cluster in a region without
-    an entry
-    is not selected (reason ``no-storage-for-region``)."""
+    """Region -> backup storage account id (same region as the clusters). A cluster in a region without an
+    entry is not selected (reason ``no-storage-for-region``)."""
     selection: Selection = Field(default_factory=Selection)
     """Tag rules. Omitted: every in-scope cluster is selected."""
     extension: ExtensionConfig = Field(default_factory=ExtensionConfig)
@@ -417,8 +404,7 @@ def _error_message(error: Mapping[str, Any]) -> str:
 
 
 def user_input_error_from(exc: ValidationError, *, source: str | None) -> UserInputError:
-    """The first pydantic error as a :class:`UserInputError` naming the field (and how many more there
-    are)."""
+    """The first pydantic error as a :class:`UserInputError` naming the field (and how many more exist)."""
     errors = exc.errors()
     first = errors[0]
     message = _error_message(first)
@@ -491,8 +477,7 @@ def decode_document(text: str, *, source: str, prefer_json: bool | None = None) 
 
 
 def load_config(path: str | Path) -> RemediatorConfig:
-    """Read and validate a config file (``.json`` as JSON, ``.yaml``/``.yml`` as YAML, otherwise by
-    content).
+    """Read and validate a config file (``.json`` as JSON, ``.yaml``/``.yml`` as YAML, otherwise by content).
 
     :raises UserInputError: unreadable file, syntax error, or invalid field (``source`` = the path).
     """

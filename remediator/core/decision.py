@@ -1,8 +1,7 @@
 """For one cluster: must it carry the backup extension, why, and what would stop an install.
 
 Pure and deterministic: the same snapshot and config always give the same :class:`Decision` (no clock, no
-I/O).
-The checks run in a fixed order and the first that fails names the reason:
+I/O). The checks run in a fixed order and the first that fails names the reason:
 
 1. ``out-of-scope``: the cluster id is outside ``scope`` (subscriptions, resource groups, management groups,
    minus ``excludeSubscriptions``);
@@ -14,8 +13,7 @@ The checks run in a fixed order and the first that fails names the reason:
 
 Tag rules run before the storage lookup so that a cluster nobody asked to protect is reported as
 ``not-included``, not as a storage gap. Readiness blockers are reported for every cluster, selected or not;
-they
-never change ``selected`` (the reconciler decides whether to wait or give up).
+they never change ``selected`` (the reconciler decides whether to wait or give up).
 """
 
 from __future__ import annotations
@@ -91,14 +89,13 @@ class Decision:
     rule: str | None
     """The tag rule that decided (``include[0]``, ``exclude[1]``), or ``None``."""
     storage_account_id: ResourceId | None
-    """The backup storage account for the cluster's region; ``None`` when out of scope, region not allowed,
-    or no
-    account is configured for the region."""
+    """The backup storage account for the cluster's region; ``None`` when out of scope, region not allowed, or
+    no account is configured for the region."""
     blockers: tuple[Blocker, ...]
 
     def to_json(self) -> dict[str, Any]:
-        """The decision as one JSON object with exactly the keys
-        ``clusterId, selected, reason, rule, storageAccountId, blockers``."""
+        """The decision as one JSON object with exactly the keys ``clusterId, selected, reason, rule,
+        storageAccountId, blockers``."""
         return {
             "clusterId": str(self.cluster_id),
             "selected": self.selected,

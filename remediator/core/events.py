@@ -4,20 +4,17 @@ Two event families start a reconcile:
 
 * ``Microsoft.Resources.ResourceWriteSuccess`` for a managed cluster (created, updated, re-tagged). Only the
   operation ``Microsoft.ContainerService/managedClusters/write`` counts; agent-pool writes, other resource
-  types
-  and other operations are :class:`IgnoredEvent`. A tag change made through the Tags API
+  types and other operations are :class:`IgnoredEvent`. A tag change made through the Tags API
   (``Microsoft.Resources/tags/write`` on ``<clusterId>/providers/Microsoft.Resources/tags/default``) also
-  counts,
-  because re-tagging a cluster is exactly what changes its selection.
+  counts, because re-tagging a cluster is exactly what changes its selection.
 * ``Microsoft.PolicyInsights.PolicyStateCreated`` / ``PolicyStateChanged`` (``PolicyStateDeleted`` is
-ignored).
+  ignored).
 
 Both the Event Grid schema (``eventType``, ``eventTime``, ``topic``, ``dataVersion``) and CloudEvents 1.0
 (``specversion``, ``type``, ``time``, ``source``) are accepted; one call parses one event (a dict, not the
 array). Envelope errors (missing ``id``, unparseable time, ``data`` not an object) raise
 :class:`MalformedEventError` even for event types that would be ignored: a broken envelope is a sender bug
-worth
-surfacing.
+worth surfacing.
 """
 
 from __future__ import annotations
@@ -50,8 +47,7 @@ POLICY_DEFINITION_IDS: Mapping[str, str] = {
 }
 """The four built-in AKS backup policy definitions (aks_backup_facts.md §1), by role: Policy 1 (extension
 installed, audit), Policy 2 (backup enabled, audit), Policy 3 (install with tag, DINE), Policy 4 (install
-without
-tag, DINE)."""
+without tag, DINE)."""
 _BUILT_IN_KEYS = frozenset(definition_id.lower() for definition_id in POLICY_DEFINITION_IDS.values())
 
 
@@ -239,7 +235,7 @@ def parse_policy_state(event: object) -> PolicyStateEvent | IgnoredEvent:
     """Parse one PolicyInsights state event.
 
     :returns: :class:`PolicyStateEvent` for Created/Changed, :class:`IgnoredEvent` for Deleted and other
-    types.
+        types.
     :raises MalformedEventError: naming the field.
     """
     envelope = _envelope(event)

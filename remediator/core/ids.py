@@ -1,14 +1,11 @@
 """ARM resource ids: parsed once, compared case-insensitively, rejected loudly when malformed.
 
 ARM hands out the same id in many casings (``resourceGroups`` vs ``resourcegroups``,
-``Microsoft.ContainerService``
-vs ``microsoft.containerservice``; Event Grid and Policy Insights lower-case whole ids). Comparing raw
-strings would
-treat one cluster as two, so every id that enters the product goes through :func:`parse_resource_id` (or
-one of the
-typed parsers) and is compared by :attr:`ResourceId.key`. A malformed id raises
-:class:`InvalidResourceIdError`
-naming what is wrong, never a ``KeyError`` three layers later.
+``Microsoft.ContainerService`` vs ``microsoft.containerservice``; Event Grid and Policy Insights lower-case
+whole ids). Comparing raw strings would treat one cluster as two, so every id that enters the product goes
+through :func:`parse_resource_id` (or one of the typed parsers) and is compared by :attr:`ResourceId.key`. A
+malformed id raises :class:`InvalidResourceIdError` naming what is wrong, never a ``KeyError`` three layers
+later.
 """
 
 from __future__ import annotations
@@ -44,9 +41,8 @@ class ResourceId:
 
     ``provider``, ``type`` and ``name`` describe the *last* resource in the id: for
     ``.../providers/Microsoft.Storage/storageAccounts/sa/blobServices/default`` they are
-    ``Microsoft.Storage``,
-    ``storageAccounts/blobServices`` and ``default``. They are ``None`` for subscription and
-    resource-group ids.
+    ``Microsoft.Storage``, ``storageAccounts/blobServices`` and ``default``. They are ``None`` for
+    subscription and resource-group ids.
     """
 
     canonical: str
@@ -204,8 +200,7 @@ def parse_cluster_id(value: object, *, field: str | None = None) -> ResourceId:
 
 
 def parse_storage_account_id(value: object, *, field: str | None = None) -> ResourceId:
-    """Parse a storage account id (``.../providers/Microsoft.Storage/storageAccounts/<3-24
-    alphanumerics>``)."""
+    """Parse a storage account id (``.../Microsoft.Storage/storageAccounts/<3-24 letters or digits>``)."""
     parsed = _expect(parse_resource_id(value, field=field), value, STORAGE_ACCOUNT_TYPE, field=field)
     if parsed.resource_group is None:
         raise _fail(value, "a storage account id needs a resource group", field=field)

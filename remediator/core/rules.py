@@ -63,9 +63,8 @@ def entry_matches(entry: TagRule, folded_tags: Mapping[str, tuple[str, ...]]) ->
 
 
 def _fold(tags: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
-    """Casefolded name -> values. Azure tag names are case-insensitive, so two spellings cannot both exist
-    on a
-    real resource; if a hand-written snapshot has them anyway, every value counts."""
+    """Casefolded name -> values. Azure tag names are case-insensitive, so two spellings cannot both exist on
+    a real resource; if a hand-written snapshot has them anyway, every value counts."""
     folded: dict[str, tuple[str, ...]] = {}
     for key, value in tags.items():
         folded[key.casefold()] = (*folded.get(key.casefold(), ()), value)

@@ -1,31 +1,25 @@
 """A typed, read-only view of an AKS managedCluster, built from the JSON of an ARM GET.
 
 The decision only needs a dozen facts about a cluster; reading them out of a nested dict at every call site
-would
-spread ``KeyError``s and default-guessing around the product. :meth:`ClusterSnapshot.from_arm` reads them
-once,
-applies AKS's documented defaults for absent fields, and rejects a malformed body with a
-:class:`UserInputError`
-naming the field (``properties.agentPoolProfiles[1].osType``).
+would spread ``KeyError``s and default-guessing around the product. :meth:`ClusterSnapshot.from_arm` reads
+them once, applies AKS's documented defaults for absent fields, and rejects a malformed body with a
+:class:`UserInputError` naming the field (``properties.agentPoolProfiles[1].osType``).
 
-Accepted shapes: the ARM REST body (``{"id", "name", "location", "tags", "identity", "properties":
-{...}}``, as
-returned by ``GET .../managedClusters/{name}``, Resource Graph, or ``dict(model)`` of the SDK's hybrid
-models) and
-the flattened ``az aks show -o json`` output (same keys, ``properties`` merged into the top level).
+Accepted shapes: the ARM REST body (``{"id", "name", "location", "tags", "identity", "properties": {...}}``,
+as returned by ``GET .../managedClusters/{name}``, Resource Graph, or ``dict(model)`` of the SDK's hybrid
+models) and the flattened ``az aks show -o json`` output (same keys, ``properties`` merged into the top
+level).
 
 Defaults for absent fields (documented in docs/rules.md):
 
-* ``properties.storageProfile.diskCSIDriver.enabled`` and ``.snapshotController.enabled``: **true** (the
-AKS API
-  says "The default value is true" for both).
+* ``properties.storageProfile.diskCSIDriver.enabled`` and ``.snapshotController.enabled``: **true** (the AKS
+  API says "The default value is true" for both).
 * ``identity`` absent: no managed identity (a service-principal cluster).
 * ``agentPoolProfiles[].osType`` absent: ``Linux`` (the AKS API default).
 * CPU architecture: AKS has no ``arch`` field. A pool is **arm64** when its ``vmSize`` has the Azure naming
   convention's ``p`` (Arm-based processor) feature letter after the vCPU count (``Standard_D2ps_v5``,
-  ``Standard_E4pds_v6``); otherwise **amd64**. An explicit ``arch`` field (``amd64``/``arm64``), e.g. from
-  a test
-  snapshot, wins over the inference.
+  ``Standard_E4pds_v6``); otherwise **amd64**. An explicit ``arch`` field (``amd64``/``arm64``), e.g. from a
+  test snapshot, wins over the inference.
 """
 
 from __future__ import annotations
@@ -56,8 +50,7 @@ def infer_arch(vm_size: str | None) -> Arch:
 
     Azure VM size names are ``<tier>_<family><vCPUs>[-<constrained>]<feature letters>[_<accelerator>]_v<n>``;
     the lower-case feature letter ``p`` means an Arm-based processor (Ampere Altra, Cobalt 100). Family
-    letters
-    (``NP``, ``DS``) come before the digits and never count.
+    letters (``NP``, ``DS``) come before the digits and never count.
     """
     if not vm_size:
         return "amd64"
