@@ -205,7 +205,10 @@ def _get(obj: Any, *path: str) -> Any:
     for key in path:
         if obj is None:
             return None
-        obj = obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
+        value = getattr(obj, key, None)
+        if value is None and isinstance(obj, Mapping):
+            value = obj.get(key)
+        obj = value
     return obj
 
 

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 LATEST_ROW = "latest"
 HISTORY_PREFIX = "h-"
 CLAIM_PREFIX = "claim-"
+SWEEP_PARTITION = "sweeps"
+"""Partition of sweep summaries (cluster partitions are 64 hex characters, so they cannot collide)."""
 _INVERT_BASE_MS = 10**13
 
 
@@ -129,6 +131,27 @@ class Journal:
         }
         self.table.create_entity({**entity, "RowKey": history_row_key(self.clock())})
         self.table.upsert_entity({**entity, "RowKey": LATEST_ROW}, mode=UpdateMode.REPLACE)
+
+    def record_sweep(self, summary: Mapping[str, Any]) -> None:
+        """Append a sweep summary to partition ``sweeps`` (newest first) and make it the ``latest`` sweep."""
+        self.ensure_table()
+        entity: dict[str, Any] = {
+            "PartitionKey": SWEEP_PARTITION,
+            "RecordedAt": self.clock(),
+            "Summary": json.dumps(dict(summary), separators=(",", ":"), default=str),
+        }
+        self.table.create_entity({**entity, "RowKey": history_row_key(self.clock())})
+        self.table.upsert_entity({**entity, "RowKey": LATEST_ROW}, mode=UpdateMode.REPLACE)
+
+    def latest_sweep(self) -> dict[str, Any] | None:
+        """The most recent sweep summary, or ``None``."""
+        self.ensure_table()
+        try:
+            entity = self.table.get_entity(SWEEP_PARTITION, LATEST_ROW)
+        except ResourceNotFoundError:
+            return None
+        summary: dict[str, Any] = json.loads(entity["Summary"])
+        return summary
 
     def latest(self, cluster_id: str) -> ReconcileReport | None:
         """The most recent report for the cluster, or ``None``."""

@@ -19,7 +19,7 @@ from azure.core.exceptions import AzureError
 from azure.eventgrid import EventGridEvent
 
 from remediator.adapters.clients import AzureClients
-from remediator.core.outcomes import ReconcileReport
+from remediator.core.outcomes import EventType, ReconcileReport
 from remediator.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,11 @@ class OutcomePublisher:
             logger.warning("publishing %s for %s failed", event_type, subject, exc_info=True)
             return False
         return True
+
+    def record_sweep(self, summary: Mapping[str, Any]) -> None:
+        """Publish ``AksBackupRemediator.SweepCompleted`` (the sweep's ``RecordsSweeps`` port)."""
+        subject = "/sweeps/" + str(summary.get("correlationId", "") or uuid.uuid4())
+        self.publish_event(event_type=EventType.SWEEP_COMPLETED.value, subject=subject, data=summary)
 
     def publish(self, report: ReconcileReport) -> bool:
         """Publish the event the report warrants (``ReconcileReport.event_type``); ``False`` if none was

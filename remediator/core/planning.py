@@ -213,6 +213,12 @@ def _storage_problem(observed: ObservedState) -> Step | None:
         return None
     if observed.storage is None:
         return Step(Outcome.gave_up(f"storage-account-missing: {observed.storage_account_id} does not exist"))
+    if not observed.storage.blob_endpoint:
+        return Step(
+            Outcome.gave_up(
+                f"storage-account-no-blob-endpoint: {observed.storage_account_id} has no blob endpoint"
+            )
+        )
     if normalize_location(observed.storage.location) != normalize_location(observed.cluster_location):
         return Step(
             Outcome.gave_up(

@@ -90,6 +90,7 @@ def test_existing_container_is_not_created_again():
     [
         (None, "storage-account-missing"),
         (StorageView(SA, "eastus", "https://sa.blob.core.windows.net/"), "storage-account-wrong-region"),
+        (StorageView(SA, "westeurope", ""), "storage-account-no-blob-endpoint"),
     ],
 )
 def test_storage_problems_give_up(storage, why):

@@ -1,0 +1,496 @@
+"""Bring one cluster to the wanted state: the same code behind events, the sweep, HTTP and the CLI.
+
+One reconcile reads the cluster, decides with the pure core (``core.decision``), observes what exists
+(backup extension under any name, storage account, container, role assignment, remediation task), asks the
+pure planner (``core.planning``) for the next step, and performs that step's writes — or, in audit mode and
+dry runs, only reports them. It never waits for a long-running operation: it starts it and returns ``wait``,
+and the caller (queue worker, Event Grid handler) comes back later.
+
+Exactly-once under concurrency: Function instances do not share memory, so before each write the reconciler
+takes a durable claim in the journal table (an atomic insert, ``Journal.try_claim``) and re-reads the state
+it is about to change. A claim is kept after a successful write (it expires on its own) and released after a
+failed one, so a retry can proceed at once.
+
+Errors from ARM become outcomes (``outcome_for_error``): 429 -> wait for Retry-After; 409 Conflict /
+OperationNotAllowed -> wait; 5xx, timeouts, dropped connections -> wait with backoff; 403 -> gave_up naming
+the missing permission; 409 MissingSubscriptionRegistration -> gave_up naming the provider namespace.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from remediator.adapters.arm import (
+    ArmError,
+    ArmGateway,
+    Conflict,
+    ExtensionInfo,
+    Forbidden,
+    NotFound,
+    ProviderNotRegistered,
+    Throttled,
+    Transient,
+)
+from remediator.adapters.journal import Claim, Journal
+from remediator.adapters.policy import PolicyGateway
+from remediator.adapters.publisher import OutcomePublisher
+from remediator.core.config import RemediatorConfig
+from remediator.core.decision import Decision, decide
+from remediator.core.errors import UserInputError
+from remediator.core.extension_body import (
+    EXTENSION_TYPE,
+    StorageTarget,
+    backup_extension_body,
+    storage_blob_data_contributor_id,
+)
+from remediator.core.ids import ResourceId, parse_cluster_id
+from remediator.core.naming import backup_container_name, remediation_task_name, role_assignment_name
+from remediator.core.outcomes import Action, ActionKind, ActionStatus, Outcome, ReconcileReport
+from remediator.core.planning import (
+    FAILED_EXTENSION_STATES,
+    ExtensionView,
+    Mode,
+    ObservedState,
+    PlanningOptions,
+    StorageView,
+    TaskView,
+    Write,
+    backoff_seconds,
+    covering_assignment,
+    gate,
+    plan_next_step,
+)
+from remediator.core.settings import Settings
+from remediator.core.snapshot import ClusterSnapshot
+
+logger = logging.getLogger(__name__)
+
+CLAIM_TTL_S = 300.0
+"""How long a write claim holds when it is not released (a crashed holder blocks the write at most this
+long)."""
+
+CONFLICT_WAIT_S = 15.0
+"""Base wait after a 409 conflict (another operation on the cluster is in progress)."""
+
+
+def planning_options(config: RemediatorConfig) -> PlanningOptions:
+    """The planner's knobs from the config."""
+    return PlanningOptions(
+        mode=Mode(config.remediation.mode),
+        grant_storage_access=config.remediation.grant_storage_access,
+        max_reinstalls=config.remediation.max_reinstalls,
+        policy_assignment_ids=tuple(str(a) for a in config.remediation.policy_assignment_ids),
+        extension_name=config.extension.name,
+    )
+
+
+def outcome_for_error(error: ArmError, *, attempt: int, max_wait_s: float = 600.0) -> Outcome:
+    """The outcome an ARM error warrants (see the module docstring)."""
+    if isinstance(error, Throttled):
+        return Outcome.wait(min(max(error.retry_after_s, 1.0), max_wait_s), f"throttled by ARM: {error}")
+    if isinstance(error, ProviderNotRegistered):
+        return Outcome.gave_up(
+            f"ProviderNotRegistered: the subscription has not registered {error.namespace}"
+            f" (az provider register --namespace {error.namespace}): {error.message}"
+        )
+    if isinstance(error, Forbidden):
+        permission = error.action or "unknown action (ARM did not name it)"
+        return Outcome.gave_up(f"missing permission {permission}: {error}")
+    if isinstance(error, Conflict):
+        wait = backoff_seconds(attempt, base=CONFLICT_WAIT_S, cap=max_wait_s)
+        return Outcome.wait(wait, f"conflict ({error.code or 'Conflict'}), will retry: {error}")
+    if isinstance(error, Transient | NotFound):
+        return Outcome.wait(
+            backoff_seconds(attempt, cap=max_wait_s), f"transient ARM error, will retry: {error}"
+        )
+    return Outcome.gave_up(f"ARM refused the request: {error}")
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _Run:
+    """Mutable state of one reconcile, turned into a ReconcileReport at the end."""
+
+    cluster_id: str
+    mode: str
+    dry_run: bool
+    attempt: int
+    correlation_id: str
+    started_at: str = field(default_factory=_now_iso)
+    decision: dict[str, Any] | None = None
+    actions: list[Action] = field(default_factory=list)
+    extension_state: str | None = None
+
+    def report(self, outcome: Outcome) -> ReconcileReport:
+        return ReconcileReport(
+            cluster_id=self.cluster_id,
+            decision=self.decision,
+            outcome=outcome,
+            actions=tuple(self.actions),
+            mode=self.mode,
+            dry_run=self.dry_run,
+            attempt=self.attempt,
+            extension_state=self.extension_state,
+            started_at=self.started_at,
+            correlation_id=self.correlation_id,
+        )
+
+
+class _ClaimedElsewhere(Exception):
+    """Another reconcile holds the claim for a write."""
+
+
+class _StateMoved(Exception):
+    """After claiming, the re-read state no longer needs the write."""
+
+
+def _extension_view(ext: ExtensionInfo | None) -> ExtensionView | None:
+    if ext is None:
+        return None
+    return ExtensionView(
+        name=ext.name,
+        provisioning_state=ext.provisioning_state,
+        principal_id=ext.principal_id,
+        error=ext.error,
+    )
+
+
+class Reconciler:
+    """Reconciles clusters against the config.
+
+    :param gateway: ARM reads and writes.
+    :param config: the remediator config.
+    :param settings: app settings (tenant id, wait bounds).
+    :param journal: decision/outcome history and write claims; ``None`` only for journal-less CLI use (then
+        claims are skipped and re-installs are not counted).
+    :param publisher: outcome events; ``None`` = none.
+    :keyword policy: remediation-task gateway (mode ``policy-task``).
+    :keyword management_groups_of: subscription -> management-group ancestry, when the scope lists groups.
+    :keyword claim_ttl_s: claim lifetime.
+    """
+
+    def __init__(
+        self,
+        gateway: ArmGateway,
+        config: RemediatorConfig,
+        settings: Settings,
+        journal: Journal | None,
+        publisher: OutcomePublisher | None,
+        *,
+        policy: PolicyGateway | None = None,
+        management_groups_of: Callable[[str], Iterable[str]] | None = None,
+        claim_ttl_s: float = CLAIM_TTL_S,
+    ) -> None:
+        self.gateway = gateway
+        self.config = config
+        self.settings = settings
+        self.journal = journal
+        self.publisher = publisher
+        self.policy = policy
+        self.management_groups_of = management_groups_of
+        self.claim_ttl_s = claim_ttl_s
+        self.options = planning_options(config)
+
+    # -- entry point ----------------------------------------------------------------------------------------
+
+    def reconcile(
+        self,
+        cluster_id: str | ResourceId,
+        *,
+        dry_run: bool = False,
+        attempt: int = 0,
+        correlation_id: str | None = None,
+    ) -> ReconcileReport:
+        """Reconcile one cluster and return the report (journaled and published unless ``dry_run``).
+
+        :param cluster_id: the managed cluster's ARM id (any casing).
+        :keyword dry_run: compute and report the plan; write nothing (not even to the journal).
+        :keyword attempt: how many waits preceded this reconcile (drives backoff).
+        :keyword correlation_id: ties the report to its cause; a fresh uuid by default.
+        :raises UserInputError: the id is not a managed cluster id (nothing was read or written).
+        """
+        cid = (
+            cluster_id
+            if isinstance(cluster_id, ResourceId)
+            else parse_cluster_id(cluster_id, field="clusterId")
+        )
+        run = _Run(
+            cluster_id=cid.canonical,
+            mode=self.options.mode.value,
+            dry_run=dry_run,
+            attempt=attempt,
+            correlation_id=correlation_id or str(uuid.uuid4()),
+        )
+        try:
+            outcome = self._reconcile(cid, run)
+        except ArmError as error:
+            outcome = outcome_for_error(
+                error, attempt=attempt, max_wait_s=float(self.settings.max_wait_seconds)
+            )
+            logger.info("reconcile %s: %s -> %s", cid.canonical, error, outcome.kind.value)
+        report = run.report(outcome)
+        logger.info("reconcile %s: %s (%s)", cid.canonical, outcome.kind.value, outcome.why)
+        if not dry_run:
+            self._record(report)
+        return report
+
+    def _record(self, report: ReconcileReport) -> None:
+        if self.journal is not None:
+            try:
+                self.journal.record(report)
+            except Exception:
+                logger.exception("journaling the reconcile of %s failed", report.cluster_id)
+        if self.publisher is not None:
+            self.publisher.publish(report)
+
+    # -- the steps ------------------------------------------------------------------------------------------
+
+    def _reconcile(self, cid: ResourceId, run: _Run) -> Outcome:
+        body = self.gateway.get_cluster(cid)
+        if body is None:
+            return Outcome.done("cluster not found (deleted); nothing to do")
+        try:
+            snapshot = ClusterSnapshot.from_arm(body, source="ARM managedCluster GET")
+        except UserInputError as exc:
+            return Outcome.gave_up(f"the cluster body from ARM is not readable: {exc}")
+        decision = decide(snapshot, self.config, management_groups_of=self.management_groups_of)
+        run.decision = decision.to_json()
+        gated = gate(decision)
+        if gated is not None:
+            return gated.outcome
+        observed = self._observe(cid, snapshot, decision, run)
+        step = plan_next_step(observed, decision, self.options)
+        if not step.writes:
+            return step.outcome
+        planned_only = run.dry_run or self.options.mode is Mode.AUDIT
+        context = _WriteContext(cid, snapshot, decision, observed)
+        if planned_only:
+            for write in step.writes:
+                run.actions.append(
+                    Action(write.kind, context.target(write), ActionStatus.PLANNED, write.detail)
+                )
+            if self.options.mode is Mode.AUDIT and not run.dry_run:
+                kinds = ", ".join(w.kind.value for w in step.writes)
+                return Outcome.done(f"audit mode: would {kinds}; nothing written ({step.outcome.why})")
+            return step.outcome
+        return self._perform(step.writes, step.outcome, context, run)
+
+    def _observe(
+        self, cid: ResourceId, snapshot: ClusterSnapshot, decision: Decision, run: _Run
+    ) -> ObservedState:
+        ext = _extension_view(self.gateway.find_backup_extension(cid))
+        run.extension_state = ext.provisioning_state if ext else None
+        storage_id = decision.storage_account_id
+        if self.options.mode is Mode.POLICY_TASK:
+            assignment = covering_assignment(cid.canonical, self.options.policy_assignment_ids)
+            task: TaskView | None = None
+            if ext is None and assignment is not None and self.policy is not None:
+                name = remediation_task_name(cid.canonical, assignment)
+                info = self.policy.get_remediation_at_resource(resource_id=cid, name=name)
+                task = TaskView(info.name, info.provisioning_state) if info else None
+            return ObservedState(
+                cluster_location=snapshot.location,
+                storage_account_id=str(storage_id) if storage_id else None,
+                extension=ext,
+                task=task,
+                assignment_id=assignment,
+            )
+        storage: StorageView | None = None
+        container_exists: bool | None = None
+        grant_exists: bool | None = None
+        prior = 0
+        if storage_id is not None:
+            info_sa = self.gateway.get_storage_account(storage_id)
+            storage = StorageView(info_sa.id, info_sa.location, info_sa.blob_endpoint) if info_sa else None
+            state = ext.provisioning_state.lower() if ext else ""
+            needs_install = ext is None or state in FAILED_EXTENSION_STATES
+            if storage is not None and needs_install:
+                container = backup_container_name(snapshot.name, cid.canonical)
+                container_exists = self.gateway.container_exists(storage_id, container)
+            if (
+                ext is not None
+                and state == "succeeded"
+                and ext.principal_id
+                and self.options.grant_storage_access
+                and storage is not None
+            ):
+                grant_exists = self.gateway.role_assignment_exists(
+                    str(storage_id), self._grant_name(str(storage_id), ext.principal_id)
+                )
+            if ext is not None and state in FAILED_EXTENSION_STATES and self.journal is not None:
+                prior = self.journal.count_reinstalls(cid.canonical)
+        return ObservedState(
+            cluster_location=snapshot.location,
+            storage_account_id=str(storage_id) if storage_id else None,
+            storage=storage,
+            storage_read=storage_id is not None,
+            extension=ext,
+            container_exists=container_exists,
+            grant_exists=grant_exists,
+            prior_reinstalls=prior,
+        )
+
+    @staticmethod
+    def _grant_name(storage_id: str, principal_id: str) -> str:
+        role = storage_blob_data_contributor_id(storage_id.split("/")[2])
+        return role_assignment_name(storage_id, principal_id, role)
+
+    # -- writes ---------------------------------------------------------------------------------------------
+
+    def _perform(self, writes: tuple[Write, ...], outcome: Outcome, ctx: _WriteContext, run: _Run) -> Outcome:
+        claim_name = self._claim_name(writes, ctx)
+        claim: Claim | None = None
+        if self.journal is not None:
+            claim = self.journal.try_claim(ctx.cid.canonical, claim_name, ttl_s=self.claim_ttl_s)
+            if claim is None:
+                run.actions.append(
+                    Action(writes[0].kind, ctx.target(writes[0]), ActionStatus.CLAIMED_ELSEWHERE, claim_name)
+                )
+                return Outcome.wait(
+                    min(30.0, float(self.settings.max_wait_seconds)),
+                    f"another reconcile holds the {claim_name} claim for this cluster",
+                )
+            try:
+                self._recheck(writes[0], ctx)
+            except _StateMoved as moved:
+                self.journal.release(claim)
+                return Outcome.wait(5.0, f"state changed while claiming: {moved}")
+        current: Write | None = None
+        try:
+            for write in writes:
+                current = write
+                status = self._write(write, ctx)
+                run.actions.append(Action(write.kind, ctx.target(write), status, ctx.last_detail))
+        except ArmError as error:
+            if current is not None:
+                run.actions.append(Action(current.kind, ctx.target(current), ActionStatus.FAILED, str(error)))
+            if claim is not None and self.journal is not None:
+                self.journal.release(claim)
+            raise
+        return outcome
+
+    def _claim_name(self, writes: tuple[Write, ...], ctx: _WriteContext) -> str:
+        kinds = {w.kind for w in writes}
+        if ActionKind.REINSTALL_EXTENSION in kinds:
+            return f"reinstall-{ctx.observed.prior_reinstalls + 1}"
+        if ActionKind.CREATE_EXTENSION in kinds or ActionKind.CREATE_CONTAINER in kinds:
+            return "install"
+        if ActionKind.GRANT_STORAGE_ACCESS in kinds:
+            return "grant-" + writes[0].detail.lower()
+        return "remediation-task"
+
+    def _recheck(self, first: Write, ctx: _WriteContext) -> None:
+        """Re-read what the first write is about to change, now that we hold the claim."""
+        if first.kind in (
+            ActionKind.CREATE_CONTAINER,
+            ActionKind.CREATE_EXTENSION,
+            ActionKind.REINSTALL_EXTENSION,
+        ):
+            ext = self.gateway.find_backup_extension(ctx.cid)
+            before = ctx.observed.extension
+            if before is None and ext is not None:
+                raise _StateMoved(f"extension {ext.name} appeared ({ext.provisioning_state})")
+            if before is not None and (
+                ext is None or ext.provisioning_state.lower() not in FAILED_EXTENSION_STATES
+            ):
+                raise _StateMoved(f"extension {before.name} is no longer {before.provisioning_state}")
+        elif first.kind is ActionKind.GRANT_STORAGE_ACCESS:
+            if self.gateway.role_assignment_exists(str(ctx.storage_id), ctx.grant_name(first.detail)):
+                raise _StateMoved("the role assignment exists")
+        elif (
+            first.kind is ActionKind.CREATE_REMEDIATION_TASK
+            and self.policy is not None
+            and self.policy.get_remediation_at_resource(resource_id=ctx.cid, name=ctx.task_name()) is not None
+        ):
+            raise _StateMoved("the remediation task exists")
+
+    def _write(self, write: Write, ctx: _WriteContext) -> ActionStatus:
+        ctx.last_detail = write.detail
+        if write.kind is ActionKind.CREATE_CONTAINER:
+            created = self.gateway.ensure_container(ctx.require_storage_id(), ctx.container)
+            return ActionStatus.DONE if created else ActionStatus.EXISTS
+        if write.kind in (ActionKind.CREATE_EXTENSION, ActionKind.REINSTALL_EXTENSION):
+            storage = ctx.observed.storage
+            if storage is None:
+                raise ArmError("storage account not observed", operation="PUT extension")
+            body = backup_extension_body(
+                storage_account=StorageTarget.from_id(str(ctx.require_storage_id())),
+                container=ctx.container,
+                tenant_id=self.settings.tenant_id,
+                blob_endpoint=storage.blob_endpoint,
+                release_train=self.config.extension.release_train,
+                auto_upgrade_minor_version=self.config.extension.auto_upgrade_minor_version,
+                extra_settings=self.config.extension.configuration_settings,
+            )
+            status = self.gateway.begin_create_extension(ctx.cid, write.detail, body)
+            ctx.last_detail = f"{write.detail}: HTTP {status}"
+            return ActionStatus.DONE
+        if write.kind is ActionKind.GRANT_STORAGE_ACCESS:
+            storage_id = str(ctx.require_storage_id())
+            created = self.gateway.ensure_role_assignment(
+                scope=storage_id,
+                name=ctx.grant_name(write.detail),
+                role_definition_id=storage_blob_data_contributor_id(storage_id.split("/")[2]),
+                principal_id=write.detail,
+            )
+            ctx.last_detail = f"Storage Blob Data Contributor for {write.detail}"
+            return ActionStatus.DONE if created else ActionStatus.EXISTS
+        if write.kind is ActionKind.CREATE_REMEDIATION_TASK:
+            if self.policy is None:
+                raise ArmError("no policy gateway configured", operation="PUT remediation")
+            info = self.policy.create_remediation_at_resource(
+                resource_id=ctx.cid, name=ctx.task_name(), policy_assignment_id=write.detail
+            )
+            ctx.last_detail = f"{info.name}: {info.provisioning_state or 'created'}"
+            return ActionStatus.DONE
+        raise AssertionError(f"unknown write {write.kind}")
+
+
+class _WriteContext:
+    """Names and ids the writes of one step share."""
+
+    def __init__(
+        self, cid: ResourceId, snapshot: ClusterSnapshot, decision: Decision, observed: ObservedState
+    ):
+        self.cid = cid
+        self.snapshot = snapshot
+        self.decision = decision
+        self.observed = observed
+        self.storage_id = decision.storage_account_id
+        self.container = backup_container_name(snapshot.name, cid.canonical)
+        self.last_detail = ""
+
+    def require_storage_id(self) -> ResourceId:
+        if self.storage_id is None:
+            raise ArmError("no storage account for the cluster's region", operation="write")
+        return self.storage_id
+
+    def grant_name(self, principal_id: str) -> str:
+        return Reconciler._grant_name(str(self.require_storage_id()), principal_id)
+
+    def task_name(self) -> str:
+        return remediation_task_name(self.cid.canonical, self.observed.assignment_id or "")
+
+    def target(self, write: Write) -> str:
+        storage = str(self.storage_id) if self.storage_id else ""
+        if write.kind is ActionKind.CREATE_CONTAINER:
+            return f"{storage}/blobServices/default/containers/{self.container}"
+        if write.kind in (ActionKind.CREATE_EXTENSION, ActionKind.REINSTALL_EXTENSION):
+            return (
+                f"{self.cid.canonical}/providers/Microsoft.KubernetesConfiguration/extensions/{write.detail}"
+            )
+        if write.kind is ActionKind.GRANT_STORAGE_ACCESS:
+            name = self.grant_name(write.detail) if self.storage_id else ""
+            return f"{storage}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        return f"{self.cid.canonical}/providers/Microsoft.PolicyInsights/remediations/{self.task_name()}"
+
+
+__all__ = ["EXTENSION_TYPE", "Reconciler", "outcome_for_error", "planning_options"]

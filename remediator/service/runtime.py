@@ -1,0 +1,248 @@
+"""One object that wires the product from app settings: settings -> config -> clients -> gateways ->
+journal -> queue -> publisher -> reconciler (and the sweeper and handler context built on them).
+
+The Functions app, the CLI and the local runner all need the same graph of objects, built the same way, and
+built lazily (a Function worker indexing the app must not touch the network; an HTTP ``explain`` call does
+not need a queue). Every part is built on first use, once per process, under a lock: Function invocations
+run on several threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from remediator.adapters.arm import ArmGateway
+from remediator.adapters.clients import AzureClients, ClientOptions
+from remediator.adapters.journal import Journal
+from remediator.adapters.policy import PolicyGateway
+from remediator.adapters.publisher import OutcomePublisher
+from remediator.adapters.work_queue import WorkQueue
+from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
+from remediator.core.errors import UserInputError
+from remediator.core.outcomes import ReconcileReport
+from remediator.core.settings import Settings
+from remediator.service.reconciler import Reconciler
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class OutcomeRecorder:
+    """Journal + publisher behind one ``record`` (the handlers' ``RecordsOutcomes`` and the sweep's
+    ``RecordsSweeps`` ports). Either part may be absent."""
+
+    def __init__(self, journal: Journal | None, publisher: OutcomePublisher | None) -> None:
+        self.journal = journal
+        self.publisher = publisher
+
+    def record(self, report: ReconcileReport) -> None:
+        if self.journal is not None:
+            self.journal.record(report)
+        if self.publisher is not None:
+            self.publisher.publish(report)
+
+    def record_sweep(self, summary: Mapping[str, Any]) -> None:
+        if self.journal is not None:
+            self.journal.record_sweep(summary)
+        if self.publisher is not None:
+            self.publisher.record_sweep(summary)
+
+
+def load_config_from_settings(settings: Settings) -> RemediatorConfig:
+    """The config named by ``REMEDIATOR_CONFIG_FILE`` or given inline in ``REMEDIATOR_CONFIG_JSON``.
+
+    :raises UserInputError: unreadable or invalid config, naming the file (or variable) and field.
+    """
+    if settings.config_file:
+        return load_config(settings.config_file)
+    source = "REMEDIATOR_CONFIG_JSON"
+    return parse_config(
+        decode_document(settings.config_json or "", source=source, prefer_json=True), source=source
+    )
+
+
+class Runtime:
+    """The product's object graph for one process, built lazily.
+
+    :param settings: app settings.
+    :keyword config: the config (default: loaded from the settings on first use).
+    :keyword client_options: SDK retry/timeout knobs (tests shrink the backoff).
+    :keyword credential: override the credential the settings imply (tests with several principals).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config: RemediatorConfig | None = None,
+        client_options: ClientOptions | None = None,
+        credential: Any = None,
+    ) -> None:
+        self.settings = settings
+        self._config = config
+        self._client_options = client_options
+        self._credential = credential
+        self._parts: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        config_path: str | None = None,
+        client_options: ClientOptions | None = None,
+    ) -> Runtime:
+        """Settings from ``environ``; ``config_path`` (the CLI's ``--config``) overrides the config source."""
+        env = dict(environ)
+        if config_path is not None:
+            env.pop("REMEDIATOR_CONFIG_JSON", None)
+            env["REMEDIATOR_CONFIG_FILE"] = config_path
+        return cls(Settings.from_env(env), client_options=client_options)
+
+    def _part(self, name: str, build: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._parts:
+                self._parts[name] = build()
+            part: T = self._parts[name]
+            return part
+
+    # -- parts ----------------------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> RemediatorConfig:
+        if self._config is None:
+            self._config = self._part("config", lambda: load_config_from_settings(self.settings))
+        return self._config
+
+    @property
+    def clients(self) -> AzureClients:
+        return self._part(
+            "clients",
+            lambda: AzureClients.from_settings(
+                self.settings, options=self._client_options, credential=self._credential
+            ),
+        )
+
+    @property
+    def gateway(self) -> ArmGateway:
+        return self._part("gateway", lambda: ArmGateway(self.clients))
+
+    @property
+    def policy(self) -> PolicyGateway:
+        return self._part("policy", lambda: PolicyGateway(self.clients))
+
+    @property
+    def journal(self) -> Journal | None:
+        """The journal, or ``None`` when no storage is configured (CLI use against Azure without storage)."""
+        return self._part(
+            "journal",
+            lambda: Journal.from_settings(self.settings) if self.settings.storage_configured() else None,
+        )
+
+    @property
+    def work_queue(self) -> WorkQueue:
+        return self._part("work_queue", lambda: WorkQueue.from_settings(self.settings))
+
+    @property
+    def poison_queue(self) -> WorkQueue:
+        return self._part("poison_queue", lambda: WorkQueue.from_settings(self.settings, poison=True))
+
+    @property
+    def publisher(self) -> OutcomePublisher:
+        return self._part("publisher", lambda: OutcomePublisher.from_settings(self.settings, self.clients))
+
+    @property
+    def recorder(self) -> OutcomeRecorder:
+        return self._part("recorder", lambda: OutcomeRecorder(self.journal, self.publisher))
+
+    @property
+    def reconciler(self) -> Reconciler:
+        return self._part(
+            "reconciler",
+            lambda: Reconciler(
+                self.gateway, self.config, self.settings, self.journal, self.publisher, policy=self.policy
+            ),
+        )
+
+    @property
+    def policy_order(self) -> Any:
+        """Durable policy-state ordering in the journal table (``PolicyStateOrder``)."""
+
+        def build() -> Any:
+            from remediator.adapters.policy_order import PolicyStateOrder
+
+            journal = self.journal
+            if journal is None:
+                raise UserInputError(
+                    "no storage configured", field="AzureWebJobsStorage", source="app settings"
+                )
+            journal.ensure_table()
+            return PolicyStateOrder(journal.table)
+
+        return self._part("policy_order", build)
+
+    @property
+    def inventory(self) -> Any:
+        """Resource Graph inventory (``remediator.adapters.graph.ResourceGraphInventory``)."""
+
+        def build() -> Any:
+            from remediator.adapters.graph import ResourceGraphInventory
+
+            return ResourceGraphInventory(self.clients.resource_graph())
+
+        return self._part("inventory", build)
+
+    def make_sweeper(self, config: RemediatorConfig) -> Any:
+        """A sweeper for ``config`` over this runtime's inventory, queue and recorders."""
+        from remediator.service.sweep import Sweeper
+
+        return Sweeper(
+            config=config, inventory=self.inventory, work=self.work_queue, recorders=(self.recorder,)
+        )
+
+    @property
+    def sweeper(self) -> Any:
+        """The timer sweep (``remediator.service.sweep.Sweeper``) for the configured scope."""
+        return self._part("sweeper", lambda: self.make_sweeper(self.config))
+
+    def handler_context(self) -> Any:
+        """The ``HandlerContext`` the Functions handlers use."""
+        from remediator.service.app_context import HandlerContext, HealthCheck
+
+        checks: list[HealthCheck] = [HealthCheck("config", lambda: self.config)]
+        if self.settings.storage_configured():
+            checks.append(HealthCheck("journal", self._probe_journal))
+            checks.append(HealthCheck("work-queue", lambda: self.work_queue.ensure_queue()))
+        return HandlerContext(
+            settings=self.settings,
+            config=self.config,
+            reconciler=self.reconciler,
+            work=self.work_queue,
+            outcomes=self.recorder,
+            policy_order=self.policy_order,
+            inventory=self.inventory,
+            sweeper=self.sweeper,
+            make_sweeper=self.make_sweeper,
+            health_checks=tuple(checks),
+            extras={"runtime": self},
+        )
+
+    def _probe_journal(self) -> None:
+        if self.journal is not None:
+            self.journal.ensure_table()
+
+    def close(self) -> None:
+        """Close the SDK clients built so far."""
+        clients = self._parts.get("clients")
+        if clients is not None:
+            clients.close()
+
+
+def handler_context(environ: Mapping[str, str]) -> Any:
+    """``build_handler_context``'s implementation: a :class:`Runtime` from the environment, as a context."""
+    return Runtime.from_env(environ).handler_context()
