@@ -21,8 +21,11 @@ from remediator.adapters.clients import ClientOptions
 from remediator.service.runtime import Runtime
 from tests.fixtures.emulator import BACKUP_RG, TEST_ESTATE, TEST_SUB, TEST_TENANT
 
-STORAGE_EASTUS = f"/subscriptions/{TEST_SUB}/resourceGroups/{BACKUP_RG}/providers/Microsoft.Storage/storageAccounts/stbackupeastus"
-STORAGE_WESTEU_WRONG = f"/subscriptions/{TEST_SUB}/resourceGroups/{BACKUP_RG}/providers/Microsoft.Storage/storageAccounts/stwesteu"
+SA_PREFIX = (
+    f"/subscriptions/{TEST_SUB}/resourceGroups/{BACKUP_RG}/providers/Microsoft.Storage/storageAccounts/"
+)
+STORAGE_EASTUS = SA_PREFIX + "stbackupeastus"
+STORAGE_WESTEU_WRONG = SA_PREFIX + "stwesteu"
 """Configured for westeurope but actually located in eastus (the 'storage in another region' blocker)."""
 STORAGE_MISSING = SA_PREFIX + "stnone"
 
