@@ -95,3 +95,31 @@ def test_example_config_is_valid_for_the_product() -> None:
     data = json.loads((INFRA / "remediator.config.json").read_text())
     config = parse_config(data, source="infra/remediator.config.json")
     assert config.storage, "the template grants storage roles from config.storage"
+
+
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+
+
+def test_deploy_doc_names_every_role_guid() -> None:
+    text = DEPLOY_DOC.read_text()
+    roles = json.loads((INFRA / "roles.json").read_text())
+    missing = {name: guid for name, guid in roles.items() if f"`{guid}`" not in text}
+    assert not missing, f"docs/deploy.md role tables lack {missing}"
+
+
+def test_deploy_doc_checkov_summary_is_the_measured_one(checkov_report: dict[str, Any]) -> None:
+    text = DEPLOY_DOC.read_text()
+    block = text.split("<!-- checkov-summary:begin", 1)[1].split("<!-- checkov-summary:end -->", 1)[0]
+    numbers = dict(re.findall(r"(passed|failed|skipped|parsing errors|resource count) (\d+)", block))
+    summary = checkov_report["summary"]
+    assert numbers == {
+        "passed": str(summary["passed"]),
+        "failed": str(summary["failed"]),
+        "skipped": str(summary["skipped"]),
+        "parsing errors": str(summary["parsing_errors"]),
+        "resource count": str(summary["resource_count"]),
+    }, "update the checkov summary in docs/deploy.md"
+    assert f"checkov {summary['checkov_version']}" in block
+    skipped = {c["check_id"] for c in checkov_report["results"]["skipped_checks"]}
+    documented = set(re.findall(r"CKV_AZURE_\d+", text.split("The nine skips", 1)[1].split("## ", 1)[0]))
+    assert documented == skipped

@@ -134,3 +134,14 @@ def _normalise(path: str) -> str:
         elif part not in ("", "."):
             parts.append(part)
     return "/".join(parts)
+
+
+def test_poison_alert_watches_the_function_bound_to_the_poison_queue(
+    infra_templates: dict[Path, Any],
+) -> None:
+    watched = parameter_default(infra_templates[Path("main.bicep")], "poisonFunctionName")
+    source = (ROOT / "function_app.py").read_text()
+    # The decorator block of each function: from its @app.function_name to the def.
+    blocks = re.findall(r"@app\.function_name\(\s*[\"'](\w+)[\"']\s*\)(.*?)\ndef ", source, flags=re.DOTALL)
+    poison = [name for name, block in blocks if re.search(r"queue_name=[\"'][^\"']*-poison[\"']", block)]
+    assert poison == [watched]
