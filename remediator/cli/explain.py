@@ -54,9 +54,14 @@ def load_management_groups(path: str) -> Mapping[str, Sequence[str]]:
 def explain(config_path: str, cluster_path: str, *, management_groups_path: str | None = None) -> Decision:
     """Load both files and decide; raises :class:`UserInputError` naming the file and field."""
     config = load_config(config_path)
-    snapshot = ClusterSnapshot.from_arm(
-        read_json_file(cluster_path, what="cluster file"), source=cluster_path
-    )
+    body = read_json_file(cluster_path, what="cluster file")
+    if isinstance(body, Mapping) and "responses" in body and "id" not in body:
+        raise UserInputError(
+            "this is an Azure REST API example file, not a cluster body; pass its responses.200.body",
+            field="responses",
+            source=cluster_path,
+        )
+    snapshot = ClusterSnapshot.from_arm(body, source=cluster_path)
     ancestry = load_management_groups(management_groups_path) if management_groups_path else {}
     return decide(snapshot, config, management_groups_of=lambda subscription: ancestry.get(subscription, ()))
 

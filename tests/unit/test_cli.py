@@ -139,6 +139,15 @@ def test_main_returns_2_for_bad_files(
     assert message in err and err.startswith("error: ")
 
 
+def test_rest_example_files_get_a_hint(azure_examples: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = azure_examples / "containerservice" / "ManagedClustersGet.json"
+    assert main(["explain", "--config", str(CONFIGS[0]), "--cluster", str(example)]) == EXIT_BAD_INPUT
+    assert (
+        "ManagedClustersGet.json: responses: this is an Azure REST API example file"
+        in capsys.readouterr().err
+    )
+
+
 def test_management_group_file_must_map_to_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     mgs = tmp_path / "mgs.json"
     mgs.write_text('{"9a7e4d21-0c3b-4e8f-a6d5-2b1c9f8e7d60": "mg-platform-prod"}')
