@@ -1,0 +1,210 @@
+# ruff: noqa: E501
+"""Event Grid in the emulator: system events to a webhook, delivery semantics, and the custom topic."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import ssl
+import threading
+import urllib.request
+
+import pytest
+
+from tests.fixtures.emulator import TEST_SUB
+from tests.integration.emulator_p2.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+OP = "Microsoft.ContainerService/managedClusters/write"
+
+
+class Webhook:
+    """A tiny local HTTP endpoint that records requests and answers with scripted statuses."""
+
+    def __init__(self, statuses=()):
+        self.requests = []
+        self.statuses = list(statuses)
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.requests.append(({k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
+                status = hook.statuses.pop(0) if hook.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/runtime/webhooks/eventgrid?functionName=on_arm_event"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self):
+        return [e for _, body in self.requests for e in body]
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def webhook():
+    hooks = []
+
+    def make(statuses=()):
+        hook = Webhook(statuses)
+        hooks.append(hook)
+        return hook
+
+    yield make
+    for hook in hooks:
+        hook.close()
+
+
+def subscribe(emulator, url, **extra):
+    emulator.admin.request(
+        "POST",
+        "/eventgrid/subscriptions",
+        {
+            "name": "aks-writes",
+            "endpointUrl": url,
+            "filter": {
+                "includedEventTypes": ["Microsoft.Resources.ResourceWriteSuccess"],
+                "advancedFilters": [
+                    {"operatorType": "StringIn", "key": "data.operationName", "values": [OP.lower()]}
+                ],
+            },
+            **extra,
+        },
+    )
+
+
+def arm(emulator, method, path, body):
+    """A plain HTTPS ARM call (the containerservice SDK's LRO is exercised by the ARM-core tests)."""
+    context = ssl.create_default_context(cafile=str(emulator.ca_bundle))
+    request = urllib.request.Request(
+        f"{emulator.base_url}{path}?api-version=2024-09-01",
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": "Bearer test-principal", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def cluster_path(name):
+    return f"/subscriptions/{TEST_SUB}/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/{name}"
+
+
+def create_cluster(emulator, name):
+    body = {
+        "location": "eastus",
+        "tags": {"backup": "yes"},
+        "identity": {"type": "SystemAssigned"},
+        "properties": {
+            "dnsPrefix": name,
+            "agentPoolProfiles": [
+                {"name": "np", "count": 1, "vmSize": "Standard_D2s_v5", "mode": "System", "osType": "Linux"}
+            ],
+        },
+    }
+    created = arm(emulator, "PUT", cluster_path(name), body)
+    wait_for(
+        lambda: (
+            emulator.state.get("clusters", created["id"])["properties"]["provisioningState"] == "Succeeded"
+        )
+    )
+    return created
+
+
+def update_tags(emulator, name, tags):
+    arm(emulator, "PATCH", cluster_path(name), {"tags": tags})
+    wait_for(
+        lambda: (
+            emulator.state.get("clusters", cluster_path(name))["properties"]["provisioningState"]
+            == "Succeeded"
+        )
+    )
+
+
+def test_cluster_create_event_reaches_webhook_with_event_grid_shape(emulator, webhook, azure_examples):
+    hook = webhook()
+    subscribe(emulator, hook.url)
+    cluster = create_cluster(emulator, "evt-aks")
+    wait_for(lambda: hook.requests)
+    headers, body = hook.requests[0]
+    assert headers["aeg-event-type"] == "Notification"
+    assert headers["content-type"].startswith("application/json")
+    assert isinstance(body, list) and len(body) == 1
+    event = body[0]
+    sample = json.loads((azure_examples / "eventgrid" / "resource_write_success.json").read_text())[0]
+    assert set(event) == set(sample)
+    assert set(sample["data"]) <= set(event["data"])
+    assert event["eventType"] == "Microsoft.Resources.ResourceWriteSuccess"
+    assert event["subject"] == cluster["id"] and event["data"]["resourceUri"] == cluster["id"]
+    assert event["data"]["operationName"] == OP and event["data"]["status"] == "Succeeded"
+    assert event["topic"] == f"/subscriptions/{TEST_SUB}" and event["data"]["subscriptionId"] == TEST_SUB
+    # default: one event per create, when provisioning completed
+    assert len(hook.events()) == 1
+
+
+def test_write_event_timing_modes_and_filter(emulator, webhook):
+    hook = webhook()
+    subscribe(emulator, hook.url)
+    emulator.admin.request("PATCH", "/eventgrid/settings", {"writeEventsAt": "both"})
+    create_cluster(emulator, "evt-both")
+    wait_for(lambda: len(hook.events()) >= 2)
+    update_tags(emulator, "evt-both", {"a": "b"})
+    wait_for(lambda: len(hook.events()) >= 4)
+    published = emulator.admin.request("GET", "/eventgrid/events")["value"]
+    assert all(e["data"]["operationName"] == OP for e in hook.events())
+    assert len(published) >= len(hook.events())  # extension/other writes would be published but filtered out
+
+
+def test_duplicates_reordering_retries_and_dead_letters(emulator, webhook):
+    hook = webhook(statuses=[500])
+    subscribe(emulator, hook.url)
+    emulator.admin.request("PATCH", "/eventgrid/settings", {"timeFactor": 1000, "writeEventsAt": "accepted"})
+    create_cluster(emulator, "evt-retry")
+    wait_for(lambda: len(hook.requests) >= 2)
+    assert [h["aeg-delivery-count"] for h, _ in hook.requests[:2]] == ["0", "1"]
+    assert hook.requests[0][1][0]["id"] == hook.requests[1][1][0]["id"]
+
+    dup = webhook()
+    emulator.admin.request("DELETE", "/eventgrid/subscriptions/aks-writes")
+    subscribe(emulator, dup.url)
+    emulator.admin.request("PATCH", "/eventgrid/settings", {"duplicateProbability": 1.0})
+    create_cluster(emulator, "evt-dup")
+    wait_for(lambda: len(dup.events()) >= 2)
+    assert len({e["id"] for e in dup.events()}) == 1
+
+    order = webhook()
+    emulator.admin.request("DELETE", "/eventgrid/subscriptions/aks-writes")
+    subscribe(emulator, order.url)
+    emulator.admin.request(
+        "PATCH",
+        "/eventgrid/settings",
+        {"duplicateProbability": 0, "reorderProbability": 0.5, "reorderDelayS": 0.3, "seed": 7},
+    )
+    for i in range(8):
+        update_tags(emulator, "evt-dup", {"i": str(i)})
+    wait_for(lambda: len(order.events()) >= 8)
+    published = [
+        e["id"]
+        for e in emulator.admin.request("GET", "/eventgrid/events")["value"]
+        if e["subject"].endswith("evt-dup")
+    ][-8:]
+    received = [e["id"] for e in order.events()]
+    assert sorted(received) == sorted(published) and received != published
+
+    dead = webhook(statuses=[400])
+    emulator.admin.request("DELETE", "/eventgrid/subscriptions/aks-writes")
+    subscribe(emulator, dead.url)
+    emulator.admin.request("PATCH", "/eventgrid/settings", {"reorderProbability": 0})
+    create_cluster(emulator, "evt-dead")
+    letters = wait_for(lambda: emulator.admin.request("GET", "/eventgrid/deadletters")["value"])
+    assert letters[0]["deadLetterReason"].startswith("DeliveryFailed") and letters[0]["deliveryAttempts"] == 1
+    assert len(dead.requests) == 1
