@@ -33,7 +33,7 @@ param alertEmails array = []
   'CloudEventSchemaV1_0'
   'EventGridSchema'
 ])
-param outcomeTopicInputSchema string = 'CloudEventSchemaV1_0'
+param outcomeTopicInputSchema string = 'EventGridSchema'
 
 @description('Name of the function bound to the poison queue (alert "poison-queue-not-empty").')
 param poisonFunctionName string = 'reconcile_poison'

@@ -1,7 +1,7 @@
 // Alerts on the three things an operator must act on. All are log alerts on Application Insights, where the
 // Functions host records every invocation as a request:
 // - poison: the poison-queue function ran, i.e. a work item failed 5 dequeues and landed in <queue>-poison;
-// - gave up: the product logged an AksBackupRemediator.GaveUp outcome (attempts exhausted or a permanent error);
+// - gave up: the product logged a gave_up outcome / AksBackupRemediator.GaveUp (attempts exhausted, poison message);
 // - failures: any function invocation failed.
 
 param location string
@@ -45,7 +45,7 @@ var rules = [
     name: 'gave-up-outcomes'
     severity: 2
     description: 'The remediator gave up on a cluster (outcome gave_up, event AksBackupRemediator.GaveUp).'
-    query: 'union traces, customEvents | where message has \'AksBackupRemediator.GaveUp\' or name == \'AksBackupRemediator.GaveUp\' or tostring(customDimensions.outcome) == \'gave_up\''
+    query: 'union traces, customEvents | where message contains \'gave_up\' or message contains \'AksBackupRemediator.GaveUp\' or name == \'AksBackupRemediator.GaveUp\' or tostring(customDimensions.outcome) == \'gave_up\''
   }
   {
     name: 'function-failures'

@@ -10,7 +10,7 @@ param tags object = {}
   'CloudEventSchemaV1_0'
   'EventGridSchema'
 ])
-param inputSchema string = 'CloudEventSchemaV1_0'
+param inputSchema string = 'EventGridSchema'
 
 resource topic 'Microsoft.EventGrid/topics@2022-06-15' = {
   // checkov:skip=CKV_AZURE_193:The app publishes without VNet integration, so the topic keeps its public endpoint; local (key) auth is disabled, publishers need EventGrid Data Sender.

@@ -145,3 +145,15 @@ def test_poison_alert_watches_the_function_bound_to_the_poison_queue(
     blocks = re.findall(r"@app\.function_name\(\s*[\"'](\w+)[\"']\s*\)(.*?)\ndef ", source, flags=re.DOTALL)
     poison = [name for name, block in blocks if re.search(r"queue_name=[\"'][^\"']*-poison[\"']", block)]
     assert poison == [watched]
+
+
+def test_outcome_topic_schema_matches_the_publisher(infra_templates: dict[Path, Any]) -> None:
+    publisher = (ROOT / "remediator" / "adapters" / "publisher.py").read_text()
+    sends = {
+        "EventGridSchema": bool(re.search(r"\bEventGridEvent\(", publisher)),
+        "CloudEventSchemaV1_0": bool(re.search(r"\bCloudEvent\(", publisher)),
+    }
+    assert sum(sends.values()) == 1, f"publisher.py should build exactly one event type: {sends}"
+    expected = next(schema for schema, used in sends.items() if used)
+    assert parameter_default(infra_templates[Path("main.bicep")], "outcomeTopicInputSchema") == expected
+    assert parameter_default(infra_templates[Path("app/outcome-topic.bicep")], "inputSchema") == expected
