@@ -124,7 +124,7 @@ def put_assignment(request: Request) -> Response:
                     "RoleAssignmentUpdateNotPermitted",
                     "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
                 )
-            return Response(201, {}, existing)
+            return Response(200, {}, existing)
         for other in state.role_assignments.values():
             op = other["properties"]
             if (

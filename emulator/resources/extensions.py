@@ -42,6 +42,7 @@ EXTENSIONS = CLUSTER + "/providers/Microsoft.KubernetesConfiguration/extensions"
 EXTENSION = EXTENSIONS + "/{extensionName}"
 EXTENSION_TYPE = "Microsoft.KubernetesConfiguration/extensions"
 TERMINAL = ("Succeeded", "Failed", "Canceled")
+DEFAULT_EXTENSION_VERSION = "1.0.0"
 _SUPPORTED_PARENTS = {
     ("microsoft.containerservice", "managedclusters"),
     ("microsoft.kubernetes", "connectedclusters"),
@@ -78,7 +79,11 @@ def extension_body(
     ext_type = props_in.get("extensionType") or (previous or {}).get("properties", {}).get("extensionType")
     auto = props_in.get("autoUpgradeMinorVersion", True)
     version = props_in.get("version")
-    release_train = props_in.get("releaseTrain") or ("Stable" if version is None else None)
+    if version is None and auto is False:
+        # Assumption: with auto-upgrade off and no version given, the RP pins the release train's current
+        # version (CreateExtension.json answers version "0.1.4" to a request without one).
+        version = (previous or {}).get("properties", {}).get("version") or DEFAULT_EXTENSION_VERSION
+    release_train = props_in.get("releaseTrain") or "Stable"
     scope = props_in.get("scope") or {"cluster": {"releaseNamespace": _default_namespace(str(ext_type))}}
     props: dict[str, Any] = {
         "extensionType": ext_type,
