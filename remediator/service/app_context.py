@@ -8,27 +8,16 @@ fakes in glue tests without touching the SDKs. :class:`HandlerContext` bundles o
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from remediator.adapters.arm import ArmGateway
-from remediator.adapters.clients import AzureClients
-from remediator.adapters.graph import ResourceGraphInventory
-from remediator.adapters.journal import Journal
-from remediator.adapters.policy import PolicyGateway
-from remediator.adapters.policy_order import PolicyStateOrder
-from remediator.adapters.publisher import OutcomePublisher
-from remediator.adapters.work_queue import WorkQueue
-from remediator.core.config import RemediatorConfig, load_config, parse_config
-from remediator.core.errors import UserInputError
+from remediator.core.config import RemediatorConfig
 from remediator.core.outcomes import ReconcileReport
 from remediator.core.settings import Settings
-from remediator.service.reconciler import Reconciler
-from remediator.service.sweep import StreamsInventory, Sweeper
+from remediator.service.sweep import StreamsInventory
 
 logger = logging.getLogger(__name__)
 
@@ -99,80 +88,26 @@ class HandlerContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class JournaledOutcomes:
-    """``RecordsOutcomes`` for reports no reconcile wrote (give-ups, poison): journal, then publish.
-
-    A journal failure propagates, so the trigger retries instead of losing the give-up.
-    """
-
-    def __init__(self, journal: Journal, publisher: OutcomePublisher | None) -> None:
-        self.journal = journal
-        self.publisher = publisher
-
-    def record(self, report: ReconcileReport) -> None:
-        self.journal.record(report)
-        if self.publisher is not None:
-            self.publisher.publish(report)
-
-
-def load_remediator_config(settings: Settings) -> RemediatorConfig:
-    """The config named by ``REMEDIATOR_CONFIG_FILE`` or given inline in ``REMEDIATOR_CONFIG_JSON``."""
-    if settings.config_file is not None:
-        return load_config(settings.config_file)
-    try:
-        data = json.loads(settings.config_json or "")
-    except ValueError as exc:
-        raise UserInputError(
-            f"not valid JSON: {exc}", field="REMEDIATOR_CONFIG_JSON", source="app settings"
-        ) from exc
-    return parse_config(data, source="REMEDIATOR_CONFIG_JSON")
-
-
 def build_handler_context(environ: Mapping[str, str]) -> HandlerContext:
     """Wire the real adapters from app settings (the Functions app calls this once per worker process).
 
-    Builds no network connection: SDK clients connect on first use, so a bad setting is reported here and an
-    unreachable dependency by the call (or by ``GET /api/health``).
+    The object graph is :class:`remediator.service.runtime.Runtime` (shared with the CLI); this adds the ARM
+    reachability probe ``GET /api/health`` reports.
 
     :raises UserInputError: a setting or the config is invalid; the field is named.
     """
-    settings = Settings.from_env(environ)
-    config = load_remediator_config(settings)
-    if not settings.storage_configured():
-        raise UserInputError(
-            "no storage configured (a connection string, or the identity-based service URIs)",
-            field="AzureWebJobsStorage",
-            source="app settings",
-        )
-    clients = AzureClients.from_settings(settings)
-    gateway = ArmGateway(clients)
-    journal = Journal.from_settings(settings)
-    publisher = OutcomePublisher.from_settings(settings, clients)
-    work = WorkQueue.from_settings(settings)
-    inventory = ResourceGraphInventory(clients.resource_graph())
-    reconciler = Reconciler(gateway, config, settings, journal, publisher, policy=PolicyGateway(clients))
+    from remediator.service.runtime import Runtime
 
-    def make_sweeper(sweep_config: RemediatorConfig) -> Sweeper:
-        return Sweeper(config=sweep_config, inventory=inventory, work=work, recorders=(publisher,))
+    runtime = Runtime.from_env(environ)
+    ctx = runtime.handler_context()
+    if not isinstance(ctx, HandlerContext):
+        raise TypeError(f"Runtime.handler_context returned {type(ctx).__name__}, not HandlerContext")
 
     def probe_arm() -> None:
-        scopes = [*config.scope.subscriptions, *config.scope.resource_groups]
-        for ref in scopes[:1]:
-            gateway.list_clusters(str(ref.subscription_id))
+        scope = runtime.config.scope
+        refs = [*scope.subscriptions, *scope.resource_groups]
+        for ref in refs[:1]:
+            runtime.gateway.list_clusters(str(ref.subscription_id))
 
-    return HandlerContext(
-        settings=settings,
-        config=config,
-        reconciler=reconciler,
-        work=work,
-        outcomes=JournaledOutcomes(journal, publisher),
-        policy_order=PolicyStateOrder(journal.table, before=journal.ensure_table),
-        inventory=inventory,
-        sweeper=make_sweeper(config),
-        make_sweeper=make_sweeper,
-        health_checks=(
-            HealthCheck("arm", probe_arm),
-            HealthCheck("work-queue", work.ensure_queue),
-            HealthCheck("journal", journal.ensure_table),
-        ),
-    )
+    ctx.health_checks = (*ctx.health_checks, HealthCheck("arm", probe_arm))
+    return ctx
