@@ -44,6 +44,10 @@ test: deps lint typecheck contracts
 unit: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/unit
 
+# The offline IaC checks alone (checkov + Bicep structure + settings drift); see docs/deploy.md.
+iac: $(VENV)/.installed $(IAC_VENV)/.installed
+	IAC_PYTHON=$(CURDIR)/$(IAC_VENV)/bin/python $(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/infra
+
 demo: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m tools.demo
 

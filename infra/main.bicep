@@ -130,7 +130,7 @@ module appAccess 'app/app-access.bicep' = {
   }
 }
 
-module function 'app/function.bicep' = {
+module functionApp 'app/function.bicep' = {
   name: 'remediator-function'
   scope: appGroup
   dependsOn: [
@@ -245,8 +245,8 @@ module deadLetterAccess 'app/deadletter-access.bicep' = [for (subscriptionId, i)
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = appGroup.name
-output AZURE_FUNCTION_APP_NAME string = function.outputs.name
-output AZURE_FUNCTION_APP_ID string = function.outputs.id
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_APP_ID string = functionApp.outputs.id
 output REMEDIATOR_PRINCIPAL_ID string = identity.outputs.principalId
 output REMEDIATOR_CLIENT_ID string = identity.outputs.clientId
 output REMEDIATOR_MODE string = mode
