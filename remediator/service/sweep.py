@@ -146,6 +146,7 @@ class SweepSummary:
 class _Work:
     cluster_id: str
     delay_s: float
+    reason: str
 
 
 ProgressCallback = Callable[[int, int], None]
@@ -268,7 +269,8 @@ class Sweeper:
         groups = row.management_groups
         decision = decide(snapshot, self.config, management_groups_of=lambda _sub: groups)
         summary.by_reason[decision.reason.value] += 1
-        summary.by_extension_state[(row.extension_state or "missing").lower()] += 1
+        extension_state = (row.extension_state or "missing").lower()
+        summary.by_extension_state[extension_state] += 1
         if decision.reason is not Reason.SELECTED:
             return None
         held = [b for b in decision.blockers if b in HUMAN_BLOCKERS]
@@ -283,7 +285,7 @@ class Sweeper:
             return None
         delay = self._reserve_writes(snapshot, decision.storage_account_id)
         summary.max_delay_s = max(summary.max_delay_s, delay)
-        return _Work(cluster_id=str(snapshot.id), delay_s=delay)
+        return _Work(cluster_id=str(snapshot.id), delay_s=delay, reason=f"sweep:extension-{extension_state}")
 
     def _reserve_writes(self, snapshot: ClusterSnapshot, storage_account_id: ResourceId | None) -> float:
         """Reserve the ARM writes this cluster will cost; the longest wait becomes the visibility delay."""
@@ -327,7 +329,7 @@ class _BatchEnqueuer:
                     item.cluster_id,
                     attempt=0,
                     source="sweep",
-                    reason="sweep",
+                    reason=item.reason,
                     correlation_id=summary.correlation_id,
                     delay_s=item.delay_s,
                 )
