@@ -153,6 +153,14 @@ class CallLog:
             self._counters.clear()
 
 
+def _topic_key_principal(path: str, headers: CaseInsensitiveDict) -> str | None:
+    """The Event Grid custom topic (emulator/eventgrid) also accepts an ``aeg-sas-key`` / ``aeg-sas-token``
+    instead of a bearer token; its handler checks the key. Every other path still requires a bearer token."""
+    if path.rstrip("/").lower() == "/api/events" and ("aeg-sas-key" in headers or "aeg-sas-token" in headers):
+        return "event-grid-topic-key"
+    return None
+
+
 class _DropConnection(Exception):
     """Raised inside the handler to close the socket without a response (fault action ``drop``)."""
 
@@ -290,7 +298,9 @@ class Runtime:
             query=query,
             headers=headers,
             body=body,
-            principal=principal_from_authorization(headers.get("Authorization")),
+            principal=(
+                principal_from_authorization(headers.get("Authorization")) or _topic_key_principal(path, headers)
+            ),
             base_url=self.base_url,
             state=self.state,
             config=self.config,

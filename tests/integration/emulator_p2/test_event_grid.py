@@ -10,6 +10,9 @@ import threading
 import urllib.request
 
 import pytest
+from azure.core.credentials import AzureKeyCredential
+from azure.core.messaging import CloudEvent
+from azure.eventgrid import EventGridEvent, EventGridPublisherClient
 
 from tests.fixtures.emulator import TEST_SUB
 from tests.integration.emulator_p2.conftest import wait_for
@@ -208,3 +211,54 @@ def test_duplicates_reordering_retries_and_dead_letters(emulator, webhook):
     letters = wait_for(lambda: emulator.admin.request("GET", "/eventgrid/deadletters")["value"])
     assert letters[0]["deadLetterReason"].startswith("DeliveryFailed") and letters[0]["deliveryAttempts"] == 1
     assert len(dead.requests) == 1
+
+
+# azure-eventgrid 4.22.1 drops constructor kwargs (connection_verify, transport, ...) for basic topics
+# (azure/eventgrid/_patch.py builds the legacy client from endpoint+credential only), so the CA bundle is
+# passed per call, which the legacy send() forwards to the pipeline.
+
+
+def test_custom_topic_accepts_the_publisher_client(emulator):
+    endpoint = f"{emulator.base_url}/api/events"
+    verify = {}
+    EventGridPublisherClient(endpoint, AzureKeyCredential("emulator-topic-key"), **verify).send(
+        [
+            EventGridEvent(
+                subject="/x", event_type="AksBackupRemediator.Installed", data={"a": 1}, data_version="1.0"
+            )
+        ],
+        connection_verify=str(emulator.ca_bundle),
+    )
+    EventGridPublisherClient(endpoint, emulator.credential(), **verify).send(
+        [CloudEvent(source="/remediator", type="AksBackupRemediator.Skipped", data={"b": 2})],
+        connection_verify=str(emulator.ca_bundle),
+    )
+    received = emulator.admin.request("GET", "/eventgrid/topic/events")["value"]
+    assert [r["schema"] for r in received] == ["EventGridSchema", "CloudEventV1_0"]
+    assert received[0]["event"]["eventType"] == "AksBackupRemediator.Installed"
+    assert received[1]["event"]["type"] == "AksBackupRemediator.Skipped"
+    from azure.core.exceptions import HttpResponseError
+
+    with pytest.raises(HttpResponseError) as err:
+        EventGridPublisherClient(endpoint, AzureKeyCredential("wrong"), **verify).send(
+            [EventGridEvent(subject="/x", event_type="t", data={}, data_version="1")],
+            connection_verify=str(emulator.ca_bundle),
+        )
+    assert err.value.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "policy_state_changed.json",
+        "policy_state_created.json",
+        "resource_write_success.json",
+        "ResourceWriteSuccessEvent.json",
+    ],
+)
+def test_official_event_samples_are_accepted_by_the_custom_topic(emulator, azure_examples, name):
+    payload = json.loads((azure_examples / "eventgrid" / name).read_text())
+    events = payload if isinstance(payload, list) else [payload]
+    client = EventGridPublisherClient(f"{emulator.base_url}/api/events", emulator.credential())
+    client.send(events, connection_verify=str(emulator.ca_bundle))
+    assert len(emulator.admin.request("GET", "/eventgrid/topic/events")["value"]) == len(events)
