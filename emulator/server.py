@@ -299,7 +299,8 @@ class Runtime:
             headers=headers,
             body=body,
             principal=(
-                principal_from_authorization(headers.get("Authorization")) or _topic_key_principal(path, headers)
+                principal_from_authorization(headers.get("Authorization"))
+                or _topic_key_principal(path, headers)
             ),
             base_url=self.base_url,
             state=self.state,
