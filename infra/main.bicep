@@ -112,7 +112,7 @@ module outcomeTopic 'app/outcome-topic.bicep' = {
   name: 'remediator-outcome-topic'
   scope: appGroup
   params: {
-    name: 'evgt-${prefix}-outcomes-${token}'
+    name: 'evgt-out-${token}'
     location: location
     tags: tags
     inputSchema: outcomeTopicInputSchema

@@ -123,3 +123,26 @@ def test_deploy_doc_checkov_summary_is_the_measured_one(checkov_report: dict[str
     skipped = {c["check_id"] for c in checkov_report["results"]["skipped_checks"]}
     documented = set(re.findall(r"CKV_AZURE_\d+", text.split("The nine skips", 1)[1].split("## ", 1)[0]))
     assert documented == skipped
+
+
+def test_alerts_cover_poison_gave_up_and_failures(infra_templates: dict[Path, Any]) -> None:
+    alerts = infra_templates[Path("app/alerts.bicep")]
+    rules = {rule["name"]: rule for rule in alerts["variables"]["rules"]["value"]}
+    assert set(rules) == {"poison-queue-not-empty", "gave-up-outcomes", "function-failures"}
+    assert "${poisonFunctionName}" in rules["poison-queue-not-empty"]["query"]
+    # The product's poison path logs "... journaled as gave_up"; the query must match that literal.
+    handlers = (ROOT / "remediator" / "service" / "handlers.py").read_text()
+    assert re.search(r"logger\.(warning|error|critical)\(\s*\"[^\"]*gave_up", handlers), "no gave_up log line"
+    assert "contains \\'gave_up\\'" in rules["gave-up-outcomes"]["query"]
+    assert rules["function-failures"]["query"] == "requests | where success == false"
+    (rule_resource,) = resources(infra_templates, "Microsoft.Insights/scheduledQueryRules")
+    props = rule_resource.properties
+    assert props["scopes"] == ["applicationInsightsId"]
+    assert props["actions"]["actionGroups"] == [
+        {
+            "operator": {
+                "type": "property_accessor",
+                "operands": {"operand_1": "actionGroup", "operand_2": "id"},
+            }
+        }
+    ]
