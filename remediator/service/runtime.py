@@ -202,8 +202,19 @@ class Runtime:
         from remediator.service.sweep import Sweeper
 
         return Sweeper(
-            config=config, inventory=self.inventory, work=self.work_queue, recorders=(self.recorder,)
+            config=config,
+            inventory=self.inventory,
+            work=self.work_queue,
+            recorders=(self.recorder,),
+            pacer=self.pacer,
         )
+
+    @property
+    def pacer(self) -> Any:
+        """ARM write pacing (``remediator.core.pacing.WritePacer``) shared by this process's writers."""
+        from remediator.core.pacing import WritePacer
+
+        return self._part("pacer", WritePacer)
 
     @property
     def sweeper(self) -> Any:
