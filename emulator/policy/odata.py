@@ -143,3 +143,120 @@ class _Parser:
         if kind == "word" and text.lower() == "null":
             return None
         raise ODataFilterError(f"expected a literal but found '{text}' in $filter '{self.text}'")
+
+
+# ------------------------------------------------------------------------------------------------------
+# $apply (groupby / aggregate($count) / filter), $orderby, $select — the forms Policy Insights samples use.
+
+Rows = list[dict[str, Any]]
+Transform = Callable[[Rows], Rows]
+
+_GROUPBY = re.compile(r"groupby\(\((?P<fields>[^()]*)\)(?:\s*,\s*aggregate\((?P<agg>[^()]*)\))?\)\s*$", re.I)
+_AGG = re.compile(r"^\s*\$count\s+as\s+(?P<name>[A-Za-z_]\w*)\s*$", re.I)
+_FILTER_STEP = re.compile(r"^filter\((?P<expr>.*)\)$", re.I | re.S)
+
+
+def _canonical(name: str, fields: dict[str, str] | None) -> str:
+    name = name.strip()
+    if fields is None:
+        return name
+    if name.lower() not in fields:
+        raise ODataFilterError(f"'{name}' is not a policy state property")
+    return fields[name.lower()]
+
+
+def _split_steps(text: str) -> list[str]:
+    steps, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "/" and depth == 0:
+            steps.append(text[start:i].strip())
+            start = i + 1
+    steps.append(text[start:].strip())
+    return [s for s in steps if s]
+
+
+def parse_apply(text: str | None, *, fields: set[str] | None = None) -> Transform:
+    """`$apply` steps: `groupby((f, ...))`, `groupby((f, ...), aggregate($count as N))`, `filter(...)`."""
+    if text is None or not text.strip():
+        return lambda rows: rows
+    lookup = {f.lower(): f for f in fields} if fields else None
+    transforms: list[Transform] = []
+    for step in _split_steps(text):
+        filt = _FILTER_STEP.match(step)
+        if filt:
+            predicate = parse_filter(filt.group("expr"), fields=fields)
+            transforms.append(lambda rows, p=predicate: [r for r in rows if p(r)])
+            continue
+        group = _GROUPBY.match(step)
+        if not group:
+            raise ODataFilterError(
+                f"$apply step '{step}' is not supported (groupby, aggregate($count as X), filter)"
+            )
+        names = [_canonical(n, lookup) for n in group.group("fields").split(",") if n.strip()]
+        agg_name = None
+        if group.group("agg") is not None:
+            agg = _AGG.match(group.group("agg"))
+            if not agg:
+                raise ODataFilterError(f"aggregate '{group.group('agg')}' is not supported ($count as Name)")
+            agg_name = agg.group("name")
+            if lookup is not None:
+                lookup[agg_name.lower()] = agg_name
+
+        def grouped(rows: Rows, names: list[str] = names, agg_name: str | None = agg_name) -> Rows:
+            groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for row in rows:
+                key = tuple(_normalize(row.get(n)) for n in names)
+                entry = groups.get(key)
+                if entry is None:
+                    entry = {n: row.get(n) for n in names}
+                    if agg_name:
+                        entry[agg_name] = 0
+                    groups[key] = entry
+                if agg_name:
+                    entry[agg_name] += 1
+            return list(groups.values())
+
+        transforms.append(grouped)
+
+    def run(rows: Rows) -> Rows:
+        for transform in transforms:
+            rows = transform(rows)
+        return rows
+
+    run.output_fields = set(lookup.values()) if lookup else None  # type: ignore[attr-defined]
+    return run
+
+
+def parse_orderby(text: str | None, *, fields: set[str] | None = None) -> Transform:
+    """`$orderby=field [asc|desc], ...` (stable, case-insensitive for strings, nulls first)."""
+    if text is None or not text.strip():
+        return lambda rows: rows
+    lookup = {f.lower(): f for f in fields} if fields else None
+    keys: list[tuple[str, bool]] = []
+    for part in text.split(","):
+        words = part.split()
+        if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
+            raise ODataFilterError(f"$orderby term '{part.strip()}' is invalid")
+        keys.append((_canonical(words[0], lookup), len(words) == 2 and words[1].lower() == "desc"))
+
+    def run(rows: Rows) -> Rows:
+        out = list(rows)
+        for name, desc in reversed(keys):
+            out.sort(key=lambda r, n=name: (r.get(n) is not None, _normalize(r.get(n))), reverse=desc)
+        return out
+
+    return run
+
+
+def parse_select(
+    text: str | None, *, fields: set[str] | None = None
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    if text is None or not text.strip():
+        return lambda row: row
+    lookup = {f.lower(): f for f in fields} if fields else None
+    names = [_canonical(n, lookup) for n in text.split(",") if n.strip()]
+    return lambda row: {n: row.get(n) for n in names}

@@ -19,7 +19,7 @@ from typing import Any
 
 from emulator.errors import ArmError
 from emulator.policy.engine import PolicyEngine, cluster_key_of
-from emulator.policy.odata import ODataFilterError, parse_filter
+from emulator.policy.odata import ODataFilterError, parse_apply, parse_filter, parse_orderby, parse_select
 from emulator.policy.remediation import RemediationError, RemediationManager
 from emulator.routing import PluginContext, Request, Response, Router
 
@@ -29,23 +29,38 @@ EXTRAS_ENGINE = "policy"
 EXTRAS_REMEDIATION = "remediation"
 PI = "/providers/Microsoft.PolicyInsights"
 FILTER_FIELDS = {
+    "timestamp",
     "resourceId",
-    "complianceState",
     "policyAssignmentId",
-    "policyDefinitionName",
     "policyDefinitionId",
-    "policyAssignmentName",
+    "effectiveParameters",
+    "isCompliant",
     "subscriptionId",
-    "resourceGroup",
     "resourceType",
     "resourceLocation",
-    "policyDefinitionAction",
-    "isCompliant",
+    "resourceGroup",
+    "resourceTags",
+    "policyAssignmentName",
+    "policyAssignmentOwner",
+    "policyAssignmentParameters",
     "policyAssignmentScope",
-    "policyDefinitionReferenceId",
-    "policySetDefinitionName",
+    "policyDefinitionName",
+    "policyDefinitionAction",
+    "policyDefinitionCategory",
     "policySetDefinitionId",
+    "policySetDefinitionName",
+    "policySetDefinitionOwner",
+    "policySetDefinitionCategory",
+    "policySetDefinitionParameters",
+    "managementGroupIds",
+    "policyDefinitionReferenceId",
+    "complianceState",
+    "policyDefinitionGroupNames",
+    "policyDefinitionVersion",
+    "policySetDefinitionVersion",
+    "policyAssignmentVersion",
 }
+"""Policy-state record properties usable in $filter / $apply / $orderby / $select (names case-insensitive)."""
 
 
 class _Settings:
@@ -116,24 +131,24 @@ def register(router: Router, ctx: PluginContext) -> None:
         resource = request.params["policyStatesResource"]
         if resource.lower() not in ("latest", "default"):
             raise ArmError(400, "InvalidPolicyStatesResource", f"'{resource}' is not 'latest' or 'default'.")
-        if request.query.get("$apply") or request.query.get("$select") or request.query.get("$orderby"):
-            raise ArmError(
-                400,
-                "UnsupportedQueryOption",
-                "$apply, $select and $orderby are not supported by the emulator.",
-            )
         try:
             predicate = parse_filter(request.query.get("$filter"), fields=FILTER_FIELDS)
+            apply = parse_apply(request.query.get("$apply"), fields=FILTER_FIELDS)
+            out_fields = getattr(apply, "output_fields", None) or FILTER_FIELDS
+            orderby = parse_orderby(request.query.get("$orderby"), fields=out_fields)
+            select = parse_select(request.query.get("$select"), fields=FILTER_FIELDS)
         except ODataFilterError as exc:
             raise ArmError(400, "InvalidFilterInQueryString", str(exc)) from exc
-        rows = engine.query(scope, predicate)
+        rows = orderby(apply(engine.query(scope, predicate)))
+        if request.query.get("$select"):
+            rows = [select(r) for r in rows]
         top = request.query.get("$top")
         if top is not None:
             if not str(top).isdigit():
                 raise ArmError(400, "InvalidTopValue", f"$top '{top}' must be a non-negative integer.")
             rows = rows[: int(top)]
         context = f"{request.base_url}{scope}{PI}/policyStates/$metadata#{resource.lower()}"
-        value = [{**r, "@odata.context": context + "/$entity"} for r in rows]
+        value = [{"@odata.id": None, "@odata.context": context + "/$entity", **r} for r in rows]
         return Response(
             200,
             {},

@@ -62,3 +62,39 @@ def policy_emulator(emulator):
     emulator.reset(policy_estate())
     emulator.admin.request("PATCH", "/policy/settings", {"remediation": {"acceptS": 0.05, "pollS": 0.05}})
     return emulator
+
+
+def arm(
+    emulator: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    api_version: str = "2024-10-01",
+    query: dict[str, Any] | None = None,
+    principal: str = "test-principal",
+) -> tuple[int, dict[str, str], Any]:
+    """A plain HTTPS ARM call returning (status, headers, JSON body) without raising on 4xx/5xx."""
+    import json
+    import ssl
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    params = {"api-version": api_version, **(query or {})}
+    url = f"{emulator.base_url}{urllib.parse.quote(path)}?{urllib.parse.urlencode(params)}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {principal}", "Content-Type": "application/json"},
+    )
+    context = ssl.create_default_context(cafile=str(emulator.ca_bundle))
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
+            raw = response.read()
+            return response.status, dict(response.headers), json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        return exc.code, dict(exc.headers), json.loads(raw) if raw else None
