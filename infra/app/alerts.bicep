@@ -45,7 +45,7 @@ var rules = [
     name: 'gave-up-outcomes'
     severity: 2
     description: 'The remediator gave up on a cluster (outcome gave_up, event AksBackupRemediator.GaveUp).'
-    query: 'union traces, customEvents | where message contains \'gave_up\' or message contains \'AksBackupRemediator.GaveUp\' or name == \'AksBackupRemediator.GaveUp\' or tostring(customDimensions.outcome) == \'gave_up\''
+    query: 'union traces, customEvents | where message contains \'gave_up\' or message contains \'gave up\' or message contains \'AksBackupRemediator.GaveUp\' or name == \'AksBackupRemediator.GaveUp\' or tostring(customDimensions.outcome) == \'gave_up\''
   }
   {
     name: 'function-failures'
