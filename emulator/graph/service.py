@@ -113,6 +113,7 @@ class GraphService:
     cache_size: int = 64
     queries_run: int = 0
     _windows: dict[str, _Window] = field(default_factory=dict)
+    _row_cache: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     _cache: OrderedDict[str, _CachedResult] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -157,6 +158,7 @@ class GraphService:
         with self._lock:
             self._windows.clear()
             self._cache.clear()
+            self._row_cache.clear()
             self.queries_run = 0
 
     # ---- query ----------------------------------------------------------------------------------
@@ -203,6 +205,7 @@ class GraphService:
             subscriptions=scope,
             extension_casing=self.extension_casing,
             policy_records=self.policy_records,
+            row_cache=self._row_cache,
         )
         rows = list(compiled.run(tables))
         with self._lock:
@@ -315,3 +318,4 @@ class GraphService:
         if casing not in EXTENSION_CASINGS:
             raise ValueError(f"extensionPropertyCasing must be one of {EXTENSION_CASINGS}")
         self.extension_casing = casing
+        self._row_cache.clear()

@@ -33,7 +33,7 @@ def arm_row(body: Mapping[str, Any], tenants: Mapping[str, str]) -> Row:
     sub, rg = _split_id(rid)
     return {
         "id": rid,
-        "name": body.get("name", ""),
+        "name": body.get("name") or "",
         "type": str(body.get("type", "")).lower(),
         "tenantId": tenants.get(sub.lower(), ""),
         "kind": body.get("kind", "") or "",
@@ -65,6 +65,9 @@ def _pascal(props: Mapping[str, Any] | None, casing: str) -> Any:
 class GraphTables:
     """Callable table source for emulator.kql: `tables(name)` yields rows limited to the subscriptions."""
 
+    normalized_rows = True
+    """Rows carry exactly the schema's columns and no null strings (the compiler skips re-normalizing)."""
+
     def __init__(
         self,
         state: Any,
@@ -72,11 +75,14 @@ class GraphTables:
         subscriptions: set[str] | None,
         extension_casing: str = "pascal",
         policy_records: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
+        row_cache: dict[str, tuple[Any, Row]] | None = None,
     ) -> None:
         self.state = state
         self.subscriptions = {s.lower() for s in subscriptions} if subscriptions is not None else None
         self.extension_casing = extension_casing
         self.policy_records = policy_records
+        self.row_cache = row_cache if row_cache is not None else {}
+        """key → (body object, row): bodies are replaced on write (copy-on-write), so identity means fresh."""
         with state.lock:
             self.tenants = {k: v.get("tenantId", "") for k, v in state.subscriptions.items()}
 
@@ -86,24 +92,32 @@ class GraphTables:
         parts = key.split("/", 3)
         return len(parts) > 2 and parts[2] in self.subscriptions
 
-    def _bodies(self, *collections: str) -> list[Mapping[str, Any]]:
+    def _bodies(self, *collections: str) -> list[tuple[str, Mapping[str, Any]]]:
         with self.state.lock:
             return [
-                body
+                (key, body)
                 for name in collections
                 for key, body in self.state.collection(name).items()
                 if self._in_scope(key)
             ]
 
+    def _row(self, key: str, body: Mapping[str, Any], *, extension: bool) -> Row:
+        cached = self.row_cache.get(key)
+        if cached is not None and cached[0] is body:
+            return cached[1]
+        row = arm_row(body, self.tenants)
+        if extension:
+            row["properties"] = _pascal(body.get("properties"), self.extension_casing)
+        self.row_cache[key] = (body, row)
+        return row
+
     def __call__(self, table: str) -> Iterator[Row]:
         if table == "resources":
-            for body in self._bodies("clusters", "storage_accounts", "resources"):
-                yield arm_row(body, self.tenants)
+            for key, body in self._bodies("clusters", "storage_accounts", "resources"):
+                yield self._row(key, body, extension=False)
         elif table == "kubernetesconfigurationresources":
-            for body in self._bodies("extensions"):
-                row = arm_row(body, self.tenants)
-                row["properties"] = _pascal(body.get("properties"), self.extension_casing)
-                yield row
+            for key, body in self._bodies("extensions"):
+                yield self._row(key, body, extension=True)
         elif table == "policyresources":
             if self.policy_records is None:
                 return

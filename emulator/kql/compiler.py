@@ -320,6 +320,11 @@ class _Compiler:
         string_cols = [name for name, kind in schema if kind == STRING]
 
         def source(tables: TableSource) -> Iterator[Row]:
+            if getattr(tables, "normalized_rows", False):
+                # The source promises rows with exactly the schema's columns and no null strings.
+                for row in tables(table):
+                    yield dict(row)
+                return
             for row in tables(table):
                 out = {name: row.get(name) for name, _ in TABLE_SCHEMAS[table]}
                 for col in string_cols:
@@ -618,19 +623,24 @@ class _Compiler:
             renamed.append((name, out_name, kql_type))
         nulls = {out: _null_of(kql_type) for _, out, kql_type in renamed}
 
-        def key_of(row: Row, names: list[str]) -> str | None:
+        def key_of(row: Row, names: list[str]) -> Any:
+            if len(names) == 1:
+                value = row.get(names[0])
+                if value is None or isinstance(value, str | int | float):
+                    return value  # hashable scalars are their own key (None = no match)
+                return json.dumps([value], sort_keys=True, default=str)
             values = [row.get(n) for n in names]
             if any(v is None for v in values):
                 return None
-            return json.dumps(values, default=str)
+            return json.dumps(values, sort_keys=True, default=str)
 
         def stage(rows: Iterator[Row], tables: TableSource) -> Iterator[Row]:
-            index: dict[str, list[Row]] = {}
+            index: dict[Any, list[Row]] = {}
             for right in right_run(tables):
                 k = key_of(right, right_keys)
                 if k is not None:
                     index.setdefault(k, []).append({out: right[name] for name, out, _ in renamed})
-            seen_left: set[str] = set()
+            seen_left: set[Any] = set()
             for row in rows:
                 k = key_of(row, left_keys)
                 if kind == "innerunique":
