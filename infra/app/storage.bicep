@@ -23,7 +23,7 @@ param journalTableName string
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35:The Flex app runs without VNet integration and Event Grid dead-letters from outside; access is Entra-only (shared keys off). Private endpoints: docs/deploy.md "Hardening".
   // checkov:skip=CKV_AZURE_59:Same reason as CKV_AZURE_35: the public endpoint stays reachable, but only Entra-authenticated principals with data roles get in.
-  // checkov:skip=CKV_AZURE_206:ZRS on purpose: the app runs in one region; host state and queues are regional and the journal is re-derived by the sweep, so geo-replication buys nothing.
+  // checkov:skip=CKV_AZURE_206:ZRS on purpose: the app runs in one region and the sweep re-derives every cluster's state; only journal history is lost with the region (use Standard_GZRS to keep it).
   name: name
   location: location
   tags: tags
