@@ -341,21 +341,29 @@ class RemediationManager:
                 "The subscription is not registered to use namespace 'Microsoft.KubernetesConfiguration'.",
             )
             return self._after(task)
-        props = cluster.get("properties") or {}
-        power = (props.get("powerState") or {}).get("code", "Running")
-        if props.get("provisioningState") != "Succeeded" or power != "Running":
-            self._fail(
-                task,
-                record,
-                "OperationNotAllowed",
-                f"The managed cluster is in state {props.get('provisioningState')}/{power}; extension "
-                "operations need a Succeeded, Running cluster.",
-            )
+        from emulator.errors import ArmError
+        from emulator.resources.extensions import _require_cluster_ready
+
+        try:
+            _require_cluster_ready(cluster, str(cluster.get("name", "")))
+        except ArmError as exc:  # the same 409 a direct extension PUT gets
+            self._fail(task, record, exc.code, exc.message)
             return self._after(task)
         ext_id = f"{cluster['id']}/providers/Microsoft.KubernetesConfiguration/extensions/{EXTENSION_NAME}"
         fault = None
         if self.runtime is not None and getattr(self.runtime, "faults", None) is not None:
             fault = self.runtime.faults.pick("PUT", ext_id, actions=("respond", "drop", "fail-provisioning"))
+        existing = self.state.get("extensions", ext_id)
+        if existing is not None:
+            old_type = str((existing.get("properties") or {}).get("extensionType", ""))
+            if old_type.lower() != EXTENSION_TYPE:
+                self._fail(
+                    task,
+                    record,
+                    "InvalidParameter",
+                    f"properties.extensionType cannot change from '{old_type}' to '{EXTENSION_TYPE}'.",
+                )
+                return self._after(task)
         if fault is not None and fault.action in ("respond", "drop"):
             self._fail(
                 task, record, fault.code if fault.action == "respond" else "ConnectionDropped", fault.message
@@ -409,27 +417,18 @@ class RemediationManager:
             },
         )
         self.state.put("extensions", ext_id, body, principal=task.principal)
-        final = "Failed" if fault is not None and fault.action == "fail-provisioning" else "Succeeded"
+        from emulator.resources.extensions import _schedule as schedule_extension_completion
+
+        failed = fault is not None and fault.action == "fail-provisioning"
         delay = float(getattr(self.config, "extension_create_s", 1.0)) if self.config is not None else 1.0
-        token = self.state.new_lifecycle_token(ext_id)
-
-        def finish() -> list[tuple[str, str, Any, Any]]:
-            current = self.state.extensions.get(ext_id.lower())
-            if current is None:
-                return []
-            new = dict(current)
-            new_props = dict(new.get("properties") or {})
-            new_props["provisioningState"] = final
-            if final == "Failed":
-                new_props["errorInfo"] = {
-                    "code": "ExtensionOperationFailed",
-                    "message": fault.message if fault is not None else "failed",
-                }
-            new["properties"] = new_props
-            self.state.extensions[ext_id.lower()] = new
-            return [("provisioned", new["id"], new, task.principal)]
-
-        self.state.schedule(self.state.now() + delay, ext_id, token, finish)
+        schedule_extension_completion(
+            self.state,
+            ext_id,
+            delay,
+            final="Failed" if failed else "Succeeded",
+            principal=task.principal,
+            error={"code": fault.code, "message": fault.message} if failed and fault is not None else None,
+        )
         self._schedule(task, self.state.now() + delay, self._check, target)
 
     def _check(self, task: Task, target: str | None) -> list[Any]:
