@@ -99,6 +99,11 @@ class TokenBucket:
         self._refill()
         self._tokens = min(self._tokens, float(remaining))
 
+    def penalize(self, seconds: float) -> None:
+        """The server throttled us anyway: grant nothing new for ``seconds`` (its ``Retry-After``)."""
+        self._refill()
+        self._tokens = min(self._tokens, -max(0.0, seconds) * self.refill_per_s)
+
     def _check(self, n: float) -> None:
         if n <= 0 or n > self.capacity:
             raise ValueError(f"token count must be in (0, {self.capacity}], got {n}")
@@ -109,6 +114,9 @@ class WritePacer:
 
     :keyword capacity: burst per subscription (ARM: 200).
     :keyword refill_per_s: refill per subscription (ARM: 10 per second).
+    :keyword headroom: tokens of the burst never spent. Our bucket starts refilling at our first write, ARM's
+        when that write arrives (after connection set-up and latency), and other writers of the principal
+        spend from ARM's bucket too; a small headroom (1 s of refill by default) absorbs both.
     :keyword clock: monotonic seconds.
     :keyword sleep: how ``acquire`` waits; ``time.sleep`` unless a test injects its own.
     """
@@ -118,10 +126,13 @@ class WritePacer:
         *,
         capacity: float = ARM_WRITE_BURST,
         refill_per_s: float = ARM_WRITE_REFILL_PER_S,
+        headroom: float = ARM_WRITE_REFILL_PER_S,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:
-        self.capacity = capacity
+        if not 0 <= headroom < capacity:
+            raise ValueError("headroom must be in [0, capacity)")
+        self.capacity = capacity - headroom
         self.refill_per_s = refill_per_s
         self._clock = clock
         self._sleep = sleep
@@ -159,6 +170,14 @@ class WritePacer:
         """Feed back the server's ``x-ms-ratelimit-remaining-subscription-writes`` for ``subscription_id``."""
         with self._lock:
             self._bucket(subscription_id).observe_remaining(remaining)
+
+    def throttled(self, subscription_id: str, retry_after_s: float) -> None:
+        """ARM answered 429 in ``subscription_id``: hold later writes there until ``Retry-After`` passes."""
+        logger.info(
+            "write throttled in subscription %s; holding writes %.1f s", subscription_id, retry_after_s
+        )
+        with self._lock:
+            self._bucket(subscription_id).penalize(retry_after_s)
 
     def available(self, subscription_id: str) -> float:
         """Tokens available now in ``subscription_id`` (negative while writes are promised)."""

@@ -70,7 +70,7 @@ def test_impossible_token_counts_are_refused(n: int) -> None:
 
 def test_pacer_keeps_subscriptions_apart_and_ignores_id_case() -> None:
     clock = FakeClock()
-    pacer = WritePacer(capacity=2, refill_per_s=1, clock=clock, sleep=clock.sleep)
+    pacer = WritePacer(capacity=2, refill_per_s=1, headroom=0, clock=clock, sleep=clock.sleep)
     assert pacer.acquire("SUB-A") == 0
     assert pacer.acquire("sub-a") == 0
     assert pacer.acquire("sub-b") == 0
@@ -81,12 +81,30 @@ def test_pacer_keeps_subscriptions_apart_and_ignores_id_case() -> None:
 
 def test_acquire_paces_a_long_run_to_the_refill_rate() -> None:
     clock = FakeClock()
-    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    pacer = WritePacer(headroom=0, clock=clock, sleep=clock.sleep)
     start = clock.now
     for _ in range(1200):
         pacer.acquire("sub")
     # 200 from the burst, then 1000 more at 10/s.
     assert clock.now - start == pytest.approx(100.0)
+
+
+def test_default_headroom_keeps_one_second_of_refill_back() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    delays = [pacer.reserve("sub") for _ in range(191)]
+    assert delays[189] == 0.0
+    assert delays[190] == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        WritePacer(capacity=10, headroom=10)
+
+
+def test_a_429_holds_later_writes_for_its_retry_after() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    pacer.throttled("sub", 2.0)
+    assert pacer.reserve("sub") == pytest.approx(2.1)
+    assert pacer.reserve("other") == 0.0
 
 
 def test_observed_remaining_slows_the_pacer() -> None:
@@ -100,7 +118,7 @@ def test_observed_remaining_slows_the_pacer() -> None:
 def test_never_spends_more_than_the_bucket_allows(gaps: list[float]) -> None:
     """Whatever the arrival pattern, writes issued by time t never exceed burst + refill * elapsed."""
     clock = FakeClock()
-    pacer = WritePacer(capacity=20, refill_per_s=2, clock=clock, sleep=clock.sleep)
+    pacer = WritePacer(capacity=20, refill_per_s=2, headroom=0, clock=clock, sleep=clock.sleep)
     start = clock.now
     for issued, gap in enumerate(gaps, start=1):
         clock.now += gap

@@ -128,7 +128,7 @@ def test_enqueue_failures_are_counted_not_raised() -> None:
 
 def test_pacing_turns_write_budget_into_visibility_delays() -> None:
     now = [0.0]
-    pacer = WritePacer(capacity=4, refill_per_s=2, clock=lambda: now[0], sleep=lambda s: None)
+    pacer = WritePacer(capacity=4, refill_per_s=2, headroom=0, clock=lambda: now[0], sleep=lambda s: None)
     queue = MemoryQueue()
     rows = [row("tagged")] * 4
     sweeper(rows, queue, pacer=pacer, batch_size=1, max_concurrency=1).run(dry_run=False)
