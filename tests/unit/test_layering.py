@@ -22,7 +22,9 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def imports_azure_functions(path: Path) -> bool:
-    return any(name == "azure.functions" or name.startswith("azure.functions.") for name in imported_modules(path))
+    return any(
+        name == "azure.functions" or name.startswith("azure.functions.") for name in imported_modules(path)
+    )
 
 
 def test_the_product_package_has_modules_to_check() -> None:
