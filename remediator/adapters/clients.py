@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from azure.core.credentials import AzureKeyCredential, TokenCredential
 from azure.core.pipeline import policies
+from azure.core.pipeline.transport import HttpRequest, HttpResponse, RequestsTransport
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
 
 from remediator.adapters.credentials import credential_from_settings
@@ -50,6 +51,10 @@ class ClientOptions:
     """TCP connect timeout, seconds."""
     read_timeout: float = 60.0
     """Socket read timeout, seconds."""
+    max_retry_after_s: float = 5.0
+    """Longest ``Retry-After`` the SDK may sleep through inside one call. A longer one (an ARM throttling
+    window) is not slept in-process: it surfaces as ``Throttled`` and becomes a ``wait`` outcome, so a
+    Function invocation never blocks for minutes."""
 
     def kwargs(self) -> dict[str, Any]:
         return {
@@ -61,12 +66,32 @@ class ClientOptions:
         }
 
 
-def arm_pipeline_policies(credential: TokenCredential, *, scope: str, **kwargs: Any) -> list[Any]:
+class BoundedRetryAfterPolicy(policies.RetryPolicy[HttpRequest, HttpResponse]):
+    """azure-core's RetryPolicy, except that a response whose ``Retry-After`` exceeds ``max_retry_after_s`` is
+    returned to the caller instead of being slept through (azure-core sleeps any Retry-After, uncapped).
+
+    :keyword max_retry_after_s: the longest Retry-After slept in-process.
+    """
+
+    def __init__(self, *, max_retry_after_s: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_retry_after_s = max_retry_after_s
+
+    def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after is not None and retry_after > self.max_retry_after_s:
+            return False
+        return bool(super().is_retry(settings, response))
+
+
+def arm_pipeline_policies(
+    credential: TokenCredential, *, scope: str, max_retry_after_s: float = 5.0, **kwargs: Any
+) -> list[Any]:
     """The generated mgmt clients' policy list, minus ``ARMAutoResourceProviderRegistrationPolicy``.
 
     Order as in the generated clients (platform_facts.md §4.2): RequestId, Headers, UserAgent, Proxy,
     ContentDecode, Redirect, Retry, ARM challenge auth, CustomHook, NetworkTraceLogging, DistributedTracing,
-    SensitiveHeaderCleanup, ARMHttpLogging.
+    SensitiveHeaderCleanup, ARMHttpLogging. Retry is :class:`BoundedRetryAfterPolicy`.
     """
     return [
         policies.RequestIdPolicy(**kwargs),
@@ -75,7 +100,7 @@ def arm_pipeline_policies(credential: TokenCredential, *, scope: str, **kwargs: 
         policies.ProxyPolicy(**kwargs),
         policies.ContentDecodePolicy(**kwargs),
         policies.RedirectPolicy(**kwargs),
-        policies.RetryPolicy(**kwargs),
+        BoundedRetryAfterPolicy(max_retry_after_s=max_retry_after_s, **kwargs),
         ARMChallengeAuthenticationPolicy(credential, scope, **kwargs),
         policies.CustomHookPolicy(**kwargs),
         policies.NetworkTraceLoggingPolicy(**kwargs),
@@ -141,7 +166,9 @@ class AzureClients:
 
     def _arm_kwargs(self) -> dict[str, Any]:
         kwargs = self.transport_kwargs()
-        kwargs["policies"] = arm_pipeline_policies(self.credential, scope=self.scope, **kwargs)
+        kwargs["policies"] = arm_pipeline_policies(
+            self.credential, scope=self.scope, max_retry_after_s=self.options.max_retry_after_s, **kwargs
+        )
         kwargs["credential_scopes"] = [self.scope]
         return kwargs
 
@@ -226,13 +253,21 @@ class AzureClients:
     def event_grid_publisher(self, endpoint: str, *, key: str | None = None) -> Any:
         """``EventGridPublisherClient`` for a custom topic: access key when given, else the credential
         (EventGrid Data Sender role). Trusts the configured CA bundle too (the emulator's topic)."""
-        from azure.eventgrid import EventGridPublisherClient
+        # azure-eventgrid 4.22's public EventGridPublisherClient drops every keyword argument (transport,
+        # connection_verify, retry knobs) when it builds its Basic-topic client (_patch.py), so the Basic
+        # client it wraps is built directly, with the same knobs as every other client.
+        from azure.eventgrid._legacy import EventGridPublisherClient as BasicTopicPublisherClient
 
         credential: Any = AzureKeyCredential(key) if key else self.credential
         return self._cached(
             "eventgrid",
             endpoint,
-            lambda: EventGridPublisherClient(endpoint, credential, **self.transport_kwargs()),
+            lambda: BasicTopicPublisherClient(
+                endpoint,
+                credential,
+                transport=RequestsTransport(**self.transport_kwargs()),
+                **self.options.kwargs(),
+            ),
         )
 
     def close(self) -> None:

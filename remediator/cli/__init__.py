@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from remediator import __version__
-from remediator.cli import config_check, explain, sweep
+from remediator.cli import config_check, explain, reconcile, sweep
 from remediator.core.errors import UserInputError
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ EXIT_BAD_INPUT = 2
 SUBCOMMANDS: tuple[ModuleType, ...] = (
     config_check,
     explain,
+    reconcile,
     sweep,
     # reconcile, sweep: import the module above and list it here.
 )

@@ -198,3 +198,7 @@ def extensions_of(world: World, cid: str) -> list[dict[str, Any]]:
 def extension_state(world: World, cid: str) -> str | None:
     found = extensions_of(world, cid)
     return found[0]["properties"]["provisioningState"] if found else None
+
+
+ROOT_DIR = Path(__file__).resolve().parents[3]
+"""The repository root (cwd of CLI subprocesses)."""

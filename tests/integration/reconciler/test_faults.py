@@ -1,0 +1,210 @@
+"""ARM faults injected by the emulator: each maps to the right outcome, and a storm of them converges to
+exactly one write of each kind without touching unselected clusters."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from remediator.core.naming import backup_container_name
+from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
+from tests.integration.reconciler.conftest import STORAGE_EASTUS, arm_writes, cluster_id, extensions_of
+
+pytestmark = pytest.mark.integration
+
+AKS_OK = cluster_id("aks-ok")
+EXT_PUT = "*/managedClusters/aks-ok/providers/Microsoft.KubernetesConfiguration/extensions/*"
+
+
+def add_succeeded_extension(emulator, cid: str) -> str:
+    emulator.admin.put_resources(
+        {
+            "extensions": [
+                {
+                    "clusterId": cid,
+                    "name": "azure-aks-backup",
+                    "extensionType": "microsoft.dataprotection.kubernetes",
+                    "provisioningState": "Succeeded",
+                }
+            ]
+        }
+    )
+    (ext,) = [
+        e
+        for e in emulator.admin.state(collections=["extensions"])["extensions"]
+        if e["id"].lower().startswith(cid.lower() + "/")
+    ]
+    return str(ext["properties"]["aksAssignedIdentity"]["principalId"])
+
+
+def test_short_retry_after_is_slept_by_the_sdk_within_the_call(world, emulator):
+    emulator.admin.add_fault(
+        method="PUT", path=EXT_PUT, status=429, code="TooManyRequests", retryAfterS=0.2, count=2
+    )
+    started = time.monotonic()
+    report = world.runtime.reconciler.reconcile(AKS_OK)
+    assert report.actions[-1].status is ActionStatus.DONE, report.outcome
+    assert time.monotonic() - started >= 0.4
+    statuses = [c["status"] for c in arm_writes(world, path_contains="/extensions/")]
+    assert statuses == [429, 429, 201]
+
+
+def test_long_retry_after_becomes_a_wait_for_that_long_then_converges(world, emulator):
+    emulator.admin.add_fault(method="PUT", path=EXT_PUT, status=429, code="TooManyRequests", retryAfterS=37)
+    started = time.monotonic()
+    report = world.runtime.reconciler.reconcile(AKS_OK)
+    assert time.monotonic() - started < 5  # not slept in-process
+    assert report.outcome.kind is OutcomeKind.WAIT and "throttled" in report.outcome.why
+    assert report.outcome.retry_after_s == 37.0
+    assert (
+        report.actions[-1].kind is ActionKind.CREATE_EXTENSION
+        and report.actions[-1].status is ActionStatus.FAILED
+    )
+    assert len(arm_writes(world, path_contains="/extensions/")) == 1
+    emulator.admin.clear_faults()
+    # the claim was released on failure: the next reconcile installs at once
+    again = world.runtime.reconciler.reconcile(AKS_OK)
+    assert again.outcome.kind is OutcomeKind.WAIT, again.outcome
+    assert [(a.kind, a.status) for a in again.actions] == [(ActionKind.CREATE_EXTENSION, ActionStatus.DONE)]
+
+
+def test_409_operation_not_allowed_waits(world, emulator):
+    emulator.admin.add_fault(
+        method="PUT",
+        path=EXT_PUT,
+        status=409,
+        code="OperationNotAllowed",
+        message="Another operation (Updating) is in progress, please wait for it to finish.",
+        count=1,
+    )
+    report = world.runtime.reconciler.reconcile(AKS_OK)
+    assert report.outcome.kind is OutcomeKind.WAIT and "OperationNotAllowed" in report.outcome.why
+    assert world.runtime.reconciler.reconcile(AKS_OK).actions[-1].status is ActionStatus.DONE
+
+
+def test_500s_beyond_sdk_retries_wait_with_backoff(world, emulator):
+    emulator.admin.add_fault(
+        method="GET", path="*/managedClusters/aks-ok", status=503, code="ServiceUnavailable"
+    )
+    first = world.runtime.reconciler.reconcile(AKS_OK, attempt=0)
+    later = world.runtime.reconciler.reconcile(AKS_OK, attempt=3)
+    assert first.outcome.kind is OutcomeKind.WAIT and "transient" in first.outcome.why
+    assert later.outcome.retry_after_s > first.outcome.retry_after_s
+    assert arm_writes(world) == []
+
+
+def test_dropped_connections_are_retried_by_the_sdk(world, emulator):
+    emulator.admin.add_fault(method="PUT", path=EXT_PUT, action="drop", count=2)
+    report = world.runtime.reconciler.reconcile(AKS_OK)
+    assert report.outcome.kind is OutcomeKind.WAIT
+    assert report.actions[-1].status is ActionStatus.DONE
+    assert len(extensions_of(world, AKS_OK)) == 1
+
+
+def test_dropped_connections_beyond_sdk_retries_wait(world, emulator):
+    emulator.admin.add_fault(method="GET", path="*/managedClusters/aks-ok", action="drop")
+    report = world.runtime.reconciler.reconcile(AKS_OK)
+    assert report.outcome.kind is OutcomeKind.WAIT and "transient" in report.outcome.why
+
+
+def test_403_gives_up_naming_the_missing_permission(world, emulator):
+    add_succeeded_extension(emulator, AKS_OK)
+    emulator.admin.add_fault(
+        method="PUT",
+        path="*/providers/Microsoft.Authorization/roleAssignments/*",
+        status=403,
+        code="AuthorizationFailed",
+        message=(
+            "The client 'x' with object id 'y' does not have authorization to perform action "
+            f"'Microsoft.Authorization/roleAssignments/write' over scope '{STORAGE_EASTUS}'"
+            " or the scope is invalid."
+        ),
+    )
+    report = world.runtime.reconciler.reconcile(AKS_OK)
+    assert report.outcome.kind is OutcomeKind.GAVE_UP
+    assert "missing permission Microsoft.Authorization/roleAssignments/write" in report.outcome.why
+
+
+def test_role_assignment_exists_under_another_name_is_fine(world, emulator):
+    principal = add_succeeded_extension(emulator, AKS_OK)
+    role = (
+        f"/subscriptions/{STORAGE_EASTUS.split('/')[2]}/providers/Microsoft.Authorization/roleDefinitions/"
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+    )
+    emulator.admin.put_resources(
+        {
+            "roleAssignments": [
+                {
+                    "id": f"{STORAGE_EASTUS}/providers/Microsoft.Authorization/roleAssignments/"
+                    "0b5f5d1e-0000-4000-8000-000000000001",
+                    "type": "Microsoft.Authorization/roleAssignments",
+                    "name": "0b5f5d1e-0000-4000-8000-000000000001",
+                    "properties": {
+                        "roleDefinitionId": role,
+                        "principalId": principal,
+                        "principalType": "ServicePrincipal",
+                        "scope": STORAGE_EASTUS,
+                    },
+                }
+            ]
+        }
+    )
+    report = world.runtime.reconciler.reconcile(AKS_OK)
+    assert report.outcome.kind is OutcomeKind.DONE, report.outcome
+    (grant,) = report.actions
+    assert grant.kind is ActionKind.GRANT_STORAGE_ACCESS and grant.status is ActionStatus.EXISTS
+    assert [c["status"] for c in arm_writes(world, path_contains="/roleassignments/")] == [409]
+
+
+SELECTED = ["aks-ok", "aks-ok-2", "Prod_AKS_Upper"]
+UNSELECTED = ["aks-untagged", "aks-excluded"]
+
+
+def test_fault_storm_converges_to_one_write_each_and_spares_unselected_clusters(world, emulator):
+    faults = [
+        {"path": "/subscriptions/*", "status": 500, "code": "InternalServerError", "probability": 0.25},
+        {"path": "/subscriptions/*", "action": "drop", "probability": 0.1},
+        {"method": "PUT", "path": "*/extensions/*", "status": 429, "retryAfterS": 0.01, "count": 6},
+        {"method": "PUT", "path": "*/extensions/*", "status": 409, "code": "OperationNotAllowed", "count": 2},
+        {"method": "PUT", "path": "*/containers/*", "status": 503, "code": "ServiceUnavailable", "count": 5},
+        {"method": "PUT", "path": "*/roleAssignments/*", "status": 500, "count": 5},
+    ]
+    for fault in faults:
+        emulator.admin.add_fault(**fault)
+    ids = {name: cluster_id(name) for name in SELECTED + UNSELECTED}
+    final: dict[str, OutcomeKind] = {}
+    outcomes_seen: set[str] = set()
+    deadline = time.monotonic() + 40
+    while len(final) < len(ids) and time.monotonic() < deadline:
+        for name, cid in ids.items():
+            if name in final:
+                continue
+            report = world.runtime.reconciler.reconcile(cid)
+            outcomes_seen.add(report.outcome.why.split(":")[0])
+            if report.outcome.kind is not OutcomeKind.WAIT:
+                final[name] = report.outcome.kind
+        time.sleep(0.1)
+    assert final == {
+        **{name: OutcomeKind.DONE for name in SELECTED},
+        **{name: OutcomeKind.SKIPPED for name in UNSELECTED},
+    }, outcomes_seen
+    assert any("transient" in why or "throttled" in why or "conflict" in why for why in outcomes_seen)
+    emulator.admin.clear_faults()
+    writes = arm_writes(world)
+    for name in SELECTED:
+        cid = ids[name]
+        assert len(extensions_of(world, cid)) == 1
+        created = [
+            c for c in writes if c["path"].lower().startswith(cid.lower() + "/") and c["status"] == 201
+        ]
+        assert len(created) == 1, (name, created)
+        container = backup_container_name(name, cid)
+        assert len([c for c in world.state("containers") if c["id"].lower().endswith("/" + container)]) == 1
+    principals = {
+        extensions_of(world, ids[n])[0]["properties"]["aksAssignedIdentity"]["principalId"] for n in SELECTED
+    }
+    grants = [r for r in world.state("role_assignments") if r["properties"]["principalId"] in principals]
+    assert len(grants) == len(SELECTED)
+    for name in UNSELECTED:
+        assert [c for c in writes if "/managedclusters/" + name.lower() in c["path"].lower()] == []

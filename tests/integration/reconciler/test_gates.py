@@ -1,0 +1,105 @@
+"""Clusters the reconciler must not write to: unselected, not ready, blocked, bad storage, missing
+provider."""
+
+from __future__ import annotations
+
+import pytest
+
+from remediator.core.outcomes import OutcomeKind
+from tests.fixtures.emulator import OTHER_SUB
+from tests.integration.reconciler.conftest import arm_writes, cluster_id
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("aks-untagged", "not-included"),
+        ("aks-excluded", "excluded-by-tag"),
+        ("aks-other", "out-of-scope"),
+    ],
+)
+def test_unselected_cluster_is_skipped_with_zero_writes(world, name, reason):
+    cid = cluster_id(name, sub=OTHER_SUB) if name == "aks-other" else cluster_id(name)
+    report = world.runtime.reconciler.reconcile(cid)
+    assert report.outcome.kind is OutcomeKind.SKIPPED
+    assert report.outcome.why == reason and report.decision is not None
+    assert report.decision["selected"] is False and report.actions == ()
+    assert arm_writes(world) == []
+    # only the cluster itself was read
+    assert [c["operation"] for c in world.calls() if c["path"].startswith("/subscriptions/")] == [
+        "ManagedClusters_Get"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "blocker"),
+    [("aks-stopped-b", "cluster-stopped"), ("aks-updating", "cluster-not-succeeded")],
+)
+def test_cluster_not_ready_waits(world, name, blocker):
+    report = world.runtime.reconciler.reconcile(cluster_id(name))
+    assert report.outcome.kind is OutcomeKind.WAIT and blocker in report.outcome.why
+    assert report.outcome.retry_after_s and report.outcome.retry_after_s > 0
+    assert arm_writes(world) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [
+        ("aks-sp-b", "service-principal"),
+        ("aks-nocsi", "disk-csi-driver-disabled"),
+        ("aks-nosnap", "snapshot-controller-disabled"),
+        ("aks-win", "no-linux-amd64-pool"),
+        ("aks-arm", "no-linux-amd64-pool"),
+    ],
+)
+def test_blockers_needing_a_human_give_up_naming_the_blocker(world, name, named):
+    report = world.runtime.reconciler.reconcile(cluster_id(name))
+    assert report.outcome.kind is OutcomeKind.GAVE_UP and named in report.outcome.why
+    assert arm_writes(world) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [("aks-weu", "storage-account-wrong-region"), ("aks-cus", "storage-account-missing")],
+)
+def test_storage_problems_give_up_naming_the_account(world, name, named):
+    report = world.runtime.reconciler.reconcile(cluster_id(name))
+    assert report.outcome.kind is OutcomeKind.GAVE_UP and named in report.outcome.why
+    assert "/storageAccounts/" in report.outcome.why
+    assert arm_writes(world) == []
+
+
+def test_deleted_cluster_is_done(world):
+    report = world.runtime.reconciler.reconcile(cluster_id("aks-never-existed"))
+    assert report.outcome.kind is OutcomeKind.DONE and "not found" in report.outcome.why
+    assert report.decision is None and arm_writes(world) == []
+
+
+def test_missing_provider_registration_gives_up_and_never_registers(world, emulator):
+    cid = cluster_id("aks-unreg", sub=OTHER_SUB)
+    emulator.admin.put_resources({"clusters": [{"id": cid, "location": "eastus", "tags": {"backup": "yes"}}]})
+    runtime = world.with_config(scope={"subscriptions": [OTHER_SUB]})
+    emulator.admin.clear_calls()
+    try:
+        report = runtime.reconciler.reconcile(cid)
+    finally:
+        runtime.close()
+    assert report.outcome.kind is OutcomeKind.GAVE_UP, report.outcome
+    assert "ProviderNotRegistered" in report.outcome.why
+    assert "Microsoft.KubernetesConfiguration" in report.outcome.why
+    # azure-mgmt-core's auto-registration policy would POST .../providers/<ns>/register and poll forever
+    assert not [c for c in world.calls() if c["path"].lower().endswith("/register")]
+    assert not [c for c in arm_writes(world) if "/extensions/" in c["path"].lower() and c["status"] < 300]
+
+
+def test_malformed_cluster_id_is_rejected_before_any_call(world):
+    from remediator.core.errors import UserInputError
+
+    with pytest.raises(UserInputError) as err:
+        world.runtime.reconciler.reconcile(
+            "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/vms/v"
+        )
+    assert err.value.field == "clusterId"
+    assert world.calls() == []
