@@ -1,7 +1,7 @@
 """One error type for bad user input.
 
-Every entry point (CLI, HTTP, event handler) turns a ``UserInputError`` into exit code 2 or an HTTP 4xx with the
-offending field named, and never into a traceback.
+Every entry point (CLI, HTTP, event handler) turns a ``UserInputError`` into exit code 2 or an HTTP 4xx with
+the offending field named, and never into a traceback.
 """
 
 from __future__ import annotations
