@@ -1,0 +1,111 @@
+# ruff: noqa: E501
+"""Resource Graph request handling in the emulator: scope, options, skip tokens, quota windows."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulator.clock import ManualClock
+from emulator.graph.service import GraphRequestError, GraphService
+from emulator.state import EmulatorState
+
+SUB_A = "aaaaaaaa-0000-0000-0000-000000000000"
+SUB_B = "bbbbbbbb-0000-0000-0000-000000000000"
+
+
+@pytest.fixture
+def service():
+    clock = ManualClock()
+    state = EmulatorState(clock=clock)
+    clusters = []
+    for sub in (SUB_A, SUB_B):
+        for i in range(5):
+            clusters.append(
+                {
+                    "id": f"/subscriptions/{sub}/resourceGroups/RG/providers/Microsoft.ContainerService/managedClusters/c{i}",
+                    "location": "East US",
+                }
+            )
+    state.load_estate(
+        {
+            "subscriptions": [{"subscriptionId": s} for s in (SUB_A, SUB_B)],
+            "clusters": clusters,
+            "managementGroups": {"mg1": [SUB_B]},
+        }
+    )
+    svc = GraphService(state, management_groups=lambda: state.estate["managementGroups"])
+    return svc, clock
+
+
+def test_rows_look_like_resource_graph(service):
+    svc, _ = service
+    result = svc.query({"query": "resources | take 1", "options": {"resultFormat": "objectArray"}})
+    row = result["data"][0]
+    assert row["type"] == "microsoft.containerservice/managedclusters"
+    assert row["location"] == "eastus" and row["resourceGroup"] == "rg"
+    assert "/resourceGroups/RG/" in row["id"] and row["tenantId"]
+
+
+def test_scope_by_subscriptions_or_management_groups(service):
+    svc, _ = service
+    assert svc.query({"query": "resources | count", "subscriptions": [SUB_A.upper()]})["data"]["rows"] == [
+        [5]
+    ]
+    assert svc.query({"query": "resources | count", "managementGroups": ["MG1"]})["data"]["rows"] == [[5]]
+    assert svc.query({"query": "resources | count"})["data"]["rows"] == [[10]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "resources", "subscriptions": [SUB_A], "managementGroups": ["mg1"]},
+        {"query": "resources", "managementGroups": ["nope"]},
+        {"query": "resources", "options": {"$top": 0}},
+        {"query": "resources", "options": {"$top": 1001}},
+        {"query": "resources", "options": {"$skipToken": "not-a-token"}},
+        {"query": "resources", "options": {"$skipToken": "eyIkaWQiOiJ4IiwiJHNraXAiOjF9"}},
+        {"query": "resources", "options": {"resultFormat": "csv"}},
+        {"query": 42},
+    ],
+)
+def test_bad_requests_are_400(service, body):
+    svc, _ = service
+    with pytest.raises(GraphRequestError) as err:
+        svc.query(body)
+    assert err.value.status == 400
+
+
+def test_skip_and_skip_token_paging(service):
+    svc, _ = service
+    first = svc.query(
+        {"query": "resources | project id, name | order by id asc", "options": {"$top": 4, "$skip": 1}}
+    )
+    assert first["count"] == 4 and first["totalRecords"] == 10
+    second = svc.query(
+        {"query": "ignored when a token is given", "options": {"$top": 4, "$skipToken": first["$skipToken"]}}
+    )
+    third = svc.query({"query": "x", "options": {"$top": 4, "$skipToken": second["$skipToken"]}})
+    ids = [r[0] for page in (first, second, third) for r in page["data"]["rows"]]
+    assert len(ids) == 9 and len(set(ids)) == 9 and "$skipToken" not in third
+    assert svc.queries_run == 1
+
+
+def test_quota_window_resets_after_five_seconds(service):
+    svc, clock = service
+    for expected in range(14, -1, -1):
+        assert svc.charge("p")["x-ms-user-quota-remaining"] == str(expected)
+    with pytest.raises(GraphRequestError) as err:
+        svc.charge("p")
+    assert err.value.status == 429 and "Retry-After" not in err.value.headers
+    assert err.value.headers["x-ms-user-quota-resets-after"] == "00:00:05"
+    svc.charge("q")  # another principal has its own quota
+    clock.advance(5)
+    assert svc.charge("p")["x-ms-user-quota-remaining"] == "14"
+    svc.quota.update({"limit": 2, "retryAfterHeader": True})
+    svc.charge("r")
+    svc.charge("r")
+    with pytest.raises(GraphRequestError) as err:
+        svc.charge("r")
+    assert err.value.headers["Retry-After"] == "5"
+    svc.quota.update({"enabled": False})
+    assert svc.charge("r") == {}
