@@ -31,6 +31,7 @@ from remediator.core.inventory_query import InventoryPlan, plan_inventory
 from remediator.core.outcomes import OutcomeKind
 from remediator.core.snapshot import ClusterSnapshot
 from remediator.service.app_context import HandlerContext
+from remediator.service.sweep import HUMAN_BLOCKERS
 
 logger = logging.getLogger(__name__)
 
@@ -240,8 +241,10 @@ def report_plan(config: RemediatorConfig) -> InventoryPlan:
 def handle_http_report(params: Mapping[str, str], *, ctx: HandlerContext) -> HttpResult:
     """``GET /api/report``: per subscription and region, clusters / selected / protected / pending / failed.
 
-    ``clusters`` counts every in-scope cluster; ``protected`` are selected ones whose backup extension is
-    Succeeded, ``failed`` those whose extension is Failed, ``pending`` the other selected ones.
+    ``clusters`` counts every in-scope cluster; of the ``selected`` ones, ``protected`` have the backup
+    extension Succeeded, ``failed`` have it Failed, ``blocked`` cannot get it until a human lifts a blocker
+    (no managed identity, no Linux amd64 pool, CSI driver or snapshot controller off), ``pending`` are the
+    rest (being installed, or waiting for a stopped or provisioning cluster).
     """
     rows: dict[tuple[str, str], Counter[str]] = {}
     seen: set[str] = set()
@@ -261,8 +264,15 @@ def handle_http_report(params: Mapping[str, str], *, ctx: HandlerContext) -> Htt
             continue
         counts["selected"] += 1
         state = (row.extension_state or "").lower()
-        counts["protected" if state == "succeeded" else "failed" if state == "failed" else "pending"] += 1
-    keys = ("clusters", "selected", "protected", "pending", "failed")
+        if state == "succeeded":
+            counts["protected"] += 1
+        elif state == "failed":
+            counts["failed"] += 1
+        elif any(b in HUMAN_BLOCKERS for b in decision.blockers):
+            counts["blocked"] += 1
+        else:
+            counts["pending"] += 1
+    keys = ("clusters", "selected", "protected", "pending", "failed", "blocked")
     summary: list[dict[str, Any]] = [
         {"subscriptionId": sub, "region": region, **{k: counts.get(k, 0) for k in keys}}
         for (sub, region), counts in sorted(rows.items())

@@ -137,7 +137,13 @@ class ListedInventory:
 
 
 def _row(
-    name: str, *, tags: dict[str, str], state: str | None, sub: str = SUB, location: str = "eastus"
+    name: str,
+    *,
+    tags: dict[str, str],
+    state: str | None,
+    sub: str = SUB,
+    location: str = "eastus",
+    identity: str = "SystemAssigned",
 ) -> Any:
     cid = f"/subscriptions/{sub}/resourceGroups/rg-aks/providers/{CLUSTER_TYPE}/{name}"
     body = {
@@ -146,7 +152,7 @@ def _row(
         "type": "Microsoft.ContainerService/managedClusters",
         "location": location,
         "tags": tags,
-        "identity": {"type": "SystemAssigned"},
+        "identity": {"type": identity},
         "properties": {
             "provisioningState": "Succeeded",
             "powerState": {"code": "Running"},
@@ -198,6 +204,7 @@ def ctx(monkeypatch: pytest.MonkeyPatch) -> HandlerContext:
                 _row("b", tags={"aks-backup": "enabled"}, state=None),
                 _row("c", tags={"aks-backup": "enabled"}, state="Failed"),
                 _row("d", tags={}, state=None),
+                _row("f", tags={"aks-backup": "enabled"}, state=None, identity="None"),
                 _row("e", tags={"aks-backup": "enabled"}, state="Creating", location="westus2"),
             ]
         ),
@@ -576,11 +583,12 @@ def test_report_counts_per_subscription_and_region(ctx: HandlerContext) -> None:
         {
             "subscriptionId": SUB,
             "region": "eastus",
-            "clusters": 4,
-            "selected": 3,
+            "clusters": 5,
+            "selected": 4,
             "protected": 1,
             "pending": 1,
             "failed": 1,
+            "blocked": 1,
         },
         {
             "subscriptionId": SUB,
@@ -590,9 +598,10 @@ def test_report_counts_per_subscription_and_region(ctx: HandlerContext) -> None:
             "protected": 0,
             "pending": 0,
             "failed": 0,
+            "blocked": 0,
         },
     ]
-    assert body["totals"]["clusters"] == 5
+    assert body["totals"]["clusters"] == 6 and body["totals"]["blocked"] == 1
 
 
 def test_health(ctx: HandlerContext) -> None:
