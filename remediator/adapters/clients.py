@@ -22,7 +22,7 @@ from azure.core.pipeline import policies
 from azure.core.pipeline.transport import HttpRequest, HttpResponse, RequestsTransport
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
 
-from remediator.adapters.credentials import credential_from_settings
+from remediator.adapters.credentials import EmulatorCredential, credential_from_settings
 from remediator.core.settings import CredentialKind, Settings
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,14 @@ PUBLIC_ARM_SCOPE = "https://management.azure.com/.default"
 USER_AGENT = "aks-backup-remediator/0.1"
 
 T = TypeVar("T")
+
+__all__ = [
+    "AzureClients",
+    "BoundedRetryAfterPolicy",
+    "ClientOptions",
+    "EmulatorCredential",
+    "arm_pipeline_policies",
+]
 
 
 @dataclass(frozen=True)

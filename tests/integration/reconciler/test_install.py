@@ -84,7 +84,9 @@ def test_extension_body_is_the_dine_template_body(world, azure_examples):
     world.runtime.reconciler.reconcile(AKS_OK)
     (ext,) = extensions_of(world, AKS_OK)
     policy = azure_examples / "azure-policy" / "Kubernetes_InstallAzureBackupExtensionWithTag_DINE.json"
-    blob = "https://stbackupeastus.blob.core.windows.net/"  # primaryEndpoints.blob of the emulated account
+    (account,) = [a for a in world.state("storage_accounts") if a["id"].lower() == STORAGE_EASTUS.lower()]
+    blob = account["properties"]["primaryEndpoints"]["blob"]
+    assert blob
     dine = dine_rendered_extension(
         policy,
         cluster_name="aks-ok",
