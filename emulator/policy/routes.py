@@ -86,8 +86,26 @@ def _arm(exc: RemediationError) -> ArmError:
 
 
 def _scope_of(request: Request) -> str:
-    scope = "/" + request.params["scope"].strip("/")
-    return scope
+    params = request.params
+    if "scope" in params:
+        return "/" + params["scope"].strip("/")
+    if "resourceGroupName" in params:
+        return f"/subscriptions/{params['subscriptionId']}/resourceGroups/{params['resourceGroupName']}"
+    return f"/subscriptions/{params['subscriptionId']}"
+
+
+SCOPE_PREFIXES = (
+    "/{scope:path}",
+    "/subscriptions/{subscriptionId}",
+    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}",
+)
+"""Every Policy Insights route is registered at any scope and, explicitly, at subscription and resource
+group scope, so those win over the ARM core's generic `/subscriptions/{}/resourceGroups/{}/providers/...`."""
+
+
+def _add_scoped(router: Router, method: str, suffix: str, handler: Any, operation: str) -> None:
+    for prefix in SCOPE_PREFIXES:
+        router.add(method, prefix + suffix, handler, operation=operation)
 
 
 def register(router: Router, ctx: PluginContext) -> None:
@@ -155,9 +173,10 @@ def register(router: Router, ctx: PluginContext) -> None:
             {"@odata.nextLink": None, "@odata.context": context, "@odata.count": len(value), "value": value},
         )
 
-    router.add(
+    _add_scoped(
+        router,
         "POST",
-        f"/{{scope:path}}{PI}/policyStates/{{policyStatesResource}}/queryResults",
+        f"{PI}/policyStates/{{policyStatesResource}}/queryResults",
         query_results,
         operation="PolicyStates_ListQueryResults",
     )
@@ -190,9 +209,10 @@ def register(router: Router, ctx: PluginContext) -> None:
         )
         return Response(202, {"Location": location, "Retry-After": "1"}, None)
 
-    router.add(
+    _add_scoped(
+        router,
         "POST",
-        f"/{{scope:path}}{PI}/policyStates/latest/triggerEvaluation",
+        f"{PI}/policyStates/latest/triggerEvaluation",
         trigger,
         operation="PolicyStates_TriggerEvaluation",
     )
@@ -218,7 +238,7 @@ def register(router: Router, ctx: PluginContext) -> None:
     )
 
     # ---- remediations ---------------------------------------------------------------------------
-    rem = f"/{{scope:path}}{PI}/remediations"
+    rem = f"{PI}/remediations"
 
     def put_remediation(request: Request) -> Response:
         try:
@@ -267,13 +287,17 @@ def register(router: Router, ctx: PluginContext) -> None:
             rows = rows[: int(top)]
         return Response(200, {}, {"value": rows, "nextLink": None})
 
-    router.add("PUT", f"{rem}/{{name}}", put_remediation, operation="Remediations_CreateOrUpdate")
-    router.add("GET", f"{rem}/{{name}}", get_remediation, operation="Remediations_Get")
-    router.add("DELETE", f"{rem}/{{name}}", delete_remediation, operation="Remediations_Delete")
-    router.add("GET", rem, list_remediations, operation="Remediations_List")
-    router.add("POST", f"{rem}/{{name}}/cancel", cancel, operation="Remediations_Cancel")
-    router.add(
-        "POST", f"{rem}/{{name}}/listDeployments", list_deployments, operation="Remediations_ListDeployments"
+    _add_scoped(router, "PUT", f"{rem}/{{name}}", put_remediation, operation="Remediations_CreateOrUpdate")
+    _add_scoped(router, "GET", f"{rem}/{{name}}", get_remediation, operation="Remediations_Get")
+    _add_scoped(router, "DELETE", f"{rem}/{{name}}", delete_remediation, operation="Remediations_Delete")
+    _add_scoped(router, "GET", rem, list_remediations, operation="Remediations_List")
+    _add_scoped(router, "POST", f"{rem}/{{name}}/cancel", cancel, operation="Remediations_Cancel")
+    _add_scoped(
+        router,
+        "POST",
+        f"{rem}/{{name}}/listDeployments",
+        list_deployments,
+        operation="Remediations_ListDeployments",
     )
 
     # ---- admin ----------------------------------------------------------------------------------

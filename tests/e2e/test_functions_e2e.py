@@ -216,3 +216,40 @@ def test_the_poison_path_is_journaled(functions_app: FunctionsApp) -> None:
     assert len(worker) == 5 and not any(i["succeeded"] for i in worker)
     assert [i["succeeded"] for i in app.runner.invocations("reconcile_poison")] == [True]
     assert app.writes() == []
+
+
+def test_the_sweep_timer_remediates_and_the_report_counts(functions_app: FunctionsApp) -> None:
+    app = functions_app
+    assert app.runner.run_timer("sweep").status == 202
+    summary = app.journal().latest_sweep()
+    assert summary is not None and summary["enqueued"] >= 1 and summary["blocked"] == 1  # aks-sp: no identity
+    app.runner.wait_for(
+        lambda: extension_succeeded(app, CLUSTER_ID), timeout_s=30, what="extension Succeeded"
+    )
+    resp = app.runner.call("GET", "report")
+    assert resp.status == 200
+    totals = resp.json()["totals"]
+    assert totals["clusters"] == 4  # the test subscription's clusters; aks-other is out of scope
+    assert totals["selected"] == 4 and totals["protected"] == 1 and totals["blocked"] == 1
+    assert totals["pending"] == 2  # aks-stopped and aks-creating
+
+
+def test_a_policy_noncompliant_event_gets_the_cluster_remediated(functions_app: FunctionsApp) -> None:
+    app = functions_app
+    app.subscribe(
+        "on_policy_state",
+        event_types=[
+            "Microsoft.PolicyInsights.PolicyStateCreated",
+            "Microsoft.PolicyInsights.PolicyStateChanged",
+        ],
+    )
+    app.emulator.admin.request(
+        "POST",
+        "/policy/assignments",
+        {"name": "backup-audit", "scope": f"/subscriptions/{TEST_SUB}", "definition": "extension-audit"},
+    )
+    app.runner.wait_for(
+        lambda: extension_succeeded(app, CLUSTER_ID), timeout_s=30, what="extension Succeeded"
+    )
+    invocations = app.runner.invocations("on_policy_state")
+    assert invocations and all(i["succeeded"] for i in invocations)

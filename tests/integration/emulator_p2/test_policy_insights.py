@@ -10,7 +10,7 @@ from azure.mgmt.policyinsights import PolicyInsightsClient
 from azure.mgmt.policyinsights.models import QueryOptions, Remediation, RemediationFilters
 
 from tests.fixtures.emulator import STORAGE_ID, TEST_SUB
-from tests.integration.emulator_p2.conftest import P1_ASSIGNMENT, P3_ASSIGNMENT, wait_for
+from tests.integration.emulator_p2.conftest import P1_ASSIGNMENT, P3_ASSIGNMENT, policy_estate, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +208,85 @@ def test_remediation_errors(policy_emulator, mgmt_client):
     assert cancelled.provisioning_state in ("Cancelling", "Canceled")
     assert wait_for(lambda: client.remediations.get_at_subscription("c").provisioning_state == "Canceled")
     assert [r.name for r in client.remediations.list_for_subscription()] == ["c"]
+
+
+def test_reevaluate_compliance_and_location_filter(policy_emulator, mgmt_client):
+    emulator = policy_emulator
+    client = mgmt_client(PolicyInsightsClient)
+    # Delay evaluation like Azure: a cluster tagged after load is not yet known to be NonCompliant.
+    emulator.admin.request("PATCH", "/policy/settings", {"evaluationDelayS": 3600})
+    emulator.admin.patch_cluster(f"{BASE}/untagged", tags={"backup": "yes"})
+    assert "untagged" not in {
+        s.resource_id.rsplit("/", 1)[-1] for s in states(client, policyAssignmentId=P3_ASSIGNMENT)
+    }
+    client.remediations.create_or_update_at_resource_group(
+        "rg1",
+        "west-only",
+        Remediation(policy_assignment_id=P3_ASSIGNMENT, filters=RemediationFilters(locations=["westeurope"])),
+    )
+    done = wait_for(
+        lambda: (
+            (r := client.remediations.get_at_resource_group("rg1", "west-only")).provisioning_state
+            == "Succeeded"
+            and r
+        )
+    )
+    assert done.deployment_status.total_deployments == 0  # tagged-west is out of the assignment's location
+    client.remediations.create_or_update_at_resource_group(
+        "rg1",
+        "existing",
+        Remediation(
+            policy_assignment_id=P3_ASSIGNMENT,
+            resource_discovery_mode="ExistingNonCompliant",
+            filters=RemediationFilters(locations=["eastus"]),
+        ),
+    )
+    existing = wait_for(
+        lambda: (
+            (r := client.remediations.get_at_resource_group("rg1", "existing")).provisioning_state
+            in ("Succeeded", "Failed")
+            and r
+        )
+    )
+    targets = {
+        d.remediated_resource_id.rsplit("/", 1)[-1]
+        for d in client.remediations.list_deployments_at_resource_group("rg1", "existing")
+    }
+    assert "untagged" not in targets and existing.deployment_status.total_deployments == len(targets) == 5
+    client.remediations.create_or_update_at_resource_group(
+        "rg1",
+        "reeval",
+        Remediation(policy_assignment_id=P3_ASSIGNMENT, resource_discovery_mode="ReEvaluateCompliance"),
+    )
+    wait_for(
+        lambda: (
+            client.remediations.get_at_resource_group("rg1", "reeval").provisioning_state
+            in ("Succeeded", "Failed")
+        )
+    )
+    targets = {
+        d.remediated_resource_id.rsplit("/", 1)[-1]
+        for d in client.remediations.list_deployments_at_resource_group("rg1", "reeval")
+    }
+    assert targets == {"untagged", "aks-stopped"}  # aks-stopped is still NonCompliant (Stopped clusters fail)
+
+
+def test_policy_states_in_resource_graph_policyresources(policy_emulator):
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+    from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
+
+    graph = ResourceGraphClient(policy_emulator.credential(), **policy_emulator.client_kwargs())
+    result = graph.resources(
+        QueryRequest(
+            query="policyresources | where type =~ 'microsoft.policyinsights/policystates' "
+            "| extend complianceState = tostring(properties.complianceState), resourceId = tostring(properties.resourceId), "
+            "policyAssignmentId = tostring(properties.policyAssignmentId) "
+            "| where complianceState =~ 'NonCompliant' and resourceId contains '/providers/microsoft.containerservice/managedclusters/' "
+            "| summarize count() by policyAssignmentId | order by policyAssignmentId asc",
+            subscriptions=[TEST_SUB],
+            options=QueryRequestOptions(result_format="objectArray"),
+        )
+    )
+    counts = {row["policyAssignmentId"]: row["count_"] for row in result.data}
+    in_sub = [c for c in policy_estate()["clusters"] if c["id"].split("/")[2] == TEST_SUB]
+    assert counts == {P1_ASSIGNMENT: len(in_sub), P3_ASSIGNMENT: 5}  # no cluster has a backup extension yet

@@ -7,8 +7,10 @@ import time
 
 import pytest
 
+from remediator.adapters.clients import ClientOptions
 from remediator.core.naming import backup_container_name
 from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
+from remediator.service.runtime import Runtime
 from tests.integration.reconciler.conftest import STORAGE_EASTUS, arm_writes, cluster_id, extensions_of
 
 pytestmark = pytest.mark.integration
@@ -208,3 +210,19 @@ def test_fault_storm_converges_to_one_write_each_and_spares_unselected_clusters(
     assert len(grants) == len(SELECTED)
     for name in UNSELECTED:
         assert [c for c in writes if "/managedclusters/" + name.lower() in c["path"].lower()] == []
+
+
+def test_read_timeouts_become_a_wait(world, emulator):
+    emulator.admin.add_fault(
+        method="GET", path="*/managedClusters/aks-ok", action="delay", delayMs=1500, count=2
+    )
+    impatient = Runtime.from_env(world.env, client_options=ClientOptions(retry_total=1, read_timeout=0.3))
+    try:
+        started = time.monotonic()
+        report = impatient.reconciler.reconcile(AKS_OK)
+    finally:
+        impatient.close()
+    assert report.outcome.kind is OutcomeKind.WAIT and "transient" in report.outcome.why
+    assert "ServiceResponseError" in report.outcome.why or "timed out" in report.outcome.why.lower()
+    assert time.monotonic() - started < 5
+    assert arm_writes(world) == []

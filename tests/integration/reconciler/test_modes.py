@@ -105,7 +105,7 @@ def test_policy_task_mode_creates_one_task_and_the_policy_deploys(world, emulato
         runtime.close()
 
 
-def test_outcome_events_reach_the_custom_topic(world, emulator):
+def test_outcome_events_reach_the_custom_topic(world, emulator, wait_until):
     env = {
         **world.env,
         "REMEDIATOR_OUTCOME_TOPIC_ENDPOINT": emulator.base_url + "/api/events",
@@ -118,6 +118,9 @@ def test_outcome_events_reach_the_custom_topic(world, emulator):
         runtime.reconciler.reconcile(cluster_id("aks-untagged"))
         runtime.reconciler.reconcile(cluster_id("aks-sp-b"))
         runtime.reconciler.reconcile(AKS_OK, dry_run=True)  # publishes nothing
+        wait_until(lambda: extension_state(world, AKS_OK) == "Succeeded", timeout_s=5)
+        runtime.reconciler.reconcile(AKS_OK)  # grants storage access: Installed
+        runtime.reconciler.reconcile(AKS_OK)  # nothing new: no event
     finally:
         runtime.close()
     received = emulator.admin.request("GET", "/eventgrid/topic/events")
@@ -128,6 +131,7 @@ def test_outcome_events_reach_the_custom_topic(world, emulator):
         ("AksBackupRemediator.InstallStarted", "aks-ok"),
         ("AksBackupRemediator.Skipped", "aks-untagged"),
         ("AksBackupRemediator.GaveUp", "aks-sp-b"),
+        ("AksBackupRemediator.Installed", "aks-ok"),
     ]
     assert events[0]["data"]["outcome"]["kind"] == "wait"
 

@@ -110,7 +110,7 @@ def test_retry_schedule_is_the_documented_one_time_compressed():
         wait(lambda: len(endpoint.times) == 4)
         gaps = [b - a for a, b in zip(endpoint.times, endpoint.times[1:], strict=False)]
         for gap, expected in zip(gaps, RETRY_SCHEDULE_S[:3], strict=True):
-            assert expected / 100 * 0.9 <= gap <= expected / 100 + 0.3
+            assert expected / 100 * 0.9 <= gap <= expected / 100 + 1.0  # never early; slack for a loaded box
         assert [d["attempt"] for d in bus.deliveries] == [1, 2, 3, 4]
         assert bus.dead_letters == []
     finally:
