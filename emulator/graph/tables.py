@@ -55,6 +55,16 @@ def _pascal(props: Mapping[str, Any] | None, casing: str) -> Any:
     if not isinstance(props, Mapping) or casing == "camel":
         return props
     pascal = {(k[:1].upper() + k[1:]): v for k, v in props.items()}
+    scope = pascal.get("Scope")
+    if isinstance(scope, Mapping):
+        # Microsoft's own Arc data services CLI queries `properties.Scope.cluster.ReleaseNamespace`: the scope
+        # kind keeps its case, the setting inside is PascalCase. Configuration settings keys are user data.
+        pascal["Scope"] = {
+            kind: {(k[:1].upper() + k[1:]): v for k, v in inner.items()}
+            if isinstance(inner, Mapping)
+            else inner
+            for kind, inner in scope.items()
+        }
     if casing == "pascal":
         return pascal
     merged = dict(props)

@@ -109,3 +109,35 @@ def test_quota_window_resets_after_five_seconds(service):
     assert err.value.headers["Retry-After"] == "5"
     svc.quota.update({"enabled": False})
     assert svc.charge("r") == {}
+
+
+def test_extension_rows_use_resource_graph_casing():
+    state = EmulatorState(clock=ManualClock())
+    cid = f"/subscriptions/{SUB_A}/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"
+    state.load_estate(
+        {
+            "subscriptions": [{"subscriptionId": SUB_A}],
+            "clusters": [{"id": cid, "location": "eastus"}],
+            "extensions": [
+                {
+                    "clusterId": cid,
+                    "name": "azure-aks-backup",
+                    "extensionType": "microsoft.dataprotection.kubernetes",
+                    "configurationSettings": {"configuration.backupStorageLocation.bucket": "b"},
+                }
+            ],
+        }
+    )
+    svc = GraphService(state)
+    query = (
+        "kubernetesconfigurationresources | project id, t = tostring(properties.ExtensionType), "
+        "s = tostring(properties.ProvisioningState), ns = tostring(properties.Scope.cluster.ReleaseNamespace), "
+        "camel = tostring(properties.extensionType), "
+        "bucket = tostring(properties.ConfigurationSettings['configuration.backupStorageLocation.bucket'])"
+    )
+    row = svc.query({"query": query, "options": {"resultFormat": "objectArray"}})["data"][0]
+    assert row["t"] == "microsoft.dataprotection.kubernetes" and row["s"] == "Succeeded"
+    assert row["ns"] and row["camel"] == "" and row["bucket"] == "b"
+    svc.set_casing("both")
+    row = svc.query({"query": query, "options": {"resultFormat": "objectArray"}})["data"][0]
+    assert row["camel"] == "microsoft.dataprotection.kubernetes"
