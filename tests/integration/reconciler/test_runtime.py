@@ -83,3 +83,16 @@ def test_parts_are_built_lazily_and_once(world):
     assert set(runtime._parts) >= {"config", "clients", "gateway", "journal", "reconciler"}
     assert "work_queue" not in runtime._parts
     runtime.close()
+
+
+def test_without_storage_the_reconciler_still_works_but_journals_nothing(world):
+    env = {k: v for k, v in world.env.items() if k != "AzureWebJobsStorage"}
+    runtime = Runtime.from_env(env)
+    try:
+        assert runtime.journal is None
+        report = runtime.reconciler.reconcile(AKS_OK)
+    finally:
+        runtime.close()
+    assert report.outcome.kind is OutcomeKind.WAIT
+    assert [a.kind.value for a in report.actions] == ["create-container", "create-extension"]
+    assert len(arm_writes(world, path_contains="/extensions/")) == 1
