@@ -129,8 +129,13 @@ class Journal:
             "RecordedAt": self.clock(),
             "Report": payload,
         }
-        self.table.create_entity({**entity, "RowKey": history_row_key(self.clock())})
-        self.table.upsert_entity({**entity, "RowKey": LATEST_ROW}, mode=UpdateMode.REPLACE)
+        # one entity-group transaction (same partition): the history row and the latest row land together
+        self.table.submit_transaction(
+            [
+                ("create", {**entity, "RowKey": history_row_key(self.clock())}),
+                ("upsert", {**entity, "RowKey": LATEST_ROW}, {"mode": UpdateMode.REPLACE}),
+            ]
+        )
 
     def record_sweep(self, summary: Mapping[str, Any]) -> None:
         """Append a sweep summary to partition ``sweeps`` (newest first) and make it the ``latest`` sweep."""
