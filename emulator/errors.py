@@ -67,3 +67,16 @@ def bad_request(code: str, message: str, *, target: str | None = None) -> ArmErr
 def invalid_body(message: str) -> ArmError:
     """400 for a body that is not the JSON object the operation needs (ARM code InvalidRequestContent)."""
     return ArmError(400, "InvalidRequestContent", message)
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    """Headers asking the client to wait ``seconds``.
+
+    Whole seconds → ``Retry-After: N`` (what ARM sends; generated SDKs parse it as an int). Fractions are a
+    test-speed knob → ``retry-after-ms`` only: azure-core honours it, while a fractional ``Retry-After`` would
+    crash azure-mgmt-containerservice's int parsing and ``Retry-After: 0`` makes azure-core fall back to its
+    30 s polling_interval.
+    """
+    if float(seconds).is_integer():
+        return {"Retry-After": str(int(seconds))}
+    return {"retry-after-ms": str(max(1, round(seconds * 1000)))}

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 from emulator.certs import generate_certificates
 from emulator.clock import Clock, SystemClock
 from emulator.credentials import EmulatorCredential, principal_from_authorization
-from emulator.errors import ArmError
+from emulator.errors import ArmError, retry_after
 from emulator.faults import FaultRules
 from emulator.routing import (
     CaseInsensitiveDict,
@@ -59,8 +59,8 @@ class EmulatorConfig:
     jitter_ms: float = 0.0
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     lro_retry_after_s: float = 1.0
-    """Retry-After on LRO responses. NB: azure-core treats 0 as "absent" and falls back to polling_interval
-    (30 s by default), so use a small positive value (azure-core parses fractions) for fast tests."""
+    """Wait asked of LRO pollers. Whole seconds → ``Retry-After``; fractions → ``retry-after-ms`` (a test-speed
+    knob, see emulator.errors.retry_after). 0 makes azure-core fall back to its 30 s polling_interval."""
     cluster_create_s: float = 2.0
     cluster_update_s: float = 1.0
     cluster_delete_s: float = 2.0
@@ -338,9 +338,7 @@ class Runtime:
             if fault.action == "drop":
                 raise _DropConnection()
             if fault.action == "respond":
-                extra = (
-                    {} if fault.retry_after_s is None else {"Retry-After": _fmt_seconds(fault.retry_after_s)}
-                )
+                extra = {} if fault.retry_after_s is None else retry_after(fault.retry_after_s)
                 raise ArmError(fault.status, fault.code, fault.message, headers=extra)
         if request.principal is None:
             labels["operation"] = "unauthenticated"
@@ -427,10 +425,6 @@ class Runtime:
         request.route = route
         request.params = params
         return as_response(route.handler(request))
-
-
-def _fmt_seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 class Emulator:

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from emulator.clock import iso
-from emulator.errors import ArmError, resource_group_not_found, subscription_not_found
+from emulator.errors import ArmError, resource_group_not_found, retry_after, subscription_not_found
 from emulator.routing import Request
 from emulator.state import EmulatorState, key_of
 
@@ -111,10 +111,9 @@ def new_operation(
 
 
 def retry_after_header(request: Request) -> dict[str, str]:
-    """``Retry-After`` for LRO responses and in-progress status polls (azure-core sleeps this long)."""
+    """Retry-After for LRO responses and in-progress status polls (see emulator.errors.retry_after)."""
     assert request.config is not None
-    value = request.config.lro_retry_after_s
-    return {"Retry-After": str(int(value)) if float(value).is_integer() else f"{value:g}"}
+    return retry_after(request.config.lro_retry_after_s)
 
 
 def status_response_headers(request: Request, status: dict[str, Any]) -> dict[str, str]:
@@ -122,12 +121,7 @@ def status_response_headers(request: Request, status: dict[str, Any]) -> dict[st
 
 
 def lro_headers(request: Request, async_url: str, *, location: bool = False) -> dict[str, str]:
-    assert request.config is not None
-    value = request.config.lro_retry_after_s
-    headers = {
-        "Azure-AsyncOperation": async_url,
-        "Retry-After": str(int(value)) if float(value).is_integer() else f"{value:g}",
-    }
+    headers = {"Azure-AsyncOperation": async_url, **retry_after_header(request)}
     if location:
         headers["Location"] = async_url.replace("/operations/", "/operationresults/", 1)
     return headers

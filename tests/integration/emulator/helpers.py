@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 from azure.core.rest import HttpRequest, HttpResponse
 
@@ -71,3 +74,38 @@ def model_dict(model_class: Any, data: dict[str, Any]) -> dict[str, Any]:
     if hasattr(model_class, "deserialize"):
         return dict(model_class.deserialize(data).as_dict())
     return dict(model_class(data).as_dict())
+
+
+def raw_https(
+    base_url: str,
+    ca_bundle: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = "raw-test-token",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """One HTTPS call without any SDK policy (no auto-registration, no retry): (status, headers, JSON body)."""
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPSConnection(
+        parts.hostname, parts.port, context=ssl.create_default_context(cafile=str(ca_bundle)), timeout=30
+    )
+    try:
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        payload = None
+        if body is not None:
+            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+            all_headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=payload, headers=all_headers)
+        response = conn.getresponse()
+        raw = response.read()
+        return (
+            response.status,
+            {k.lower(): v for k, v in response.getheaders()},
+            json.loads(raw) if raw else None,
+        )
+    finally:
+        conn.close()

@@ -212,29 +212,28 @@ def test_missing_registration_is_auto_registered_by_azure_mgmt_core(
 
 
 def test_registration_can_hang_in_registering(emulator: Emulator) -> None:
-    """An estate can make registration never finish; the raw ARM calls show what the SDK's endless poll sees."""
-    from azure.mgmt.containerservice import ContainerServiceClient as Any_Client
-
-    from tests.integration.emulator.helpers import send_raw
+    """An estate can make registration never finish; raw ARM calls show what the SDK's endless poll would see."""
+    from tests.integration.emulator.helpers import raw_https
 
     emulator.admin.set_provider(
         OTHER_SUB, "Microsoft.KubernetesConfiguration", "NotRegistered", register_completes=False
     )
-    client = Any_Client(emulator.credential(), OTHER_SUB, **emulator.client_kwargs())
     base = f"/subscriptions/{OTHER_SUB}/providers/Microsoft.KubernetesConfiguration"
-    ext = f"/subscriptions/{OTHER_SUB}/resourceGroups/{TEST_RG}/providers/Microsoft.ContainerService/managedClusters/aks-other"
-    refused = send_raw(
-        client, "GET", ext + "/providers/Microsoft.KubernetesConfiguration/extensions", "2023-05-01"
+    cluster = f"/subscriptions/{OTHER_SUB}/resourceGroups/{TEST_RG}/providers/Microsoft.ContainerService/managedClusters"
+    ext_list = (
+        f"{cluster}/aks-other/providers/Microsoft.KubernetesConfiguration/extensions?api-version=2023-05-01"
     )
-    assert refused.status_code == 409
-    assert refused.json()["error"]["code"] == "MissingSubscriptionRegistration"
-    assert "'Microsoft.KubernetesConfiguration'" in refused.json()["error"]["message"]
-    assert (
-        send_raw(client, "POST", base + "/register", "2016-02-01").json()["registrationState"]
-        == "Registering"
-    )
+
+    def call(method: str, path: str) -> tuple[int, dict[str, str], Any]:
+        return raw_https(emulator.base_url, emulator.ca_bundle, method, path)
+
+    status, _, body = call("GET", ext_list)
+    assert status == 409 and body["error"]["code"] == "MissingSubscriptionRegistration"
+    assert "'Microsoft.KubernetesConfiguration'" in body["error"]["message"]
+    assert call("POST", base + "/register?api-version=2016-02-01")[2]["registrationState"] == "Registering"
     time.sleep(0.3)
-    assert send_raw(client, "GET", base, "2016-02-01").json()["registrationState"] == "Registering"
+    assert call("GET", base + "?api-version=2016-02-01")[2]["registrationState"] == "Registering"
+    assert call("GET", ext_list)[0] == 409
 
 
 # ----- storage and role assignments ---------------------------------------------------------------------
