@@ -251,10 +251,62 @@ class EventBus:
 
     # ---- configuration --------------------------------------------------------------------------
     def add_subscription(self, data: Mapping[str, Any]) -> EventSubscription:
+        """Register a subscription; with `validateEndpoint: true` the webhook must pass the handshake."""
         sub = EventSubscription.from_json(data)
+        if data.get("validateEndpoint") and sub.endpoint is not None:
+            self.validate_endpoint(sub)
         with self.lock:
             self.subscriptions[sub.name.lower()] = sub
         return sub
+
+    def validate_endpoint(self, sub: EventSubscription) -> None:
+        """Send Microsoft.EventGrid.SubscriptionValidationEvent (`aeg-event-type: SubscriptionValidation`) and
+        require HTTP 200 with `{"validationResponse": <code>}`, as webhook-event-delivery.md documents."""
+        assert sub.endpoint is not None
+        code = str(uuid.uuid4())
+        event = {
+            "id": str(uuid.uuid4()),
+            "topic": "/subscriptions/00000000-0000-0000-0000-000000000000",
+            "subject": "",
+            "data": {
+                "validationCode": code,
+                "validationUrl": f"https://127.0.0.1:553/eventsubscriptions/{sub.name}/validate?id={code}",
+            },
+            "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+            "eventTime": now_iso(),
+            "metadataVersion": "1",
+            "dataVersion": "1",
+        }
+        request = urllib.request.Request(
+            sub.endpoint,
+            data=json.dumps([event]).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "aeg-event-type": "SubscriptionValidation",
+                "aeg-subscription-name": sub.name.upper(),
+                "aeg-delivery-count": "0",
+                "aeg-data-version": "1",
+                "aeg-metadata-version": "1",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+                status = response.status
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            raise ValueError(f"webhook validation failed: HTTP {exc.code} from {sub.endpoint}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise ValueError(f"webhook validation failed: {sub.endpoint} unreachable ({exc})") from exc
+        try:
+            answer = json.loads(body) if body else {}
+        except ValueError:
+            answer = {}
+        if status != 200 or not isinstance(answer, dict) or answer.get("validationResponse") != code:
+            raise ValueError(
+                f"webhook validation failed: expected HTTP 200 with validationResponse {code}, "
+                f"got HTTP {status}"
+            )
 
     def remove_subscription(self, name: str) -> bool:
         with self.lock:

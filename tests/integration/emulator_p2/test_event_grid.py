@@ -25,7 +25,8 @@ OP = "Microsoft.ContainerService/managedClusters/write"
 class Webhook:
     """A tiny local HTTP endpoint that records requests and answers with scripted statuses."""
 
-    def __init__(self, statuses=()):
+    def __init__(self, statuses=(), answer_validation=True):
+        self.answer_validation = answer_validation
         self.requests = []
         self.statuses = list(statuses)
         hook = self
@@ -34,6 +35,14 @@ class Webhook:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 hook.requests.append(({k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
+                events = json.loads(body)
+                if self.headers.get("aeg-event-type") == "SubscriptionValidation" and hook.answer_validation:
+                    reply = json.dumps({"validationResponse": events[0]["data"]["validationCode"]}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                    return
                 status = hook.statuses.pop(0) if hook.statuses else 200
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -57,8 +66,8 @@ class Webhook:
 def webhook():
     hooks = []
 
-    def make(statuses=()):
-        hook = Webhook(statuses)
+    def make(statuses=(), answer_validation=True):
+        hook = Webhook(statuses, answer_validation)
         hooks.append(hook)
         return hook
 
@@ -254,6 +263,9 @@ def test_custom_topic_accepts_the_publisher_client(emulator):
         "policy_state_created.json",
         "resource_write_success.json",
         "ResourceWriteSuccessEvent.json",
+        "policy_state_changed_cloudevent.json",
+        "policy_state_created_cloudevent.json",
+        "resource_write_success_cloudevent.json",
     ],
 )
 def test_official_event_samples_are_accepted_by_the_custom_topic(emulator, azure_examples, name):
@@ -261,4 +273,34 @@ def test_official_event_samples_are_accepted_by_the_custom_topic(emulator, azure
     events = payload if isinstance(payload, list) else [payload]
     client = EventGridPublisherClient(f"{emulator.base_url}/api/events", emulator.credential())
     client.send(events, connection_verify=str(emulator.ca_bundle))
-    assert len(emulator.admin.request("GET", "/eventgrid/topic/events")["value"]) == len(events)
+    received = emulator.admin.request("GET", "/eventgrid/topic/events")["value"]
+    assert len(received) == len(events)
+    cloud = "specversion" in events[0]
+    assert {r["schema"] for r in received} == {"CloudEventV1_0" if cloud else "EventGridSchema"}
+    assert received[0]["event"]["id"] == events[0]["id"]
+
+
+def test_subscription_validation_handshake(emulator, webhook, azure_examples):
+    sample = json.loads((azure_examples / "eventgrid" / "subscription_validation_event.json").read_text())[0]
+    good = webhook()
+    emulator.admin.request(
+        "POST",
+        "/eventgrid/subscriptions",
+        {"name": "checked", "endpointUrl": good.url, "validateEndpoint": True},
+    )
+    headers, body = good.requests[0]
+    assert headers["aeg-event-type"] == "SubscriptionValidation"
+    assert set(body[0]) == set(sample) and set(body[0]["data"]) == set(sample["data"])
+    assert body[0]["eventType"] == sample["eventType"]
+    bad = webhook(answer_validation=False)
+    from emulator.admin_client import AdminError
+
+    with pytest.raises(AdminError) as err:
+        emulator.admin.request(
+            "POST",
+            "/eventgrid/subscriptions",
+            {"name": "unchecked", "endpointUrl": bad.url, "validateEndpoint": True},
+        )
+    assert err.value.status == 400
+    names = [s["name"] for s in emulator.admin.request("GET", "/eventgrid/subscriptions")["value"]]
+    assert names == ["checked"]
