@@ -43,7 +43,6 @@ from remediator.core.config import RemediatorConfig
 from remediator.core.decision import Decision, decide
 from remediator.core.errors import UserInputError
 from remediator.core.extension_body import (
-    EXTENSION_TYPE,
     StorageTarget,
     backup_extension_body,
     storage_blob_data_contributor_id,
@@ -493,4 +492,4 @@ class _WriteContext:
         return f"{self.cid.canonical}/providers/Microsoft.PolicyInsights/remediations/{self.task_name()}"
 
 
-__all__ = ["EXTENSION_TYPE", "Reconciler", "outcome_for_error", "planning_options"]
+__all__ = ["CLAIM_TTL_S", "Reconciler", "outcome_for_error", "planning_options"]
