@@ -59,7 +59,8 @@ class EmulatorConfig:
     jitter_ms: float = 0.0
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     lro_retry_after_s: float = 1.0
-    """Wait asked of LRO pollers. Whole seconds → ``Retry-After``; fractions → ``retry-after-ms`` (a test-speed
+    """Wait asked of LRO pollers. Whole seconds → ``Retry-After``; fractions → ``retry-after-ms`` (a
+    test-speed
     knob, see emulator.errors.retry_after). 0 makes azure-core fall back to its 30 s polling_interval."""
     cluster_create_s: float = 2.0
     cluster_update_s: float = 1.0

@@ -86,7 +86,7 @@ def raw_https(
     token: str | None = "raw-test-token",
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    """One HTTPS call without any SDK policy (no auto-registration, no retry): (status, headers, JSON body)."""
+    """One HTTPS call without SDK policies (no auto-registration, no retry): (status, headers, JSON body)."""
     parts = urlsplit(base_url)
     conn = http.client.HTTPSConnection(
         parts.hostname, parts.port, context=ssl.create_default_context(cafile=str(ca_bundle)), timeout=30

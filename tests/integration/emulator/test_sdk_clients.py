@@ -30,7 +30,10 @@ BACKUP = Extension(
     configuration_settings={"configuration.backupStorageLocation.bucket": "backup-aks1"},
     configuration_protected_settings={"secret": "never-returned"},
 )
-STORAGE_BLOB_DATA_CONTRIBUTOR = f"/subscriptions/{TEST_SUB}/providers/Microsoft.Authorization/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+STORAGE_BLOB_DATA_CONTRIBUTOR = (
+    f"/subscriptions/{TEST_SUB}/providers/Microsoft.Authorization/roleDefinitions/"
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+)
 
 
 # ----- managed clusters ---------------------------------------------------------------------------------
@@ -57,7 +60,10 @@ def test_paths_are_case_insensitive(mgmt_client: Callable[..., Any], emulator: E
     from tests.integration.emulator.helpers import send_raw
 
     client = mgmt_client(ContainerServiceClient)
-    path = f"/SUBSCRIPTIONS/{TEST_SUB}/resourcegroups/RG1/providers/microsoft.containerservice/MANAGEDCLUSTERS/aks1"
+    path = (
+        f"/SUBSCRIPTIONS/{TEST_SUB}/resourcegroups/RG1/providers/microsoft.containerservice/MANAGEDCLUSTERS/"
+    )
+    path += "aks1"
     response = send_raw(client, "GET", path, "2024-05-01")
     assert response.status_code == 200 and response.json()["name"] == "aks1"
 
@@ -109,7 +115,8 @@ def test_cluster_put_rejects_malformed_bodies(mgmt_client: Callable[..., Any]) -
     from tests.integration.emulator.helpers import send_raw
 
     client = mgmt_client(ContainerServiceClient)
-    path = f"/subscriptions/{TEST_SUB}/resourceGroups/{TEST_RG}/providers/Microsoft.ContainerService/managedClusters/x1"
+    path = f"/subscriptions/{TEST_SUB}/resourceGroups/{TEST_RG}/providers/Microsoft.ContainerService/"
+    path += "managedClusters/x1"
     cases = [
         (b"{not json", "InvalidRequestContent"),
         ([1, 2], "InvalidRequestContent"),
@@ -212,14 +219,15 @@ def test_missing_registration_is_auto_registered_by_azure_mgmt_core(
 
 
 def test_registration_can_hang_in_registering(emulator: Emulator) -> None:
-    """An estate can make registration never finish; raw ARM calls show what the SDK's endless poll would see."""
+    """An estate can make registration never finish; raw ARM calls show what the SDK's endless poll sees."""
     from tests.integration.emulator.helpers import raw_https
 
     emulator.admin.set_provider(
         OTHER_SUB, "Microsoft.KubernetesConfiguration", "NotRegistered", register_completes=False
     )
     base = f"/subscriptions/{OTHER_SUB}/providers/Microsoft.KubernetesConfiguration"
-    cluster = f"/subscriptions/{OTHER_SUB}/resourceGroups/{TEST_RG}/providers/Microsoft.ContainerService/managedClusters"
+    cluster = f"/subscriptions/{OTHER_SUB}/resourceGroups/{TEST_RG}/providers/Microsoft.ContainerService/"
+    cluster += "managedClusters"
     ext_list = (
         f"{cluster}/aks-other/providers/Microsoft.KubernetesConfiguration/extensions?api-version=2023-05-01"
     )
