@@ -1,0 +1,180 @@
+"""``python -m bench.report``: rewrite the measured-numbers section of ``docs/performance.md`` from
+``bench/results/*.json``, so the document only ever shows numbers a benchmark wrote (no hand copying).
+
+The section between ``<!-- results:begin -->`` and ``<!-- results:end -->`` is replaced; the prose around it
+is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from bench.harness import RESULTS, ROOT
+
+DOC = ROOT / "docs" / "performance.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header: list[str], align: str) -> list[str]:
+    return [_row(header), "|" + "|".join("---:" if a == "r" else ":---:" for a in align) + "|"]
+
+
+def _calls(calls: dict[str, Any]) -> str:
+    parts = [f"{op} {sum(st.values())}" for op, st in calls["byOperation"].items()]
+    return "; ".join(parts)
+
+
+def sweep_section(data: dict[str, Any]) -> list[str]:
+    first = data["runs"][0]
+    out = [
+        "### Sweep (plan phase: inventory + decide + enqueue)",
+        "",
+        f"Measured {data['machine']['when']} on {data['machine']['cpus']} CPUs, Python"
+        f" {data['machine']['python']}. Emulator latency {first['latencyMs']:.0f} ms + up to"
+        f" {first['jitterMs']:.0f} ms jitter, ARM throttling and the Resource Graph quota on."
+        f" Work items go to {first['sink']}.",
+        "",
+    ]
+    header = ["clusters", "need work", "ours (s)", "naive (s)", "floor (s)", "ours/floor", "naive/ours time"]
+    header += ["calls ours", "calls naive", "naive/ours calls", "429s ours / naive"]
+    header += ["peak RSS ours / naive (MB)", "both correct"]
+    out += _table(header, "rrrrrrrrrrrrc")
+    for run in data["runs"]:
+        ours, naive = run["ours"], run.get("naive")
+        ratios = run["ratios"]
+        naive_rss = f"{naive['peakRssMb']:.0f}" if naive else "-"
+        out.append(
+            _row(
+                [
+                    f"{run['clusters']:,}",
+                    f"{run['needWork']:,}",
+                    f"{ours['planSeconds']:.2f}",
+                    f"{naive['planSeconds']:.1f}" if naive else "not run",
+                    f"{run['floor']['oursSeconds']:.2f}",
+                    f"{ratios['oursOverFloor']:.1f}",
+                    f"{ratios['speedupVsNaive']:.0f}x" if naive else "-",
+                    f"{ours['calls']['total']:,}",
+                    f"{naive['calls']['total']:,}" if naive else "-",
+                    f"{ratios['callsNaiveOverOurs']:.0f}x" if naive else "-",
+                    f"{ours['calls']['throttled429']} / {naive['calls']['throttled429'] if naive else '-'}",
+                    f"{ours['peakRssMb']:.0f} / {naive_rss}",
+                    "yes" if ours["correct"] and (not naive or naive["correct"]) else "NO",
+                ]
+            )
+        )
+    out += ["", "Calls by operation (emulator counters):", ""]
+    for run in data["runs"]:
+        line = f"- {run['clusters']:,} clusters: ours {_calls(run['ours']['calls'])}"
+        if "naive" in run:
+            threads = run["naive"].get("concurrency", "?")
+            line += f"; naive {_calls(run['naive']['calls'])} ({threads} threads)"
+        out.append(line)
+    extra = [r for r in data["runs"] if "emulatorComputeSeconds" in r["ours"]]
+    if extra:
+        out += ["", "Emulator compute inside our plan time (server time beyond the configured latency):", ""]
+        for run in extra:
+            ours = run["ours"]
+            out.append(
+                f"- {run['clusters']:,} clusters: {ours['emulatorComputeSeconds']:.2f} s of"
+                f" {ours['planSeconds']:.2f} s; ours/floor net of it"
+                f" {ours['vsFloorNetOfEmulatorCompute']:.1f}"
+            )
+    return out
+
+
+def writes_section(data: dict[str, Any]) -> list[str]:
+    out = [
+        "### Writes (extension PUT per cluster through the pacer)",
+        "",
+        f"Measured {data['machine']['when']}.",
+        "",
+    ]
+    header = ["clusters", "subscriptions", "paced", "threads", "wall (s)", "PUTs/s", "bucket bound (s)"]
+    header += ["bound PUTs/s", "share of bound", "429s", "failed"]
+    out += _table(header, "rrcrrrrrrrr")
+    for run in data["runs"]:
+        out.append(
+            _row(
+                [
+                    f"{run['clusters']:,}",
+                    run["subscriptions"],
+                    "yes" if run["paced"] else "no",
+                    run["threads"],
+                    f"{run['wallSeconds']:.1f}",
+                    f"{run['throughputPerSecond']:.1f}",
+                    f"{run['bucketBoundSeconds']:.1f}",
+                    run["boundThroughputPerSecond"],
+                    f"{100 * (run['shareOfBound'] or 0):.0f} %",
+                    run["calls"]["throttled429"],
+                    sum(run["failedByError"].values()),
+                ]
+            )
+        )
+    return out
+
+
+def events_section(data: dict[str, Any]) -> list[str]:
+    out = [
+        "### Events (ResourceWriteSuccess -> extension PUT issued)",
+        "",
+        f"Measured {data['machine']['when']}; journal on {data['journal']}.",
+        "",
+    ]
+    header = ["emulator latency", "events", "ARM calls before the PUT", "to PUT p50 (ms)", "to PUT p99 (ms)"]
+    header += ["round-trip floor (ms)", "p99 / floor", "our overhead p50 (ms)", "our overhead p99 (ms)"]
+    out += _table(header, "rrrrrrrrr")
+    for run in data["runs"]:
+        out.append(
+            _row(
+                [
+                    f"{run['latencyMs']:.0f} ms (+{run['jitterMs']:.0f} jitter)",
+                    run["events"],
+                    ", ".join(map(str, run["armCallsBeforePut"])),
+                    run["toPutP50Ms"],
+                    run["toPutP99Ms"],
+                    run["armRoundTripFloorMs"],
+                    "-" if run["p99OverFloor"] is None else f"{run['p99OverFloor']:.2f}",
+                    run["ourOverheadP50Ms"],
+                    run["ourOverheadP99Ms"],
+                ]
+            )
+        )
+    return out
+
+
+def render() -> str:
+    lines: list[str] = []
+    for name, section in (("sweep", sweep_section), ("writes", writes_section), ("events", events_section)):
+        data = _load(name)
+        if data is None:
+            lines += [f"### {name}", "", f"No results yet: run `python -m bench {name}`.", ""]
+            continue
+        lines += section(data) + [""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    text = DOC.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        print(f"{DOC} has no {BEGIN} ... {END} section", file=sys.stderr)
+        return 1
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    DOC.write_text(f"{head}{BEGIN}\n{render()}\n{END}{tail}", encoding="utf-8")
+    print(f"updated {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
