@@ -227,3 +227,35 @@ def test_official_resource_graph_samples_are_accepted(emulator, azure_examples):
         if "$top" in options:
             assert result.count == 3 and result.skip_token
             first_token = result.skip_token
+
+
+def test_the_products_inventory_queries_run_in_the_subset(graph, emulator):
+    """Contract with remediator.core.inventory_query: its KQL compiles here and returns the estate's answer."""
+    from remediator.core.inventory_query import build_inventory_query, build_policy_summary_query
+
+    emulator.admin.request("PATCH", "/graph", {"quota": {"enabled": False}})
+    rows, _, _ = page_all(
+        graph, build_inventory_query(regions=[("eastus", "scope.regions[0]")]), subscriptions=SUBS
+    )
+    estate = big_estate(2500)
+    good = {
+        e["clusterId"].lower()
+        for e in estate["extensions"]
+        if e["extensionType"] == "microsoft.dataprotection.kubernetes"
+        and e.get("provisioningState") == "Succeeded"
+    }
+    expected = {c["id"].lower() for c in estate["clusters"] if c["location"] == "eastus"} - good
+    assert {r["id"].lower() for r in rows} == expected
+    failed = {e["clusterId"].lower() for e in estate["extensions"] if e.get("provisioningState") == "Failed"}
+    assert (
+        failed & expected
+        and {r["id"].lower() for r in rows if r["extensionState"] == "Failed"} == failed & expected
+    )
+    summary = graph.resources(
+        QueryRequest(
+            query=build_policy_summary_query(),
+            subscriptions=SUBS,
+            options=QueryRequestOptions(result_format="objectArray"),
+        )
+    )
+    assert summary.data == []  # no policy assignments in this estate
