@@ -161,6 +161,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "loadAverage1m": round(os.getloadavg()[0], 2),
+        "note": "the machine is shared with other work; load average taken when the run finished",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
