@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from remediator.core.outcomes import ActionKind, OutcomeKind
 from remediator.core.planning import (
@@ -202,3 +204,52 @@ def test_covering_assignment():
 
 def test_backoff_grows_and_is_capped():
     assert backoff_seconds(0) == 5 and backoff_seconds(1) == 10 and backoff_seconds(20) == 600
+
+
+EXT_STATES = st.sampled_from(["Succeeded", "Failed", "Canceled", "Creating", "Updating", "Deleting", "Weird"])
+OBSERVED = st.builds(
+    ObservedState,
+    cluster_location=st.sampled_from(["westeurope", "eastus"]),
+    storage_account_id=st.sampled_from([SA, None]),
+    storage=st.one_of(
+        st.none(),
+        st.builds(StorageView, st.just(SA), st.sampled_from(["westeurope", "eastus"]), st.just("https://b/")),
+    ),
+    storage_read=st.booleans(),
+    extension=st.one_of(
+        st.none(), st.builds(ExtensionView, st.just("e"), EXT_STATES, st.sampled_from([None, "p"]))
+    ),
+    container_exists=st.sampled_from([None, True, False]),
+    grant_exists=st.sampled_from([None, True, False]),
+    task=st.one_of(
+        st.none(), st.builds(TaskView, st.just("t"), st.sampled_from(["Accepted", "Succeeded", "Failed"]))
+    ),
+    prior_reinstalls=st.integers(0, 5),
+    assignment_id=st.sampled_from([None, ASSIGNMENT]),
+)
+BLOCKERS = st.lists(
+    st.sampled_from(["cluster-stopped", "no-managed-identity", "cluster-not-succeeded"]), max_size=2
+)
+
+
+@given(OBSERVED, st.booleans(), BLOCKERS, st.sampled_from(list(Mode)))
+def test_only_selected_unblocked_clusters_ever_get_writes(observed_state, selected, blockers, mode):
+    options = PlanningOptions(mode=mode, policy_assignment_ids=(ASSIGNMENT,))
+    step = plan_next_step(observed_state, D(selected=selected, blockers=tuple(blockers)), options)
+    if not selected or blockers:
+        assert step.writes == ()
+    if step.writes:
+        assert step.outcome.kind in (OutcomeKind.WAIT, OutcomeKind.DONE)
+
+
+@given(OBSERVED, st.integers(0, 3))
+def test_reinstalls_never_exceed_the_bound(observed_state, bound):
+    step = plan_next_step(observed_state, D(), PlanningOptions(max_reinstalls=bound))
+    if ActionKind.REINSTALL_EXTENSION in kinds(step):
+        assert observed_state.prior_reinstalls < bound
+
+
+@given(OBSERVED)
+def test_audit_plans_exactly_what_install_would_do(observed_state):
+    audit = plan_next_step(observed_state, D(), PlanningOptions(mode=Mode.AUDIT))
+    assert audit == plan_next_step(observed_state, D(), INSTALL)
