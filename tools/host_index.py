@@ -86,8 +86,8 @@ def _status(result: Any) -> tuple[bool, str | None]:
 
 
 async def _drive(app_dir: Path) -> dict[str, Any]:
-    from azure_functions_runtime import handle_event
-    from azure_functions_runtime.version import VERSION
+    from azure_functions_runtime import handle_event  # type: ignore[import-untyped]
+    from azure_functions_runtime.version import VERSION  # type: ignore[import-untyped]
 
     protos = stand_in_protos()
     init = types.SimpleNamespace(

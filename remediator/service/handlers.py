@@ -306,6 +306,12 @@ def handle_work_item(body: bytes | str, *, dequeue_count: int, ctx: HandlerConte
     :raises Exception: an unexpected failure; the host retries and finally moves it to the poison queue.
     """
     item = parse_work_item(body)
+    if dequeue_count > 1:
+        logger.warning(
+            "work item for %s is on delivery %d (earlier ones failed; the host poisons it after 5)",
+            item.cluster_id,
+            dequeue_count,
+        )
     report = ctx.reconciler.reconcile(item.cluster_id, attempt=item.attempt)
     if report.outcome.kind is not OutcomeKind.WAIT:
         logger.info("work item %s (attempt %d): %s", item.cluster_id, item.attempt, report.outcome.kind)
@@ -361,7 +367,12 @@ def handle_poison_item(body: bytes | str, *, dequeue_count: int, ctx: HandlerCon
         correlation_id=correlation,
     )
     ctx.outcomes.record(report)
-    logger.error("poison work item for %s journaled as gave_up: %s", cluster_id, why)
+    logger.error(
+        "poison work item for %s journaled as gave_up (poison delivery %d): %s",
+        cluster_id,
+        dequeue_count,
+        why,
+    )
     return report
 
 

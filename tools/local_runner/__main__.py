@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     for poller in pollers:
         poller.start()
     server, _ = serve(host, bind=args.bind, port=args.port)
-    bound_host, bound_port = server.server_address[:2]
+    bound_port = server.server_address[1]
     ready = {
-        "url": f"http://{bound_host}:{bound_port}",
+        "url": f"http://{args.bind}:{bound_port}",
         "functionKey": host.function_key,
         "masterKey": host.master_key,
         "eventGridKey": host.eventgrid_key,

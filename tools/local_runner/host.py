@@ -104,8 +104,9 @@ class FunctionIndex:
                 }
                 for raw in fn.get_raw_bindings()
             )
-            functions[fn.get_function_name()] = RegisteredFunction(
-                name=fn.get_function_name(), bindings=bindings, user_function=fn.get_user_function()
+            name = str(fn.get_function_name())
+            functions[name] = RegisteredFunction(
+                name=name, bindings=bindings, user_function=fn.get_user_function()
             )
         return cls(functions=functions)
 

@@ -118,7 +118,7 @@ class QueueTriggerPoller:
             )
             self._failed(message, count)
             return
-        trigger = QueueMessage(
+        trigger = QueueMessage(  # type: ignore[no-untyped-call]
             id=message.id,
             body=body,
             dequeue_count=count,
