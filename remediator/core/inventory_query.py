@@ -70,6 +70,7 @@ _POLICY_DEFINITION = re.compile(r"^[-\w.]{1,128}$")
 # Tag names that appear unchanged inside Resource Graph's JSON rendering of ``tags`` (no quote, backslash or
 # control character, ASCII only), so a substring test on ``tostring(tags)`` cannot miss them.
 _PLAIN_TAG_NAME = re.compile(r"^[ -!#-&(-\[\]-~]{1,512}$")
+_PLAIN_TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:@+=-]{1,256}$")
 _DANGEROUS = re.compile(r"['\"\\`\x00-\x1f\x7f]")
 
 
@@ -146,25 +147,50 @@ def subscription_batches(subscriptions: Sequence[str], *, size: int) -> Iterator
         yield tuple(subscriptions[start : start + size])
 
 
-def _tag_prefilter(include_tags: Sequence[tuple[str, str]]) -> str | None:
-    """A case-insensitive substring test on the rendered tags, true for every cluster carrying an include tag.
+@dataclass(frozen=True)
+class IncludeTag:
+    """One include rule as the prefilter sees it: the tag name and, optionally, its values."""
 
-    It only narrows the rows fetched; the core's rules decide. Returns ``None`` (no narrowing) when a tag name
-    is not plain, because its JSON rendering could differ from the name and the test could miss a cluster.
+    name: str
+    field: str
+    """Config field of the name (``selection.include[0].tag``), for the error message."""
+    values: tuple[str, ...] | None = None
+
+
+def _value_chunk(value: str) -> str | None:
+    """The longest literal run of a ``*`` pattern, if it is plain enough to find verbatim in rendered JSON."""
+    chunk = max(value.split("*"), key=len)
+    return chunk if chunk and _PLAIN_TAG_VALUE.match(chunk) else None
+
+
+def _tag_prefilter(include_tags: Sequence[IncludeTag]) -> str | None:
+    """A case-insensitive substring test on the rendered tags that every included cluster passes.
+
+    Per include rule: the tag name occurs, and (when the rule lists values) one of its values' literal parts
+    occurs. It only narrows the rows fetched; the core's rules decide. A rule whose name is not plain makes
+    the whole prefilter ``None`` (its JSON rendering could differ and the test could miss a cluster); a rule
+    with a value that is not plain keeps only its name test. Tag names are spliced, so a name that could
+    alter the query is refused; values that are not plain are simply not used.
     """
     if not include_tags:
         return None
-    for name, where in include_tags:
-        if _DANGEROUS.search(name):
-            raise _refuse(name, kind="tag name", field=where)
-    if not all(_PLAIN_TAG_NAME.match(name) for name, _ in include_tags):
+    for tag in include_tags:
+        if _DANGEROUS.search(tag.name):
+            raise _refuse(tag.name, kind="tag name", field=tag.field)
+    if not all(_PLAIN_TAG_NAME.match(tag.name) for tag in include_tags):
         logger.debug("an include tag name is not plain ASCII; no Resource Graph tag prefilter")
         return None
-    names: list[str] = []
-    for name, _ in include_tags:
-        if name.lower() not in (n.lower() for n in names):
-            names.append(name)
-    return " or ".join(f"tostring(tags) contains {kql_string(n)}" for n in names)
+    alternatives: list[str] = []
+    for tag in include_tags:
+        clause = f"tostring(tags) contains {kql_string(tag.name)}"
+        chunks = [_value_chunk(v) for v in tag.values or ()]
+        if tag.values is not None and all(chunks):
+            unique = sorted({str(c).lower() for c in chunks})
+            values = " or ".join(f"tostring(tags) contains {kql_string(c)}" for c in unique)
+            clause = f"({clause} and ({values}))"
+        if clause not in alternatives:
+            alternatives.append(clause)
+    return " or ".join(alternatives)
 
 
 def build_inventory_query(
@@ -174,7 +200,7 @@ def build_inventory_query(
     whole_subscriptions: Sequence[tuple[str, str]] = (),
     exclude_subscriptions: Sequence[tuple[str, str]] = (),
     exclude_resource_groups: Sequence[tuple[ResourceGroupRef, str]] = (),
-    include_tags: Sequence[tuple[str, str]] = (),
+    include_tags: Sequence[IncludeTag] = (),
 ) -> str:
     """KQL: managed clusters in scope whose backup extension is missing or not Succeeded.
 
@@ -187,7 +213,7 @@ def build_inventory_query(
     :keyword whole_subscriptions: subscriptions fully in scope (only needed alongside ``resource_groups``).
     :keyword exclude_subscriptions: subscriptions never in scope.
     :keyword exclude_resource_groups: resource groups already covered by another request (no duplicate rows).
-    :keyword include_tags: include-rule tag names; narrows rows to clusters that may carry one.
+    :keyword include_tags: include rules; narrow rows to clusters that may match one.
     :raises UserInputError: a value could alter the query; ``field`` names it.
     """
     clauses: list[str] = []
@@ -324,10 +350,11 @@ def plan_inventory(
         partial.setdefault(key, []).append((ref, f"scope.resourceGroups[{i}]"))
 
     regions = [(r, f"scope.regions[{i}]") for i, r in enumerate(scope.regions or ())]
-    include_tags: list[tuple[str, str]] = []
+    include_tags: list[IncludeTag] = []
     if prefilter_tags and config.selection.include is not None:
         include_tags = [
-            (rule.tag, f"selection.include[{i}].tag") for i, rule in enumerate(config.selection.include)
+            IncludeTag(name=rule.tag, field=f"selection.include[{i}].tag", values=rule.values)
+            for i, rule in enumerate(config.selection.include)
         ]
 
     requests: list[InventoryRequest] = []

@@ -102,14 +102,30 @@ def test_regions_narrow_the_query() -> None:
 
 
 def test_plain_include_tags_prefilter_rows_case_insensitively() -> None:
-    selection = {"include": [{"tag": "Backup", "values": ["yes"]}, {"tag": "backup"}, {"tag": "tier-1"}]}
+    selection = {"include": [{"tag": "Backup", "values": ["yes"]}, {"tag": "tier-1"}, {"tag": "tier-1"}]}
     query = plan_inventory(config(selection=selection)).requests[0].query
-    assert "| where tostring(tags) contains 'Backup' or tostring(tags) contains 'tier-1'" in query
-    assert "contains 'backup'" not in query
-    assert (
-        "tostring(tags)"
-        not in plan_inventory(config(selection=selection), prefilter_tags=False).requests[0].query
+    expected = (
+        "| where (tostring(tags) contains 'Backup' and (tostring(tags) contains 'yes'))"
+        " or tostring(tags) contains 'tier-1'\n"
     )
+    assert expected in query
+    unfiltered = plan_inventory(config(selection=selection), prefilter_tags=False).requests[0].query
+    assert "tostring(tags)" not in unfiltered
+
+
+def test_value_prefilter_uses_the_longest_literal_part_of_a_pattern() -> None:
+    selection = {"include": [{"tag": "env", "values": ["prod-*", "*-eu-*", "Staging"]}]}
+    query = plan_inventory(config(selection=selection)).requests[0].query
+    values = " or ".join(f"tostring(tags) contains '{v}'" for v in ("-eu-", "prod-", "staging"))
+    assert f"(tostring(tags) contains 'env' and ({values}))" in query
+
+
+@pytest.mark.parametrize("values", [["*"], ["Bob's team"], ["ünïcode"], ["a", "x/y"]])
+def test_values_that_are_not_plain_leave_only_the_name_test(values: list[str]) -> None:
+    selection = {"include": [{"tag": "owner", "values": values}]}
+    query = plan_inventory(config(selection=selection)).requests[0].query
+    assert "| where tostring(tags) contains 'owner'\n" in query
+    assert query.count("tostring(tags) contains") == 1
 
 
 def test_non_ascii_include_tag_disables_the_prefilter() -> None:
