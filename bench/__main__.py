@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 BENCHMARKS: dict[str, str] = {
     "emulator-throughput": "bench.emulator_throughput",
+    "emulator-estates": "bench.emulator_estates",
     "sweep": "bench.sweep",
     "writes": "bench.writes",
     "events": "bench.events",

@@ -78,6 +78,8 @@ def _ensure_scope(
     state: EmulatorState, resource_id: str, location: str, tenant: str
 ) -> tuple[str, str | None]:
     sub, rg = _parse_id(resource_id)
+    if rg is not None and f"/subscriptions/{sub}/resourcegroups/{rg}".lower() in state.resource_groups:
+        return sub, rg
     if state.subscriptions.get(sub.lower()) is None:
         state.add_subscription(sub, tenant_id=tenant)
     if rg is not None and rg_id(sub, rg).lower() not in state.resource_groups:
@@ -278,6 +280,51 @@ def generate_estate(
     identity) or Windows-only. One backup storage account per region lives in subscription
     ``storage_subscription`` (resource group ``rg-backup``).
     """
+    import gc
+
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of acyclic dicts; see EmulatorState.load_estate
+    try:
+        return _generate(
+            subscriptions=subscriptions,
+            clusters_per_subscription=clusters_per_subscription,
+            seed=seed,
+            regions=regions,
+            resource_groups_per_subscription=resource_groups_per_subscription,
+            share_creating=share_creating,
+            share_stopped=share_stopped,
+            share_service_principal=share_service_principal,
+            share_windows_only=share_windows_only,
+            share_user_assigned=share_user_assigned,
+            share_untagged=share_untagged,
+            share_with_backup_extension=share_with_backup_extension,
+            creating_ready_in_s=creating_ready_in_s,
+            tenant_id=tenant_id,
+            storage_subscription=storage_subscription,
+        )
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _generate(
+    *,
+    subscriptions: int,
+    clusters_per_subscription: int,
+    seed: int,
+    regions: tuple[str, ...],
+    resource_groups_per_subscription: int,
+    share_creating: float,
+    share_stopped: float,
+    share_service_principal: float,
+    share_windows_only: float,
+    share_user_assigned: float,
+    share_untagged: float,
+    share_with_backup_extension: float,
+    creating_ready_in_s: float | None,
+    tenant_id: str,
+    storage_subscription: int,
+) -> dict[str, Any]:
     rng = random.Random(seed)
     subs = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(subscriptions)]
     estate: dict[str, Any] = {

@@ -69,6 +69,8 @@ class EmulatorConfig:
     extension_delete_s: float = 1.0
     provider_register_s: float = 1.0
     require_api_version: bool = True
+    list_page_size: int = 1000
+    """Items per page of ARM list responses (then ``nextLink`` with ``$skipToken``); our assumption."""
     call_log_max: int = 200_000
     seed: int = 0
 
@@ -92,6 +94,7 @@ class EmulatorConfig:
         "extensionDeleteS": "extension_delete_s",
         "providerRegisterS": "provider_register_s",
         "requireApiVersion": "require_api_version",
+        "listPageSize": "list_page_size",
     }
 
     def to_json(self) -> dict[str, Any]:
@@ -113,6 +116,10 @@ class EmulatorConfig:
             attr = self._JSON_NAMES[name]
             if attr == "require_api_version":
                 setattr(self, attr, bool(value))
+            elif attr == "list_page_size":
+                if int(value) < 1:
+                    raise ValueError("listPageSize must be >= 1")
+                setattr(self, attr, int(value))
             else:
                 number = float(value)
                 if number < 0:

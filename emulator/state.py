@@ -280,11 +280,21 @@ class EmulatorState:
 
     def load_estate(self, estate: dict[str, Any]) -> None:
         """Replace everything with ``estate`` (see emulator.estate for the format) and run load hooks."""
+        import gc
+
         from emulator.estate import apply_estate
 
         with self.lock:
             self.clear()
-            apply_estate(self, estate)
+            # Loading builds millions of small dicts; the cyclic GC would rescan the growing heap again and
+            # again (100k clusters: ~7 s → ~2 s without it). Nothing built here forms reference cycles.
+            gc_was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                apply_estate(self, estate)
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
             self.estate = estate
             hooks = list(self._load_hooks)
         for hook in hooks:

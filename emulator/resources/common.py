@@ -32,9 +32,10 @@ def cluster_id(subscription_id: str, resource_group: str, name: str) -> str:
 
 
 def deterministic_uuid(*parts: str) -> str:
-    """A stable UUID from strings (principal ids, client ids) so estates and tests are reproducible."""
-    digest = hashlib.sha256("|".join(p.lower() for p in parts).encode()).hexdigest()[:32]
-    return str(uuid.UUID(digest, version=4))
+    """A stable UUID (v4 layout) from strings, so estates and tests are reproducible. Hot path: formats the
+    digest directly instead of going through uuid.UUID."""
+    h = hashlib.sha256("|".join(parts).lower().encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
 def require_subscription(state: EmulatorState, subscription_id: str) -> dict[str, Any]:

@@ -15,7 +15,9 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 1000
 
 
-def page(request: Request, items: list[dict[str, Any]], *, page_size: int = PAGE_SIZE) -> dict[str, Any]:
+def page(request: Request, items: list[dict[str, Any]], *, page_size: int | None = None) -> dict[str, Any]:
+    if page_size is None:
+        page_size = request.config.list_page_size if request.config is not None else PAGE_SIZE
     token = request.query.get("$skipToken")
     try:
         start = int(token) if token else 0
