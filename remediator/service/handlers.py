@@ -246,7 +246,11 @@ def handle_policy_state_event(event: dict[str, Any], *, ctx: HandlerContext) -> 
     if not _assignment_wanted(ctx, parsed):
         logger.debug("policy event %s ignored: assignment not configured", parsed.event_id)
         return EventResult("ignored", "assignment not configured")
-    cluster = parse_cluster_id(parsed.resource_id.canonical)
+    try:
+        cluster = parse_cluster_id(parsed.resource_id.canonical, field="subject")
+    except UserInputError as exc:
+        logger.error("policy event %s dropped: %s", parsed.event_id, exc)
+        return EventResult("dropped", str(exc))
     if not ctx.policy_order.advance(cluster.key, parsed.policy_assignment_id.key, parsed.timestamp):
         logger.info(
             "policy state of %s at %s is older than one already seen; dropped", cluster, parsed.timestamp
