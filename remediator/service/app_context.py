@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from remediator.core.config import RemediatorConfig
+from remediator.core.ids import ResourceId
 from remediator.core.outcomes import ReconcileReport
 from remediator.core.settings import Settings
 from remediator.service.sweep import StreamsInventory
@@ -86,6 +87,22 @@ class HandlerContext:
     management_groups_of: Callable[[str], Iterable[str]] | None = None
     """Subscription GUID -> its management-group ancestry; needed when the scope lists management groups."""
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def scope_contains(ctx: HandlerContext, cluster: ResourceId) -> bool | None:
+    """Whether the configured scope contains the cluster; ``None`` when it cannot be known here.
+
+    That is the case when the scope lists management groups, the cluster is not in a listed subscription or
+    resource group, and the context has no ``management_groups_of`` resolver: a cluster id does not carry its
+    management-group ancestry. The sweep (Resource Graph) still covers such clusters.
+    """
+    scope = ctx.config.scope
+    try:
+        return scope.contains(cluster, management_groups_of=ctx.management_groups_of)
+    except ValueError:
+        if scope.management_groups and ctx.management_groups_of is None:
+            return None
+        raise
 
 
 def build_handler_context(environ: Mapping[str, str]) -> HandlerContext:

@@ -38,7 +38,7 @@ from remediator.core.events import (
 )
 from remediator.core.ids import ResourceId, parse_cluster_id
 from remediator.core.outcomes import Outcome, OutcomeKind, ReconcileReport
-from remediator.service.app_context import HandlerContext
+from remediator.service.app_context import HandlerContext, scope_contains
 from remediator.service.http_api import (
     HttpResult,
     handle_health,
@@ -105,9 +105,23 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def in_scope(ctx: HandlerContext, cluster: ResourceId) -> bool:
-    """Whether the configured scope contains the cluster (management groups resolved by the context)."""
-    return ctx.config.scope.contains(cluster, management_groups_of=ctx.management_groups_of)
+def _scope_check(ctx: HandlerContext, cluster: ResourceId, *, what: str) -> EventResult | None:
+    """``None`` when the cluster is in scope; otherwise the result that leaves the event alone."""
+    inside = scope_contains(ctx, cluster)
+    if inside:
+        return None
+    if inside is None:
+        logger.warning(
+            "%s for %s ignored: the scope lists management groups and their membership cannot be resolved"
+            " per event; the timer sweep (Resource Graph) covers this cluster",
+            what,
+            cluster,
+        )
+        return EventResult(
+            "out-of-scope", "management-group membership unknown; left to the sweep", cluster.canonical
+        )
+    logger.info("%s for %s ignored: the cluster is outside the configured scope", what, cluster)
+    return EventResult("out-of-scope", "outside the configured scope", cluster.canonical)
 
 
 def _wait_delay(ctx: HandlerContext, outcome: Outcome) -> float:
@@ -208,11 +222,9 @@ def handle_cluster_write_event(event: dict[str, Any], *, ctx: HandlerContext) ->
         logger.debug("event %s ignored: %s", parsed.event_id, parsed.reason)
         return EventResult("ignored", parsed.reason)
     cluster = parsed.cluster_id
-    if not in_scope(ctx, cluster):
-        logger.info(
-            "cluster-write event for %s ignored: the cluster is outside the configured scope", cluster
-        )
-        return EventResult("out-of-scope", "outside the configured scope", cluster.canonical)
+    outside = _scope_check(ctx, cluster, what="cluster-write event")
+    if outside is not None:
+        return outside
     correlation = str(event.get("id") or uuid.uuid4())
     return _reconcile_inline(ctx, cluster.canonical, source="event", correlation_id=correlation)
 
@@ -258,9 +270,9 @@ def handle_policy_state_event(event: dict[str, Any], *, ctx: HandlerContext) -> 
         return EventResult("stale", f"older than the last seen state ({parsed.timestamp})", cluster.canonical)
     if not parsed.non_compliant:
         return EventResult("ignored", "compliant", cluster.canonical)
-    if not in_scope(ctx, cluster):
-        logger.info("policy event for %s ignored: the cluster is outside the configured scope", cluster)
-        return EventResult("out-of-scope", "outside the configured scope", cluster.canonical)
+    outside = _scope_check(ctx, cluster, what="policy event")
+    if outside is not None:
+        return outside
     correlation = str(event.get("id") or uuid.uuid4())
     return _reconcile_inline(ctx, cluster.canonical, source="policy", correlation_id=correlation)
 

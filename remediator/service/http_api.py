@@ -30,7 +30,7 @@ from remediator.core.ids import (
 from remediator.core.inventory_query import InventoryPlan, plan_inventory
 from remediator.core.outcomes import OutcomeKind
 from remediator.core.snapshot import ClusterSnapshot
-from remediator.service.app_context import HandlerContext
+from remediator.service.app_context import HandlerContext, scope_contains
 from remediator.service.sweep import HUMAN_BLOCKERS
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,13 @@ def _flag(params: Mapping[str, str], name: str) -> bool:
 
 
 def _cluster_in_scope(ctx: HandlerContext, cluster: ResourceId) -> None:
-    if not ctx.config.scope.contains(cluster, management_groups_of=ctx.management_groups_of):
+    inside = scope_contains(ctx, cluster)
+    if inside is None:
+        raise Forbidden(
+            f"{cluster.canonical} is not in a listed subscription or resource group, and this endpoint cannot"
+            " resolve management-group membership (the timer sweep covers management-group scopes)"
+        )
+    if not inside:
         raise Forbidden(
             f"{cluster.canonical} is outside the configured scope (subscription {cluster.subscription_id}, "
             f"resource group {cluster.resource_group})"

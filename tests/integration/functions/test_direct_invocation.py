@@ -646,3 +646,24 @@ def test_the_inline_pool_does_not_block_concurrent_events(ctx: HandlerContext) -
     for t in threads:
         t.join()
     assert len(_calls(ctx)) == 3 and time.monotonic() - started < 0.85
+
+
+def test_management_group_scope_without_a_resolver_is_left_to_the_sweep(ctx: HandlerContext) -> None:
+    ctx.config = parse_config(
+        {**CONFIG, "scope": {"managementGroups": ["mg-platform"], "subscriptions": [SUB]}}
+    )
+    function_app.on_cluster_write(write_event(uri=FOREIGN))  # not in a listed subscription: ancestry unknown
+    assert _calls(ctx) == [] and _queued(ctx) == []
+    resp = function_app.remediate(http("POST", "remediate", {"clusterId": FOREIGN}))
+    assert resp.status_code == 403 and "management-group" in json.loads(resp.get_body())["message"]
+    function_app.on_cluster_write(write_event())  # in a listed subscription: decided without the ancestry
+    assert _calls(ctx) == [(CLUSTER, False, 0)]
+
+
+def test_management_group_scope_with_a_resolver(ctx: HandlerContext) -> None:
+    ctx.config = parse_config({**CONFIG, "scope": {"managementGroups": ["mg-platform"]}})
+    ctx.management_groups_of = lambda sub: ["mg-platform"] if sub == OTHER_SUB else ["mg-sandbox"]
+    function_app.on_cluster_write(write_event(uri=FOREIGN))
+    function_app.on_cluster_write(write_event())
+    assert _calls(ctx) == [(FOREIGN, False, 0)]
+    assert function_app.remediate(http("POST", "remediate", {"clusterId": CLUSTER})).status_code == 403
