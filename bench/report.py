@@ -30,6 +30,13 @@ def _table(header: list[str], align: str) -> list[str]:
     return [_row(header), "|" + "|".join("---:" if a == "r" else ":---:" for a in align) + "|"]
 
 
+def _when(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    load = m.get("loadAverage1m")
+    suffix = f", 1-minute load average {load} at the end (shared machine)" if load is not None else ""
+    return f"{m['when']} on {m['cpus']} CPUs, Python {m['python']}{suffix}"
+
+
 def _calls(calls: dict[str, Any]) -> str:
     parts = [f"{op} {sum(st.values())}" for op, st in calls["byOperation"].items()]
     return "; ".join(parts)
@@ -40,8 +47,7 @@ def sweep_section(data: dict[str, Any]) -> list[str]:
     out = [
         "### Sweep (plan phase: inventory + decide + enqueue)",
         "",
-        f"Measured {data['machine']['when']} on {data['machine']['cpus']} CPUs, Python"
-        f" {data['machine']['python']}. Emulator latency {first['latencyMs']:.0f} ms + up to"
+        f"Measured {_when(data)}. Emulator latency {first['latencyMs']:.0f} ms + up to"
         f" {first['jitterMs']:.0f} ms jitter, ARM throttling and the Resource Graph quota on."
         f" Work items go to {first['sink']}.",
         "",
@@ -97,7 +103,7 @@ def writes_section(data: dict[str, Any]) -> list[str]:
     out = [
         "### Writes (extension PUT per cluster through the pacer)",
         "",
-        f"Measured {data['machine']['when']}.",
+        f"Measured {_when(data)}.",
         "",
     ]
     header = ["clusters", "subscriptions", "paced", "threads", "wall (s)", "PUTs/s", "bucket bound (s)"]
@@ -128,7 +134,7 @@ def events_section(data: dict[str, Any]) -> list[str]:
     out = [
         "### Events (ResourceWriteSuccess -> extension PUT issued)",
         "",
-        f"Measured {data['machine']['when']}; journal on {data['journal']}.",
+        f"Measured {_when(data)}; journal on {data['journal']}.",
         "",
     ]
     header = ["emulator latency", "events", "ARM calls before the PUT", "to PUT p50 (ms)", "to PUT p99 (ms)"]
