@@ -182,3 +182,26 @@ def test_queue_messages_are_base64_and_poison_after_five_dequeues(probe: Any) ->
     assert [r["dequeue_count"] for r in work if r["body"] == "fail"] == [1, 2, 3, 4, 5]
     assert _rows(log, "poisoned") == [{"fn": "poisoned", "body": "fail"}]
     assert client.get_queue_properties().approximate_message_count == 0
+
+
+def test_settings_resolution_like_the_host(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from tools.local_runner.settings import (
+        HostConfig,
+        apply_settings,
+        load_local_settings,
+        resolve_setting_refs,
+    )
+
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"IsEncrypted": False, "Values": {"Q": "work", "N": 5, "KEEP": "file"}}))
+    environ = {"KEEP": "env"}
+    apply_settings(load_local_settings(settings), environ)
+    assert environ == {"Q": "work", "N": "5", "KEEP": "env"}  # the environment wins, values become strings
+    assert resolve_setting_refs("%Q%-poison", environ) == "work-poison"
+    with pytest.raises(KeyError, match="MISSING"):
+        resolve_setting_refs("%MISSING%", environ)
+    shipped = HostConfig.from_host_json(Path(__file__).resolve().parents[3] / "host.json")
+    assert shipped.max_dequeue_count == 5 and shipped.visibility_timeout == timedelta(seconds=30)
+    assert HostConfig.from_host_json(tmp_path / "absent.json") == HostConfig()
