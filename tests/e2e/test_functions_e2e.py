@@ -253,3 +253,17 @@ def test_a_policy_noncompliant_event_gets_the_cluster_remediated(functions_app: 
     )
     invocations = app.runner.invocations("on_policy_state")
     assert invocations and all(i["succeeded"] for i in invocations)
+
+
+def test_the_give_up_at_the_attempt_bound_is_journaled(functions_app_factory: Any) -> None:
+    app = functions_app_factory(REMEDIATOR_MAX_ATTEMPTS="3")
+    assert app.runner.post_events("on_cluster_write", [write_event(CREATING_ID)]).status == 202
+    journal = app.journal()
+    report = app.runner.wait_for(
+        lambda: (r := journal.latest(CREATING_ID)) is not None and r.outcome.kind.value == "gave_up" and r,
+        timeout_s=20,
+        what="the journaled give-up",
+    )
+    assert "3 attempts" in report.outcome.why and "REMEDIATOR_MAX_ATTEMPTS" in report.outcome.why
+    assert [i["succeeded"] for i in app.runner.invocations("reconcile_worker")] == [True, True, True]
+    assert app.writes() == []
