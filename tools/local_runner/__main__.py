@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         function_key=args.function_key or secrets.token_urlsafe(24),
         master_key=args.master_key or secrets.token_urlsafe(24),
         eventgrid_key=args.eventgrid_key,
+        route_prefix=config.route_prefix,
     )
     pollers = [
         QueueTriggerPoller(

@@ -57,19 +57,22 @@ def _timespan(value: Any, default: timedelta) -> timedelta:
 
 @dataclass(frozen=True)
 class HostConfig:
-    """The host.json settings the runner honours (``extensions.queues``)."""
+    """The host.json settings the runner honours (``extensions.queues``, ``extensions.http.routePrefix``)."""
 
     max_dequeue_count: int = 5
     visibility_timeout: timedelta = timedelta(0)
     max_polling_interval: timedelta = timedelta(minutes=1)
     batch_size: int = 16
+    route_prefix: str = "api"
 
     @classmethod
     def from_host_json(cls, path: Path) -> HostConfig:
         if not path.is_file():
             return cls()
-        queues = json.loads(path.read_text(encoding="utf-8")).get("extensions", {}).get("queues", {})
+        extensions = json.loads(path.read_text(encoding="utf-8")).get("extensions", {})
+        queues = extensions.get("queues", {})
         return cls(
+            route_prefix=str(extensions.get("http", {}).get("routePrefix", "api")).strip("/"),
             max_dequeue_count=int(queues.get("maxDequeueCount", 5)),
             visibility_timeout=_timespan(queues.get("visibilityTimeout"), timedelta(0)),
             max_polling_interval=_timespan(queues.get("maxPollingInterval"), timedelta(minutes=1)),

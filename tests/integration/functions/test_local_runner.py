@@ -204,4 +204,5 @@ def test_settings_resolution_like_the_host(tmp_path: Path) -> None:
         resolve_setting_refs("%MISSING%", environ)
     shipped = HostConfig.from_host_json(Path(__file__).resolve().parents[3] / "host.json")
     assert shipped.max_dequeue_count == 5 and shipped.visibility_timeout == timedelta(seconds=30)
+    assert shipped.route_prefix == "api"
     assert HostConfig.from_host_json(tmp_path / "absent.json") == HostConfig()
