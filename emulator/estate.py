@@ -94,7 +94,8 @@ def _is_full_body(item: dict[str, Any]) -> bool:
     return "id" in item and "type" in item and "properties" in item
 
 
-def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, Any]:
+def cluster_via_put_path(item: dict[str, Any], *, tenant: str) -> dict[str, Any]:
+    """Shorthand → body through the same code a PUT uses (reference for :func:`cluster_from_shorthand`)."""
     rid = item.get("id") or (
         f"/subscriptions/{item['subscriptionId']}/resourceGroups/{item['resourceGroup']}/providers/"
         f"Microsoft.ContainerService/managedClusters/{item['name']}"
@@ -141,6 +142,139 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
         tenant_id=tenant,
     )
     body["id"] = rid
+    return body
+
+
+_LINUX_IMAGE = "AKSUbuntu-2204gen2containerd-202501.01.0"
+_WINDOWS_IMAGE = "AKSWindows-2022-containerd:20341.3.250101"
+
+
+def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, Any]:
+    """Shorthand → full ARM body, built in one pass (the 100k-cluster load path).
+
+    Produces exactly what :func:`cluster_via_put_path` produces (a test compares them over a generated
+    estate); keep the two in step when either changes.
+    """
+    from emulator.bodies import DEFAULT_K8S_VERSION, MANAGED_CLUSTERS_TYPE, _ClusterIds
+
+    rid = item.get("id") or (
+        f"/subscriptions/{item['subscriptionId']}/resourceGroups/{item['resourceGroup']}/providers/"
+        f"Microsoft.ContainerService/managedClusters/{item['name']}"
+    )
+    parts = rid.strip("/").split("/")
+    sub, rg, name = parts[1], parts[3], parts[-1]
+    location = str(item.get("location", "eastus"))
+    version = item.get("kubernetesVersion") or DEFAULT_K8S_VERSION
+    state = item.get("provisioningState", "Succeeded")
+    power_code = item.get("powerState", "Running")
+    ids = _ClusterIds(
+        f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}"
+    )
+    dns_prefix = f"{name[:30]}-{rg[:15]}-{sub[:6]}"
+    suffix = ids.suffix
+    node_rg = f"MC_{rg}_{name}_{location}"
+    pools = []
+    for pool in item.get("pools") or [{}]:
+        os_type = pool.get("osType", "Linux")
+        out = {
+            "name": "nodepool1",
+            "count": 3,
+            "vmSize": "Standard_DS2_v2",
+            "osType": os_type,
+            "type": "VirtualMachineScaleSets",
+            "mode": "System",
+            "maxPods": 110,
+            "osDiskSizeGB": 128,
+            "nodeImageVersion": _WINDOWS_IMAGE if os_type == "Windows" else _LINUX_IMAGE,
+        }
+        if os_type == "Linux":
+            out["osSKU"] = "Ubuntu"
+        elif os_type == "Windows":
+            out["osSKU"] = "Windows2022"
+        out.update(pool)
+        orchestrator = out.get("orchestratorVersion") or version
+        out["orchestratorVersion"] = orchestrator
+        out["currentOrchestratorVersion"] = orchestrator
+        out["provisioningState"] = state
+        out["powerState"] = {"code": power_code}
+        pools.append(out)
+    props: dict[str, Any] = {
+        "kubernetesVersion": version,
+        "agentPoolProfiles": pools,
+        "powerState": {"code": power_code},
+        "storageProfile": {
+            "diskCSIDriver": {"enabled": bool(item.get("diskCSIDriver", True))},
+            "fileCSIDriver": {"enabled": True},
+            "snapshotController": {"enabled": bool(item.get("snapshotController", True))},
+        },
+        "provisioningState": state,
+        "currentKubernetesVersion": version,
+        "dnsPrefix": dns_prefix,
+        "fqdn": f"{dns_prefix}-{suffix}.hcp.{location}.azmk8s.io",
+        "azurePortalFQDN": f"{dns_prefix}-{suffix}.portal.hcp.{location}.azmk8s.io",
+        "nodeResourceGroup": node_rg,
+        "enableRBAC": True,
+        "maxAgentPools": 100,
+        "networkProfile": {
+            "networkPlugin": "kubenet",
+            "podCidr": "10.244.0.0/16",
+            "serviceCidr": "10.0.0.0/16",
+            "dnsServiceIP": "10.0.0.10",
+            "outboundType": "loadBalancer",
+            "loadBalancerSku": "standard",
+            "podCidrs": ["10.244.0.0/16"],
+            "serviceCidrs": ["10.0.0.0/16"],
+            "ipFamilies": ["IPv4"],
+        },
+    }
+    identity_kind = item.get("identity", "SystemAssigned")
+    identity: dict[str, Any] | None
+    if isinstance(identity_kind, dict):
+        return cluster_via_put_path(item, tenant=tenant)
+    if identity_kind == "None":
+        identity = None
+        props["servicePrincipalProfile"] = {"clientId": deterministic_uuid("sp", rid)}
+    elif identity_kind == "UserAssigned":
+        uai = (
+            f"/subscriptions/{sub}/resourceGroups/{rg}/providers/"
+            f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}-id"
+        )
+        identity = {
+            "type": "UserAssigned",
+            "userAssignedIdentities": {
+                uai: {
+                    "principalId": deterministic_uuid("uai-principal", uai),
+                    "clientId": deterministic_uuid("uai-client", uai),
+                }
+            },
+        }
+    elif identity_kind == "SystemAssigned":
+        identity = {"type": "SystemAssigned", "principalId": ids.uuid(0), "tenantId": tenant}
+    else:
+        identity = {"type": identity_kind}
+    if identity is not None and identity["type"] in ("SystemAssigned", "UserAssigned"):
+        props["identityProfile"] = {
+            "kubeletidentity": {
+                "resourceId": f"/subscriptions/{sub}/resourceGroups/{node_rg}/"
+                f"providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool",
+                "clientId": ids.uuid(1),
+                "objectId": ids.uuid(2),
+            }
+        }
+    elif identity is not None:
+        props["servicePrincipalProfile"] = {"clientId": "msi"}
+    body: dict[str, Any] = {
+        "id": rid,
+        "name": name,
+        "type": MANAGED_CLUSTERS_TYPE,
+        "location": location,
+        "tags": dict(item.get("tags") or {}),
+        "properties": props,
+    }
+    if identity is not None:
+        body["identity"] = identity
+    body["sku"] = {"name": "Base", "tier": "Free"}
+    body["eTag"] = ids.etag_seed if state == "Succeeded" else ids.hex[112:120]
     return body
 
 

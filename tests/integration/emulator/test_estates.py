@@ -123,3 +123,28 @@ def test_matching_remediator_config_is_valid() -> None:
     config = parse_config(remediator_config_for(estate), source="generated")
     assert len(config.scope.subscriptions) == 3
     assert len(config.storage) == 3
+
+
+def test_fast_shorthand_builder_matches_the_put_path() -> None:
+    from emulator.estate import cluster_from_shorthand, cluster_via_put_path
+
+    estate = generate_estate(subscriptions=2, clusters_per_subscription=300, seed=13)
+    extra = {
+        "id": estate["clusters"][0]["id"].replace("aks-000-00000", "aks-extra"),
+        "location": "uksouth",
+        "kubernetesVersion": "1.29.2",
+        "diskCSIDriver": False,
+        "snapshotController": False,
+        "powerState": "Stopped",
+        "provisioningState": "Updating",
+        "pools": [
+            {"name": "lin", "osType": "Linux", "osSKU": "AzureLinux", "orchestratorVersion": "1.29.0"},
+            {"name": "win", "osType": "Windows", "count": 1},
+        ],
+    }
+    kinds = set()
+    for item in [*estate["clusters"], extra]:
+        fast = cluster_from_shorthand(item, tenant="t-1")
+        assert fast == cluster_via_put_path(item, tenant="t-1"), item["id"]
+        kinds.add(item.get("identity", "SystemAssigned"))
+    assert kinds == {"SystemAssigned", "UserAssigned", "None"}
