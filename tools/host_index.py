@@ -142,9 +142,22 @@ def index_app(app_dir: Path) -> dict[str, Any]:
     sys.path.insert(0, str(app_dir))
     os.chdir(app_dir)
     try:
-        return asyncio.run(_drive(app_dir))
+        result = asyncio.run(_drive(app_dir))
     except Exception as exc:  # the worker lets some import errors escape; report them like a failed init
         return {"init_ok": False, "error": f"{type(exc).__name__}: {exc}", "functions": []}
+    result["loaded_from"] = _app_module_files(app_dir)
+    return result
+
+
+def _app_module_files(app_dir: Path) -> dict[str, str]:
+    """Where each imported module named like a top-level entry of ``app_dir`` was loaded from (to tell the
+    app's own copy from an installed one)."""
+    local = {p.stem if p.suffix == ".py" else p.name for p in app_dir.iterdir()}
+    files: dict[str, str] = {}
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in local and getattr(module, "__file__", None):
+            files[name] = str(module.__file__)
+    return dict(sorted(files.items()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ real worker rejects (which ``app.get_functions()`` alone accepts).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 import subprocess
@@ -19,14 +20,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def run_indexer(app_dir: Path) -> tuple[int, dict[str, Any]]:
+def run_indexer(app_dir: Path, *, harness_only: bool = False) -> tuple[int, dict[str, Any]]:
+    """Run the harness in a fresh interpreter. ``harness_only``: the repository is on the path only as far as
+    ``tools/`` goes, so the app must load from ``app_dir`` alone (as the deployed package does)."""
+    path = str(ROOT)
+    if harness_only:
+        shim = app_dir.parent / "harness"
+        shutil.copytree(ROOT / "tools", shim / "tools", ignore=shutil.ignore_patterns("__pycache__"))
+        path = str(shim)
     proc = subprocess.run(
         [sys.executable, "-m", "tools.host_index", str(app_dir)],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        cwd=app_dir if harness_only else ROOT,
+        env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"},
     )
     assert proc.stdout, proc.stderr
     return proc.returncode, json.loads(proc.stdout)
@@ -149,3 +157,45 @@ def test_the_harness_rejects_a_broken_app(tmp_path: Path, old: str, new: str, ne
     rc, out = run_indexer(_broken_copy(tmp_path, old, new))
     assert rc == 1 and not out["init_ok"]
     assert needle in out["error"]
+
+
+def _funcignored(relative: str, patterns: list[str]) -> bool:
+    parts = relative.split("/")
+    for pattern in patterns:
+        if pattern.endswith("/"):
+            name = pattern.rstrip("/")
+            if "/" in name:
+                if relative.startswith(name + "/"):
+                    return True
+            elif any(fnmatch.fnmatch(part, name) for part in parts[:-1]):
+                return True
+        elif fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(parts[-1], pattern):
+            return True
+    return False
+
+
+def test_the_deployed_package_alone_loads(tmp_path: Path) -> None:
+    """What .funcignore leaves (the product only) is enough for the worker to index and load it all."""
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    deployed = [f for f in tracked if not _funcignored(f, patterns) and (ROOT / f).is_file()]
+    assert "function_app.py" in deployed and "host.json" in deployed and "requirements.txt" in deployed
+    assert not any(f.startswith(("tests/", "tools/", "emulator/", "infra/")) for f in deployed)
+    app_dir = tmp_path / "site" / "wwwroot"
+    for relative in deployed:
+        target = app_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, target)
+    rc, out = run_indexer(app_dir, harness_only=True)
+    assert rc == 0 and out["init_ok"], out.get("error")
+    assert len(out["functions"]) == 9 and all(f["load_ok"] for f in out["functions"])
+    loaded = out["loaded_from"]
+    assert "function_app" in loaded and "remediator.service.handlers" in loaded
+    outside = {name: path for name, path in loaded.items() if not path.startswith(str(app_dir))}
+    assert outside == {}, "modules came from outside the deployed package"
