@@ -3,8 +3,8 @@
 PUT and DELETE are long-running: 201/202 + ``Azure-AsyncOperation`` (+ ``Retry-After``) pointing at
 ``.../extensions/{name}/operations/{operationId}`` (the swagger's OperationStatus_Get), and the extension goes
 Creating → Succeeded after ``extensionCreateS`` — or → Failed when a ``fail-provisioning`` fault rule matches
-the PUT. ``aksAssignedIdentity.principalId`` is set on create (the identity the backup
-extension's storage role
+the PUT, or when the cluster has no Linux node pool to run the extension's pods.
+``aksAssignedIdentity.principalId`` is set on create (the identity the backup extension's storage role
 assignment is for). Preconditions are checked in ARM's order: subscription → provider registration (409
 MissingSubscriptionRegistration) → resource group → parent cluster (404) → cluster state (409
 OperationNotAllowed when not Succeeded or not Running — our assumption of the code; see README).
@@ -173,6 +173,17 @@ def _require_cluster_ready(cluster: dict[str, Any], name: str) -> None:
         )
 
 
+def _no_linux_nodes(cluster: dict[str, Any]) -> dict[str, Any] | None:
+    """Assumption: extension charts run on Linux nodes, so a Windows-only AKS cluster fails the install."""
+    pools = (cluster.get("properties") or {}).get("agentPoolProfiles")
+    if not pools or any(p.get("osType", "Linux") == "Linux" for p in pools):
+        return None
+    return {
+        "code": "ExtensionOperationFailed",
+        "message": "The extension's pods could not be scheduled: the cluster has no Linux node pool.",
+    }
+
+
 def _status_prefix(request: Request) -> str:
     return f"{request.path.rstrip('/')}/operations"
 
@@ -322,14 +333,14 @@ def put_extension(request: Request) -> Response:
             if request.runtime
             else None
         )
-        error = {"code": fault.code, "message": fault.message} if fault else None
+        error = {"code": fault.code, "message": fault.message} if fault else _no_linux_nodes(cluster)
         if error:
             state.meta.setdefault(key_of(rid), {})["lastError"] = error
         _schedule(
             state,
             rid,
             request.config.extension_create_s,
-            final="Failed" if fault else "Succeeded",
+            final="Failed" if error else "Succeeded",
             principal=request.principal,
             error=error,
         )

@@ -150,3 +150,25 @@ def test_reset_restores_estate_and_knobs(emulator: Emulator, mgmt_client: Callab
     cluster = mgmt_client(ContainerServiceClient).managed_clusters.get(TEST_RG, "aks1")
     assert cluster.tags == {"Backup": "Yes", "env": "Prod"}
     assert emulator.admin.calls()[-1]["operation"] == "ManagedClusters_Get"
+
+
+def test_probability_rule_fires_about_that_often(emulator: Emulator) -> None:
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+
+    emulator.admin.add_fault(method="GET", path="*/managedClusters/aks1", status=500, probability=0.3)
+    parts = urlsplit(emulator.base_url)
+    conn = http.client.HTTPSConnection(
+        parts.hostname, parts.port, context=ssl.create_default_context(cafile=str(emulator.ca_bundle))
+    )
+    statuses = []
+    for _ in range(300):
+        conn.request("GET", GET_PATH, headers={"Authorization": "Bearer p"})
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+    conn.close()
+    failures = statuses.count(500)
+    assert statuses.count(200) + failures == 300
+    assert 50 <= failures <= 130  # binomial(300, 0.3): mean 90, sd ~8

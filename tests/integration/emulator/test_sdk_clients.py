@@ -317,3 +317,20 @@ def test_role_assignments_idempotent_and_conflicting(mgmt_client: Callable[..., 
     client.role_assignments.delete(STORAGE_ID, name)
     with pytest.raises(ResourceNotFoundError):
         client.role_assignments.get(STORAGE_ID, name)
+
+
+def test_extension_fails_on_windows_only_cluster(mgmt_client: Callable[..., Any], emulator: Emulator) -> None:
+    windows = f"/subscriptions/{TEST_SUB}/resourceGroups/{TEST_RG}/providers/Microsoft.ContainerService/"
+    windows += "managedClusters/aks-win"
+    emulator.admin.put_resources(
+        {
+            "clusters": [
+                {"id": windows, "location": "eastus", "pools": [{"osType": "Windows", "name": "npwin"}]}
+            ]
+        }
+    )
+    client = mgmt_client(SourceControlConfigurationClient)
+    with pytest.raises(HttpResponseError) as info:
+        client.extensions.begin_create(TEST_RG, *MC, "aks-win", "azure-aks-backup", BACKUP).result()
+    assert "no Linux node pool" in str(info.value)
+    assert client.extensions.get(TEST_RG, *MC, "aks-win", "azure-aks-backup").provisioning_state == "Failed"
