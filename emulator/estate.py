@@ -155,7 +155,8 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
     Produces exactly what :func:`cluster_via_put_path` produces (a test compares them over a generated
     estate); keep the two in step when either changes.
     """
-    from emulator.bodies import DEFAULT_K8S_VERSION, MANAGED_CLUSTERS_TYPE, _ClusterIds
+    from emulator.bodies import DEFAULT_K8S_VERSION, _ClusterIds
+    from emulator.resources.common import MANAGED_CLUSTERS_TYPE
 
     rid = item.get("id") or (
         f"/subscriptions/{item['subscriptionId']}/resourceGroups/{item['resourceGroup']}/providers/"
