@@ -30,11 +30,8 @@ def graph_for(ctx: PluginContext) -> GraphService:
             with engine.lock:
                 return list(engine.records.values())
 
-        def management_groups() -> dict[str, list[str]]:
-            groups = ctx.state.estate.get("managementGroups") or {}
-            if isinstance(groups, list):  # [{name, subscriptions}] form
-                return {g["name"]: list(g.get("subscriptions", [])) for g in groups}
-            return {name: list(subs) for name, subs in groups.items()}
+        def management_groups() -> Any:
+            return ctx.state.estate.get("managementGroups") or {}  # forms: emulator/graph/hierarchy.py
 
         service = GraphService(ctx.state, policy_records=records, management_groups=management_groups)
         ctx.extras[EXTRAS_KEY] = service

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.graph.hierarchy import ManagementGroupTree
 from emulator.graph.tables import EXTENSION_CASINGS, GraphTables
 from emulator.kql import ARG_TABLE_TYPE_NAMES, KqlError, compile_query
 
@@ -107,7 +108,8 @@ class GraphService:
 
     state: Any
     policy_records: Callable[[], Iterable[Mapping[str, Any]]] | None = None
-    management_groups: Callable[[], Mapping[str, list[str]]] = lambda: {}
+    management_groups: Callable[[], Any] = lambda: {}
+    """The estate's ``managementGroups`` value, in any form :mod:`emulator.graph.hierarchy` reads."""
     quota: QuotaSettings = field(default_factory=QuotaSettings)
     extension_casing: str = "pascal"
     cache_size: int = 64
@@ -184,19 +186,25 @@ class GraphService:
         if mgs is not None:
             if not isinstance(mgs, list) or not all(isinstance(s, str) for s in mgs):
                 raise GraphRequestError(400, "BadRequest", "'managementGroups' must be an array of strings.")
-            membership = {k.lower(): v for k, v in self.management_groups().items()}
+            tree = self.group_tree()
             out: set[str] = set()
             for mg in mgs:
-                if mg.lower() not in membership:
+                if not tree.exists(mg):
                     raise GraphRequestError(
                         400,
                         "BadRequest",
                         f"Management group '{mg}' was not found or is not accessible.",
                         details=[{"code": "ManagementGroupNotFound", "message": mg}],
                     )
-                out.update(s.lower() for s in membership[mg.lower()])
+                out.update(tree.members(mg))  # descendants at any depth, like Resource Graph
             return out
         return None
+
+    def group_tree(self) -> ManagementGroupTree:
+        """The estate's management-group tree (rebuilt per query: estates are small and may be reloaded)."""
+        with self.state.lock:
+            tenants = {k: str(v.get("tenantId", "")) for k, v in self.state.subscriptions.items()}
+        return ManagementGroupTree.from_estate(self.management_groups(), tenants=tenants)
 
     def _evaluate(self, query_text: str, scope: set[str] | None) -> _CachedResult:
         compiled = compile_query(query_text)
@@ -206,6 +214,7 @@ class GraphService:
             extension_casing=self.extension_casing,
             policy_records=self.policy_records,
             row_cache=self._row_cache,
+            group_tree=self.group_tree,
         )
         rows = list(compiled.run(tables))
         with self._lock:

@@ -2,9 +2,11 @@
 
 Resource Graph is the product's inventory; its rows must look like ARG's: `type` lower-cased, `id` in ARM
 casing, `resourceGroup` / `subscriptionId` / `tenantId` columns, dynamic `properties` and `tags`.
-`kubernetesconfigurationresources` carries the extensions of managed clusters with PascalCase top-level
-property keys (`properties.ExtensionType`, `properties.ProvisioningState`), as Microsoft's own Resource Graph
-samples query them; `extension_casing` switches to the ARM body's camelCase or exposes both (README.md).
+`resourcecontainers` has one row per subscription (type `microsoft.resources/subscriptions`, with
+`properties.managementGroupAncestorsChain`) and per resource group. `kubernetesconfigurationresources`
+carries the extensions of managed clusters with PascalCase top-level property keys
+(`properties.ExtensionType`, `properties.ProvisioningState`), as Microsoft's own Resource Graph samples query
+them; `extension_casing` switches to the ARM body's camelCase or exposes both (README.md).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+
+from emulator.graph.hierarchy import ManagementGroupTree
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +90,13 @@ class GraphTables:
         extension_casing: str = "pascal",
         policy_records: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
         row_cache: dict[str, tuple[Any, Row]] | None = None,
+        group_tree: Callable[[], ManagementGroupTree] | None = None,
     ) -> None:
         self.state = state
         self.subscriptions = {s.lower() for s in subscriptions} if subscriptions is not None else None
         self.extension_casing = extension_casing
         self.policy_records = policy_records
+        self.group_tree = group_tree
         self.row_cache = row_cache if row_cache is not None else {}
         """key → (body object, row): bodies are replaced on write (copy-on-write), so identity means fresh."""
         with state.lock:
@@ -128,6 +134,8 @@ class GraphTables:
         elif table == "kubernetesconfigurationresources":
             for key, body in self._bodies("extensions"):
                 yield self._row(key, body, extension=True)
+        elif table == "resourcecontainers":
+            yield from self._containers()
         elif table == "policyresources":
             if self.policy_records is None:
                 return
@@ -157,3 +165,40 @@ class GraphTables:
                     "zones": None,
                     "extendedLocation": None,
                 }
+
+    def _containers(self) -> Iterator[Row]:
+        """``resourcecontainers``: subscriptions (with management-group ancestry), then resource groups."""
+        tree = self.group_tree() if self.group_tree is not None else ManagementGroupTree.from_estate({})
+        with self.state.lock:
+            subscriptions = [dict(v) for k, v in self.state.subscriptions.items() if self._sub_in_scope(k)]
+            groups = [(key, body) for key, body in self.state.resource_groups.items() if self._in_scope(key)]
+        for sub in subscriptions:
+            sid = str(sub.get("subscriptionId", ""))
+            yield {
+                "id": f"/subscriptions/{sid}",
+                "name": sub.get("displayName") or sid,
+                "type": "microsoft.resources/subscriptions",
+                "tenantId": sub.get("tenantId", "") or "",
+                "kind": "",
+                "location": "",
+                "resourceGroup": "",
+                "subscriptionId": sid,
+                "managedBy": "",
+                "sku": None,
+                "plan": None,
+                "properties": {
+                    "state": sub.get("state") or "Enabled",
+                    "managementGroupAncestorsChain": tree.ancestors_chain(sid),
+                },
+                "tags": sub.get("tags") or {},
+                "identity": None,
+                "zones": None,
+                "extendedLocation": None,
+            }
+        for _key, body in groups:
+            row = arm_row(body, self.tenants)
+            row["type"] = "microsoft.resources/subscriptions/resourcegroups"
+            yield row
+
+    def _sub_in_scope(self, key: str) -> bool:
+        return self.subscriptions is None or key.lower() in self.subscriptions

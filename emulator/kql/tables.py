@@ -39,6 +39,7 @@ TABLE_SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     "resources": _ARM_COLUMNS,
     "kubernetesconfigurationresources": _ARM_COLUMNS,
     "policyresources": _ARM_COLUMNS,
+    "resourcecontainers": _ARM_COLUMNS,
 }
 """Lower-cased table name -> ordered (column, type). Table names are case-insensitive in Resource Graph."""
 

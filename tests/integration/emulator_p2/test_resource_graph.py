@@ -132,7 +132,7 @@ def test_no_skip_token_without_id_and_table_format(graph, emulator):
     [
         "resources | mv-expand tags",
         "resources | extend x = bag_keys(tags)",
-        "resourcecontainers",
+        "resourcechanges",
         "resources | where nosuch == 1",
     ],
 )

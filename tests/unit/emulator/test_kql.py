@@ -218,7 +218,7 @@ def test_table_names_are_case_insensitive_and_count_operator():
         ("resources | top 5 by name", "top"),
         ("resources | extend x = bag_keys(tags)", "bag_keys()"),
         ("resources | join kind=fullouter (resources) on id", "join kind=fullouter"),
-        ("resourcecontainers | project id", "resourcecontainers"),
+        ("resourcechanges | project id", "resourcechanges"),
         ("resources | summarize dcount(name) by location", "dcount"),
     ],
 )
