@@ -272,6 +272,16 @@ class ResourceGraphInventory:
                 if not token:
                     return
 
+    def iter_data(
+        self, request: InventoryRequest, *, stats: InventoryStats | None = None
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every raw ``objectArray`` row of one request (any query, not only the inventory's), paged with
+        ``$skipToken`` under the quota gate and the bounded 429 retries. Raises :class:`InventoryError`."""
+        stats = stats if stats is not None else InventoryStats()
+        for page in self._pages(request, stats):
+            stats.rows += len(page)
+            yield from page
+
     def iter_rows(
         self, plan: InventoryPlan, *, stats: InventoryStats | None = None
     ) -> Iterator[InventoryRow]:

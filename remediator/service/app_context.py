@@ -85,16 +85,19 @@ class HandlerContext:
     """A sweeper for another config (``POST /api/remediate {scope}`` narrows the scope and sweeps it)."""
     health_checks: tuple[HealthCheck, ...] = ()
     management_groups_of: Callable[[str], Iterable[str]] | None = None
-    """Subscription GUID -> its management-group ancestry; needed when the scope lists management groups."""
+    """Subscription GUID -> the configured management groups above it; set by the runtime when the scope lists
+    management groups (``ManagementGroupResolver``, Resource Graph, cached)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 def scope_contains(ctx: HandlerContext, cluster: ResourceId) -> bool | None:
     """Whether the configured scope contains the cluster; ``None`` when it cannot be known here.
 
-    That is the case when the scope lists management groups, the cluster is not in a listed subscription or
-    resource group, and the context has no ``management_groups_of`` resolver: a cluster id does not carry its
-    management-group ancestry. The sweep (Resource Graph) still covers such clusters.
+    That is the case only for a context built without a ``management_groups_of`` resolver when the scope lists
+    management groups and the cluster is not in a listed subscription or resource group (a cluster id does not
+    carry its management-group ancestry). The runtime always wires a Resource Graph resolver
+    (``remediator.adapters.management_groups``) for such scopes; its lookup failures propagate as
+    ``ManagementGroupLookupError`` so the caller retries instead of guessing.
     """
     scope = ctx.config.scope
     try:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from remediator.adapters.management_groups import ManagementGroupLookupError
 from remediator.core.errors import UserInputError
 from remediator.core.events import (
     POLICY_DEFINITION_IDS,
@@ -74,6 +75,8 @@ _INLINE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inline-reconcile
 _HANDOVER_DELAY_S = 5.0
 """Delay of the work item that takes over when the inline budget ran out (the inline reconcile may still
 finish; the reconciler's writes are idempotent)."""
+SCOPE_RETRY_S = 30.0
+"""Delay of the work item that takes over an event whose management-group scope could not be looked up."""
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,29 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _scope_check(ctx: HandlerContext, cluster: ResourceId, *, what: str) -> EventResult | None:
-    """``None`` when the cluster is in scope; otherwise the result that leaves the event alone."""
-    inside = scope_contains(ctx, cluster)
+def _scope_check(
+    ctx: HandlerContext, cluster: ResourceId, *, what: str, source: str, correlation_id: str
+) -> EventResult | None:
+    """``None`` when the cluster is in scope; otherwise the result that leaves the event alone.
+
+    When the management-group membership cannot be looked up now (Resource Graph failed), the event is not
+    judged: a delayed work item takes it over, and the worker's reconcile decides the scope again (writing
+    nothing while the lookup still fails). It raises only when that work item cannot be enqueued.
+    """
+    try:
+        inside = scope_contains(ctx, cluster)
+    except ManagementGroupLookupError as exc:
+        logger.warning("%s for %s: scope undecided (%s); handing over to the work queue", what, cluster, exc)
+        why = f"management-group membership unknown for now: {exc}"
+        _hand_over(
+            ctx,
+            cluster.canonical,
+            source=source,
+            reason=why,
+            correlation_id=correlation_id,
+            delay_s=_wait_delay(ctx, Outcome.wait(SCOPE_RETRY_S, why)),
+        )
+        return EventResult("enqueued", why, cluster.canonical)
     if inside:
         return None
     if inside is None:
@@ -222,10 +245,12 @@ def handle_cluster_write_event(event: dict[str, Any], *, ctx: HandlerContext) ->
         logger.debug("event %s ignored: %s", parsed.event_id, parsed.reason)
         return EventResult("ignored", parsed.reason)
     cluster = parsed.cluster_id
-    outside = _scope_check(ctx, cluster, what="cluster-write event")
+    correlation = str(event.get("id") or uuid.uuid4())
+    outside = _scope_check(
+        ctx, cluster, what="cluster-write event", source="event", correlation_id=correlation
+    )
     if outside is not None:
         return outside
-    correlation = str(event.get("id") or uuid.uuid4())
     return _reconcile_inline(ctx, cluster.canonical, source="event", correlation_id=correlation)
 
 
@@ -270,10 +295,10 @@ def handle_policy_state_event(event: dict[str, Any], *, ctx: HandlerContext) -> 
         return EventResult("stale", f"older than the last seen state ({parsed.timestamp})", cluster.canonical)
     if not parsed.non_compliant:
         return EventResult("ignored", "compliant", cluster.canonical)
-    outside = _scope_check(ctx, cluster, what="policy event")
+    correlation = str(event.get("id") or uuid.uuid4())
+    outside = _scope_check(ctx, cluster, what="policy event", source="policy", correlation_id=correlation)
     if outside is not None:
         return outside
-    correlation = str(event.get("id") or uuid.uuid4())
     return _reconcile_inline(ctx, cluster.canonical, source="policy", correlation_id=correlation)
 
 

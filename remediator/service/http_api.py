@@ -3,7 +3,9 @@
 Each handler takes the raw body and query parameters and returns an :class:`HttpResult`; ``function_app.py``
 turns it into an ``HttpResponse``. Rules every route follows: a malformed body is a 400 naming the field, a
 cluster or scope outside the configured scope is a 403 with the reason, and nothing is written on any 4xx (the
-checks run before any call that could write).
+checks run before any call that could write). When the scope cannot be decided now (the management-group
+membership lookup in Resource Graph failed) the answer is a 503 with ``retryAfterSeconds``, and nothing is
+written or enqueued.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from remediator.adapters.management_groups import ManagementGroupLookupError
 from remediator.core.config import RemediatorConfig, Scope
 from remediator.core.decision import Reason, decide
 from remediator.core.errors import UserInputError
@@ -61,6 +64,22 @@ def _bad_request(exc: UserInputError) -> HttpResult:
 
 def _forbidden(reason: str) -> HttpResult:
     return HttpResult(403, {"error": "out-of-scope", "message": reason})
+
+
+SCOPE_RETRY_AFTER_S = 30
+"""``retryAfterSeconds`` of the 503 answered when the management-group scope cannot be looked up."""
+
+
+def _scope_unknown(exc: ManagementGroupLookupError) -> HttpResult:
+    logger.warning("HTTP request refused for now: %s", exc)
+    return HttpResult(
+        503,
+        {
+            "error": "scope-unresolved",
+            "message": f"cannot tell now whether the cluster is in scope: {exc}",
+            "retryAfterSeconds": SCOPE_RETRY_AFTER_S,
+        },
+    )
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
@@ -158,6 +177,8 @@ def handle_http_remediate(body: bytes, params: Mapping[str, str], *, ctx: Handle
         return _bad_request(exc)
     except Forbidden as exc:
         return _forbidden(str(exc))
+    except ManagementGroupLookupError as exc:
+        return _scope_unknown(exc)
 
 
 def _remediate_cluster(ctx: HandlerContext, cluster: ResourceId, *, dry_run: bool) -> HttpResult:
@@ -210,6 +231,8 @@ def handle_http_explain(body: bytes, *, ctx: HandlerContext) -> HttpResult:
         return _bad_request(exc)
     except Forbidden as exc:
         return _forbidden(str(exc))
+    except ManagementGroupLookupError as exc:
+        return _scope_unknown(exc)
     report = ctx.reconciler.reconcile(cluster.canonical, dry_run=True)
     decision = dict(report.decision) if report.decision is not None else None
     return HttpResult(

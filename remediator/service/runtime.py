@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from remediator.adapters.arm import ArmGateway
 from remediator.adapters.clients import AzureClients, ClientOptions
 from remediator.adapters.journal import Journal
+from remediator.adapters.management_groups import ManagementGroupResolver
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.publisher import OutcomePublisher
 from remediator.adapters.work_queue import WorkQueue
@@ -165,9 +166,36 @@ class Runtime:
         return self._part(
             "reconciler",
             lambda: Reconciler(
-                self.gateway, self.config, self.settings, self.journal, self.publisher, policy=self.policy
+                self.gateway,
+                self.config,
+                self.settings,
+                self.journal,
+                self.publisher,
+                policy=self.policy,
+                management_groups_of=self.management_groups_of,
             ),
         )
+
+    @property
+    def management_groups_of(self) -> ManagementGroupResolver | None:
+        """Subscription -> the configured management groups above it (Resource Graph, cached), or ``None``
+        when the scope lists no management groups (then nothing needs it and Resource Graph is not asked)."""
+        groups = self.config.scope.management_groups
+        if not groups:
+            return None
+
+        def build() -> ManagementGroupResolver:
+            from remediator.adapters.graph import ResourceGraphInventory
+
+            graph = ResourceGraphInventory(
+                self.clients.resource_graph(),
+                quota=self.inventory.quota,  # one quota gate per principal
+                prefetch=False,
+                max_throttle_retries=2,
+            )
+            return ManagementGroupResolver(graph, (str(g.name) for g in groups))
+
+        return self._part("management_groups_of", build)
 
     @property
     def policy_order(self) -> Any:
@@ -240,6 +268,7 @@ class Runtime:
             sweeper=self.sweeper,
             make_sweeper=self.make_sweeper,
             health_checks=tuple(checks),
+            management_groups_of=self.management_groups_of,
             extras={"runtime": self},
         )
 
