@@ -471,6 +471,7 @@ class EventBus:
                 )
                 return
             delay = RETRY_SCHEDULE_S[attempt - 1] if attempt - 1 < len(RETRY_SCHEDULE_S) else RETRY_LATER_S
+            record["retryInS"] = delay  # the documented (uncompressed) delay before the next attempt
             due = time.monotonic() + delay / settings.time_factor
             self._push(
                 _Delivery(

@@ -108,9 +108,12 @@ def test_retry_schedule_is_the_documented_one_time_compressed():
         bus.add_subscription({"name": "s", "endpointUrl": endpoint.url})
         bus.publish("T", "/x", {}, topic="/subscriptions/s")
         wait(lambda: len(endpoint.times) == 4)
+        # The schedule itself, as the bus planned it: exact, whatever the load on the machine.
+        assert [d.get("retryInS") for d in bus.deliveries] == [*RETRY_SCHEDULE_S[:3], None]
+        # And it is honoured: a retry is never early (a loaded machine can only make it late).
         gaps = [b - a for a, b in zip(endpoint.times, endpoint.times[1:], strict=False)]
         for gap, expected in zip(gaps, RETRY_SCHEDULE_S[:3], strict=True):
-            assert expected / 100 * 0.9 <= gap <= expected / 100 + 1.0  # never early; slack for a loaded box
+            assert gap >= expected / 100 * 0.9
         assert [d["attempt"] for d in bus.deliveries] == [1, 2, 3, 4]
         assert bus.dead_letters == []
     finally:
