@@ -159,8 +159,62 @@ def events_section(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def _verdict(ok: bool | None) -> str:
+    return "not measured" if ok is None else ("met" if ok else "**not met**")
+
+
+def targets_section(
+    sweep: dict[str, Any] | None, writes: dict[str, Any] | None, events: dict[str, Any] | None
+) -> list[str]:
+    """The issue's targets next to the measured values (reported, never asserted)."""
+    rows: list[list[Any]] = []
+    at10k = next((r for r in (sweep or {}).get("runs", []) if r["clusters"] == 10_000), None)
+    if at10k is not None:
+        ours = at10k["ours"]
+        ratio = at10k["ratios"]
+        rows.append(
+            [
+                "10k plan within 1.5x the quota floor",
+                f"{ratio['oursOverFloor']:.1f}x ({ours.get('vsFloorNetOfEmulatorCompute', '?')}x net of the"
+                " emulator's KQL compute)",
+                _verdict(ratio["oursOverFloor"] <= 1.5),
+            ]
+        )
+        if "speedupVsNaive" in ratio:
+            rows.append(["10k: at least 10x faster than naive", f"{ratio['speedupVsNaive']:.0f}x",
+                         _verdict(ratio["speedupVsNaive"] >= 10)])  # fmt: skip
+            rows.append(["10k: at least 20x fewer calls than naive", f"{ratio['callsNaiveOverOurs']:.0f}x",
+                         _verdict(ratio["callsNaiveOverOurs"] >= 20)])  # fmt: skip
+        rows.append(["peak RSS at 10k at most 150 MB", f"{ours['peakRssMb']:.0f} MB",
+                     _verdict(ours["peakRssMb"] <= 150)])  # fmt: skip
+    runs = (sweep or {}).get("runs", [])
+    if len(runs) >= 2:
+        rss = ", ".join(f"{r['clusters']:,}: {r['ours']['peakRssMb']:.0f} MB" for r in runs)
+        first, last = runs[0], runs[-1]
+        growth = (last["ours"]["peakRssMb"] - first["ours"]["peakRssMb"]) / (
+            last["clusters"] - first["clusters"]
+        )
+        linear = (
+            last["ours"]["peakRssMb"] <= first["ours"]["peakRssMb"] * last["clusters"] / first["clusters"]
+        )
+        rows.append(["peak RSS grows no more than linearly", f"{rss} ({growth * 1000:.1f} KB per cluster)",
+                     _verdict(linear)])  # fmt: skip
+    paced = next((r for r in (writes or {}).get("runs", []) if r["paced"]), None)
+    if paced is not None and paced["shareOfBound"] is not None:
+        rows.append(["write phase at least 80 % of the bucket bound", f"{100 * paced['shareOfBound']:.0f} %",
+                     _verdict(paced["shareOfBound"] >= 0.8)])  # fmt: skip
+    slow = next((r for r in (events or {}).get("runs", []) if r["p99OverFloor"] is not None), None)
+    if slow is not None:
+        rows.append([f"event p99 at most 1.2x the ARM round-trip floor ({slow['latencyMs']:.0f} ms latency)",
+                     f"{slow['p99OverFloor']:.2f}x", _verdict(slow["p99OverFloor"] <= 1.2)])  # fmt: skip
+    out = ["### Targets (from the issue; reported, never asserted)", ""]
+    out += _table(["target", "measured", "verdict"], "ccc")
+    out += [_row(r) for r in rows]
+    return out
+
+
 def render() -> str:
-    lines: list[str] = []
+    lines: list[str] = targets_section(_load("sweep"), _load("writes"), _load("events")) + [""]
     for name, section in (("sweep", sweep_section), ("writes", writes_section), ("events", events_section)):
         data = _load(name)
         if data is None:

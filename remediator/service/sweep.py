@@ -199,7 +199,7 @@ class Sweeper:
         return plan_inventory(self.config, prefilter_tags=self.prefilter_tags)
 
     def run(self, *, dry_run: bool, progress: ProgressCallback | None = None) -> SweepSummary:
-        """Sweep once. Enqueues nothing and records nothing when ``dry_run`` or in audit mode."""
+        """Sweep once. Nothing is enqueued in a dry run or audit mode; the summary is recorded unless dry."""
         plan = self.plan()
         mode = self.config.remediation.mode
         summary = SweepSummary(

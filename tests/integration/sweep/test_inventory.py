@@ -237,3 +237,32 @@ def test_an_injection_attempt_is_refused_before_any_query(emulator: Any, estate:
     assert caught.value.field == "selection.include[0].tag"
     assert "KQL injection" in str(caught.value)
     assert graph_calls(emulator) == []
+
+
+def test_policy_1_and_2_states_are_counted_with_one_small_query(emulator: Any) -> None:
+    data = make_estate()
+    sub0 = data["subscriptions"][0]["subscriptionId"]
+    data["policyAssignments"] = [
+        {"name": "p1", "scope": f"/subscriptions/{sub0}", "definition": "extension-audit"},
+        {"name": "p2", "scope": f"/subscriptions/{sub0}", "definition": "backup-audit"},
+    ]
+    emulator.reset(data)
+    in_sub0 = [c["id"].lower() for c in data["clusters"] if c["id"].split("/")[2] == sub0]
+    missing = set(unprotected(data, {sub0}))
+    sweeper = Sweeper(
+        config=config_for(data),
+        inventory=ResourceGraphInventory(graph_client(emulator, "policy")),
+        work=WorkQueue(QueueClient.from_connection_string("UseDevelopmentStorage=true", "never-used")),
+        policy_states=True,
+    )
+
+    summary = sweeper.run(dry_run=True)
+
+    p1, p2 = "fda9cd0b-094c-4cd5-ac2a-5e06e5277c45", "0b0434ec-2bad-4229-965f-bb7ae5a71257"
+    assert summary.policy_states == {
+        f"{p1}/NonCompliant": len(missing),
+        f"{p1}/Compliant": len(in_sub0) - len(missing),
+        f"{p2}/NonCompliant": len(in_sub0),
+    }
+    # One inventory page plus one summarize query per subscription batch.
+    assert len(graph_calls(emulator)) == 2
