@@ -5,8 +5,10 @@ Why it exists: every benchmark needs the same three things done the same honest 
 * the ARM emulator runs as a **subprocess** (its own interpreter and core, so its CPU time is not charged to
   the code being measured), started from an estate file the benchmark also keeps, so expected results are
   computed from the estate directly;
-* each measured sweep runs in **its own child process**, whose peak RSS is read with ``os.wait4`` (the
-  kernel's per-child rusage), so "ours" and "naive" never share a heap;
+* each measured sweep runs in **its own child process**, so "ours" and "naive" never share a heap; the child
+  reports its own peak RSS from ``/proc/self/status`` ``VmHWM`` (the high-water mark of its address space
+  since ``exec``). ``ru_maxrss`` (``getrusage``/``os.wait4``) is NOT used: Linux folds the RSS the forked
+  child inherited from the parent before ``exec`` into it, so it shows the benchmark parent's size;
 * results land in ``bench/results/<name>.json`` with the machine and the knobs used.
 """
 
@@ -115,15 +117,14 @@ class ChildResult:
     output: dict[str, Any]
     wall_s: float
     peak_rss_mb: float
+    """The child's ``VmHWM`` (it prints ``peakRssMb``); the kernel's ``ru_maxrss`` if it printed none."""
+    ru_maxrss_mb: float
+    """``os.wait4``'s ``ru_maxrss``: includes the parent's RSS inherited at fork, so an upper bound only."""
     exit_code: int
 
 
 def run_child(module: str, args: Sequence[str], *, timeout_s: float = 3600.0) -> ChildResult:
-    """Run ``python -m <module> <args>`` and return its last stdout JSON line plus its own peak RSS.
-
-    ``os.wait4`` returns the rusage of exactly this child, so the peak RSS is not mixed with the emulator's
-    or with the other contender's.
-    """
+    """Run ``python -m <module> <args>`` and return its last stdout JSON line plus its own peak RSS."""
     started = time.monotonic()
     proc = subprocess.Popen(
         [PYTHON, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=None, text=True

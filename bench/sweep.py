@@ -8,10 +8,10 @@ jitter, ARM throttling and the Resource Graph quota on), then run each contender
 * **naive** (``bench/naive.py``): list clusters per subscription, GET extensions per cluster, 16 threads.
 
 Only the plan phase (inventory + decide + enqueue into an in-memory sink) is timed. Reported per contender:
-wall time, emulator calls by operation and status (the emulator's own counters), 429s, peak RSS (``os.wait4``
-of the child). Both must enqueue exactly the clusters computed from the estate directly. Also reported: the
-lower bound the quota model implies, and the ratios ours/naive and ours/floor. Targets are printed, never
-asserted.
+wall time, emulator calls by operation and status (the emulator's own counters), 429s, peak RSS (the
+child's ``VmHWM``). Both must enqueue exactly the clusters computed from the estate directly. Also
+reported: the lower bound the quota model implies, and the ratios ours/naive and ours/floor. Targets are
+printed, never asserted.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def run_one(
                     "correct": out["digest"] == expected_digest and out["enqueued"] == len(expected),
                     "rowsFetched": out["rowsFetched"],
                     "peakRssMb": round(child.peak_rss_mb, 1),
+                    "ruMaxrssMb": round(child.ru_maxrss_mb, 1),
                     "calls": _calls_summary(admin.counters()),
                 }
                 if "concurrency" in out:

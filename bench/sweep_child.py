@@ -1,6 +1,6 @@
 """One measured sweep in its own process: ``python -m bench.sweep_child ours|naive --config ...``.
 
-Run by ``bench/sweep.py`` so each contender has its own heap (peak RSS read by the parent with ``os.wait4``).
+Run by ``bench/sweep.py`` so each contender has its own heap; it reports its own peak RSS (``VmHWM``).
 Prints one JSON line: the plan-phase wall time (inventory + decide + enqueue, measured here so interpreter
 start-up and imports are not counted), how many clusters were enqueued, and an order-independent digest of
 their ids so the parent can check both contenders enqueued exactly the same clusters.
@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import logging
-import resource
 import sys
 import threading
 import time
@@ -141,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.concurrency is None:
         args.concurrency = 16 if args.contender == "naive" else 8
     result = run_ours(args) if args.contender == "ours" else run_naive(args)
-    result["selfPeakRssMb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from bench.harness import peak_rss_mb
+
+    result["peakRssMb"] = peak_rss_mb()
     print(json.dumps(result), flush=True)
     return 0
 
