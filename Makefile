@@ -30,7 +30,7 @@ deps: $(VENV)/.installed node_modules/.installed $(IAC_VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check remediator function_app.py
+	$(BIN)/ruff format --check function_app.py remediator emulator tools bench tests
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
