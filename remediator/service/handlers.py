@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "EventResult",
     "HttpResult",
+    "SweepIncompleteError",
     "WorkItemResult",
     "handle_cluster_write_event",
     "handle_health",
@@ -420,10 +421,25 @@ def handle_poison_item(body: bytes | str, *, dequeue_count: int, ctx: HandlerCon
 # --------------------------------------------------------------------------------------------- timer
 
 
+class SweepIncompleteError(RuntimeError):
+    """The sweep could not enqueue every cluster that needs work (raised after its summary was recorded)."""
+
+
 def handle_sweep(*, past_due: bool, ctx: HandlerContext) -> Any:
-    """``sweep``: enumerate in-scope clusters and enqueue those needing work (the Sweeper does it)."""
+    """``sweep``: enumerate in-scope clusters and enqueue those needing work (the Sweeper does it).
+
+    :raises SweepIncompleteError: some work items could not be enqueued. The summary is already recorded
+        (journal, ``SweepCompleted``); raising makes the invocation fail, so the Functions failure alert fires
+        instead of the loss passing as a success. The next sweep enqueues those clusters again.
+    """
     if past_due:
         logger.warning("sweep timer is past due; running now")
     summary = ctx.sweeper.run(dry_run=False)
     logger.info("sweep finished: %s", summary)
+    if not summary.ok:
+        counts = summary.to_json()
+        raise SweepIncompleteError(
+            f"sweep {counts.get('correlationId')}: {counts.get('enqueueFailures')} work items could not be"
+            " enqueued (summary recorded; the next sweep enqueues them again)"
+        )
     return summary

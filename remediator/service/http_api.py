@@ -214,10 +214,35 @@ def _narrowed(ctx: HandlerContext, scope: ResourceId) -> RemediatorConfig:
     return ctx.config.model_copy(update={"scope": Scope.model_validate(narrowed)})
 
 
+ENQUEUE_RETRY_AFTER_S = 60
+"""``retryAfterSeconds`` of the 503 answered when a scope sweep could not enqueue every work item."""
+
+
 def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool) -> HttpResult:
+    """Sweep the narrowed scope: 202 with the counts, or 503 when any work item could not be enqueued (the
+    caller must retry; a 202 would claim work that is not queued)."""
     summary = ctx.make_sweeper(_narrowed(ctx, scope)).run(dry_run=dry_run).to_json()
-    keys = ("correlationId", "candidates", "enqueued", "wouldEnqueue", "blocked", "deferred", "byReason")
-    body = {"scope": scope.canonical, "dryRun": dry_run, **{k: summary.get(k) for k in keys}}
+    keys = (
+        "correlationId",
+        "candidates",
+        "enqueued",
+        "wouldEnqueue",
+        "enqueueFailures",
+        "blocked",
+        "deferred",
+        "byReason",
+    )
+    body: dict[str, Any] = {"scope": scope.canonical, "dryRun": dry_run, **{k: summary.get(k) for k in keys}}
+    failures = int(summary.get("enqueueFailures") or 0)
+    if failures:
+        logger.error("scope remediation of %s: %d work items could not be enqueued", scope, failures)
+        body["error"] = "enqueue-failed"
+        body["message"] = (
+            f"{failures} of the clusters needing work could not be enqueued (the work queue is failing);"
+            " retry the request"
+        )
+        body["retryAfterSeconds"] = ENQUEUE_RETRY_AFTER_S
+        return HttpResult(503, body)
     return HttpResult(200 if dry_run else 202, body)
 
 

@@ -28,6 +28,8 @@ from remediator.core.errors import UserInputError
 from remediator.core.outcomes import Action, ActionKind, ActionStatus, Outcome, ReconcileReport
 from remediator.core.settings import Settings
 from remediator.service.app_context import HandlerContext, HealthCheck
+from remediator.service.handlers import SweepIncompleteError
+from remediator.service.sweep import Sweeper
 
 SUB = "3f2b8c1e-6d4a-4f7b-9c2e-8a1d5e7f0b24"
 OTHER_SUB = "9a7e4d21-0c3b-4e8f-a6d5-2b1c9f8e7d60"
@@ -109,6 +111,10 @@ class MemoryPolicyOrder:
 class FakeSummary:
     def __init__(self, **counts: Any) -> None:
         self.counts = counts
+
+    @property
+    def ok(self) -> bool:
+        return not self.counts.get("enqueueFailures")
 
     def to_json(self) -> dict[str, Any]:
         return {"correlationId": "sweep-1", **self.counts}
@@ -481,6 +487,45 @@ def test_sweep_timer_runs_the_sweeper(ctx: HandlerContext) -> None:
     assert isinstance(ctx.sweeper, RecordingSweeper) and ctx.sweeper.runs == [False]
 
 
+class SweepInventory(ListedInventory):
+    """The same rows, for the sweep's own (needs-work) plan."""
+
+    def iter_rows(self, plan: Any, *, stats: Any = None) -> Iterator[InventoryRow]:
+        return iter(self.rows)
+
+
+class RecordingSweepRecorder:
+    def __init__(self) -> None:
+        self.summaries: list[dict[str, Any]] = []
+
+    def record_sweep(self, summary: Any) -> None:
+        self.summaries.append(dict(summary))
+
+
+def real_sweeper(ctx: HandlerContext, config: RemediatorConfig, *recorders: Any) -> Sweeper:
+    """The product's Sweeper over the listed rows and the recording (possibly failing) queue."""
+    assert isinstance(ctx.inventory, ListedInventory)
+    return Sweeper(
+        config=config, inventory=SweepInventory(ctx.inventory.rows), work=ctx.work, recorders=recorders
+    )
+
+
+def test_sweep_timer_fails_after_recording_when_work_items_could_not_be_enqueued(
+    ctx: HandlerContext,
+) -> None:
+    assert isinstance(ctx.work, RecordingQueue)
+    recorder = RecordingSweepRecorder()
+    ctx.sweeper = real_sweeper(ctx, ctx.config, recorder)
+    ctx.work.fail = True
+    with pytest.raises(SweepIncompleteError, match="3 work items could not be enqueued"):
+        function_app.sweep(TimerRequest(past_due=False))
+    [summary] = recorder.summaries  # recorded before the invocation failed
+    assert summary["enqueueFailures"] == 3 and summary["enqueued"] == 0
+    ctx.work.fail = False
+    function_app.sweep(TimerRequest(past_due=False))  # every enqueue worked: no raise
+    assert recorder.summaries[-1]["enqueued"] == 3 and len(_queued(ctx)) == 3
+
+
 # --------------------------------------------------------------------------------------------- HTTP
 
 
@@ -562,6 +607,21 @@ def test_remediate_a_scope_sweeps_it_narrowed(ctx: HandlerContext) -> None:
     assert sweeper.config.scope.subscriptions == () and sweeper.runs == [False]
     dry = function_app.remediate(http("POST", "remediate", {"scope": f"/subscriptions/{SUB}"}, dryRun="true"))
     assert dry.status_code == 200 and json.loads(dry.get_body())["wouldEnqueue"] == 2
+
+
+def test_remediate_a_scope_answers_503_when_nothing_could_be_enqueued(ctx: HandlerContext) -> None:
+    assert isinstance(ctx.work, RecordingQueue)
+    ctx.make_sweeper = lambda config: real_sweeper(ctx, config)
+    ctx.work.fail = True
+    resp = function_app.remediate(http("POST", "remediate", {"scope": f"/subscriptions/{SUB}"}))
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 503, body
+    assert body["enqueueFailures"] == 3 and body["enqueued"] == 0 and body["error"] == "enqueue-failed"
+    assert body["retryAfterSeconds"] > 0
+    ctx.work.fail = False
+    resp = function_app.remediate(http("POST", "remediate", {"scope": f"/subscriptions/{SUB}"}))
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 202 and body["enqueued"] == 3 and body["enqueueFailures"] == 0
 
 
 def test_explain(ctx: HandlerContext) -> None:
