@@ -143,6 +143,10 @@ class _Run:
         )
 
 
+class JournalWriteError(RuntimeError):
+    """A reconcile wrote to the cluster but its report could not be journaled (retry the reconcile)."""
+
+
 class _ClaimedElsewhere(Exception):
     """Another reconcile holds the claim for a write."""
 
@@ -215,6 +219,7 @@ class Reconciler:
         :keyword attempt: how many waits preceded this reconcile (drives backoff).
         :keyword correlation_id: ties the report to its cause; a fresh uuid by default.
         :raises UserInputError: the id is not a managed cluster id (nothing was read or written).
+        :raises JournalWriteError: it wrote to the cluster but could not journal that (see ``_record``).
         """
         cid = (
             cluster_id
@@ -242,11 +247,30 @@ class Reconciler:
         return report
 
     def _record(self, report: ReconcileReport) -> None:
+        """Journal (and publish) the report.
+
+        :raises JournalWriteError: the journal write failed after this reconcile wrote to the cluster. The
+            write must not go unrecorded (the re-install bound counts journaled re-installs), so the caller
+            retries: the queue host re-delivers the work item, an event hands over to the queue; the
+            reconciler's writes are idempotent. A report that wrote nothing is journaled best effort.
+        """
         if self.journal is not None:
             try:
                 self.journal.record(report)
-            except Exception:
-                logger.exception("journaling the reconcile of %s failed", report.cluster_id)
+            except Exception as exc:
+                wrote = [a for a in report.actions if a.status is ActionStatus.DONE]
+                if wrote:
+                    kinds = ", ".join(a.kind.value for a in wrote)
+                    raise JournalWriteError(
+                        f"journaling the reconcile of {report.cluster_id} failed after it wrote ({kinds}):"
+                        f" {type(exc).__name__}: {exc}"
+                    ) from exc
+                logger.warning(
+                    "journaling the reconcile of %s failed (it wrote nothing): %s: %s",
+                    report.cluster_id,
+                    type(exc).__name__,
+                    exc,
+                )
         if self.publisher is not None:
             self.publisher.publish(report)
 
@@ -492,4 +516,4 @@ class _WriteContext:
         return f"{self.cid.canonical}/providers/Microsoft.PolicyInsights/remediations/{self.task_name()}"
 
 
-__all__ = ["CLAIM_TTL_S", "Reconciler", "outcome_for_error", "planning_options"]
+__all__ = ["CLAIM_TTL_S", "JournalWriteError", "Reconciler", "outcome_for_error", "planning_options"]

@@ -1,0 +1,106 @@
+"""Every decision and action is journaled: a journal outage after a cluster write is not swallowed, and the
+correlation id of the cause (event, work item, HTTP request) reaches the journal. Real runtime against the
+emulator and Azurite; only the journal's own ``record`` is made to fail (with a real azure-core error)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ServiceRequestError
+
+from remediator.adapters.work_queue import WorkItem
+from remediator.core.outcomes import OutcomeKind
+from remediator.service import handlers
+from remediator.service.app_context import HandlerContext, build_handler_context
+from remediator.service.reconciler import JournalWriteError
+from tests.integration.reconciler.conftest import arm_writes, cluster_id
+
+pytestmark = pytest.mark.integration
+
+AKS_OK = cluster_id("aks-ok")
+UNTAGGED = cluster_id("aks-untagged")
+
+
+class JournalOutage:
+    """Make ``Journal.record`` fail like unreachable Table Storage while ``active``."""
+
+    def __init__(self, journal: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.active = True
+        self.failed = 0
+        real = journal.record
+
+        def record(report: Any) -> None:
+            if self.active:
+                self.failed += 1
+                raise ServiceRequestError("table storage unreachable")
+            real(report)
+
+        monkeypatch.setattr(journal, "record", record)
+
+
+@pytest.fixture
+def ctx(world: Any, azurite: Any) -> Any:
+    context = build_handler_context(world.env)
+    yield context
+    context.extras["runtime"].close()
+
+
+def _journal(ctx: HandlerContext) -> Any:
+    return ctx.extras["runtime"].journal
+
+
+def _work_item(cid: str, correlation_id: str) -> str:
+    return json.dumps(WorkItem(cluster_id=cid, source="event", correlation_id=correlation_id).to_json())
+
+
+def test_a_journal_outage_after_cluster_writes_fails_the_work_item_so_the_host_redelivers(
+    world: Any, ctx: HandlerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outage = JournalOutage(_journal(ctx), monkeypatch)
+    with pytest.raises(JournalWriteError, match="create-extension") as err:
+        handlers.handle_work_item(_work_item(AKS_OK, "c-1"), dequeue_count=1, ctx=ctx)
+    assert isinstance(err.value.__cause__, ServiceRequestError)
+    assert outage.failed == 1 and len(arm_writes(world, path_contains="/extensions/")) == 1
+    assert _journal(ctx).latest(AKS_OK) is None
+
+    outage.active = False  # the host re-delivers the same message
+    result = handlers.handle_work_item(_work_item(AKS_OK, "c-1"), dequeue_count=2, ctx=ctx)
+    assert result.status == "requeued"
+    assert len(arm_writes(world, path_contains="/extensions/")) == 1  # idempotent: no second create
+    assert _journal(ctx).latest(AKS_OK) is not None
+
+
+def test_an_event_whose_journal_write_fails_is_handed_over_to_the_queue(
+    world: Any, ctx: HandlerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    JournalOutage(_journal(ctx), monkeypatch)
+    event = {
+        "id": "evt-journal-down",
+        "subject": AKS_OK,
+        "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+        "eventTime": "2026-11-22T04:00:00Z",
+        "dataVersion": "2",
+        "data": {"operationName": "Microsoft.ContainerService/managedClusters/write", "resourceUri": AKS_OK},
+    }
+    result = handlers.handle_cluster_write_event(event, ctx=ctx)
+    assert result.status == "enqueued" and "JournalWriteError" in result.detail
+    queue = ctx.extras["runtime"].work_queue.queue
+    assert queue.get_queue_properties().approximate_message_count == 1  # hidden for the hand-over delay
+
+
+def test_a_decision_that_wrote_nothing_is_journaled_best_effort_with_a_warning(
+    world: Any,
+    ctx: HandlerContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    JournalOutage(_journal(ctx), monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="remediator.service.reconciler"):
+        result = handlers.handle_work_item(_work_item(UNTAGGED, "c-2"), dequeue_count=1, ctx=ctx)
+    assert result.status == "done" and result.report.outcome.kind is OutcomeKind.SKIPPED
+    assert arm_writes(world) == []
+    [warning] = [r for r in caplog.records if "journaling the reconcile" in r.getMessage()]
+    assert warning.levelno == logging.WARNING and "wrote nothing" in warning.getMessage()
