@@ -26,7 +26,16 @@ logger = logging.getLogger(__name__)
 class Reconciles(Protocol):
     """Bring one cluster to the wanted state (``Reconciler``)."""
 
-    def reconcile(self, cluster_id: str, *, dry_run: bool = False, attempt: int = 0) -> ReconcileReport: ...
+    def reconcile(
+        self,
+        cluster_id: str,
+        *,
+        dry_run: bool = False,
+        attempt: int = 0,
+        correlation_id: str | None = None,
+    ) -> ReconcileReport:
+        """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request)."""
+        ...
 
 
 class EnqueuesWork(Protocol):

@@ -176,7 +176,7 @@ def _reconcile_inline(
     """Reconcile within the inline budget; hand anything unfinished over to the work queue."""
     budget = ctx.settings.inline_budget_seconds
     started = time.monotonic()
-    future = _INLINE.submit(ctx.reconciler.reconcile, cluster_id)
+    future = _INLINE.submit(ctx.reconciler.reconcile, cluster_id, correlation_id=correlation_id)
     try:
         report = future.result(timeout=budget)
     except FutureTimeout:
@@ -354,7 +354,9 @@ def handle_work_item(body: bytes | str, *, dequeue_count: int, ctx: HandlerConte
             item.cluster_id,
             dequeue_count,
         )
-    report = ctx.reconciler.reconcile(item.cluster_id, attempt=item.attempt)
+    report = ctx.reconciler.reconcile(
+        item.cluster_id, attempt=item.attempt, correlation_id=item.correlation_id
+    )
     if report.outcome.kind is not OutcomeKind.WAIT:
         logger.info("work item %s (attempt %d): %s", item.cluster_id, item.attempt, report.outcome.kind)
         return WorkItemResult("done", report)

@@ -181,8 +181,14 @@ def handle_http_remediate(body: bytes, params: Mapping[str, str], *, ctx: Handle
         return _scope_unknown(exc)
 
 
+def request_id() -> str:
+    """A fresh id for one HTTP request: the journaled report and any follow-up work item carry it."""
+    return f"http-{uuid.uuid4()}"
+
+
 def _remediate_cluster(ctx: HandlerContext, cluster: ResourceId, *, dry_run: bool) -> HttpResult:
-    report = ctx.reconciler.reconcile(cluster.canonical, dry_run=dry_run)
+    correlation = request_id()
+    report = ctx.reconciler.reconcile(cluster.canonical, dry_run=dry_run, correlation_id=correlation)
     body: dict[str, Any] = report.to_json()
     if report.outcome.kind is OutcomeKind.WAIT and not dry_run:
         delay = min(max(report.outcome.retry_after_s or 30.0, 1.0), ctx.settings.max_wait_seconds)
@@ -191,7 +197,7 @@ def _remediate_cluster(ctx: HandlerContext, cluster: ResourceId, *, dry_run: boo
             attempt=0,
             source="http",
             reason=report.outcome.why,
-            correlation_id=report.correlation_id or str(uuid.uuid4()),
+            correlation_id=correlation,
             delay_s=delay,
         )
         body["followUp"] = {"enqueued": True, "delaySeconds": delay}
@@ -258,7 +264,7 @@ def handle_http_explain(body: bytes, *, ctx: HandlerContext) -> HttpResult:
         return _forbidden(str(exc))
     except ManagementGroupLookupError as exc:
         return _scope_unknown(exc)
-    report = ctx.reconciler.reconcile(cluster.canonical, dry_run=True)
+    report = ctx.reconciler.reconcile(cluster.canonical, dry_run=True, correlation_id=request_id())
     decision = dict(report.decision) if report.decision is not None else None
     return HttpResult(
         200,

@@ -53,12 +53,21 @@ ASSIGNMENT = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/policyAssi
 class ScriptedReconciler:
     def __init__(self) -> None:
         self.calls: list[tuple[str, bool, int]] = []
+        self.correlations: list[str | None] = []
         self.outcome: Outcome = Outcome.done("extension Succeeded")
         self.delay_s = 0.0
         self.error: Exception | None = None
 
-    def reconcile(self, cluster_id: str, *, dry_run: bool = False, attempt: int = 0) -> ReconcileReport:
+    def reconcile(
+        self,
+        cluster_id: str,
+        *,
+        dry_run: bool = False,
+        attempt: int = 0,
+        correlation_id: str | None = None,
+    ) -> ReconcileReport:
         self.calls.append((cluster_id, dry_run, attempt))
+        self.correlations.append(correlation_id)
         if self.delay_s:
             time.sleep(self.delay_s)
         if self.error is not None:
@@ -72,12 +81,14 @@ class ScriptedReconciler:
             dry_run=dry_run,
             attempt=attempt,
             extension_state="Creating",
+            correlation_id=correlation_id or "",
         )
 
 
 class RecordingQueue:
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
+        self.correlations: list[str] = []
         self.fail = False
 
     def enqueue_work(
@@ -86,6 +97,7 @@ class RecordingQueue:
         if self.fail:
             raise ConnectionError("queue unreachable")
         self.items.append({"clusterId": cluster_id, "attempt": attempt, "source": source, "delay": delay_s})
+        self.correlations.append(correlation_id)
 
 
 class RecordingOutcomes:
@@ -269,6 +281,18 @@ def test_cluster_write_reconciles_inline(ctx: HandlerContext) -> None:
     function_app.on_cluster_write(event)
     assert _calls(ctx) == [(CLUSTER, False, 0)]
     assert _queued(ctx) == []
+
+
+def test_the_cause_s_id_is_the_reconcile_s_correlation_id(ctx: HandlerContext) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler) and isinstance(ctx.work, RecordingQueue)
+    function_app.on_cluster_write(write_event())  # event id evt-1
+    function_app.reconcile_worker(message(item()))  # correlationId c
+    ctx.reconciler.outcome = Outcome.wait(30, "Creating")
+    resp = function_app.remediate(http("POST", "remediate", {"clusterId": CLUSTER}))
+    request_id = json.loads(resp.get_body())["correlationId"]
+    assert request_id.startswith("http-")
+    assert ctx.reconciler.correlations == ["evt-1", "c", request_id]
+    assert ctx.work.correlations == [request_id]  # the follow-up carries the request's id
 
 
 def test_cluster_write_operation_compared_case_insensitively(ctx: HandlerContext) -> None:

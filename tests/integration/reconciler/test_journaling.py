@@ -104,3 +104,26 @@ def test_a_decision_that_wrote_nothing_is_journaled_best_effort_with_a_warning(
     assert arm_writes(world) == []
     [warning] = [r for r in caplog.records if "journaling the reconcile" in r.getMessage()]
     assert warning.levelno == logging.WARNING and "wrote nothing" in warning.getMessage()
+
+
+def test_the_correlation_id_of_the_cause_reaches_the_journal(world: Any, ctx: HandlerContext) -> None:
+    journal = _journal(ctx)
+    handlers.handle_work_item(_work_item(AKS_OK, "item-7"), dequeue_count=1, ctx=ctx)
+    assert journal.latest(AKS_OK).correlation_id == "item-7"
+
+    other = cluster_id("aks-ok-2")
+    event = {
+        "id": "evt-42",
+        "subject": other,
+        "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+        "eventTime": "2026-11-22T04:00:00Z",
+        "dataVersion": "2",
+        "data": {"operationName": "Microsoft.ContainerService/managedClusters/write", "resourceUri": other},
+    }
+    handlers.handle_cluster_write_event(event, ctx=ctx)
+    assert journal.latest(other).correlation_id == "evt-42"
+
+    resp = handlers.handle_http_remediate(json.dumps({"clusterId": UNTAGGED}).encode(), {}, ctx=ctx)
+    assert resp.status == 200
+    assert journal.latest(UNTAGGED).correlation_id == resp.body["correlationId"]
+    assert resp.body["correlationId"].startswith("http-")

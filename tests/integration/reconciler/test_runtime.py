@@ -37,7 +37,7 @@ def test_handler_context_runs_a_work_item_and_requeues_the_wait(world, azurite):
         )
         assert queue.get_queue_properties().approximate_message_count == 1  # hidden for the wait's delay
         runtime = ctx.extras["runtime"]
-        assert runtime.journal.latest(AKS_OK).correlation_id != ""
+        assert runtime.journal.latest(AKS_OK).correlation_id == "c-7"  # the work item's
         names = [c.name for c in ctx.health_checks]
         assert {"config", "journal", "work-queue"} <= set(names)
         for check in ctx.health_checks:
