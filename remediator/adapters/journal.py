@@ -185,9 +185,25 @@ class Journal:
         return reports
 
     def count_reinstalls(self, cluster_id: str) -> int:
-        """How many times the reconciler has re-installed a Failed extension on this cluster."""
-        rows = self._history_entities(cluster_id, select=["Reinstalls"])
-        return sum(int(row.get("Reinstalls", 0) or 0) for row in rows)
+        """How many times the reconciler has re-installed a Failed extension on this cluster since the
+        extension was last seen ``Succeeded``.
+
+        The bound on re-installs (``remediation.maxReinstalls``) is per failure episode, not per cluster
+        lifetime: history is read newest first and the count stops at the newest report that observed the
+        extension ``Succeeded`` (every ``done``/``Installed`` report does). Without that reset a cluster that
+        used its re-installs long ago would be given up on, without an attempt, the next time its extension
+        fails.
+        """
+        count = 0
+        for row in self._history_entities(cluster_id, select=["Reinstalls", "Report"]):
+            try:
+                state = json.loads(row.get("Report") or "{}").get("extensionState")
+            except (ValueError, AttributeError):
+                state = None
+            if isinstance(state, str) and state.lower() == "succeeded":
+                break
+            count += int(row.get("Reinstalls", 0) or 0)
+        return count
 
     # -- claims ----------------------------------------------------------------------------------------------
 

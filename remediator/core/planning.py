@@ -5,6 +5,10 @@ The reconciler (``remediator.service.reconciler``) reads Azure, fills an :class:
 audit mode and dry runs). Keeping the decision logic here means every branch — blockers, extension states,
 bounded re-installs, policy-task mode — is unit-tested without a network, and audit mode reports exactly the
 plan install mode would execute.
+
+Re-installs are bounded per failure episode: a Failed extension is re-installed at most
+``max_reinstalls`` times, counting only re-installs since the extension was last seen ``Succeeded``. Once an
+install works the count starts again, so an old failure never makes a new one a give-up without an attempt.
 """
 
 from __future__ import annotations
@@ -73,7 +77,9 @@ class PlanningOptions:
 
     :param mode: install / policy-task / audit.
     :param grant_storage_access: grant the extension identity Storage Blob Data Contributor.
-    :param max_reinstalls: how many times a Failed extension is re-installed before giving up.
+    :param max_reinstalls: how many times a Failed extension is re-installed before giving up, per failure
+        episode: re-installs made before the extension was last seen ``Succeeded`` do not count (see
+        :attr:`ObservedState.prior_reinstalls`).
     :param policy_assignment_ids: assignments of Policy 3/4 (for policy-task mode).
     :param extension_name: the name a new extension gets.
     """
@@ -124,7 +130,9 @@ class ObservedState:
     :param container_exists: whether the backup container exists (``None``: not read).
     :param grant_exists: whether the extension identity's role assignment exists (``None``: not read).
     :param task: the remediation task, ``None`` if absent.
-    :param prior_reinstalls: re-installs recorded in the journal for this cluster.
+    :param prior_reinstalls: re-installs recorded in the journal for this cluster since the extension was
+        last seen ``Succeeded`` (``Journal.count_reinstalls``): the bound resets once an install worked, so a
+        cluster that used its re-installs long ago gets them again when its extension fails anew.
     :param assignment_id: the policy assignment covering the cluster (policy-task mode).
     """
 
