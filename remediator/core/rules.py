@@ -13,7 +13,6 @@ The rules mirror the built-in policies' tag conditions (case-insensitive ``in``)
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,14 +41,37 @@ class RuleMatch:
 
 
 @lru_cache(maxsize=4096)
-def _value_pattern(pattern: str) -> re.Pattern[str]:
-    """``*`` -> ``.*``; everything else literal. Matched against casefolded values with fullmatch."""
-    return re.compile(".*".join(re.escape(part) for part in pattern.casefold().split("*")), re.DOTALL)
+def _glob_parts(pattern: str) -> tuple[str, ...]:
+    """The case-folded literal runs between the ``*`` of a value pattern (one part: no wildcard)."""
+    return tuple(pattern.casefold().split("*"))
+
+
+def _glob_fullmatch(parts: tuple[str, ...], value: str) -> bool:
+    """Whether ``value`` is ``parts`` joined by runs of any characters, in O(len(value) * len(pattern)).
+
+    No regex and no backtracking: tag values are written by whoever may tag a cluster, and a backtracking
+    ``.*a.*a...`` takes exponential time on a crafted value. For ``*``-only globs the greedy-leftmost scan is
+    exact: the first and last parts are anchored at the ends, and placing each middle part at its earliest
+    occurrence after the previous one leaves the most room for the rest, so if any placement works this one
+    does.
+    """
+    if len(parts) == 1:
+        return value == parts[0]
+    first, *middle, last = parts
+    if len(first) + len(last) > len(value) or not value.startswith(first) or not value.endswith(last):
+        return False
+    position, end = len(first), len(value) - len(last)
+    for part in middle:
+        found = value.find(part, position, end)
+        if found < 0:
+            return False
+        position = found + len(part)
+    return True
 
 
 def value_matches(pattern: str, value: str) -> bool:
     """Whether a tag value matches one pattern (case-insensitive; ``*`` is the only wildcard)."""
-    return _value_pattern(pattern).fullmatch(value.casefold()) is not None
+    return _glob_fullmatch(_glob_parts(pattern), value.casefold())
 
 
 def entry_matches(entry: TagRule, folded_tags: Mapping[str, tuple[str, ...]]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -184,3 +185,33 @@ def test_trailing_star_is_a_prefix_match(prefix: str, rest: str) -> None:
 @given(tags=_tags, sel=_selections)
 def test_same_input_same_result(tags: dict[str, str], sel: Selection) -> None:
     assert match_selection(dict(tags), sel) == match_selection(dict(tags), sel)
+
+
+# --- the value matcher does bounded work (tag values are attacker-controlled) ---
+
+_PATHOLOGICAL_PATTERN = "*a" * 12 + "*b"
+"""With a backtracking regex (``.*a.*a...b``) this takes minutes against a run of ``a``: every ``.*`` tries
+every split. A linear glob matcher answers at once."""
+
+
+@pytest.mark.timeout(5)
+def test_pathological_pattern_is_answered_without_backtracking() -> None:
+    """Hang guard, not a speed target: the old regex matcher does not finish within the timeout."""
+    assert value_matches(_PATHOLOGICAL_PATTERN, "a" * 256) is False
+    assert value_matches(_PATHOLOGICAL_PATTERN, "a" * 255 + "b") is True
+    assert value_matches("*" * 100 + "b", "a" * 256) is False
+
+
+def _reference_matches(pattern: str, value: str) -> bool:
+    """The obvious (backtracking) definition, fine for short inputs: ``*`` -> ``.*``, the rest literal."""
+    regex = ".*".join(re.escape(part) for part in pattern.casefold().split("*"))
+    return re.fullmatch(regex, value.casefold(), re.DOTALL) is not None
+
+
+_glob_alphabet = st.text(alphabet="ab*?.\n", max_size=8)
+
+
+@settings(max_examples=300)
+@given(pattern=_glob_alphabet, value=st.text(alphabet="abAB?.\n*", max_size=10))
+def test_matcher_agrees_with_the_reference_regex(pattern: str, value: str) -> None:
+    assert value_matches(pattern, value) is _reference_matches(pattern, value)
