@@ -139,13 +139,24 @@ def run_child(module: str, args: Sequence[str], *, timeout_s: float = 3600.0) ->
     lines = [line for line in out.splitlines() if line.strip().startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{module} {' '.join(args)} failed with exit code {proc.returncode}")
-    # Linux reports ru_maxrss in KiB.
+    output = json.loads(lines[-1])
+    ru_maxrss_mb = usage.ru_maxrss / 1024  # Linux reports KiB
     return ChildResult(
-        output=json.loads(lines[-1]),
+        output=output,
         wall_s=wall,
-        peak_rss_mb=usage.ru_maxrss / 1024,
+        peak_rss_mb=float(output.get("peakRssMb", ru_maxrss_mb)),
+        ru_maxrss_mb=ru_maxrss_mb,
         exit_code=proc.returncode,
     )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS since ``exec`` (``VmHWM``), in MiB; Linux only."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
