@@ -103,7 +103,7 @@ class SettingsDrift:
     """Differences between what the code reads and what the template sets."""
 
     missing_in_template: frozenset[str]
-    """Read by the code, needed in Azure, not set by the template."""
+    """Read by the code (or required by the platform), needed in Azure, not set by the template."""
     unknown_in_template: frozenset[str]
     """Set by the template, read by neither the code nor the platform."""
     local_only_in_template: frozenset[str]
@@ -121,10 +121,19 @@ def settings_drift(
     binding_names: Set[str],
     local_only: Set[str],
     platform: Set[str],
+    platform_required: Set[str] = frozenset(),
 ) -> SettingsDrift:
-    """Compare the template's app settings with what the product and the platform read."""
+    """Compare the template's app settings with what the product and the platform read.
+
+    :param platform: settings the host or the Azure SDK read (allowed in the template).
+    :param platform_required: the subset of ``platform`` the Azure deployment cannot run without
+        (identity-based host storage, the user-assigned identity, Entra-authenticated telemetry); a missing
+        one is drift.
+    """
+    unknown_platform = set(platform_required) - set(platform)
+    assert not unknown_platform, f"required platform settings not in the platform list: {unknown_platform}"
     code_names = set(env_names) | set(binding_names)
-    required = code_names - set(local_only)
+    required = (code_names - set(local_only)) | set(platform_required)
     allowed = code_names | set(platform)
     return SettingsDrift(
         missing_in_template=frozenset(required - template_names),

@@ -3,6 +3,7 @@
 "The code" is ``remediator.core.settings`` (``ENV_NAMES``) plus the ``%NAME%`` binding expressions in
 function_app.py; settings the Azure deployment deliberately omits are ``LOCAL_ONLY_ENV_NAMES`` and settings
 the host or the Azure SDK read are ``PLATFORM_ENV_NAMES`` (both with a reason per name, in settings.py).
+The platform settings the deployment cannot run without (``PLATFORM_REQUIRED`` below) are required too.
 The second half of the module shows the comparison catching a removal on either side, on real copies.
 """
 
@@ -23,6 +24,22 @@ from tests.unit.infra.model import SettingsDrift, app_setting_names, binding_set
 
 FUNCTION_BICEP = Path("app/function.bicep")
 
+PLATFORM_REQUIRED: dict[str, str] = {
+    "AzureWebJobsStorage__accountName": "shared keys are disabled: without it the host has no storage at all",
+    "AzureWebJobsStorage__credential": "without 'managedidentity' the host looks for a connection string",
+    "AzureWebJobsStorage__clientId": "the app has only a user-assigned identity; the host must be told which",
+    "AZURE_CLIENT_ID": "DefaultAzureCredential finds no identity for ARM, queues and tables without it",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "no telemetry means the alerts (poison, gave up) never fire",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "local auth is disabled on the component: unauthenticated"
+    " telemetry is rejected, so the alerts never fire",
+}
+"""The platform settings (``settings.PLATFORM_ENV_NAMES``) the Azure deployment cannot run without.
+
+Every platform name must be classified here or in ``PLATFORM_OPTIONAL``, so a new one is a decision."""
+
+PLATFORM_OPTIONAL: dict[str, str] = {}
+"""Platform settings the template may set but need not (name -> why it is optional)."""
+
 
 def drift_for(
     templates: dict[Path, Any],
@@ -39,12 +56,13 @@ def drift_for(
         binding_names=binding_setting_names(source),
         local_only=set(settings_module.LOCAL_ONLY_ENV_NAMES),
         platform=set(settings_module.PLATFORM_ENV_NAMES),
+        platform_required=set(PLATFORM_REQUIRED),
     )
 
 
 def required_names() -> set[str]:
     code = set(settings.ENV_NAMES) | binding_setting_names((ROOT / "function_app.py").read_text())
-    return code - set(settings.LOCAL_ONLY_ENV_NAMES)
+    return (code - set(settings.LOCAL_ONLY_ENV_NAMES)) | set(PLATFORM_REQUIRED)
 
 
 def without_app_setting(bicep: str, name: str) -> str:
@@ -69,6 +87,22 @@ def test_exception_lists_are_consistent() -> None:
     )
     assert all(reason.strip() for reason in settings.LOCAL_ONLY_ENV_NAMES.values())
     assert all(reason.strip() for reason in settings.PLATFORM_ENV_NAMES.values())
+
+
+def test_every_platform_setting_is_classified_required_or_optional() -> None:
+    assert set(PLATFORM_REQUIRED) | set(PLATFORM_OPTIONAL) == set(settings.PLATFORM_ENV_NAMES)
+    assert not set(PLATFORM_REQUIRED) & set(PLATFORM_OPTIONAL)
+    assert all(reason.strip() for reason in (*PLATFORM_REQUIRED.values(), *PLATFORM_OPTIONAL.values()))
+
+
+def test_removal_loop_covers_the_platform_settings_azure_needs() -> None:
+    identity = {
+        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__clientId",
+        "AzureWebJobsStorage__accountName",
+        "AZURE_CLIENT_ID",
+    }
+    assert identity <= required_names()
 
 
 def test_binding_expressions_are_found() -> None:
