@@ -402,6 +402,7 @@ def generate_estate(
     share_stopped: float = 0.05,
     share_service_principal: float = 0.05,
     share_windows_only: float = 0.03,
+    share_arm64_only: float = 0.04,
     share_user_assigned: float = 0.2,
     share_untagged: float = 0.1,
     share_with_backup_extension: float = 0.0,
@@ -412,8 +413,9 @@ def generate_estate(
     """N subscriptions × M clusters over ``regions``, reproducible from ``seed``.
 
     Tags mix key and value casings; shares of clusters are Creating, Stopped, service-principal (no managed
-    identity) or Windows-only. One backup storage account per region lives in subscription
-    ``storage_subscription`` (resource group ``rg-backup``).
+    identity), Windows-only or Arm64-only (every pool an Arm64 VM size such as ``Standard_D4ps_v5``; drawn
+    from a second generator seeded from ``seed`` so the other draws do not depend on this share). One backup
+    storage account per region lives in subscription ``storage_subscription`` (resource group ``rg-backup``).
     """
     import gc
 
@@ -430,6 +432,7 @@ def generate_estate(
             share_stopped=share_stopped,
             share_service_principal=share_service_principal,
             share_windows_only=share_windows_only,
+            share_arm64_only=share_arm64_only,
             share_user_assigned=share_user_assigned,
             share_untagged=share_untagged,
             share_with_backup_extension=share_with_backup_extension,
@@ -453,6 +456,7 @@ def _generate(
     share_stopped: float,
     share_service_principal: float,
     share_windows_only: float,
+    share_arm64_only: float,
     share_user_assigned: float,
     share_untagged: float,
     share_with_backup_extension: float,
@@ -461,6 +465,7 @@ def _generate(
     storage_subscription: int,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
+    arm_rng = random.Random(f"arm64-{seed}")
     subs = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(subscriptions)]
     estate: dict[str, Any] = {
         "tenantId": tenant_id,
@@ -514,10 +519,12 @@ def _generate(
                         "name": "system",
                         "osType": "Linux",
                         "osSKU": rng.choice(("Ubuntu", "AzureLinux")),
-                        "vmSize": rng.choice(("Standard_D4s_v5", "Standard_D2s_v3", "Standard_D4ps_v5")),
+                        "vmSize": rng.choice(("Standard_D4s_v5", "Standard_D2s_v3", "Standard_D8s_v5")),
                         "count": 3,
                     }
                 ]
+            if arm_rng.random() < share_arm64_only and pools[0]["osType"] == "Linux":
+                pools[0]["vmSize"] = "Standard_D4ps_v5"
             item: dict[str, Any] = {
                 "id": (
                     f"/subscriptions/{sub}/resourceGroups/{rg}/providers/"

@@ -417,17 +417,22 @@ class RemediationManager:
             },
         )
         self.state.put("extensions", ext_id, body, principal=task.principal)
+        from emulator.resources.extension_support import install_blocker
         from emulator.resources.extensions import _schedule as schedule_extension_completion
 
-        failed = fault is not None and fault.action == "fail-provisioning"
+        error = (
+            {"code": fault.code, "message": fault.message}
+            if fault is not None and fault.action == "fail-provisioning"
+            else install_blocker(cluster, EXTENSION_NAME)
+        )
         delay = float(getattr(self.config, "extension_create_s", 1.0)) if self.config is not None else 1.0
         schedule_extension_completion(
             self.state,
             ext_id,
             delay,
-            final="Failed" if failed else "Succeeded",
+            final="Failed" if error else "Succeeded",
             principal=task.principal,
-            error={"code": fault.code, "message": fault.message} if failed and fault is not None else None,
+            error=error,
         )
         self._schedule(task, self.state.now() + delay, self._check, target)
 

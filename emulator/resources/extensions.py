@@ -3,7 +3,8 @@
 PUT and DELETE are long-running: 201/202 + ``Azure-AsyncOperation`` (+ ``Retry-After``) pointing at
 ``.../extensions/{name}/operations/{operationId}`` (the swagger's OperationStatus_Get), and the extension goes
 Creating → Succeeded after ``extensionCreateS`` — or → Failed when a ``fail-provisioning`` fault rule matches
-the PUT, or when the cluster has no Linux node pool to run the extension's pods.
+the PUT, or when the install cannot work on the cluster (no Linux amd64 node pool, or no managed identity:
+see ``extension_support``).
 ``aksAssignedIdentity.principalId`` is set on create (the identity the backup extension's storage role
 assignment is for). Preconditions are checked in ARM's order: subscription → provider registration (409
 MissingSubscriptionRegistration) → resource group → parent cluster (404) → cluster state (409
@@ -28,6 +29,7 @@ from emulator.resources.common import (
     status_response_headers,
     system_data,
 )
+from emulator.resources.extension_support import install_blocker
 from emulator.resources.paging import page
 from emulator.routing import PluginContext, Request, Response, Router
 from emulator.state import KUBERNETES_CONFIGURATION, EmulatorState, key_of
@@ -173,15 +175,11 @@ def _require_cluster_ready(cluster: dict[str, Any], name: str) -> None:
         )
 
 
-def _no_linux_nodes(cluster: dict[str, Any]) -> dict[str, Any] | None:
-    """Assumption: extension charts run on Linux nodes, so a Windows-only AKS cluster fails the install."""
-    pools = (cluster.get("properties") or {}).get("agentPoolProfiles")
-    if not pools or any(p.get("osType", "Linux") == "Linux" for p in pools):
+def _install_blocker(request: Request, cluster: dict[str, Any]) -> dict[str, Any] | None:
+    """Why the install on this cluster ends Failed (extension_support), or ``None``; managed clusters only."""
+    if request.params["clusterResourceName"].lower() != "managedclusters":
         return None
-    return {
-        "code": "ExtensionOperationFailed",
-        "message": "The extension's pods could not be scheduled: the cluster has no Linux node pool.",
-    }
+    return install_blocker(cluster, request.params["extensionName"])
 
 
 def _status_prefix(request: Request) -> str:
@@ -333,7 +331,9 @@ def put_extension(request: Request) -> Response:
             if request.runtime
             else None
         )
-        error = {"code": fault.code, "message": fault.message} if fault else _no_linux_nodes(cluster)
+        error = (
+            {"code": fault.code, "message": fault.message} if fault else _install_blocker(request, cluster)
+        )
         if error:
             state.meta.setdefault(key_of(rid), {})["lastError"] = error
         _schedule(

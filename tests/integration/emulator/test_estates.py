@@ -13,6 +13,7 @@ from azure.mgmt.containerservice import ContainerServiceClient
 
 from emulator.estate import generate_estate, load_estate_file
 from emulator.remediator_config import remediator_config_for
+from emulator.resources.extension_support import vm_size_arch
 from emulator.server import Emulator
 from remediator.core.config import parse_config
 
@@ -37,12 +38,14 @@ def test_generated_mix() -> None:
         share["stopped"] += c["powerState"] == "Stopped"
         share["sp"] += c["identity"] == "None"
         share["windows"] += all(p["osType"] == "Windows" for p in c["pools"])
+        share["arm64"] += all(vm_size_arch(p.get("vmSize")) == "arm64" for p in c["pools"])
         share["untagged"] += not c["tags"]
     for kind, expected in {
         "creating": 0.05,
         "stopped": 0.05,
         "sp": 0.05,
         "windows": 0.03,
+        "arm64": 0.04,
         "untagged": 0.1,
     }.items():
         assert abs(share[kind] / 2000 - expected) < 0.02, (kind, share[kind])
@@ -53,6 +56,17 @@ def test_generated_mix() -> None:
     regions = {c["location"] for c in clusters}
     assert len(regions) == 3
     assert sorted(a["location"] for a in estate["storageAccounts"]) == sorted(regions)
+
+
+def test_arm64_only_is_a_small_explicit_share() -> None:
+    """Arm64-only clusters are blocked like Windows-only ones, so they are a small share (was 204 of 600)."""
+    estate = generate_estate(subscriptions=6, clusters_per_subscription=100, seed=7)
+    arm = [c for c in estate["clusters"] if all(vm_size_arch(p.get("vmSize")) == "arm64" for p in c["pools"])]
+    assert 0.02 * 600 <= len(arm) <= 0.06 * 600, len(arm)
+    none = generate_estate(subscriptions=6, clusters_per_subscription=100, seed=7, share_arm64_only=0.0)
+    assert not any(vm_size_arch(p.get("vmSize")) == "arm64" for c in none["clusters"] for p in c["pools"])
+    # the Arm64 draw comes from its own generator: the other draws are the same with or without it
+    assert [c["tags"] for c in none["clusters"]] == [c["tags"] for c in estate["clusters"]]
 
 
 def test_generated_estate_serves_the_mix(emulator: Emulator) -> None:

@@ -332,5 +332,54 @@ def test_extension_fails_on_windows_only_cluster(mgmt_client: Callable[..., Any]
     client = mgmt_client(SourceControlConfigurationClient)
     with pytest.raises(HttpResponseError) as info:
         client.extensions.begin_create(TEST_RG, *MC, "aks-win", "azure-aks-backup", BACKUP).result()
-    assert "no Linux node pool" in str(info.value)
+    assert "no Linux amd64 node pool" in str(info.value)
     assert client.extensions.get(TEST_RG, *MC, "aks-win", "azure-aks-backup").provisioning_state == "Failed"
+
+
+@pytest.mark.parametrize(
+    ("pools", "identity", "outcome"),
+    [
+        ([{"osType": "Linux", "vmSize": "Standard_D4ps_v5"}], "SystemAssigned", "no Linux amd64 node pool"),
+        (
+            [{"osType": "Linux", "vmSize": "Standard_D4ps_v5"}, {"osType": "Windows", "name": "npwin"}],
+            "SystemAssigned",
+            "no Linux amd64 node pool",
+        ),
+        (
+            [{"osType": "Linux", "vmSize": "Standard_D4s_v5", "arch": "arm64"}],
+            "UserAssigned",
+            "no Linux amd64",
+        ),
+        ([{"osType": "Linux", "vmSize": "Standard_D4ps_v5", "arch": "amd64"}], "SystemAssigned", "Succeeded"),
+        (
+            [
+                {"osType": "Linux", "vmSize": "Standard_D4ps_v5"},
+                {"osType": "Linux", "vmSize": "Standard_D4s_v5"},
+            ],
+            "SystemAssigned",
+            "Succeeded",
+        ),
+        ([{"osType": "Linux", "vmSize": "Standard_D4s_v5"}], "None", "service principal"),
+    ],
+)
+def test_extension_install_follows_the_blocking_rules(
+    mgmt_client: Callable[..., Any], emulator: Emulator, pools: list[Any], identity: str, outcome: str
+) -> None:
+    """Arm64-only and service-principal clusters end Failed like the real Helm install; explicit arch wins."""
+    cid = f"/subscriptions/{TEST_SUB}/resourceGroups/{TEST_RG}/providers/Microsoft.ContainerService/"
+    cid += "managedClusters/aks-x"
+    emulator.admin.put_resources(
+        {"clusters": [{"id": cid, "location": "eastus", "identity": identity, "pools": pools}]}
+    )
+    client = mgmt_client(SourceControlConfigurationClient)
+    if outcome == "Succeeded":
+        done = client.extensions.begin_create(TEST_RG, *MC, "aks-x", "azure-aks-backup", BACKUP).result()
+        assert done.provisioning_state == "Succeeded"
+        return
+    with pytest.raises(HttpResponseError) as info:
+        client.extensions.begin_create(TEST_RG, *MC, "aks-x", "azure-aks-backup", BACKUP).result()
+    assert outcome in str(info.value)
+    got = client.extensions.get(TEST_RG, *MC, "aks-x", "azure-aks-backup")
+    assert got.provisioning_state == "Failed"
+    assert got.error_info.code == "ExtensionOperationFailed" and outcome in got.error_info.message
+    assert got.statuses[0].level == "Error" and outcome in got.statuses[0].message
