@@ -2,7 +2,9 @@
 
 The rules mirror the built-in policies' tag conditions (case-insensitive ``in``) and add what they lack:
 
-* tag names and values compare case-insensitively (Unicode casefold);
+* tag names and values compare case-insensitively the way Azure does (.NET ``OrdinalIgnoreCase``: each
+  character upper-cased by its one-to-one mapping, see :func:`fold_case`), not by Unicode casefold, so a
+  config never selects a cluster that the equivalent built-in policy would not (``straße`` != ``STRASSE``);
 * in values, ``*`` matches any run of characters (also none) and is the ONLY wildcard: ``?``, ``[`` and every
   other character match themselves (no fnmatch);
 * an entry matches when the tag is present and (no ``values``) or (any value pattern matches);
@@ -40,10 +42,41 @@ class RuleMatch:
         return self.included and not self.excluded
 
 
+_KEEP_CASE = frozenset("\u0131\u017f")
+"""LATIN SMALL LETTER DOTLESS I and LONG S: .NET's ordinal casing deliberately leaves them alone (their simple
+uppercase is ASCII ``I``/``S``; mapping them would bring the Turkish-i problem into ordinal comparisons)."""
+
+
+@lru_cache(maxsize=4096)
+def _upper_one_to_one(char: str) -> str:
+    """The simple (one-to-one) uppercase of one code point, or the code point itself if it has none.
+
+    Python's ``str.upper`` applies the full mapping, which may produce several characters (``ß`` -> ``SS``);
+    the simple mapping never does. Where the full uppercase is longer, the simple mapping is the titlecase
+    when that is one character (Greek with ypogegrammeni: ``ᾳ`` -> ``ᾼ``), else there is none.
+    """
+    if char in _KEEP_CASE:
+        return char
+    upper = char.upper()
+    if len(upper) == 1:
+        return upper
+    title = char.title()
+    return title if len(title) == 1 else char
+
+
+def fold_case(text: str) -> str:
+    """``text`` as Azure compares tag names and values: .NET ``OrdinalIgnoreCase`` upper-cases each character
+    by its simple one-to-one mapping (ICU ``u_toupper``) and compares the results ordinally. The result has
+    as many code points as ``text``."""
+    if text.isascii():
+        return text.upper()
+    return "".join(_upper_one_to_one(char) for char in text)
+
+
 @lru_cache(maxsize=4096)
 def _glob_parts(pattern: str) -> tuple[str, ...]:
     """The case-folded literal runs between the ``*`` of a value pattern (one part: no wildcard)."""
-    return tuple(pattern.casefold().split("*"))
+    return tuple(fold_case(pattern).split("*"))
 
 
 def _glob_fullmatch(parts: tuple[str, ...], value: str) -> bool:
@@ -71,12 +104,12 @@ def _glob_fullmatch(parts: tuple[str, ...], value: str) -> bool:
 
 def value_matches(pattern: str, value: str) -> bool:
     """Whether a tag value matches one pattern (case-insensitive; ``*`` is the only wildcard)."""
-    return _glob_fullmatch(_glob_parts(pattern), value.casefold())
+    return _glob_fullmatch(_glob_parts(pattern), fold_case(value))
 
 
 def entry_matches(entry: TagRule, folded_tags: Mapping[str, tuple[str, ...]]) -> bool:
-    """Whether one include/exclude entry matches tags already keyed by casefolded name."""
-    values = folded_tags.get(entry.tag.casefold())
+    """Whether one include/exclude entry matches tags already keyed by :func:`fold_case` name."""
+    values = folded_tags.get(fold_case(entry.tag))
     if values is None:
         return False
     if entry.values is None:
@@ -85,11 +118,12 @@ def entry_matches(entry: TagRule, folded_tags: Mapping[str, tuple[str, ...]]) ->
 
 
 def _fold(tags: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
-    """Casefolded name -> values. Azure tag names are case-insensitive, so two spellings cannot both exist on
-    a real resource; if a hand-written snapshot has them anyway, every value counts."""
+    """Folded name -> values. Azure tag names are case-insensitive, so two spellings cannot both exist on a
+    real resource; if a hand-written snapshot has them anyway, every value counts."""
     folded: dict[str, tuple[str, ...]] = {}
     for key, value in tags.items():
-        folded[key.casefold()] = (*folded.get(key.casefold(), ()), value)
+        name = fold_case(key)
+        folded[name] = (*folded.get(name, ()), value)
     return folded
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remediator.core.config import Selection
-from remediator.core.rules import RuleMatch, match_selection, value_matches
+from remediator.core.rules import RuleMatch, fold_case, match_selection, value_matches
 
 
 def selection(
@@ -53,7 +53,17 @@ def selection(
         ("(x)|y", "y", False),
         ("\\d", "\\D", True),
         ("line*", "line1\nline2", True),  # * crosses newlines
-        ("straße", "STRASSE", True),  # Unicode casefold
+        # Azure compares like .NET OrdinalIgnoreCase (one-to-one upper-casing), not Unicode casefold:
+        ("straße", "STRASSE", False),  # ß -> SS is a one-to-many mapping: no match, as in Azure Policy
+        ("straße", "STRAßE", True),
+        ("ﬁle", "FILE", False),  # the ligature's uppercase is two characters
+        ("café", "CAFÉ", True),
+        ("ΣΊΣΥΦΟΣ", "σίσυφος", True),  # final sigma upper-cases to Σ too
+        ("\u212a", "k", False),  # KELVIN SIGN is upper case; its lower-case mapping is not used
+        ("\u212a", "K", False),
+        ("ı", "I", False),  # Turkish dotless i: .NET ordinal casing leaves it alone
+        ("ſ", "S", False),  # long s: likewise
+        ("ǆ", "Ǆ", True),
     ],
 )
 def test_value_patterns(pattern: str, value: str, matches: bool) -> None:
@@ -102,6 +112,17 @@ def test_value_patterns(pattern: str, value: str, matches: bool) -> None:
         (
             {"env": "prod"},
             selection([{"tag": "env"}], [{"tag": "env", "values": ["*-ephemeral"]}]),
+            RuleMatch(True, False, "include[0]"),
+        ),
+        # tag names compare like Azure (ordinal ignore-case), not by Unicode casefold
+        (
+            {"STRASSE": "x"},
+            selection([{"tag": "straße"}]),
+            RuleMatch(False, False, None),
+        ),
+        (
+            {"STRAßE": "x"},
+            selection([{"tag": "straße"}]),
             RuleMatch(True, False, "include[0]"),
         ),
         # two spellings of one key in a hand-written snapshot: every value counts
@@ -157,7 +178,7 @@ def test_tag_key_case_never_changes_the_result(
         "".join(data.draw(st.sampled_from([ch.lower(), ch.upper()])) for ch in key): value
         for key, value in tags.items()
     }
-    if len({key.casefold() for key in recased}) != len({key.casefold() for key in tags}):
+    if len({fold_case(key) for key in recased}) != len({fold_case(key) for key in tags}):
         return  # recasing merged two keys; not a pure casing change
     assert match_selection(recased, sel) == match_selection(tags, sel)
     rules_recased = selection(
@@ -171,9 +192,9 @@ def test_tag_key_case_never_changes_the_result(
 
 @given(pattern=_text.filter(lambda p: "*" not in p), value=_text)
 def test_a_value_without_star_matches_only_itself_case_insensitively(pattern: str, value: str) -> None:
-    assert value_matches(pattern, value) is (pattern.casefold() == value.casefold())
+    assert value_matches(pattern, value) is (fold_case(pattern) == fold_case(value))
     assert value_matches(pattern, pattern)
-    assert value_matches(pattern, pattern.upper()) is (pattern.upper().casefold() == pattern.casefold())
+    assert value_matches(pattern, pattern.lower()) is (fold_case(pattern.lower()) == fold_case(pattern))
 
 
 @given(prefix=_text.filter(lambda p: "*" not in p), rest=_text)
@@ -204,8 +225,8 @@ def test_pathological_pattern_is_answered_without_backtracking() -> None:
 
 def _reference_matches(pattern: str, value: str) -> bool:
     """The obvious (backtracking) definition, fine for short inputs: ``*`` -> ``.*``, the rest literal."""
-    regex = ".*".join(re.escape(part) for part in pattern.casefold().split("*"))
-    return re.fullmatch(regex, value.casefold(), re.DOTALL) is not None
+    regex = ".*".join(re.escape(part) for part in fold_case(pattern).split("*"))
+    return re.fullmatch(regex, fold_case(value), re.DOTALL) is not None
 
 
 _glob_alphabet = st.text(alphabet="ab*?.\n", max_size=8)
@@ -215,3 +236,26 @@ _glob_alphabet = st.text(alphabet="ab*?.\n", max_size=8)
 @given(pattern=_glob_alphabet, value=st.text(alphabet="abAB?.\n*", max_size=10))
 def test_matcher_agrees_with_the_reference_regex(pattern: str, value: str) -> None:
     assert value_matches(pattern, value) is _reference_matches(pattern, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("aKs-Backup", "AKS-BACKUP"),
+        ("straße", "STRAßE"),
+        ("ﬁ", "ﬁ"),
+        ("ı", "ı"),
+        ("ſ", "ſ"),
+        ("ᾳ", "ᾼ"),
+        ("", ""),
+    ],
+)
+def test_fold_case_is_one_to_one_upper_casing(text: str, folded: str) -> None:
+    assert fold_case(text) == folded
+
+
+@given(text=_text)
+def test_fold_case_keeps_the_length_and_is_idempotent(text: str) -> None:
+    """One code point in, one out (no ß -> SS), and folding twice changes nothing."""
+    assert len(fold_case(text)) == len(text)
+    assert fold_case(fold_case(text)) == fold_case(text)
