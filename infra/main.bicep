@@ -169,6 +169,7 @@ module alerts 'app/alerts.bicep' = {
     namePrefix: prefix
     applicationInsightsId: monitoring.outputs.applicationInsightsId
     poisonFunctionName: poisonFunctionName
+    workQueueName: workQueueName
     alertEmails: alertEmails
   }
 }

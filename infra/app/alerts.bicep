@@ -1,6 +1,8 @@
 // Alerts on the three things an operator must act on. All are log alerts on Application Insights, where the
 // Functions host records every invocation as a request:
 // - poison: the poison-queue function ran, i.e. a work item failed 5 dequeues and landed in <queue>-poison;
+// - poison of the poison: the poison-queue function itself failed; after 5 failures the host moves the item to
+//   <queue>-poison-poison, which no function drains, so without this alert the item would be lost silently;
 // - gave up: the product logged a gave_up outcome / AksBackupRemediator.GaveUp (attempts exhausted, poison message);
 // - failures: any function invocation failed.
 
@@ -11,6 +13,9 @@ param applicationInsightsId string
 
 @description('Function bound to the poison queue (see function_app.py).')
 param poisonFunctionName string
+
+@description('Work queue (REMEDIATOR_WORK_QUEUE); the host moves items the poison function fails on to "<name>-poison-poison".')
+param workQueueName string
 
 @description('E-mail addresses notified by the action group; empty: alerts fire without notification.')
 param alertEmails array = []
@@ -40,6 +45,15 @@ var rules = [
     severity: 1
     description: 'A work item failed 5 dequeues and was moved to the poison queue (journaled by ${poisonFunctionName}).'
     query: 'requests | where operation_Name =~ \'${poisonFunctionName}\' or name =~ \'${poisonFunctionName}\''
+  }
+  {
+    // The host logs "Message has reached MaxDequeueCount of 5. Moving message to queue '<queue>-poison-poison'."
+    // (a Warning trace). Traces are sampled (host.json), requests are not: a failed poison-function invocation
+    // also fires, since five of them are what sends an item to <queue>-poison-poison.
+    name: 'poison-poison-queue-not-empty'
+    severity: 0
+    description: 'The poison-queue function ${poisonFunctionName} failed; after 5 failures the host moves the item to ${workQueueName}-poison-poison, which nothing drains. Inspect that queue (docs/operations.md).'
+    query: 'union (traces | where message contains \'${workQueueName}-poison-poison\'), (requests | where (operation_Name =~ \'${poisonFunctionName}\' or name =~ \'${poisonFunctionName}\') and success == false)'
   }
   {
     name: 'gave-up-outcomes'

@@ -1,4 +1,4 @@
-// Host storage of the Functions app: deployment package, host state, the work queue (+ poison queue), the journal
+// Host storage of the Functions app: deployment package, host state, the work queue (+ poison queues), the journal
 // table and the Event Grid dead-letter container. Shared keys are disabled: every client (host, product, Event Grid
 // dead-lettering) authenticates with Entra ID.
 
@@ -115,6 +115,13 @@ resource workQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-
 resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: '${workQueueName}-poison'
+}
+
+// Where the host moves items the poison function (reconcile_poison) failed on 5 times. Nothing drains it; the
+// alert "poison-poison-queue-not-empty" (app/alerts.bicep) watches it and docs/operations.md says what to do.
+resource poisonPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: '${workQueueName}-poison-poison'
 }
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {

@@ -128,7 +128,12 @@ def test_deploy_doc_checkov_summary_is_the_measured_one(checkov_report: dict[str
 def test_alerts_cover_poison_gave_up_and_failures(infra_templates: dict[Path, Any]) -> None:
     alerts = infra_templates[Path("app/alerts.bicep")]
     rules = {rule["name"]: rule for rule in alerts["variables"]["rules"]["value"]}
-    assert set(rules) == {"poison-queue-not-empty", "gave-up-outcomes", "function-failures"}
+    assert set(rules) == {
+        "poison-queue-not-empty",
+        "poison-poison-queue-not-empty",
+        "gave-up-outcomes",
+        "function-failures",
+    }
     assert "${poisonFunctionName}" in rules["poison-queue-not-empty"]["query"]
     # Every give-up the product logs (poison path, attempts exhausted) must match one of the query's terms.
     handlers = (ROOT / "remediator" / "service" / "handlers.py").read_text()
@@ -149,3 +154,33 @@ def test_alerts_cover_poison_gave_up_and_failures(infra_templates: dict[Path, An
             }
         }
     ]
+
+
+def test_poison_function_failures_are_not_dropped_silently(infra_templates: dict[Path, Any]) -> None:
+    """After 5 failed ``reconcile_poison`` runs the host moves the item to ``<queue>-poison-poison``, which no
+    function drains: the template creates that queue and an alert watches it."""
+    main = infra_templates[Path("main.bicep")]
+    work_queue = main["variables"]["workQueueName"]["value"]
+    names = [
+        q.config["name"]
+        for q in resources(infra_templates, "Microsoft.Storage/storageAccounts/queueServices/queues")
+    ]
+    queues = {n.replace("${workQueueName}", work_queue) for n in names if n != "workQueueName"}
+    queues |= {work_queue} if "workQueueName" in names else set()
+    assert {work_queue, f"{work_queue}-poison", f"{work_queue}-poison-poison"} <= queues, queues
+
+    alerts = infra_templates[Path("app/alerts.bicep")]
+    assert "workQueueName" in alerts["parameters"]
+    rules = {rule["name"]: rule for rule in alerts["variables"]["rules"]["value"]}
+    rule = rules["poison-poison-queue-not-empty"]
+    # the host's move is a trace naming the queue; the failed poison-function runs that cause it are requests
+    assert "traces | where message contains \\'${workQueueName}-poison-poison\\'" in rule["query"]
+    assert "${poisonFunctionName}" in rule["query"] and "success == false" in rule["query"]
+    assert rule["severity"] <= rules["poison-queue-not-empty"]["severity"]
+    # main.bicep hands the real queue name to the alerts module
+    (alerts_module,) = [m for m in main["modules"].values() if m["detail"]["path"] == "app/alerts.bicep"]
+    assert alerts_module["config"]["params"]["workQueueName"] == "workQueueName"
+
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    assert "poison-poison" in runbook.split("## Runbook", 1)[-1]
+    assert "poison-poison-queue-not-empty" in (ROOT / "docs" / "deploy.md").read_text()
