@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -164,7 +165,23 @@ def _check_tag_value(value: str) -> str:
     return value
 
 
+NULL_MESSAGE = "empty (null: a bare key in YAML, or every entry under it commented out)"
+"""Start of the error for a key whose value is null."""
+
+
+def _shown_default(default: object) -> str:
+    return json.dumps(default) if isinstance(default, bool | int) else repr(default)
+
+
 class _Model(BaseModel):
+    """Base of every config model: camelCase aliases, unknown fields rejected, and no field accepts null.
+
+    Null is never a value in this config. A bare ``include:`` (every entry commented out) would otherwise
+    read as "omitted", and for ``include``, ``values`` and ``regions`` omitted means *everything*: one
+    commented-out line must not widen the selection. So a null is an error naming the field, with what
+    removing the key would mean (``_if_null``), whatever the field.
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
@@ -174,6 +191,26 @@ class _Model(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=True,
     )
+
+    _if_null: ClassVar[Mapping[str, str]] = {}
+    """Field name -> what to do instead of null, for optional list/map fields (scalars get their default)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _reject_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None:
+            return value
+        name = info.field_name or ""
+        field = cls.model_fields[name]
+        if field.is_required():
+            remedy = "it is required"
+        elif name in cls._if_null:
+            remedy = cls._if_null[name]
+        elif field.default is None:
+            remedy = "give it a value, or remove the key"
+        else:
+            remedy = f"give it a value, or remove the key to use the default {_shown_default(field.default)}"
+        raise ValueError(f"{NULL_MESSAGE}; {remedy}")
 
 
 class Scope(_Model):
@@ -194,6 +231,16 @@ class Scope(_Model):
     regions: tuple[Region, ...] | None = None
     """Optional allow-list of regions ("East US" or "eastus"). Omitted: every region. An empty list is an
     error."""
+
+    _if_null: ClassVar[Mapping[str, str]] = {
+        "management_groups": "list at least one management group, or remove the key",
+        "subscriptions": "list at least one subscription, or remove the key",
+        "exclude_subscriptions": (
+            "list at least one subscription, or remove the key to exclude no subscription"
+        ),
+        "resource_groups": "list at least one resource group id, or remove the key",
+        "regions": "list at least one region, or remove the key to allow every region",
+    }
 
     @field_validator("regions")
     @classmethod
@@ -257,6 +304,10 @@ class TagRule(_Model):
     """Values that match, case-insensitively; ``*`` matches any run of characters and is the only wildcard.
     Omitted: the tag is present with any value. An empty list is an error."""
 
+    _if_null: ClassVar[Mapping[str, str]] = {
+        "values": "list at least one value, or remove the key to match any value of the tag",
+    }
+
     @field_validator("values")
     @classmethod
     def _values_not_empty(cls, values: tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -273,6 +324,11 @@ class Selection(_Model):
     style). An empty list is an error."""
     exclude: tuple[TagRule, ...] = ()
     """A cluster matched by any entry is not selected, whatever include says."""
+
+    _if_null: ClassVar[Mapping[str, str]] = {
+        "include": "list at least one entry, or remove the key to include every in-scope cluster",
+        "exclude": "list at least one entry, or remove the key to exclude nothing",
+    }
 
     @field_validator("include")
     @classmethod
@@ -294,6 +350,10 @@ class ExtensionConfig(_Model):
     configuration_settings: dict[str, str] = Field(default_factory=dict)
     """Extra configurationSettings (e.g. ``resources.limits.memory``). Keys the policy sets itself (storage
     location, tenant) are rejected."""
+
+    _if_null: ClassVar[Mapping[str, str]] = {
+        "configuration_settings": "add at least one setting, or remove the key",
+    }
 
     @field_validator("configuration_settings")
     @classmethod
@@ -325,6 +385,10 @@ class RemediationConfig(_Model):
     """How many times the reconciler re-installs a backup extension whose provisioningState is Failed before
     it gives up and asks a human (0: never). Counted from the cluster's journal history."""
 
+    _if_null: ClassVar[Mapping[str, str]] = {
+        "policy_assignment_ids": "list at least one assignment id, or remove the key",
+    }
+
     @model_validator(mode="after")
     def _policy_task_needs_assignment(self) -> RemediationConfig:
         if self.mode == "policy-task" and not self.policy_assignment_ids:
@@ -348,6 +412,12 @@ class RemediatorConfig(_Model):
     """Extension settings."""
     remediation: RemediationConfig = Field(default_factory=RemediationConfig)
     """Remediation mode."""
+
+    _if_null: ClassVar[Mapping[str, str]] = {
+        "selection": "give it include/exclude entries, or remove the key to select every in-scope cluster",
+        "extension": "give it settings, or remove the key to use the policy's defaults",
+        "remediation": "give it settings, or remove the key to use mode 'install'",
+    }
 
     @field_validator("storage", mode="before")
     @classmethod

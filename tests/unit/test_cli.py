@@ -172,3 +172,57 @@ def test_config_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[s
     assert main(["config", "schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema == json.loads((ROOT / "docs" / "config.schema.json").read_text())
+
+
+# --- a bare YAML key (null) is bad input, never "everything" ---
+
+_SUB = "3f2b8c1e-6d4a-4f7b-9c2e-8a1d5e7f0b24"
+_SA = f"/subscriptions/{_SUB}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stbackup01"
+_SCOPE = f"scope:\n  subscriptions: [{_SUB}]\n"
+_STORAGE = f"storage:\n  eastus: {_SA}\n"
+BARE_KEYS: list[tuple[str, str]] = [
+    (
+        "selection.include",
+        _SCOPE + _STORAGE + "selection:\n  include:\n    # - tag: aks-backup\n    #   values: [enabled]\n",
+    ),
+    (
+        "selection.include[0].values",
+        _SCOPE + _STORAGE + "selection:\n  include:\n    - tag: aks-backup\n      values:\n",
+    ),
+    ("scope.regions", _SCOPE + "  regions:\n    # - East US\n" + _STORAGE),
+    ("selection.exclude", _SCOPE + _STORAGE + "selection:\n  exclude:\n"),
+    ("selection", _SCOPE + _STORAGE + "selection:\n"),
+    ("scope.managementGroups", _SCOPE + "  managementGroups:\n" + _STORAGE),
+    ("scope.excludeSubscriptions", _SCOPE + "  excludeSubscriptions:\n" + _STORAGE),
+    ("scope.resourceGroups", _SCOPE + "  resourceGroups:\n" + _STORAGE),
+    ("storage", _SCOPE + "storage:\n"),
+    ("extension.configurationSettings", _SCOPE + _STORAGE + "extension:\n  configurationSettings:\n"),
+    (
+        "remediation.policyAssignmentIds",
+        _SCOPE + _STORAGE + "remediation:\n  mode: audit\n  policyAssignmentIds:\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("field", "text"), BARE_KEYS, ids=[row[0] for row in BARE_KEYS])
+def test_config_check_rejects_a_bare_key(
+    tmp_path: Path, field: str, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    assert main(["config", "check", str(config)]) == EXIT_BAD_INPUT
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"error: {config}: {field}: empty (null"), captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_config_check_bare_include_subprocess(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(BARE_KEYS[0][1])
+    done = cli("config", "check", config)
+    assert done.returncode == EXIT_BAD_INPUT
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert f"{config}: selection.include: empty (null" in done.stderr
+    assert "remove the key to include every in-scope cluster" in done.stderr

@@ -327,3 +327,63 @@ def test_json_schema_uses_camel_case_and_docstrings() -> None:
     }
     assert "ancestry" in scope["managementGroups"]["description"]
     assert schema["$defs"]["Scope"]["additionalProperties"] is False
+
+
+# --- null (a bare YAML key, or every entry under it commented out) never widens the selection ---
+
+NULL_FIELDS: list[tuple[str, str, str]] = [
+    # (path to set to None, field named in the error, what the message says omitting the key means)
+    ("selection.include", "selection.include", "include every in-scope cluster"),
+    ("selection.include.0.values", "selection.include[0].values", "match any value"),
+    ("scope.regions", "scope.regions", "allow every region"),
+    ("selection.exclude", "selection.exclude", "exclude nothing"),
+    ("selection.exclude.0.values", "selection.exclude[0].values", "match any value"),
+    ("selection", "selection", "select every in-scope cluster"),
+    ("scope.managementGroups", "scope.managementGroups", "remove the key"),
+    ("scope.subscriptions", "scope.subscriptions", "remove the key"),
+    ("scope.excludeSubscriptions", "scope.excludeSubscriptions", "exclude no subscription"),
+    ("scope.resourceGroups", "scope.resourceGroups", "remove the key"),
+    ("scope", "scope", "required"),
+    ("storage", "storage", "required"),
+    ("selection.include.0.tag", "selection.include[0].tag", "required"),
+    ("extension", "extension", "remove the key"),
+    ("extension.configurationSettings", "extension.configurationSettings", "remove the key"),
+    ("extension.name", "extension.name", "'azure-aks-backup'"),
+    ("remediation", "remediation", "remove the key"),
+    ("remediation.policyAssignmentIds", "remediation.policyAssignmentIds", "remove the key"),
+    ("remediation.mode", "remediation.mode", "'install'"),
+    ("remediation.grantStorageAccess", "remediation.grantStorageAccess", "true"),
+]
+
+
+def _with_null(path: str) -> dict[str, Any]:
+    data = copy.deepcopy(base())
+    data["selection"]["exclude"] = [{"tag": "nobackup", "values": ["yes"]}]
+    data["scope"]["managementGroups"] = ["mg-prod"]
+    data["extension"] = {"name": "azure-aks-backup"}
+    data["remediation"] = {"mode": "install", "grantStorageAccess": True}
+    _set(path, None)(data)
+    return data
+
+
+@pytest.mark.parametrize(("path", "field", "hint"), NULL_FIELDS, ids=[row[0] for row in NULL_FIELDS])
+def test_null_is_rejected_naming_the_field(path: str, field: str, hint: str) -> None:
+    with pytest.raises(UserInputError) as info:
+        parse_config(_with_null(path), source="cfg.yaml")
+    assert info.value.field == field
+    assert info.value.message.startswith("empty (null"), info.value.message
+    assert hint in info.value.message
+    assert "\n" not in str(info.value)
+
+
+def test_commented_out_include_entries_are_an_error_not_everything(tmp_path: Path) -> None:
+    """The audit case: every include entry commented out used to mean 'every in-scope cluster'."""
+    path = write(
+        tmp_path,
+        "c.yaml",
+        f"scope:\n  subscriptions: [{SUB}]\nstorage:\n  eastus: {SA}\nselection:\n  include:\n"
+        "    # - tag: aks-backup\n    #   values: [enabled]\n",
+    )
+    with pytest.raises(UserInputError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: selection.include: empty (null")

@@ -164,8 +164,8 @@ def test_exclude_always_wins(tags: dict[str, str], sel: Selection) -> None:
     if tags:
         key = next(iter(tags))
         stricter = selection(
-            None if sel.include is None else [r.model_dump() for r in sel.include],
-            [*(r.model_dump() for r in sel.exclude), {"tag": key}],
+            None if sel.include is None else [r.model_dump(exclude_none=True) for r in sel.include],
+            [*(r.model_dump(exclude_none=True) for r in sel.exclude), {"tag": key}],
         )
         assert not match_selection(tags, stricter).selected
 
