@@ -4,7 +4,9 @@ The cluster file is the JSON of an ARM managedCluster GET (or ``az aks show -o j
 this is the pure decision core over two files, so an operator can see why a cluster is or is not selected
 before deploying a config. Management-group ancestry is not in a cluster id; pass ``--management-groups FILE``
 (a JSON object mapping subscription GUID to the names of the management groups above it) when the config
-scopes by management group.
+scopes by management group. When management groups decide the answer and the ancestry is unknown (no file, or
+the cluster's subscription is not in it), ``explain`` refuses with exit code 2 rather than answer
+``out-of-scope`` for a cluster the service would select.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from remediator.core.config import decode_document, load_config
+from remediator.core.config import RemediatorConfig, decode_document, load_config
 from remediator.core.decision import Decision, decide
 from remediator.core.errors import UserInputError
 from remediator.core.snapshot import ClusterSnapshot
@@ -62,8 +64,54 @@ def explain(config_path: str, cluster_path: str, *, management_groups_path: str 
             source=cluster_path,
         )
     snapshot = ClusterSnapshot.from_arm(body, source=cluster_path)
-    ancestry = load_management_groups(management_groups_path) if management_groups_path else {}
-    return decide(snapshot, config, management_groups_of=lambda subscription: ancestry.get(subscription, ()))
+    return decide(
+        snapshot,
+        config,
+        management_groups_of=management_group_lookup(
+            config, config_path=config_path, management_groups_path=management_groups_path
+        ),
+    )
+
+
+def management_group_lookup(
+    config: RemediatorConfig, *, config_path: str, management_groups_path: str | None
+) -> Callable[[str], Sequence[str]] | None:
+    """Subscription -> management-group ancestry from ``--management-groups FILE``, for :func:`decide`.
+
+    ``decide`` asks only when the scope lists management groups and neither ``excludeSubscriptions``,
+    ``subscriptions`` nor ``resourceGroups`` already decided. Then an unknown ancestry is bad input, never an
+    empty one: without the file, a :class:`UserInputError` naming ``scope.managementGroups`` in the config;
+    with a file that lacks the subscription, one naming the subscription in that file (list it with ``[]`` if
+    no management group is above it).
+    """
+    if not config.scope.management_groups:
+        return None
+    if management_groups_path is None:
+
+        def no_file(subscription: str) -> Sequence[str]:
+            raise UserInputError(
+                f"management groups decide whether subscription {subscription} is in scope, and a cluster id"
+                " does not say which groups are above it: pass --management-groups FILE"
+                ' ({"<subscription guid>": ["mg-name", ...]})',
+                field="scope.managementGroups",
+                source=config_path,
+            )
+
+        return no_file
+    ancestry = load_management_groups(management_groups_path)
+
+    def from_file(subscription: str) -> Sequence[str]:
+        groups = ancestry.get(subscription.lower())
+        if groups is None:
+            raise UserInputError(
+                "the cluster's subscription is not in the management group file, and management groups decide"
+                " whether it is in scope; add it with the groups above it ([] for none)",
+                field=subscription,
+                source=management_groups_path,
+            )
+        return groups
+
+    return from_file
 
 
 def render_table(decision: Decision, console: Console) -> None:

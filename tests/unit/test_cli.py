@@ -42,7 +42,17 @@ def test_explain_prints_decision_json(config: Path) -> None:
 
 
 def test_explain_table_output() -> None:
-    done = cli("explain", "--config", CONFIGS[0], "--cluster", CLUSTERS[0], "--output", "table")
+    done = cli(
+        "explain",
+        "--config",
+        CONFIGS[0],
+        "--cluster",
+        CLUSTERS[0],
+        "--management-groups",
+        MGS,
+        "--output",
+        "table",
+    )
     assert done.returncode == 0, done.stderr
     assert "reason" in done.stdout and "clusterId" in done.stdout
 
@@ -226,3 +236,68 @@ def test_config_check_bare_include_subprocess(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert f"{config}: selection.include: empty (null" in done.stderr
     assert "remove the key to include every in-scope cluster" in done.stderr
+
+
+# --- management groups decide, but explain cannot know the ancestry: bad input, never a silent answer ---
+
+MULTI_REGION = EXAMPLES / "multi-region.yaml"
+ARM64_ONLY = (
+    EXAMPLES / "clusters" / "arm64-only.json"
+)  # subscription 9a7e4d21-..., in scope only via mg-platform-prod
+
+
+def test_explain_without_management_group_file_names_the_field() -> None:
+    """The audit case: this used to print reason out-of-scope; with the file the answer is selected."""
+    done = cli("explain", "--config", MULTI_REGION, "--cluster", ARM64_ONLY)
+    assert done.returncode == EXIT_BAD_INPUT, done.stdout
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert f"{MULTI_REGION}: scope.managementGroups: " in done.stderr
+    assert "--management-groups FILE" in done.stderr
+    assert "9a7e4d21-0c3b-4e8f-a6d5-2b1c9f8e7d60" in done.stderr
+    with_file = cli("explain", "--config", MULTI_REGION, "--cluster", ARM64_ONLY, "--management-groups", MGS)
+    assert with_file.returncode == 0, with_file.stderr
+    assert json.loads(with_file.stdout)["reason"] == "selected"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "reason"),
+    [
+        ("tagged.json", "selected"),  # in scope through scope.subscriptions: no ancestry needed
+        ("sandbox.json", "out-of-scope"),  # excludeSubscriptions decides before any management group
+    ],
+)
+def test_explain_without_management_group_file_when_groups_do_not_decide(
+    cluster: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["explain", "--config", str(MULTI_REGION), "--cluster", str(EXAMPLES / "clusters" / cluster)])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["reason"] == reason
+
+
+def test_explain_with_a_management_group_file_missing_the_subscription(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mgs = tmp_path / "mgs.json"
+    mgs.write_text('{"c4d5e6f7-1a2b-4c3d-8e9f-0a1b2c3d4e5f": ["mg-platform-prod"]}')
+    args = [
+        "explain",
+        "--config",
+        str(MULTI_REGION),
+        "--cluster",
+        str(ARM64_ONLY),
+        "--management-groups",
+        str(mgs),
+    ]
+    assert main(args) == EXIT_BAD_INPUT
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"error: {mgs}: 9a7e4d21-0c3b-4e8f-a6d5-2b1c9f8e7d60: "), captured.err
+    assert "not in the management group file" in captured.err
+    # listed with no groups: a real answer, out of scope
+    mgs.write_text('{"9A7E4D21-0C3B-4E8F-A6D5-2B1C9F8E7D60": []}')
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == "out-of-scope"
