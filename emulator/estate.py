@@ -498,6 +498,8 @@ def _generate(
             if roll() >= share_untagged:
                 for _ in range(rng.randint(1, 3)):
                     key = rng.choice(TAG_KEYS)
+                    # tag names are case-insensitive: a second casing of a key overwrites the first's value
+                    key = next((k for k in tags if k.lower() == key.lower()), key)
                     tags[key] = rng.choice(TAG_VALUES[key.lower()])
             r = roll()
             prov, power = "Succeeded", "Running"

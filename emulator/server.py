@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from emulator.api_versions import check_api_version
 from emulator.certs import generate_certificates
 from emulator.clock import Clock, SystemClock
 from emulator.credentials import EmulatorCredential, principal_from_authorization
@@ -69,6 +70,8 @@ class EmulatorConfig:
     extension_delete_s: float = 1.0
     provider_register_s: float = 1.0
     require_api_version: bool = True
+    check_api_versions: bool = True
+    """Reject api-versions a modelled provider never published (emulator.api_versions)."""
     list_page_size: int = 1000
     """Items per page of ARM list responses (then ``nextLink`` with ``$skipToken``); our assumption."""
     call_log_max: int = 200_000
@@ -94,6 +97,7 @@ class EmulatorConfig:
         "extensionDeleteS": "extension_delete_s",
         "providerRegisterS": "provider_register_s",
         "requireApiVersion": "require_api_version",
+        "checkApiVersions": "check_api_versions",
         "listPageSize": "list_page_size",
     }
 
@@ -114,7 +118,7 @@ class EmulatorConfig:
                 self.throttle.update(value)
                 continue
             attr = self._JSON_NAMES[name]
-            if attr == "require_api_version":
+            if attr in ("require_api_version", "check_api_versions"):
                 setattr(self, attr, bool(value))
             elif attr == "list_page_size":
                 if int(value) < 1:
@@ -364,6 +368,9 @@ class Runtime:
                 headers=throttle_headers,
             )
         try:
+            version = request.query.get("api-version")
+            if self.config.check_api_versions and version is not None:
+                check_api_version(path, version)
             response = self._route(request)
         except ArmError as err:
             err.headers.update(throttle_headers)

@@ -31,6 +31,28 @@ _ROLE_DEF = re.compile(
     re.IGNORECASE,
 )
 PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")
+BUILTIN_ROLE_DEFINITIONS: dict[str, str] = {
+    # Built-in role GUIDs (the same in every tenant) that the product, its infra and the DINE policies use;
+    # see docs/architecture / infra role tables and aks_backup_facts.md §1.4, §2.2.
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
+    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
+    "f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "85cb6faf-e071-4c9b-8136-154b5a04f717": "Kubernetes Extension Contributor",
+    "36243c78-bf99-498c-9df9-86d9f8d28608": "Resource Policy Contributor",
+    "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    # the role the official RoleAssignments_Create* examples assign (so they replay unchanged)
+    "0b5fe924-9a61-425c-96af-cfe6e287ca2d": "(official example role)",
+}
+"""Role definitions that exist in every emulated tenant; an estate adds custom ones with a top-level
+``roleDefinitions: [guid, ...]`` list."""
 _FILTER_PRINCIPAL = re.compile(r"principalId\s+eq\s+'([^']+)'", re.IGNORECASE)
 _FILTER_ASSIGNED_TO = re.compile(r"assignedTo\('([^']+)'\)", re.IGNORECASE)
 
@@ -38,6 +60,13 @@ _FILTER_ASSIGNED_TO = re.compile(r"assignedTo\('([^']+)'\)", re.IGNORECASE)
 def role_definition_guid(role_definition_id: str) -> str:
     m = _ROLE_DEF.match(role_definition_id)
     return m.group("guid").lower() if m else role_definition_id.lower()
+
+
+def _role_definition_exists(state: EmulatorState, guid: str) -> bool:
+    if guid in BUILTIN_ROLE_DEFINITIONS:
+        return True
+    custom = (getattr(state, "estate", None) or {}).get("roleDefinitions") or []
+    return guid in {role_definition_guid(str(c)) for c in custom}
 
 
 def _check_scope(state: EmulatorState, scope: str) -> None:
@@ -97,6 +126,13 @@ def put_assignment(request: Request) -> Response:
             f"The role definition ID '{role}' is not valid.",
             target="properties.roleDefinitionId",
         )
+    guid = role_definition_guid(role)
+    if not _role_definition_exists(state, guid):
+        raise bad_request(
+            "RoleDefinitionDoesNotExist",
+            f"The specified role definition with ID '{guid}' does not exist.",
+            target="properties.roleDefinitionId",
+        )
     if not isinstance(principal, str) or not _GUID.match(principal):
         raise bad_request(
             "InvalidPrincipalId",
@@ -108,7 +144,6 @@ def put_assignment(request: Request) -> Response:
         raise bad_request("InvalidPrincipalType", f"principalType must be one of {PRINCIPAL_TYPES}.")
     _check_scope(state, scope)
     rid = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
-    guid = role_definition_guid(role)
     with state.lock:
         existing = state.role_assignments.get(key_of(rid))
         if existing is not None:

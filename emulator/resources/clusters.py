@@ -47,7 +47,17 @@ def validate_tags(tags: Any) -> dict[str, str]:
         raise invalid_body("The 'tags' property must be a JSON object of strings.")
     if len(tags) > 50:
         raise bad_request("InvalidTagCount", "A resource can have at most 50 tags.", target="tags")
+    seen: dict[str, str] = {}
     for key, value in tags.items():
+        if isinstance(key, str) and key.lower() in seen:
+            # Tag names are case-insensitive in ARM, so one resource cannot carry both; the code is ours (A).
+            raise bad_request(
+                "InvalidTagNameCaseDuplicate",
+                f"The tag names '{seen[key.lower()]}' and '{key}' differ only by case; tag names are "
+                "case-insensitive.",
+                target="tags",
+            )
+        seen[str(key).lower()] = str(key)
         if not isinstance(value, str):
             raise invalid_body(f"The value of tag '{key}' must be a string.")
         if not key or len(key) > 512 or _TAG_KEY_FORBIDDEN & set(key):

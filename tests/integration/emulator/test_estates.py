@@ -49,6 +49,8 @@ def test_generated_mix() -> None:
         "untagged": 0.1,
     }.items():
         assert abs(share[kind] / 2000 - expected) < 0.02, (kind, share[kind])
+    # ARM tag names are case-insensitive: no cluster carries two casings of one key
+    assert all(len({k.lower() for k in c["tags"]}) == len(c["tags"]) for c in clusters)
     keys = {k for c in clusters for k in c["tags"]}
     assert {"Backup", "backup", "BACKUP"} <= keys
     values = {v for c in clusters for k, v in c["tags"].items() if k.lower() == "backup"}

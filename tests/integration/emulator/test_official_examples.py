@@ -107,7 +107,7 @@ def check_managed_clusters_create(emulator: Emulator, example: dict[str, Any]) -
         assert_carries_example_fields(ours, example_body, request_model)
         assert "secret" not in response.text() and "replacePassword" not in response.text()
         status = _wait_terminal(
-            client, response.headers["Azure-AsyncOperation"].split(emulator.base_url)[1], "x"
+            client, response.headers["Azure-AsyncOperation"].split(emulator.base_url)[1], p["api-version"]
         )
         assert status["status"] == "Succeeded"
     # and the SDK's own LRO call with the example's model polls to Succeeded

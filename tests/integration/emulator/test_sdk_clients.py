@@ -18,7 +18,7 @@ from azure.mgmt.kubernetesconfiguration.models import Extension
 from azure.mgmt.storage import StorageManagementClient
 
 from emulator.server import Emulator
-from tests.fixtures.emulator import BACKUP_RG, OTHER_SUB, STORAGE_ID, TEST_RG, TEST_SUB
+from tests.fixtures.emulator import BACKUP_RG, OTHER_SUB, STORAGE_ID, TEST_ESTATE, TEST_RG, TEST_SUB
 
 pytestmark = pytest.mark.integration
 
@@ -383,3 +383,39 @@ def test_extension_install_follows_the_blocking_rules(
     assert got.provisioning_state == "Failed"
     assert got.error_info.code == "ExtensionOperationFailed" and outcome in got.error_info.message
     assert got.statuses[0].level == "Error" and outcome in got.statuses[0].message
+
+
+def test_role_assignment_with_unknown_role_definition_is_400(
+    mgmt_client: Callable[..., Any], emulator: Emulator
+) -> None:
+    client = mgmt_client(AuthorizationManagementClient)
+    unknown = STORAGE_BLOB_DATA_CONTRIBUTOR.replace(
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe", "1" * 8 + "-1111-1111-1111-" + "1" * 12
+    )
+    params = {"role_definition_id": unknown, "principal_id": "4f0c1c7b-7d25-4c4f-9d44-3d3b3c1f0e11"}
+    with pytest.raises(HttpResponseError) as info:
+        client.role_assignments.create(STORAGE_ID, "2b1f3e0a-98c1-4b5e-8d1b-0f6a1e2d3c4b", params)
+    assert info.value.status_code == 400 and info.value.error.code == "RoleDefinitionDoesNotExist"
+    # built-in roles exist; an estate can declare custom ones
+    reader = STORAGE_BLOB_DATA_CONTRIBUTOR.replace(
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe", "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    )
+    client.role_assignments.create(
+        STORAGE_ID, "3b1f3e0a-98c1-4b5e-8d1b-0f6a1e2d3c4b", {**params, "role_definition_id": reader}
+    )
+    emulator.reset({**TEST_ESTATE, "roleDefinitions": ["11111111-1111-1111-1111-111111111111"]})
+    assert client.role_assignments.create(STORAGE_ID, "2b1f3e0a-98c1-4b5e-8d1b-0f6a1e2d3c4b", params).name
+
+
+@pytest.mark.parametrize("tags", [{"Backup": "yes", "backup": "no"}, {"env": "a", "ENV": "a"}])
+def test_tags_differing_only_by_case_are_400(mgmt_client: Callable[..., Any], tags: dict[str, str]) -> None:
+    client = mgmt_client(ContainerServiceClient)
+    with pytest.raises(HttpResponseError) as info:
+        client.managed_clusters.begin_update_tags(TEST_RG, "aks1", {"tags": tags}).result()
+    assert info.value.status_code == 400 and info.value.error.code == "InvalidTagNameCaseDuplicate"
+    cluster = client.managed_clusters.get(TEST_RG, "aks1")
+    cluster.tags = tags
+    with pytest.raises(HttpResponseError) as info:
+        client.managed_clusters.begin_create_or_update(TEST_RG, "aks1", cluster).result()
+    assert info.value.status_code == 400 and info.value.error.code == "InvalidTagNameCaseDuplicate"
+    assert client.managed_clusters.get(TEST_RG, "aks1").tags == {"Backup": "Yes", "env": "Prod"}

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 def test_requests_without_bearer_token_are_401(emulator: Emulator) -> None:
     status, _, body = raw_https(
-        emulator.base_url, emulator.ca_bundle, "GET", CLUSTER_ID + "?api-version=1", token=None
+        emulator.base_url, emulator.ca_bundle, "GET", CLUSTER_ID + "?api-version=2026-08-01", token=None
     )
     assert status == 401 and body["error"]["code"] == "AuthenticationFailed"
 
@@ -39,7 +39,7 @@ def test_unmodelled_path_and_wrong_method(emulator: Emulator) -> None:
     status, _, body = raw_https(emulator.base_url, emulator.ca_bundle, "GET", "/nothing/here?api-version=1")
     assert status == 404 and set(body["error"]) >= {"code", "message"}
     status, _, body = raw_https(
-        emulator.base_url, emulator.ca_bundle, "POST", CLUSTER_ID + "?api-version=1", {}
+        emulator.base_url, emulator.ca_bundle, "POST", CLUSTER_ID + "?api-version=2026-08-01", {}
     )
     assert status == 405 and body["error"]["code"] == "MethodNotAllowed"
 
@@ -50,12 +50,12 @@ def test_keep_alive_serves_many_requests_on_one_connection(emulator: Emulator) -
         parts.hostname, parts.port, context=ssl.create_default_context(cafile=str(emulator.ca_bundle))
     )
     for _ in range(20):
-        conn.request("GET", CLUSTER_ID + "?api-version=1", headers={"Authorization": "Bearer k"})
+        conn.request("GET", CLUSTER_ID + "?api-version=2026-08-01", headers={"Authorization": "Bearer k"})
         response = conn.getresponse()
         assert response.status == 200 and response.getheader("Connection") != "close"
         response.read()
     sock_before = conn.sock
-    conn.request("GET", CLUSTER_ID + "?api-version=1", headers={"Authorization": "Bearer k"})
+    conn.request("GET", CLUSTER_ID + "?api-version=2026-08-01", headers={"Authorization": "Bearer k"})
     conn.getresponse().read()
     assert conn.sock is sock_before
     conn.close()
@@ -98,7 +98,7 @@ def test_manual_clock_drives_lifecycles_and_observers() -> None:
         emu.state.subscribe(
             lambda op, rid, body, who: events.append((op, body["properties"]["provisioningState"]))
         )
-        path = CLUSTER_ID.replace("aks1", "aks-clock") + "?api-version=1"
+        path = CLUSTER_ID.replace("aks1", "aks-clock") + "?api-version=2026-08-01"
         assert raw_https(emu.base_url, emu.ca_bundle, "PUT", path, {"location": "eastus"})[0] == 201
         assert emu.admin.advance_clock(29)["transitionsApplied"] == 0
         assert (
@@ -151,3 +151,68 @@ def test_cli_serve_prints_one_json_line_and_serves() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "version", "code"),
+    [
+        (CLUSTER_ID, "1999-01-01", "NoRegisteredProviderFound"),
+        (CLUSTER_ID, "latest", "InvalidApiVersionParameter"),
+        (
+            CLUSTER_ID + "/providers/Microsoft.KubernetesConfiguration/extensions",
+            "2099-01-01",
+            "NoRegisteredProviderFound",
+        ),
+        (f"/subscriptions/{TEST_SUB}", "1999-01-01", "InvalidApiVersionParameter"),
+        (
+            f"/subscriptions/{TEST_SUB}/providers/Microsoft.KubernetesConfiguration",
+            "2015-01-01",
+            "InvalidApiVersionParameter",
+        ),
+        (
+            f"/subscriptions/{TEST_SUB}/providers/Microsoft.PolicyInsights/policyStates/latest/queryResults",
+            "2026-08-01",
+            "NoRegisteredProviderFound",
+        ),
+    ],
+)
+def test_unpublished_api_version_is_400(emulator: Emulator, path: str, version: str, code: str) -> None:
+    method = "POST" if path.endswith("queryResults") else "GET"
+    status, _, body = raw_https(
+        emulator.base_url, emulator.ca_bundle, method, f"{path}?api-version={version}"
+    )
+    assert status == 400 and body["error"]["code"] == code, body
+    assert version in body["error"]["message"]
+
+
+def test_api_version_check_can_be_switched_off(emulator: Emulator) -> None:
+    emulator.admin.set_config(checkApiVersions=False)
+    status, _, _ = raw_https(
+        emulator.base_url, emulator.ca_bundle, "GET", CLUSTER_ID + "?api-version=1999-01-01"
+    )
+    assert status == 200
+
+
+def test_installed_sdks_default_api_versions_are_allowed() -> None:
+    """The allow-list covers what the SDKs here send by default (a new SDK pin must extend it)."""
+    from azure.mgmt.authorization import AuthorizationManagementClient
+    from azure.mgmt.containerservice import ContainerServiceClient
+    from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+    from azure.mgmt.storage import StorageManagementClient
+
+    from emulator.api_versions import ALLOWED
+    from emulator.credentials import EmulatorCredential
+
+    cred = EmulatorCredential("p")
+    clients = {
+        "microsoft.containerservice": ContainerServiceClient(cred, TEST_SUB),
+        "microsoft.kubernetesconfiguration": SourceControlConfigurationClient(cred, TEST_SUB),
+        "microsoft.storage": StorageManagementClient(cred, TEST_SUB),
+        "microsoft.authorization": AuthorizationManagementClient(cred, TEST_SUB),
+        "microsoft.resourcegraph": ResourceGraphClient(cred),
+    }
+    for namespace, client in clients.items():
+        version = getattr(client._config, "api_version", None) or client.DEFAULT_API_VERSION
+        assert version in ALLOWED[namespace], (namespace, version)
+    assert {"2019-10-01", "2021-10-01", "2024-10-01"} <= ALLOWED["microsoft.policyinsights"]

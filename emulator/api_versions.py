@@ -1,0 +1,174 @@
+"""Which ``api-version`` each modelled resource provider accepts, and ARM's answer to any other.
+
+ARM rejects an api-version the resource type was never published with, before the resource provider sees
+the call. Accepting anything (``?api-version=1999-01-01`` → 200) would let a product bug — a typo'd or
+invented version in a raw REST call — pass every local test. The allow-lists below are published versions
+only, from: the api-versions the installed SDKs send (azure-mgmt-containerservice 41.8.0,
+-kubernetesconfiguration 3.1.0, -storage 25.3.0, -authorization 4.0.0, -policyinsights 1.0.1,
+-resourcegraph 8.0.1; read from their generated operations), the official examples in
+``shared/azure-examples`` (MANIFEST.md), and published stable versions the tests here send on purpose
+(marked). They are not exhaustive: a real, published version missing here is an emulator gap, to be added
+with its source. Namespaces not listed (generic resources, Event Grid's data plane) are not checked.
+
+Answers (ARM's codes; wording ours): a version that is not a date (``YYYY-MM-DD[-suffix]``) → 400
+``InvalidApiVersionParameter``; a well-formed but unpublished version → 400 ``NoRegisteredProviderFound``
+for resource-provider types, ``InvalidApiVersionParameter`` for Microsoft.Resources (subscriptions, resource
+groups, provider registration).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from emulator.errors import ArmError
+
+logger = logging.getLogger(__name__)
+
+_WELL_FORMED = re.compile(r"^\d{4}-\d{2}-\d{2}(-[a-z0-9]+)?$", re.IGNORECASE)
+
+ALLOWED: dict[str, frozenset[str]] = {
+    "microsoft.containerservice": frozenset(
+        {
+            # azure-mgmt-containerservice 41.8.0 (default 2026-08-01) and its per-feature versions
+            "2026-04-01",
+            "2026-05-01",
+            "2026-06-01",
+            "2026-07-01",  # also ManagedClustersCreate_Update.json, TrustedAccessRoleBindings_CreateOrUpdate
+            "2026-08-01",  # also ManagedClustersGet.json, ManagedClustersList.json
+            # published stable AKS versions the tests here send on purpose
+            "2024-05-01",
+            "2024-09-01",
+        }
+    ),
+    "microsoft.kubernetesconfiguration": frozenset(
+        {
+            # azure-mgmt-kubernetesconfiguration 3.1.0 (multi-API; default 2023-05-01)
+            "2020-07-01-preview",
+            "2020-10-01-preview",
+            "2021-03-01",
+            "2021-05-01-preview",
+            "2021-09-01",
+            "2021-11-01-preview",
+            "2022-01-01-preview",
+            "2022-01-15-preview",
+            "2022-03-01",
+            "2022-04-02-preview",
+            "2022-07-01",
+            "2022-11-01",
+            "2023-05-01",
+            "2025-03-01",  # the official extension examples
+        }
+    ),
+    "microsoft.storage": frozenset({"2025-08-01", "2026-04-01", "2026-06-01", "2026-09-01"}),  # 25.3.0
+    "microsoft.authorization": frozenset(
+        {
+            # azure-mgmt-authorization 4.0.0 (multi-API; role assignments default 2022-04-01, the examples')
+            "2015-06-01",
+            "2015-07-01",
+            "2018-01-01-preview",
+            "2018-05-01-preview",
+            "2018-07-01-preview",
+            "2018-09-01-preview",
+            "2019-08-01-preview",
+            "2020-04-01-preview",
+            "2020-10-01",
+            "2020-10-01-preview",
+            "2021-01-01-preview",
+            "2021-03-01-preview",
+            "2021-07-01-preview",
+            "2021-12-01-preview",
+            "2022-04-01",
+            "2022-04-01-preview",
+            "2022-05-01-preview",
+            "2022-08-01-preview",
+        }
+    ),
+    "microsoft.policyinsights": frozenset(
+        {
+            # azure-mgmt-policyinsights 1.0.1 (per-operation versions)
+            "2018-07-01-preview",
+            "2019-07-01",
+            "2019-10-01",  # also PolicyStates_FilterAndMultipleGroups.json
+            "2020-07-01",
+            # remediations.json stable 2021-10-01 and 2024-10-01 (aks_backup_facts R2021/R2024; the examples)
+            "2021-10-01",
+            "2024-10-01",
+        }
+    ),
+    "microsoft.resourcegraph": frozenset(
+        {
+            "2021-03-01",  # azure-mgmt-resourcegraph 8.0.1
+            "2022-10-01",  # ResourcesPropertiesQuery.json
+            "2024-04-01",  # ResourcesBasicQuery.json and the other official queries
+        }
+    ),
+    "microsoft.resources": frozenset(
+        {
+            # subscriptions / resource groups / providers: published versions the tests and tools here send
+            "2016-02-01",
+            "2019-10-01",
+            "2020-01-01",
+            "2021-01-01",
+            "2021-04-01",
+            "2022-09-01",
+            "2022-12-01",
+        }
+    ),
+}
+_TYPE_NAMES = {
+    "microsoft.containerservice": "managedClusters",
+    "microsoft.kubernetesconfiguration": "extensions",
+    "microsoft.storage": "storageAccounts",
+    "microsoft.authorization": "roleAssignments",
+    "microsoft.policyinsights": "policyStates",
+    "microsoft.resourcegraph": "resources",
+}
+_PROVIDER_REGISTRATION = re.compile(
+    r"^/subscriptions/[^/]+/providers/[^/]+(/(un)?register)?/?$", re.IGNORECASE
+)
+
+
+def namespace_of(path: str) -> str | None:
+    """The resource provider namespace that answers ``path`` (the last ``providers/<ns>``), or
+    ``microsoft.resources`` for subscriptions, resource groups and provider registration; ``None`` for
+    anything that is not an ARM path."""
+    low = path.split("?", 1)[0].lower()
+    if not (low.startswith("/subscriptions") or low.startswith("/providers/")):
+        return None
+    if _PROVIDER_REGISTRATION.match(low):
+        return "microsoft.resources"
+    segments = [s for s in low.split("/") if s]
+    for i in range(len(segments) - 2, -1, -1):
+        if segments[i] == "providers":
+            return segments[i + 1]
+    return "microsoft.resources"
+
+
+def check_api_version(path: str, api_version: str) -> None:
+    """Raise ARM's 400 when ``api_version`` was never published for the provider answering ``path``."""
+    namespace = namespace_of(path)
+    if namespace is None or namespace not in ALLOWED:
+        return
+    allowed = ALLOWED[namespace]
+    listing = ", ".join(sorted(allowed, reverse=True))
+    if not _WELL_FORMED.match(api_version):
+        raise ArmError(
+            400,
+            "InvalidApiVersionParameter",
+            f"The api-version '{api_version}' is invalid. The supported versions are '{listing}'.",
+        )
+    if api_version.lower() in allowed:
+        return
+    if namespace == "microsoft.resources":
+        raise ArmError(
+            400,
+            "InvalidApiVersionParameter",
+            f"The api-version '{api_version}' is invalid. The supported versions are '{listing}'.",
+        )
+    raise ArmError(
+        400,
+        "NoRegisteredProviderFound",
+        f"No registered resource provider found for location 'global' and API version '{api_version}' for "
+        f"type '{_TYPE_NAMES.get(namespace, 'resource')}'. The supported api-versions are '{listing}'.",
+    )
