@@ -36,7 +36,9 @@ __all__ = [
     "AzureClients",
     "BoundedRetryAfterPolicy",
     "ClientOptions",
+    "STORAGE_OPTIONS",
     "EmulatorCredential",
+    "StorageClientOptions",
     "arm_pipeline_policies",
 ]
 
@@ -72,6 +74,86 @@ class ClientOptions:
             "connection_timeout": self.connection_timeout,
             "read_timeout": self.read_timeout,
         }
+
+
+@dataclass(frozen=True)
+class StorageClientOptions:
+    """Retry and timeout knobs of the host storage account's clients (work queue, journal and policy-order
+    tables), shared so each is bounded the same way.
+
+    The storage SDKs' defaults (queue: 15 s exponential backoff, 20 s connect and 60 s read timeouts; tables:
+    10 retries, backoff up to 120 s) let one enqueue to unreachable storage take minutes. Inside an Event Grid
+    invocation (30 s delivery timeout) the hand-over enqueue must fail fast so the trigger's own retry takes
+    over, so these are a few seconds each. Worst case of one call without a budget:
+    ``(retry_total + 1) * (connection_timeout + read_timeout) + retry_total * (backoff_s + jitter_s)``.
+    """
+
+    retry_total: int = 2
+    """Retries per request (connection errors, read errors, 408/5xx)."""
+    backoff_s: float = 0.5
+    """Sleep between retries (linear), seconds."""
+    jitter_s: float = 0.25
+    """Random +/- added to each backoff, seconds."""
+    connection_timeout: float = 3.0
+    """TCP connect timeout, seconds."""
+    read_timeout: float = 5.0
+    """Socket read timeout, seconds."""
+
+    def queue_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``QueueClient`` (azure-storage-queue's own retry policy)."""
+        from azure.storage.queue import LinearRetry
+
+        retry = LinearRetry(
+            backoff=self.backoff_s,  # type: ignore[arg-type]  # floats are fine (random.uniform)
+            retry_total=self.retry_total,
+            random_jitter_range=self.jitter_s,  # type: ignore[arg-type]
+            retry_connect=self.retry_total,
+            retry_read=self.retry_total,
+            retry_status=self.retry_total,
+        )
+        return {
+            "retry_policy": retry,
+            "connection_timeout": self.connection_timeout,
+            "read_timeout": self.read_timeout,
+        }
+
+    def table_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``TableClient`` (azure-data-tables' ``TablesRetryPolicy``)."""
+        return {
+            "retry_total": self.retry_total,
+            "retry_connect": self.retry_total,
+            "retry_read": self.retry_total,
+            "retry_status": self.retry_total,
+            "retry_backoff_factor": self.backoff_s,
+            "retry_backoff_max": self.backoff_s + self.jitter_s,
+            "connection_timeout": self.connection_timeout,
+            "read_timeout": self.read_timeout,
+        }
+
+    def within(self, budget_s: float) -> dict[str, Any]:
+        """Per-call keyword arguments that keep one call (with its retries) within about ``budget_s``.
+
+        Retries are kept while every attempt can still get at least a second; otherwise one attempt gets the
+        whole budget. Connect and read timeouts share an attempt's slice.
+        """
+        budget = max(float(budget_s), 0.2)
+        retries = self.retry_total
+        while retries > 0:
+            per_attempt = (budget - retries * (self.backoff_s + self.jitter_s)) / (retries + 1)
+            if per_attempt >= 1.0:
+                break
+            retries -= 1
+        else:
+            per_attempt = budget
+        return {
+            "retry_total": retries,
+            "connection_timeout": min(self.connection_timeout, per_attempt / 2),
+            "read_timeout": min(self.read_timeout, per_attempt / 2),
+        }
+
+
+STORAGE_OPTIONS = StorageClientOptions()
+"""The bounded defaults every storage client is built with."""
 
 
 class BoundedRetryAfterPolicy(policies.RetryPolicy[HttpRequest, HttpResponse]):

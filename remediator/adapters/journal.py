@@ -28,6 +28,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from remediator.adapters.clients import STORAGE_OPTIONS
 from remediator.core.errors import UserInputError
 from remediator.core.naming import cluster_key
 from remediator.core.outcomes import ActionKind, ActionStatus, ReconcileReport
@@ -60,7 +61,8 @@ def history_row_key(now_s: float) -> str:
 
 
 class Journal:
-    """The journal table of one storage account.
+    """The journal table of one storage account (also the policy-order table; bounded retries and timeouts
+    from ``StorageClientOptions``).
 
     :param table: a ``TableClient`` for the journal table.
     :keyword clock: seconds since the epoch (injected in tests).
@@ -78,14 +80,19 @@ class Journal:
         or ``AzureWebJobsStorage__tableServiceUri`` with the managed identity)."""
         if settings.storage_connection_string:
             table = TableClient.from_connection_string(
-                settings.storage_connection_string, settings.journal_table
+                settings.storage_connection_string, settings.journal_table, **STORAGE_OPTIONS.table_kwargs()
             )
         elif settings.table_service_uri:
             if credential is None:
                 from azure.identity import DefaultAzureCredential
 
                 credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-            table = TableClient(settings.table_service_uri, settings.journal_table, credential=credential)
+            table = TableClient(
+                settings.table_service_uri,
+                settings.journal_table,
+                credential=credential,
+                **STORAGE_OPTIONS.table_kwargs(),
+            )
         else:
             raise UserInputError(
                 "no storage configured for the journal",

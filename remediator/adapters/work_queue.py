@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from typing import Any, Literal
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+from remediator.adapters.clients import STORAGE_OPTIONS
 from remediator.core.errors import UserInputError
 from remediator.core.settings import Settings
 
@@ -122,6 +124,7 @@ class WorkQueue:
         policies: dict[str, Any] = {
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
+            **STORAGE_OPTIONS.queue_kwargs(),  # bounded retries and timeouts (see StorageClientOptions)
         }
         if settings.storage_connection_string:
             return QueueClient.from_connection_string(settings.storage_connection_string, name, **policies)
@@ -141,23 +144,30 @@ class WorkQueue:
         name = poison_queue_name(settings.work_queue) if poison else settings.work_queue
         return cls(cls._client(settings, name, credential))
 
-    def ensure_queue(self) -> None:
-        """Create the queue once per process (idempotent)."""
+    def ensure_queue(self, *, timeout_s: float | None = None) -> None:
+        """Create the queue once per process (idempotent); ``timeout_s`` bounds the call with its retries."""
         if self._ready:
             return
         with self._lock:
             if self._ready:
                 return
+            call = STORAGE_OPTIONS.within(timeout_s) if timeout_s is not None else {}
             with contextlib.suppress(ResourceExistsError):
-                self.queue.create_queue()
+                self.queue.create_queue(**call)
             self._ready = True
 
-    def enqueue(self, item: WorkItem, *, delay_s: float = 0.0) -> str:
-        """Send the item, hidden for ``delay_s`` seconds (capped at 7 days); returns the message id."""
-        self.ensure_queue()
+    def enqueue(self, item: WorkItem, *, delay_s: float = 0.0, timeout_s: float | None = None) -> str:
+        """Send the item, hidden for ``delay_s`` seconds (capped at 7 days); returns the message id.
+
+        :keyword timeout_s: time left for this enqueue (an Event Grid invocation's remaining budget); retries
+            and socket timeouts are shrunk to fit it. ``None``: the client's bounded defaults.
+        """
+        deadline = time.monotonic() + timeout_s if timeout_s is not None else None
+        self.ensure_queue(timeout_s=timeout_s / 2 if timeout_s is not None else None)
         delay = int(max(0.0, min(float(delay_s), MAX_VISIBILITY_DELAY_S)))
+        call = STORAGE_OPTIONS.within(deadline - time.monotonic()) if deadline is not None else {}
         message = self.queue.send_message(
-            json.dumps(item.to_json(), separators=(",", ":")), visibility_timeout=delay or None
+            json.dumps(item.to_json(), separators=(",", ":")), visibility_timeout=delay or None, **call
         )
         logger.debug("enqueued %s (attempt %d, delay %d s)", item.cluster_id, item.attempt, delay)
         return str(message.id)
@@ -171,8 +181,9 @@ class WorkQueue:
         reason: str,
         correlation_id: str,
         delay_s: float,
+        timeout_s: float | None = None,
     ) -> None:
-        """The handlers' port (``EnqueuesWork``): build the work item and enqueue it."""
+        """The handlers' port (``EnqueuesWork``): build the work item and enqueue it within ``timeout_s``."""
         item = WorkItem(
             cluster_id=cluster_id,
             attempt=attempt,
@@ -180,7 +191,7 @@ class WorkQueue:
             reason=reason,
             correlation_id=correlation_id,
         )
-        self.enqueue(item, delay_s=delay_s)
+        self.enqueue(item, delay_s=delay_s, timeout_s=timeout_s)
 
     def receive(self, *, max_messages: int = 32, visibility_timeout: int = 30) -> list[tuple[WorkItem, Any]]:
         """Receive visible items (for tools and tests; the Functions host does this in production)."""

@@ -42,8 +42,18 @@ class EnqueuesWork(Protocol):
     """Durable work items with a visibility delay (``WorkQueue``)."""
 
     def enqueue_work(
-        self, cluster_id: str, *, attempt: int, source: str, reason: str, correlation_id: str, delay_s: float
-    ) -> None: ...
+        self,
+        cluster_id: str,
+        *,
+        attempt: int,
+        source: str,
+        reason: str,
+        correlation_id: str,
+        delay_s: float,
+        timeout_s: float | None = None,
+    ) -> None:
+        """``timeout_s``: time left for the call (an Event Grid invocation's); ``None`` = client defaults."""
+        ...
 
 
 class RecordsOutcomes(Protocol):

@@ -7,8 +7,10 @@ API lives in :mod:`remediator.service.http_api` and is re-exported here.
 Delivery rules these handlers implement (see docs/operations.md):
 
 - Event Grid waits 30 s and redelivers on an exception, so an event handler reconciles inline only within
-  ``REMEDIATOR_INLINE_BUDGET_SECONDS``; a ``wait`` outcome, an exhausted budget or an unexpected error becomes
-  a delayed work item. It raises only when that work item cannot be enqueued. Malformed events are logged
+  ``REMEDIATOR_INLINE_BUDGET_SECONDS`` (counted from the start of the invocation), on the bounded inline pool
+  (:mod:`remediator.service.inline`); a ``wait`` outcome, an exhausted budget, a full inline pool or an
+  unexpected error becomes a delayed work item. It raises only when that work item cannot be enqueued (the
+  enqueue is sized to what is left of the 30 s). Malformed events are logged
   and dropped (raising would make Event Grid retry them for 24 hours).
 - The queue worker re-enqueues a ``wait`` with a delay and ``attempt + 1``; at ``REMEDIATOR_MAX_ATTEMPTS`` it
   journals a give-up. Anything it raises is retried by the host and, after five dequeues, lands in the
@@ -21,8 +23,6 @@ import json
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +47,7 @@ from remediator.service.http_api import (
     handle_http_remediate,
     handle_http_report,
 )
+from remediator.service.inline import InlineUnavailable, run_inline
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +73,15 @@ DEFAULT_POLICY_DEFINITIONS: frozenset[str] = frozenset(
 )
 """Built-in definitions whose NonCompliant states are acted on when no assignments are configured."""
 
-_INLINE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inline-reconcile")
 _HANDOVER_DELAY_S = 5.0
-"""Delay of the work item that takes over when the inline budget ran out (the inline reconcile may still
-finish; the reconciler's writes are idempotent)."""
+"""Delay of the work item that takes over when the inline budget ran out or the inline pool was full (an
+inline reconcile that outlived its budget still finishes; the reconciler's writes are idempotent)."""
+EVENT_DELIVERY_TIMEOUT_S = 30.0
+"""Event Grid waits this long for a webhook (Functions) delivery before it counts it failed and retries."""
+DELIVERY_MARGIN_S = 3.0
+"""Kept free of the delivery timeout for the Functions host's own overhead."""
+MIN_ENQUEUE_BUDGET_S = 1.0
+"""The hand-over enqueue gets at least this long, even when the budget was spent."""
 SCOPE_RETRY_S = 30.0
 """Delay of the work item that takes over an event whose management-group scope could not be looked up."""
 
@@ -110,7 +116,13 @@ def _now_iso() -> str:
 
 
 def _scope_check(
-    ctx: HandlerContext, cluster: ResourceId, *, what: str, source: str, correlation_id: str
+    ctx: HandlerContext,
+    cluster: ResourceId,
+    *,
+    what: str,
+    source: str,
+    correlation_id: str,
+    started: float,
 ) -> EventResult | None:
     """``None`` when the cluster is in scope; otherwise the result that leaves the event alone.
 
@@ -130,6 +142,7 @@ def _scope_check(
             reason=why,
             correlation_id=correlation_id,
             delay_s=_wait_delay(ctx, Outcome.wait(SCOPE_RETRY_S, why)),
+            started=started,
         )
         return EventResult("enqueued", why, cluster.canonical)
     if inside:
@@ -153,10 +166,24 @@ def _wait_delay(ctx: HandlerContext, outcome: Outcome) -> float:
     return float(min(max(wanted, 1.0), ctx.settings.max_wait_seconds))
 
 
+def _enqueue_budget(started: float) -> float:
+    """Seconds left for the hand-over enqueue before Event Grid's delivery timeout (minus a margin)."""
+    left = EVENT_DELIVERY_TIMEOUT_S - DELIVERY_MARGIN_S - (time.monotonic() - started)
+    return max(left, MIN_ENQUEUE_BUDGET_S)
+
+
 def _hand_over(
-    ctx: HandlerContext, cluster_id: str, *, source: str, reason: str, correlation_id: str, delay_s: float
+    ctx: HandlerContext,
+    cluster_id: str,
+    *,
+    source: str,
+    reason: str,
+    correlation_id: str,
+    delay_s: float,
+    started: float,
 ) -> None:
-    """Enqueue a work item; an error here propagates so the trigger's own retry takes over."""
+    """Enqueue a work item within what is left of the Event Grid delivery timeout since ``started``; an
+    error here (or running out of that time) propagates so the trigger's own retry takes over."""
     ctx.work.enqueue_work(
         cluster_id,
         attempt=0,
@@ -164,6 +191,7 @@ def _hand_over(
         reason=reason,
         correlation_id=correlation_id,
         delay_s=delay_s,
+        timeout_s=_enqueue_budget(started),
     )
     logger.info(
         "work item for %s enqueued (delay %.0f s, source %s): %s", cluster_id, delay_s, source, reason
@@ -171,16 +199,16 @@ def _hand_over(
 
 
 def _reconcile_inline(
-    ctx: HandlerContext, cluster_id: str, *, source: str, correlation_id: str
+    ctx: HandlerContext, cluster_id: str, *, source: str, correlation_id: str, started: float
 ) -> EventResult:
     """Reconcile within the inline budget; hand anything unfinished over to the work queue."""
-    budget = ctx.settings.inline_budget_seconds
-    started = time.monotonic()
-    future = _INLINE.submit(ctx.reconciler.reconcile, cluster_id, correlation_id=correlation_id)
+    budget = ctx.settings.inline_budget_seconds - (time.monotonic() - started)
     try:
-        report = future.result(timeout=budget)
-    except FutureTimeout:
-        why = f"inline budget of {budget:.0f} s exhausted"
+        report = run_inline(
+            lambda: ctx.reconciler.reconcile(cluster_id, correlation_id=correlation_id), budget_s=budget
+        )
+    except InlineUnavailable as exc:
+        why = str(exc)
         _hand_over(
             ctx,
             cluster_id,
@@ -188,6 +216,7 @@ def _reconcile_inline(
             reason=why,
             correlation_id=correlation_id,
             delay_s=_HANDOVER_DELAY_S,
+            started=started,
         )
         return EventResult("enqueued", why, cluster_id)
     except UserInputError as exc:
@@ -203,6 +232,7 @@ def _reconcile_inline(
             reason=why,
             correlation_id=correlation_id,
             delay_s=_HANDOVER_DELAY_S,
+            started=started,
         )
         return EventResult("enqueued", why, cluster_id)
     elapsed = time.monotonic() - started
@@ -215,6 +245,7 @@ def _reconcile_inline(
             reason=report.outcome.why,
             correlation_id=correlation_id,
             delay_s=delay,
+            started=started,
         )
         return EventResult("enqueued", report.outcome.why, cluster_id, report)
     logger.info(
@@ -237,6 +268,7 @@ def handle_cluster_write_event(event: dict[str, Any], *, ctx: HandlerContext) ->
         ``data`` ...).
     :raises Exception: only when the follow-up work item cannot be enqueued (Event Grid then redelivers).
     """
+    started = time.monotonic()
     try:
         parsed = parse_cluster_write(event)
     except MalformedEventError as exc:
@@ -248,11 +280,13 @@ def handle_cluster_write_event(event: dict[str, Any], *, ctx: HandlerContext) ->
     cluster = parsed.cluster_id
     correlation = str(event.get("id") or uuid.uuid4())
     outside = _scope_check(
-        ctx, cluster, what="cluster-write event", source="event", correlation_id=correlation
+        ctx, cluster, what="cluster-write event", source="event", correlation_id=correlation, started=started
     )
     if outside is not None:
         return outside
-    return _reconcile_inline(ctx, cluster.canonical, source="event", correlation_id=correlation)
+    return _reconcile_inline(
+        ctx, cluster.canonical, source="event", correlation_id=correlation, started=started
+    )
 
 
 def _assignment_wanted(ctx: HandlerContext, parsed: PolicyStateEvent) -> bool:
@@ -268,6 +302,7 @@ def handle_policy_state_event(event: dict[str, Any], *, ctx: HandlerContext) -> 
     Events are applied in ``data.timestamp`` order per (cluster, assignment): an older state than the last one
     seen is dropped as stale, even when it arrives later.
     """
+    started = time.monotonic()
     try:
         parsed = parse_policy_state(event)
     except MalformedEventError as exc:
@@ -297,10 +332,14 @@ def handle_policy_state_event(event: dict[str, Any], *, ctx: HandlerContext) -> 
     if not parsed.non_compliant:
         return EventResult("ignored", "compliant", cluster.canonical)
     correlation = str(event.get("id") or uuid.uuid4())
-    outside = _scope_check(ctx, cluster, what="policy event", source="policy", correlation_id=correlation)
+    outside = _scope_check(
+        ctx, cluster, what="policy event", source="policy", correlation_id=correlation, started=started
+    )
     if outside is not None:
         return outside
-    return _reconcile_inline(ctx, cluster.canonical, source="policy", correlation_id=correlation)
+    return _reconcile_inline(
+        ctx, cluster.canonical, source="policy", correlation_id=correlation, started=started
+    )
 
 
 # --------------------------------------------------------------------------------------------- queue

@@ -27,8 +27,10 @@ from remediator.core.config import RemediatorConfig, parse_config
 from remediator.core.errors import UserInputError
 from remediator.core.outcomes import Action, ActionKind, ActionStatus, Outcome, ReconcileReport
 from remediator.core.settings import Settings
+from remediator.service import inline
 from remediator.service.app_context import HandlerContext, HealthCheck
 from remediator.service.handlers import SweepIncompleteError
+from remediator.service.inline import InlinePool
 from remediator.service.sweep import Sweeper
 
 SUB = "3f2b8c1e-6d4a-4f7b-9c2e-8a1d5e7f0b24"
@@ -56,6 +58,10 @@ class ScriptedReconciler:
         self.correlations: list[str | None] = []
         self.outcome: Outcome = Outcome.done("extension Succeeded")
         self.delay_s = 0.0
+        self.hold: threading.Event | None = None
+        """When set, every reconcile blocks until this event is set (a reconcile that outlives its budget)."""
+        self.barrier: threading.Barrier | None = None
+        """When set, every reconcile waits for the others at this barrier (proves they run concurrently)."""
         self.error: Exception | None = None
 
     def reconcile(
@@ -70,6 +76,10 @@ class ScriptedReconciler:
         self.correlations.append(correlation_id)
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.hold is not None:
+            assert self.hold.wait(timeout=30), "the test never released the held reconcile"
+        if self.barrier is not None:
+            self.barrier.wait()
         if self.error is not None:
             raise self.error
         status = ActionStatus.PLANNED if dry_run else ActionStatus.DONE
@@ -89,15 +99,27 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
         self.correlations: list[str] = []
+        self.timeouts: list[float | None] = []
+        self.reasons: list[str] = []
         self.fail = False
 
     def enqueue_work(
-        self, cluster_id: str, *, attempt: int, source: str, reason: str, correlation_id: str, delay_s: float
+        self,
+        cluster_id: str,
+        *,
+        attempt: int,
+        source: str,
+        reason: str,
+        correlation_id: str,
+        delay_s: float,
+        timeout_s: float | None = None,
     ) -> None:
+        self.timeouts.append(timeout_s)
         if self.fail:
             raise ConnectionError("queue unreachable")
         self.items.append({"clusterId": cluster_id, "attempt": attempt, "source": source, "delay": delay_s})
         self.correlations.append(correlation_id)
+        self.reasons.append(reason)
 
 
 class RecordingOutcomes:
@@ -192,17 +214,29 @@ CONFIG = {
 }
 
 
-@pytest.fixture
-def ctx(monkeypatch: pytest.MonkeyPatch) -> HandlerContext:
-    settings = Settings.from_env(
+def settings(*, inline_budget_s: float = 2.0) -> Settings:
+    return Settings.from_env(
         {
             "REMEDIATOR_TENANT_ID": "00000000-0000-0000-0000-000000000001",
             "REMEDIATOR_CONFIG_JSON": json.dumps(CONFIG),
-            "REMEDIATOR_INLINE_BUDGET_SECONDS": "2",
+            "REMEDIATOR_INLINE_BUDGET_SECONDS": str(inline_budget_s),
             "REMEDIATOR_MAX_ATTEMPTS": "3",
             "REMEDIATOR_MAX_WAIT_SECONDS": "120",
         }
     )
+
+
+@pytest.fixture(autouse=True)
+def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[InlinePool]:
+    """A fresh inline pool per test, drained at the end: no test inherits another's running reconciles."""
+    fresh = InlinePool(max_workers=4)
+    monkeypatch.setattr(inline, "POOL", fresh)
+    yield fresh
+    fresh.shutdown()
+
+
+@pytest.fixture
+def ctx(monkeypatch: pytest.MonkeyPatch) -> Iterator[HandlerContext]:
     made: list[RecordingSweeper] = []
 
     def make_sweeper(config: RemediatorConfig) -> RecordingSweeper:
@@ -210,7 +244,7 @@ def ctx(monkeypatch: pytest.MonkeyPatch) -> HandlerContext:
         return made[-1]
 
     context = HandlerContext(
-        settings=settings,
+        settings=settings(),
         config=parse_config(CONFIG),
         reconciler=ScriptedReconciler(),
         work=RecordingQueue(),
@@ -232,7 +266,9 @@ def ctx(monkeypatch: pytest.MonkeyPatch) -> HandlerContext:
     )
     context.extras["made_sweepers"] = made
     monkeypatch.setattr(function_app, "context", lambda: context)
-    return context
+    yield context
+    if isinstance(context.reconciler, ScriptedReconciler) and context.reconciler.hold is not None:
+        context.reconciler.hold.set()  # let held reconciles finish so the pool drains
 
 
 def _calls(ctx: HandlerContext) -> list[tuple[str, bool, int]]:
@@ -320,13 +356,40 @@ def test_a_wait_outcome_becomes_a_delayed_work_item(ctx: HandlerContext) -> None
     assert _queued(ctx) == [{"clusterId": CLUSTER, "attempt": 0, "source": "event", "delay": 120.0}]
 
 
-def test_an_exhausted_budget_hands_over_to_the_queue(ctx: HandlerContext) -> None:
-    assert isinstance(ctx.reconciler, ScriptedReconciler)
-    ctx.reconciler.delay_s = 6.0  # budget is 2 s
-    started = time.monotonic()
+def test_an_exhausted_budget_hands_over_to_the_queue(ctx: HandlerContext, pool: InlinePool) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler) and isinstance(ctx.work, RecordingQueue)
+    ctx.reconciler.hold = threading.Event()  # the reconcile outlives the 2 s budget
     function_app.on_cluster_write(write_event())
-    assert time.monotonic() - started < 5.0  # returned at the budget, not after the 6 s reconcile
+    # returned (and handed over) while the reconcile was still running, not after it
+    assert not ctx.reconciler.hold.is_set() and pool.busy == 1
     assert [item["clusterId"] for item in _queued(ctx)] == [CLUSTER]
+    # the enqueue is sized to what is left of Event Grid's 30 s delivery timeout
+    [timeout] = ctx.work.timeouts
+    assert timeout is not None and 1.0 <= timeout <= 30 - 3 - 2
+    ctx.reconciler.hold.set()
+    assert pool.wait_idle(timeout_s=10)
+
+
+def test_a_full_inline_pool_hands_over_at_once_and_runs_no_backlog(
+    ctx: HandlerContext, pool: InlinePool
+) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler)
+    ctx.reconciler.hold = threading.Event()  # every reconcile outlives the 2 s budget
+    threads = [
+        threading.Thread(target=function_app.on_cluster_write, args=(write_event(),)) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # every invocation returned with its event handed over; at most 4 reconciles run outside them
+    assert len(_queued(ctx)) == 8 and len(_calls(ctx)) == 4 and pool.busy == 4
+    # the four that found the pool full were handed over at once, not after waiting out their budget
+    assert isinstance(ctx.work, RecordingQueue)
+    assert sorted("busy" in r for r in ctx.work.reasons) == [False] * 4 + [True] * 4
+    ctx.reconciler.hold.set()
+    assert pool.wait_idle(timeout_s=10)
+    assert len(_calls(ctx)) == 4  # nothing was queued behind the busy workers
 
 
 def test_raises_only_when_the_hand_over_cannot_be_enqueued(ctx: HandlerContext) -> None:
@@ -720,17 +783,18 @@ def test_invalid_settings_answer_503_naming_the_setting(monkeypatch: pytest.Monk
 
 def test_the_inline_pool_does_not_block_concurrent_events(ctx: HandlerContext) -> None:
     assert isinstance(ctx.reconciler, ScriptedReconciler)
-    ctx.reconciler.delay_s = 1.0
+    ctx.settings = settings(inline_budget_s=20)
+    # Each reconcile waits at a barrier for the other two: it is passed only if all three run at once
+    # (serialised, the first would wait out the barrier's timeout, fail, and be handed over).
+    ctx.reconciler.barrier = threading.Barrier(3, timeout=15)
     threads = [
         threading.Thread(target=function_app.on_cluster_write, args=(write_event(),)) for _ in range(3)
     ]
-    started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    # Serialised, three 1 s reconciles would take 3 s; concurrent, about 1 s (2.5 s leaves room for load).
-    assert len(_calls(ctx)) == 3 and time.monotonic() - started < 2.5
+    assert len(_calls(ctx)) == 3 and _queued(ctx) == []
 
 
 def test_management_group_scope_without_a_resolver_is_left_to_the_sweep(ctx: HandlerContext) -> None:
