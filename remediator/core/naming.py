@@ -5,7 +5,8 @@ breaks for AKS names with uppercase letters or underscores (blob container names
 for clusters with the same name in different resource groups. The names here are derived from the cluster
 name for humans, made valid by construction, and made unique by a short hash of the (case-insensitive)
 cluster id. Role assignments and remediation tasks get deterministic names so that repeating a reconcile can
-never create a second one.
+never create a second one (a remediation task's name also carries a generation, because an ended task never
+runs again).
 """
 
 from __future__ import annotations
@@ -68,10 +69,29 @@ def role_assignment_name(scope_id: str, principal_id: str, role_definition_id: s
     return str(uuid.uuid5(NAME_NAMESPACE, "role-assignment|" + key))
 
 
-def remediation_task_name(cluster_id: str, assignment_id: str) -> str:
-    """Deterministic remediation-task name per cluster and policy assignment (repeats don't pile up)."""
+REMEDIATION_GENERATION_SEPARATOR = "-g"
+"""``aks-backup-<uuid>-g<n>``: the generation suffix of a remediation-task name (generation 0 has none)."""
+
+
+def remediation_task_name(cluster_id: str, assignment_id: str, *, generation: int = 0) -> str:
+    """Deterministic remediation-task name per cluster, policy assignment and generation.
+
+    A remediation task is a one-shot resource: once it has ended (Succeeded, Failed, Canceled) it never runs
+    again, and its name cannot be reused while it exists. So the name carries a generation: the reconciler
+    keeps using the newest generation while that task runs (repeats don't pile up) and moves to the next one
+    only when the newest task has ended and the cluster still lacks the extension
+    (``core.planning.latest_remediation_task``). Generation 0 is ``aks-backup-<uuid5>`` (the name before
+    generations existed, so earlier tasks are still found); generation ``n`` appends ``-g<n>``.
+
+    :param cluster_id: the cluster (any casing).
+    :param assignment_id: the policy assignment (any casing).
+    :keyword generation: 0, 1, 2, ...
+    """
+    if generation < 0:
+        raise ValueError(f"remediation task generation must be >= 0, got {generation}")
     key = f"{cluster_id.strip().lower()}|{assignment_id.strip().lower()}"
-    return "aks-backup-" + str(uuid.uuid5(NAME_NAMESPACE, "remediation|" + key))
+    base = "aks-backup-" + str(uuid.uuid5(NAME_NAMESPACE, "remediation|" + key))
+    return base if generation == 0 else f"{base}{REMEDIATION_GENERATION_SEPARATOR}{generation}"
 
 
 def cluster_key(cluster_id: str) -> str:

@@ -6,6 +6,12 @@ audit mode and dry runs). Keeping the decision logic here means every branch —
 bounded re-installs, policy-task mode — is unit-tested without a network, and audit mode reports exactly the
 plan install mode would execute.
 
+In policy-task mode a remediation task runs once; when the newest task has ended and the cluster still lacks
+the extension (non-compliant again, or the task failed) the next task gets the next generation in its name
+(``naming.remediation_task_name``), so repeats find the running task instead of piling up new ones, and a
+cluster is never stuck behind an old, ended task. Failed/Canceled tasks in a row are retried at most
+``max_reinstalls`` times.
+
 Re-installs are bounded per failure episode: a Failed extension is re-installed at most
 ``max_reinstalls`` times, counting only re-installs since the extension was last seen ``Succeeded``. Once an
 install works the count starts again, so an old failure never makes a new one a give-up without an attempt.
@@ -14,11 +20,12 @@ install works the count starts again, so an old failure never makes a new one a 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from remediator.core.naming import remediation_task_name
 from remediator.core.outcomes import ActionKind, Outcome
 
 logger = logging.getLogger(__name__)
@@ -33,6 +40,11 @@ IN_PROGRESS_EXTENSION_STATES = frozenset({"creating", "updating", "deleting", "a
 FAILED_EXTENSION_STATES = frozenset({"failed", "canceled", "cancelled"})
 RUNNING_TASK_STATES = frozenset({"accepted", "evaluating", "running", "cancelling", "inprogress"})
 SUCCEEDED_TASK_STATES = frozenset({"succeeded", "complete", "completed"})
+FAILED_TASK_STATES = frozenset({"failed", "canceled", "cancelled"})
+
+MAX_TASK_GENERATIONS = 100
+"""How many remediation-task generations :func:`latest_remediation_task` looks at before it stops (a
+safety bound on reads; reaching it makes the planner give up)."""
 
 WAIT_BLOCKERS: Mapping[str, str] = {
     "cluster-not-succeeded": "the cluster's provisioningState is not Succeeded",
@@ -79,7 +91,8 @@ class PlanningOptions:
     :param grant_storage_access: grant the extension identity Storage Blob Data Contributor.
     :param max_reinstalls: how many times a Failed extension is re-installed before giving up, per failure
         episode: re-installs made before the extension was last seen ``Succeeded`` do not count (see
-        :attr:`ObservedState.prior_reinstalls`).
+        :attr:`ObservedState.prior_reinstalls`). In policy-task mode, likewise how many Failed/Canceled
+        remediation tasks in a row are followed by a new one.
     :param policy_assignment_ids: assignments of Policy 3/4 (for policy-task mode).
     :param extension_name: the name a new extension gets.
     """
@@ -112,10 +125,25 @@ class StorageView:
 
 @dataclass(frozen=True)
 class TaskView:
-    """The deterministic remediation task for this cluster, if it exists."""
+    """The newest remediation task for this cluster and assignment (see :func:`latest_remediation_task`).
+
+    :param name: the task's name (``naming.remediation_task_name`` of its generation).
+    :param provisioning_state: as ARM reports it.
+    :param generation: the generation in the name (0 for the first task).
+    :param failed_before: Failed/Canceled tasks in a row directly before this one (older generations, up to
+        the newest Succeeded one).
+    """
 
     name: str
     provisioning_state: str
+    generation: int = 0
+    failed_before: int = 0
+
+    @property
+    def ended(self) -> bool:
+        """Whether the task has ended (it never runs again; the next one needs the next generation)."""
+        state = self.provisioning_state.lower()
+        return state in SUCCEEDED_TASK_STATES or state in FAILED_TASK_STATES
 
 
 @dataclass(frozen=True)
@@ -129,7 +157,7 @@ class ObservedState:
     :param extension: the backup extension, ``None`` if absent (or not read).
     :param container_exists: whether the backup container exists (``None``: not read).
     :param grant_exists: whether the extension identity's role assignment exists (``None``: not read).
-    :param task: the remediation task, ``None`` if absent.
+    :param task: the newest remediation task, ``None`` if there is none (:func:`latest_remediation_task`).
     :param prior_reinstalls: re-installs recorded in the journal for this cluster since the extension was
         last seen ``Succeeded`` (``Journal.count_reinstalls``): the bound resets once an install worked, so a
         cluster that used its re-installs long ago gets them again when its extension fails anew.
@@ -146,6 +174,12 @@ class ObservedState:
     task: TaskView | None = None
     prior_reinstalls: int = 0
     assignment_id: str | None = None
+
+    @property
+    def next_task_generation(self) -> int:
+        """The generation a remediation task created now gets: 0 without a task, else the newest + 1 (the
+        planner asks for a task only when there is none or the newest has ended)."""
+        return 0 if self.task is None else self.task.generation + 1
 
 
 @dataclass(frozen=True)
@@ -310,24 +344,45 @@ def _policy_task_step(observed: ObservedState, options: PlanningOptions) -> Step
             )
         )
     task = observed.task
+    create = (Write(ActionKind.CREATE_REMEDIATION_TASK, observed.assignment_id),)
     if task is None:
-        return Step(
-            Outcome.wait(TASK_POLL_SECONDS, "remediation task created"),
-            (Write(ActionKind.CREATE_REMEDIATION_TASK, observed.assignment_id),),
-        )
+        return Step(Outcome.wait(TASK_POLL_SECONDS, "remediation task created"), create)
     state = task.provisioning_state.lower()
     if state in RUNNING_TASK_STATES:
         return Step(
             Outcome.wait(TASK_POLL_SECONDS, f"remediation task {task.name} is {task.provisioning_state}")
         )
-    if state in SUCCEEDED_TASK_STATES:
+    if not task.ended:
+        return Step(Outcome.gave_up(f"remediation task {task.name} ended {task.provisioning_state}"))
+    if task.generation + 1 >= MAX_TASK_GENERATIONS:
         return Step(
             Outcome.gave_up(
-                f"remediation task {task.name} is {task.provisioning_state}"
-                " but the cluster has no backup extension"
+                f"remediation task {task.name} ended {task.provisioning_state} and is generation"
+                f" {task.generation}; no further tasks are created (limit {MAX_TASK_GENERATIONS})"
             )
         )
-    return Step(Outcome.gave_up(f"remediation task {task.name} ended {task.provisioning_state}"))
+    if state in FAILED_TASK_STATES:
+        failed = task.failed_before + 1
+        if failed > options.max_reinstalls:
+            return Step(
+                Outcome.gave_up(
+                    f"remediation task {task.name} ended {task.provisioning_state}; {failed} task(s) in a row"
+                    f" ended Failed/Canceled (limit {options.max_reinstalls} retries)"
+                )
+            )
+        why = (
+            f"remediation task {task.name} ended {task.provisioning_state}; task generation"
+            f" {observed.next_task_generation} created (retry {failed} of {options.max_reinstalls})"
+        )
+        return Step(Outcome.wait(TASK_POLL_SECONDS, why), create)
+    return Step(
+        Outcome.wait(
+            TASK_POLL_SECONDS,
+            f"remediation task {task.name} {task.provisioning_state}, yet the cluster has no backup extension"
+            f" (non-compliant again); task generation {observed.next_task_generation} created",
+        ),
+        create,
+    )
 
 
 def plan_next_step(observed: ObservedState, decision: DecisionLike, options: PlanningOptions) -> Step:
@@ -345,6 +400,40 @@ def plan_next_step(observed: ObservedState, decision: DecisionLike, options: Pla
     if options.mode is Mode.POLICY_TASK:
         return _policy_task_step(observed, options)
     return _install_step(observed, options)
+
+
+def latest_remediation_task(
+    cluster_id: str,
+    assignment_id: str,
+    provisioning_state_of: Callable[[str], str | None],
+    *,
+    limit: int = MAX_TASK_GENERATIONS,
+) -> TaskView | None:
+    """The newest remediation task of a cluster and assignment, walking generations 0, 1, 2, ... by name.
+
+    A generation exists only after the one before it ended (the planner creates generation ``n + 1`` only
+    when task ``n`` has ended and the cluster still lacks the extension), so the walk stops at the first name
+    that does not exist. Along the way it counts the Failed/Canceled tasks in a row before the newest one,
+    which bounds retries of a failing remediation.
+
+    :param cluster_id: the cluster.
+    :param assignment_id: the covering policy assignment.
+    :param provisioning_state_of: reads one task by name: its provisioningState, or ``None`` if it does not
+        exist (the reconciler passes a ``PolicyGateway`` GET).
+    :keyword limit: the most generations read.
+    """
+    newest: TaskView | None = None
+    failed_run = 0
+    for generation in range(limit):
+        name = remediation_task_name(cluster_id, assignment_id, generation=generation)
+        state = provisioning_state_of(name)
+        if state is None:
+            break
+        if newest is not None:
+            newest_state = newest.provisioning_state.lower()
+            failed_run = failed_run + 1 if newest_state in FAILED_TASK_STATES else 0
+        newest = TaskView(name, state, generation=generation, failed_before=failed_run)
+    return newest
 
 
 def covering_assignment(cluster_id: str, assignment_ids: Sequence[str]) -> str | None:

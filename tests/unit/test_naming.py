@@ -3,6 +3,7 @@
 import re
 import uuid
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -88,6 +89,32 @@ def test_remediation_task_name_is_deterministic_per_cluster_and_assignment():
     assert remediation_task_name(cluster_id("x"), a1) == remediation_task_name(cluster_id("x").upper(), a1)
     assert remediation_task_name(cluster_id("x"), a1) != remediation_task_name(cluster_id("x"), a2)
     assert remediation_task_name(cluster_id("x"), a1) != remediation_task_name(cluster_id("y"), a1)
+
+
+def test_remediation_task_name_generation_zero_is_the_name_before_generations_existed():
+    # tasks created before generations existed must still be found: generation 0 keeps the old formula
+    a1 = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/policyAssignments/a1"
+    namespace = uuid.UUID("6f1c9e1e-2b7a-5a53-9d0e-a1c4b0a7e5d2")
+    old = "aks-backup-" + str(uuid.uuid5(namespace, f"remediation|{cluster_id('x').lower()}|{a1.lower()}"))
+    assert remediation_task_name(cluster_id("x"), a1) == old
+    assert remediation_task_name(cluster_id("x"), a1, generation=0) == old
+
+
+@given(st.integers(0, 10_000), st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", fullmatch=True))
+def test_each_remediation_task_generation_has_its_own_valid_deterministic_name(generation, name):
+    assignment = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/policyAssignments/A"
+    cid = cluster_id(name)
+    task = remediation_task_name(cid, assignment, generation=generation)
+    assert re.fullmatch(r"aks-backup-[0-9a-f-]{36}(-g[1-9][0-9]*)?", task)
+    assert len(task) <= 80
+    assert task == remediation_task_name(cid.upper(), assignment.lower(), generation=generation)
+    assert task != remediation_task_name(cid, assignment, generation=generation + 1)
+    assert task.startswith(remediation_task_name(cid, assignment))
+
+
+def test_remediation_task_generation_cannot_be_negative():
+    with pytest.raises(ValueError, match="generation"):
+        remediation_task_name(cluster_id("x"), "a", generation=-1)
 
 
 def test_cluster_key_is_table_safe_and_case_insensitive():

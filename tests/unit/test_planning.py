@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from remediator.core.naming import remediation_task_name
 from remediator.core.outcomes import ActionKind, OutcomeKind
 from remediator.core.planning import (
+    MAX_TASK_GENERATIONS,
     ExtensionView,
     Mode,
     ObservedState,
@@ -16,6 +18,7 @@ from remediator.core.planning import (
     TaskView,
     backoff_seconds,
     covering_assignment,
+    latest_remediation_task,
     plan_next_step,
 )
 
@@ -159,20 +162,125 @@ def test_policy_task_created_when_absent():
     assert kinds(step) == [ActionKind.CREATE_REMEDIATION_TASK] and step.outcome.kind is OutcomeKind.WAIT
 
 
-@pytest.mark.parametrize(
-    ("state", "kind"),
-    [
-        ("Accepted", OutcomeKind.WAIT),
-        ("Evaluating", OutcomeKind.WAIT),
-        ("Running", OutcomeKind.WAIT),
-        ("Failed", OutcomeKind.GAVE_UP),
-        ("Canceled", OutcomeKind.GAVE_UP),
-        ("Succeeded", OutcomeKind.GAVE_UP),
-    ],
-)
-def test_policy_task_states(state, kind):
+@pytest.mark.parametrize("state", ["Accepted", "Evaluating", "Running", "Cancelling"])
+def test_a_running_policy_task_is_waited_for_without_a_new_one(state):
     step = plan_next_step(observed(assignment_id=ASSIGNMENT, task=TaskView("t", state)), D(), POLICY)
-    assert step.outcome.kind is kind and step.writes == ()
+    assert step.outcome.kind is OutcomeKind.WAIT and step.writes == ()
+
+
+def test_unknown_policy_task_state_gives_up_without_writes():
+    step = plan_next_step(observed(assignment_id=ASSIGNMENT, task=TaskView("t", "Weird")), D(), POLICY)
+    assert step.outcome.kind is OutcomeKind.GAVE_UP and step.writes == ()
+
+
+@pytest.mark.parametrize("state", ["Succeeded", "Complete"])
+def test_succeeded_task_but_cluster_non_compliant_again_gets_the_next_generation(state):
+    # the extension is absent (removed after the earlier task deployed it): a new task, one generation on
+    task = TaskView("aks-backup-x", state, generation=0)
+    state_ = observed(assignment_id=ASSIGNMENT, task=task)
+    step = plan_next_step(state_, D(), POLICY)
+    assert step.outcome.kind is OutcomeKind.WAIT
+    assert kinds(step) == [ActionKind.CREATE_REMEDIATION_TASK]
+    assert step.writes[0].detail == ASSIGNMENT
+    assert state_.next_task_generation == 1
+    later = observed(assignment_id=ASSIGNMENT, task=TaskView("g3", state, generation=3, failed_before=2))
+    assert kinds(plan_next_step(later, D(), POLICY)) == [ActionKind.CREATE_REMEDIATION_TASK]
+    assert later.next_task_generation == 4
+
+
+@pytest.mark.parametrize("state", ["Failed", "Canceled"])
+def test_failed_tasks_are_retried_a_bounded_number_of_times_in_a_row(state):
+    options = PlanningOptions(mode=Mode.POLICY_TASK, policy_assignment_ids=(ASSIGNMENT,), max_reinstalls=2)
+    for failed_before in (0, 1):
+        task = TaskView("t", state, generation=failed_before, failed_before=failed_before)
+        step = plan_next_step(observed(assignment_id=ASSIGNMENT, task=task), D(), options)
+        assert step.outcome.kind is OutcomeKind.WAIT, failed_before
+        assert kinds(step) == [ActionKind.CREATE_REMEDIATION_TASK]
+    task = TaskView("t", state, generation=2, failed_before=2)
+    final = plan_next_step(observed(assignment_id=ASSIGNMENT, task=task), D(), options)
+    assert final.outcome.kind is OutcomeKind.GAVE_UP and final.writes == ()
+    assert "3 task(s) in a row" in final.outcome.why
+    no_retries = PlanningOptions(mode=Mode.POLICY_TASK, policy_assignment_ids=(ASSIGNMENT,), max_reinstalls=0)
+    first = plan_next_step(observed(assignment_id=ASSIGNMENT, task=TaskView("t", state)), D(), no_retries)
+    assert first.outcome.kind is OutcomeKind.GAVE_UP
+
+
+def test_task_generations_are_bounded():
+    task = TaskView("t", "Succeeded", generation=MAX_TASK_GENERATIONS - 1)
+    step = plan_next_step(observed(assignment_id=ASSIGNMENT, task=task), D(), POLICY)
+    assert step.outcome.kind is OutcomeKind.GAVE_UP and step.writes == ()
+
+
+class TaskStore:
+    """Remediation tasks by name, as ARM would hold them (one cluster, one assignment)."""
+
+    def __init__(self, states: dict[str, str] | None = None) -> None:
+        self.tasks: dict[str, str] = dict(states or {})
+        self.reads = 0
+
+    def state_of(self, name: str) -> str | None:
+        self.reads += 1
+        return self.tasks.get(name)
+
+    def name(self, generation: int) -> str:
+        return remediation_task_name(CLUSTER, ASSIGNMENT, generation=generation)
+
+
+def test_latest_task_walks_generations_and_counts_failures_in_a_row():
+    store = TaskStore()
+    assert latest_remediation_task(CLUSTER, ASSIGNMENT, store.state_of) is None
+    store.tasks = {store.name(0): "Running"}
+    assert latest_remediation_task(CLUSTER, ASSIGNMENT, store.state_of) == TaskView(store.name(0), "Running")
+    store.tasks = {
+        store.name(0): "Failed",
+        store.name(1): "Succeeded",
+        store.name(2): "Failed",
+        store.name(3): "Canceled",
+        store.name(4): "Failed",
+        store.name(6): "Succeeded",  # not reachable: generation 5 does not exist
+    }
+    store.reads = 0
+    newest = latest_remediation_task(CLUSTER, ASSIGNMENT, store.state_of)
+    assert newest == TaskView(store.name(4), "Failed", generation=4, failed_before=2)
+    assert store.reads == 6
+    assert latest_remediation_task(CLUSTER, ASSIGNMENT, store.state_of, limit=2) == TaskView(
+        store.name(1), "Succeeded", generation=1, failed_before=1
+    )
+
+
+def reconcile_policy_task(store: TaskStore, *, extension: ExtensionView | None = None):
+    """What the reconciler does in policy-task mode, with the store standing in for ARM."""
+    task = latest_remediation_task(CLUSTER, ASSIGNMENT, store.state_of)
+    state = observed(assignment_id=ASSIGNMENT, task=task, extension=extension)
+    step = plan_next_step(state, D(), POLICY)
+    for write in step.writes:
+        assert write.kind is ActionKind.CREATE_REMEDIATION_TASK
+        name = store.name(state.next_task_generation)
+        assert name not in store.tasks, "a task name was reused"
+        store.tasks[name] = "Accepted"
+    return step
+
+
+def test_policy_task_lifecycle_new_generation_after_success_and_no_pile_up():
+    store = TaskStore()
+    for _ in range(5):  # repeats find the running task
+        reconcile_policy_task(store)
+    assert list(store.tasks) == [store.name(0)]
+    store.tasks[store.name(0)] = "Succeeded"
+    done = reconcile_policy_task(store, extension=ExtensionView("azure-aks-backup", "Succeeded", "p"))
+    assert done.outcome.kind is OutcomeKind.DONE and done.writes == ()
+    # later the extension is gone and the cluster is NonCompliant again: a new task, not a dead end
+    step = reconcile_policy_task(store)
+    assert step.outcome.kind is OutcomeKind.WAIT and kinds(step) == [ActionKind.CREATE_REMEDIATION_TASK]
+    for _ in range(5):
+        reconcile_policy_task(store)
+    assert list(store.tasks) == [store.name(0), store.name(1)]
+    # a failing remediation is retried max_reinstalls (2) times in a row, then given up on
+    for generation in (1, 2, 3):
+        store.tasks[store.name(generation)] = "Failed"
+        step = reconcile_policy_task(store)
+    assert step.outcome.kind is OutcomeKind.GAVE_UP, step.outcome
+    assert list(store.tasks) == [store.name(g) for g in range(4)]
 
 
 def test_policy_task_mode_is_done_when_the_extension_succeeded_and_gives_up_on_failed():
