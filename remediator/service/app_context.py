@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from remediator.core.config import RemediatorConfig
 from remediator.core.ids import ResourceId
-from remediator.core.outcomes import ReconcileReport
+from remediator.core.outcomes import Outcome, ReconcileReport
 from remediator.core.settings import Settings
 from remediator.service.sweep import StreamsInventory
 
@@ -106,7 +106,41 @@ class HandlerContext:
     management_groups_of: Callable[[str], Iterable[str]] | None = None
     """Subscription GUID -> the configured management groups above it; set by the runtime when the scope lists
     management groups (``ManagementGroupResolver``, Resource Graph, cached)."""
+    decisions: RecordsOutcomes | None = None
+    """Where decisions that reconciled nothing are journaled (dropped, ignored, stale and out-of-scope events,
+    HTTP 403s): the journal alone, without an outcome event. ``None``: ``outcomes``."""
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+MALFORMED_EVENTS = "(malformed event)"
+IGNORED_EVENTS = "(ignored event)"
+STALE_EVENTS = "(stale policy event)"
+"""Journal keys for event decisions that concern no cluster of ours (the cluster, when known, is named in
+the reason). Decisions about a cluster that never reaches a reconcile (out of scope) go under its id."""
+
+
+def journal_decision(
+    ctx: HandlerContext, key: str, why: str, *, correlation_id: str, attempt: int = 0
+) -> ReconcileReport:
+    """Journal a decision that wrote nothing and reconciled nothing (``skipped`` with the reason).
+
+    Best effort: a journal failure is logged at WARNING and does not fail the caller (such a decision changed
+    nothing; failing would only make Event Grid redeliver a malformed event for 24 hours).
+    """
+    report = ReconcileReport(
+        cluster_id=key,
+        decision=None,
+        outcome=Outcome.skipped(why),
+        mode=ctx.config.remediation.mode,
+        attempt=attempt,
+        started_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        correlation_id=correlation_id,
+    )
+    try:
+        (ctx.decisions or ctx.outcomes).record(report)
+    except Exception as exc:  # best effort by design (see above)
+        logger.warning("journaling the decision for %s failed: %s: %s", key, type(exc).__name__, exc)
+    return report
 
 
 def scope_contains(ctx: HandlerContext, cluster: ResourceId) -> bool | None:

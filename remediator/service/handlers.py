@@ -39,7 +39,14 @@ from remediator.core.events import (
 )
 from remediator.core.ids import ResourceId, parse_cluster_id
 from remediator.core.outcomes import Outcome, OutcomeKind, ReconcileReport
-from remediator.service.app_context import HandlerContext, scope_contains
+from remediator.service.app_context import (
+    IGNORED_EVENTS,
+    MALFORMED_EVENTS,
+    STALE_EVENTS,
+    HandlerContext,
+    journal_decision,
+    scope_contains,
+)
 from remediator.service.http_api import (
     HttpResult,
     handle_health,
@@ -261,13 +268,39 @@ def _reconcile_inline(
 # --------------------------------------------------------------------------------------------- Event Grid
 
 
+_DECISION_KEYS = {"dropped": MALFORMED_EVENTS, "ignored": IGNORED_EVENTS, "stale": STALE_EVENTS}
+
+
+def _journaled(ctx: HandlerContext, event: dict[str, Any], what: str, result: EventResult) -> EventResult:
+    """Journal an event decision that reached no reconcile (dropped, ignored, stale, out of scope): under the
+    cluster id when it is out of scope, else under a synthetic key (``app_context.MALFORMED_EVENTS`` ...)."""
+    if result.status == "out-of-scope" and result.cluster_id:
+        key = result.cluster_id
+    elif result.status in _DECISION_KEYS:
+        key = _DECISION_KEYS[result.status]
+    else:
+        return result
+    event_id = str(event.get("id") or "")
+    about = f" for {result.cluster_id}" if result.cluster_id else ""
+    why = f"{what} {event_id or '(no id)'}{about} {result.status}: {result.detail}"
+    journal_decision(ctx, key, why[:1000], correlation_id=event_id or str(uuid.uuid4()))
+    return result
+
+
 def handle_cluster_write_event(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult:
     """``on_cluster_write``: a ``ResourceWriteSuccess`` for a managed cluster -> reconcile it.
+
+    Every decision is journaled: a reconcile journals itself; a dropped, ignored or out-of-scope event is
+    journaled as ``skipped`` with the reason (see :func:`_journaled`).
 
     :param event: one Event Grid event as JSON (Event Grid schema keys: ``id``, ``eventType``, ``subject``,
         ``data`` ...).
     :raises Exception: only when the follow-up work item cannot be enqueued (Event Grid then redelivers).
     """
+    return _journaled(ctx, event, "cluster-write event", _cluster_write(event, ctx=ctx))
+
+
+def _cluster_write(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult:
     started = time.monotonic()
     try:
         parsed = parse_cluster_write(event)
@@ -300,8 +333,13 @@ def handle_policy_state_event(event: dict[str, Any], *, ctx: HandlerContext) -> 
     """``on_policy_state``: a NonCompliant policy state of a managed cluster -> reconcile (or a task).
 
     Events are applied in ``data.timestamp`` order per (cluster, assignment): an older state than the last one
-    seen is dropped as stale, even when it arrives later.
+    seen is dropped as stale, even when it arrives later. Decisions that reach no reconcile are journaled as
+    for cluster-write events.
     """
+    return _journaled(ctx, event, "policy event", _policy_state(event, ctx=ctx))
+
+
+def _policy_state(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult:
     started = time.monotonic()
     try:
         parsed = parse_policy_state(event)

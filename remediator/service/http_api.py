@@ -2,10 +2,10 @@
 
 Each handler takes the raw body and query parameters and returns an :class:`HttpResult`; ``function_app.py``
 turns it into an ``HttpResponse``. Rules every route follows: a malformed body is a 400 naming the field, a
-cluster or scope outside the configured scope is a 403 with the reason, and nothing is written on any 4xx (the
-checks run before any call that could write). When the scope cannot be decided now (the management-group
-membership lookup in Resource Graph failed) the answer is a 503 with ``retryAfterSeconds``, and nothing is
-written or enqueued.
+cluster or scope outside the configured scope is a 403 with the reason (journaled under the id the request
+named), and nothing is written to a cluster on any 4xx (the checks run before any call that could write).
+When the scope cannot be decided now (the management-group membership lookup in Resource Graph failed) the
+answer is a 503 with ``retryAfterSeconds``, and nothing is written or enqueued.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from remediator.core.ids import (
 from remediator.core.inventory_query import InventoryPlan, plan_inventory
 from remediator.core.outcomes import OutcomeKind
 from remediator.core.snapshot import ClusterSnapshot
-from remediator.service.app_context import HandlerContext, scope_contains
+from remediator.service.app_context import HandlerContext, journal_decision, scope_contains
 from remediator.service.sweep import HUMAN_BLOCKERS
 
 logger = logging.getLogger(__name__)
@@ -62,8 +62,11 @@ def _bad_request(exc: UserInputError) -> HttpResult:
     return HttpResult(400, exc.to_json())
 
 
-def _forbidden(reason: str) -> HttpResult:
-    return HttpResult(403, {"error": "out-of-scope", "message": reason})
+def _forbidden(ctx: HandlerContext, subject: str, route: str, reason: str) -> HttpResult:
+    """403, journaled under the cluster (or scope) id the request named, with the reason."""
+    correlation = request_id()
+    journal_decision(ctx, subject, f"{route} refused (403): {reason}", correlation_id=correlation)
+    return HttpResult(403, {"error": "out-of-scope", "message": reason, "correlationId": correlation})
 
 
 SCOPE_RETRY_AFTER_S = 30
@@ -159,6 +162,7 @@ def handle_http_remediate(body: bytes, params: Mapping[str, str], *, ctx: Handle
 
     ``?dryRun=true`` plans without writing (and enqueues nothing).
     """
+    subject = ""
     try:
         dry_run = _flag(params, "dryRun")
         data = _json_object(body)
@@ -168,15 +172,17 @@ def handle_http_remediate(body: bytes, params: Mapping[str, str], *, ctx: Handle
             )
         if "clusterId" in data:
             cluster = parse_cluster_id(data["clusterId"], field="clusterId")
+            subject = cluster.canonical
             _cluster_in_scope(ctx, cluster)
             return _remediate_cluster(ctx, cluster, dry_run=dry_run)
         scope = _parse_scope(data["scope"])
+        subject = scope.canonical
         _scope_allowed(ctx, scope)
         return _remediate_scope(ctx, scope, dry_run=dry_run)
     except UserInputError as exc:
         return _bad_request(exc)
     except Forbidden as exc:
-        return _forbidden(str(exc))
+        return _forbidden(ctx, subject, "POST /api/remediate", str(exc))
     except ManagementGroupLookupError as exc:
         return _scope_unknown(exc)
 
@@ -261,7 +267,7 @@ def handle_http_explain(body: bytes, *, ctx: HandlerContext) -> HttpResult:
     except UserInputError as exc:
         return _bad_request(exc)
     except Forbidden as exc:
-        return _forbidden(str(exc))
+        return _forbidden(ctx, cluster.canonical, "POST /api/explain", str(exc))
     except ManagementGroupLookupError as exc:
         return _scope_unknown(exc)
     report = ctx.reconciler.reconcile(cluster.canonical, dry_run=True, correlation_id=request_id())

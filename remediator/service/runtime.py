@@ -269,6 +269,7 @@ class Runtime:
             make_sweeper=self.make_sweeper,
             health_checks=tuple(checks),
             management_groups_of=self.management_groups_of,
+            decisions=self.journal if self.journal is not None else OutcomeRecorder(None, None),
             extras={"runtime": self},
         )
 

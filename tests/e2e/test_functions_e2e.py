@@ -170,7 +170,11 @@ def test_a_malformed_event_is_dropped_without_a_write(functions_app: FunctionsAp
     [invocation] = app.runner.invocations("on_cluster_write")
     assert invocation["succeeded"]
     assert app.writes() == []
-    assert app.journal().latest(CLUSTER_ID) is None
+    journal = app.journal()
+    assert journal.latest(CLUSTER_ID) is None  # the cluster's own record is not touched
+    dropped = journal.latest("(malformed event)")  # the drop is journaled, with the reason
+    assert dropped is not None and dropped.outcome.kind.value == "skipped"
+    assert "resourceUri" in dropped.outcome.why and dropped.correlation_id == broken["id"]
 
 
 def test_out_of_scope_http_request_is_forbidden_without_a_write(functions_app: FunctionsApp) -> None:
@@ -181,6 +185,8 @@ def test_out_of_scope_http_request_is_forbidden_without_a_write(functions_app: F
     assert resp.status == 403
     assert app.runner.call("POST", "remediate", body={"clusterId": OTHER_ID}, key=None).status == 401
     assert app.writes() == []
+    refused = app.journal().latest(OTHER_ID)  # the 403 is journaled under the cluster it named
+    assert refused is not None and refused.outcome.kind.value == "skipped" and "403" in refused.outcome.why
 
 
 def test_http_remediate_dry_run_then_for_real(functions_app: FunctionsApp) -> None:

@@ -347,6 +347,12 @@ def test_agent_pool_and_other_writes_are_ignored(ctx: HandlerContext) -> None:
         write_event(operation="Microsoft.Storage/storageAccounts/write", uri=STORAGE)
     )
     assert _calls(ctx) == [] and _queued(ctx) == []
+    # journaled as decisions, with the reason
+    assert [(r.cluster_id, r.outcome.kind.value, r.correlation_id) for r in _recorded(ctx)] == [
+        ("(ignored event)", "skipped", "evt-1"),
+        ("(ignored event)", "skipped", "evt-1"),
+    ]
+    assert all("ignored" in r.outcome.why for r in _recorded(ctx))
 
 
 def test_a_wait_outcome_becomes_a_delayed_work_item(ctx: HandlerContext) -> None:
@@ -448,6 +454,20 @@ def test_malformed_events_are_dropped_without_a_write_or_a_retry(
     event = EventGridEventInConverter.decode(meta.Datum(json.dumps(raw), "json"), trigger_metadata=None)
     function_app.on_cluster_write(event)  # returns: Event Grid must not redeliver it forever
     assert _calls(ctx) == [] and _queued(ctx) == []
+    [journaled] = _recorded(ctx)  # the drop is journaled with the reason
+    assert journaled.cluster_id == "(malformed event)" and journaled.outcome.kind.value == "skipped"
+    assert journaled.correlation_id == raw["id"] and "dropped" in journaled.outcome.why
+
+
+def test_a_journal_outage_does_not_fail_a_dropped_event(ctx: HandlerContext) -> None:
+    class Down:
+        def record(self, report: ReconcileReport) -> None:
+            raise ConnectionError("table storage unreachable")
+
+    ctx.decisions = Down()
+    bad = write_event(uri="not-an-id")
+    function_app.on_cluster_write(bad)  # best effort: no raise, so no 24 h of redeliveries
+    assert _calls(ctx) == [] and _recorded(ctx) == []
 
 
 def test_cloud_events_schema_is_accepted(ctx: HandlerContext) -> None:
@@ -469,6 +489,8 @@ def test_cloud_events_schema_is_accepted(ctx: HandlerContext) -> None:
 def test_out_of_scope_cluster_is_left_alone(ctx: HandlerContext) -> None:
     function_app.on_cluster_write(write_event(uri=FOREIGN))
     assert _calls(ctx) == []
+    [journaled] = _recorded(ctx)  # under the cluster's own id
+    assert journaled.cluster_id == FOREIGN and "outside the configured scope" in journaled.outcome.why
 
 
 def policy_event(
@@ -502,6 +524,10 @@ def test_policy_states_apply_in_timestamp_order(ctx: HandlerContext) -> None:
     function_app.on_policy_state(policy_event(state="Compliant", timestamp="2026-11-22T03:00:00Z"))
     function_app.on_policy_state(policy_event(timestamp="2026-11-22T02:59:59Z"))  # older, arrives later
     assert _calls(ctx) == []
+    compliant, stale = _recorded(ctx)
+    assert compliant.cluster_id == "(ignored event)" and CLUSTER in compliant.outcome.why
+    assert stale.cluster_id == "(stale policy event)" and "older than" in stale.outcome.why
+    assert stale.correlation_id == "p-2026-11-22T02:59:59Z"
     function_app.on_policy_state(policy_event(timestamp="2026-11-22T03:00:01Z"))
     assert len(_calls(ctx)) == 1
 
@@ -681,6 +707,9 @@ def test_out_of_scope_requests_are_forbidden_without_a_write(
     payload = json.loads(resp.get_body())
     assert payload["error"] == "out-of-scope" and OTHER_SUB in payload["message"]
     assert _calls(ctx) == [] and _queued(ctx) == [] and ctx.extras["made_sweepers"] == []
+    [journaled] = _recorded(ctx)  # the refusal is journaled under the id the request named
+    assert journaled.cluster_id == next(iter(body.values())) and "403" in journaled.outcome.why
+    assert journaled.correlation_id == payload["correlationId"]
 
 
 def test_remediate_a_scope_sweeps_it_narrowed(ctx: HandlerContext) -> None:
