@@ -20,6 +20,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -31,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 from remediator.core.errors import UserInputError
 from remediator.core.ids import (
@@ -48,6 +50,8 @@ MAX_TAG_KEY_LENGTH = 512
 MAX_TAG_VALUE_LENGTH = 256
 FORBIDDEN_TAG_KEY_CHARACTERS = "<>%&\\?/"
 """Characters Azure rejects in tag names."""
+TAG_KEY_PATTERN = r"^[^<>%&\\?/]+$"
+"""The tag-name rule as a pattern (for the JSON Schema): not empty, none of the forbidden characters."""
 
 _REGION = re.compile(r"^[a-z0-9]+$")
 
@@ -146,7 +150,10 @@ PolicyAssignmentRef = Annotated[
 Region = Annotated[str, AfterValidator(normalize_region)]
 
 
-def _check_tag_key(key: str) -> str:
+def _check_tag_key(key: object) -> object:
+    """Azure's tag-name rules with a message saying which (runs before the equivalent Field constraints)."""
+    if not isinstance(key, str):
+        return key  # the str validator reports it
     if not key:
         raise ValueError("tag name must not be empty")
     if len(key) > MAX_TAG_KEY_LENGTH:
@@ -159,8 +166,9 @@ def _check_tag_key(key: str) -> str:
     return key
 
 
-def _check_tag_value(value: str) -> str:
-    if len(value) > MAX_TAG_VALUE_LENGTH:
+def _check_tag_value(value: object) -> object:
+    """Azure's tag-value length limit with a message (runs before the equivalent Field constraint)."""
+    if isinstance(value, str) and len(value) > MAX_TAG_VALUE_LENGTH:
         raise ValueError(f"tag value is {len(value)} characters; Azure allows at most {MAX_TAG_VALUE_LENGTH}")
     return value
 
@@ -171,6 +179,42 @@ NULL_MESSAGE = "empty (null: a bare key in YAML, or every entry under it comment
 
 def _shown_default(default: object) -> str:
     return json.dumps(default) if isinstance(default, bool | int) else repr(default)
+
+
+def _not_empty_list(message: str) -> Callable[[object], object]:
+    """A before-validator: an explicit empty list is an error with ``message`` (its meaning if omitted)."""
+
+    def check(value: object) -> object:
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError(message)
+        return value
+
+    return check
+
+
+def _without_null(schema: JsonDict) -> None:
+    """JSON Schema of an optional field: the non-null branch only, and no ``default: null``.
+
+    The Python attribute is ``None`` when the key is omitted, but null is never a valid value in the file
+    (see :class:`_Model`), so the published schema must not allow it.
+    """
+    branches = schema.pop("anyOf", None)
+    if isinstance(branches, list):
+        (kept,) = [b for b in branches if not (isinstance(b, dict) and b.get("type") == "null")]
+        if isinstance(kept, dict):
+            schema.update(kept)
+    if schema.get("default", 0) is None:
+        del schema["default"]
+
+
+TagName = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_TAG_KEY_LENGTH, pattern=TAG_KEY_PATTERN),
+    BeforeValidator(_check_tag_key),
+]
+"""A tag name: 1-512 characters, none of ``< > % & \\ ? /``."""
+TagValue = Annotated[str, Field(max_length=MAX_TAG_VALUE_LENGTH), BeforeValidator(_check_tag_value)]
+"""A tag value pattern: at most 256 characters."""
 
 
 class _Model(BaseModel):
@@ -217,6 +261,15 @@ class Scope(_Model):
     """Which clusters the remediator may look at. At least one of managementGroups, subscriptions and
     resourceGroups is required: an empty scope is an error, never "everything"."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [key], "properties": {key: {"minItems": 1}}}
+                for key in ("managementGroups", "subscriptions", "resourceGroups")
+            ]
+        }
+    )
+
     management_groups: tuple[ManagementGroupRef, ...] = ()
     """Management groups (ids or names); every subscription below them, at any depth, is in scope. A cluster
     id does not carry its management-group ancestry: the adapters resolve subscription -> management groups
@@ -228,7 +281,14 @@ class Scope(_Model):
     is listed."""
     resource_groups: tuple[ResourceGroupRef, ...] = ()
     """Individual resource groups in scope (full ids)."""
-    regions: tuple[Region, ...] | None = None
+    regions: (
+        Annotated[
+            tuple[Region, ...],
+            Field(min_length=1),
+            BeforeValidator(_not_empty_list("regions is an empty list; omit it to allow every region")),
+        ]
+        | None
+    ) = Field(default=None, json_schema_extra=_without_null)
     """Optional allow-list of regions ("East US" or "eastus"). Omitted: every region. An empty list is an
     error."""
 
@@ -241,13 +301,6 @@ class Scope(_Model):
         "resource_groups": "list at least one resource group id, or remove the key",
         "regions": "list at least one region, or remove the key to allow every region",
     }
-
-    @field_validator("regions")
-    @classmethod
-    def _regions_not_empty(cls, regions: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if regions is not None and not regions:
-            raise ValueError("regions is an empty list; omit it to allow every region")
-        return regions
 
     @model_validator(mode="after")
     def _not_empty(self) -> Scope:
@@ -298,9 +351,18 @@ class Scope(_Model):
 class TagRule(_Model):
     """One include/exclude entry: a tag name and, optionally, the values that match."""
 
-    tag: Annotated[str, AfterValidator(_check_tag_key)]
+    tag: TagName
     """Tag name, compared case-insensitively. Taken literally (no wildcards)."""
-    values: tuple[Annotated[str, AfterValidator(_check_tag_value)], ...] | None = None
+    values: (
+        Annotated[
+            tuple[TagValue, ...],
+            Field(min_length=1),
+            BeforeValidator(
+                _not_empty_list("values is an empty list; omit it to match any value of the tag")
+            ),
+        ]
+        | None
+    ) = Field(default=None, json_schema_extra=_without_null)
     """Values that match, case-insensitively; ``*`` matches any run of characters and is the only wildcard.
     Omitted: the tag is present with any value. An empty list is an error."""
 
@@ -308,18 +370,20 @@ class TagRule(_Model):
         "values": "list at least one value, or remove the key to match any value of the tag",
     }
 
-    @field_validator("values")
-    @classmethod
-    def _values_not_empty(cls, values: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if values is not None and not values:
-            raise ValueError("values is an empty list; omit it to match any value of the tag")
-        return values
-
 
 class Selection(_Model):
     """Tag rules that pick clusters inside the scope. Exclude wins over include."""
 
-    include: tuple[TagRule, ...] | None = None
+    include: (
+        Annotated[
+            tuple[TagRule, ...],
+            Field(min_length=1),
+            BeforeValidator(
+                _not_empty_list("include is an empty list; omit it to include every in-scope cluster")
+            ),
+        ]
+        | None
+    ) = Field(default=None, json_schema_extra=_without_null)
     """A cluster is included if any entry matches. Omitted: every in-scope cluster is included (Policy 4
     style). An empty list is an error."""
     exclude: tuple[TagRule, ...] = ()
@@ -329,13 +393,6 @@ class Selection(_Model):
         "include": "list at least one entry, or remove the key to include every in-scope cluster",
         "exclude": "list at least one entry, or remove the key to exclude nothing",
     }
-
-    @field_validator("include")
-    @classmethod
-    def _include_not_empty(cls, include: tuple[TagRule, ...] | None) -> tuple[TagRule, ...] | None:
-        if include is not None and not include:
-            raise ValueError("include is an empty list; omit it to include every in-scope cluster")
-        return include
 
 
 class ExtensionConfig(_Model):
@@ -374,6 +431,16 @@ class ExtensionConfig(_Model):
 class RemediationConfig(_Model):
     """What the remediator does for a selected cluster."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"mode": {"const": "policy-task"}}, "required": ["mode"]},
+            "then": {
+                "required": ["policyAssignmentIds"],
+                "properties": {"policyAssignmentIds": {"minItems": 1}},
+            },
+        }
+    )
+
     mode: Literal["install", "policy-task", "audit"] = "install"
     """``install``: install the extension directly. ``policy-task``: create an Azure Policy remediation task
     for the cluster. ``audit``: only report."""
@@ -399,11 +466,11 @@ class RemediationConfig(_Model):
 class RemediatorConfig(_Model):
     """The whole config file."""
 
-    schema_: str | None = Field(default=None, alias="$schema")
+    schema_: str | None = Field(default=None, alias="$schema", json_schema_extra=_without_null)
     """Optional JSON Schema reference for editors; ignored."""
     scope: Scope
     """Where to look for clusters."""
-    storage: dict[Region, StorageAccountRef]
+    storage: Annotated[dict[Region, StorageAccountRef], Field(min_length=1)]
     """Region -> backup storage account id (same region as the clusters). A cluster in a region without an
     entry is not selected (reason ``no-storage-for-region``)."""
     selection: Selection = Field(default_factory=Selection)
@@ -422,6 +489,8 @@ class RemediatorConfig(_Model):
     @field_validator("storage", mode="before")
     @classmethod
     def _unique_regions(cls, storage: object) -> object:
+        if isinstance(storage, Mapping) and not storage:
+            raise ValueError("empty: map at least one region to a storage account id")
         if isinstance(storage, Mapping):
             seen: dict[str, str] = {}
             for region in storage:
@@ -431,13 +500,6 @@ class RemediatorConfig(_Model):
                 if normalized in seen:
                     raise ValueError(f"regions {seen[normalized]!r} and {region!r} are the same region")
                 seen[normalized] = region
-        return storage
-
-    @field_validator("storage")
-    @classmethod
-    def _storage_not_empty(cls, storage: dict[str, ResourceId]) -> dict[str, ResourceId]:
-        if not storage:
-            raise ValueError("empty: map at least one region to a storage account id")
         return storage
 
     def storage_for(self, region: str) -> ResourceId | None:
@@ -473,9 +535,19 @@ def _error_message(error: Mapping[str, Any]) -> str:
     return message
 
 
+def _is_consequence(error: Mapping[str, Any], errors: Iterable[Mapping[str, Any]]) -> bool:
+    """A container's ``too_short`` reported because one of its items failed (pydantic counts only the valid
+    items): not a second mistake. An empty list itself is caught earlier, with its own message."""
+    if error.get("type") != "too_short":
+        return False
+    loc = tuple(error["loc"])
+    return any(len(other["loc"]) > len(loc) and tuple(other["loc"][: len(loc)]) == loc for other in errors)
+
+
 def user_input_error_from(exc: ValidationError, *, source: str | None) -> UserInputError:
     """The first pydantic error as a :class:`UserInputError` naming the field (and how many more exist)."""
-    errors = exc.errors()
+    reported = exc.errors()
+    errors = [error for error in reported if not _is_consequence(error, reported)] or reported
     first = errors[0]
     message = _error_message(first)
     if len(errors) > 1:

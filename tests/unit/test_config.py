@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from remediator.cli.config_check import config_schema
-from remediator.core.config import load_config, normalize_region, parse_config
+from remediator.core.config import TAG_KEY_PATTERN, load_config, normalize_region, parse_config
 from remediator.core.errors import UserInputError
 from remediator.core.ids import parse_cluster_id
 
@@ -387,3 +388,110 @@ def test_commented_out_include_entries_are_an_error_not_everything(tmp_path: Pat
     with pytest.raises(UserInputError) as info:
         load_config(path)
     assert str(info.value).startswith(f"{path}: selection.include: empty (null")
+
+
+# --- the published JSON Schema carries the rules the validator enforces ---
+
+
+def _walk(node: object) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        found.append(node)
+        for value in node.values():
+            found.extend(_walk(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_walk(value))
+    return found
+
+
+def test_json_schema_never_allows_null() -> None:
+    nodes = _walk(config_schema())
+    assert not [
+        n
+        for n in nodes
+        if n.get("type") == "null" or (isinstance(n.get("type"), list) and "null" in n["type"])
+    ]
+    assert not [n for n in nodes if "default" in n and n["default"] is None]
+
+
+def test_json_schema_carries_tag_limits_and_min_items() -> None:
+    schema = config_schema()
+    defs = schema["$defs"]
+    tag = defs["TagRule"]["properties"]["tag"]
+    assert (tag["minLength"], tag["maxLength"]) == (1, 512)
+    assert tag["pattern"] == TAG_KEY_PATTERN
+    values = defs["TagRule"]["properties"]["values"]
+    assert values["type"] == "array" and values["minItems"] == 1
+    assert values["items"] == {"type": "string", "maxLength": 256}
+    include = defs["Selection"]["properties"]["include"]
+    assert include["type"] == "array" and include["minItems"] == 1
+    regions = defs["Scope"]["properties"]["regions"]
+    assert regions["type"] == "array" and regions["minItems"] == 1
+    assert schema["properties"]["storage"]["minProperties"] == 1
+    assert {tuple(branch["required"]) for branch in defs["Scope"]["anyOf"]} == {
+        ("managementGroups",),
+        ("subscriptions",),
+        ("resourceGroups",),
+    }
+    assert defs["RemediationConfig"]["if"] == {
+        "properties": {"mode": {"const": "policy-task"}},
+        "required": ["mode"],
+    }
+    assert defs["RemediationConfig"]["then"]["required"] == ["policyAssignmentIds"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "backup",
+        "a b",
+        "ÄÖÜ-ß",
+        "x" * 512,
+        "",
+        "a/b",
+        "a\\b",
+        "50%",
+        "a?",
+        "<",
+        ">",
+        "&",
+        "x" * 513,
+        "ok\u00e9:k",
+    ],
+)
+def test_schema_tag_rules_agree_with_the_validator(key: str) -> None:
+    """The schema's pattern and lengths accept exactly the tag names the validator accepts."""
+    tag = config_schema()["$defs"]["TagRule"]["properties"]["tag"]
+    by_schema = (
+        tag["minLength"] <= len(key) <= tag["maxLength"] and re.fullmatch(tag["pattern"], key) is not None
+    )
+    data = base()
+    data["selection"]["include"][0]["tag"] = key
+    try:
+        parse_config(data)
+        by_validator = True
+    except UserInputError:
+        by_validator = False
+    assert by_schema is by_validator
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (_set("selection.include.0.values", ["v" * 257]), "selection.include[0].values[0]"),
+        (_set("selection.include.0.tag", "a/b"), "selection.include[0].tag"),
+        (_set("selection.include.0.tag", "k" * 513), "selection.include[0].tag"),
+        (_set("selection.include", [5]), "selection.include[0]"),
+        (_set("scope.regions", ["East-US"]), "scope.regions[0]"),
+        (_set("storage", {"eastus": "/subscriptions/x"}), "storage.eastus"),
+    ],
+)
+def test_one_bad_item_is_one_error(mutate: Mutation, field: str) -> None:
+    """A list's minItems is not reported as a second error when one of its items is invalid."""
+    data = copy.deepcopy(base())
+    mutate(data)
+    with pytest.raises(UserInputError) as info:
+        parse_config(data)
+    assert info.value.field == field
+    assert "more error" not in info.value.message
