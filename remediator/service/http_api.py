@@ -34,6 +34,7 @@ from remediator.core.inventory_query import InventoryPlan, plan_inventory
 from remediator.core.outcomes import OutcomeKind
 from remediator.core.snapshot import ClusterSnapshot
 from remediator.service.app_context import HandlerContext, journal_decision, scope_contains
+from remediator.service.inline import InlineUnavailable, run_inline
 from remediator.service.sweep import HUMAN_BLOCKERS
 
 logger = logging.getLogger(__name__)
@@ -192,9 +193,23 @@ def request_id() -> str:
     return f"http-{uuid.uuid4()}"
 
 
+HANDOVER_DELAY_S = 5.0
+"""Delay of the work item that takes over a ``{clusterId}`` request whose inline reconcile ran out of time."""
+
+
 def _remediate_cluster(ctx: HandlerContext, cluster: ResourceId, *, dry_run: bool) -> HttpResult:
+    """Reconcile inline within ``REMEDIATOR_INLINE_BUDGET_SECONDS`` (the HTTP front end gives up after 230 s,
+    and SDK timeouts times retries could exceed that). Out of time: 202 with the cluster handed over to the
+    work queue (a dry run, which must not write, answers 503 instead)."""
     correlation = request_id()
-    report = ctx.reconciler.reconcile(cluster.canonical, dry_run=dry_run, correlation_id=correlation)
+    budget = ctx.settings.inline_budget_seconds
+    try:
+        report = run_inline(
+            lambda: ctx.reconciler.reconcile(cluster.canonical, dry_run=dry_run, correlation_id=correlation),
+            budget_s=budget,
+        )
+    except InlineUnavailable as exc:
+        return _not_finished_inline(ctx, cluster, str(exc), dry_run=dry_run, correlation_id=correlation)
     body: dict[str, Any] = report.to_json()
     if report.outcome.kind is OutcomeKind.WAIT and not dry_run:
         delay = min(max(report.outcome.retry_after_s or 30.0, 1.0), ctx.settings.max_wait_seconds)
@@ -209,6 +224,39 @@ def _remediate_cluster(ctx: HandlerContext, cluster: ResourceId, *, dry_run: boo
         body["followUp"] = {"enqueued": True, "delaySeconds": delay}
         return HttpResult(202, body)
     return HttpResult(200, body)
+
+
+def _not_finished_inline(
+    ctx: HandlerContext, cluster: ResourceId, why: str, *, dry_run: bool, correlation_id: str
+) -> HttpResult:
+    logger.warning("POST /api/remediate for %s not finished inline: %s", cluster, why)
+    if dry_run:
+        return HttpResult(
+            503,
+            {
+                "error": "not-finished",
+                "message": f"the dry run did not finish in time ({why}); retry",
+                "retryAfterSeconds": SCOPE_RETRY_AFTER_S,
+                "correlationId": correlation_id,
+            },
+        )
+    ctx.work.enqueue_work(
+        cluster.canonical,
+        attempt=0,
+        source="http",
+        reason=f"HTTP request handed over: {why}",
+        correlation_id=correlation_id,
+        delay_s=HANDOVER_DELAY_S,
+    )
+    return HttpResult(
+        202,
+        {
+            "clusterId": cluster.canonical,
+            "correlationId": correlation_id,
+            "message": f"not finished inline ({why}); handed over to the work queue",
+            "followUp": {"enqueued": True, "delaySeconds": HANDOVER_DELAY_S},
+        },
+    )
 
 
 def _narrowed(ctx: HandlerContext, scope: ResourceId) -> RemediatorConfig:

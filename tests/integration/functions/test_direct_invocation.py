@@ -669,6 +669,23 @@ def test_remediate_a_waiting_cluster_enqueues_a_follow_up(ctx: HandlerContext) -
     assert [i["source"] for i in _queued(ctx)] == ["http"]
 
 
+def test_remediate_a_cluster_is_bounded_by_the_inline_budget(ctx: HandlerContext, pool: InlinePool) -> None:
+    assert isinstance(ctx.reconciler, ScriptedReconciler) and isinstance(ctx.work, RecordingQueue)
+    ctx.reconciler.hold = threading.Event()  # the reconcile outlives the 2 s budget
+    resp = function_app.remediate(http("POST", "remediate", {"clusterId": CLUSTER}))
+    body = json.loads(resp.get_body())
+    # answered (and handed over) while the reconcile was still running, not after it
+    assert not ctx.reconciler.hold.is_set() and pool.busy == 1
+    assert resp.status_code == 202 and body["followUp"]["enqueued"] is True
+    assert [(i["clusterId"], i["source"]) for i in _queued(ctx)] == [(CLUSTER, "http")]
+    assert ctx.work.correlations == [body["correlationId"]]
+    dry = function_app.remediate(http("POST", "remediate", {"clusterId": CLUSTER}, dryRun="true"))
+    assert dry.status_code == 503 and json.loads(dry.get_body())["retryAfterSeconds"] > 0
+    assert len(_queued(ctx)) == 1  # a dry run is never handed over (it must not write)
+    ctx.reconciler.hold.set()
+    assert pool.wait_idle(timeout_s=10)
+
+
 @pytest.mark.parametrize(
     ("body", "params", "field"),
     [
