@@ -187,7 +187,12 @@ class DeliverySettings:
     duplicate_probability: float = 0.0
     reorder_probability: float = 0.0
     reorder_delay_s: float = 0.5
-    """An event picked for reordering is held back this long (real seconds), so later events overtake it."""
+    """An event picked for reordering is held back this long (real seconds), so later events overtake it.
+    With ``reorder_after_events`` set this is only the longest hold (for an event nothing follows)."""
+    reorder_after_events: int = 0
+    """If > 0, an event picked for reordering is held until this many later events to the same subscription
+    have been delivered (the webhook answered), so it reaches the webhook after them however slowly they
+    are published — reordering that does not depend on timing. 0: the hold is ``reorder_delay_s`` only."""
     timeout_s: float = 30.0
     seed: int = 0
 
@@ -196,6 +201,7 @@ class DeliverySettings:
         "duplicateProbability": "duplicate_probability",
         "reorderProbability": "reorder_probability",
         "reorderDelayS": "reorder_delay_s",
+        "reorderAfterEvents": "reorder_after_events",
         "timeoutS": "timeout_s",
         "seed": "seed",
     }
@@ -213,7 +219,10 @@ class DeliverySettings:
                 raise ValueError(f"{key} must be within [0, 1]")
             if key == "timeFactor" and number <= 0:
                 raise ValueError("timeFactor must be > 0")
-            setattr(self, self.NAMES[key], int(number) if key == "seed" else number)
+            if key == "reorderAfterEvents" and (number < 0 or number != int(number)):
+                raise ValueError("reorderAfterEvents must be a whole number >= 0")
+            integral = key in ("seed", "reorderAfterEvents")
+            setattr(self, self.NAMES[key], int(number) if integral else number)
 
 
 @dataclass(order=True)
@@ -225,6 +234,13 @@ class _Delivery:
     attempt: int = field(compare=False, default=0)
     first_publish: float = field(compare=False, default=0.0)
     duplicate: bool = field(compare=False, default=False)
+    held_for: int = field(compare=False, default=0)
+    """Held for reordering: later deliveries to its subscription still to wait for (0 = not held)."""
+    reordered: bool = field(compare=False, default=False)
+    origin: int = field(compare=False, default=-1)
+    """``seq`` of the first delivery of this event to this subscription (publish order); -1 = ``seq``."""
+    taken: bool = field(compare=False, default=False)
+    """Already handed to a delivery thread (or superseded by its released copy): skip when popped."""
 
 
 class EventBus:
@@ -241,6 +257,7 @@ class EventBus:
         self.topic_events: deque[dict[str, Any]] = deque(maxlen=max_log)
         """Events received on the custom topic (POST /api/events)."""
         self._queue: list[_Delivery] = []
+        self._held: list[_Delivery] = []
         self._seq = itertools.count()
         self._cond = threading.Condition(self.lock)
         self._random = random.Random(0)
@@ -326,6 +343,7 @@ class EventBus:
             self.dead_letters.clear()
             self.topic_events.clear()
             self._queue.clear()
+            self._held.clear()
             self.settings = DeliverySettings()
             self._random = random.Random(0)
 
@@ -367,12 +385,19 @@ class EventBus:
                     sub.collected.append(event)
                     continue
                 delay = 0.0
+                held_for = 0
                 if (
                     self.settings.reorder_probability
                     and self._random.random() < self.settings.reorder_probability
                 ):
                     delay = self.settings.reorder_delay_s
-                self._push(_Delivery(now + delay, next(self._seq), sub.name.lower(), event, 0, now))
+                    held_for = self.settings.reorder_after_events
+                delivery = _Delivery(now + delay, next(self._seq), sub.name.lower(), event, 0, now)
+                delivery.reordered = delay > 0 or held_for > 0
+                delivery.held_for = held_for
+                if held_for:
+                    self._held.append(delivery)
+                self._push(delivery)
                 if (
                     self.settings.duplicate_probability
                     and self._random.random() < self.settings.duplicate_probability
@@ -398,6 +423,11 @@ class EventBus:
                     self._cond.wait(timeout=min(wait, 1.0))
                     continue
                 delivery = heapq.heappop(self._queue)
+                if delivery.taken:
+                    continue
+                delivery.taken = True
+                if delivery in self._held:  # held too long: nothing followed within reorder_delay_s
+                    self._held.remove(delivery)
             try:
                 self._pool.submit(self._attempt, delivery)
             except RuntimeError:
@@ -442,10 +472,13 @@ class EventBus:
             "status": status,
             "error": error,
             "duplicate": delivery.duplicate,
+            "reordered": delivery.reordered,
             "time": now_iso(),
         }
         with self._cond:
             self.deliveries.append(record)
+            if not delivery.held_for and delivery.attempt == 0:
+                self._release_held_before(delivery)
             if status in SUCCESS_STATUSES:
                 return
             elapsed_real = time.monotonic() - delivery.first_publish
@@ -485,6 +518,32 @@ class EventBus:
                 )
             )
             self._cond.notify_all()
+
+    def _release_held_before(self, delivered: _Delivery) -> None:
+        """Count ``delivered`` for every event held ahead of it on the same subscription; release those whose
+        count is reached (their released copy is due now, so it reaches the webhook after ``delivered``)."""
+        published_at = delivered.origin if delivered.origin >= 0 else delivered.seq
+        for held in list(self._held):
+            if held.subscription != delivered.subscription or held.seq >= published_at or held.taken:
+                continue
+            held.held_for -= 1
+            if held.held_for > 0:
+                continue
+            held.taken = True
+            self._held.remove(held)
+            release = _Delivery(
+                time.monotonic(),
+                next(self._seq),
+                held.subscription,
+                held.event,
+                0,
+                held.first_publish,
+                held.duplicate,
+            )
+            release.reordered = True
+            release.origin = held.seq
+            self._push(release)
+        self._cond.notify_all()
 
     def pending(self) -> int:
         with self.lock:

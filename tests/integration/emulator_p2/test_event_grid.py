@@ -199,18 +199,37 @@ def test_duplicates_reordering_retries_and_dead_letters(emulator, webhook):
     emulator.admin.request(
         "PATCH",
         "/eventgrid/settings",
-        {"duplicateProbability": 0, "reorderProbability": 0.5, "reorderDelayS": 0.3, "seed": 7},
+        # a held event waits for the next event's delivery (not for a time), so the order cannot depend on
+        # how fast the PATCHes complete; 60 s is only the longest hold
+        {
+            "duplicateProbability": 0,
+            "reorderProbability": 0.5,
+            "reorderAfterEvents": 1,
+            "reorderDelayS": 60,
+            "seed": 7,
+        },
     )
     for i in range(8):
         update_tags(emulator, "evt-dup", {"i": str(i)})
-    wait_for(lambda: len(order.events()) >= 8)
+    emulator.admin.request("PATCH", "/eventgrid/settings", {"reorderProbability": 0})
+    update_tags(emulator, "evt-dup", {"i": "flush"})  # never held: releases a held last event
+    wait_for(lambda: len(order.events()) >= 9)
     published = [
         e["id"]
         for e in emulator.admin.request("GET", "/eventgrid/events")["value"]
         if e["subject"].endswith("evt-dup")
-    ][-8:]
+    ][-9:]
     received = [e["id"] for e in order.events()]
     assert sorted(received) == sorted(published) and received != published
+    held = {
+        d["eventId"]
+        for d in emulator.admin.request("GET", "/eventgrid/deliveries")["value"]
+        if d["reordered"]
+    }
+    assert held and held < set(published[:8])
+    for event_id in held:  # each held event reached the webhook after the next event that was not held
+        after = next(e for e in published[published.index(event_id) + 1 :] if e not in held)
+        assert received.index(event_id) > received.index(after)
 
     dead = webhook(statuses=[400])
     emulator.admin.request("DELETE", "/eventgrid/subscriptions/aks-writes")
@@ -304,3 +323,38 @@ def test_subscription_validation_handshake(emulator, webhook, azure_examples):
     assert err.value.status == 400
     names = [s["name"] for s in emulator.admin.request("GET", "/eventgrid/subscriptions")["value"]]
     assert names == ["checked"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"aeg-sas-key": "emulator-topic-key"}, 200),
+        ({"aeg-sas-key": "wrong-key"}, 401),
+        ({}, 401),
+    ],
+)
+def test_custom_topic_with_only_a_sas_key(emulator, headers, status):
+    """No bearer token: the right aeg-sas-key is enough (200); a wrong key or none at all is 401."""
+    event = {
+        "id": "sas-1",
+        "subject": "s",
+        "eventType": "Contoso.Test",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "data": {},
+        "dataVersion": "1",
+    }
+    context = ssl.create_default_context(cafile=str(emulator.ca_bundle))
+    request = urllib.request.Request(
+        f"{emulator.base_url}/api/events?api-version=2018-01-01",
+        data=json.dumps([event]).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **headers},
+    )
+    try:
+        with urllib.request.urlopen(request, context=context) as response:  # noqa: S310 - loopback
+            got = response.status
+    except urllib.error.HTTPError as exc:
+        got = exc.code
+    assert got == status
+    received = emulator.admin.request("GET", "/eventgrid/topic/events")["value"]
+    assert [e["event"]["id"] for e in received] == (["sas-1"] if status == 200 else [])

@@ -74,12 +74,13 @@ def test_included_types_and_subject_prefix():
 class _Endpoint:
     def __init__(self, statuses):
         self.times: list[float] = []
+        self.bodies: list[bytes] = []
         self.statuses = list(statuses)
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.times.append(time.monotonic())
                 self.send_response(outer.statuses.pop(0) if outer.statuses else 200)
                 self.send_header("Content-Length", "0")
@@ -107,7 +108,7 @@ def test_retry_schedule_is_the_documented_one_time_compressed():
         bus.update_settings({"timeFactor": 100})  # 10 s → 0.1 s, 30 s → 0.3 s, 60 s → 0.6 s
         bus.add_subscription({"name": "s", "endpointUrl": endpoint.url})
         bus.publish("T", "/x", {}, topic="/subscriptions/s")
-        wait(lambda: len(endpoint.times) == 4)
+        wait(lambda: len(bus.deliveries) == 4)  # the log is written after the endpoint has answered
         # The schedule itself, as the bus planned it: exact, whatever the load on the machine.
         assert [d.get("retryInS") for d in bus.deliveries] == [*RETRY_SCHEDULE_S[:3], None]
         # And it is honoured: a retry is never early (a loaded machine can only make it late).
@@ -151,3 +152,26 @@ def test_collecting_subscription_keeps_events_in_memory():
         assert [e["eventType"] for e in bus.published] == ["A", "B"]
     finally:
         bus.stop()
+
+
+def test_held_event_waits_for_the_next_delivery_not_for_a_time():
+    """reorderAfterEvents: the held event reaches the webhook after the next one, however late that one is
+    published (the time-based hold let a slow publisher deliver in order, which made reordering flaky)."""
+    import json
+
+    endpoint = _Endpoint([])
+    bus = EventBus()
+    try:
+        bus.update_settings({"reorderProbability": 1, "reorderAfterEvents": 1, "reorderDelayS": 60})
+        bus.add_subscription({"name": "s", "endpointUrl": endpoint.url})
+        first = bus.publish("T", "/first", {}, topic="/subscriptions/s")
+        time.sleep(0.5)  # far longer than the old 0.3 s hold
+        assert endpoint.bodies == []
+        bus.update_settings({"reorderProbability": 0})
+        second = bus.publish("T", "/second", {}, topic="/subscriptions/s")
+        wait(lambda: len(endpoint.bodies) == 2)
+        assert [json.loads(b)[0]["id"] for b in endpoint.bodies] == [second["id"], first["id"]]
+        assert [d["reordered"] for d in bus.deliveries] == [False, True]
+    finally:
+        bus.stop()
+        endpoint.server.shutdown()
