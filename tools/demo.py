@@ -389,7 +389,7 @@ class Story:
         provisioning_s = float(self.admin.config()["clusterCreateS"])
         started_after = float(puts[0]["time"]) - float(created[0]["time"]) - provisioning_s
         expect(
-            started_after < 5,
+            started_after < 15,  # "within seconds" (typically under 1 s; margin for a loaded machine)
             f"extension install started {max(started_after, 0.0):.1f} s after the cluster was provisioned",
         )
         wait_until(

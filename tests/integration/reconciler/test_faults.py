@@ -56,7 +56,8 @@ def test_long_retry_after_becomes_a_wait_for_that_long_then_converges(world, emu
     emulator.admin.add_fault(method="PUT", path=EXT_PUT, status=429, code="TooManyRequests", retryAfterS=37)
     started = time.monotonic()
     report = world.runtime.reconciler.reconcile(AKS_OK)
-    assert time.monotonic() - started < 5  # not slept in-process
+    # not slept in-process: well under the 37 s Retry-After (a generous margin for a loaded CI machine)
+    assert time.monotonic() - started < 20
     assert report.outcome.kind is OutcomeKind.WAIT and "throttled" in report.outcome.why
     assert report.outcome.retry_after_s == 37.0
     assert (
@@ -224,5 +225,6 @@ def test_read_timeouts_become_a_wait(world, emulator):
         impatient.close()
     assert report.outcome.kind is OutcomeKind.WAIT and "transient" in report.outcome.why
     assert "ServiceResponseError" in report.outcome.why or "timed out" in report.outcome.why.lower()
-    assert time.monotonic() - started < 5
+    # the outcome above is the proof that the read timed out; this only guards against a hang
+    assert time.monotonic() - started < 20
     assert arm_writes(world) == []

@@ -115,4 +115,4 @@ def test_an_enqueue_to_a_hung_storage_front_end_keeps_to_its_time_budget(
     with pytest.raises(AzureError):
         queue.enqueue(WorkItem(cluster_id=AKS_OK), timeout_s=3.0)
     elapsed = time.monotonic() - started
-    assert elapsed < 8, f"took {elapsed:.1f} s for a 3 s budget"  # defaults: 3 x 5 s reads + backoffs
+    assert elapsed < 10, f"took {elapsed:.1f} s for a 3 s budget"  # unbudgeted: 3 x 5 s reads + backoffs
