@@ -98,6 +98,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "microsoft.resourcegraph": frozenset(
         {
+            "2019-04-01",  # stable/2019-04-01/examples/ResourcesBasicQuery.json (default resultFormat table)
             "2021-03-01",  # azure-mgmt-resourcegraph 8.0.1
             "2022-10-01",  # ResourcesPropertiesQuery.json
             "2024-04-01",  # ResourcesBasicQuery.json and the other official queries

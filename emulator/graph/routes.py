@@ -54,7 +54,7 @@ def register(router: Router, ctx: PluginContext) -> None:
         try:
             quota_headers = service.charge(principal)
             body = request.json_object()
-            result = service.query(body)
+            result = service.query(body, api_version=request.api_version)
         except GraphRequestError as exc:
             headers = dict(exc.headers)
             if exc.status != 429:

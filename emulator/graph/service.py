@@ -28,6 +28,19 @@ DEFAULT_TOP = 100
 MAX_TOP = 1000
 
 
+OBJECT_ARRAY_DEFAULT_FROM = "2021-03-01"
+
+
+def default_result_format(api_version: str | None) -> str:
+    """``resultFormat`` when the request names none. Microsoft's own examples answer the same option-less
+    ``ResourcesBasicQuery`` with a table at 2019-04-01 and with an object array at 2021-03-01 and 2024-04-01
+    (azure-rest-api-specs stable/<version>/examples/ResourcesBasicQuery.json). Versions in between (previews)
+    follow their date: our assumption. No api-version (in-process calls; HTTP requires one) → table."""
+    if not api_version:
+        return "table"
+    return "table" if api_version[:10] < OBJECT_ARRAY_DEFAULT_FROM else "objectArray"
+
+
 class GraphRequestError(Exception):
     """A request Resource Graph answers with an error (status, code, message, details)."""
 
@@ -221,7 +234,7 @@ class GraphService:
             self.queries_run += 1
         return _CachedResult(list(compiled.schema), rows, self.state.now(), "id" in compiled.columns)
 
-    def query(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def query(self, body: Mapping[str, Any], *, api_version: str | None = None) -> dict[str, Any]:
         """The response body for one `POST /providers/Microsoft.ResourceGraph/resources`."""
         query_text = body.get("query")
         if not isinstance(query_text, str):
@@ -232,7 +245,7 @@ class GraphService:
         top = options.get("$top")
         skip = options.get("$skip") or 0
         skip_token = options.get("$skipToken")
-        result_format = str(options.get("resultFormat") or "table")
+        result_format = str(options.get("resultFormat") or default_result_format(api_version))
         if result_format.lower() not in ("table", "objectarray"):
             raise GraphRequestError(400, "BadRequest", f"resultFormat '{result_format}' is not supported.")
         if top is not None and (not isinstance(top, int) or not 1 <= top <= MAX_TOP):

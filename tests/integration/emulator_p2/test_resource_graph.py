@@ -8,7 +8,9 @@ import json
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.resourcegraph import ResourceGraphClient
-from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
+from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions, QueryResponse
+
+from tests.integration.emulator.helpers import send_raw
 
 pytestmark = pytest.mark.integration
 
@@ -198,20 +200,20 @@ def test_official_resource_graph_samples_are_accepted(emulator, azure_examples):
         options = request.pop("options", {})
         expected = sample["responses"]["200"]["body"]
         if "$skipToken" in options:
-            options = {"$skipToken": first_token}
-        result = client.resources(
-            QueryRequest(
-                query=request["query"],
-                subscriptions=request.get("subscriptions"),
-                management_groups=request.get("managementGroups"),
-                options=QueryRequestOptions(
-                    top=options.get("$top"),
-                    skip=options.get("$skip"),
-                    skip_token=options.get("$skipToken"),
-                    result_format="objectArray",
-                ),
-            )
+            options = {**options, "$skipToken": first_token}
+        # the sample's own body and api-version, options exactly as given (none in ResourcesBasicQuery: the
+        # server's default resultFormat for that api-version decides the shape)
+        body = {**request, **({"options": options} if options else {})}
+        response = send_raw(
+            client,
+            "POST",
+            "/providers/Microsoft.ResourceGraph/resources",
+            sample["parameters"]["api-version"],
+            body,
         )
+        assert response.status_code == 200, (path.name, response.text())
+        assert isinstance(response.json()["data"], list) == isinstance(expected["data"], list), path.name
+        result = QueryResponse.deserialize(response.json())
         assert set(expected) - {"$skipToken"} <= set(result.as_dict(keep_readonly=True)) | {
             "totalRecords",
             "resultTruncated",
@@ -227,6 +229,36 @@ def test_official_resource_graph_samples_are_accepted(emulator, azure_examples):
         if "$top" in options:
             assert result.count == 3 and result.skip_token
             first_token = result.skip_token
+
+
+@pytest.mark.parametrize(
+    ("api_version", "shape"),
+    [
+        ("2019-04-01", "table"),
+        ("2021-03-01", "objectArray"),
+        ("2022-10-01", "objectArray"),
+        ("2024-04-01", "objectArray"),
+    ],
+)
+def test_default_result_format_follows_the_api_version(graph, emulator, api_version, shape):
+    """No options: Microsoft's ResourcesBasicQuery examples answer a table at 2019-04-01 and an object array
+    from 2021-03-01 on; an explicit resultFormat always wins."""
+    emulator.admin.request("PATCH", "/graph", {"quota": {"enabled": False}})
+    client = ResourceGraphClient(emulator.credential(), **emulator.client_kwargs())
+    body = {"subscriptions": SUBS, "query": "resources | project id, name | take 2"}
+    data = send_raw(client, "POST", "/providers/Microsoft.ResourceGraph/resources", api_version, body).json()[
+        "data"
+    ]
+    if shape == "table":
+        assert [c["name"] for c in data["columns"]] == ["id", "name"] and len(data["rows"]) == 2
+    else:
+        assert isinstance(data, list) and set(data[0]) == {"id", "name"}
+    flipped = "objectArray" if shape == "table" else "table"
+    body["options"] = {"resultFormat": flipped}
+    data = send_raw(client, "POST", "/providers/Microsoft.ResourceGraph/resources", api_version, body).json()[
+        "data"
+    ]
+    assert isinstance(data, list) == (flipped == "objectArray")
 
 
 def test_the_products_inventory_queries_run_in_the_subset(graph, emulator):
