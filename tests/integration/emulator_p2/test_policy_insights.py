@@ -290,3 +290,107 @@ def test_policy_states_in_resource_graph_policyresources(policy_emulator):
     counts = {row["policyAssignmentId"]: row["count_"] for row in result.data}
     in_sub = [c for c in policy_estate()["clusters"] if c["id"].split("/")[2] == TEST_SUB]
     assert counts == {P1_ASSIGNMENT: len(in_sub), P3_ASSIGNMENT: 5}  # no cluster has a backup extension yet
+
+
+def test_clean_remediation_fixes_every_noncompliant_cluster_in_scope(emulator, mgmt_client):
+    """Issue 4's must-show on a clean run: the task ends Succeeded, every cluster that was NonCompliant in its
+    scope carries a Succeeded backup extension, P3 (and P1) flip to Compliant, PolicyStateChanged is emitted."""
+    estate = policy_estate()
+    estate["clusters"] = [
+        c for c in estate["clusters"] if c["id"].rsplit("/", 1)[-1] not in ("aks-stopped", "Tagged_Bad")
+    ]
+    emulator.reset(estate)
+    emulator.admin.request("PATCH", "/policy/settings", {"remediation": {"acceptS": 0.05, "pollS": 0.05}})
+    emulator.admin.request(
+        "POST",
+        "/eventgrid/subscriptions",
+        {
+            "name": "policy-events",
+            "filter": {"includedEventTypes": ["Microsoft.PolicyInsights.PolicyStateChanged"]},
+        },
+    )
+    client = mgmt_client(PolicyInsightsClient)
+    before = {
+        s.resource_id
+        for s in states(client, policyAssignmentId=P3_ASSIGNMENT, complianceState="NonCompliant")
+    }
+    assert {r.rsplit("/", 1)[-1] for r in before} == {"aks1", "tagged-a", "tagged-b"}
+    client.remediations.create_or_update_at_subscription(
+        "fix-clean", Remediation(policy_assignment_id=P3_ASSIGNMENT)
+    )
+    done = wait_for(
+        lambda: (
+            (r := client.remediations.get_at_subscription("fix-clean")).provisioning_state
+            in ("Succeeded", "Failed")
+            and r
+        )
+    )
+    assert done.provisioning_state == "Succeeded"
+    assert (
+        done.deployment_status.total_deployments
+        == done.deployment_status.successful_deployments
+        == len(before)
+    )
+    assert done.deployment_status.failed_deployments == 0
+    deployed = {
+        d.remediated_resource_id.lower()
+        for d in client.remediations.list_deployments_at_subscription("fix-clean")
+    }
+    assert deployed == {r.lower() for r in before}
+    ext_client = mgmt_client(SourceControlConfigurationClient)
+    for cluster_id in before:
+        parts = cluster_id.split("/")
+        ext = ext_client.extensions.get(
+            parts[4], "Microsoft.ContainerService", "managedClusters", parts[-1], "azure-aks-backup"
+        )
+        assert ext.extension_type == "microsoft.dataprotection.kubernetes"
+        assert ext.provisioning_state == "Succeeded"
+    assert not states(client, policyAssignmentId=P3_ASSIGNMENT, complianceState="NonCompliant")
+    for assignment in (P3_ASSIGNMENT, P1_ASSIGNMENT):
+        now = {s.resource_id: s.compliance_state for s in states(client, policyAssignmentId=assignment)}
+        assert {now[r] for r in before} == {"Compliant"}, assignment
+
+    def compliant_events():
+        events = emulator.admin.request("GET", "/eventgrid/subscriptions/policy-events/events")["value"]
+        subjects = {
+            e["subject"].lower()
+            for e in events
+            if e["data"]["complianceState"] == "Compliant"
+            and e["data"]["policyAssignmentId"].lower() == P3_ASSIGNMENT.lower()
+        }
+        return events if subjects == {r.lower() for r in before} else None
+
+    changed = wait_for(compliant_events)
+    assert all(e["eventType"] == "Microsoft.PolicyInsights.PolicyStateChanged" for e in changed)
+
+
+def test_remediation_deployment_fails_on_an_arm64_only_cluster(policy_emulator, mgmt_client):
+    """The DINE deployment hits the same install rule as a direct PUT: no Linux amd64 pool → Failed."""
+    arm_id = f"{BASE}/tagged-arm"
+    policy_emulator.admin.put_resources(
+        {
+            "clusters": [
+                {
+                    "id": arm_id,
+                    "location": "eastus",
+                    "tags": {"backup": "yes"},
+                    "pools": [{"osType": "Linux", "vmSize": "Standard_D4ps_v5"}],
+                }
+            ]
+        }
+    )
+    client = mgmt_client(PolicyInsightsClient)
+    client.remediations.create_or_update_at_resource(
+        arm_id, "fix-arm", Remediation(policy_assignment_id=P3_ASSIGNMENT)
+    )
+    done = wait_for(
+        lambda: (
+            (r := client.remediations.get_at_resource(arm_id, "fix-arm")).provisioning_state
+            in ("Succeeded", "Failed")
+            and r
+        )
+    )
+    assert done.provisioning_state == "Failed"
+    (deployment,) = client.remediations.list_deployments_at_resource(arm_id, "fix-arm")
+    assert deployment.status == "Failed" and deployment.error.code == "ExtensionOperationFailed"
+    assert "no Linux amd64 node pool" in deployment.error.message
