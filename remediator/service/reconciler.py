@@ -62,6 +62,7 @@ from remediator.core.planning import (
     backoff_seconds,
     covering_assignment,
     gate,
+    latest_remediation_task,
     plan_next_step,
 )
 from remediator.core.settings import Settings
@@ -316,9 +317,13 @@ class Reconciler:
             assignment = covering_assignment(cid.canonical, self.options.policy_assignment_ids)
             task: TaskView | None = None
             if ext is None and assignment is not None and self.policy is not None:
-                name = remediation_task_name(cid.canonical, assignment)
-                info = self.policy.get_remediation_at_resource(resource_id=cid, name=name)
-                task = TaskView(info.name, info.provisioning_state) if info else None
+                policy = self.policy
+
+                def task_state(name: str) -> str | None:
+                    info = policy.get_remediation_at_resource(resource_id=cid, name=name)
+                    return None if info is None else info.provisioning_state
+
+                task = latest_remediation_task(cid.canonical, assignment, task_state)
             return ObservedState(
                 cluster_location=snapshot.location,
                 storage_account_id=str(storage_id) if storage_id else None,
@@ -408,7 +413,7 @@ class Reconciler:
             return "install"
         if ActionKind.GRANT_STORAGE_ACCESS in kinds:
             return "grant-" + writes[0].detail.lower()
-        return "remediation-task"
+        return f"remediation-task-g{ctx.observed.next_task_generation}"
 
     def _recheck(self, first: Write, ctx: _WriteContext) -> None:
         """Re-read what the first write is about to change, now that we hold the claim."""
@@ -500,7 +505,11 @@ class _WriteContext:
         return Reconciler._grant_name(str(self.require_storage_id()), principal_id)
 
     def task_name(self) -> str:
-        return remediation_task_name(self.cid.canonical, self.observed.assignment_id or "")
+        return remediation_task_name(
+            self.cid.canonical,
+            self.observed.assignment_id or "",
+            generation=self.observed.next_task_generation,
+        )
 
     def target(self, write: Write) -> str:
         storage = str(self.storage_id) if self.storage_id else ""
