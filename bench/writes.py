@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscriptions", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--jitter-ms", type=float, default=10.0)
-    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--unpaced", action="store_true", help="also run without the pacer, for contrast")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
