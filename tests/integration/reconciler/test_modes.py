@@ -14,19 +14,17 @@ from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
 from remediator.service.runtime import Runtime
 from tests.fixtures.emulator import TEST_SUB
 from tests.integration.reconciler.conftest import (
-    ESTATE,
     FAST,
     ROOT_DIR,
-    STORAGE_EASTUS,
     arm_writes,
     cluster_id,
     extension_state,
 )
+from tests.integration.reconciler.policy_task_estate import ASSIGNMENT, reset_with_policy3_assignment
 
 pytestmark = pytest.mark.integration
 
 AKS_OK = cluster_id("aks-ok")
-ASSIGNMENT = f"/subscriptions/{TEST_SUB}/providers/Microsoft.Authorization/policyAssignments/aks-backup-p3"
 
 
 def test_dry_run_reports_the_plan_and_writes_nothing(world):
@@ -57,27 +55,7 @@ def test_audit_mode_reports_the_same_plan_and_writes_nothing(world):
 
 
 def test_policy_task_mode_creates_one_task_and_the_policy_deploys(world, emulator, wait_until):
-    emulator.reset(
-        {
-            **ESTATE,
-            "policyAssignments": [
-                {
-                    "name": "aks-backup-p3",
-                    "scope": f"/subscriptions/{TEST_SUB}",
-                    "definition": "tag-include",
-                    "parameters": {
-                        "effect": "DeployIfNotExists",
-                        "location": "eastus",
-                        "storageAccountId": STORAGE_EASTUS,
-                        "inclusionTagName": "backup",
-                        "inclusionTagValues": ["yes"],
-                    },
-                }
-            ],
-        }
-    )
-    emulator.admin.request("PATCH", "/policy/settings", {"remediation": {"acceptS": 0.1, "pollS": 0.05}})
-    emulator.admin.clear_calls()
+    reset_with_policy3_assignment(emulator)
     runtime = world.with_config(remediation={"mode": "policy-task", "policyAssignmentIds": [ASSIGNMENT]})
     try:
         first = runtime.reconciler.reconcile(AKS_OK)

@@ -9,17 +9,15 @@ from remediator.core.naming import remediation_task_name
 from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
 from tests.fixtures.emulator import TEST_SUB
 from tests.integration.reconciler.conftest import (
-    ESTATE,
-    STORAGE_EASTUS,
     arm_writes,
     cluster_id,
     extension_state,
 )
+from tests.integration.reconciler.policy_task_estate import ASSIGNMENT, reset_with_policy3_assignment
 
 pytestmark = pytest.mark.integration
 
 AKS_OK = cluster_id("aks-ok")
-ASSIGNMENT = f"/subscriptions/{TEST_SUB}/providers/Microsoft.Authorization/policyAssignments/aks-backup-p3"
 
 
 def remediation_puts(world):
@@ -41,27 +39,7 @@ def converge(runtime, world, wait_until):
 
 
 def test_non_compliant_again_after_a_succeeded_task_gets_the_next_generation(world, emulator, wait_until):
-    emulator.reset(
-        {
-            **ESTATE,
-            "policyAssignments": [
-                {
-                    "name": "aks-backup-p3",
-                    "scope": f"/subscriptions/{TEST_SUB}",
-                    "definition": "tag-include",
-                    "parameters": {
-                        "effect": "DeployIfNotExists",
-                        "location": "eastus",
-                        "storageAccountId": STORAGE_EASTUS,
-                        "inclusionTagName": "backup",
-                        "inclusionTagValues": ["yes"],
-                    },
-                }
-            ],
-        }
-    )
-    emulator.admin.request("PATCH", "/policy/settings", {"remediation": {"acceptS": 0.1, "pollS": 0.05}})
-    emulator.admin.clear_calls()
+    reset_with_policy3_assignment(emulator)
     runtime = world.with_config(remediation={"mode": "policy-task", "policyAssignmentIds": [ASSIGNMENT]})
     try:
         converge(runtime, world, wait_until)
