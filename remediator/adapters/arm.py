@@ -13,6 +13,11 @@ exception is mapped here to one :class:`ArmError` subclass, chained from the ori
 
 Reads return plain values (dicts and small dataclasses), never SDK models, so the service layer does not
 depend on SDK model shapes.
+
+Writes report every 429 they receive — including the ones azure-core retries inside the call and the caller
+never sees — to the process's :class:`~remediator.core.pacing.WritePacer` (``throttled``), so later writes in
+that subscription hold back for ``Retry-After``. Taking tokens before a write is the reconciler's job: only it
+can turn a long wait into a ``wait`` outcome.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from azure.core.exceptions import (
 from remediator.adapters.clients import AzureClients
 from remediator.core.extension_body import EXTENSION_TYPE
 from remediator.core.ids import ResourceId, parse_storage_account_id
+from remediator.core.pacing import WritePacer
 
 logger = logging.getLogger(__name__)
 
@@ -217,14 +223,31 @@ def _scope_path(resource_id: str) -> str:
     return resource_id.lstrip("/")
 
 
+def throttle_feedback(pacer: WritePacer | None, subscription_id: str) -> dict[str, Any]:
+    """Per-call SDK keyword arguments that tell ``pacer`` about every 429 a write receives in
+    ``subscription_id`` (azure-core calls the hook once per attempt, retries included); ``{}`` without a
+    pacer."""
+    if pacer is None:
+        return {}
+
+    def hook(pipeline_response: Any) -> None:
+        response = pipeline_response.http_response
+        if response.status_code == 429:
+            pacer.throttled(subscription_id, _retry_after(response.headers))
+
+    return {"raw_response_hook": hook}
+
+
 class ArmGateway:
     """The ARM reads and writes of one reconcile, error-mapped.
 
     :param clients: the SDK client factory.
+    :keyword pacer: the process's write pacer, told about every 429 a write receives; ``None`` = none.
     """
 
-    def __init__(self, clients: AzureClients) -> None:
+    def __init__(self, clients: AzureClients, *, pacer: WritePacer | None = None) -> None:
         self.clients = clients
+        self.pacer = pacer
 
     # -- managed clusters ------------------------------------------------------------------------------------
 
@@ -304,6 +327,7 @@ class ArmGateway:
                 cls=lambda pipeline_response, deserialized, headers: status.append(
                     pipeline_response.http_response.status_code
                 ),
+                **throttle_feedback(self.pacer, _sub(cluster_id)),
             ).result()
             return status[0] if status else 0
 
@@ -354,6 +378,7 @@ class ArmGateway:
                     container,
                     _json_io({"properties": {}}),
                     content_type="application/json",
+                    **throttle_feedback(self.pacer, _sub(storage_account_id)),
                 ),
             )
         except Conflict as exc:
@@ -377,7 +402,8 @@ class ArmGateway:
     ) -> bool:
         """PUT the role assignment; ``True`` if created, ``False`` if it (or the same grant under another
         name, 409 ``RoleAssignmentExists``) already existed."""
-        client = self.clients.authorization(_sub(parse_storage_account_id(scope)))
+        subscription_id = _sub(parse_storage_account_id(scope))
+        client = self.clients.authorization(subscription_id)
         body = {
             "properties": {
                 "roleDefinitionId": role_definition_id,
@@ -389,7 +415,11 @@ class ArmGateway:
             call_arm(
                 "PUT role assignment",
                 lambda: client.role_assignments.create(
-                    _scope_path(scope), name, _json_io(body), content_type="application/json"
+                    _scope_path(scope),
+                    name,
+                    _json_io(body),
+                    content_type="application/json",
+                    **throttle_feedback(self.pacer, subscription_id),
                 ),
             )
         except Conflict as exc:
@@ -418,4 +448,5 @@ __all__ = [
     "Transient",
     "call_arm",
     "map_arm_error",
+    "throttle_feedback",
 ]

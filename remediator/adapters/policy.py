@@ -15,9 +15,10 @@ import json
 import logging
 from dataclasses import dataclass
 
-from remediator.adapters.arm import NotFound, call_arm
+from remediator.adapters.arm import NotFound, call_arm, throttle_feedback
 from remediator.adapters.clients import AzureClients
 from remediator.core.ids import ResourceId
+from remediator.core.pacing import WritePacer
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +37,12 @@ class PolicyGateway:
     """Create and read remediation tasks at resource scope.
 
     :param clients: the SDK client factory.
+    :keyword pacer: the process's write pacer, told about every 429 the task PUT receives.
     """
 
-    def __init__(self, clients: AzureClients) -> None:
+    def __init__(self, clients: AzureClients, *, pacer: WritePacer | None = None) -> None:
         self.clients = clients
+        self.pacer = pacer
 
     def create_remediation_at_resource(
         self, *, resource_id: ResourceId, name: str, policy_assignment_id: str
@@ -59,6 +62,7 @@ class PolicyGateway:
                 name,
                 io.BytesIO(json.dumps(body).encode("utf-8")),
                 content_type="application/json",
+                **throttle_feedback(self.pacer, str(resource_id.subscription_id)),
             ),
         )
         return _info(result, name)

@@ -49,7 +49,7 @@ def run_sweep(config_path: str, *, dry_run: bool, environ: dict[str, str], conso
             inventory=runtime.inventory,
             work=runtime.work_queue if writes else _NoQueue(),
             recorders=(runtime.recorder,) if writes else (),
-            pacer=getattr(runtime, "pacer", None),
+            pacer=runtime.sweep_pacer,
         )
         sweeper.plan()  # refuse a bad config (e.g. a KQL injection attempt) before any progress output
         if not console.is_terminal:

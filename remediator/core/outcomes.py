@@ -53,6 +53,8 @@ class ActionStatus(StrEnum):
     """Another reconcile holds the claim for this write; it was not sent again."""
     FAILED = "failed"
     """The write was sent and refused; the outcome says why."""
+    DEFERRED = "deferred"
+    """Write pacing held the write back (the subscription's write bucket was empty); it was not sent."""
 
 
 @dataclass(frozen=True)

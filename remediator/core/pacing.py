@@ -11,6 +11,16 @@ Two ways to spend tokens:
 * ``acquire`` blocks (through an injected ``sleep``) until the tokens are there: for a worker writing now.
 * ``reserve`` takes the tokens now, possibly into debt, and returns how long the caller must wait before using
   them: for the sweep, which turns the wait into a queue-message visibility delay instead of sleeping.
+* ``try_acquire`` takes the tokens of several subscriptions at once, all or nothing, and sleeps only if the
+  wait is short (``max_wait_s``); otherwise it takes nothing and says how long to come back after. For the
+  worker (``service.reconciler``): a Functions invocation must not block long, so a long wait becomes a
+  ``wait`` outcome and the work item comes back later.
+
+The pacer is **per process**. Functions instances do not share memory, so each instance's pacer only knows its
+own writes; what keeps the instances together under ARM's bucket is the sweep, whose visibility delays spread
+the work items over time (and therefore over instances), plus the 429 feedback (``throttled``) every instance
+gets from ARM itself. The sweep plans with its own pacer (``Runtime.sweep_pacer``): its reservations stand for
+writes the workers will make later, so sharing the workers' pacer would count every write twice.
 
 The clock and sleep are injected so tests drive time by hand; nothing here does I/O.
 """
@@ -20,7 +30,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +120,20 @@ class TokenBucket:
             raise ValueError(f"token count must be in (0, {self.capacity}], got {n}")
 
 
+@dataclass(frozen=True)
+class PaceVerdict:
+    """What ``WritePacer.try_acquire`` decided.
+
+    :param granted: the tokens were taken (and the short wait, if any, already slept).
+    :param wait_s: seconds slept (granted) or seconds until the tokens would be there (not granted).
+    :param subscription_id: the subscription whose bucket set the wait (``""`` when nothing was asked).
+    """
+
+    granted: bool
+    wait_s: float
+    subscription_id: str = ""
+
+
 class WritePacer:
     """One ARM write bucket per subscription, shared by every thread of this process.
 
@@ -165,6 +190,32 @@ class WritePacer:
             logger.debug("pacing %s write(s) in subscription %s for %.3f s", n, subscription_id, delay)
             self._sleep(delay)
         return delay
+
+    def try_acquire(self, demand: Mapping[str, float], *, max_wait_s: float) -> PaceVerdict:
+        """Take the writes of ``demand`` (subscription -> count) if they are there within ``max_wait_s``.
+
+        All or nothing: if any subscription's tokens are further away than ``max_wait_s``, nothing is taken
+        and the verdict says how long that subscription needs. Otherwise every subscription's tokens are taken
+        under the lock and the (short) wait is slept outside it. Subscription ids compare case-insensitively.
+        """
+        merged: dict[str, float] = {}
+        for subscription_id, n in demand.items():
+            key = subscription_id.strip().lower()
+            merged[key] = merged.get(key, 0.0) + n
+        if not merged:
+            return PaceVerdict(granted=True, wait_s=0.0)
+        with self._lock:
+            waits = {key: self._bucket(key).wait_time(n) for key, n in merged.items()}
+            worst_key = max(waits, key=lambda key: waits[key])
+            worst = waits[worst_key]
+            if worst > max_wait_s:
+                return PaceVerdict(granted=False, wait_s=worst, subscription_id=worst_key)
+            for key, n in merged.items():
+                self._bucket(key).reserve(n)
+        if worst > 0:
+            logger.debug("pacing writes in subscription %s for %.3f s", worst_key, worst)
+            self._sleep(worst)
+        return PaceVerdict(granted=True, wait_s=worst, subscription_id=worst_key)
 
     def observe_remaining(self, subscription_id: str, remaining: float) -> None:
         """Feed back the server's ``x-ms-ratelimit-remaining-subscription-writes`` for ``subscription_id``."""

@@ -6,10 +6,23 @@ pure planner (``core.planning``) for the next step, and performs that step's wri
 dry runs, only reports them. It never waits for a long-running operation: it starts it and returns ``wait``,
 and the caller (queue worker, Event Grid handler) comes back later.
 
+Reads that do not depend on each other run concurrently: after the cluster GET (needed to decide), the
+extension list, the storage account GET and (install mode) the container GET go out together, so an install
+costs three dependent round trips before the extension PUT (cluster; the reads; the container PUT) instead of
+one per call.
+
 Exactly-once under concurrency: Function instances do not share memory, so before each write the reconciler
-takes a durable claim in the journal table (an atomic insert, ``Journal.try_claim``) and re-reads the state
-it is about to change. A claim is kept after a successful write (it expires on its own) and released after a
-failed one, so a retry can proceed at once.
+takes a durable claim in the journal table (an atomic insert, ``Journal.try_claim``). A claim is kept after a
+successful write (it expires on its own) and released after a failed one, so a retry can proceed at once.
+Re-installs, grants and remediation tasks re-read the state they are about to change after claiming (see
+``_recheck`` for why a first install does not need to).
+
+Writes are paced (``core.pacing.WritePacer``, one per process): before a step's writes the reconciler takes
+one token per write from the right subscription's bucket (the storage account's for the container and the
+role assignment, the cluster's for the extension and the remediation task). A short wait (up to
+``max_pacing_wait_s``, 1 s) is slept; a longer one becomes a ``wait`` outcome and nothing is written,
+because a Functions invocation must not block long. Dry runs, audit mode and unselected clusters write
+nothing and take no tokens.
 
 Errors from ARM become outcomes (``outcome_for_error``): 429 -> wait for Retry-After; 409 Conflict /
 OperationNotAllowed -> wait; 5xx, timeouts, dropped connections -> wait with backoff; 403 -> gave_up naming
@@ -19,8 +32,11 @@ the missing permission; 409 MissingSubscriptionRegistration -> gave_up naming th
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +66,7 @@ from remediator.core.extension_body import (
 from remediator.core.ids import ResourceId, parse_cluster_id
 from remediator.core.naming import backup_container_name, remediation_task_name, role_assignment_name
 from remediator.core.outcomes import Action, ActionKind, ActionStatus, Outcome, ReconcileReport
+from remediator.core.pacing import WritePacer
 from remediator.core.planning import (
     FAILED_EXTENSION_STATES,
     ExtensionView,
@@ -76,6 +93,15 @@ long)."""
 
 CONFLICT_WAIT_S = 15.0
 """Base wait after a 409 conflict (another operation on the cluster is in progress)."""
+
+MAX_PACING_WAIT_S = 1.0
+"""The longest write-pacing wait slept inside a reconcile; a longer one becomes a ``wait`` outcome."""
+
+READ_WORKERS = 16
+"""Threads for the concurrent reads of reconciles (two per reconcile run on the pool, one on the caller)."""
+
+_STORAGE_WRITES = frozenset({ActionKind.CREATE_CONTAINER, ActionKind.GRANT_STORAGE_ACCESS})
+"""Writes that land in the storage account's subscription; the others land in the cluster's."""
 
 
 def planning_options(config: RemediatorConfig) -> PlanningOptions:
@@ -179,6 +205,8 @@ class Reconciler:
     :keyword policy: remediation-task gateway (mode ``policy-task``).
     :keyword management_groups_of: subscription -> management-group ancestry, when the scope lists groups.
     :keyword claim_ttl_s: claim lifetime.
+    :keyword pacer: the process's ARM write pacer; ``None`` = writes are not paced.
+    :keyword max_pacing_wait_s: the longest pacing wait slept in a reconcile (longer: ``wait`` outcome).
     """
 
     def __init__(
@@ -192,6 +220,8 @@ class Reconciler:
         policy: PolicyGateway | None = None,
         management_groups_of: Callable[[str], Iterable[str]] | None = None,
         claim_ttl_s: float = CLAIM_TTL_S,
+        pacer: WritePacer | None = None,
+        max_pacing_wait_s: float = MAX_PACING_WAIT_S,
     ) -> None:
         self.gateway = gateway
         self.config = config
@@ -201,7 +231,11 @@ class Reconciler:
         self.policy = policy
         self.management_groups_of = management_groups_of
         self.claim_ttl_s = claim_ttl_s
+        self.pacer = pacer
+        self.max_pacing_wait_s = max_pacing_wait_s
         self.options = planning_options(config)
+        self._read_pool: ThreadPoolExecutor | None = None
+        self._read_pool_lock = threading.Lock()
 
     # -- entry point ----------------------------------------------------------------------------------------
 
@@ -310,10 +344,10 @@ class Reconciler:
     def _observe(
         self, cid: ResourceId, snapshot: ClusterSnapshot, decision: Decision, run: _Run
     ) -> ObservedState:
-        ext = _extension_view(self.gateway.find_backup_extension(cid))
-        run.extension_state = ext.provisioning_state if ext else None
         storage_id = decision.storage_account_id
         if self.options.mode is Mode.POLICY_TASK:
+            ext = _extension_view(self.gateway.find_backup_extension(cid))
+            run.extension_state = ext.provisioning_state if ext else None
             assignment = covering_assignment(cid.canonical, self.options.policy_assignment_ids)
             task: TaskView | None = None
             if ext is None and assignment is not None and self.policy is not None:
@@ -335,14 +369,26 @@ class Reconciler:
         container_exists: bool | None = None
         grant_exists: bool | None = None
         prior = 0
-        if storage_id is not None:
-            info_sa = self.gateway.get_storage_account(storage_id)
+        if storage_id is None:
+            ext = _extension_view(self.gateway.find_backup_extension(cid))
+            run.extension_state = ext.provisioning_state if ext else None
+        else:
+            container = backup_container_name(snapshot.name, cid.canonical)
+            sa_id = storage_id
+            # Independent reads, together: the container is read before we know whether an install is
+            # needed (one extra read for a compliant cluster) so that an install waits one round, not two.
+            found, info_sa, container_found = self._read_together(
+                lambda: self.gateway.find_backup_extension(cid),
+                lambda: self.gateway.get_storage_account(sa_id),
+                lambda: self.gateway.container_exists(sa_id, container),
+            )
+            ext = _extension_view(found)
+            run.extension_state = ext.provisioning_state if ext else None
             storage = StorageView(info_sa.id, info_sa.location, info_sa.blob_endpoint) if info_sa else None
             state = ext.provisioning_state.lower() if ext else ""
             needs_install = ext is None or state in FAILED_EXTENSION_STATES
             if storage is not None and needs_install:
-                container = backup_container_name(snapshot.name, cid.canonical)
-                container_exists = self.gateway.container_exists(storage_id, container)
+                container_exists = container_found
             if (
                 ext is not None
                 and state == "succeeded"
@@ -365,6 +411,39 @@ class Reconciler:
             grant_exists=grant_exists,
             prior_reinstalls=prior,
         )
+
+    def _read_together(
+        self, first: Callable[[], ExtensionInfo | None], *rest: Callable[[], Any]
+    ) -> tuple[Any, ...]:
+        """Run independent reads concurrently (``first`` on this thread, the rest on the read pool) and
+        return their results in order. Every read finishes before this returns; if any failed, the first
+        failure in argument order is raised as it was (an ``ArmError`` chained from the SDK's exception)."""
+        pool = self._pool()
+        futures: list[Future[Any]] = [pool.submit(call) for call in rest]
+        results: list[Any] = []
+        errors: list[BaseException] = []
+        try:
+            results.append(first())
+        except Exception as exc:
+            errors.append(exc)
+        wait_for_futures(futures)
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                errors.append(error)
+            else:
+                results.append(future.result())
+        if errors:
+            raise errors[0]
+        return tuple(results)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._read_pool_lock:
+            if self._read_pool is None:
+                self._read_pool = ThreadPoolExecutor(
+                    max_workers=READ_WORKERS, thread_name_prefix="reconcile-read"
+                )
+            return self._read_pool
 
     @staticmethod
     def _grant_name(storage_id: str, principal_id: str) -> str:
@@ -391,6 +470,11 @@ class Reconciler:
             except _StateMoved as moved:
                 self.journal.release(claim)
                 return Outcome.wait(5.0, f"state changed while claiming: {moved}")
+        deferred = self._pace(writes, ctx, run)
+        if deferred is not None:
+            if claim is not None and self.journal is not None:
+                self.journal.release(claim)
+            return deferred
         current: Write | None = None
         try:
             for write in writes:
@@ -415,8 +499,49 @@ class Reconciler:
             return "grant-" + writes[0].detail.lower()
         return f"remediation-task-g{ctx.observed.next_task_generation}"
 
+    def _pace(self, writes: tuple[Write, ...], ctx: _WriteContext, run: _Run) -> Outcome | None:
+        """Take one write token per write from the right subscription's bucket, all or nothing.
+
+        ``None`` = go ahead (a short wait, if any, was slept); otherwise the ``wait`` outcome to return, with
+        every write recorded as deferred and nothing written.
+        """
+        if self.pacer is None:
+            return None
+        demand: dict[str, float] = {}
+        for write in writes:
+            target = ctx.require_storage_id() if write.kind in _STORAGE_WRITES else ctx.cid
+            subscription_id = str(target.subscription_id)
+            demand[subscription_id] = demand.get(subscription_id, 0.0) + 1.0
+        verdict = self.pacer.try_acquire(demand, max_wait_s=self.max_pacing_wait_s)
+        if verdict.granted:
+            return None
+        why = (
+            f"pacing ARM writes: subscription {verdict.subscription_id}'s write bucket refills in"
+            f" {verdict.wait_s:.1f} s; nothing written"
+        )
+        for write in writes:
+            run.actions.append(Action(write.kind, ctx.target(write), ActionStatus.DEFERRED, why))
+        retry_after = min(max(verdict.wait_s, self.max_pacing_wait_s), float(self.settings.max_wait_seconds))
+        return Outcome.wait(retry_after, why)
+
     def _recheck(self, first: Write, ctx: _WriteContext) -> None:
-        """Re-read what the first write is about to change, now that we hold the claim."""
+        """Re-read what the first write is about to change, now that we hold the claim.
+
+        A first install (no backup extension observed) is not re-read: the ``install`` claim is an atomic
+        insert that is kept for its TTL after a successful write, so a reconcile whose read predates another
+        reconcile's extension PUT cannot take it; it is only free again after the holder's write failed, and
+        then repeating the install is right (the PUT bodies are identical; a PUT that in fact reached ARM
+        before its response was lost is answered idempotently or with a 409 conflict, which becomes ``wait``).
+
+        A re-install is re-read: its claim is named after the journaled re-install count, which is read
+        after the extension list, so a reconcile can hold a stale "Failed" next to a count that already
+        includes another reconcile's re-install, claim the next number and re-install a second time. Grants
+        and remediation tasks keep their re-read too (cheap, off the event path).
+        """
+        if first.kind in (ActionKind.CREATE_CONTAINER, ActionKind.CREATE_EXTENSION) and (
+            ctx.observed.extension is None
+        ):
+            return
         if first.kind in (
             ActionKind.CREATE_CONTAINER,
             ActionKind.CREATE_EXTENSION,

@@ -24,6 +24,7 @@ from remediator.adapters.work_queue import WorkQueue
 from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
 from remediator.core.errors import UserInputError
 from remediator.core.outcomes import ReconcileReport
+from remediator.core.pacing import WritePacer
 from remediator.core.settings import Settings
 from remediator.service.reconciler import Reconciler
 
@@ -73,6 +74,8 @@ class Runtime:
     :keyword config: the config (default: loaded from the settings on first use).
     :keyword client_options: SDK retry/timeout knobs (tests shrink the backoff).
     :keyword credential: override the credential the settings imply (tests with several principals).
+    :keyword pacer: the ARM write pacer of the workers (default: ARM's bucket, 200 burst + 10/s; tests pass a
+        tiny one).
     """
 
     def __init__(
@@ -82,12 +85,13 @@ class Runtime:
         config: RemediatorConfig | None = None,
         client_options: ClientOptions | None = None,
         credential: Any = None,
+        pacer: WritePacer | None = None,
     ) -> None:
         self.settings = settings
         self._config = config
         self._client_options = client_options
         self._credential = credential
-        self._parts: dict[str, Any] = {}
+        self._parts: dict[str, Any] = {} if pacer is None else {"pacer": pacer}
         self._lock = threading.RLock()
 
     @classmethod
@@ -131,11 +135,11 @@ class Runtime:
 
     @property
     def gateway(self) -> ArmGateway:
-        return self._part("gateway", lambda: ArmGateway(self.clients))
+        return self._part("gateway", lambda: ArmGateway(self.clients, pacer=self.pacer))
 
     @property
     def policy(self) -> PolicyGateway:
-        return self._part("policy", lambda: PolicyGateway(self.clients))
+        return self._part("policy", lambda: PolicyGateway(self.clients, pacer=self.pacer))
 
     @property
     def journal(self) -> Journal | None:
@@ -173,6 +177,7 @@ class Runtime:
                 self.publisher,
                 policy=self.policy,
                 management_groups_of=self.management_groups_of,
+                pacer=self.pacer,
             ),
         )
 
@@ -234,15 +239,20 @@ class Runtime:
             inventory=self.inventory,
             work=self.work_queue,
             recorders=(self.recorder,),
-            pacer=self.pacer,
+            pacer=self.sweep_pacer,
         )
 
     @property
-    def pacer(self) -> Any:
-        """ARM write pacing (``remediator.core.pacing.WritePacer``) shared by this process's writers."""
-        from remediator.core.pacing import WritePacer
-
+    def pacer(self) -> WritePacer:
+        """The ARM write pacer of this process's writes (reconciler, gateways): per process, not shared
+        between Functions instances (see ``remediator.core.pacing``)."""
         return self._part("pacer", WritePacer)
+
+    @property
+    def sweep_pacer(self) -> WritePacer:
+        """The sweep's planning pacer: its reservations stand for writes workers make later (turned into
+        visibility delays), so it is kept apart from :attr:`pacer`, which counts the writes themselves."""
+        return self._part("sweep_pacer", WritePacer)
 
     @property
     def sweeper(self) -> Any:

@@ -130,3 +130,56 @@ def test_bound_is_set_by_the_busiest_subscription() -> None:
     assert write_bucket_bound_s([100, 150]) == 0.0
     assert write_bucket_bound_s([1000, 300]) == pytest.approx(80.0)
     assert write_bucket_bound_s([]) == 0.0
+
+
+def test_try_acquire_sleeps_a_short_wait_and_takes_the_tokens() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(capacity=2, refill_per_s=2, headroom=0, clock=clock, sleep=clock.sleep)
+    assert pacer.try_acquire({"sub": 2}, max_wait_s=1.0).granted
+    verdict = pacer.try_acquire({"SUB": 1}, max_wait_s=1.0)
+    assert verdict.granted and verdict.wait_s == pytest.approx(0.5) and verdict.subscription_id == "sub"
+    assert clock.slept == [pytest.approx(0.5)]
+    assert pacer.available("sub") == pytest.approx(0.0)
+
+
+def test_try_acquire_refuses_a_long_wait_without_taking_anything() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(capacity=4, refill_per_s=1, headroom=0, clock=clock, sleep=clock.sleep)
+    assert pacer.try_acquire({"a": 4}, max_wait_s=1.0).granted
+    verdict = pacer.try_acquire({"a": 2}, max_wait_s=1.0)
+    assert not verdict.granted and verdict.wait_s == pytest.approx(2.0) and verdict.subscription_id == "a"
+    assert clock.slept == []
+    assert pacer.available("a") == pytest.approx(0.0)  # nothing taken: the wait does not grow
+    clock.now += 1.5
+    assert pacer.try_acquire({"a": 2}, max_wait_s=1.0).wait_s == pytest.approx(0.5)
+
+
+def test_try_acquire_is_all_or_nothing_across_subscriptions() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(capacity=3, refill_per_s=1, headroom=0, clock=clock, sleep=clock.sleep)
+    assert pacer.try_acquire({"storage-sub": 3}, max_wait_s=0).granted
+    verdict = pacer.try_acquire({"cluster-sub": 1, "storage-sub": 1}, max_wait_s=0.5)
+    assert not verdict.granted and verdict.subscription_id == "storage-sub"
+    assert pacer.available("cluster-sub") == pytest.approx(3.0)  # the other subscription kept its tokens
+    # the same subscription under two casings is one demand of two tokens
+    pacer2 = WritePacer(capacity=3, refill_per_s=1, headroom=0, clock=clock, sleep=clock.sleep)
+    assert pacer2.try_acquire({"Sub": 2, "sub": 1}, max_wait_s=0).granted
+    assert pacer2.available("SUB") == pytest.approx(0.0)
+
+
+def test_try_acquire_with_nothing_to_write_is_granted_at_once() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    assert pacer.try_acquire({}, max_wait_s=0) == pacer.try_acquire({}, max_wait_s=0)
+    assert pacer.try_acquire({}, max_wait_s=0).granted and clock.slept == []
+
+
+def test_a_throttled_subscription_defers_try_acquire_for_retry_after() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    pacer.throttled("sub", 12.0)
+    verdict = pacer.try_acquire({"sub": 1}, max_wait_s=1.0)
+    assert not verdict.granted and verdict.wait_s == pytest.approx(12.1)
+    clock.now += 11.5
+    assert pacer.try_acquire({"sub": 1}, max_wait_s=1.0).granted
+    assert clock.slept == [pytest.approx(0.6)]

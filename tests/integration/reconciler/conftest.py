@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from remediator.adapters.clients import ClientOptions
+from remediator.core.pacing import WritePacer
+from remediator.core.settings import Settings
 from remediator.service.runtime import Runtime
 from tests.fixtures.emulator import BACKUP_RG, TEST_ESTATE, TEST_SUB, TEST_TENANT
 
@@ -129,8 +131,8 @@ class World:
         items = data[collection]
         return list(items.values()) if isinstance(items, dict) else list(items)
 
-    def with_config(self, **changes: Any) -> Runtime:
-        """A new runtime (same emulator and Azurite tables) for a changed config."""
+    def with_config(self, *, pacer: WritePacer | None = None, **changes: Any) -> Runtime:
+        """A new runtime (same emulator and Azurite tables) for a changed config (and ``pacer``, if given)."""
         config = json.loads(json.dumps(CONFIG))
         for key, value in changes.items():
             config[key] = {**config.get(key, {}), **value}
@@ -138,7 +140,13 @@ class World:
             f"config-{len(changes)}-{abs(hash(json.dumps(config))) % 10**8}.json"
         )
         path.write_text(json.dumps(config), encoding="utf-8")
-        return Runtime.from_env(self.env, config_path=str(path), client_options=FAST)
+        env = {k: v for k, v in self.env.items() if k != "REMEDIATOR_CONFIG_JSON"}
+        settings = Settings.from_env({**env, "REMEDIATOR_CONFIG_FILE": str(path)})
+        return Runtime(settings, client_options=FAST, pacer=pacer)
+
+    def with_pacer(self, pacer: WritePacer) -> Runtime:
+        """A new runtime (same emulator, Azurite and config) whose writes are paced by ``pacer``."""
+        return Runtime(Settings.from_env(self.env), client_options=FAST, pacer=pacer)
 
 
 @pytest.fixture

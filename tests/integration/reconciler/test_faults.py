@@ -10,6 +10,7 @@ import pytest
 from remediator.adapters.clients import ClientOptions
 from remediator.core.naming import backup_container_name
 from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
+from remediator.core.pacing import WritePacer
 from remediator.service.runtime import Runtime
 from tests.integration.reconciler.conftest import STORAGE_EASTUS, arm_writes, cluster_id, extensions_of
 
@@ -53,9 +54,11 @@ def test_short_retry_after_is_slept_by_the_sdk_within_the_call(world, emulator):
 
 
 def test_long_retry_after_becomes_a_wait_for_that_long_then_converges(world, emulator):
+    clock = ManualClock()
+    runtime = world.with_pacer(WritePacer(clock=clock, sleep=clock.sleep))
     emulator.admin.add_fault(method="PUT", path=EXT_PUT, status=429, code="TooManyRequests", retryAfterS=37)
     started = time.monotonic()
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = runtime.reconciler.reconcile(AKS_OK)
     # not slept in-process: well under the 37 s Retry-After (a generous margin for a loaded CI machine)
     assert time.monotonic() - started < 20
     assert report.outcome.kind is OutcomeKind.WAIT and "throttled" in report.outcome.why
@@ -66,10 +69,34 @@ def test_long_retry_after_becomes_a_wait_for_that_long_then_converges(world, emu
     )
     assert len(arm_writes(world, path_contains="/extensions/")) == 1
     emulator.admin.clear_faults()
-    # the claim was released on failure: the next reconcile installs at once
-    again = world.runtime.reconciler.reconcile(AKS_OK)
+    # the pacer heard the 429: within its Retry-After a reconcile sends nothing and releases the claim
+    clock.now += 30
+    held = runtime.reconciler.reconcile(AKS_OK)
+    assert held.outcome.kind is OutcomeKind.WAIT and held.outcome.why.startswith("pacing"), held.outcome
+    assert held.outcome.retry_after_s == pytest.approx(7.1, abs=0.2)  # 37 s + one token at 10/s, 30 s gone
+    assert [(a.kind, a.status) for a in held.actions] == [
+        (ActionKind.CREATE_EXTENSION, ActionStatus.DEFERRED)
+    ]
+    assert len(arm_writes(world, path_contains="/extensions/")) == 1
+    # once the Retry-After has passed, the next reconcile installs at once (the claim was released)
+    clock.now += 8
+    again = runtime.reconciler.reconcile(AKS_OK)
     assert again.outcome.kind is OutcomeKind.WAIT, again.outcome
     assert [(a.kind, a.status) for a in again.actions] == [(ActionKind.CREATE_EXTENSION, ActionStatus.DONE)]
+    runtime.close()
+
+
+class ManualClock:
+    """A pacer clock that moves only when a test moves it (``sleep`` advances it too)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def test_409_operation_not_allowed_waits(world, emulator):
