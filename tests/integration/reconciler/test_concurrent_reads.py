@@ -1,0 +1,77 @@
+"""The reads of one reconcile that do not depend on each other (extension list, storage account GET,
+container GET) go out together after the cluster GET, and an error in any of them keeps its ARM mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
+from tests.integration.reconciler.conftest import arm_writes, cluster_id
+
+pytestmark = pytest.mark.integration
+
+AKS_OK = cluster_id("aks-ok")
+READS = {"Extensions_List", "StorageAccounts_GetProperties", "BlobContainers_Get"}
+
+
+def _interval(call: dict) -> tuple[float, float]:
+    end = float(call["time"])
+    return end - float(call["durationMs"]) / 1000, end
+
+
+def test_independent_reads_overlap_and_the_install_takes_three_rounds(world, emulator):
+    emulator.admin.set_config(latencyMs=150, jitterMs=0)
+    report = world.runtime.reconciler.reconcile(AKS_OK)
+    assert [(a.kind, a.status) for a in report.actions] == [
+        (ActionKind.CREATE_CONTAINER, ActionStatus.DONE),
+        (ActionKind.CREATE_EXTENSION, ActionStatus.DONE),
+    ]
+    calls = [c for c in world.calls() if c["path"].lower().startswith("/subscriptions/")]
+    ops = [c["operation"] for c in calls]
+    assert ops[0] == "ManagedClusters_Get"
+    reads = [c for c in calls if c["operation"] in READS]
+    assert sorted(c["operation"] for c in reads) == sorted(READS)
+    intervals = [_interval(c) for c in reads]
+    # all three were in flight at the same moment: the latest start precedes the earliest end
+    assert max(start for start, _ in intervals) < min(end for _, end in intervals)
+    cluster_end = _interval(calls[0])[1]
+    assert all(start >= cluster_end - 0.01 for start, _ in intervals)  # after the cluster GET (it decides)
+    # nothing else before the writes: no second extension list after the claim
+    first_write = next(i for i, c in enumerate(calls) if c["method"] == "PUT")
+    assert len(calls[:first_write]) == 4
+    assert ops.count("Extensions_List") == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code", "expect"),
+    [
+        ("*/storageAccounts/stbackupeastus", 503, "ServiceUnavailable", "transient"),
+        (
+            "*/managedClusters/aks-ok/providers/Microsoft.KubernetesConfiguration/extensions",
+            403,
+            "AuthorizationFailed",
+            "missing permission",
+        ),
+        ("*/blobServices/default/containers/*", 429, "TooManyRequests", "throttled"),
+    ],
+)
+def test_an_error_in_one_concurrent_read_keeps_its_mapping_and_writes_nothing(
+    world, emulator, path, status, code, expect
+):
+    message = (
+        "The client 'x' does not have authorization to perform action "
+        "'Microsoft.KubernetesConfiguration/extensions/read' over scope 'y'."
+        if status == 403
+        else "injected"
+    )
+    emulator.admin.add_fault(
+        method="GET", path=path, status=status, code=code, message=message, retryAfterS=60
+    )
+    report = world.runtime.reconciler.reconcile(AKS_OK)
+    assert expect in report.outcome.why, report.outcome
+    if status == 403:
+        assert report.outcome.kind is OutcomeKind.GAVE_UP
+        assert "Microsoft.KubernetesConfiguration/extensions/read" in report.outcome.why
+    else:
+        assert report.outcome.kind is OutcomeKind.WAIT
+    assert arm_writes(world) == []
