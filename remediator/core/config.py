@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -302,6 +303,11 @@ class Scope(_Model):
         "regions": "list at least one region, or remove the key to allow every region",
     }
 
+    _excluded_keys: frozenset[str] = PrivateAttr(default=frozenset())
+    _subscription_keys: frozenset[str] = PrivateAttr(default=frozenset())
+    _resource_group_keys: frozenset[str] = PrivateAttr(default=frozenset())
+    _management_group_names: frozenset[str] = PrivateAttr(default=frozenset())
+
     @model_validator(mode="after")
     def _not_empty(self) -> Scope:
         if not (self.management_groups or self.subscriptions or self.resource_groups):
@@ -310,6 +316,17 @@ class Scope(_Model):
                 " (an empty scope never means 'everything')"
             )
         return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Lower-case the listed ids once: :meth:`contains` runs per cluster (every sweep row).
+
+        ``model_copy(update=...)`` skips this hook (the sets would describe the old lists): build a changed
+        scope with ``Scope.model_validate`` instead, as ``service.http_api`` does.
+        """
+        self._excluded_keys = frozenset(ref.key for ref in self.exclude_subscriptions)
+        self._subscription_keys = frozenset(ref.key for ref in self.subscriptions)
+        self._resource_group_keys = frozenset(ref.key for ref in self.resource_groups)
+        self._management_group_names = frozenset(str(ref.name).lower() for ref in self.management_groups)
 
     def contains(
         self,
@@ -330,12 +347,12 @@ class Scope(_Model):
         if subscription is None:
             return False
         subscription_key = subscription.lower()
-        if any(excluded.key == subscription_key for excluded in self.exclude_subscriptions):
+        if subscription_key in self._excluded_keys:
             return False
-        if any(listed.key == subscription_key for listed in self.subscriptions):
+        if subscription_key in self._subscription_keys:
             return True
         group = cluster_id.resource_group_id
-        if group is not None and any(listed.key == group.lower() for listed in self.resource_groups):
+        if group is not None and group.lower() in self._resource_group_keys:
             return True
         if not self.management_groups:
             return False
@@ -345,7 +362,7 @@ class Scope(_Model):
             _management_group_name(group_ref)
             for group_ref in management_groups_of(str(cluster_id.subscription_id))
         }
-        return any(str(listed.name).lower() in ancestry for listed in self.management_groups)
+        return not self._management_group_names.isdisjoint(ancestry)
 
 
 class TagRule(_Model):

@@ -233,6 +233,18 @@ class TestScopeContains:
         assert not scope.contains(self.cluster(SUB2), management_groups_of=ancestry)
         assert seen == [SUB, SUB2]
 
+    def test_listed_ids_compare_case_insensitively_whatever_casing_either_side_uses(self) -> None:
+        upper, lower = SUB.upper(), SUB.lower()
+        scope = self.scope(
+            subscriptions=[f"/SUBSCRIPTIONS/{upper}"], excludeSubscriptions=[self.SUB_RG.upper()]
+        )
+        for _ in range(3):  # the normalized sets are built once and reused
+            assert scope.contains(self.cluster(lower)) and scope.contains(self.cluster(upper))
+            assert not scope.contains(self.cluster(self.SUB_RG.lower()))
+        groups = self.scope(managementGroups=["MG-Prod"])
+        assert groups.contains(self.cluster(SUB2), management_groups_of=lambda _: ["mg-prod"])
+        assert not groups.contains(self.cluster(SUB2), management_groups_of=lambda _: ["mg-prod-2"])
+
     def test_management_groups_without_a_resolver_fail_loudly(self) -> None:
         scope = self.scope(managementGroups=["mg-prod"], subscriptions=[SUB])
         assert scope.contains(self.cluster(SUB))  # decided by the subscription, no lookup needed
