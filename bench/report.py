@@ -138,8 +138,9 @@ def events_section(data: dict[str, Any]) -> list[str]:
         "",
     ]
     header = ["emulator latency", "events", "ARM calls before the PUT", "to PUT p50 (ms)", "to PUT p99 (ms)"]
-    header += ["round-trip floor (ms)", "p99 / floor", "our overhead p50 (ms)", "our overhead p99 (ms)"]
-    out += _table(header, "rrrrrrrrr")
+    header += ["floor round trips", "round-trip floor (ms)", "p99 / floor", "our overhead p50 (ms)"]
+    header += ["our overhead p99 (ms)"]
+    out += _table(header, "rrrrrrrrrr")
     for run in data["runs"]:
         out.append(
             _row(
@@ -149,6 +150,7 @@ def events_section(data: dict[str, Any]) -> list[str]:
                     ", ".join(map(str, run["armCallsBeforePut"])),
                     run["toPutP50Ms"],
                     run["toPutP99Ms"],
+                    ", ".join(map(str, run.get("floorRoundTrips", []))) or "-",
                     run["armRoundTripFloorMs"],
                     "-" if run["p99OverFloor"] is None else f"{run['p99OverFloor']:.2f}",
                     run["ourOverheadP50Ms"],

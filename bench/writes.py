@@ -54,6 +54,7 @@ def run(
         share_stopped=0.0,
         share_service_principal=0.0,
         share_windows_only=0.0,
+        share_arm64_only=0.0,
     )
     storage = {a["location"]: a["id"] for a in estate["storageAccounts"]}
     by_sub: dict[str, list[str]] = defaultdict(list)
@@ -75,8 +76,9 @@ def run(
             ca_bundle=emu.ca_bundle,
             options=ClientOptions(retry_total=3, max_retry_after_s=5.0),
         )
-        gateway = ArmGateway(clients)
         pacer = WritePacer() if paced else None
+        # every 429 a PUT receives (SDK-internal retries too) holds that subscription in the pacer
+        gateway = ArmGateway(clients, pacer=pacer)
         failures: dict[str, int] = defaultdict(int)
         lock = threading.Lock()
         admin.clear_calls()

@@ -375,12 +375,20 @@ class Reconciler:
         else:
             container = backup_container_name(snapshot.name, cid.canonical)
             sa_id = storage_id
+
+            def read_container() -> bool | ArmError:
+                # read before we know whether an install needs it: its error only counts if it does
+                try:
+                    return self.gateway.container_exists(sa_id, container)
+                except ArmError as exc:
+                    return exc
+
             # Independent reads, together: the container is read before we know whether an install is
             # needed (one extra read for a compliant cluster) so that an install waits one round, not two.
             found, info_sa, container_found = self._read_together(
                 lambda: self.gateway.find_backup_extension(cid),
                 lambda: self.gateway.get_storage_account(sa_id),
-                lambda: self.gateway.container_exists(sa_id, container),
+                read_container,
             )
             ext = _extension_view(found)
             run.extension_state = ext.provisioning_state if ext else None
@@ -388,6 +396,8 @@ class Reconciler:
             state = ext.provisioning_state.lower() if ext else ""
             needs_install = ext is None or state in FAILED_EXTENSION_STATES
             if storage is not None and needs_install:
+                if isinstance(container_found, ArmError):
+                    raise container_found
                 container_exists = container_found
             if (
                 ext is not None

@@ -75,3 +75,36 @@ def test_an_error_in_one_concurrent_read_keeps_its_mapping_and_writes_nothing(
     else:
         assert report.outcome.kind is OutcomeKind.WAIT
     assert arm_writes(world) == []
+
+
+def test_a_failed_container_read_is_ignored_when_no_install_needs_it(world, emulator):
+    emulator.admin.put_resources(
+        {
+            "extensions": [
+                {
+                    "clusterId": AKS_OK,
+                    "name": "azure-aks-backup",
+                    "extensionType": "microsoft.dataprotection.kubernetes",
+                    "provisioningState": "Succeeded",
+                }
+            ]
+        }
+    )
+    emulator.admin.add_fault(
+        method="GET",
+        path="*/blobServices/default/containers/*",
+        status=403,
+        code="AuthorizationFailed",
+        message="The client 'x' does not have authorization to perform action "
+        "'Microsoft.Storage/storageAccounts/blobServices/containers/read' over scope 'y'.",
+    )
+    report = world.runtime.reconciler.reconcile(AKS_OK)
+    container_gets = [
+        c["status"]
+        for c in world.calls()
+        if c["method"] == "GET" and "/blobservices/default/containers/" in c["path"].lower()
+    ]
+    assert container_gets == [403]  # read (concurrently, before the extension state was known) and refused
+    assert report.outcome.kind is not OutcomeKind.GAVE_UP, report.outcome
+    assert "containers/read" not in report.outcome.why
+    assert report.extension_state == "Succeeded"
