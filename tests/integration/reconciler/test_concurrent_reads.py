@@ -1,11 +1,14 @@
 """The reads of one reconcile that do not depend on each other (extension list, storage account GET,
-container GET) go out together after the cluster GET, and an error in any of them keeps its ARM mapping."""
+container GET) go out together after the cluster GET, an error in any of them keeps its ARM mapping, and the
+re-read after the write claim is made where it is still needed (re-installs)."""
 
 from __future__ import annotations
 
 import pytest
 
+from remediator.adapters.arm import ArmGateway
 from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
+from remediator.service.reconciler import Reconciler
 from tests.integration.reconciler.conftest import arm_writes, cluster_id
 
 pytestmark = pytest.mark.integration
@@ -108,3 +111,42 @@ def test_a_failed_container_read_is_ignored_when_no_install_needs_it(world, emul
     assert report.outcome.kind is not OutcomeKind.GAVE_UP, report.outcome
     assert "containers/read" not in report.outcome.why
     assert report.extension_state == "Succeeded"
+
+
+class _RaceAfterRead(ArmGateway):
+    """The real gateway (real SDK calls to the emulator); after its first extension list, another reconcile's
+    re-install lands (the emulator's extension turns Creating), as when a read goes stale before the claim."""
+
+    def __init__(self, clients, emulator, cid: str) -> None:
+        super().__init__(clients)
+        self.emulator = emulator
+        self.cid = cid
+        self.lists = 0
+
+    def find_backup_extension(self, cluster_id):
+        found = super().find_backup_extension(cluster_id)
+        self.lists += 1
+        if self.lists == 1:
+            self.emulator.admin.put_resources({"extensions": [_backup_extension(self.cid, "Creating")]})
+        return found
+
+
+def _backup_extension(cid: str, state: str) -> dict:
+    return {
+        "clusterId": cid,
+        "name": "azure-aks-backup",
+        "extensionType": "microsoft.dataprotection.kubernetes",
+        "provisioningState": state,
+    }
+
+
+def test_a_reinstall_still_rereads_after_claiming_and_a_stale_failed_read_writes_nothing(world, emulator):
+    emulator.admin.put_resources({"extensions": [_backup_extension(AKS_OK, "Failed")]})
+    runtime = world.runtime
+    gateway = _RaceAfterRead(runtime.clients, emulator, AKS_OK)
+    reconciler = Reconciler(gateway, runtime.config, runtime.settings, runtime.journal, None)
+    report = reconciler.reconcile(AKS_OK)
+    assert gateway.lists == 2  # the observation, then the re-read after the claim
+    assert report.outcome.kind is OutcomeKind.WAIT, report.outcome
+    assert report.outcome.why.startswith("state changed while claiming"), report.outcome.why
+    assert arm_writes(world, path_contains="/extensions/") == []
