@@ -22,7 +22,7 @@ DEFAULT_K8S_VERSION = "1.30.6"
 DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 
-def _network_defaults() -> dict[str, Any]:
+def network_defaults() -> dict[str, Any]:
     """A fresh dict each call (a literal is far cheaper than deepcopy on the 100k-cluster load path)."""
     return {
         "networkPlugin": "kubenet",
@@ -155,7 +155,7 @@ def managed_cluster_body(
     props["agentPoolProfiles"] = [
         _agent_pool(p, version=version, provisioning_state=provisioning_state, power=power) for p in pools
     ]
-    network = {**_network_defaults(), **(props.get("networkProfile") or {})}
+    network = {**network_defaults(), **(props.get("networkProfile") or {})}
     lb = network.get("loadBalancerProfile")
     if lb is not None:
         lb = network["loadBalancerProfile"] = dict(lb)

@@ -40,7 +40,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emulator.bodies import DEFAULT_TENANT, managed_cluster_body, storage_account_body
+from emulator.bodies import DEFAULT_TENANT, managed_cluster_body, network_defaults, storage_account_body
 from emulator.resources.common import deterministic_uuid, rg_id
 
 if TYPE_CHECKING:
@@ -216,17 +216,7 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
         "nodeResourceGroup": node_rg,
         "enableRBAC": True,
         "maxAgentPools": 100,
-        "networkProfile": {
-            "networkPlugin": "kubenet",
-            "podCidr": "10.244.0.0/16",
-            "serviceCidr": "10.0.0.0/16",
-            "dnsServiceIP": "10.0.0.10",
-            "outboundType": "loadBalancer",
-            "loadBalancerSku": "standard",
-            "podCidrs": ["10.244.0.0/16"],
-            "serviceCidrs": ["10.0.0.0/16"],
-            "ipFamilies": ["IPv4"],
-        },
+        "networkProfile": network_defaults(),
     }
     identity_kind = item.get("identity", "SystemAssigned")
     identity: dict[str, Any] | None

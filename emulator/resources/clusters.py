@@ -23,7 +23,7 @@ from emulator.resources.common import (
     state_of,
     status_response_headers,
 )
-from emulator.resources.paging import page
+from emulator.resources.paging import list_under
 from emulator.routing import PluginContext, Request, Response, Router
 from emulator.state import EmulatorState, key_of
 
@@ -177,9 +177,7 @@ def list_by_rg(request: Request) -> Response:
     prefix = key_of(
         f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{CONTAINER_SERVICE}/managedClusters/"
     )
-    with state.lock:
-        items = [b for k, b in state.clusters.items() if k.startswith(prefix)]
-    return Response(200, {}, page(request, items))
+    return list_under(request, state.clusters, prefix)
 
 
 def list_by_subscription(request: Request) -> Response:
@@ -187,9 +185,7 @@ def list_by_subscription(request: Request) -> Response:
     sub = request.params["subscriptionId"]
     require_subscription(state, sub)
     prefix = key_of(f"/subscriptions/{sub}") + "/"
-    with state.lock:
-        items = [b for k, b in state.clusters.items() if k.startswith(prefix)]
-    return Response(200, {}, page(request, items))
+    return list_under(request, state.clusters, prefix)
 
 
 def put_cluster(request: Request) -> Response:

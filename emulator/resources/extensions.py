@@ -30,7 +30,7 @@ from emulator.resources.common import (
     system_data,
 )
 from emulator.resources.extension_support import install_blocker
-from emulator.resources.paging import page
+from emulator.resources.paging import list_under
 from emulator.routing import PluginContext, Request, Response, Router
 from emulator.state import KUBERNETES_CONFIGURATION, EmulatorState, key_of
 
@@ -250,9 +250,7 @@ def list_extensions(request: Request) -> Response:
     state = state_of(request)
     cid, _ = _cluster_parent(request)
     prefix = key_of(f"{cid}/providers/{KUBERNETES_CONFIGURATION}/extensions") + "/"
-    with state.lock:
-        items = [b for k, b in state.extensions.items() if k.startswith(prefix)]
-    return Response(200, {}, page(request, items))
+    return list_under(request, state.extensions, prefix)
 
 
 def _validate_properties(props: Any, *, create: bool) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from emulator.errors import bad_request
-from emulator.routing import Request
+from emulator.resources.common import state_of
+from emulator.routing import Request, Response
 
 logger = logging.getLogger(__name__)
 
@@ -30,3 +31,13 @@ def page(request: Request, items: list[dict[str, Any]], *, page_size: int | None
         query["$skipToken"] = str(start + page_size)
         out["nextLink"] = f"{request.base_url}{request.path}?{urlencode(query)}"
     return out
+
+
+def list_under(request: Request, store: dict[str, dict[str, Any]], prefix: str) -> Response:
+    """A 200 list page of the resources in ``store`` (a state table) whose key starts with ``prefix``.
+
+    The caller holds no lock; the table is read under the state lock."""
+    state = state_of(request)
+    with state.lock:
+        items = [body for key, body in store.items() if key.startswith(prefix)]
+    return Response(200, {}, page(request, items))

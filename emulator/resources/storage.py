@@ -22,7 +22,7 @@ from emulator.resources.common import (
     require_subscription,
     state_of,
 )
-from emulator.resources.paging import page
+from emulator.resources.paging import list_under, page
 from emulator.routing import PluginContext, Request, Response, Router
 from emulator.state import key_of
 
@@ -120,10 +120,8 @@ def list_accounts_rg(request: Request) -> Response:
     state = state_of(request)
     p = request.params
     require_resource_group(state, p["subscriptionId"], p["resourceGroupName"])
-    prefix = key_of(f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}/") + ""
-    with state.lock:
-        items = [b for k, b in state.storage_accounts.items() if k.startswith(prefix)]
-    return Response(200, {}, page(request, items))
+    prefix = key_of(f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}/")
+    return list_under(request, state.storage_accounts, prefix)
 
 
 def list_accounts_sub(request: Request) -> Response:
@@ -131,9 +129,7 @@ def list_accounts_sub(request: Request) -> Response:
     sub = request.params["subscriptionId"]
     require_subscription(state, sub)
     prefix = key_of(f"/subscriptions/{sub}") + "/"
-    with state.lock:
-        items = [b for k, b in state.storage_accounts.items() if k.startswith(prefix)]
-    return Response(200, {}, page(request, items))
+    return list_under(request, state.storage_accounts, prefix)
 
 
 def _container_id(account: dict[str, Any], name: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from emulator.errors import ArmError, resource_group_not_found
 from emulator.resources.clusters import validate_tags
 from emulator.resources.common import require_subscription, rg_id, state_of
-from emulator.resources.paging import page
+from emulator.resources.paging import list_under, page
 from emulator.routing import PluginContext, Request, Response, Router
 from emulator.state import EmulatorState, key_of
 
@@ -83,9 +83,7 @@ def list_groups(request: Request) -> Response:
     sub = request.params["subscriptionId"]
     require_subscription(state, sub)
     prefix = key_of(f"/subscriptions/{sub}/resourceGroups/")
-    with state.lock:
-        items = [b for k, b in state.resource_groups.items() if k.startswith(prefix)]
-    return Response(200, {}, page(request, items))
+    return list_under(request, state.resource_groups, prefix)
 
 
 def _group(request: Request) -> dict[str, Any]:
