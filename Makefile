@@ -5,7 +5,13 @@ BIN := $(VENV)/bin
 IAC_VENV := .venv-iac
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: test demo lint typecheck contracts unit integration e2e iac bench clean
+.PHONY: test demo lint typecheck contracts unit integration e2e iac bench clean browser
+
+# The HTML report's browser test (tests/browser) and `python -m tools.report_screenshot` drive Debian's Chromium
+# headless through Playwright with executable_path: Playwright's own browser download is neither possible here nor
+# wanted. Installed from Debian's packages when missing (as root; through sudo otherwise).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,7 +32,14 @@ $(IAC_VENV)/.installed:
 	$(IAC_VENV)/bin/python -m pip install -q --disable-pip-version-check checkov==3.3.30 pycep-parser==0.5.1
 	@touch $@
 
-deps: $(VENV)/.installed node_modules/.installed $(IAC_VENV)/.installed
+$(CHROMIUM):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation
+	@test -x $@ || { echo "$@ is still missing after installing Debian's chromium" >&2; exit 1; }
+
+browser: $(CHROMIUM)
+
+deps: $(VENV)/.installed node_modules/.installed $(IAC_VENV)/.installed $(CHROMIUM)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
