@@ -277,6 +277,74 @@ class ReportDocument:
         return tuple(c for c in self.clusters if c.state in NEEDS_A_HUMAN)
 
 
+def is_extension_ready(cluster: ClusterRow) -> bool:
+    """The built-in Policy 1's test: the backup extension's provisioning state is Succeeded (any casing)."""
+    return (cluster.extension_state or "").lower() == "succeeded"
+
+
+def build_document(
+    *,
+    generated_at: str,
+    config: ConfigIdentity,
+    clusters: Sequence[ClusterRow],
+    region_labels: Mapping[str, str] | None = None,
+) -> ReportDocument:
+    """A consistent document from the per-cluster rows: totals and all four groupings are derived here.
+
+    Groups come sorted by label. Subscriptions are labelled with the first display name a row carries (else
+    the id); management groups by their id; rules ``include Backup=yes`` under the key ``Backup=yes``; regions
+    by ``region_labels`` (else the region name). The result passes :func:`consistency_problems`.
+    """
+    rows = tuple(clusters)
+    by_subscription: dict[str, tuple[str, list[ClusterState]]] = {}
+    by_region: dict[str, tuple[str, list[ClusterState]]] = {}
+    by_group: dict[str, tuple[str, list[ClusterState]]] = {}
+    by_rule: dict[str, tuple[str, list[ClusterState]]] = {}
+    for row in rows:
+        sub_key = row.subscription_id.lower()
+        label, states = by_subscription.setdefault(
+            sub_key, (row.subscription_name or row.subscription_id, [])
+        )
+        if row.subscription_name and label == row.subscription_id:
+            by_subscription[sub_key] = (row.subscription_name, states)
+        states.append(row.state)
+        region = row.region.lower()
+        by_region.setdefault(region, ((region_labels or {}).get(region, region), []))[1].append(row.state)
+        for group in dict.fromkeys(row.management_groups):
+            by_group.setdefault(group, (group, []))[1].append(row.state)
+        if row.matched_rule is not None:
+            rule = row.matched_rule
+            key = f"{rule.tag}={rule.value}"
+            by_rule.setdefault(key, (f"{rule.kind} {key}", []))[1].append(row.state)
+
+    def groups(slices: Mapping[str, tuple[str, list[ClusterState]]]) -> tuple[Group, ...]:
+        return tuple(
+            Group(key=key, label=label, total=len(states), states=StateCounts.tally(states))
+            for key, (label, states) in sorted(slices.items(), key=lambda item: (item[1][0].lower(), item[0]))
+        )
+
+    tally = StateCounts.tally([row.state for row in rows])
+    return ReportDocument(
+        report_version=REPORT_VERSION,
+        generated_at=generated_at,
+        config=config,
+        totals=Totals(
+            clusters=len(rows),
+            selected=sum(1 for row in rows if row.selected),
+            extension_ready=sum(1 for row in rows if row.selected and is_extension_ready(row)),
+            protected=tally.protected,
+            states=tally,
+        ),
+        groups=Groups(
+            by_subscription=groups(by_subscription),
+            by_region=groups(by_region),
+            by_management_group=groups(by_group),
+            by_rule=groups(by_rule),
+        ),
+        clusters=rows,
+    )
+
+
 # --- encoding ----------------------------------------------------------------------------------------------
 
 
@@ -466,9 +534,16 @@ def consistency_problems(document: ReportDocument) -> list[str]:
     selected = sum(1 for c in clusters if c.selected)
     if totals.selected != selected:
         problems.append(f"$.totals.selected: {totals.selected}, but {selected} clusters are selected")
-    for name, value in (("extensionReady", totals.extension_ready), ("protected", totals.protected)):
-        if value > totals.selected:
-            problems.append(f"$.totals.{name}: {value} exceeds totals.selected ({totals.selected})")
+    ready = sum(1 for c in clusters if c.selected and is_extension_ready(c))
+    if totals.extension_ready != ready:
+        problems.append(
+            f"$.totals.extensionReady: {totals.extension_ready}, but {ready} selected clusters have the "
+            "extension Succeeded"
+        )
+    if totals.protected != tally.protected:
+        problems.append(
+            f"$.totals.protected: {totals.protected}, but {tally.protected} clusters are protected"
+        )
     for i, cluster in enumerate(clusters):
         if (cluster.state == "notSelected") == cluster.selected:
             problems.append(
