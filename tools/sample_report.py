@@ -97,7 +97,7 @@ def _row(rng: random.Random, index: int, subscription: tuple[str, str, str], reg
     workload = rng.choice(WORKLOADS)
     production = sub_name.endswith("Production") and "Non-" not in sub_name
     env = "prod" if production else rng.choice(("dev", "test", "stg"))
-    name = f"aks-{workload}-{env}-{region[:6]}-{index:03d}"
+    name = f"aks-{workload}-{env}-{region[:6]}-{index + 1}"
     resource_group = f"rg-{workload}-{env}-{region}"
     state = rng.choices(list(STATE_WEIGHTS), weights=list(STATE_WEIGHTS.values()))[0]
     cluster_id = (

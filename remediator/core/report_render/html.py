@@ -366,7 +366,7 @@ def _group_table(table_id: str, title: str, groups: Sequence[Group]) -> str:
                 + _td(esc(group.label), title=group.key)
                 + _td(str(group.total), css="num")
                 + "".join(_td(str(group.states[s]), css="num") for s in STATES)
-                + _td(percent(group.states.protected, selected), css="num", sort=f"{share:.6f}")
+                + _td(percent(group.states.protected, selected), css="num", sort=format(share, ".6g"))
                 + "</tr>"
             )
         body = _table(table_id, "group-table", headers, rows, title)
