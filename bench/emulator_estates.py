@@ -25,13 +25,13 @@ SIZES = ((100, 100), (100, 1000))
 
 
 def _child(subscriptions: int, per: int) -> dict[str, Any]:
-    from emulator.estate import generate_estate
+    from emulator.estate import apply_estate, generate_estate
     from emulator.state import EmulatorState
 
     started = time.perf_counter()
     estate = generate_estate(subscriptions=subscriptions, clusters_per_subscription=per, seed=7)
     generated = time.perf_counter() - started
-    state = EmulatorState()
+    state = EmulatorState(estate_loader=apply_estate)
     started = time.perf_counter()
     state.load_estate(estate)
     loaded = time.perf_counter() - started

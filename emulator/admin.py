@@ -9,8 +9,11 @@ from typing import Any
 
 from emulator.clock import ManualClock
 from emulator.errors import ArmError, bad_request
+from emulator.estate import apply_estate
+from emulator.lifecycle import schedule_cluster_completion
+from emulator.model.ids import fold
 from emulator.routing import PluginContext, Request, Response, Router
-from emulator.state import COLLECTIONS, key_of
+from emulator.state import COLLECTIONS, key_of, provider_registration
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +104,6 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     def put_resources(request: Request) -> Response:
         """Upsert resources in estate format (``{"clusters": [...], "storageAccounts": [...], ...}``)."""
-        from emulator.estate import apply_estate
-
         data = request.json_object()
         notes: list[tuple[str, dict[str, Any]]] = []
         with state.lock:
@@ -149,8 +150,6 @@ def register(router: Router, ctx: PluginContext) -> None:
             new["properties"] = props
             state.clusters[key_of(rid)] = new
             if data.get("readyInS") is not None:
-                from emulator.resources.clusters import schedule_cluster_completion
-
                 schedule_cluster_completion(state, rid, float(data["readyInS"]), principal="emulator-admin")
         state.notify("write", new["id"], new, "emulator-admin")
         return Response(200, {}, new)
@@ -161,13 +160,11 @@ def register(router: Router, ctx: PluginContext) -> None:
             sub_id, namespace = data["subscriptionId"], data["namespace"]
         except KeyError as exc:
             raise bad_request("InvalidRequestContent", f"missing {exc}") from exc
-        from emulator.state import provider_registration
-
         with state.lock:
-            sub = state.subscriptions.get(sub_id.lower())
+            sub = state.subscriptions.get(fold(sub_id))
             if sub is None:
                 raise ArmError(404, "SubscriptionNotFound", sub_id)
-            sub["providers"][namespace.lower()] = provider_registration(
+            sub["providers"][fold(namespace)] = provider_registration(
                 namespace,
                 {
                     "registrationState": data.get("registrationState", "Registered"),
@@ -175,7 +172,7 @@ def register(router: Router, ctx: PluginContext) -> None:
                 },
             )
             state.new_lifecycle_token(f"/subscriptions/{sub_id}/providers/{namespace}")
-            reg = dict(sub["providers"][namespace.lower()])
+            reg = dict(sub["providers"][fold(namespace)])
         return Response(200, {}, reg)
 
     add = router.add

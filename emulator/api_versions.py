@@ -22,6 +22,7 @@ import logging
 import re
 
 from emulator.errors import ArmError
+from emulator.model.ids import fold
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def namespace_of(path: str) -> str | None:
     """The resource provider namespace that answers ``path`` (the last ``providers/<ns>``), or
     ``microsoft.resources`` for subscriptions, resource groups and provider registration; ``None`` for
     anything that is not an ARM path."""
-    low = path.split("?", 1)[0].lower()
+    low = fold(path.split("?", 1)[0])
     if not (low.startswith("/subscriptions") or low.startswith("/providers/")):
         return None
     if _PROVIDER_REGISTRATION.match(low):

@@ -40,8 +40,20 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emulator.bodies import DEFAULT_TENANT, managed_cluster_body, network_defaults, storage_account_body
-from emulator.resources.common import deterministic_uuid, rg_id
+from emulator.clock import iso
+from emulator.lifecycle import schedule_cluster_completion
+from emulator.model.bodies import (
+    DEFAULT_K8S_VERSION,
+    DEFAULT_TENANT,
+    _ClusterIds,
+    container_body,
+    extension_body,
+    managed_cluster_body,
+    network_defaults,
+    resource_group_body,
+    storage_account_body,
+)
+from emulator.model.ids import MANAGED_CLUSTERS_TYPE, deterministic_uuid, fold, key_of, rg_id
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
@@ -78,15 +90,13 @@ def _ensure_scope(
     state: EmulatorState, resource_id: str, location: str, tenant: str
 ) -> tuple[str, str | None]:
     sub, rg = _parse_id(resource_id)
-    if rg is not None and f"/subscriptions/{sub}/resourcegroups/{rg}".lower() in state.resource_groups:
+    if rg is not None and key_of(rg_id(sub, rg)) in state.resource_groups:
         return sub, rg
-    if state.subscriptions.get(sub.lower()) is None:
+    if state.subscriptions.get(fold(sub)) is None:
         state.add_subscription(sub, tenant_id=tenant)
-    if rg is not None and rg_id(sub, rg).lower() not in state.resource_groups:
-        from emulator.resources.subscriptions import resource_group_body
-
+    if rg is not None and key_of(rg_id(sub, rg)) not in state.resource_groups:
         body = resource_group_body(sub, rg, location or "eastus", {})
-        state.resource_groups[body["id"].lower()] = body
+        state.resource_groups[key_of(body["id"])] = body
     return sub, rg
 
 
@@ -155,9 +165,6 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
     Produces exactly what :func:`cluster_via_put_path` produces (a test compares them over a generated
     estate); keep the two in step when either changes.
     """
-    from emulator.bodies import DEFAULT_K8S_VERSION, _ClusterIds
-    from emulator.resources.common import MANAGED_CLUSTERS_TYPE
-
     rid = item.get("id") or (
         f"/subscriptions/{item['subscriptionId']}/resourceGroups/{item['resourceGroup']}/providers/"
         f"Microsoft.ContainerService/managedClusters/{item['name']}"
@@ -270,8 +277,6 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
 
 
 def extension_from_shorthand(item: dict[str, Any], *, tenant: str, now_iso: str) -> dict[str, Any]:
-    from emulator.resources.extensions import extension_body
-
     rid = item.get("id") or (
         f"{item['clusterId']}/providers/Microsoft.KubernetesConfiguration/extensions/{item['name']}"
     )
@@ -294,9 +299,6 @@ def extension_from_shorthand(item: dict[str, Any], *, tenant: str, now_iso: str)
 
 def apply_estate(state: EmulatorState, estate: dict[str, Any]) -> None:
     """Fill ``state`` (already cleared, lock held by the caller) from ``estate``."""
-    from emulator.clock import iso
-    from emulator.resources.clusters import schedule_cluster_completion
-
     tenant = str(estate.get("tenantId") or DEFAULT_TENANT)
     now_iso = iso(state.now())
     for sub in estate.get("subscriptions") or []:
@@ -308,13 +310,11 @@ def apply_estate(state: EmulatorState, estate: dict[str, Any]) -> None:
             providers=sub.get("providers"),
             state=sub.get("state", "Enabled"),
         )
-        from emulator.resources.subscriptions import resource_group_body
-
         for group in sub.get("resourceGroups") or []:
             body = resource_group_body(
                 sub_id, group["name"], group.get("location", "eastus"), dict(group.get("tags") or {})
             )
-            state.resource_groups[body["id"].lower()] = body
+            state.resource_groups[key_of(body["id"])] = body
     for item in estate.get("clusters") or []:
         location = item.get("location", "eastus")
         rid = item.get("id") or (
@@ -322,9 +322,9 @@ def apply_estate(state: EmulatorState, estate: dict[str, Any]) -> None:
             f"Microsoft.ContainerService/managedClusters/{item['name']}"
         )
         sub, _ = _ensure_scope(state, rid, location, tenant)
-        sub_tenant = state.subscriptions[sub.lower()]["tenantId"]
+        sub_tenant = state.subscriptions[fold(sub)]["tenantId"]
         body = dict(item) if _is_full_body(item) else cluster_from_shorthand(item, tenant=sub_tenant)
-        state.clusters[rid.lower()] = body
+        state.clusters[key_of(rid)] = body
         ready = item.get("readyInS")
         prov = body.get("properties", {}).get("provisioningState")
         if prov in ("Creating", "Updating") and ready is not None:
@@ -344,28 +344,26 @@ def apply_estate(state: EmulatorState, estate: dict[str, Any]) -> None:
                 tags=item.get("tags"),
             )
         _ensure_scope(state, body["id"], body.get("location", "eastus"), tenant)
-        state.storage_accounts[body["id"].lower()] = body
+        state.storage_accounts[key_of(body["id"])] = body
     for item in estate.get("containers") or []:
-        from emulator.resources.storage import container_body
-
         rid = item.get("id") or f"{item['storageAccountId']}/blobServices/default/containers/{item['name']}"
-        state.containers[rid.lower()] = container_body(rid, item.get("properties") or {}, now_iso)
+        state.containers[key_of(rid)] = container_body(rid, item.get("properties") or {}, now_iso)
     for item in estate.get("extensions") or []:
         sub, _ = _parse_id(item.get("id") or item["clusterId"])
         sub_tenant = (
-            state.subscriptions[sub.lower()]["tenantId"] if sub.lower() in state.subscriptions else tenant
+            state.subscriptions[fold(sub)]["tenantId"] if fold(sub) in state.subscriptions else tenant
         )
         body = (
             dict(item)
             if _is_full_body(item)
             else extension_from_shorthand(item, tenant=sub_tenant, now_iso=now_iso)
         )
-        state.extensions[body["id"].lower()] = body
+        state.extensions[key_of(body["id"])] = body
     for item in estate.get("roleAssignments") or []:
-        state.role_assignments[item["id"].lower()] = dict(item)
+        state.role_assignments[key_of(item["id"])] = dict(item)
     for item in estate.get("resources") or []:
         _ensure_scope(state, item["id"], item.get("location", "eastus"), tenant)
-        state.resources[item["id"].lower()] = dict(item)
+        state.resources[key_of(item["id"])] = dict(item)
 
 
 # ----- deterministic generation ------------------------------------------------------------------------

@@ -23,13 +23,14 @@ import pkgutil
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from emulator.errors import ArmError, invalid_body
 
 if TYPE_CHECKING:
-    from emulator.server import EmulatorConfig
+    from emulator.config import EmulatorConfig
     from emulator.state import EmulatorState
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def compile_pattern(pattern: str) -> tuple[re.Pattern[str], int]:
         pos = m.end()
     out.append(re.escape(pattern[pos:]))
     literal = sum(1 for seg in pattern.strip("/").split("/") if seg and not _PARAM.search(seg))
-    return re.compile("".join(out) + "/?", re.IGNORECASE), literal
+    return re.compile("".join(out) + "/?", re.IGNORECASE | re.ASCII), literal
 
 
 class Router:
@@ -255,10 +256,9 @@ class PluginContext:
 def discover_route_modules(extra: Iterable[str] = (), *, discover: bool = True) -> list[str]:
     """Core route modules, then ``emulator.<subpackage>.routes`` for every subpackage that has one, then
     extra."""
-    import emulator
-
+    package_dir = str(Path(__file__).resolve().parent)  # this module's own package: emulator/
     names = list(CORE_ROUTE_MODULES)
-    for info in [] if not discover else sorted(pkgutil.iter_modules(emulator.__path__), key=lambda i: i.name):
+    for info in [] if not discover else sorted(pkgutil.iter_modules([package_dir]), key=lambda i: i.name):
         if not info.ispkg or info.name == "resources":
             continue
         candidate = f"emulator.{info.name}.routes"

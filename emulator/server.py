@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -28,8 +27,10 @@ from urllib.parse import unquote, urlsplit
 from emulator.api_versions import check_api_version
 from emulator.certs import generate_certificates
 from emulator.clock import Clock, SystemClock
+from emulator.config import EmulatorConfig
 from emulator.credentials import EmulatorCredential, principal_from_authorization
 from emulator.errors import ArmError, retry_after
+from emulator.estate import apply_estate
 from emulator.faults import FaultRules
 from emulator.routing import (
     CaseInsensitiveDict,
@@ -43,92 +44,15 @@ from emulator.routing import (
     parse_query,
 )
 from emulator.state import EmulatorState
-from emulator.throttle import Throttler, ThrottleSettings, operation_kind
+from emulator.throttle import Throttler, operation_kind
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["Emulator", "EmulatorConfig", "Runtime"]
+
 ADMIN_PREFIX = "/_emulator"
 _SLASHES = re.compile(r"/{2,}")
-_SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
-
-
-@dataclass
-class EmulatorConfig:
-    """Run-time knobs (all adjustable through ``PATCH /_emulator/config``). Times in seconds unless noted."""
-
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
-    lro_retry_after_s: float = 1.0
-    """Wait asked of LRO pollers. Whole seconds → ``Retry-After``; fractions → ``retry-after-ms`` (a
-    test-speed
-    knob, see emulator.errors.retry_after). 0 makes azure-core fall back to its 30 s polling_interval."""
-    cluster_create_s: float = 2.0
-    cluster_update_s: float = 1.0
-    cluster_delete_s: float = 2.0
-    extension_create_s: float = 1.0
-    extension_delete_s: float = 1.0
-    provider_register_s: float = 1.0
-    require_api_version: bool = True
-    check_api_versions: bool = True
-    """Reject api-versions a modelled provider never published (emulator.api_versions)."""
-    list_page_size: int = 1000
-    """Items per page of ARM list responses (then ``nextLink`` with ``$skipToken``); our assumption."""
-    call_log_max: int = 200_000
-    seed: int = 0
-
-    _TIMES = (
-        "lro_retry_after_s",
-        "cluster_create_s",
-        "cluster_update_s",
-        "cluster_delete_s",
-        "extension_create_s",
-        "extension_delete_s",
-        "provider_register_s",
-    )
-    _JSON_NAMES = {
-        "latencyMs": "latency_ms",
-        "jitterMs": "jitter_ms",
-        "lroRetryAfterS": "lro_retry_after_s",
-        "clusterCreateS": "cluster_create_s",
-        "clusterUpdateS": "cluster_update_s",
-        "clusterDeleteS": "cluster_delete_s",
-        "extensionCreateS": "extension_create_s",
-        "extensionDeleteS": "extension_delete_s",
-        "providerRegisterS": "provider_register_s",
-        "requireApiVersion": "require_api_version",
-        "checkApiVersions": "check_api_versions",
-        "listPageSize": "list_page_size",
-    }
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: getattr(self, attr) for name, attr in self._JSON_NAMES.items()}
-        out["throttle"] = self.throttle.to_json()
-        return out
-
-    def update(self, data: dict[str, Any]) -> None:
-        """Apply a partial JSON update (camelCase names as in to_json); unknown names raise ValueError."""
-        unknown = set(data) - set(self._JSON_NAMES) - {"throttle"}
-        if unknown:
-            raise ValueError(f"unknown config fields: {sorted(unknown)}")
-        for name, value in data.items():
-            if name == "throttle":
-                if not isinstance(value, dict):
-                    raise ValueError("throttle must be an object")
-                self.throttle.update(value)
-                continue
-            attr = self._JSON_NAMES[name]
-            if attr in ("require_api_version", "check_api_versions"):
-                setattr(self, attr, bool(value))
-            elif attr == "list_page_size":
-                if int(value) < 1:
-                    raise ValueError("listPageSize must be >= 1")
-                setattr(self, attr, int(value))
-            else:
-                number = float(value)
-                if number < 0:
-                    raise ValueError(f"{name} must be >= 0")
-                setattr(self, attr, number)
+_SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE | re.ASCII)
 
 
 class CallLog:
@@ -462,7 +386,7 @@ class Emulator:
         discover_plugins: bool = True,
     ) -> None:
         self.config = config or EmulatorConfig()
-        self.state = EmulatorState(clock=clock or SystemClock())
+        self.state = EmulatorState(clock=clock or SystemClock(), estate_loader=apply_estate)
         self.router = Router()
         self.runtime = Runtime(self.state, self.config, self.router)
         self._tmp = tempfile.TemporaryDirectory(prefix="arm-emulator-") if workdir is None else None

@@ -13,6 +13,11 @@ Every handler (core and plug-ins) reads and writes through :class:`EmulatorState
   ``deleted`` (the resource is gone), ``action`` (POSTs such as provider register).
 - ``on_load(cb)`` runs ``cb(state, estate_dict)`` after each estate load and reset; plug-ins read their own
   estate keys (unknown top-level keys are kept in ``state.estate``) and rebuild ``plugin_state`` there.
+- Keys: every collection is keyed by :func:`emulator.model.ids.key_of` (Azure's OrdinalIgnoreCase rule, not
+  ``str.lower``), so ids that Azure keeps apart stay apart here.
+
+The state knows nothing about estate formats: whoever builds it passes ``estate_loader`` (the server passes
+:func:`emulator.estate.apply_estate`), which keeps this module below the estate loader and the handlers.
 """
 
 from __future__ import annotations
@@ -26,10 +31,23 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from emulator.clock import Clock, SystemClock
+from emulator.model.ids import KUBERNETES_CONFIGURATION, fold, key_of
+
+__all__ = [
+    "COLLECTIONS",
+    "DEFAULT_PROVIDERS",
+    "KUBERNETES_CONFIGURATION",
+    "EmulatorState",
+    "EstateLoader",
+    "key_of",
+    "provider_registration",
+]
 
 logger = logging.getLogger(__name__)
 
 Observer = Callable[[str, str, "dict[str, Any] | None", "str | None"], None]
+EstateLoader = Callable[["EmulatorState", "dict[str, Any]"], None]
+"""Fills a cleared state from an estate dict (lock held by the caller)."""
 
 COLLECTIONS = (
     "resource_groups",
@@ -40,9 +58,8 @@ COLLECTIONS = (
     "role_assignments",
     "resources",
 )
-"""Resource collections keyed by the lower-cased resource id. ``resources`` holds any other ARM resource."""
+"""Resource collections keyed by ``key_of(resource id)``. ``resources`` holds any other ARM resource."""
 
-KUBERNETES_CONFIGURATION = "Microsoft.KubernetesConfiguration"
 DEFAULT_PROVIDERS = (
     "Microsoft.ContainerService",
     "Microsoft.KubernetesConfiguration",
@@ -55,20 +72,17 @@ DEFAULT_PROVIDERS = (
 )
 
 
-def key_of(resource_id: str) -> str:
-    """Canonical comparison key of an ARM id: lower-cased, no trailing slash."""
-    return resource_id.rstrip("/").lower()
-
-
 class EmulatorState:
     """Subscriptions, resource groups and resources; thread-safe, snapshot-able, resettable."""
 
-    def __init__(self, *, clock: Clock | None = None) -> None:
+    def __init__(self, *, clock: Clock | None = None, estate_loader: EstateLoader | None = None) -> None:
         self.lock = threading.RLock()
         self.clock: Clock = clock or SystemClock()
+        self.estate_loader = estate_loader
+        """What :meth:`load_estate` runs (``emulator.estate.apply_estate`` for the server)."""
         self.subscriptions: dict[str, dict[str, Any]] = {}
-        """Lower-cased subscription id → {subscriptionId, tenantId, displayName, state, providers}.
-        ``providers`` maps lower-cased namespace → {namespace, registrationState, registerCompletes}."""
+        """Folded subscription id → {subscriptionId, tenantId, displayName, state, providers}.
+        ``providers`` maps the folded namespace → {namespace, registrationState, registerCompletes}."""
         self.resource_groups: dict[str, dict[str, Any]] = {}
         self.clusters: dict[str, dict[str, Any]] = {}
         self.extensions: dict[str, dict[str, Any]] = {}
@@ -79,7 +93,7 @@ class EmulatorState:
         self.operations: dict[str, dict[str, Any]] = {}
         """Async operation id → {id, resourceId, kind ('create'|'update'|'delete'), startTime, ...}."""
         self.meta: dict[str, dict[str, Any]] = {}
-        """Lower-cased resource id → emulator bookkeeping (creator principal, lifecycle token)."""
+        """``key_of(resource id)`` → emulator bookkeeping (creator principal, lifecycle token)."""
         self.estate: dict[str, Any] = {}
         """The raw estate last loaded (plug-ins read their own top-level keys from here)."""
         self.plugin_state: dict[str, Any] = {}
@@ -145,7 +159,7 @@ class EmulatorState:
     # ----- subscriptions and providers ---------------------------------------------------------
     def subscription(self, subscription_id: str) -> dict[str, Any] | None:
         with self.lock:
-            return self.subscriptions.get(subscription_id.lower())
+            return self.subscriptions.get(fold(subscription_id))
 
     def add_subscription(
         self,
@@ -159,13 +173,13 @@ class EmulatorState:
         """Add (or replace) a subscription; providers default to every known namespace Registered."""
         registrations: dict[str, dict[str, Any]] = {}
         for ns in DEFAULT_PROVIDERS:
-            registrations[ns.lower()] = {
+            registrations[fold(ns)] = {
                 "namespace": ns,
                 "registrationState": "Registered",
                 "completes": True,
             }
         for ns, setting in (providers or {}).items():
-            registrations[ns.lower()] = provider_registration(ns, setting)
+            registrations[fold(ns)] = provider_registration(ns, setting)
         sub = {
             "subscriptionId": subscription_id,
             "tenantId": tenant_id,
@@ -174,16 +188,16 @@ class EmulatorState:
             "providers": registrations,
         }
         with self.lock:
-            self.subscriptions[subscription_id.lower()] = sub
+            self.subscriptions[fold(subscription_id)] = sub
         return sub
 
     def provider_state(self, subscription_id: str, namespace: str) -> str:
         """registrationState of ``namespace`` in the subscription ('NotRegistered' when unknown)."""
         with self.lock:
-            sub = self.subscriptions.get(subscription_id.lower())
+            sub = self.subscriptions.get(fold(subscription_id))
             if sub is None:
                 return "NotRegistered"
-            reg = sub["providers"].get(namespace.lower())
+            reg = sub["providers"].get(fold(namespace))
             return reg["registrationState"] if reg else "NotRegistered"
 
     # ----- lifecycle -----------------------------------------------------------------------------
@@ -282,8 +296,9 @@ class EmulatorState:
         """Replace everything with ``estate`` (see emulator.estate for the format) and run load hooks."""
         import gc
 
-        from emulator.estate import apply_estate
-
+        if self.estate_loader is None:
+            raise RuntimeError("EmulatorState(estate_loader=...) is needed to load an estate")
+        apply_estate = self.estate_loader
         with self.lock:
             self.clear()
             # Loading builds millions of small dicts; the cyclic GC would rescan the growing heap again and

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.model.ids import fold
+
 logger = logging.getLogger(__name__)
 
 TENANT_ROOT_DISPLAY_NAME = "Tenant Root Group"
@@ -63,57 +65,58 @@ def normalize_groups(raw: Any) -> dict[str, GroupEntry]:
 
 @dataclass
 class ManagementGroupTree:
-    """Group membership (transitive) and subscription ancestry, keys lower-cased."""
+    """Group membership (transitive) and subscription ancestry; keys are ``emulator.model.ids.fold`` (Azure's
+    OrdinalIgnoreCase)."""
 
     groups: dict[str, GroupEntry]
     tenants: Mapping[str, str] = field(default_factory=dict)
-    """Lower-cased subscription id -> tenant id (the Tenant Root Group's name)."""
+    """Folded subscription id -> tenant id (the Tenant Root Group's name)."""
 
     @classmethod
     def from_estate(cls, raw: Any, *, tenants: Mapping[str, str] | None = None) -> ManagementGroupTree:
-        groups = {name.lower(): entry for name, entry in normalize_groups(raw).items()}
+        groups = {fold(name): entry for name, entry in normalize_groups(raw).items()}
         for entry in groups.values():
-            if entry.parent is not None and entry.parent.lower() not in groups:
+            if entry.parent is not None and fold(entry.parent) not in groups:
                 raise ValueError(f"management group {entry.name!r}: parent {entry.parent!r} is not defined")
-        return cls(groups=groups, tenants={k.lower(): v for k, v in (tenants or {}).items()})
+        return cls(groups=groups, tenants={fold(k): v for k, v in (tenants or {}).items()})
 
     def _chain_of_group(self, name: str) -> list[GroupEntry]:
         """The group itself, then its ancestors up to (not including) the Tenant Root Group."""
         chain: list[GroupEntry] = []
         seen: set[str] = set()
-        current: str | None = name.lower()
+        current: str | None = fold(name)
         while current is not None:
             if current in seen:
                 raise ValueError(f"management groups form a cycle through {current!r}")
             seen.add(current)
             entry = self.groups[current]
             chain.append(entry)
-            current = entry.parent.lower() if entry.parent else None
+            current = fold(entry.parent) if entry.parent else None
         return chain
 
     def is_tenant_root(self, name: str) -> bool:
-        return name.lower() not in self.groups and name.lower() in {t.lower() for t in self.tenants.values()}
+        return fold(name) not in self.groups and fold(name) in {fold(t) for t in self.tenants.values()}
 
     def exists(self, name: str) -> bool:
-        return name.lower() in self.groups or self.is_tenant_root(name)
+        return fold(name) in self.groups or self.is_tenant_root(name)
 
     def members(self, name: str) -> set[str]:
-        """Lower-cased subscriptions below the group, at any depth. ``KeyError`` for an unknown group."""
-        key = name.lower()
+        """Folded subscription ids below the group, at any depth. ``KeyError`` for an unknown group."""
+        key = fold(name)
         if self.is_tenant_root(key):
-            return {sub for sub, tenant in self.tenants.items() if tenant.lower() == key}
+            return {sub for sub, tenant in self.tenants.items() if fold(tenant) == key}
         if key not in self.groups:
             raise KeyError(name)
         out: set[str] = set()
         for other in self.groups:
-            if any(e.name.lower() == key for e in self._chain_of_group(other)):
-                out.update(s.lower() for s in self.groups[other].subscriptions)
+            if any(fold(e.name) == key for e in self._chain_of_group(other)):
+                out.update(fold(s) for s in self.groups[other].subscriptions)
         return out
 
     def parent_of(self, subscription_id: str) -> str | None:
-        sub = subscription_id.lower()
+        sub = fold(subscription_id)
         for key, entry in self.groups.items():
-            if any(s.lower() == sub for s in entry.subscriptions):
+            if any(fold(s) == sub for s in entry.subscriptions):
                 return key
         return None
 
@@ -124,7 +127,7 @@ class ManagementGroupTree:
             {"name": e.name, "displayName": e.display_name or e.name}
             for e in (self._chain_of_group(parent) if parent else [])
         ]
-        tenant = self.tenants.get(subscription_id.lower())
+        tenant = self.tenants.get(fold(subscription_id))
         if tenant:
             chain.append({"name": tenant, "displayName": TENANT_ROOT_DISPLAY_NAME})
         return chain

@@ -21,6 +21,7 @@ from typing import Any
 from emulator.graph.hierarchy import ManagementGroupTree
 from emulator.graph.tables import EXTENSION_CASINGS, GraphTables
 from emulator.kql import ARG_TABLE_TYPE_NAMES, KqlError, compile_query
+from emulator.model.ids import fold
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class GraphService:
         if subs is not None:
             if not isinstance(subs, list) or not all(isinstance(s, str) for s in subs):
                 raise GraphRequestError(400, "BadRequest", "'subscriptions' must be an array of strings.")
-            return {s.lower() for s in subs}
+            return {fold(s) for s in subs}
         if mgs is not None:
             if not isinstance(mgs, list) or not all(isinstance(s, str) for s in mgs):
                 raise GraphRequestError(400, "BadRequest", "'managementGroups' must be an array of strings.")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from emulator.graph.hierarchy import ManagementGroupTree
+from emulator.model.ids import fold
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,8 @@ EXTENSION_CASINGS = ("pascal", "camel", "both")
 
 def _split_id(resource_id: str) -> tuple[str, str]:
     parts = resource_id.split("/")
-    sub = parts[2] if len(parts) > 2 and parts[1].lower() == "subscriptions" else ""
-    rg = parts[4] if len(parts) > 4 and parts[3].lower() == "resourcegroups" else ""
+    sub = parts[2] if len(parts) > 2 and fold(parts[1]) == "subscriptions" else ""
+    rg = parts[4] if len(parts) > 4 and fold(parts[3]) == "resourcegroups" else ""
     return sub, rg
 
 
@@ -39,7 +40,7 @@ def arm_row(body: Mapping[str, Any], tenants: Mapping[str, str]) -> Row:
         "id": rid,
         "name": body.get("name") or "",
         "type": str(body.get("type", "")).lower(),
-        "tenantId": tenants.get(sub.lower(), ""),
+        "tenantId": tenants.get(fold(sub), ""),
         "kind": body.get("kind", "") or "",
         "location": str(body.get("location", "") or "").lower().replace(" ", ""),
         "resourceGroup": rg.lower(),
@@ -93,7 +94,7 @@ class GraphTables:
         group_tree: Callable[[], ManagementGroupTree] | None = None,
     ) -> None:
         self.state = state
-        self.subscriptions = {s.lower() for s in subscriptions} if subscriptions is not None else None
+        self.subscriptions = {fold(s) for s in subscriptions} if subscriptions is not None else None
         self.extension_casing = extension_casing
         self.policy_records = policy_records
         self.group_tree = group_tree
@@ -140,7 +141,7 @@ class GraphTables:
             if self.policy_records is None:
                 return
             for record in self.policy_records():
-                sub = str(record.get("subscriptionId", "")).lower()
+                sub = fold(str(record.get("subscriptionId", "")))
                 if self.subscriptions is not None and sub not in self.subscriptions:
                     continue
                 digest = hashlib.sha1(
@@ -201,4 +202,4 @@ class GraphTables:
             yield row
 
     def _sub_in_scope(self, key: str) -> bool:
-        return self.subscriptions is None or key.lower() in self.subscriptions
+        return self.subscriptions is None or fold(key) in self.subscriptions

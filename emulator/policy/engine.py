@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from emulator.model.ids import key_of
 from emulator.policy.rules import (
     PolicyDefinition,
     evaluate_condition,
@@ -46,8 +47,8 @@ def iso(ts: float) -> str:
 
 
 def cluster_key_of(resource_id: str) -> str | None:
-    """Lower-cased id of the managed cluster a resource belongs to (the cluster itself, or its extension)."""
-    key = resource_id.lower().rstrip("/")
+    """``key_of`` the managed cluster a resource belongs to (the cluster itself, or its extension)."""
+    key = key_of(resource_id)
     marker = "/providers/microsoft.containerservice/managedclusters/"
     idx = key.find(marker)
     if idx < 0:
@@ -70,15 +71,14 @@ class Assignment:
 
     @property
     def key(self) -> str:
-        return self.id.lower()
+        return key_of(self.id)
 
     @property
     def effect(self) -> str:
         return self.definition.effect(self.parameters)
 
     def covers(self, resource_id: str) -> bool:
-        scope = self.scope.lower().rstrip("/")
-        return resource_id.lower().startswith(scope + "/")
+        return key_of(resource_id).startswith(key_of(self.scope) + "/")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,7 +120,7 @@ def parse_assignments(
         except ValueError as exc:
             raise ValueError(f"{where}.parameters: {exc}") from exc
         assignment_id = f"{scope}/providers/Microsoft.Authorization/policyAssignments/{name}"
-        out[assignment_id.lower()] = Assignment(assignment_id, name, scope, definition, params, raw_params)
+        out[key_of(assignment_id)] = Assignment(assignment_id, name, scope, definition, params, raw_params)
     return out
 
 
@@ -160,7 +160,7 @@ class PolicyEngine:
             return assignment
 
     def add_backup_instance(self, cluster_id: str, bi_id: str | None = None, *, evaluate: bool = True) -> str:
-        key = cluster_id.lower().rstrip("/")
+        key = key_of(cluster_id)
         bi_id = bi_id or f"{cluster_id}/providers/Microsoft.DataProtection/backupInstances/emulated"
         with self.lock:
             self.backup_instances.setdefault(key, set()).add(bi_id)
@@ -170,7 +170,7 @@ class PolicyEngine:
 
     def remove_backup_instances(self, cluster_id: str) -> None:
         with self.lock:
-            self.backup_instances.pop(cluster_id.lower().rstrip("/"), None)
+            self.backup_instances.pop(key_of(cluster_id), None)
         self.evaluate_cluster(cluster_id)
 
     # ---- evaluation -----------------------------------------------------------------------------
@@ -193,7 +193,7 @@ class PolicyEngine:
                 continue
             props = body.get("properties") or {}
             info = props.get("dataSourceInfo") or {}
-            target = str(info.get("resourceID") or info.get("resourceUri") or "").lower().rstrip("/")
+            target = key_of(str(info.get("resourceID") or info.get("resourceUri") or ""))
             if target:
                 counts[target] = counts.get(target, 0) + 1
         return counts
@@ -310,7 +310,7 @@ class PolicyEngine:
         with self.lock:
             backups = self._backup_index()
             chosen = list(assignments) if assignments is not None else list(self.assignments.values())
-            scope_key = scope.lower().rstrip("/") + "/" if scope else None
+            scope_key = key_of(scope) + "/" if scope else None
             with self.state.lock:
                 clusters = list(self.state.clusters.items())
             seen: set[tuple[str, str]] = set()
@@ -334,7 +334,7 @@ class PolicyEngine:
 
     def evaluate_cluster(self, cluster_id: str, *, emit: bool = True) -> None:
         """Re-evaluate one cluster against every assignment (the cluster may have been deleted)."""
-        ckey = cluster_key_of(cluster_id) or cluster_id.lower()
+        ckey = cluster_key_of(cluster_id) or key_of(cluster_id)
         cluster = self.state.get("clusters", ckey)
         exts = list(self.state.children("extensions", ckey)) if cluster is not None else []
         with self.lock:
@@ -350,18 +350,18 @@ class PolicyEngine:
     # ---- queries --------------------------------------------------------------------------------
     def query(self, scope: str, predicate: Callable[[Mapping[str, Any]], bool]) -> list[dict[str, Any]]:
         """Latest records for resources under `scope` (a subscription, resource group or resource id)."""
-        scope_key = scope.lower().rstrip("/")
+        scope_key = key_of(scope)
         with self.lock:
             rows = [
                 r
                 for (akey, ckey), r in self.records.items()
                 if (ckey == scope_key or ckey.startswith(scope_key + "/")) and predicate(r)
             ]
-        rows.sort(key=lambda r: (r["resourceId"].lower(), r["policyAssignmentId"].lower()))
+        rows.sort(key=lambda r: (key_of(r["resourceId"]), key_of(r["policyAssignmentId"])))
         return rows
 
     def non_compliant(self, assignment: Assignment, scope: str) -> list[str]:
-        scope_key = scope.lower().rstrip("/")
+        scope_key = key_of(scope)
         with self.lock:
             return sorted(
                 r["resourceId"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.clock import iso
+from emulator.model.ids import key_of
 from emulator.policy.engine import Assignment, PolicyEngine
 from emulator.policy.rules import evaluate_template
 
@@ -75,7 +76,7 @@ class Task:
 
     @property
     def key(self) -> str:
-        return self.id.lower()
+        return key_of(self.id)
 
     def counts(self) -> dict[str, int]:
         done = [d for d in self.deployments.values()]
@@ -156,7 +157,7 @@ class RemediationManager:
         assignment_id = props.get("policyAssignmentId")
         if not isinstance(assignment_id, str) or not assignment_id:
             raise RemediationError(400, "InvalidRequestContent", "properties.policyAssignmentId is required.")
-        assignment = self.engine.assignments.get(assignment_id.lower().rstrip("/"))
+        assignment = self.engine.assignments.get(key_of(assignment_id))
         if assignment is None:
             raise RemediationError(
                 404, "PolicyAssignmentNotFound", f"The policy assignment '{assignment_id}' is not found."
@@ -168,8 +169,8 @@ class RemediationManager:
                 f"The policy assignment '{assignment_id}' does not have a 'deployIfNotExists' or 'modify' "
                 "effect and cannot be remediated.",
             )
-        scope_key = scope.lower().rstrip("/")
-        assign_scope = assignment.scope.lower().rstrip("/")
+        scope_key = key_of(scope)
+        assign_scope = key_of(assignment.scope)
         if not (
             scope_key == assign_scope
             or scope_key.startswith(assign_scope + "/")
@@ -227,11 +228,11 @@ class RemediationManager:
     def get(self, task_id: str) -> Task | None:
         self.state.advance()
         with self.lock:
-            return self.tasks.get(task_id.lower().rstrip("/"))
+            return self.tasks.get(key_of(task_id))
 
     def list(self, scope: str) -> list[Task]:
         self.state.advance()
-        prefix = scope.lower().rstrip("/") + "/providers/microsoft.policyinsights/remediations/"
+        prefix = key_of(scope) + "/providers/microsoft.policyinsights/remediations/"
         with self.lock:
             return [t for k, t in self.tasks.items() if k.startswith(prefix)]
 
@@ -254,7 +255,7 @@ class RemediationManager:
 
     def delete(self, task_id: str) -> Task | None:
         with self.lock:
-            return self.tasks.pop(task_id.lower().rstrip("/"), None)
+            return self.tasks.pop(key_of(task_id), None)
 
     # ---- progress -------------------------------------------------------------------------------
     def _schedule(self, task: Task, due: float, step: Any, target: str | None = None) -> None:
@@ -301,7 +302,7 @@ class RemediationManager:
                     return
                 target = task.queue.pop(0)
                 record = self._new_deployment(task, target)
-                task.deployments[target.lower()] = record
+                task.deployments[key_of(target)] = record
             self._deploy(task, target, record)
 
     def _new_deployment(self, task: Task, target: str) -> dict[str, Any]:
@@ -438,7 +439,7 @@ class RemediationManager:
 
     def _check(self, task: Task, target: str | None) -> list[Any]:
         assert target is not None
-        record = task.deployments[target.lower()]
+        record = task.deployments[key_of(target)]
         ext_id = f"{target}/providers/Microsoft.KubernetesConfiguration/extensions/{EXTENSION_NAME}"
         ext = self.state.get("extensions", ext_id)
         state = ((ext or {}).get("properties") or {}).get("provisioningState")
@@ -496,12 +497,12 @@ class RemediationManager:
             clash = [
                 b
                 for b in self.state.role_assignments.values()
-                if str((b.get("properties") or {}).get("scope", "")).lower() == sa_id.lower()
+                if key_of(str((b.get("properties") or {}).get("scope", ""))) == key_of(sa_id)
                 and str((b.get("properties") or {}).get("principalId", "")) == principal_id
                 and str((b.get("properties") or {}).get("roleDefinitionId", ""))
                 .lower()
                 .endswith(STORAGE_BLOB_DATA_CONTRIBUTOR)
-                and str(b.get("id", "")).lower() != ra_id.lower()
+                and key_of(str(b.get("id", ""))) != key_of(ra_id)
             ]
         if clash:
             self._fail(task, record, "RoleAssignmentExists", "The role assignment already exists.")

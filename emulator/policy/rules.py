@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulator.model.ids import fold
+
 logger = logging.getLogger(__name__)
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
@@ -193,7 +195,7 @@ def resolve_field(resource: Mapping[str, Any], field: str) -> Any:
         tag_name = next(g for g in tag.groups() if g is not None)
         tags = resource.get("tags") or {}
         for key, value in tags.items():
-            if key.lower() == tag_name.lower():  # tag names are case-insensitive in ARM and Policy
+            if fold(key) == fold(tag_name):  # tag names are case-insensitive in ARM and Policy
                 return value
         return None
     path = FIELD_ALIASES.get(lowered)

@@ -14,6 +14,7 @@ import re
 
 from emulator.clock import iso
 from emulator.errors import ArmError, bad_request, invalid_body, not_found, resource_group_not_found
+from emulator.model.ids import fold
 from emulator.resources.common import require_subscription, state_of
 from emulator.resources.paging import page
 from emulator.routing import PluginContext, Request, Response, Router
@@ -59,7 +60,7 @@ _FILTER_ASSIGNED_TO = re.compile(r"assignedTo\('([^']+)'\)", re.IGNORECASE)
 
 def role_definition_guid(role_definition_id: str) -> str:
     m = _ROLE_DEF.match(role_definition_id)
-    return m.group("guid").lower() if m else role_definition_id.lower()
+    return m.group("guid").lower() if m else role_definition_id.lower()  # GUIDs: ASCII hex
 
 
 def _role_definition_exists(state: EmulatorState, guid: str) -> bool:
@@ -72,22 +73,22 @@ def _role_definition_exists(state: EmulatorState, guid: str) -> bool:
 def _check_scope(state: EmulatorState, scope: str) -> None:
     """The scope must exist: subscription, resource group, and (for modelled resource types) the resource."""
     parts = scope.strip("/").split("/")
-    if len(parts) < 2 or parts[0].lower() != "subscriptions":
-        if scope.strip("/").lower().startswith("providers/microsoft.management/managementgroups/"):
+    if len(parts) < 2 or fold(parts[0]) != "subscriptions":
+        if fold(scope.strip("/")).startswith("providers/microsoft.management/managementgroups/"):
             return
         raise bad_request("InvalidScope", f"The scope '{scope}' is not valid for a role assignment.")
     require_subscription(state, parts[1])
     if (
         len(parts) >= 4
-        and parts[2].lower() == "resourcegroups"
+        and fold(parts[2]) == "resourcegroups"
         and state.get("resource_groups", "/" + "/".join(parts[:4])) is None
     ):
         raise resource_group_not_found(parts[3])
-    if len(parts) >= 8 and parts[4].lower() == "providers":
+    if len(parts) >= 8 and fold(parts[4]) == "providers":
         key = key_of(scope)
         with state.lock:
             known = any(key in state.collection(c) for c in COLLECTIONS)
-        if not known and (parts[5].lower(), parts[6].lower()) in {
+        if not known and (fold(parts[5]), fold(parts[6])) in {
             ("microsoft.storage", "storageaccounts"),
             ("microsoft.containerservice", "managedclusters"),
         }:
@@ -149,7 +150,7 @@ def put_assignment(request: Request) -> Response:
         if existing is not None:
             ep = existing["properties"]
             same = (
-                ep["principalId"].lower() == principal.lower()
+                fold(ep["principalId"]) == fold(principal)
                 and role_definition_guid(ep["roleDefinitionId"]) == guid
                 and key_of(ep["scope"]) == key_of(scope)
             )
@@ -163,7 +164,7 @@ def put_assignment(request: Request) -> Response:
         for other in state.role_assignments.values():
             op = other["properties"]
             if (
-                op["principalId"].lower() == principal.lower()
+                fold(op["principalId"]) == fold(principal)
                 and role_definition_guid(op["roleDefinitionId"]) == guid
                 and key_of(op["scope"]) == key_of(scope)
             ):
@@ -233,7 +234,7 @@ def list_assignments(request: Request) -> Response:
             below = s.startswith(scope + "/")
             if not (above_or_at or (below and not at_scope)):
                 continue
-            if principal and body["properties"]["principalId"].lower() != principal.group(1).lower():
+            if principal and fold(body["properties"]["principalId"]) != fold(principal.group(1)):
                 continue
             items.append(body)
     return Response(200, {}, page(request, items))

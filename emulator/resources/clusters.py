@@ -8,8 +8,10 @@ import logging
 import re
 from typing import Any
 
-from emulator.bodies import managed_cluster_body
 from emulator.errors import ArmError, bad_request, invalid_body, not_found
+from emulator.lifecycle import schedule_cluster_completion
+from emulator.model.bodies import managed_cluster_body
+from emulator.model.ids import fold
 from emulator.resources.common import (
     CONTAINER_SERVICE,
     MANAGED_CLUSTERS_TYPE,
@@ -49,15 +51,15 @@ def validate_tags(tags: Any) -> dict[str, str]:
         raise bad_request("InvalidTagCount", "A resource can have at most 50 tags.", target="tags")
     seen: dict[str, str] = {}
     for key, value in tags.items():
-        if isinstance(key, str) and key.lower() in seen:
+        if isinstance(key, str) and fold(key) in seen:
             # Tag names are case-insensitive in ARM, so one resource cannot carry both; the code is ours (A).
             raise bad_request(
                 "InvalidTagNameCaseDuplicate",
-                f"The tag names '{seen[key.lower()]}' and '{key}' differ only by case; tag names are "
+                f"The tag names '{seen[fold(key)]}' and '{key}' differ only by case; tag names are "
                 "case-insensitive.",
                 target="tags",
             )
-        seen[str(key).lower()] = str(key)
+        seen[fold(str(key))] = str(key)
         if not isinstance(value, str):
             raise invalid_body(f"The value of tag '{key}' must be a string.")
         if not key or len(key) > 512 or _TAG_KEY_FORBIDDEN & set(key):
@@ -79,47 +81,6 @@ def _params(request: Request) -> tuple[str, str, str]:
 
 def _operation_prefix(subscription_id: str, location: str) -> str:
     return f"/subscriptions/{subscription_id}/providers/{CONTAINER_SERVICE}/locations/{location}/operations"
-
-
-def _finish_transition(
-    state: EmulatorState, rid: str, *, final: str, principal: str | None, power: str | None = None
-) -> Any:
-    def transition() -> list[tuple[str, str, Any, Any]]:
-        body = state.clusters.get(key_of(rid))
-        if body is None:
-            return []
-        new = copy.copy(body)
-        props = dict(new["properties"])
-        props["provisioningState"] = final
-        if power is not None:
-            props["powerState"] = {"code": power}
-        props["agentPoolProfiles"] = [
-            {**pool, "provisioningState": final, "powerState": props["powerState"]}
-            for pool in props.get("agentPoolProfiles", [])
-        ]
-        new["properties"] = props
-        state.clusters[key_of(rid)] = new
-        return [("provisioned", new["id"], new, principal)]
-
-    return transition
-
-
-def schedule_cluster_completion(
-    state: EmulatorState,
-    rid: str,
-    delay_s: float,
-    *,
-    final: str = "Succeeded",
-    principal: str | None,
-    power: str | None = None,
-) -> None:
-    token = state.new_lifecycle_token(rid)
-    state.schedule(
-        state.now() + delay_s,
-        rid,
-        token,
-        _finish_transition(state, rid, final=final, principal=principal, power=power),
-    )
 
 
 def get_cluster_or_404(

@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from typing import Any
 
 from emulator.clock import iso
 from emulator.errors import ArmError, resource_group_not_found, retry_after, subscription_not_found
+
+# ids and names live in emulator.model.ids; re-exported here for the handler modules
+from emulator.model.ids import CONTAINER_SERVICE as CONTAINER_SERVICE
+from emulator.model.ids import MANAGED_CLUSTERS_TYPE as MANAGED_CLUSTERS_TYPE
+from emulator.model.ids import cluster_id as cluster_id
+from emulator.model.ids import deterministic_uuid as deterministic_uuid
+from emulator.model.ids import rg_id as rg_id
 from emulator.routing import Request
 from emulator.state import EmulatorState, key_of
 
 logger = logging.getLogger(__name__)
 
-CONTAINER_SERVICE = "Microsoft.ContainerService"
-MANAGED_CLUSTERS_TYPE = "Microsoft.ContainerService/managedClusters"
-
 
 def state_of(request: Request) -> EmulatorState:
     assert request.state is not None
     return request.state
-
-
-def rg_id(subscription_id: str, resource_group: str) -> str:
-    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
-
-
-def cluster_id(subscription_id: str, resource_group: str, name: str) -> str:
-    return f"{rg_id(subscription_id, resource_group)}/providers/{CONTAINER_SERVICE}/managedClusters/{name}"
-
-
-def deterministic_uuid(*parts: str) -> str:
-    """A stable UUID (v4 layout) from strings, so estates and tests are reproducible. Hot path: formats the
-    digest directly instead of going through uuid.UUID."""
-    h = hashlib.sha256("|".join(parts).lower().encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
 def require_subscription(state: EmulatorState, subscription_id: str) -> dict[str, Any]:

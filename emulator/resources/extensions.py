@@ -18,6 +18,10 @@ import logging
 from typing import Any
 
 from emulator.errors import ArmError, bad_request, invalid_body, not_found
+from emulator.model.bodies import DEFAULT_EXTENSION_VERSION as DEFAULT_EXTENSION_VERSION
+from emulator.model.bodies import extension_body as extension_body
+from emulator.model.ids import EXTENSION_TYPE as EXTENSION_TYPE
+from emulator.model.ids import fold
 from emulator.resources.common import (
     lro_headers,
     new_operation,
@@ -42,10 +46,8 @@ CLUSTER = (
 )
 EXTENSIONS = CLUSTER + "/providers/Microsoft.KubernetesConfiguration/extensions"
 EXTENSION = EXTENSIONS + "/{extensionName}"
-EXTENSION_TYPE = "Microsoft.KubernetesConfiguration/extensions"
 TERMINAL = ("Succeeded", "Failed", "Canceled")
-DEFAULT_EXTENSION_VERSION = "1.0.0"
-_SUPPORTED_PARENTS = {
+_SUPPORTED_PARENTS = {  # folded (namespace, type) pairs
     ("microsoft.containerservice", "managedclusters"),
     ("microsoft.kubernetes", "connectedclusters"),
     ("microsoft.hybridcontainerservice", "provisionedclusters"),
@@ -63,74 +65,6 @@ _WRITABLE = {
 }
 
 
-def extension_body(
-    resource_id: str,
-    request_body: dict[str, Any],
-    *,
-    provisioning_state: str,
-    tenant_id: str,
-    system_data: dict[str, Any],
-    previous: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Stored/returned body; protected settings are accepted but never returned (CreateExtension.json)."""
-    from emulator.resources.common import deterministic_uuid
-
-    props_in = copy.deepcopy(request_body.get("properties") or {})
-    props_in.pop("configurationProtectedSettings", None)
-    name = resource_id.rstrip("/").split("/")[-1]
-    ext_type = props_in.get("extensionType") or (previous or {}).get("properties", {}).get("extensionType")
-    auto = props_in.get("autoUpgradeMinorVersion", True)
-    version = props_in.get("version")
-    if version is None and auto is False:
-        # Assumption: with auto-upgrade off and no version given, the RP pins the release train's current
-        # version (CreateExtension.json answers version "0.1.4" to a request without one).
-        version = (previous or {}).get("properties", {}).get("version") or DEFAULT_EXTENSION_VERSION
-    release_train = props_in.get("releaseTrain") or "Stable"
-    scope = props_in.get("scope") or {"cluster": {"releaseNamespace": _default_namespace(str(ext_type))}}
-    props: dict[str, Any] = {
-        "extensionType": ext_type,
-        "autoUpgradeMinorVersion": auto,
-        "releaseTrain": release_train,
-        "version": version,
-        "scope": scope,
-        "configurationSettings": props_in.get("configurationSettings") or {},
-        "provisioningState": provisioning_state,
-        "currentVersion": None if provisioning_state != "Succeeded" else (version or "1.0.0"),
-        "statuses": [],
-        "errorInfo": None,
-        "customLocationSettings": None,
-        "packageUri": None,
-        "isSystemExtension": False,
-        "aksAssignedIdentity": {
-            "principalId": deterministic_uuid("extension-identity", resource_id),
-            "tenantId": tenant_id,
-            "type": "SystemAssigned",
-        },
-    }
-    if "autoUpgradeMode" in props_in:
-        props["autoUpgradeMode"] = props_in["autoUpgradeMode"]
-    body: dict[str, Any] = {
-        "id": resource_id,
-        "name": name if previous is None else previous["name"],
-        "type": EXTENSION_TYPE,
-        "systemData": system_data,
-        "properties": props,
-    }
-    if request_body.get("identity") is not None:
-        body["identity"] = copy.deepcopy(request_body["identity"])
-    if request_body.get("plan") is not None:
-        body["plan"] = copy.deepcopy(request_body["plan"])
-    return body
-
-
-def _default_namespace(extension_type: str) -> str:
-    return (
-        "dataprotection-microsoft"
-        if extension_type.lower() == "microsoft.dataprotection.kubernetes"
-        else "kube-system"
-    )
-
-
 def _cluster_parent(request: Request) -> tuple[str, dict[str, Any]]:
     """Check the preconditions ARM checks before the RP sees the call; returns (cluster id, cluster body)."""
     state = state_of(request)
@@ -139,7 +73,7 @@ def _cluster_parent(request: Request) -> tuple[str, dict[str, Any]]:
     require_subscription(state, sub)
     require_registered(state, sub, KUBERNETES_CONFIGURATION)
     require_resource_group(state, sub, rg)
-    if (p["clusterRp"].lower(), p["clusterResourceName"].lower()) not in _SUPPORTED_PARENTS:
+    if (fold(p["clusterRp"]), fold(p["clusterResourceName"])) not in _SUPPORTED_PARENTS:
         raise bad_request(
             "InvalidParameter",
             f"Cluster resource provider '{p['clusterRp']}/{p['clusterResourceName']}' is not supported for "
@@ -150,7 +84,7 @@ def _cluster_parent(request: Request) -> tuple[str, dict[str, Any]]:
         f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{p['clusterRp']}/"
         f"{p['clusterResourceName']}/{p['clusterName']}"
     )
-    coll = "clusters" if p["clusterResourceName"].lower() == "managedclusters" else "resources"
+    coll = "clusters" if fold(p["clusterResourceName"]) == "managedclusters" else "resources"
     body = state.get(coll, cid)
     if body is None:
         raise ArmError(
@@ -177,7 +111,7 @@ def _require_cluster_ready(cluster: dict[str, Any], name: str) -> None:
 
 def _install_blocker(request: Request, cluster: dict[str, Any]) -> dict[str, Any] | None:
     """Why the install on this cluster ends Failed (extension_support), or ``None``; managed clusters only."""
-    if request.params["clusterResourceName"].lower() != "managedclusters":
+    if fold(request.params["clusterResourceName"]) != "managedclusters":
         return None
     return install_blocker(cluster, request.params["extensionName"])
 

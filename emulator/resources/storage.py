@@ -9,13 +9,14 @@ contains invalid characters." / "...length is not within the permissible limits"
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from typing import Any
 
 from emulator.clock import iso
 from emulator.errors import ArmError, bad_request, invalid_body, not_found
+from emulator.model.bodies import container_body as container_body
+from emulator.model.ids import CONTAINER_TYPE as CONTAINER_TYPE
 from emulator.resources.common import (
     require_registered,
     require_resource_group,
@@ -34,7 +35,6 @@ ACCOUNT = (
 )
 CONTAINERS = ACCOUNT + "/blobServices/default/containers"
 CONTAINER = CONTAINERS + "/{containerName}"
-CONTAINER_TYPE = "Microsoft.Storage/storageAccounts/blobServices/containers"
 _CONTAINER_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 _PUBLIC_ACCESS = ("None", "Container", "Blob")
 
@@ -51,30 +51,6 @@ def container_name_error(name: str) -> str | None:
             "starting and ending with a letter or digit."
         )
     return None
-
-
-def container_body(resource_id: str, properties: dict[str, Any], now_iso: str) -> dict[str, Any]:
-    name = resource_id.rstrip("/").split("/")[-1]
-    props = {
-        "publicAccess": properties.get("publicAccess", "None"),
-        "metadata": properties.get("metadata") or {},
-        "defaultEncryptionScope": properties.get("defaultEncryptionScope", "$account-encryption-key"),
-        "denyEncryptionScopeOverride": properties.get("denyEncryptionScopeOverride", False),
-        "hasImmutabilityPolicy": False,
-        "hasLegalHold": False,
-        "leaseStatus": "Unlocked",
-        "leaseState": "Available",
-        "lastModifiedTime": now_iso,
-        "deleted": False,
-        "remainingRetentionDays": 0,
-    }
-    return {
-        "id": resource_id,
-        "name": name,
-        "type": CONTAINER_TYPE,
-        "etag": '"0x8D' + hashlib.sha256((resource_id + now_iso).encode()).hexdigest()[:12].upper() + '"',
-        "properties": props,
-    }
 
 
 def register(router: Router, ctx: PluginContext) -> None:

@@ -12,6 +12,8 @@ import logging
 from typing import Any
 
 from emulator.errors import ArmError, resource_group_not_found
+from emulator.model.bodies import resource_group_body as resource_group_body
+from emulator.model.ids import fold
 from emulator.resources.clusters import validate_tags
 from emulator.resources.common import require_subscription, rg_id, state_of
 from emulator.resources.paging import list_under, page
@@ -108,19 +110,6 @@ def head_group(request: Request) -> Response:
     return Response(204, {}, None)
 
 
-def resource_group_body(
-    subscription_id: str, name: str, location: str, tags: dict[str, str]
-) -> dict[str, Any]:
-    return {
-        "id": rg_id(subscription_id, name),
-        "name": name,
-        "type": "Microsoft.Resources/resourceGroups",
-        "location": location,
-        "tags": tags,
-        "properties": {"provisioningState": "Succeeded"},
-    }
-
-
 def put_group(request: Request) -> Response:
     state = state_of(request)
     sub, name = request.params["subscriptionId"], request.params["resourceGroupName"]
@@ -149,7 +138,7 @@ def list_providers(request: Request) -> Response:
 def _registration(state: EmulatorState, subscription_id: str, namespace: str) -> dict[str, Any]:
     subscription = require_subscription(state, subscription_id)
     with state.lock:
-        reg = subscription["providers"].get(namespace.lower())
+        reg = subscription["providers"].get(fold(namespace))
         if reg is None:
             raise ArmError(
                 404,

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from emulator.clock import ManualClock
+from emulator.estate import apply_estate
 from emulator.graph.service import GraphRequestError, GraphService
 from emulator.state import EmulatorState
 
@@ -21,7 +22,7 @@ SUBS_QUERY = (
 
 
 def _service(groups: Any) -> GraphService:
-    state = EmulatorState(clock=ManualClock())
+    state = EmulatorState(clock=ManualClock(), estate_loader=apply_estate)
     state.load_estate(
         {
             "tenantId": TENANT,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from emulator.clock import ManualClock
+from emulator.estate import apply_estate
 from emulator.graph.service import GraphRequestError, GraphService
 from emulator.state import EmulatorState
 
@@ -16,7 +17,7 @@ SUB_B = "bbbbbbbb-0000-0000-0000-000000000000"
 @pytest.fixture
 def service():
     clock = ManualClock()
-    state = EmulatorState(clock=clock)
+    state = EmulatorState(clock=clock, estate_loader=apply_estate)
     clusters = []
     for sub in (SUB_A, SUB_B):
         for i in range(5):
@@ -112,7 +113,7 @@ def test_quota_window_resets_after_five_seconds(service):
 
 
 def test_extension_rows_use_resource_graph_casing():
-    state = EmulatorState(clock=ManualClock())
+    state = EmulatorState(clock=ManualClock(), estate_loader=apply_estate)
     cid = f"/subscriptions/{SUB_A}/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"
     state.load_estate(
         {
