@@ -20,7 +20,7 @@ from emulator.dataprotection.service import DataProtectionService
 from emulator.dataprotection.settings import MAX_TRUSTED_ACCESS_BINDINGS
 from emulator.errors import ArmError, bad_request, invalid_body
 from emulator.resources.clusters import get_cluster_or_404
-from emulator.resources.common import state_of
+from emulator.resources.common import lro_headers, new_operation, state_of
 from emulator.routing import Request, Response, Router
 from emulator.state import key_of
 
@@ -33,6 +33,9 @@ CLUSTER = (
 BINDINGS = CLUSTER + "/trustedAccessRoleBindings"
 BINDING = BINDINGS + "/{bindingName}"
 BINDING_TYPE = "Microsoft.ContainerService/managedClusters/trustedAccessRoleBindings"
+LRO_DELETE_FROM = "2023-09-01"
+"""First api-version treated as long-running DELETE (the 2022 recording answers 200; azure-mgmt-containerservice
+41.x at 2026-08-01 accepts only 202/204). The exact switch-over version is an assumption."""
 _NAME = re.compile(r"^[A-Za-z0-9-]{1,24}$")
 """Binding names: 1–24 characters of ``^([A-Za-z0-9-])+$`` (REST reference, aks_backup_facts.md §2.4)."""
 
@@ -63,6 +66,10 @@ def _source_type(source_id: str) -> str | None:
     if len(parts) < i + 4:
         return None
     return f"{parts[i + 1]}/{parts[i + 2]}".lower()
+
+
+def _region(cluster: dict[str, Any]) -> str:
+    return str(cluster.get("location") or "eastus").lower().replace(" ", "")
 
 
 def _cluster(request: Request) -> dict[str, Any]:
@@ -195,11 +202,39 @@ def register(router: Router, service: DataProtectionService) -> None:
         return Response(200, {}, body)
 
     def delete_binding(request: Request) -> Response:
+        """Recorded at 2022-11-02-preview: 200, no body. Newer api-versions make DELETE long-running
+        (the SDK accepts only 202/204): 202 + Azure-AsyncOperation + Location, gone after
+        ``trustedAccessUpdateS`` (assumption for the timing)."""
         cluster = _cluster(request)
         rid = f"{cluster['id']}/trustedAccessRoleBindings/{request.params['bindingName']}"
-        gone = state.remove("resources", rid, principal=request.principal)
         service.visibility.forget(rid)
-        return Response(200 if gone else 204, {}, None)
+        if (request.api_version or "")[:10] < LRO_DELETE_FROM:
+            gone = state.remove("resources", rid, principal=request.principal)
+            return Response(200 if gone else 204, {}, None)
+        with state.lock:
+            previous = state.resources.get(key_of(rid))
+            if previous is None:
+                return Response(204, {}, None)
+            new = copy.deepcopy(previous)
+            new["properties"]["provisioningState"] = "Deleting"
+            state.put("resources", rid, new, principal=request.principal, notify=False)
+            _, url = new_operation(
+                request,
+                resource_id=rid,
+                kind="delete",
+                status_url_prefix=f"/subscriptions/{request.params['subscriptionId']}/providers/"
+                f"Microsoft.ContainerService/locations/{_region(cluster)}/operations",
+            )
+            token = state.new_lifecycle_token(rid)
+            principal = request.principal
+
+            def remove() -> list[tuple[str, str, Any, Any]]:
+                gone = state.resources.pop(key_of(rid), None)
+                return [("deleted", rid, gone, principal)] if gone is not None else []
+
+            state.schedule(state.now() + service.settings.trusted_access_update_s, rid, token, remove)
+        state.notify("delete", rid, new, request.principal)
+        return Response(202, lro_headers(request, url, location=True), None)
 
     def list_bindings(request: Request) -> Response:
         cluster = _cluster(request)
