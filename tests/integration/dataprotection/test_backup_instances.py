@@ -85,7 +85,6 @@ def _break(world: BackupWorld, what: str) -> None:
         raw_https(emu.base_url, emu.ca_bundle, "DELETE", EXTENSION_ID + "?api-version=2023-05-01")
         wait_for(lambda: emu.state.get("extensions", EXTENSION_ID) is None)
     elif what == "extension-failed":
-        emu.admin.request("POST", "/_emulator/clusters/patch", None) if False else None
         with emu.state.lock:
             body = dict(emu.state.extensions[EXTENSION_ID.lower()])
             body["properties"] = {**body["properties"], "provisioningState": "Failed"}
