@@ -34,8 +34,9 @@ BINDINGS = CLUSTER + "/trustedAccessRoleBindings"
 BINDING = BINDINGS + "/{bindingName}"
 BINDING_TYPE = "Microsoft.ContainerService/managedClusters/trustedAccessRoleBindings"
 LRO_DELETE_FROM = "2023-09-01"
-"""First api-version treated as long-running DELETE (the 2022 recording answers 200; azure-mgmt-containerservice
-41.x at 2026-08-01 accepts only 202/204). The exact switch-over version is an assumption."""
+"""First api-version treated as long-running DELETE (the 2022 recording answers 200;
+azure-mgmt-containerservice 41.x at 2026-08-01 accepts only 202/204). The exact switch-over version is an
+assumption."""
 _NAME = re.compile(r"^[A-Za-z0-9-]{1,24}$")
 """Binding names: 1–24 characters of ``^([A-Za-z0-9-])+$`` (REST reference, aks_backup_facts.md §2.4)."""
 

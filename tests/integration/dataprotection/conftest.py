@@ -38,7 +38,10 @@ CONTAINER = "aks1-rg1"
 EXTENSION_ID = f"{CLUSTER_ID}/providers/Microsoft.KubernetesConfiguration/extensions/azure-aks-backup"
 EXTENSION_PRINCIPAL = deterministic_uuid("extension-identity", EXTENSION_ID)
 VAULT = "vault-eastus"
-VAULT_ID = f"/subscriptions/{TEST_SUB}/resourceGroups/{VAULT_RG}/providers/Microsoft.DataProtection/backupVaults/{VAULT}"
+VAULT_ID = (
+    f"/subscriptions/{TEST_SUB}/resourceGroups/{VAULT_RG}/providers/Microsoft.DataProtection/"
+    f"backupVaults/{VAULT}"
+)
 POLICY = "AKSBackupPolicy-Week"
 POLICY_ID = f"{VAULT_ID}/backupPolicies/{POLICY}"
 BACKUP_OPERATOR = "Microsoft.DataProtection/backupVaults/backup-operator"

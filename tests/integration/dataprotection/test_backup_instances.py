@@ -255,7 +255,10 @@ def test_estate_declared_instance_blocks_another_vault(world: BackupWorld) -> No
     from tests.integration.dataprotection.conftest import backup_estate
 
     estate = backup_estate()
-    other_vault = f"/subscriptions/{TEST_SUB}/resourceGroups/rg-other/providers/Microsoft.DataProtection/backupVaults/legacy"
+    other_vault = (
+        f"/subscriptions/{TEST_SUB}/resourceGroups/rg-other/providers/"
+        "Microsoft.DataProtection/backupVaults/legacy"
+    )
     estate["dataProtection"] = {
         "vaults": [{"id": other_vault, "location": "eastus"}],
         "policies": [{"vaultId": other_vault, "name": "p", "strategy": "Month"}],
