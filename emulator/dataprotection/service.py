@@ -193,7 +193,7 @@ class DataProtectionService:
         if body is None:
             return []
         props = body.get("properties") or {}
-        current = props.get("currentProtectionState")
+        current = str(props.get("currentProtectionState") or "")
         vault = state.resources.get(key_of(vault_id_of(bi_id)))
         missing: Missing | None
         if vault is None:

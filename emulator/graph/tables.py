@@ -143,10 +143,11 @@ class GraphTables:
 
     def __call__(self, table: str) -> Iterator[Row]:
         if table == "resources":
-            for key, body in self._bodies("clusters", "storage_accounts", "resources"):
-                if str(body.get("type", "")).lower() in NOT_IN_RESOURCES:
-                    continue
+            for key, body in self._bodies("clusters", "storage_accounts"):
                 yield self._row(key, body, extension=False)
+            for key, body in self._bodies("resources"):
+                if str(body.get("type", "")).lower() not in NOT_IN_RESOURCES:
+                    yield self._row(key, body, extension=False)
         elif table == "recoveryservicesresources":
             for key, body in self._bodies("resources"):
                 if str(body.get("type", "")).lower() in RECOVERY_SERVICES_TYPES:
