@@ -185,3 +185,31 @@ def test_policy_validation_and_delete(world: BackupWorld) -> None:
     world.dp.backup_policies.delete(VAULT_RG, VAULT, "AKSBackupPolicy-Week")
     assert list(world.dp.backup_policies.list(VAULT_RG, VAULT)) == []
     assert f"/subscriptions/{TEST_SUB}" in VAULT_ID
+
+
+def test_quota_header_counts_down_and_can_be_enforced(world: BackupWorld) -> None:
+    world.create_vault()
+    emu = world.emu
+    path = f"{VAULT_ID}?api-version=2026-06-01"
+    first = int(raw_https(emu.base_url, emu.ca_bundle, "GET", path)[1][QUOTA])
+    second = int(raw_https(emu.base_url, emu.ca_bundle, "GET", path)[1][QUOTA])
+    assert second == first - 1
+    world.knobs(quota={"enforce": True, "limits": {"read": 1}})
+    status, headers, body = raw_https(emu.base_url, emu.ca_bundle, "GET", path)
+    assert status == 429 and body["error"]["code"] == "SubscriptionRequestsThrottled"
+    assert int(headers["retry-after"]) >= 1 and headers[QUOTA] == "0"
+
+
+def test_profiles_and_knob_validation(world: BackupWorld) -> None:
+    view = world.knobs(profile="realistic", validateS=5)
+    assert view["settings"]["rolePropagationS"] == 120.0
+    assert view["settings"]["validateS"] == 5.0  # later keys override the profile
+    for bad in ({"nope": 1}, {"validateS": -1}, {"initialFailureState": "Broken"}, {"profile": "fast"}):
+        with pytest.raises(Exception) as info:
+            world.knobs(**bad)
+        assert "400" in str(info.value)
+    # an estate reload puts every knob back
+    from tests.integration.dataprotection.conftest import backup_estate
+
+    world.emu.reset(backup_estate())
+    assert world.emu.admin.request("GET", "/dataprotection")["settings"]["rolePropagationS"] == 0.2
