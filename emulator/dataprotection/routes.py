@@ -752,8 +752,6 @@ def _install_precreate(state: EmulatorState, service: DataProtectionService) -> 
 # ---- estate --------------------------------------------------------------------------------------
 def load_estate(state: EmulatorState, service: DataProtectionService, estate: dict[str, Any]) -> None:
     """Estate keys of this plug-in (README Part 3). Objects are stored as already provisioned."""
-    from emulator.estate import _ensure_scope
-
     block = estate.get("dataProtection") or {}
     tenant = str(estate.get("tenantId") or "72f988bf-86f1-41af-91ab-2d7cd011db47")
     with state.lock:
@@ -783,7 +781,7 @@ def load_estate(state: EmulatorState, service: DataProtectionService, estate: di
                     }
                 if item.get("tags"):
                     request_body["tags"] = item["tags"]
-                _ensure_scope(state, item["id"], request_body["location"], tenant)
+                _ensure_group(state, item["id"], request_body["location"], tenant)
                 sub = item["id"].strip("/").split("/")[1].lower()
                 sub_tenant = state.subscriptions.get(sub, {}).get("tenantId", tenant)
                 body = vault_body(
@@ -833,6 +831,19 @@ def load_estate(state: EmulatorState, service: DataProtectionService, estate: di
             state.resources[key_of(body["id"])] = body
     for bi_id in recheck:
         service.schedule_tick_for_loaded(bi_id)
+
+
+def _ensure_group(state: EmulatorState, resource_id: str, location: str, tenant: str) -> None:
+    """A vault declared in an undeclared subscription / resource group creates them (like the core estate)."""
+    from emulator.resources.subscriptions import resource_group_body
+
+    parts = resource_id.strip("/").split("/")
+    sub, group = parts[1], parts[3]
+    if state.subscriptions.get(sub.lower()) is None:
+        state.add_subscription(sub, tenant_id=tenant)
+    if state.resource_groups.get(f"/subscriptions/{sub}/resourcegroups/{group}".lower()) is None:
+        body = resource_group_body(sub, group, location, {})
+        state.resource_groups[body["id"].lower()] = body
 
 
 def _instance_from_shorthand(state: EmulatorState, item: dict[str, Any]) -> dict[str, Any]:

@@ -175,7 +175,7 @@ def test_initial_failure_state_knob(world: BackupWorld) -> None:
 
 
 def test_role_propagation_delay_hides_new_assignments_from_backup_checks(world: BackupWorld) -> None:
-    world.knobs(**{**FAST, "rolePropagationS": 1.5})
+    world.knobs(**{**FAST, "rolePropagationS": 4.0})
     world.ready()
     # ARM reads see the assignment at once ...
     names = [a.name for a in world.auth.role_assignments.list_for_scope(STORAGE, filter="atScope()")]

@@ -21,7 +21,7 @@ def _put(world: BackupWorld, name: str, body: dict) -> tuple[int, dict, dict]:
 
 
 def test_create_answers_200_updating_without_async_header_then_succeeds(world: BackupWorld) -> None:
-    world.knobs(trustedAccessUpdateS=0.3)
+    world.knobs(trustedAccessUpdateS=2.0)
     body = {"properties": {"sourceResourceId": VAULT_ID, "roles": [BACKUP_OPERATOR]}}
     status, headers, answer = _put(world, "tarb-1", body)
     assert status == 200

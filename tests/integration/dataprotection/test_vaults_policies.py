@@ -17,7 +17,7 @@ QUOTA = "x-ms-ratelimit-remaining-subscription-resource-requests"
 
 
 def test_vault_put_is_long_running_with_a_system_identity(world: BackupWorld) -> None:
-    world.knobs(vaultCreateS=0.5)
+    world.knobs(vaultCreateS=2.0)
     emu = world.emu
     body = {
         "location": "eastus",
