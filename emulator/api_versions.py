@@ -40,6 +40,8 @@ ALLOWED: dict[str, frozenset[str]] = {
             # published stable AKS versions the tests here send on purpose
             "2024-05-01",
             "2024-09-01",
+            # shared/recordings aks-preview test_aks_trustedaccess_rolebinding (trusted access, 2022)
+            "2022-11-02-preview",
         }
     ),
     "microsoft.kubernetesconfiguration": frozenset(
@@ -83,6 +85,18 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2022-04-01-preview",
             "2022-05-01-preview",
             "2022-08-01-preview",
+            # management locks (Microsoft.Authorization/locks; azure-mgmt-resource locks / Bicep)
+            "2016-09-01",
+            "2020-05-01",
+        }
+    ),
+    "microsoft.dataprotection": frozenset(
+        {
+            "2021-01-01",  # MicrosoftDocs backup-azure-dataprotection-use-rest-api-backup-blobs.md
+            "2024-04-01",  # shared/recordings dataprotection cassettes; the CLI's extension-routing call
+            "2025-07-01",  # azure-rest-api-specs DataProtection examples/2025-07-01; the CLI's vault create
+            "2025-09-01",  # azure-rest-api-specs DataProtection examples/2025-09-01; Terraform
+            "2026-06-01",  # azure-mgmt-dataprotection 2.2.0 default; shared/azure-examples/dataprotection
         }
     ),
     "microsoft.policyinsights": frozenset(
@@ -125,6 +139,7 @@ _TYPE_NAMES = {
     "microsoft.authorization": "roleAssignments",
     "microsoft.policyinsights": "policyStates",
     "microsoft.resourcegraph": "resources",
+    "microsoft.dataprotection": "backupVaults",
 }
 _PROVIDER_REGISTRATION = re.compile(
     r"^/subscriptions/[^/]+/providers/[^/]+(/(un)?register)?/?$", re.IGNORECASE

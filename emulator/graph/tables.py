@@ -23,6 +23,20 @@ logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 EXTENSION_CASINGS = ("pascal", "camel", "both")
+RECOVERY_SERVICES_TYPES = frozenset({"microsoft.dataprotection/backupvaults/backupinstances"})
+"""Types Resource Graph serves from ``recoveryservicesresources`` (Microsoft's CLI queries
+``RecoveryServicesResources | where type =~ 'microsoft.dataprotection/backupvaults/backupinstances'``
+and reads
+``properties.currentProtectionState`` / ``properties.dataSourceInfo.resourceID``:
+Azure/azure-cli-extensions@src/dataprotection/azext_dataprotection/manual/backupcenter_helper.py)."""
+NOT_IN_RESOURCES = RECOVERY_SERVICES_TYPES | frozenset(
+    {
+        # proxy/child resources ARG does not list in `resources` (assumption, emulator/README.md Part 3)
+        "microsoft.dataprotection/backupvaults/backuppolicies",
+        "microsoft.containerservice/managedclusters/trustedaccessrolebindings",
+        "microsoft.authorization/locks",
+    }
+)
 
 
 def _split_id(resource_id: str) -> tuple[str, str]:
@@ -130,8 +144,15 @@ class GraphTables:
 
     def __call__(self, table: str) -> Iterator[Row]:
         if table == "resources":
-            for key, body in self._bodies("clusters", "storage_accounts", "resources"):
+            for key, body in self._bodies("clusters", "storage_accounts"):
                 yield self._row(key, body, extension=False)
+            for key, body in self._bodies("resources"):
+                if str(body.get("type", "")).lower() not in NOT_IN_RESOURCES:
+                    yield self._row(key, body, extension=False)
+        elif table == "recoveryservicesresources":
+            for key, body in self._bodies("resources"):
+                if str(body.get("type", "")).lower() in RECOVERY_SERVICES_TYPES:
+                    yield self._row(key, body, extension=False)
         elif table == "kubernetesconfigurationresources":
             for key, body in self._bodies("extensions"):
                 yield self._row(key, body, extension=True)

@@ -40,6 +40,7 @@ TABLE_SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     "kubernetesconfigurationresources": _ARM_COLUMNS,
     "policyresources": _ARM_COLUMNS,
     "resourcecontainers": _ARM_COLUMNS,
+    "recoveryservicesresources": _ARM_COLUMNS,  # backup instances (emulator/dataprotection)
 }
 """Lower-cased table name -> ordered (column, type). Table names are case-insensitive in Resource Graph."""
 

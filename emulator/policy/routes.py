@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from emulator.errors import ArmError
-from emulator.policy.engine import PolicyEngine, cluster_key_of
+from emulator.policy.engine import BACKUP_INSTANCE_TYPE, PolicyEngine, cluster_key_of
 from emulator.policy.odata import ODataFilterError, parse_apply, parse_filter, parse_orderby, parse_select
 from emulator.policy.remediation import RemediationError, RemediationManager
 from emulator.routing import PluginContext, Request, Response, Router
@@ -108,6 +108,14 @@ def _add_scoped(router: Router, method: str, suffix: str, handler: Any, operatio
         router.add(method, prefix + suffix, handler, operation=operation)
 
 
+def _protected_cluster(resource: Any) -> str | None:
+    """A backup instance (emulator/dataprotection) changes Policy 2 for the cluster it protects."""
+    if not isinstance(resource, dict) or str(resource.get("type", "")).lower() != BACKUP_INSTANCE_TYPE:
+        return None
+    info = (resource.get("properties") or {}).get("dataSourceInfo") or {}
+    return cluster_key_of(str(info.get("resourceID") or info.get("resourceUri") or ""))
+
+
 def register(router: Router, ctx: PluginContext) -> None:
     engine = engine_for(ctx)
     manager = RemediationManager(ctx.state, engine, runtime=ctx.runtime, config=ctx.config)
@@ -126,7 +134,7 @@ def register(router: Router, ctx: PluginContext) -> None:
         engine.load(ctx.state.estate)
 
     def on_change(operation: str, resource_id: str, resource: Any, principal: str | None) -> None:
-        ckey = cluster_key_of(resource_id)
+        ckey = cluster_key_of(resource_id) or _protected_cluster(resource)
         if ckey is None or operation == "action":
             return
         if settings.evaluation_delay_s <= 0:

@@ -51,9 +51,23 @@ BUILTIN_ROLE_DEFINITIONS: dict[str, str] = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     # the role the official RoleAssignments_Create* examples assign (so they replay unchanged)
     "0b5fe924-9a61-425c-96af-cfe6e287ca2d": "(official example role)",
+    # Azure Backup for AKS (protect mode, issue 12; protection_facts.md §1.4, §1.6), GUIDs from
+    # MicrosoftDocs/azure-docs@articles/role-based-access-control/built-in-roles.md (ms.date 2026-04-09)
+    "7efff54f-a5b4-42b5-a1c5-5411624893ce": "Disk Snapshot Contributor",
+    "959f8984-c045-4866-89c7-12bf9737be2e": "Data Operator for Managed Disks",
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": "Storage Blob Data Reader",
+    "3e5e47e6-65f7-47ef-90b5-e5dd4d455f24": "Disk Backup Reader",
+    "b50d9833-a0cb-478e-945f-707fcc997c13": "Disk Restore Operator",
+    "5e467623-bb1f-42f4-a55d-6e525e11384b": "Backup Contributor",
+    "00c29273-979b-4161-815c-10b084fb9324": "Backup Operator",
+    "a795c7a0-d4a2-40c1-ae25-d81f01202912": "Backup Reader",
 }
 """Role definitions that exist in every emulated tenant; an estate adds custom ones with a top-level
 ``roleDefinitions: [guid, ...]`` list."""
+PRECREATE_HOOK = "authorization.precreate"
+"""``state.plugin_state`` key of an optional callable(subscription_id) run before a NEW assignment is stored;
+it may raise ArmError (emulator/dataprotection: 400 RoleAssignmentLimitExceeded past the per-subscription
+limit)."""
 _FILTER_PRINCIPAL = re.compile(r"principalId\s+eq\s+'([^']+)'", re.IGNORECASE)
 _FILTER_ASSIGNED_TO = re.compile(r"assignedTo\('([^']+)'\)", re.IGNORECASE)
 
@@ -169,6 +183,9 @@ def put_assignment(request: Request) -> Response:
                 and key_of(op["scope"]) == key_of(scope)
             ):
                 raise ArmError(409, "RoleAssignmentExists", "The role assignment already exists.")
+        precreate = state.plugin_state.get(PRECREATE_HOOK)
+        if precreate is not None and scope.strip("/").lower().startswith("subscriptions/"):
+            precreate(scope.strip("/").split("/")[1])
         now = iso(state.now())
         stored = {
             "id": rid,

@@ -1,103 +1,25 @@
-"""Other ARM resources the examples and estates need: AKS trusted-access role bindings (a managedCluster
-child)
-and read-only access to any resource an estate declares under ``resources`` (e.g. connectedClusters)."""
+"""Read-only access to any resource an estate declares under ``resources`` (e.g. connectedClusters).
+
+AKS trusted-access role bindings live in emulator/dataprotection/trusted_access.py (held to the recording).
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from emulator.errors import bad_request, invalid_body, not_found
-from emulator.resources.clusters import get_cluster_or_404
+from emulator.errors import not_found
 from emulator.resources.common import require_resource_group, state_of
-from emulator.resources.paging import page
 from emulator.routing import PluginContext, Request, Response, Router
-from emulator.state import key_of
 
 logger = logging.getLogger(__name__)
 
-CLUSTER = (
-    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ContainerService"
-    "/managedClusters/{resourceName}"
-)
-BINDINGS = CLUSTER + "/trustedAccessRoleBindings"
-BINDING = BINDINGS + "/{bindingName}"
-BINDING_TYPE = "Microsoft.ContainerService/managedClusters/trustedAccessRoleBindings"
 ANY_RESOURCE = (
     "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/{namespace}/{type}/{name}"
 )
 
 
 def register(router: Router, ctx: PluginContext) -> None:
-    router.add("PUT", BINDING, put_binding, operation="TrustedAccessRoleBindings_CreateOrUpdate")
-    router.add("GET", BINDING, get_binding, operation="TrustedAccessRoleBindings_Get")
-    router.add("DELETE", BINDING, delete_binding, operation="TrustedAccessRoleBindings_Delete")
-    router.add("GET", BINDINGS, list_bindings, operation="TrustedAccessRoleBindings_List")
     router.add("GET", ANY_RESOURCE, get_any, operation="Resources_Get")
-
-
-def _cluster(request: Request) -> dict[str, Any]:
-    p = request.params
-    return get_cluster_or_404(
-        state_of(request), p["subscriptionId"], p["resourceGroupName"], p["resourceName"]
-    )
-
-
-def put_binding(request: Request) -> Response:
-    state = state_of(request)
-    cluster = _cluster(request)
-    body = request.json_object()
-    props = body.get("properties")
-    if not isinstance(props, dict):
-        raise invalid_body("The request must contain a 'properties' object.")
-    roles = props.get("roles")
-    source = props.get("sourceResourceId")
-    if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
-        raise bad_request("InvalidParameter", "properties.roles must be a non-empty list of role names.")
-    if not isinstance(source, str) or not source.lower().startswith("/subscriptions/"):
-        raise bad_request("InvalidParameter", "properties.sourceResourceId must be an ARM resource id.")
-    rid = f"{cluster['id']}/trustedAccessRoleBindings/{request.params['bindingName']}"
-    with state.lock:
-        existing = state.resources.get(key_of(rid))
-        stored = {
-            "id": rid,
-            "name": request.params["bindingName"] if existing is None else existing["name"],
-            "type": BINDING_TYPE,
-            "properties": {
-                "roles": list(roles),
-                "sourceResourceId": source,
-                "provisioningState": "Succeeded",
-            },
-        }
-        state.put("resources", rid, stored, principal=request.principal, notify=False)
-    state.notify("write", rid, stored, request.principal)
-    return Response(200 if existing else 201, {}, stored)
-
-
-def get_binding(request: Request) -> Response:
-    cluster = _cluster(request)
-    body = state_of(request).get(
-        "resources", f"{cluster['id']}/trustedAccessRoleBindings/{request.params['bindingName']}"
-    )
-    if body is None:
-        raise not_found(BINDING_TYPE, request.params["bindingName"], request.params["resourceGroupName"])
-    return Response(200, {}, body)
-
-
-def delete_binding(request: Request) -> Response:
-    cluster = _cluster(request)
-    gone = state_of(request).remove(
-        "resources",
-        f"{cluster['id']}/trustedAccessRoleBindings/{request.params['bindingName']}",
-        principal=request.principal,
-    )
-    return Response(200 if gone else 204, {}, None)
-
-
-def list_bindings(request: Request) -> Response:
-    cluster = _cluster(request)
-    items = list(state_of(request).children("resources", cluster["id"] + "/trustedAccessRoleBindings"))
-    return Response(200, {}, page(request, items))
 
 
 def get_any(request: Request) -> Response:
