@@ -470,6 +470,8 @@ class _Run:
     inp: PreflightInput
     unconfirmed_deny: Severity
     findings: list[Finding] = field(default_factory=list)
+    pending: dict[tuple[str, str], tuple[Severity, dict[str, Any]]] = field(default_factory=dict)
+    """Gatekeeper findings being merged: one per (assignment, remedy), listing every member it covers."""
 
     @property
     def cluster(self) -> ClusterSnapshot:
@@ -805,7 +807,26 @@ class _Run:
             evidence["extensionLimits"] = {
                 k: settings.get(v, catalog.EXTENSION_DEFAULT_LIMITS[k]) for k, v in LIMIT_SETTINGS.items()
             }
-        self.add(FindingCode.GATEKEEPER_POLICY, severity, remedy, **evidence)
+        member = {
+            k: evidence.pop(k)
+            for k in ("definitionId", "definitionName", "referenceId", "effect", "impact", "blocks")
+        }
+        key = (assignment.id.lower(), remedy)
+        if key in self.pending:
+            old_severity, merged = self.pending[key]
+            merged["members"].append(member)
+            worse = Severity.BLOCK if Severity.BLOCK in (old_severity, severity) else Severity.WARN
+            self.pending[key] = (worse, merged)
+        else:
+            evidence["members"] = [member]
+            self.pending[key] = (severity, evidence)
+
+    def flush_gatekeeper(self) -> None:
+        for (_assignment, remedy), (severity, evidence) in self.pending.items():
+            first = evidence["members"][0]
+            evidence.update(definitionId=first["definitionId"], referenceId=first["referenceId"])
+            self.add(FindingCode.GATEKEEPER_POLICY, severity, remedy, **evidence)
+        self.pending.clear()
 
     # Deployment Safeguards -----------------------------------------------------------------------------
     def safeguards(self, safeguards: Safeguards) -> None:
@@ -891,6 +912,7 @@ def preflight(inp: PreflightInput, *, unconfirmed_deny: Severity = Severity.BLOC
     if inp.policy is not None:
         run.arm_deny(inp.policy)
         run.gatekeeper(inp.policy)
+        run.flush_gatekeeper()
     if inp.safeguards is not None:
         run.safeguards(inp.safeguards)
     if inp.storage is not None:
@@ -910,6 +932,13 @@ _GATEKEEPER_DENIAL = re.compile(
     re.IGNORECASE,
 )
 _POLICY_CODES = (FindingCode.GATEKEEPER_POLICY, FindingCode.DEPLOYMENT_SAFEGUARDS)
+
+
+def _definition_ids(finding: Finding) -> set[str]:
+    members = finding.evidence.get("members") or ()
+    ids = {str(m.get("definitionId", "")).lower() for m in members if isinstance(m, Mapping)}
+    ids.add(str(finding.evidence.get("definitionId", "")).lower())
+    return ids - {""}
 
 
 def attribute_failure(message: str | None, findings: Iterable[Finding]) -> Finding | None:
@@ -942,10 +971,7 @@ def attribute_failure(message: str | None, findings: Iterable[Finding]) -> Findi
         constraint = denial.group(1).lower()
         ids = {d.id.lower() for d in catalog.definitions_for_constraint(constraint)}
         for f in block:
-            if (
-                f.code is FindingCode.GATEKEEPER_POLICY
-                and str(f.evidence.get("definitionId", "")).lower() in ids
-            ):
+            if f.code is FindingCode.GATEKEEPER_POLICY and bool(_definition_ids(f) & ids):
                 return f
         match = first(_POLICY_CODES)
         if match is not None:
