@@ -539,7 +539,11 @@ RESOURCE_TYPE_RULES: Mapping[str, ResourceTypeRule] = MappingProxyType(
         )
     }
 )
-"""Built-in type-list definitions: when one denies extensions, the remedy names the exact list change."""
+"""Built-in type-list definitions: when one denies extensions, the remedy names the exact list change.
+``Allowed resource types`` has mode ``Indexed`` — "Only resource types that support 'tags' and 'location' will
+be affected by this policy. To restrict all resources please duplicate this policy and change the 'mode' to
+'All'" (its description) — so the built-in never reaches extensions; a mode-All copy is a custom definition
+and is evaluated from its rule (the remedy is then an exemption)."""
 
 
 def definition_name(definition_id: str) -> str:

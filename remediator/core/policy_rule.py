@@ -69,9 +69,9 @@ def _eval(cond: Any, resource: Mapping[str, Any], params: Mapping[str, Any]) -> 
         raise CannotEvaluate(f"condition is not an object: {cond!r}")
     keys = {k.lower(): k for k in cond}
     if "allof" in keys:
-        return _and([_eval(c, resource, params) for c in _list(cond[keys["allof"]])])
+        return _and([_safe(c, resource, params) for c in _list(cond[keys["allof"]])])
     if "anyof" in keys:
-        return _or([_eval(c, resource, params) for c in _list(cond[keys["anyof"]])])
+        return _or([_safe(c, resource, params) for c in _list(cond[keys["anyof"]])])
     if "not" in keys:
         inner = _eval(cond[keys["not"]], resource, params)
         return None if inner is None else not inner
@@ -92,6 +92,15 @@ def _eval(cond: Any, resource: Mapping[str, Any], params: Mapping[str, Any]) -> 
     operator = operators[0]
     expected = _template(cond[keys[operator]], resource, params)
     return _compare(operator, actual, expected)
+
+
+def _safe(cond: Any, resource: Mapping[str, Any], params: Mapping[str, Any]) -> Tri:
+    """One branch of allOf/anyOf: a branch that cannot be evaluated is unknown, the others still count."""
+    try:
+        return _eval(cond, resource, params)
+    except CannotEvaluate as exc:
+        logger.debug("policy rule branch not evaluated: %s", exc)
+        return None
 
 
 def _list(value: Any) -> list[Any]:
