@@ -39,6 +39,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             # published stable AKS versions the tests here send on purpose
             "2024-05-01",
             "2024-09-01",
+            "2025-07-01",  # deploymentSafeguards, newest stable (Learn ARM template reference)
         }
     ),
     "microsoft.kubernetesconfiguration": frozenset(
@@ -82,6 +83,8 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2022-04-01-preview",
             "2022-05-01-preview",
             "2022-08-01-preview",
+            # azure-mgmt-resource-policy 1.0.0 (policy assignments / definitions / set definitions)
+            "2026-06-01",
         }
     ),
     "microsoft.policyinsights": frozenset(
