@@ -235,7 +235,7 @@ def read_safeguards(
     path = f"{cluster.id}/providers/Microsoft.ContainerService/deploymentSafeguards/default"
     url = f"{path}?api-version={api_version}"
     try:
-        response = container_service_client._client.send_request(HttpRequest("GET", url))
+        response = container_service_client.send_request(HttpRequest("GET", url))
         if response.status_code == 404:
             return None
         response.raise_for_status()
@@ -267,7 +267,7 @@ def read_providers(
     for namespace in namespaces:
         url = f"/subscriptions/{subscription_id}/providers/{namespace}?api-version={api_version}"
         try:
-            response = arm_client._client.send_request(HttpRequest("GET", url))
+            response = arm_client.send_request(HttpRequest("GET", url))
             if response.status_code == 404:
                 states[namespace] = "NotRegistered"
                 continue
