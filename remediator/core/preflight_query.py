@@ -109,7 +109,7 @@ def assignment_requests(
         InventoryRequest(query=query, subscriptions=batch)
         for batch in subscription_batches(subs, size=batch_size)
     ]
-    groups = sorted({_checked_group(g) for g in management_groups})
+    groups = sorted({_checked_group(g).lower() for g in management_groups})
     if groups:
         mg_query = query.replace(
             "| project",
