@@ -526,3 +526,31 @@ def test_arm_policy_denial_is_attributed_by_assignment_id():
 def test_quantities():
     assert cpu_millicores("1") == 1000 and cpu_millicores("250m") == 250 and cpu_millicores("x") is None
     assert memory_bytes("1280Mi") == 1280 * 2**20 and memory_bytes("1G") == 1e9 and memory_bytes("1Q") is None
+
+
+@pytest.mark.parametrize(
+    ("addons", "expected"),
+    [
+        ({}, False),
+        ({"azurepolicy": {"enabled": True}}, True),
+        ({"azurePolicy": {"enabled": True}}, True),
+        ({"azurepolicy": {"enabled": False}}, False),
+        ({"omsagent": {"enabled": True}}, False),
+    ],
+)
+def test_snapshot_reads_the_azure_policy_addon(addons, expected):
+    body = {"id": CLUSTER, "location": "eastus", "properties": {"addonProfiles": addons}}
+    assert ClusterSnapshot.from_arm(body).azure_policy_enabled is expected
+
+
+def test_snapshot_names_a_malformed_addon_field():
+    from remediator.core.errors import UserInputError
+
+    body = {
+        "id": CLUSTER,
+        "location": "eastus",
+        "properties": {"addonProfiles": {"azurepolicy": {"enabled": "yes"}}},
+    }
+    with pytest.raises(UserInputError) as err:
+        ClusterSnapshot.from_arm(body)
+    assert err.value.field == "properties.addonProfiles.azurepolicy.enabled"
