@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulator.policy.rules import BUILTIN_DIR, PolicyDefinition
+from emulator.policy.rules import BUILTIN_DIR, PolicyDefinition, resolve_parameter_values
 
 logger = logging.getLogger(__name__)
 
@@ -50,30 +50,10 @@ class PolicySetDefinition:
     def resolve_parameters(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         """Same rules as :meth:`PolicyDefinition.resolve_parameters` (ARM validates assignment parameters
         against the initiative's parameter list)."""
-        return _resolve(self.name, self.parameters, given)
+        return resolve_parameter_values(f"initiative {self.name}", self.parameters, given)
 
     def effect(self, _params: Mapping[str, Any]) -> str:
         return ""  # an initiative has no single effect; compliance is per member (not modelled for these)
-
-
-def _resolve(owner: str, spec: Mapping[str, Any], given: Mapping[str, Any] | None) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    lowered = {k.lower(): v for k, v in (given or {}).items()}
-    for name, pspec in spec.items():
-        if name.lower() in lowered:
-            raw = lowered[name.lower()]
-            values[name] = raw["value"] if isinstance(raw, Mapping) and "value" in raw else raw
-        elif "defaultValue" in pspec:
-            values[name] = pspec["defaultValue"]
-        else:
-            raise ValueError(f"policy parameter '{name}' of {owner} has no value and no default")
-        allowed = pspec.get("allowedValues")
-        if allowed and values[name] not in allowed:
-            raise ValueError(f"policy parameter '{name}' value {values[name]!r} is not one of {allowed}")
-    unknown = set(lowered) - {n.lower() for n in spec}
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {sorted(unknown)} for {owner}")
-    return values
 
 
 def definition_from_json(raw: Mapping[str, Any]) -> PolicyDefinition:
