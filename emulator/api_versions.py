@@ -42,6 +42,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2024-09-01",
             # shared/recordings aks-preview test_aks_trustedaccess_rolebinding (trusted access, 2022)
             "2022-11-02-preview",
+            "2025-07-01",  # deploymentSafeguards, newest stable (Learn ARM template reference)
         }
     ),
     "microsoft.kubernetesconfiguration": frozenset(
@@ -85,6 +86,8 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2022-04-01-preview",
             "2022-05-01-preview",
             "2022-08-01-preview",
+            # azure-mgmt-resource-policy 1.0.0 (policy assignments / definitions / set definitions)
+            "2026-06-01",
             # management locks (Microsoft.Authorization/locks; azure-mgmt-resource locks / Bicep)
             "2016-09-01",
             "2020-05-01",

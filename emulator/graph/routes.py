@@ -33,7 +33,12 @@ def graph_for(ctx: PluginContext) -> GraphService:
         def management_groups() -> Any:
             return ctx.state.estate.get("managementGroups") or {}  # forms: emulator/graph/hierarchy.py
 
-        service = GraphService(ctx.state, policy_records=records, management_groups=management_groups)
+        service = GraphService(
+            ctx.state,
+            policy_records=records,
+            policy_objects=engine.policy_rows,
+            management_groups=management_groups,
+        )
         ctx.extras[EXTRAS_KEY] = service
     assert isinstance(service, GraphService)
     return service

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.graph.hierarchy import ManagementGroupTree
 from emulator.graph.tables import EXTENSION_CASINGS, GraphTables
 from emulator.kql import ARG_TABLE_TYPE_NAMES, KqlError, compile_query
+from emulator.model.hierarchy import ManagementGroupTree
 from emulator.model.ids import fold
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,8 @@ class GraphService:
 
     state: Any
     policy_records: Callable[[], Iterable[Mapping[str, Any]]] | None = None
+    policy_objects: Callable[[], Iterable[Mapping[str, Any]]] | None = None
+    """Policy assignments and custom definitions as ``policyresources`` rows."""
     management_groups: Callable[[], Any] = lambda: {}
     """The estate's ``managementGroups`` value, in any form :mod:`emulator.graph.hierarchy` reads."""
     quota: QuotaSettings = field(default_factory=QuotaSettings)
@@ -220,7 +222,9 @@ class GraphService:
             tenants = {k: str(v.get("tenantId", "")) for k, v in self.state.subscriptions.items()}
         return ManagementGroupTree.from_estate(self.management_groups(), tenants=tenants)
 
-    def _evaluate(self, query_text: str, scope: set[str] | None) -> _CachedResult:
+    def _evaluate(
+        self, query_text: str, scope: set[str] | None, *, groups: set[str] | None = None
+    ) -> _CachedResult:
         compiled = compile_query(query_text)
         tables = GraphTables(
             self.state,
@@ -229,6 +233,8 @@ class GraphService:
             policy_records=self.policy_records,
             row_cache=self._row_cache,
             group_tree=self.group_tree,
+            policy_objects=self.policy_objects,
+            management_groups=groups,
         )
         rows = list(compiled.run(tables))
         with self._lock:
@@ -275,7 +281,9 @@ class GraphService:
                 )
         else:
             try:
-                cached = self._evaluate(query_text, scope)
+                mgs = body.get("managementGroups")
+                groups = {str(g).lower() for g in mgs} if isinstance(mgs, list) else None
+                cached = self._evaluate(query_text, scope, groups=groups)
             except KqlError as exc:
                 raise GraphRequestError(
                     400,

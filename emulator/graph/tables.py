@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from emulator.graph.hierarchy import ManagementGroupTree
+from emulator.model.hierarchy import ManagementGroupTree
 from emulator.model.ids import fold
 
 logger = logging.getLogger(__name__)
@@ -106,12 +106,18 @@ class GraphTables:
         policy_records: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
         row_cache: dict[str, tuple[Any, Row]] | None = None,
         group_tree: Callable[[], ManagementGroupTree] | None = None,
+        policy_objects: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
+        management_groups: set[str] | None = None,
     ) -> None:
         self.state = state
         self.subscriptions = {fold(s) for s in subscriptions} if subscriptions is not None else None
         self.extension_casing = extension_casing
         self.policy_records = policy_records
         self.group_tree = group_tree
+        self.policy_objects = policy_objects
+        self.management_groups = {g.lower() for g in management_groups} if management_groups else None
+        """The request's managementGroups: rows that live at a management group (policy assignments made
+        there) are returned only to a query scoped by that group or one above it, or to a tenant query."""
         self.row_cache = row_cache if row_cache is not None else {}
         """key → (body object, row): bodies are replaced on write (copy-on-write), so identity means fresh."""
         with state.lock:
@@ -159,6 +165,7 @@ class GraphTables:
         elif table == "resourcecontainers":
             yield from self._containers()
         elif table == "policyresources":
+            yield from self._policy_objects()
             if self.policy_records is None:
                 return
             for record in self.policy_records():
@@ -187,6 +194,26 @@ class GraphTables:
                     "zones": None,
                     "extendedLocation": None,
                 }
+
+    def _policy_objects(self) -> Iterator[Row]:
+        """Assignment and custom-definition rows (emulator.policy.engine.PolicyEngine.policy_rows)."""
+        if self.policy_objects is None:
+            return
+        mg_marker = "/providers/microsoft.management/managementgroups/"
+        tree = self.group_tree() if self.group_tree is not None and self.management_groups else None
+        for row in self.policy_objects():
+            rid = str(row.get("id", "")).lower()
+            if rid.startswith(mg_marker):
+                if self.subscriptions is None:
+                    yield dict(row)
+                elif tree is not None and self.management_groups is not None:
+                    group = rid[len(mg_marker) :].split("/", 1)[0]
+                    if tree.group_and_ancestors(group) & self.management_groups:
+                        yield dict(row)
+                continue
+            sub = str(row.get("subscriptionId", "")).lower()
+            if self.subscriptions is None or sub in self.subscriptions:
+                yield dict(row)
 
     def _containers(self) -> Iterator[Row]:
         """``resourcecontainers``: subscriptions (with management-group ancestry), then resource groups."""

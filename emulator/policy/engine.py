@@ -18,11 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.model.ids import key_of
-from emulator.policy.rules import (
-    PolicyDefinition,
-    evaluate_condition,
-    load_builtin_definitions,
-)
+from emulator.policy.catalog import PolicySetDefinition, definition_from_json, load_definitions, set_from_json
+from emulator.policy.rules import PolicyDefinition, evaluate_condition
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +37,16 @@ DEFINITION_ALIASES = {
     "tag-exclude": "9a021087-bba6-42fd-b535-bba75297566b",
 }
 """Short names the estate may use instead of the definition GUIDs."""
+
+MG_PREFIX = "/providers/microsoft.management/managementgroups/"
+COMPLIANCE_RELATED_TYPES = (
+    "microsoft.kubernetesconfiguration/extensions",
+    "microsoft.dataprotection/backupinstances",
+)
+"""Definitions whose compliance the engine models (the four Backup built-ins); others (Kubernetes, Deny) are
+assignable and enforced at admission/request time but produce no policy-state records."""
+
+AnyDefinition = PolicyDefinition | PolicySetDefinition
 
 
 def iso(ts: float) -> str:
@@ -65,9 +72,12 @@ class Assignment:
     id: str
     name: str
     scope: str
-    definition: PolicyDefinition
+    definition: AnyDefinition
     parameters: dict[str, Any]
     raw_parameters: dict[str, Any]
+    not_scopes: tuple[str, ...] = ()
+    enforcement_mode: str = "Default"
+    display_name: str = ""
 
     @property
     def key(self) -> str:
@@ -77,50 +87,132 @@ class Assignment:
     def effect(self) -> str:
         return self.definition.effect(self.parameters)
 
-    def covers(self, resource_id: str) -> bool:
-        return key_of(resource_id).startswith(key_of(self.scope) + "/")
+    @property
+    def enforced(self) -> bool:
+        return self.enforcement_mode.lower() != "donotenforce"
+
+    def covers(self, resource_id: str, groups_of: Callable[[str], Iterable[str]] | None = None) -> bool:
+        """The scope contains ``resource_id`` (a management-group scope through ``groups_of(subscription)``)
+        and no notScope does."""
+        return _under(self.scope, resource_id, groups_of) and not any(
+            _under(n, resource_id, groups_of) for n in self.not_scopes
+        )
 
     def to_json(self) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "scope": self.scope,
+            "notScopes": list(self.not_scopes),
+            "policyDefinitionId": self.definition.id,
+            "parameters": {k: {"value": v} for k, v in self.raw_parameters_plain().items()},
+            "enforcementMode": self.enforcement_mode,
+        }
+        if self.display_name:
+            props["displayName"] = self.display_name
         return {
             "id": self.id,
             "name": self.name,
             "type": "Microsoft.Authorization/policyAssignments",
-            "properties": {
-                "scope": self.scope,
-                "policyDefinitionId": self.definition.id,
-                "parameters": {k: {"value": v} for k, v in self.parameters.items()},
-                "enforcementMode": "Default",
-            },
+            "properties": props,
+        }
+
+    def raw_parameters_plain(self) -> dict[str, Any]:
+        """The parameters the assignment was given (ARM returns those, not the definition defaults) —
+        for the Backup built-ins the resolved values, as before."""
+        if isinstance(self.definition, PolicyDefinition) and _models_compliance(self.definition):
+            return dict(self.parameters)
+        return {
+            k: (v["value"] if isinstance(v, Mapping) and "value" in v else v)
+            for k, v in self.raw_parameters.items()
         }
 
 
+def _under(scope: str, resource_id: str, groups_of: Callable[[str], Iterable[str]] | None) -> bool:
+    scope_key = key_of(scope.rstrip("/"))
+    rid = key_of(resource_id.rstrip("/"))
+    if scope_key.startswith(MG_PREFIX):
+        if groups_of is None:
+            return False
+        parts = rid.split("/")
+        sub = parts[2] if len(parts) > 2 and parts[1] == "subscriptions" else ""
+        return bool(sub) and scope_key[len(MG_PREFIX) :] in {g.lower() for g in groups_of(sub)}
+    return rid == scope_key or rid.startswith(scope_key + "/")
+
+
+def _policy_row(rid: str, name: str, kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    parts = rid.split("/")
+    sub = parts[2] if len(parts) > 2 and parts[1].lower() == "subscriptions" else ""
+    rg = parts[4] if len(parts) > 4 and parts[3].lower() == "resourcegroups" else ""
+    return {
+        "id": rid,
+        "name": name,
+        "type": kind,
+        "tenantId": "",
+        "kind": "",
+        "location": "",
+        "resourceGroup": rg.lower(),
+        "subscriptionId": sub,
+        "managedBy": "",
+        "sku": None,
+        "plan": None,
+        "properties": dict(properties),
+        "tags": {},
+        "identity": None,
+        "zones": None,
+        "extendedLocation": None,
+    }
+
+
+def _models_compliance(definition: AnyDefinition) -> bool:
+    if not isinstance(definition, PolicyDefinition):
+        return False
+    return str(definition.details.get("type", "")).lower() in COMPLIANCE_RELATED_TYPES
+
+
 def parse_assignments(
-    entries: Iterable[Mapping[str, Any]], definitions: Mapping[str, PolicyDefinition]
+    entries: Iterable[Mapping[str, Any]], lookup: Callable[[str], AnyDefinition | None]
 ) -> dict[str, Assignment]:
-    """Estate `policyAssignments` → assignments. Each entry: {name, scope, definition, parameters}."""
+    """Estate `policyAssignments` → assignments. Each entry: {name, scope, definition, parameters} and
+    optionally notScopes, enforcementMode, displayName. ``definition``: an alias, a GUID, or a full
+    (set) definition id — built-in or custom."""
     out: dict[str, Assignment] = {}
     for i, entry in enumerate(entries):
         where = f"policyAssignments[{i}]"
         try:
             name = str(entry["name"])
             scope = str(entry["scope"]).rstrip("/")
-            definition_ref = str(entry["definition"]).lower()
+            definition_ref = str(entry["definition"])
         except KeyError as exc:
             raise ValueError(f"{where}: missing field {exc.args[0]!r}") from exc
-        definition_ref = DEFINITION_ALIASES.get(definition_ref, definition_ref.rsplit("/", 1)[-1])
-        definition = definitions.get(definition_ref)
+        definition = lookup(definition_ref)
         if definition is None:
             raise ValueError(
-                f"{where}.definition: {entry['definition']!r} is not one of the four Backup built-ins "
-                f"({', '.join(sorted(DEFINITION_ALIASES))} or their GUIDs)"
+                f"{where}.definition: {entry['definition']!r} is not a known policy definition "
+                f"({', '.join(sorted(DEFINITION_ALIASES))}, a vendored built-in's GUID or id, or a custom "
+                "definition's id)"
             )
         raw_params = dict(entry.get("parameters") or {})
         try:
             params = definition.resolve_parameters(raw_params)
         except ValueError as exc:
             raise ValueError(f"{where}.parameters: {exc}") from exc
+        mode = str(entry.get("enforcementMode") or "Default")
+        if mode.lower() not in ("default", "donotenforce"):
+            raise ValueError(f"{where}.enforcementMode: {mode!r} is not Default or DoNotEnforce")
+        not_scopes = entry.get("notScopes") or []
+        if not isinstance(not_scopes, list) or not all(isinstance(n, str) for n in not_scopes):
+            raise ValueError(f"{where}.notScopes: expected a list of scope ids")
         assignment_id = f"{scope}/providers/Microsoft.Authorization/policyAssignments/{name}"
-        out[key_of(assignment_id)] = Assignment(assignment_id, name, scope, definition, params, raw_params)
+        out[key_of(assignment_id)] = Assignment(
+            assignment_id,
+            name,
+            scope,
+            definition,
+            params,
+            raw_params,
+            not_scopes=tuple(n.rstrip("/") for n in not_scopes),
+            enforcement_mode="DoNotEnforce" if mode.lower() == "donotenforce" else "Default",
+            display_name=str(entry.get("displayName") or ""),
+        )
     return out
 
 
@@ -131,8 +223,14 @@ class PolicyEngine:
         self.state = state
         self.emit = emit
         self.lock = threading.RLock()
-        self.definitions = load_builtin_definitions()
+        self.definitions, self.set_definitions = load_definitions()
+        self.custom_definitions: dict[str, AnyDefinition] = {}
+        """Custom definitions and initiatives PUT at a subscription or management group, by lower-cased id."""
+        self.groups_of: Callable[[str], Iterable[str]] = lambda _sub: ()
+        """Subscription → management groups above it (set by the plug-in from the estate's tree)."""
         self.assignments: dict[str, Assignment] = {}
+        self.safeguards: dict[str, dict[str, Any]] = {}
+        """Cluster key → its ``deploymentSafeguards/default`` body (emulator/policy/safeguards.py)."""
         self.records: dict[tuple[str, str], dict[str, Any]] = {}
         """(assignment key, cluster key) → policy state record (the queryResults row)."""
         self.backup_instances: dict[str, set[str]] = {}
@@ -140,9 +238,50 @@ class PolicyEngine:
         self.evaluation_delay_s = 0.0
 
     # ---- estate ---------------------------------------------------------------------------------
+    def lookup(self, ref: str) -> AnyDefinition | None:
+        """A definition or initiative by alias, GUID, built-in id or custom id."""
+        key = key_of(ref.rstrip("/"))
+        key = DEFINITION_ALIASES.get(key, key)
+        if key in self.custom_definitions:
+            return self.custom_definitions[key]
+        name = key.rsplit("/", 1)[-1]
+        if "/policysetdefinitions/" in key:
+            return self.set_definitions.get(name) if key.startswith("/providers/") else None
+        if "/" in key and not key.startswith("/providers/"):
+            return None
+        return self.definitions.get(name) or (self.set_definitions.get(name) if "/" not in key else None)
+
+    def put_custom_definition(self, definition_id: str, body: Mapping[str, Any]) -> AnyDefinition:
+        name = definition_id.rstrip("/").rsplit("/", 1)[-1]
+        raw = {
+            "id": definition_id,
+            "name": name,
+            "type": "",
+            "properties": dict(body.get("properties") or {}),
+        }
+        raw["properties"].setdefault("policyType", "Custom")
+        parsed: AnyDefinition
+        if "/policysetdefinitions/" in definition_id.lower():
+            raw["type"] = "Microsoft.Authorization/policySetDefinitions"
+            parsed = set_from_json(raw)
+        else:
+            raw["type"] = "Microsoft.Authorization/policyDefinitions"
+            if "policyRule" not in raw["properties"]:
+                raise ValueError("properties.policyRule is required")
+            parsed = definition_from_json(raw)
+        with self.lock:
+            self.custom_definitions[key_of(definition_id.rstrip("/"))] = parsed
+        return parsed
+
     def load(self, estate: Mapping[str, Any]) -> None:
         with self.lock:
-            self.assignments = parse_assignments(estate.get("policyAssignments") or [], self.definitions)
+            self.custom_definitions.clear()
+            for i, item in enumerate(estate.get("policyDefinitions") or []):
+                try:
+                    self.put_custom_definition(str(item["id"]), item)
+                except (KeyError, ValueError) as exc:
+                    raise ValueError(f"policyDefinitions[{i}]: {exc}") from exc
+            self.assignments = parse_assignments(estate.get("policyAssignments") or [], self.lookup)
             self.records.clear()
             self.backup_instances.clear()
             for item in estate.get("backupInstances") or []:
@@ -153,7 +292,7 @@ class PolicyEngine:
 
     def add_assignment(self, entry: Mapping[str, Any]) -> Assignment:
         with self.lock:
-            parsed = parse_assignments([entry], self.definitions)
+            parsed = parse_assignments([entry], self.lookup)
             self.assignments.update(parsed)
             assignment = next(iter(parsed.values()))
             self.evaluate_all(emit=True, assignments=[assignment])
@@ -206,8 +345,11 @@ class PolicyEngine:
         backups: int,
     ) -> str | None:
         """'Compliant' / 'NonCompliant', or None when the assignment does not apply to the cluster."""
+        if not _models_compliance(assignment.definition):
+            return None
         if assignment.effect.lower() == "disabled":
             return None
+        assert isinstance(assignment.definition, PolicyDefinition)
         rule = assignment.definition.rule
         if not evaluate_condition(rule["if"], cluster, assignment.parameters):
             return None
@@ -319,7 +461,7 @@ class PolicyEngine:
                     continue
                 exts = ext_index.get(ckey, [])
                 for assignment in chosen:
-                    if not assignment.covers(ckey):
+                    if not assignment.covers(ckey, self.groups_of):
                         continue
                     key = (assignment.key, ckey)
                     seen.add(key)
@@ -341,11 +483,42 @@ class PolicyEngine:
             backups = self._backup_index().get(ckey, 0)
             for assignment in self.assignments.values():
                 key = (assignment.key, ckey)
-                if cluster is None or not assignment.covers(ckey):
+                if cluster is None or not assignment.covers(ckey, self.groups_of):
                     self._apply(key, None, emit=emit)
                     continue
                 state = self._compliance(assignment, cluster, exts, backups)
                 self._apply(key, self._record(assignment, cluster, state) if state else None, emit=emit)
+
+    # ---- Resource Graph rows ----------------------------------------------------------------------
+    def policy_rows(self) -> list[dict[str, Any]]:
+        """``policyresources`` rows for assignments and custom (set) definitions, ARG-shaped: ``type``
+        lower-cased, ``subscriptionId``/``resourceGroup`` from the id (empty at management-group scope).
+        Built-in definitions have no rows (A: whether Resource Graph returns built-ins to a
+        subscription-scoped
+        query is not documented; the product reads them by GET then)."""
+        rows: list[dict[str, Any]] = []
+        for assignment in sorted(list(self.assignments.values()), key=lambda a: a.key):
+            body = assignment.to_json()
+            rows.append(
+                _policy_row(
+                    assignment.id,
+                    assignment.name,
+                    "microsoft.authorization/policyassignments",
+                    body["properties"],
+                )
+            )
+        for _did, definition in sorted(list(self.custom_definitions.items())):
+            kind = (
+                "microsoft.authorization/policysetdefinitions"
+                if isinstance(definition, PolicySetDefinition)
+                else "microsoft.authorization/policydefinitions"
+            )
+            rows.append(
+                _policy_row(
+                    definition.id, definition.name, kind, dict(definition.raw.get("properties") or {})
+                )
+            )
+        return rows
 
     # ---- queries --------------------------------------------------------------------------------
     def query(self, scope: str, predicate: Callable[[Mapping[str, Any]], bool]) -> list[dict[str, Any]]:

@@ -424,7 +424,7 @@ class RemediationManager:
         error = (
             {"code": fault.code, "message": fault.message}
             if fault is not None and fault.action == "fail-provisioning"
-            else install_blocker(cluster, EXTENSION_NAME)
+            else install_blocker(cluster, EXTENSION_NAME, state=self.state, extension=body)
         )
         delay = float(getattr(self.config, "extension_create_s", 1.0)) if self.config is not None else 1.0
         schedule_extension_completion(

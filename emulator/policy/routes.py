@@ -130,6 +130,9 @@ def register(router: Router, ctx: PluginContext) -> None:
         engine.load(estate)
 
     ctx.state.on_load(on_load)
+    from emulator.policy import arm_routes
+
+    arm_routes.register(router, ctx, engine)  # sets engine.groups_of before the first load below
     if ctx.state.estate:
         engine.load(ctx.state.estate)
 

@@ -55,29 +55,35 @@ class PolicyDefinition:
 
     def resolve_parameters(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         """Assignment parameter values (ARM shape `{name: {value}}` or plain) merged over defaults."""
-        values: dict[str, Any] = {}
-        given = given or {}
-        lowered = {k.lower(): v for k, v in given.items()}
-        for name, spec in self.parameters.items():
-            if name.lower() in lowered:
-                raw = lowered[name.lower()]
-                values[name] = raw["value"] if isinstance(raw, Mapping) and "value" in raw else raw
-            elif "defaultValue" in spec:
-                values[name] = spec["defaultValue"]
-            else:
-                raise ValueError(
-                    f"policy parameter '{name}' of definition {self.name} has no value and no default"
-                )
-            allowed = spec.get("allowedValues")
-            if allowed and values[name] not in allowed:
-                raise ValueError(f"policy parameter '{name}' value {values[name]!r} is not one of {allowed}")
-        unknown = set(lowered) - {n.lower() for n in self.parameters}
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {sorted(unknown)} for definition {self.name}")
-        return values
+        return resolve_parameter_values(f"definition {self.name}", self.parameters, given)
 
     def effect(self, params: Mapping[str, Any]) -> str:
         return str(evaluate_template(self.rule["then"]["effect"], params, None))
+
+
+def resolve_parameter_values(
+    owner: str, spec: Mapping[str, Any], given: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Assignment parameter values over the defaults of ``spec``, validated as ARM does: every parameter has a
+    value or a default, values are among ``allowedValues``, no unknown names (``owner`` names the definition
+    or initiative in errors)."""
+    values: dict[str, Any] = {}
+    lowered = {k.lower(): v for k, v in (given or {}).items()}
+    for name, pspec in spec.items():
+        if name.lower() in lowered:
+            raw = lowered[name.lower()]
+            values[name] = raw["value"] if isinstance(raw, Mapping) and "value" in raw else raw
+        elif "defaultValue" in pspec:
+            values[name] = pspec["defaultValue"]
+        else:
+            raise ValueError(f"policy parameter '{name}' of {owner} has no value and no default")
+        allowed = pspec.get("allowedValues")
+        if allowed and values[name] not in allowed:
+            raise ValueError(f"policy parameter '{name}' value {values[name]!r} is not one of {allowed}")
+    unknown = set(lowered) - {n.lower() for n in spec}
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)} for {owner}")
+    return values
 
 
 def load_builtin_definitions(directory: Path = BUILTIN_DIR) -> dict[str, PolicyDefinition]:

@@ -70,8 +70,30 @@ def _helm_failure(release: str, reason: str) -> str:
     )
 
 
-def install_blocker(cluster: dict[str, Any], extension_name: str) -> dict[str, Any] | None:
-    """The ``errorInfo`` an install on ``cluster`` ends with, or ``None`` if it can succeed."""
+INSTALL_CHECKS = "extensionInstallChecks"
+"""``state.plugin_state`` key: callables ``(cluster, extension body) -> errorInfo | None`` that plug-ins (the
+policy engine's Gatekeeper model) add; consulted after the rules above."""
+REQUEST_CHECKS = "extensionRequestChecks"
+"""``state.plugin_state`` key: callables ``(extension body) -> None`` that raise an ``ArmError`` to refuse the
+PUT itself (ARM-side Deny policies)."""
+
+
+def check_request(state: Any, extension: dict[str, Any]) -> None:
+    """Run the plug-ins' request checks on an extension PUT (raise to refuse it)."""
+    for check in list(state.plugin_state.get(REQUEST_CHECKS, ())):
+        check(extension)
+
+
+def install_blocker(
+    cluster: dict[str, Any],
+    extension_name: str,
+    *,
+    state: Any = None,
+    extension: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The ``errorInfo`` an install on ``cluster`` ends with, or ``None`` if it can succeed. With ``state``
+    and
+    the ``extension`` body, the plug-ins' install checks run too."""
     props = cluster.get("properties") or {}
     if not has_managed_identity(cluster):
         return {
@@ -90,4 +112,9 @@ def install_blocker(cluster: dict[str, Any], extension_name: str) -> dict[str, A
                 "the extension's pods could not be scheduled: the cluster has no Linux amd64 node pool",
             ),
         }
+    if state is not None and extension is not None:
+        for check in list(state.plugin_state.get(INSTALL_CHECKS, ())):
+            error = check(cluster, extension)
+            if error:
+                return dict(error)
     return None

@@ -33,7 +33,7 @@ from emulator.resources.common import (
     status_response_headers,
     system_data,
 )
-from emulator.resources.extension_support import install_blocker
+from emulator.resources.extension_support import check_request, install_blocker
 from emulator.resources.paging import list_under
 from emulator.routing import PluginContext, Request, Response, Router
 from emulator.state import KUBERNETES_CONFIGURATION, EmulatorState, key_of
@@ -109,11 +109,15 @@ def _require_cluster_ready(cluster: dict[str, Any], name: str) -> None:
         )
 
 
-def _install_blocker(request: Request, cluster: dict[str, Any]) -> dict[str, Any] | None:
+def _install_blocker(
+    request: Request, cluster: dict[str, Any], extension: dict[str, Any]
+) -> dict[str, Any] | None:
     """Why the install on this cluster ends Failed (extension_support), or ``None``; managed clusters only."""
     if fold(request.params["clusterResourceName"]) != "managedclusters":
         return None
-    return install_blocker(cluster, request.params["extensionName"])
+    return install_blocker(
+        cluster, request.params["extensionName"], state=state_of(request), extension=extension
+    )
 
 
 def _status_prefix(request: Request) -> str:
@@ -223,6 +227,11 @@ def put_extension(request: Request) -> Response:
     rid = _ext_id(request, cid)
     sub = request.params["subscriptionId"]
     tenant = require_subscription(state, sub)["tenantId"]
+    # ARM-side Deny policies refuse the PUT itself (403), before the RP sees it; outside the state lock
+    check_request(
+        state,
+        {"id": rid, "name": request.params["extensionName"], "type": EXTENSION_TYPE, "properties": props},
+    )
     with state.lock:
         _require_cluster_ready(cluster, request.params["clusterName"])
         previous = state.extensions.get(key_of(rid))
@@ -264,7 +273,9 @@ def put_extension(request: Request) -> Response:
             else None
         )
         error = (
-            {"code": fault.code, "message": fault.message} if fault else _install_blocker(request, cluster)
+            {"code": fault.code, "message": fault.message}
+            if fault
+            else _install_blocker(request, cluster, stored)
         )
         if error:
             state.meta.setdefault(key_of(rid), {})["lastError"] = error

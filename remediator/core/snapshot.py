@@ -16,6 +16,8 @@ Defaults for absent fields (documented in docs/rules.md):
   API says "The default value is true" for both).
 * ``identity`` absent: no managed identity (a service-principal cluster).
 * ``agentPoolProfiles[].osType`` absent: ``Linux`` (the AKS API default).
+* ``properties.addonProfiles.azurepolicy.enabled`` absent: **false** (the Azure Policy add-on, Gatekeeper, is
+  off unless enabled; the add-on key is matched case-insensitively).
 * CPU architecture: AKS has no ``arch`` field. A pool is **arm64** when its ``vmSize`` has the Azure naming
   convention's ``p`` (Arm-based processor) feature letter after the vCPU count (``Standard_D2ps_v5``,
   ``Standard_E4pds_v6``); otherwise **amd64**. An explicit ``arch`` field (``amd64``/``arm64``), e.g. from a
@@ -103,6 +105,9 @@ class ClusterSnapshot:
     node_pools: tuple[NodePool, ...]
     disk_csi_enabled: bool
     snapshot_controller_enabled: bool
+    azure_policy_enabled: bool = False
+    """``properties.addonProfiles.azurepolicy.enabled``: the Azure Policy add-on (Gatekeeper) runs, so
+    Kubernetes policy assignments are enforced in the cluster."""
 
     @property
     def has_managed_identity(self) -> bool:
@@ -194,6 +199,10 @@ class _Reader:
             storage.get("snapshotController"), at("storageProfile.snapshotController"), optional=True
         )
 
+        addons = self.mapping(properties.get("addonProfiles"), at("addonProfiles"), optional=True)
+        policy_key = next((k for k in addons if k.lower() == "azurepolicy"), "azurepolicy")
+        policy_addon = self.mapping(addons.get(policy_key), at(f"addonProfiles.{policy_key}"), optional=True)
+
         pools_raw = properties.get("agentPoolProfiles")
         if pools_raw is None:
             pools_raw = []
@@ -219,6 +228,9 @@ class _Reader:
             ),
             snapshot_controller_enabled=self.boolean(
                 snap.get("enabled"), at("storageProfile.snapshotController.enabled"), default=True
+            ),
+            azure_policy_enabled=self.boolean(
+                policy_addon.get("enabled"), at(f"addonProfiles.{policy_key}.enabled"), default=False
             ),
         )
 

@@ -113,6 +113,17 @@ class ManagementGroupTree:
                 out.update(fold(s) for s in self.groups[other].subscriptions)
         return out
 
+    def group_and_ancestors(self, name: str) -> set[str]:
+        """Lower-cased names of the group, its ancestors and the Tenant Root Group (empty if unknown)."""
+        key = name.lower()
+        if self.is_tenant_root(key):
+            return {key}
+        if key not in self.groups:
+            return set()
+        out = {e.name.lower() for e in self._chain_of_group(key)}
+        out.update(t.lower() for t in self.tenants.values())
+        return out
+
     def parent_of(self, subscription_id: str) -> str | None:
         sub = fold(subscription_id)
         for key, entry in self.groups.items():
