@@ -2,10 +2,10 @@
 
 The Bicep compiler type-checks every resource body against the type library generated from the Azure REST
 specs (``Azure/bicep-types-az``, folder ``generated/<rp>/<namespace>/<api-version>/types.json``). There is no
-Bicep CLI on the build machine, so ``tests/unit/infra/test_bicep_types.py`` does the same check in Python against a
-vendored copy of ONLY the data it needs: for each ``type@apiVersion`` that a template declares, the resource
-type and every type reachable from its body (descriptions dropped), plus the list of API versions the library
-knows for each such type (so a wrong API version is caught). No code of that repository is copied.
+Bicep CLI on the build machine, so ``tests/unit/infra/test_bicep_types.py`` does the same check in Python
+against a vendored copy of ONLY the data it needs: for each ``type@apiVersion`` that a template declares, the
+resource type and every type reachable from its body (descriptions dropped), plus the list of API versions the
+library knows for each such type (so a wrong API version is caught). No code of that repository is copied.
 
 Run it after changing a resource type or API version in infra/ (``fetch`` brings the repository as a bare git
 directory; pass its path):

@@ -7,9 +7,9 @@ fails when a query names a metric or attribute that is not here). Pure: no I/O, 
 
 How the names land in Application Insights (Azure Monitor OpenTelemetry exporter): a span becomes a row of
 ``requests`` (a SERVER/CONSUMER span) or ``dependencies`` (INTERNAL) whose ``name`` is the span name, with
-every attribute under ``customDimensions``; a metric becomes rows of ``customMetrics`` whose ``name`` is the metric
-name, ``value`` the point value (sum of a counter's delta, last value of a gauge, sum of a histogram) and
-``valueCount`` the number of measurements, attributes again under ``customDimensions``.
+every attribute under ``customDimensions``; a metric becomes rows of ``customMetrics`` whose ``name`` is the
+metric name, ``value`` the point value (sum of a counter's delta, last value of a gauge, sum of a histogram)
+and ``valueCount`` the number of measurements, attributes again under ``customDimensions``.
 """
 
 from __future__ import annotations
