@@ -1,4 +1,4 @@
-"""``python -m tools.deploy prepare``: validate the deployment's inputs and write what Bicep and Terraform read.
+"""``python -m tools.deploy prepare``: validate the deployment's inputs; write what Bicep and Terraform read.
 
 Run by the azd ``preprovision`` hook (``infra/hooks/preprovision.sh``) before ``azd provision`` compiles a
 single template, and by hand before ``terraform plan``. In order, stopping at the first group that finds a
@@ -27,7 +27,6 @@ from typing import Any
 
 from remediator.core.config import RemediatorConfig, decode_document, load_config
 from remediator.core.errors import UserInputError
-
 from tools.deploy import azure
 from tools.deploy.preflight import (
     INFRA,
@@ -74,7 +73,9 @@ def deployment_document(
         "config": raw,
         "mode": config.remediation.mode,
         "grantStorageAccess": config.remediation.grant_storage_access,
-        "subscriptions": [ref.subscription_id.lower() for ref in config.scope.subscriptions if ref.subscription_id],
+        "subscriptions": [
+            ref.subscription_id.lower() for ref in config.scope.subscriptions if ref.subscription_id
+        ],
         "resourceGroups": [
             {"subscriptionId": (ref.subscription_id or "").lower(), "name": ref.resource_group}
             for ref in config.scope.resource_groups
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "--event-subscription",
         action="append",
         default=[s for s in env.get("REMEDIATOR_EVENT_SUBSCRIPTION_IDS", "").split(",") if s.strip()],
-        help="extra subscription GUID to wire to Event Grid (repeatable), e.g. below a managed management group",
+        help="extra subscription GUID to wire to Event Grid (repeatable), e.g. below a managed group",
     )
     p.add_argument(
         "--no-audit-policies",
@@ -191,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(handler=prepare)
     args = parser.parse_args(argv)
     if not args.env_name or not args.location:
-        print("preflight: environment name and location are required (--env-name, --location)", file=sys.stderr)
+        print(
+            "preflight: environment name and location are required (--env-name, --location)", file=sys.stderr
+        )
         return 2
     return int(args.handler(args))
 

@@ -1,4 +1,4 @@
-"""Facts only Azure can tell the preflight, asked through the Azure CLI (``az``) the deployer is logged in with.
+"""Facts only Azure can tell the preflight, asked through the Azure CLI (``az``) the deployer is logged in.
 
 Read-only calls, one per subscription or resource: provider registration states, the backup storage accounts'
 regions, the container-writer custom role's assignable scopes, and existing Event Grid system topics whose
@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from remediator.core.config import RemediatorConfig
-
 from tools.deploy.preflight import TOPIC_TYPES, LiveFacts, storage_accounts
 
 logger = logging.getLogger(__name__)

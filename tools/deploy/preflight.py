@@ -40,9 +40,9 @@ MANAGED_PROVIDERS = (
     "Microsoft.EventGrid",
     "Microsoft.PolicyInsights",
 )
-"""Registered in every managed subscription: the remediator's identity cannot register providers (Reader has no
-``register/action``) and the SDK's auto-registration would poll forever; Event Grid system topics and policy
-events need the last two."""
+"""Registered in every managed subscription: the remediator's identity cannot register providers (Reader has
+no ``register/action``) and the SDK's auto-registration would poll forever; Event Grid system topics and
+policy events need the last two."""
 
 APP_PROVIDERS = (
     "Microsoft.Web",
@@ -164,8 +164,9 @@ def check_storage_sku(location: str, requested: str) -> list[Problem]:
         return [
             Problem(
                 "hostStorageSku",
-                f"{requested} does not exist in {location} (no zone-redundant storage there, infra/regions.json);"
-                " leave it empty to get ZRS where it exists and LRS elsewhere, or pick Standard_LRS/Standard_GRS",
+                f"{requested} does not exist in {location} (no zone-redundant storage there,"
+                " infra/regions.json); leave it empty to get ZRS where it exists and LRS elsewhere,"
+                " or pick Standard_LRS/Standard_GRS",
             )
         ]
     return []
@@ -239,8 +240,9 @@ def check_live(
                     Problem(
                         f"subscription {sub}",
                         f"existing system topic {topic.get('name')} ({topic.get('topicType')}) has no"
-                        " system-assigned identity, which dead-lettering needs; run az eventgrid system-topic"
-                        f" update -g {topic.get('resourceGroup')} -n {topic.get('name')} --identity systemassigned",
+                        " system-assigned identity, which dead-lettering needs; run az eventgrid"
+                        f" system-topic update -g {topic.get('resourceGroup')} -n {topic.get('name')}"
+                        " --identity systemassigned",
                     )
                 )
     return problems
