@@ -64,7 +64,7 @@ def _closure(types: list[dict[str, Any]], root: int) -> list[dict[str, Any]]:
         if isinstance(node, dict):
             if set(node) == {"$ref"}:
                 return {"$ref": f"#/{index[int(node['$ref'][2:])]}"}
-            return {k: rewrite(v) for k, v in node.items() if k != "description"}
+            return {k: rewrite(v) for k, v in node.items() if not (k == "description" and isinstance(v, str))}
         if isinstance(node, list):
             return [rewrite(v) for v in node]
         return node
