@@ -49,7 +49,8 @@ var tags = {
   'azd-env-name': environmentName
   app: 'aks-backup-remediator'
 }
-var token = toLower(uniqueString(subscription().id, environmentName, location))
+// Global-name token and workbook name, derived once by tools/deploy (Terraform uses the same values).
+var token = deployment.nameToken
 var prefix = 'aksbr-${environmentName}'
 var workQueueName = 'reconcile-work'
 var journalTableName = 'remediatorjournal'
@@ -211,7 +212,7 @@ module workbook 'app/workbook.bicep' = {
     location: location
     tags: tags
     displayName: 'AKS backup remediator (${environmentName})'
-    workbookId: guid(subscription().id, environmentName, 'aks-backup-remediator-workbook')
+    workbookId: deployment.workbookName
     applicationInsightsId: monitoring.outputs.applicationInsightsId
   }
 }

@@ -18,10 +18,13 @@ subscriptions, the system topics to reuse, and the validated deployment options.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
+import re
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,14 @@ def _truthy(value: str) -> bool:
     return value.strip().lower() not in ("0", "false", "no", "off")
 
 
+def name_token(subscription: str, environment_name: str, location: str) -> str:
+    """13 hex characters that make global names unique per subscription, environment and region (the same
+    formula as ``substr(sha256("<sub>/<env>/<location>"), 0, 13)`` in infra/terraform)."""
+    return hashlib.sha256(
+        f"{subscription.lower()}/{environment_name}/{location.lower()}".encode()
+    ).hexdigest()[:13]
+
+
 def deployment_document(
     config: RemediatorConfig,
     raw: Any,
@@ -64,12 +75,24 @@ def deployment_document(
     sku: str,
     container_writer_role_id: str,
     assign_audit_policies: bool,
+    app_subscription: str,
 ) -> dict[str, Any]:
     """What the templates read (``infra/generated/deployment.json``)."""
+    subscription = app_subscription.lower()
     return {
         "generatedBy": "python -m tools.deploy prepare (do not edit; edit infra/remediator.config.yaml)",
         "environmentName": environment_name,
         "location": location.lower(),
+        "appSubscriptionId": subscription,
+        # Names both templates use, derived here once (Bicep's uniqueString/guid cannot be reproduced in
+        # Terraform; sha256 and uuid5 can: infra/terraform checks the token against this formula).
+        "nameToken": name_token(subscription, environment_name, location),
+        "workbookName": str(
+            uuid.uuid5(
+                uuid.NAMESPACE_URL,
+                f"/subscriptions/{subscription}/{environment_name}/aks-backup-remediator-workbook",
+            )
+        ),
         "config": raw,
         "mode": config.remediation.mode,
         "grantStorageAccess": config.remediation.grant_storage_access,
@@ -116,19 +139,23 @@ def prepare(args: argparse.Namespace) -> int:
     ]
     facts = LiveFacts()
     subscriptions = managed_subscriptions(config, extra)
+    if not re.fullmatch(r"[0-9a-fA-F-]{36}", args.subscription):
+        problems.append(
+            Problem(
+                "subscription",
+                "the app subscription GUID is unknown; pass --subscription (azd: AZURE_SUBSCRIPTION_ID)",
+            )
+        )
     if not problems and not args.offline:
-        if not args.subscription:
-            problems.append(Problem("subscription", "the app subscription is unknown; pass --subscription"))
-        else:
-            facts = azure.gather(
-                config,
-                subscriptions=subscriptions,
-                app_subscription=args.subscription,
-                container_writer_role_id=args.container_writer_role_id,
-            )
-            problems += check_live(
-                config, facts, app_subscription=args.subscription, extra_event_subscriptions=extra
-            )
+        facts = azure.gather(
+            config,
+            subscriptions=subscriptions,
+            app_subscription=args.subscription,
+            container_writer_role_id=args.container_writer_role_id,
+        )
+        problems += check_live(
+            config, facts, app_subscription=args.subscription, extra_event_subscriptions=extra
+        )
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -144,6 +171,7 @@ def prepare(args: argparse.Namespace) -> int:
         sku=args.host_storage_sku,
         container_writer_role_id=args.container_writer_role_id,
         assign_audit_policies=args.audit_policies,
+        app_subscription=args.subscription,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
