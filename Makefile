@@ -57,7 +57,7 @@ test: deps lint typecheck contracts
 unit: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/unit
 
-# The offline IaC checks alone (checkov + Bicep structure + settings drift); see docs/deploy.md.
+# The offline IaC checks alone (checkov Bicep+Terraform, bicep-types type check, parity, preflight, workbook drift); see docs/deploy.md.
 iac: $(VENV)/.installed $(IAC_VENV)/.installed
 	IAC_PYTHON=$(CURDIR)/$(IAC_VENV)/bin/python $(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/infra
 

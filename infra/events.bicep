@@ -5,14 +5,8 @@
 // The system topics and the dead-letter grants are made by main.bicep (azd provision).
 targetScope = 'subscription'
 
-@description('Subscription ids whose system topics feed the app (output EVENT_SUBSCRIPTION_IDS of main.bicep).')
-param eventSubscriptionIds array
-
-@description('Resource group holding the system topics in each of those subscriptions.')
-param eventsResourceGroupName string
-
-param resourcesTopicName string
-param policyTopicName string
+@description('Per managed subscription, its two system topics (output EVENT_WIRING of main.bicep): [{subscriptionId, resourcesTopic: {name, resourceGroup}, policyTopic: {name, resourceGroup}}]. Reused topics keep their own resource group.')
+param eventWiring array
 
 @description('Resource id of the Functions app.')
 param functionAppId string
@@ -28,12 +22,26 @@ param maxDeliveryAttempts int = 30
 @maxValue(1440)
 param eventTimeToLiveInMinutes int = 1440
 
-module subscriptions 'events/event-subscriptions.bicep' = [for subscriptionId in eventSubscriptionIds: {
-  name: 'remediator-events-${uniqueString(subscriptionId)}'
-  scope: resourceGroup(subscriptionId, eventsResourceGroupName)
+module clusterWrites 'events/event-subscriptions.bicep' = [for wiring in eventWiring: {
+  name: 'remediator-events-arm-${uniqueString(wiring.subscriptionId)}'
+  scope: resourceGroup(wiring.subscriptionId, wiring.resourcesTopic.resourceGroup)
   params: {
-    resourcesTopicName: resourcesTopicName
-    policyTopicName: policyTopicName
+    topic: 'resources'
+    topicName: wiring.resourcesTopic.name
+    functionAppId: functionAppId
+    deadLetterStorageAccountId: deadLetterStorageAccountId
+    deadLetterContainerName: deadLetterContainerName
+    maxDeliveryAttempts: maxDeliveryAttempts
+    eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
+  }
+}]
+
+module policyStates 'events/event-subscriptions.bicep' = [for wiring in eventWiring: {
+  name: 'remediator-events-policy-${uniqueString(wiring.subscriptionId)}'
+  scope: resourceGroup(wiring.subscriptionId, wiring.policyTopic.resourceGroup)
+  params: {
+    topic: 'policy'
+    topicName: wiring.policyTopic.name
     functionAppId: functionAppId
     deadLetterStorageAccountId: deadLetterStorageAccountId
     deadLetterContainerName: deadLetterContainerName

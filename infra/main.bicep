@@ -1,9 +1,12 @@
 // aks-backup-remediator: everything `azd provision` creates. Deployed at subscription scope (the app's
 // subscription); reaches into the managed subscriptions with subscription-scoped modules.
 //   app resource group: identity, host storage (+ queues, journal table, dead-letter container), Log Analytics,
-//                       App Insights, Flex Consumption plan + Functions app, outcome topic, alerts
-//   each event subscription: resource group with the two Event Grid system topics
-//   managed scopes: least-privilege role assignments for the app identity (see docs/deploy.md, "Roles")
+//                       App Insights, Flex Consumption plan + Functions app, outcome topic, alerts, workbook
+//   each event subscription: resource group with the two Event Grid system topics (existing ones are reused)
+//   managed scopes: least-privilege role assignments for the app identity and the built-in Policy 1/2 audits
+//                   (see docs/deploy.md, "Roles" and "Audit policies")
+// Its inputs come from infra/generated/deployment.json, written by the preprovision hook
+// (`python -m tools.deploy prepare`) from infra/remediator.config.yaml after the preflight passed.
 // The event subscriptions are created after code deploy by events.bicep (azd postdeploy hook).
 targetScope = 'subscription'
 
@@ -16,11 +19,8 @@ param environmentName string
 @description('Region of the app resources (a region that offers Flex Consumption with Python 3.11).')
 param location string
 
-@description('The remediator config (same schema as docs/config.schema.json). Scope, storage targets and mode drive the role assignments below.')
-param remediatorConfig object = loadJsonContent('remediator.config.json')
-
-@description('Extra subscription ids (GUIDs) to wire to Event Grid, e.g. the subscriptions below the management groups of scope.managementGroups. Subscriptions of scope.subscriptions and scope.resourceGroups are wired automatically.')
-param additionalEventSubscriptionIds array = []
+@description('Validated deployment inputs (tools/deploy/__main__.py): the config as JSON, the scope and storage lists, event subscriptions, system topics to reuse, host storage SKU, custom role id, audit switch.')
+param deployment object = loadJsonContent('generated/deployment.json')
 
 @description('NCRONTAB schedule of the timer sweep (UTC). Default: hourly, at minute 7.')
 param sweepSchedule string = '0 7 * * * *'
@@ -42,11 +42,15 @@ param inlineBudgetSeconds string = '20'
 param maxAttempts string = '30'
 param maxWaitSeconds string = '600'
 
+var remediatorConfig = deployment.config
+var policies = loadJsonContent('policies.json')
+
 var tags = {
   'azd-env-name': environmentName
   app: 'aks-backup-remediator'
 }
-var token = toLower(uniqueString(subscription().id, environmentName, location))
+// Global-name token and workbook name, derived once by tools/deploy (Terraform uses the same values).
+var token = deployment.nameToken
 var prefix = 'aksbr-${environmentName}'
 var workQueueName = 'reconcile-work'
 var journalTableName = 'remediatorjournal'
@@ -56,16 +60,42 @@ var eventsResourceGroupName = 'rg-${prefix}-events'
 var resourcesTopicName = 'evgt-${prefix}-arm'
 var policyTopicName = 'evgt-${prefix}-policy'
 
-// What the config asks for decides which roles are needed.
-var mode = contains(remediatorConfig, 'remediation') ? (contains(remediatorConfig.remediation, 'mode') ? remediatorConfig.remediation.mode : 'install') : 'install'
-var grantStorageAccess = contains(remediatorConfig, 'remediation') ? (contains(remediatorConfig.remediation, 'grantStorageAccess') ? remediatorConfig.remediation.grantStorageAccess : true) : true
-var scopeSubscriptions = contains(remediatorConfig.scope, 'subscriptions') ? remediatorConfig.scope.subscriptions : []
-var scopeResourceGroups = contains(remediatorConfig.scope, 'resourceGroups') ? remediatorConfig.scope.resourceGroups : []
-// Subscription refs may be ids (/subscriptions/<guid>) or bare GUIDs.
-var scopeSubscriptionGuids = [for ref in scopeSubscriptions: toLower(last(split(ref, '/')))]
-var resourceGroupSubscriptionGuids = [for ref in scopeResourceGroups: toLower(split(ref, '/')[2])]
-var eventSubscriptionIds = union(scopeSubscriptionGuids, resourceGroupSubscriptionGuids, additionalEventSubscriptionIds)
-var storageSubscriptionScopes = [for entry in items(remediatorConfig.storage): '/subscriptions/${split(entry.value, '/')[2]}']
+// What the config asks for decides which roles are needed (derived once, by the product's parser, in the hook).
+var mode = deployment.mode
+var grantStorageAccess = deployment.grantStorageAccess
+var scopeSubscriptionGuids = deployment.subscriptions
+var scopeResourceGroups = deployment.resourceGroups
+var eventSubscriptionIds = deployment.eventSubscriptionIds
+var existingTopics = deployment.existingSystemTopics
+var assignAuditPolicies = deployment.assignAuditPolicies
+
+// Per event subscription: the two system topics it feeds from, reused when one already exists for the source
+// ("only one system topic is allowed per source", docs/deploy.md), else created in rg-<prefix>-events.
+var eventWiring = [for subscriptionId in eventSubscriptionIds: {
+  subscriptionId: subscriptionId
+  resourcesTopic: contains(existingTopics, subscriptionId) && contains(existingTopics[subscriptionId], 'Microsoft.Resources.Subscriptions') ? {
+    name: existingTopics[subscriptionId]['Microsoft.Resources.Subscriptions'].name
+    resourceGroup: existingTopics[subscriptionId]['Microsoft.Resources.Subscriptions'].resourceGroup
+    principalId: existingTopics[subscriptionId]['Microsoft.Resources.Subscriptions'].principalId
+    create: false
+  } : {
+    name: resourcesTopicName
+    resourceGroup: eventsResourceGroupName
+    principalId: ''
+    create: true
+  }
+  policyTopic: contains(existingTopics, subscriptionId) && contains(existingTopics[subscriptionId], 'Microsoft.PolicyInsights.PolicyStates') ? {
+    name: existingTopics[subscriptionId]['Microsoft.PolicyInsights.PolicyStates'].name
+    resourceGroup: existingTopics[subscriptionId]['Microsoft.PolicyInsights.PolicyStates'].resourceGroup
+    principalId: existingTopics[subscriptionId]['Microsoft.PolicyInsights.PolicyStates'].principalId
+    create: false
+  } : {
+    name: policyTopicName
+    resourceGroup: eventsResourceGroupName
+    principalId: ''
+    create: true
+  }
+}]
 
 resource appGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${prefix}'
@@ -90,6 +120,7 @@ module storage 'app/storage.bicep' = {
     name: 'staksbr${token}'
     location: location
     tags: tags
+    skuName: deployment.hostStorageSku
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
     workQueueName: workQueueName
@@ -174,6 +205,18 @@ module alerts 'app/alerts.bicep' = {
   }
 }
 
+module workbook 'app/workbook.bicep' = {
+  name: 'remediator-workbook'
+  scope: appGroup
+  params: {
+    location: location
+    tags: tags
+    displayName: 'AKS backup remediator (${environmentName})'
+    workbookId: deployment.workbookName
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+  }
+}
+
 // ---- managed scopes: least privilege for the app identity ----
 
 module subscriptionRoles 'access/scope-roles.bicep' = [for subscriptionId in scopeSubscriptionGuids: {
@@ -185,52 +228,69 @@ module subscriptionRoles 'access/scope-roles.bicep' = [for subscriptionId in sco
   }
 }]
 
-module resourceGroupRoles 'access/scope-roles-rg.bicep' = [for groupId in scopeResourceGroups: {
-  name: 'remediator-roles-${uniqueString(groupId, environmentName)}'
-  scope: resourceGroup(split(groupId, '/')[2], split(groupId, '/')[4])
+module resourceGroupRoles 'access/scope-roles-rg.bicep' = [for group in scopeResourceGroups: {
+  name: 'remediator-roles-${uniqueString(group.subscriptionId, group.name, environmentName)}'
+  scope: resourceGroup(group.subscriptionId, group.name)
   params: {
     principalId: identity.outputs.principalId
     mode: mode
   }
 }]
 
-module containerWriterRole 'access/container-writer-role.bicep' = if (mode == 'install') {
-  name: 'remediator-container-writer-role'
-  params: {
-    roleNameSuffix: '${environmentName}-${token}'
-    assignableScopes: union(['/subscriptions/${subscription().subscriptionId}'], storageSubscriptionScopes)
-  }
-}
-
 // One module per region; regions sharing an account repeat the same idempotent PUTs, so run them one at a time.
 @batchSize(1)
-module storageGrants 'access/storage-access.bicep' = [for entry in items(remediatorConfig.storage): if (mode == 'install') {
-  name: 'remediator-storage-${uniqueString(entry.key, environmentName)}'
-  scope: resourceGroup(split(entry.value, '/')[2], split(entry.value, '/')[4])
+// ---- built-in audits (Policy 1: extension installed, Policy 2: backup enabled) at each managed scope ----
+// AuditIfNotExists only: no identity, no remediation. Management groups: access/management-group-access.bicep.
+
+module subscriptionAudits 'access/audit-policies.bicep' = [for subscriptionId in scopeSubscriptionGuids: if (assignAuditPolicies) {
+  name: 'remediator-audits-${uniqueString(subscriptionId, environmentName)}'
+  scope: subscription(subscriptionId)
   params: {
-    storageAccountName: split(entry.value, '/')[8]
+    extensionInstalledAuditId: policies.extensionInstalledAudit
+    backupEnabledAuditId: policies.backupEnabledAudit
+  }
+}]
+
+module resourceGroupAudits 'access/audit-policies-rg.bicep' = [for group in scopeResourceGroups: if (assignAuditPolicies) {
+  name: 'remediator-audits-${uniqueString(group.subscriptionId, group.name, environmentName)}'
+  scope: resourceGroup(group.subscriptionId, group.name)
+  params: {
+    extensionInstalledAuditId: policies.extensionInstalledAudit
+    backupEnabledAuditId: policies.backupEnabledAudit
+  }
+}]
+
+// The container-writer custom role is created ONCE by an administrator (access/container-writer-role.bicep,
+// docs/deploy.md "Custom role"), never by this deployment: creating a role definition needs
+// roleDefinitions/write (Owner or User Access Administrator), and a role assigned in the deployment that
+// creates it can fail with RoleDefinitionDoesNotExist while it replicates. Its GUID is a deployment input.
+module storageGrants 'access/storage-access.bicep' = [for account in deployment.storageAccounts: if (mode == 'install') {
+  name: 'remediator-storage-${uniqueString(account.id, environmentName)}'
+  scope: resourceGroup(account.subscriptionId, account.resourceGroup)
+  params: {
+    storageAccountName: account.name
     principalId: identity.outputs.principalId
-    containerWriterRoleGuid: containerWriterRole.outputs.roleGuid
+    containerWriterRoleGuid: deployment.containerWriterRoleId
     grantStorageAccess: grantStorageAccess
   }
 }]
 
 // ---- Event Grid: system topics per event subscription (event subscriptions: events.bicep, postdeploy) ----
 
-module eventTopics 'events/subscription-topics.bicep' = [for subscriptionId in eventSubscriptionIds: {
-  name: 'remediator-topics-${uniqueString(subscriptionId, environmentName)}'
-  scope: subscription(subscriptionId)
+module eventTopics 'events/subscription-topics.bicep' = [for wiring in eventWiring: {
+  name: 'remediator-topics-${uniqueString(wiring.subscriptionId, environmentName)}'
+  scope: subscription(wiring.subscriptionId)
   params: {
     resourceGroupName: eventsResourceGroupName
     location: location
-    resourcesTopicName: resourcesTopicName
-    policyTopicName: policyTopicName
+    resourcesTopic: wiring.resourcesTopic
+    policyTopic: wiring.policyTopic
     tags: tags
   }
 }]
 
-module deadLetterAccess 'app/deadletter-access.bicep' = [for (subscriptionId, i) in eventSubscriptionIds: {
-  name: 'remediator-deadletter-${uniqueString(subscriptionId, environmentName)}'
+module deadLetterAccess 'app/deadletter-access.bicep' = [for (wiring, i) in eventWiring: {
+  name: 'remediator-deadletter-${uniqueString(wiring.subscriptionId, environmentName)}'
   scope: appGroup
   params: {
     storageAccountName: storage.outputs.name
@@ -252,9 +312,18 @@ output REMEDIATOR_PRINCIPAL_ID string = identity.outputs.principalId
 output REMEDIATOR_CLIENT_ID string = identity.outputs.clientId
 output REMEDIATOR_MODE string = mode
 output EVENT_SUBSCRIPTION_IDS array = eventSubscriptionIds
+output EVENT_WIRING array = [for wiring in eventWiring: {
+  subscriptionId: wiring.subscriptionId
+  resourcesTopic: {
+    name: wiring.resourcesTopic.name
+    resourceGroup: wiring.resourcesTopic.resourceGroup
+  }
+  policyTopic: {
+    name: wiring.policyTopic.name
+    resourceGroup: wiring.policyTopic.resourceGroup
+  }
+}]
 output EVENTS_RESOURCE_GROUP string = eventsResourceGroupName
-output RESOURCES_TOPIC_NAME string = resourcesTopicName
-output POLICY_TOPIC_NAME string = policyTopicName
 output DEADLETTER_STORAGE_ACCOUNT_ID string = storage.outputs.id
 output DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output OUTCOME_TOPIC_ENDPOINT string = outcomeTopic.outputs.endpoint

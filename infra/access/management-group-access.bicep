@@ -1,5 +1,6 @@
-// The same control-plane roles as scope-roles.bicep, at a management group, for configs whose scope lists
-// managementGroups. Deployed on its own (a subscription deployment cannot target a management group):
+// The same control-plane roles as scope-roles.bicep and the same Policy 1/2 audits as audit-policies.bicep, at a
+// management group, for configs whose scope lists managementGroups. Deployed on its own (main.bicep is a
+// subscription deployment and does not reach management groups):
 //   az deployment mg create --management-group-id <mg> --location <region> \
 //     --template-file infra/access/management-group-access.bicep \
 //     --parameters principalId=<REMEDIATOR_PRINCIPAL_ID> mode=install
@@ -16,7 +17,11 @@ param principalId string
 ])
 param mode string = 'install'
 
+@description('Assign the built-in Policy 1/2 audits at this management group (AuditIfNotExists, no identity).')
+param assignAuditPolicies bool = true
+
 var roles = loadJsonContent('../roles.json')
+var policies = loadJsonContent('../policies.json')
 
 resource reader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(managementGroup().id, principalId, roles.reader)
@@ -47,3 +52,32 @@ resource policyContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' 
     description: 'aks-backup-remediator: create policy remediation tasks (policy-task mode)'
   }
 }
+
+// Management-group assignment names are limited to 24 characters.
+var audits = [
+  {
+    name: 'aks-backup-p1-audit'
+    definition: policies.extensionInstalledAudit
+    displayName: 'AKS backup: Azure Backup extension installed (audit, aks-backup-remediator)'
+  }
+  {
+    name: 'aks-backup-p2-audit'
+    definition: policies.backupEnabledAudit
+    displayName: 'AKS backup: Azure Backup enabled (audit, aks-backup-remediator)'
+  }
+]
+
+resource auditAssignments 'Microsoft.Authorization/policyAssignments@2024-04-01' = [for audit in audits: if (assignAuditPolicies) {
+  name: audit.name
+  properties: {
+    displayName: audit.displayName
+    description: 'Assigned by aks-backup-remediator (docs/deploy.md, "Audit policies"). Audit only: no identity, no remediation.'
+    policyDefinitionId: tenantResourceId('Microsoft.Authorization/policyDefinitions', audit.definition)
+    enforcementMode: 'Default'
+    parameters: {
+      effect: {
+        value: 'AuditIfNotExists'
+      }
+    }
+  }
+}]

@@ -8,6 +8,15 @@ param name string
 param location string
 param tags object = {}
 
+@description('SKU of the host storage account. ZRS exists only in some regions (infra/regions.json); the preflight picks ZRS there and LRS elsewhere, and refuses a zone SKU where the region has none.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param skuName string = 'Standard_ZRS'
+
 @description('Blob container the Flex Consumption plan deploys the app package from.')
 param deploymentContainerName string
 
@@ -23,13 +32,13 @@ param journalTableName string
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35:The Flex app runs without VNet integration and Event Grid dead-letters from outside; access is Entra-only (shared keys off). Private endpoints: docs/deploy.md "Hardening".
   // checkov:skip=CKV_AZURE_59:Same reason as CKV_AZURE_35: the public endpoint stays reachable, but only Entra-authenticated principals with data roles get in.
-  // checkov:skip=CKV_AZURE_206:ZRS on purpose: the app runs in one region and the sweep re-derives every cluster's state; only journal history is lost with the region (use Standard_GZRS to keep it).
+  // checkov:skip=CKV_AZURE_206:ZRS (LRS where the region has no zones) on purpose: the app runs in one region and the sweep re-derives every cluster's state; only journal history is lost with the region (set hostStorageSku Standard_GZRS/GRS to keep it).
   name: name
   location: location
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: 'Standard_ZRS'
+    name: skuName
   }
   properties: {
     accessTier: 'Hot'

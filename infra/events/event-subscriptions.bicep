@@ -1,10 +1,19 @@
-// The two event subscriptions of one managed subscription, on the system topics made by system-topics.bicep.
+// The event subscriptions of one managed subscription, on its system topics (created by system-topics.bicep or
+// reused). Deployed once per topic, because a reused topic may live in another resource group than ours:
+// `topic` says which of the two subscriptions this deployment creates.
 // Endpoint type AzureFunction: Event Grid calls the function by resource id, so no function key is handled here.
 // Both retry (maxDeliveryAttempts / eventTimeToLiveInMinutes) and dead-letter to a blob container with the topic's
 // identity. Filters: see docs/deploy.md and shared/reference/platform_facts.md 1.4.
 
-param resourcesTopicName string
-param policyTopicName string
+@description('Which event subscription to create: resources (on the Microsoft.Resources.Subscriptions topic) or policy (on the Microsoft.PolicyInsights.PolicyStates topic).')
+@allowed([
+  'resources'
+  'policy'
+])
+param topic string
+
+@description('Name of that system topic (in the resource group this module is deployed to).')
+param topicName string
 
 @description('Resource id of the Functions app (Microsoft.Web/sites).')
 param functionAppId string
@@ -24,16 +33,12 @@ param maxDeliveryAttempts int = 30
 @maxValue(1440)
 param eventTimeToLiveInMinutes int = 1440
 
-resource resourcesTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
-  name: resourcesTopicName
+resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
+  name: topicName
 }
 
-resource policyTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
-  name: policyTopicName
-}
-
-resource clusterWrites 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
-  parent: resourcesTopic
+resource clusterWrites 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = if (topic == 'resources') {
+  parent: systemTopic
   name: 'aks-cluster-writes'
   properties: {
     eventDeliverySchema: 'EventGridSchema'
@@ -78,8 +83,8 @@ resource clusterWrites 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022
   }
 }
 
-resource policyStates 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
-  parent: policyTopic
+resource policyStates 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = if (topic == 'policy') {
+  parent: systemTopic
   name: 'aks-policy-states'
   properties: {
     eventDeliverySchema: 'EventGridSchema'

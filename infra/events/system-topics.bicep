@@ -1,17 +1,15 @@
-// The two Event Grid system topics of one managed subscription. Each has a system-assigned identity that writes
-// undeliverable events to the dead-letter container (granted in app/deadletter-access.bicep). The event
-// subscriptions themselves are created after code deploy by ../events.bicep, because an AzureFunction endpoint
-// must already exist when the subscription is created.
-//
-// Azure allows ONE system topic per source and topic type: if the subscription already has a
-// Microsoft.Resources.Subscriptions or Microsoft.PolicyInsights.PolicyStates system topic, this deployment fails
-// with a conflict; see docs/deploy.md ("Subscriptions that already have system topics").
+// The Event Grid system topics of one managed subscription that do not exist yet (subscription-topics.bicep
+// decides). Each has a system-assigned identity that writes undeliverable events to the dead-letter container
+// (granted in app/deadletter-access.bicep). The event subscriptions themselves are created after code deploy by
+// ../events.bicep, because an AzureFunction endpoint must already exist when the subscription is created.
 
 param resourcesTopicName string
 param policyTopicName string
+param createResourcesTopic bool = true
+param createPolicyTopic bool = true
 param tags object = {}
 
-resource resourcesTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
+resource resourcesTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = if (createResourcesTopic) {
   name: resourcesTopicName
   location: 'global'
   tags: tags
@@ -24,7 +22,7 @@ resource resourcesTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   }
 }
 
-resource policyTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
+resource policyTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = if (createPolicyTopic) {
   name: policyTopicName
   location: 'global'
   tags: tags
@@ -37,5 +35,5 @@ resource policyTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   }
 }
 
-output resourcesTopicPrincipalId string = resourcesTopic.identity.principalId
-output policyTopicPrincipalId string = policyTopic.identity.principalId
+output resourcesTopicPrincipalId string = createResourcesTopic ? resourcesTopic.identity.principalId : ''
+output policyTopicPrincipalId string = createPolicyTopic ? policyTopic.identity.principalId : ''

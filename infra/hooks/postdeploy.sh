@@ -7,8 +7,7 @@
 set -eu
 
 : "${AZURE_ENV_NAME:?}" "${AZURE_SUBSCRIPTION_ID:?}" "${AZURE_LOCATION:?}"
-: "${AZURE_FUNCTION_APP_ID:?run azd provision first}" "${EVENT_SUBSCRIPTION_IDS:?}" "${EVENTS_RESOURCE_GROUP:?}"
-: "${RESOURCES_TOPIC_NAME:?}" "${POLICY_TOPIC_NAME:?}"
+: "${AZURE_FUNCTION_APP_ID:?run azd provision first}" "${EVENT_WIRING:?}" "${EVENT_SUBSCRIPTION_IDS:?}"
 : "${DEADLETTER_STORAGE_ACCOUNT_ID:?}" "${DEADLETTER_CONTAINER_NAME:?}"
 
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
@@ -37,10 +36,7 @@ az deployment sub create \
   --location "${AZURE_LOCATION}" \
   --template-file "${here}/../events.bicep" \
   --parameters \
-    eventSubscriptionIds="${EVENT_SUBSCRIPTION_IDS}" \
-    eventsResourceGroupName="${EVENTS_RESOURCE_GROUP}" \
-    resourcesTopicName="${RESOURCES_TOPIC_NAME}" \
-    policyTopicName="${POLICY_TOPIC_NAME}" \
+    eventWiring="${EVENT_WIRING}" \
     functionAppId="${AZURE_FUNCTION_APP_ID}" \
     deadLetterStorageAccountId="${DEADLETTER_STORAGE_ACCOUNT_ID}" \
     deadLetterContainerName="${DEADLETTER_CONTAINER_NAME}" \

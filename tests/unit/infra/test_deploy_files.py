@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from remediator.core.config import parse_config
+from remediator.core.config import load_config
 from tests.fixtures.iac import INFRA, ROOT
 from tests.unit.infra.model import resources
 
@@ -91,9 +91,10 @@ def test_funcignore_ships_only_the_product() -> None:
     )
 
 
-def test_example_config_is_valid_for_the_product() -> None:
-    data = json.loads((INFRA / "remediator.config.json").read_text())
-    config = parse_config(data, source="infra/remediator.config.json")
+def test_deployment_config_is_yaml_and_valid_for_the_product() -> None:
+    # One config format: the deployment reads the same YAML the CLI and `config check` read.
+    assert not (INFRA / "remediator.config.json").exists(), "one config file: infra/remediator.config.yaml"
+    config = load_config(INFRA / "remediator.config.yaml")
     assert config.storage, "the template grants storage roles from config.storage"
 
 

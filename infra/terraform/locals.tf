@@ -1,0 +1,55 @@
+# Names, inputs and facts, each from the one file that holds them (the same files the Bicep loads).
+data "azurerm_client_config" "current" {}
+
+data "azurerm_subscription" "current" {}
+
+locals {
+  deployment = jsondecode(file(var.deployment_file))
+  roles      = jsondecode(file("${path.module}/../roles.json"))
+  policies   = jsondecode(file("${path.module}/../policies.json"))
+  regions    = jsondecode(file("${path.module}/../regions.json"))
+  workbook   = jsondecode(file("${path.module}/../workbook/items.json"))
+
+  # Same names as infra/main.bicep.
+  token                      = local.deployment.nameToken
+  prefix                     = "aksbr-${var.environment_name}"
+  work_queue_name            = "reconcile-work"
+  journal_table_name         = "remediatorjournal"
+  dead_letter_container_name = "eventgrid-deadletter"
+  deployment_container_name  = "app-package-${local.token}"
+  events_resource_group_name = "rg-${local.prefix}-events"
+  resources_topic_name       = "evgt-${local.prefix}-arm"
+  policy_topic_name          = "evgt-${local.prefix}-policy"
+  app_resource_group_name    = "rg-${local.prefix}"
+
+  tags = {
+    "azd-env-name" = var.environment_name
+    app            = "aks-backup-remediator"
+  }
+
+  mode                 = local.deployment.mode
+  grant_storage_access = local.deployment.grantStorageAccess
+  audit_policies       = local.deployment.assignAuditPolicies
+  host_storage_sku     = local.deployment.hostStorageSku
+
+  # The subscription deployment is one subscription; scope lists come from the config via the deployment file.
+  scope_subscriptions    = toset(local.deployment.subscriptions)
+  scope_resource_groups  = { for group in local.deployment.resourceGroups : "${group.subscriptionId}/${group.name}" => group }
+  scope_management_group = toset(var.manage_management_groups ? local.deployment.managementGroups : [])
+  storage_accounts       = { for account in local.deployment.storageAccounts : account.region => account }
+  existing_topics        = local.deployment.existingSystemTopics
+
+  # Per event subscription: the two system topics it feeds from, reused when one already exists for the source.
+  event_wiring = {
+    for subscription_id in local.deployment.eventSubscriptionIds : subscription_id => {
+      resources = try(local.existing_topics[subscription_id]["Microsoft.Resources.Subscriptions"], null)
+      policy    = try(local.existing_topics[subscription_id]["Microsoft.PolicyInsights.PolicyStates"], null)
+    }
+  }
+  created_resources_topics = { for sub, wiring in local.event_wiring : sub => sub if wiring.resources == null }
+  created_policy_topics    = { for sub, wiring in local.event_wiring : sub => sub if wiring.policy == null }
+  events_groups            = { for sub, wiring in local.event_wiring : sub => sub if wiring.resources == null || wiring.policy == null }
+
+  # Bicep: environment().resourceManager without the trailing slash.
+  arm_endpoint = trimsuffix(var.arm_endpoint, "/")
+}

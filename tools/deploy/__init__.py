@@ -1,0 +1,1 @@
+"""Deployment tooling: the preflight and the generated deployment file (docs/deploy.md)."""
