@@ -47,8 +47,8 @@ from bench.harness import EmulatorProcess, machine, percentile, save_result
 from emulator.estate import cluster_from_shorthand, generate_estate
 from remediator.core.decision import blockers_of
 from remediator.core.snapshot import ClusterSnapshot
-from remediator.service.handlers import handle_cluster_write_event
 from remediator.service.runtime import Runtime
+from remediator.service.triggers.events import handle_cluster_write_event
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from remediator.core.ids import ResourceId
+from remediator.core.work_item import Source
 from remediator.service.sweep import SweepSummary
 
 logger = logging.getLogger(__name__)
@@ -30,7 +32,15 @@ class _NoQueue:
     """The work port for dry runs: the sweeper never calls it, and nothing needs storage."""
 
     def enqueue_work(
-        self, cluster_id: str, *, attempt: int, source: str, reason: str, correlation_id: str, delay_s: float
+        self,
+        cluster_id: ResourceId,
+        *,
+        attempt: int,
+        source: Source,
+        reason: str,
+        correlation_id: str,
+        delay_s: float,
+        timeout_s: float | None = None,
     ) -> None:
         raise AssertionError("a dry run never enqueues")
 
