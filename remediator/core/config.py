@@ -534,7 +534,8 @@ class RemediatorConfig(_Model):
     ) = Field(default=None, json_schema_extra=_without_null)
     """Region -> what the clusters of that region use (``{storageAccount: <id>}``). A cluster in a region
     without an entry is not selected (reason ``no-storage-for-region``). Not to be confused with
-    ``scope.regions``, the allow-list of regions in scope. Give this or its shorthand ``storage``, not both."""
+    ``scope.regions``, the allow-list of regions in scope. Give this or its shorthand ``storage``, not
+    both."""
     storage: (
         Annotated[
             dict[Region, StorageAccountRef],

@@ -20,7 +20,7 @@ from remediator.core.ids import parse_cluster_id, parse_resource_id, parse_stora
 from remediator.core.naming import backup_container_name, remediation_task_name
 from remediator.core.outcomes import OutcomeKind, WriteKind
 from remediator.core.plan import INSTALL, POLICY_TASK, chain_for
-from remediator.core.plan.install import BACKUP_CONTAINER, EXTENSION_INSTALLED, STORAGE_ACCESS_GRANTED
+from remediator.core.plan.links import BACKUP_CONTAINER, EXTENSION_INSTALLED, STORAGE_ACCESS_GRANTED
 from remediator.core.plan.observed import (
     ContainerRead,
     ExtensionRead,

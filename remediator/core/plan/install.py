@@ -19,6 +19,12 @@ from typing import Any
 
 from remediator.core.catalog import STORAGE_BLOB_DATA_CONTRIBUTOR
 from remediator.core.config import normalize_region
+from remediator.core.plan.links import (
+    BACKUP_CONTAINER,
+    EXTENSION_INSTALLED,
+    STORAGE_ACCESS_GRANTED,
+    STORAGE_USABLE,
+)
 from remediator.core.plan.observed import (
     IN_PROGRESS_EXTENSION_STATES,
     ContainerRead,
@@ -43,11 +49,6 @@ from remediator.core.plan.requirement import (
 )
 from remediator.core.plan.roles import RoleAssigned
 from remediator.core.plan.writes import INSTALL_CLAIM, CreateContainer, InstallExtension, ReinstallExtension
-
-STORAGE_USABLE = "storage-usable"
-BACKUP_CONTAINER = "backup-container"
-EXTENSION_INSTALLED = "extension-installed"
-STORAGE_ACCESS_GRANTED = "storage-access-granted"
 
 
 def _storage_read(ctx: PlanContext) -> StorageAccountRead | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from remediator.core.ids import ResourceId, parse_resource_id
 from remediator.core.naming import remediation_task_name
-from remediator.core.plan.install import EXTENSION_INSTALLED
+from remediator.core.plan.links import EXTENSION_INSTALLED
 from remediator.core.plan.observed import (
     FAILED_TASK_STATES,
     RUNNING_TASK_STATES,
