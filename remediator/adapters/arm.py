@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,8 +40,6 @@ from remediator.adapters.clients import AzureClients
 from remediator.core.catalog import EXTENSION_TYPE
 from remediator.core.ids import ResourceId
 from remediator.core.pacing import WritePacer
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from typing import Any
 
 from remediator.core.config import RemediatorConfig, load_config
-
-logger = logging.getLogger(__name__)
 
 
 def config_schema() -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from typing import Any
@@ -24,8 +23,6 @@ from rich.table import Table
 from remediator.core.ids import ResourceId
 from remediator.core.work_item import Source
 from remediator.service.sweep import SweepSummary
-
-logger = logging.getLogger(__name__)
 
 
 class _NoQueue:

@@ -19,7 +19,6 @@ worth surfacing.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,8 +26,6 @@ from typing import Any
 
 from remediator.core.errors import UserInputError
 from remediator.core.ids import InvalidResourceIdError, ResourceId, parse_cluster_id, parse_resource_id
-
-logger = logging.getLogger(__name__)
 
 RESOURCE_WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 POLICY_STATE_CREATED = "Microsoft.PolicyInsights.PolicyStateCreated"

@@ -133,11 +133,6 @@ class Outcome:
     def skipped(cls, reason: str) -> Outcome:
         return cls(OutcomeKind.SKIPPED, reason)
 
-    @property
-    def is_final(self) -> bool:
-        """Whether re-running the reconcile soon is pointless (everything except ``wait``)."""
-        return self.kind is not OutcomeKind.WAIT
-
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "why": self.why, "retryAfterSeconds": self.retry_after_s}
 

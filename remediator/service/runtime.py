@@ -12,7 +12,6 @@ run on several threads. One credential per process is shared by every SDK client
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -36,8 +35,6 @@ from remediator.core.settings import CredentialKind, Settings
 from remediator.service.ports import HandlerContext, HealthCheck
 from remediator.service.reconcile import Reconciler
 from remediator.service.sweep import Sweeper
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
