@@ -309,7 +309,7 @@ def test_missing_file(tmp_path: Path) -> None:
 )
 def test_shipped_examples_are_valid(name: str) -> None:
     config = load_config(ROOT / "examples" / name)
-    assert config.storage
+    assert config.targets and all(t.storage_account for t in config.targets.values())
 
 
 def test_policy_equivalents_have_one_region_subscription_and_account() -> None:
@@ -317,7 +317,7 @@ def test_policy_equivalents_have_one_region_subscription_and_account() -> None:
         config = load_config(ROOT / "examples" / name)
         assert len(config.scope.subscriptions) == 1
         assert config.scope.regions == ("eastus",)
-        assert len(config.storage) == 1
+        assert len(config.targets) == 1
     assert load_config(ROOT / "examples" / "policy4-exclude-tag.yaml").selection.include is None
 
 

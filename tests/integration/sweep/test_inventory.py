@@ -155,7 +155,7 @@ def test_sweep_enqueues_exactly_the_clusters_needing_work(
     received: list[WorkItem] = []
     while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=60)):
         received += [WorkItem.from_message(m.content) for m in batch]
-    assert {item.cluster_id.lower() for item in received} == expected
+    assert {item.cluster_id.canonical.lower() for item in received} == expected
     assert len(received) == len(expected) == summary.enqueued
     assert {item.source for item in received} == {"sweep"}
     assert {item.correlation_id for item in received} == {summary.correlation_id}
