@@ -23,7 +23,7 @@ def report(outcome, *actions, **kw):
 
 def test_constructors():
     assert Outcome.wait(5, "x") == Outcome(OutcomeKind.WAIT, "x", 5.0)
-    assert Outcome.done("d").is_final and not Outcome.wait(1, "w").is_final
+    assert Outcome.done("d").kind is OutcomeKind.DONE and Outcome.done("d").retry_after_s is None
     with pytest.raises(ValueError):
         Outcome.wait(-1, "no")
 
