@@ -1,10 +1,10 @@
 """Azure Functions entry point (v2 programming model): trigger glue only.
 
 Each function decodes its trigger input into plain values, calls one handler in
-``remediator.service.handlers`` and encodes the result. Behaviour (budgets, retries, give-ups, HTTP status
-codes) lives in the handlers; see docs/operations.md for settings and the runbook. The handler context (SDK
-clients, queues, journal) is built lazily on first use, so indexing the app needs no settings and a bad
-setting surfaces as a clear error.
+``remediator.service.triggers`` (one module per kind of trigger) and encodes the result. Behaviour (budgets,
+retries, give-ups, HTTP status codes) lives in the handlers; see docs/operations.md for settings and the
+runbook. The handler context (SDK clients, queues, journal) is built lazily on first use, so indexing the app
+needs no settings and a bad setting surfaces as a clear error.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from typing import Any
 import azure.functions as func
 
 from remediator.core.errors import UserInputError
-from remediator.service import handlers
-from remediator.service.app_context import HandlerContext, build_handler_context
+from remediator.service.ports import HandlerContext
+from remediator.service.runtime import build_handler_context
+from remediator.service.triggers import events, http, queue
+from remediator.service.triggers import timer as timer_trigger
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +57,16 @@ def event_json(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
     }
 
 
-def http_response(result: handlers.HttpResult) -> func.HttpResponse:
+def http_response(result: http.HttpResult) -> func.HttpResponse:
     return func.HttpResponse(result.encode(), status_code=result.status, mimetype="application/json")
 
 
-def _http(call: Callable[[HandlerContext], handlers.HttpResult]) -> func.HttpResponse:
+def _http(call: Callable[[HandlerContext], http.HttpResult]) -> func.HttpResponse:
     try:
         ctx = context()
     except UserInputError as exc:  # settings or config invalid: the operator must fix them
         logger.error("cannot serve the request: %s", exc)
-        return http_response(handlers.HttpResult(503, {"error": "configuration", **exc.to_json()}))
+        return http_response(http.HttpResult(503, {"error": "configuration", **exc.to_json()}))
     return http_response(call(ctx))
 
 
@@ -72,21 +74,21 @@ def _http(call: Callable[[HandlerContext], handlers.HttpResult]) -> func.HttpRes
 @app.event_grid_trigger(arg_name="event")
 def on_cluster_write(event: func.EventGridEvent) -> None:
     """ResourceWriteSuccess for a managed cluster -> reconcile inline within the budget, else enqueue."""
-    handlers.handle_cluster_write_event(event_json(event), ctx=context())
+    events.handle_cluster_write_event(event_json(event), ctx=context())
 
 
 @app.function_name("on_policy_state")
 @app.event_grid_trigger(arg_name="event")
 def on_policy_state(event: func.EventGridEvent) -> None:
     """PolicyStateCreated/Changed NonCompliant for a managed cluster -> reconcile (or remediation task)."""
-    handlers.handle_policy_state_event(event_json(event), ctx=context())
+    events.handle_policy_state_event(event_json(event), ctx=context())
 
 
 @app.function_name("reconcile_worker")
 @app.queue_trigger(arg_name="msg", queue_name="%REMEDIATOR_WORK_QUEUE%", connection="AzureWebJobsStorage")
 def reconcile_worker(msg: func.QueueMessage) -> None:
     """One durable work item -> reconcile; a wait re-enqueues with a delay, the bound journals a give-up."""
-    handlers.handle_work_item(msg.get_body(), dequeue_count=_dequeue_count(msg), ctx=context())
+    queue.handle_work_item(msg.get_body(), dequeue_count=_dequeue_count(msg), ctx=context())
 
 
 @app.function_name("reconcile_poison")
@@ -95,14 +97,14 @@ def reconcile_worker(msg: func.QueueMessage) -> None:
 )
 def reconcile_poison(msg: func.QueueMessage) -> None:
     """A work item the host moved to the poison queue after 5 dequeues -> journal and publish a give-up."""
-    handlers.handle_poison_item(msg.get_body(), dequeue_count=_dequeue_count(msg), ctx=context())
+    queue.handle_poison_item(msg.get_body(), dequeue_count=_dequeue_count(msg), ctx=context())
 
 
 @app.function_name("sweep")
 @app.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def sweep(timer: func.TimerRequest) -> None:
     """Timer: enumerate in-scope clusters and enqueue those needing work."""
-    handlers.handle_sweep(past_due=bool(timer.past_due), ctx=context())
+    timer_trigger.handle_sweep(past_due=bool(timer.past_due), ctx=context())
 
 
 @app.function_name("remediate")
@@ -110,7 +112,7 @@ def sweep(timer: func.TimerRequest) -> None:
 def remediate(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/remediate {clusterId} | {scope} [?dryRun=true]."""
     body, params = req.get_body(), dict(req.params)
-    return _http(lambda ctx: handlers.handle_http_remediate(body, params, ctx=ctx))
+    return _http(lambda ctx: http.handle_http_remediate(body, params, ctx=ctx))
 
 
 @app.function_name("explain")
@@ -118,7 +120,7 @@ def remediate(req: func.HttpRequest) -> func.HttpResponse:
 def explain(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/explain {clusterId}: decision, blockers, extension state."""
     body = req.get_body()
-    return _http(lambda ctx: handlers.handle_http_explain(body, ctx=ctx))
+    return _http(lambda ctx: http.handle_http_explain(body, ctx=ctx))
 
 
 @app.function_name("report")
@@ -126,14 +128,14 @@ def explain(req: func.HttpRequest) -> func.HttpResponse:
 def report(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/report: compliance summary per subscription and region."""
     params = dict(req.params)
-    return _http(lambda ctx: handlers.handle_http_report(params, ctx=ctx))
+    return _http(lambda ctx: http.handle_http_report(params, ctx=ctx))
 
 
 @app.function_name("health")
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/health: settings/config valid and dependencies reachable (503 otherwise)."""
-    return http_response(handlers.handle_health(build_context=context))
+    return http_response(http.handle_health(build_context=context))
 
 
 def _dequeue_count(msg: func.QueueMessage) -> int:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from emulator.estate import cluster_from_shorthand, generate_estate
+from remediator.core.blockers import BlockerKind
 from remediator.core.config import parse_config
 from remediator.core.decision import Reason, decide
 from remediator.core.snapshot import ClusterSnapshot
-from remediator.service.sweep import DEFERRED_BLOCKERS, HUMAN_BLOCKERS
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def expected_work(estate: dict[str, Any], config: dict[str, Any]) -> list[str]:
         decision = decide(snapshot, parsed)
         if decision.reason is not Reason.SELECTED:
             continue
-        if any(b in HUMAN_BLOCKERS or b in DEFERRED_BLOCKERS for b in decision.blockers):
+        if any(b.kind is not BlockerKind.TRANSIENT for b in decision.blockers):
             continue
         out.append(str(snapshot.id))
     return out

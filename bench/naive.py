@@ -29,12 +29,12 @@ from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
 from requests.adapters import HTTPAdapter
 
 from bench.harness import BenchCredential
+from remediator.core.blockers import BlockerKind
+from remediator.core.catalog import EXTENSION_TYPE as BACKUP_EXTENSION_TYPE
 from remediator.core.config import RemediatorConfig
 from remediator.core.decision import Reason, decide
 from remediator.core.errors import UserInputError
-from remediator.core.inventory_query import BACKUP_EXTENSION_TYPE
 from remediator.core.snapshot import ClusterSnapshot
-from remediator.service.sweep import DEFERRED_BLOCKERS, HUMAN_BLOCKERS
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def naive_sweep(
         decision = decide(snapshot, config)
         if decision.reason is not Reason.SELECTED:
             continue
-        if any(b in HUMAN_BLOCKERS or b in DEFERRED_BLOCKERS for b in decision.blockers):
+        if any(b.kind is not BlockerKind.TRANSIENT for b in decision.blockers):
             continue
         enqueue(str(snapshot.id))
         counts["enqueued"] += 1

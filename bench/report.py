@@ -137,10 +137,20 @@ def events_section(data: dict[str, Any]) -> list[str]:
         f"Measured {_when(data)}; journal on {data['journal']}.",
         "",
     ]
+    out += [
+        f"Floor per event: {data['floor']}. The ratio is taken per event (its time to PUT over its own"
+        " floor); p50/p99 are over events.",
+        "",
+    ]
     header = ["emulator latency", "events", "ARM calls before the PUT", "to PUT p50 (ms)", "to PUT p99 (ms)"]
-    header += ["floor round trips", "round-trip floor (ms)", "p99 / floor", "our overhead p50 (ms)"]
+    header += ["floor p50 (ms)", "floor p99 (ms)", "to PUT / floor p50", "to PUT / floor p99"]
+    header += ["container PUT done before the extension PUT left", "our overhead p50 (ms)"]
     header += ["our overhead p99 (ms)"]
-    out += _table(header, "rrrrrrrrrr")
+    out += _table(header, "rrrrrrrrrrrr")
+
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
     for run in data["runs"]:
         out.append(
             _row(
@@ -150,9 +160,11 @@ def events_section(data: dict[str, Any]) -> list[str]:
                     ", ".join(map(str, run["armCallsBeforePut"])),
                     run["toPutP50Ms"],
                     run["toPutP99Ms"],
-                    ", ".join(map(str, run.get("floorRoundTrips", []))) or "-",
-                    run["armRoundTripFloorMs"],
-                    "-" if run["p99OverFloor"] is None else f"{run['p99OverFloor']:.2f}",
+                    run.get("floorP50Ms") or "-",
+                    run.get("floorP99Ms") or "-",
+                    ratio(run.get("p50OverFloor")),
+                    ratio(run.get("p99OverFloor")),
+                    run.get("containerPutFinishedBeforeExtensionPut", "-"),
                     run["ourOverheadP50Ms"],
                     run["ourOverheadP99Ms"],
                 ]
@@ -207,7 +219,7 @@ def targets_section(
                      _verdict(paced["shareOfBound"] >= 0.8)])  # fmt: skip
     slow = next((r for r in (events or {}).get("runs", []) if r["p99OverFloor"] is not None), None)
     if slow is not None:
-        rows.append([f"event p99 at most 1.2x the ARM round-trip floor ({slow['latencyMs']:.0f} ms latency)",
+        rows.append([f"event -> extension PUT p99 at most 1.2x its floor ({slow['latencyMs']:.0f} ms)",
                      f"{slow['p99OverFloor']:.2f}x", _verdict(slow["p99OverFloor"] <= 1.2)])  # fmt: skip
     out = ["### Targets (from the issue; reported, never asserted)", ""]
     out += _table(["target", "measured", "verdict"], "ccc")

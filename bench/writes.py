@@ -30,8 +30,8 @@ from emulator.estate import generate_estate
 from remediator.adapters.arm import ArmError, ArmGateway, Throttled
 from remediator.adapters.clients import AzureClients, ClientOptions
 from remediator.adapters.credentials import EmulatorCredential
-from remediator.core.extension_body import StorageTarget, backup_extension_body
-from remediator.core.ids import parse_cluster_id
+from remediator.core.extension_body import backup_extension_body
+from remediator.core.ids import parse_cluster_id, parse_storage_account_id
 from remediator.core.naming import backup_container_name
 from remediator.core.pacing import WritePacer, write_bucket_bound_s
 
@@ -87,7 +87,7 @@ def run(
             cid = parse_cluster_id(cluster)
             account = storage[location[cluster]]
             body = backup_extension_body(
-                storage_account=StorageTarget.from_id(account),
+                storage_account=parse_storage_account_id(account),
                 container=backup_container_name(str(cid.name), cid.canonical),
                 tenant_id=estate["tenantId"],
                 blob_endpoint=f"https://{account.rsplit('/', 1)[-1]}.blob.core.windows.net/",

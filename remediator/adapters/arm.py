@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,11 +37,9 @@ from azure.core.exceptions import (
 )
 
 from remediator.adapters.clients import AzureClients
-from remediator.core.extension_body import EXTENSION_TYPE
-from remediator.core.ids import ResourceId, parse_storage_account_id
+from remediator.core.catalog import EXTENSION_TYPE
+from remediator.core.ids import ResourceId
 from remediator.core.pacing import WritePacer
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -192,6 +189,16 @@ class ExtensionInfo:
     provisioning_state: str
     principal_id: str | None
     error: str
+
+
+@dataclass(frozen=True)
+class RoleAssignmentInfo:
+    """One role assignment as listed (ids as ARM sent them)."""
+
+    id: str
+    scope: str
+    principal_id: str
+    role_definition_id: str
 
 
 @dataclass(frozen=True)
@@ -354,6 +361,7 @@ class ArmGateway:
         )
 
     def container_exists(self, storage_account_id: ResourceId, container: str) -> bool:
+        """Whether the blob container exists (a GET; 404 is ``False``)."""
         client = self.clients.storage(_sub(storage_account_id))
         try:
             call_arm(
@@ -389,20 +397,34 @@ class ArmGateway:
 
     # -- role assignments ------------------------------------------------------------------------------------
 
-    def role_assignment_exists(self, scope: str, name: str) -> bool:
-        client = self.clients.authorization(_sub(parse_storage_account_id(scope)))
-        try:
-            call_arm("GET role assignment", lambda: client.role_assignments.get(_scope_path(scope), name))
-        except NotFound:
-            return False
-        return True
+    def list_role_assignments(self, scope: ResourceId, *, principal_id: str) -> list[RoleAssignmentInfo]:
+        """The principal's role assignments that ARM lists for ``scope`` (``$filter=principalId eq``: at,
+        above and below the scope; the caller keeps those at or above it)."""
+        client = self.clients.authorization(_sub(scope))
+
+        def run() -> list[RoleAssignmentInfo]:
+            found: list[RoleAssignmentInfo] = []
+            for item in client.role_assignments.list_for_scope(
+                _scope_path(scope.canonical), filter=f"principalId eq '{principal_id}'"
+            ):
+                found.append(
+                    RoleAssignmentInfo(
+                        id=str(item.id or ""),
+                        scope=str(item.scope or ""),
+                        principal_id=str(item.principal_id or ""),
+                        role_definition_id=str(item.role_definition_id or ""),
+                    )
+                )
+            return found
+
+        return call_arm("LIST role assignments", run)
 
     def ensure_role_assignment(
-        self, *, scope: str, name: str, role_definition_id: str, principal_id: str
+        self, *, scope: ResourceId, name: str, role_definition_id: str, principal_id: str
     ) -> bool:
         """PUT the role assignment; ``True`` if created, ``False`` if it (or the same grant under another
         name, 409 ``RoleAssignmentExists``) already existed."""
-        subscription_id = _sub(parse_storage_account_id(scope))
+        subscription_id = _sub(scope)
         client = self.clients.authorization(subscription_id)
         body = {
             "properties": {
@@ -415,7 +437,7 @@ class ArmGateway:
             call_arm(
                 "PUT role assignment",
                 lambda: client.role_assignments.create(
-                    _scope_path(scope),
+                    _scope_path(scope.canonical),
                     name,
                     _json_io(body),
                     content_type="application/json",
@@ -443,6 +465,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "ProviderNotRegistered",
+    "RoleAssignmentInfo",
     "StorageAccountInfo",
     "Throttled",
     "Transient",

@@ -323,16 +323,3 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
             except ValueError:
                 return None
     return None
-
-
-def iter_cluster_inventory(
-    client: Any,
-    plan: InventoryPlan,
-    *,
-    page_size: int = MAX_PAGE_ROWS,
-    stats: InventoryStats | None = None,
-    quota: QuotaGate | None = None,
-) -> Iterator[InventoryRow]:
-    """Stream the clusters the plan finds (see :class:`ResourceGraphInventory`)."""
-    inventory = ResourceGraphInventory(client, page_size=page_size, quota=quota)
-    return inventory.iter_rows(plan, stats=stats)

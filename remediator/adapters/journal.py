@@ -1,4 +1,4 @@
-"""Decision/action/outcome history in Azure Table Storage, and durable claims on writes.
+"""Decision/action/outcome history in Azure Table Storage.
 
 Every reconcile is recorded, so an operator can ask "what did the remediator do to this cluster, and why" and
 the reconciler can count its own earlier re-installs of a Failed extension. Table layout (architecture.md):
@@ -6,53 +6,33 @@ table ``remediatorjournal``; PartitionKey = sha256 of the lower-cased cluster id
 Table keys forbid); history rows ``h-<inverted ms timestamp>-<short uuid>`` (newest first in key order); one
 ``latest`` row per cluster.
 
-Claims make writes exactly-once across Function instances, where an in-process lock cannot reach: before the
-extension PUT (and the other writes) the reconciler inserts ``claim-<action>`` into the cluster's partition.
-Insert is atomic in Table Storage, so exactly one concurrent caller wins; an expired claim is taken over
-with an ETag-conditional replace, so a crashed holder cannot block the cluster forever.
+Write claims live in the same table and partitions (``remediator.adapters.claims``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from remediator.adapters.clients import STORAGE_OPTIONS
 from remediator.core.errors import UserInputError
 from remediator.core.naming import cluster_key
-from remediator.core.outcomes import ActionKind, ActionStatus, ReconcileReport
+from remediator.core.outcomes import ActionStatus, ReconcileReport, WriteKind
 from remediator.core.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 LATEST_ROW = "latest"
 HISTORY_PREFIX = "h-"
-CLAIM_PREFIX = "claim-"
 SWEEP_PARTITION = "sweeps"
 """Partition of sweep summaries (cluster partitions are 64 hex characters, so they cannot collide)."""
 _INVERT_BASE_MS = 10**13
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A held claim: release it with :meth:`Journal.release` after the write (or on failure)."""
-
-    partition_key: str
-    row_key: str
-    owner: str
-    etag: str
-    expires_at: float
 
 
 def history_row_key(now_s: float) -> str:
@@ -77,16 +57,14 @@ class Journal:
     @classmethod
     def from_settings(cls, settings: Settings, *, credential: Any = None) -> Journal:
         """The journal named by ``REMEDIATOR_JOURNAL_TABLE`` in the host storage account (connection string,
-        or ``AzureWebJobsStorage__tableServiceUri`` with the managed identity)."""
+        or ``AzureWebJobsStorage__tableServiceUri`` with ``credential``, the process's one credential)."""
         if settings.storage_connection_string:
             table = TableClient.from_connection_string(
                 settings.storage_connection_string, settings.journal_table, **STORAGE_OPTIONS.table_kwargs()
             )
         elif settings.table_service_uri:
             if credential is None:
-                from azure.identity import DefaultAzureCredential
-
-                credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+                raise ValueError("identity-based table access needs the process's credential")
             table = TableClient(
                 settings.table_service_uri,
                 settings.journal_table,
@@ -122,7 +100,7 @@ class Journal:
         reinstalls = sum(
             1
             for a in report.actions
-            if a.kind is ActionKind.REINSTALL_EXTENSION and a.status is ActionStatus.DONE
+            if a.kind is WriteKind.REINSTALL_EXTENSION and a.status is ActionStatus.DONE
         )
         entity: dict[str, Any] = {
             "PartitionKey": pk,
@@ -211,67 +189,3 @@ class Journal:
                 break
             count += int(row.get("Reinstalls", 0) or 0)
         return count
-
-    # -- claims ----------------------------------------------------------------------------------------------
-
-    def try_claim(
-        self, cluster_id: str, action: str, *, ttl_s: float, owner: str | None = None
-    ) -> Claim | None:
-        """Atomically claim ``action`` on the cluster for ``ttl_s`` seconds; ``None`` if someone else holds
-        it.
-
-        :param cluster_id: the cluster.
-        :param action: what is claimed (``install``, ``grant-<principal>``, ...); ``[a-z0-9-]``.
-        :keyword ttl_s: how long the claim holds if never released.
-        :keyword owner: who claims (for diagnostics); a fresh uuid by default.
-        """
-        self.ensure_table()
-        pk = cluster_key(cluster_id)
-        rk = CLAIM_PREFIX + action
-        owner = owner or uuid.uuid4().hex
-        now = self.clock()
-        entity = {
-            "PartitionKey": pk,
-            "RowKey": rk,
-            "Owner": owner,
-            "ExpiresAt": now + ttl_s,
-            "ClusterId": cluster_id,
-        }
-        try:
-            meta = self.table.create_entity(entity)
-            return Claim(pk, rk, owner, str(meta.get("etag", "")), now + ttl_s)
-        except ResourceExistsError:
-            pass
-        try:
-            current = self.table.get_entity(pk, rk)
-        except ResourceNotFoundError:
-            return self.try_claim(cluster_id, action, ttl_s=ttl_s, owner=owner)
-        if float(current.get("ExpiresAt", 0.0)) > now:
-            logger.info("claim %s on %s held by %s", action, cluster_id, current.get("Owner"))
-            return None
-        try:
-            meta = self.table.update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=current.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except HttpResponseError as exc:
-            if exc.status_code in (404, 412):
-                return None
-            raise
-        logger.info("took over expired claim %s on %s", action, cluster_id)
-        return Claim(pk, rk, owner, str(meta.get("etag", "")), now + ttl_s)
-
-    def release(self, claim: Claim) -> None:
-        """Delete the claim if it is still ours (ETag match); a lost claim is left alone."""
-        try:
-            self.table.delete_entity(
-                claim.partition_key,
-                claim.row_key,
-                etag=claim.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except HttpResponseError as exc:
-            if exc.status_code not in (404, 412):
-                raise

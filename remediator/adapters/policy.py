@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from dataclasses import dataclass
 
 from remediator.adapters.arm import NotFound, call_arm, throttle_feedback
 from remediator.adapters.clients import AzureClients
 from remediator.core.ids import ResourceId
 from remediator.core.pacing import WritePacer
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,6 @@ class OutcomePublisher:
         client = clients.event_grid_publisher(settings.outcome_topic_endpoint, key=settings.outcome_topic_key)
         return cls(client)
 
-    @property
-    def enabled(self) -> bool:
-        return self.client is not None
-
     def publish_event(self, *, event_type: str, subject: str, data: Mapping[str, Any]) -> bool:
         """Send one Event Grid event; ``False`` (logged) when disabled or the topic refused it."""
         if self.client is None:

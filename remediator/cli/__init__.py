@@ -18,8 +18,6 @@ from remediator import __version__
 from remediator.cli import config_check, explain, reconcile, sweep
 from remediator.core.errors import UserInputError
 
-logger = logging.getLogger(__name__)
-
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 

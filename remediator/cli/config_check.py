@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from typing import Any
 
 from remediator.core.config import RemediatorConfig, load_config
-
-logger = logging.getLogger(__name__)
 
 
 def config_schema() -> dict[str, Any]:
@@ -41,11 +38,11 @@ def _one_line_descriptions(node: object) -> None:
 def _check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     include = config.selection.include
-    regions = ", ".join(sorted(config.storage))
+    regions = ", ".join(sorted(config.targets))
     print(
         f"ok: {args.file}: mode {config.remediation.mode}; "
         f"{'all in-scope clusters' if include is None else f'{len(include)} include rule(s)'}, "
-        f"{len(config.selection.exclude)} exclude rule(s); storage for {regions}"
+        f"{len(config.selection.exclude)} exclude rule(s); targets for {regions}"
     )
     return 0
 

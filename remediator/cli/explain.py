@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,6 @@ from remediator.core.config import RemediatorConfig, decode_document, load_confi
 from remediator.core.decision import Decision, decide
 from remediator.core.errors import UserInputError
 from remediator.core.snapshot import ClusterSnapshot
-
-logger = logging.getLogger(__name__)
 
 
 def read_json_file(path: str, *, what: str) -> object:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 from typing import Any
 
@@ -22,8 +21,6 @@ from rich.table import Table
 
 from remediator.core.ids import parse_cluster_id
 from remediator.core.outcomes import OutcomeKind, ReconcileReport
-
-logger = logging.getLogger(__name__)
 
 EXIT_WAIT = 3
 EXIT_GAVE_UP = 4

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from typing import Any
@@ -21,16 +20,24 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from remediator.core.ids import ResourceId
+from remediator.core.work_item import Source
 from remediator.service.sweep import SweepSummary
-
-logger = logging.getLogger(__name__)
 
 
 class _NoQueue:
     """The work port for dry runs: the sweeper never calls it, and nothing needs storage."""
 
     def enqueue_work(
-        self, cluster_id: str, *, attempt: int, source: str, reason: str, correlation_id: str, delay_s: float
+        self,
+        cluster_id: ResourceId,
+        *,
+        attempt: int,
+        source: Source,
+        reason: str,
+        correlation_id: str,
+        delay_s: float,
+        timeout_s: float | None = None,
     ) -> None:
         raise AssertionError("a dry run never enqueues")
 

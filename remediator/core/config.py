@@ -35,6 +35,12 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from remediator.core.catalog import (
+    CLI_ONLY_SETTING_ALIASES,
+    DEFAULT_EXTENSION_NAME,
+    DEFAULT_RELEASE_TRAIN,
+    DINE_SETTING_KEYS,
+)
 from remediator.core.errors import UserInputError
 from remediator.core.ids import (
     ResourceId,
@@ -55,30 +61,6 @@ TAG_KEY_PATTERN = r"^[^<>%&\\?/]+$"
 """The tag-name rule as a pattern (for the JSON Schema): not empty, none of the forbidden characters."""
 
 _REGION = re.compile(r"^[a-z0-9]+$")
-
-RESERVED_EXTENSION_SETTINGS: tuple[str, ...] = (
-    "configuration.backupStorageLocation.bucket",
-    "configuration.backupStorageLocation.config.resourceGroup",
-    "configuration.backupStorageLocation.config.subscriptionId",
-    "configuration.backupStorageLocation.config.storageAccount",
-    "configuration.backupStorageLocation.config.useAAD",
-    "configuration.backupStorageLocation.config.storageAccountURI",
-    "credentials.tenantId",
-)
-"""configurationSettings keys the built-in DeployIfNotExists policy sets itself; the remediator sets them too,
-from the storage target and tenant, so a config may not override them."""
-
-CLI_ONLY_SETTING_ALIASES: Mapping[str, str] = {
-    "blobcontainer": "configuration.backupStorageLocation.bucket",
-    "storageaccount": "configuration.backupStorageLocation.config.storageAccount",
-    "storageaccountresourcegroup": "configuration.backupStorageLocation.config.resourceGroup",
-    "storageaccountsubscriptionid": "configuration.backupStorageLocation.config.subscriptionId",
-    "useaad": "configuration.backupStorageLocation.config.useAAD",
-    "storageaccounturi": "configuration.backupStorageLocation.config.storageAccountURI",
-    "cpulimit": "resources.limits.cpu",
-    "memorylimit": "resources.limits.memory",
-}
-"""Friendly keys that only `az k8s-extension create` understands; sent over REST they would be ignored."""
 
 
 def normalize_region(name: str) -> str:
@@ -328,6 +310,23 @@ class Scope(_Model):
         self._resource_group_keys = frozenset(ref.key for ref in self.resource_groups)
         self._management_group_names = frozenset(str(ref.name).lower() for ref in self.management_groups)
 
+    def contains_scope(
+        self,
+        scope_id: ResourceId,
+        *,
+        management_groups_of: Callable[[str], Iterable[str]] | None = None,
+    ) -> bool:
+        """Whether every cluster below a subscription or resource group would be in scope (no fake cluster
+        id needed: the same rules as :meth:`contains`, which already reads only the subscription and resource
+        group of the id it gets).
+
+        :param scope_id: a subscription or resource group id.
+        :raises ValueError: ``scope_id`` is neither; or as :meth:`contains`.
+        """
+        if scope_id.subscription_id is None or scope_id.provider is not None:
+            raise ValueError(f"{scope_id} is not a subscription or resource group id")
+        return self.contains(scope_id, management_groups_of=management_groups_of)
+
     def contains(
         self,
         cluster_id: ResourceId,
@@ -336,7 +335,7 @@ class Scope(_Model):
     ) -> bool:
         """Whether the cluster id is in scope.
 
-        :param cluster_id: a managed cluster id.
+        :param cluster_id: a managed cluster id (or any id below a resource group).
         :keyword management_groups_of: subscription GUID -> the names or ids of every management group above
             it (its ancestry). Required when ``managementGroups`` is configured and the cluster is not already
             in scope through a listed subscription or resource group.
@@ -415,9 +414,9 @@ class Selection(_Model):
 class ExtensionConfig(_Model):
     """How the backup extension is installed; defaults match the built-in DeployIfNotExists policy."""
 
-    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9._]{0,252}$")] = "azure-aks-backup"
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9._]{0,252}$")] = DEFAULT_EXTENSION_NAME
     """Extension resource name."""
-    release_train: Annotated[str, Field(pattern=r"^[A-Za-z]+$")] = "stable"
+    release_train: Annotated[str, Field(pattern=r"^[A-Za-z]+$")] = DEFAULT_RELEASE_TRAIN
     """Release train of the extension."""
     auto_upgrade_minor_version: bool = True
     """Let the platform upgrade minor versions."""
@@ -432,7 +431,7 @@ class ExtensionConfig(_Model):
     @field_validator("configuration_settings")
     @classmethod
     def _no_reserved_settings(cls, settings: dict[str, str]) -> dict[str, str]:
-        reserved = {key.lower(): key for key in RESERVED_EXTENSION_SETTINGS}
+        reserved = {key.lower(): key for key in DINE_SETTING_KEYS}
         for key in settings:
             if key.lower() in reserved:
                 raise ValueError(
@@ -480,16 +479,73 @@ class RemediationConfig(_Model):
         return self
 
 
+class RegionTargets(_Model):
+    """What the product uses for the clusters of one region: where their backups go. (Protect mode will add
+    the region's backup vault, backup policy and snapshot resource group here.)"""
+
+    storage_account: StorageAccountRef
+    """The backup storage account (in the same region as the clusters): the extension writes backups to a
+    container in it, and its identity is granted Storage Blob Data Contributor on it."""
+
+
+def _unique_region_keys(what: str) -> Callable[[object], object]:
+    """A before-validator for a region-keyed map: not empty, and no two keys naming the same region."""
+
+    def check(value: object) -> object:
+        if isinstance(value, Mapping) and not value:
+            raise ValueError(f"empty: map at least one region to {what}")
+        if isinstance(value, Mapping):
+            seen: dict[str, str] = {}
+            for region in value:
+                if not isinstance(region, str):
+                    continue
+                normalized = "".join(region.split()).lower()
+                if normalized in seen:
+                    raise ValueError(f"regions {seen[normalized]!r} and {region!r} are the same region")
+                seen[normalized] = region
+        return value
+
+    return check
+
+
 class RemediatorConfig(_Model):
     """The whole config file."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["regionTargets"], "not": {"required": ["storage"]}},
+                {"required": ["storage"], "not": {"required": ["regionTargets"]}},
+            ]
+        }
+    )
 
     schema_: str | None = Field(default=None, alias="$schema", json_schema_extra=_without_null)
     """Optional JSON Schema reference for editors; ignored."""
     scope: Scope
     """Where to look for clusters."""
-    storage: Annotated[dict[Region, StorageAccountRef], Field(min_length=1)]
-    """Region -> backup storage account id (same region as the clusters). A cluster in a region without an
-    entry is not selected (reason ``no-storage-for-region``)."""
+    region_targets: (
+        Annotated[
+            dict[Region, RegionTargets],
+            Field(min_length=1),
+            BeforeValidator(_unique_region_keys("its targets ({storageAccount: <id>})")),
+        ]
+        | None
+    ) = Field(default=None, json_schema_extra=_without_null)
+    """Region -> what the clusters of that region use (``{storageAccount: <id>}``). A cluster in a region
+    without an entry is not selected (reason ``no-storage-for-region``). Not to be confused with
+    ``scope.regions``, the allow-list of regions in scope. Give this or its shorthand ``storage``, not
+    both."""
+    storage: (
+        Annotated[
+            dict[Region, StorageAccountRef],
+            Field(min_length=1),
+            BeforeValidator(_unique_region_keys("a storage account id")),
+        ]
+        | None
+    ) = Field(default=None, json_schema_extra=_without_null)
+    """Shorthand for ``regionTargets`` when a region needs only its storage account: region -> backup storage
+    account id (``storage: {eastus: <id>}`` = ``regionTargets: {eastus: {storageAccount: <id>}}``)."""
     selection: Selection = Field(default_factory=Selection)
     """Tag rules. Omitted: every in-scope cluster is selected."""
     extension: ExtensionConfig = Field(default_factory=ExtensionConfig)
@@ -498,30 +554,52 @@ class RemediatorConfig(_Model):
     """Remediation mode."""
 
     _if_null: ClassVar[Mapping[str, str]] = {
+        "region_targets": "map at least one region to its targets, or remove the key and use storage",
+        "storage": "map at least one region to a storage account id, or remove the key and use regionTargets",
         "selection": "give it include/exclude entries, or remove the key to select every in-scope cluster",
         "extension": "give it settings, or remove the key to use the policy's defaults",
         "remediation": "give it settings, or remove the key to use mode 'install'",
     }
 
-    @field_validator("storage", mode="before")
-    @classmethod
-    def _unique_regions(cls, storage: object) -> object:
-        if isinstance(storage, Mapping) and not storage:
-            raise ValueError("empty: map at least one region to a storage account id")
-        if isinstance(storage, Mapping):
-            seen: dict[str, str] = {}
-            for region in storage:
-                if not isinstance(region, str):
-                    continue
-                normalized = "".join(region.split()).lower()
-                if normalized in seen:
-                    raise ValueError(f"regions {seen[normalized]!r} and {region!r} are the same region")
-                seen[normalized] = region
-        return storage
+    _targets: dict[str, RegionTargets] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_form_of_targets(self) -> RemediatorConfig:
+        if self.region_targets is not None and self.storage is not None:
+            raise UserInputError(
+                "give either regionTargets or its shorthand storage, not both", field="storage"
+            )
+        if self.region_targets is None and self.storage is None:
+            raise UserInputError(
+                "required: map each region to its targets (regionTargets: {eastus: {storageAccount: <id>}},"
+                " or the shorthand storage: {eastus: <id>})",
+                field="regionTargets",
+            )
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Resolve the shorthand once: :attr:`targets` is the one form the product reads."""
+        if self.region_targets is not None:
+            self._targets = dict(self.region_targets)
+        elif self.storage is not None:
+            self._targets = {
+                region: RegionTargets.model_validate({"storageAccount": account})
+                for region, account in self.storage.items()
+            }
+
+    @property
+    def targets(self) -> Mapping[str, RegionTargets]:
+        """Normalized region -> its targets, whichever form the file used."""
+        return self._targets
+
+    def targets_for(self, region: str) -> RegionTargets | None:
+        """The targets of a region (any spelling), or ``None``."""
+        return self._targets.get(normalize_region(region))
 
     def storage_for(self, region: str) -> ResourceId | None:
         """The storage account for a region (any spelling), or ``None``."""
-        return self.storage.get(normalize_region(region))
+        targets = self.targets_for(region)
+        return None if targets is None else targets.storage_account
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -562,14 +640,19 @@ def _is_consequence(error: Mapping[str, Any], errors: Iterable[Mapping[str, Any]
 
 
 def user_input_error_from(exc: ValidationError, *, source: str | None) -> UserInputError:
-    """The first pydantic error as a :class:`UserInputError` naming the field (and how many more exist)."""
+    """The first pydantic error as a :class:`UserInputError` naming the field (and how many more exist). A
+    model validator that raises a :class:`UserInputError` with a ``field`` names it below its model's path."""
     reported = exc.errors()
     errors = [error for error in reported if not _is_consequence(error, reported)] or reported
     first = errors[0]
     message = _error_message(first)
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
-    return UserInputError(message, field=_field_path(tuple(first["loc"])) or None, source=source)
+    path = _field_path(tuple(first["loc"]))
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, UserInputError) and cause.field:
+        path = f"{path}.{cause.field}" if path else cause.field
+    return UserInputError(message, field=path or None, source=source)
 
 
 def parse_config(data: object, *, source: str | None = None) -> RemediatorConfig:

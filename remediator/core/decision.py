@@ -13,7 +13,8 @@ I/O). The checks run in a fixed order and the first that fails names the reason:
 
 Tag rules run before the storage lookup so that a cluster nobody asked to protect is reported as
 ``not-included``, not as a storage gap. Readiness blockers are reported for every cluster, selected or not;
-they never change ``selected`` (the reconciler decides whether to wait or give up).
+they never change ``selected``; what each one means for a reconcile is the blocker's own policy
+(:mod:`remediator.core.blockers`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from remediator.core.blockers import Blocker
 from remediator.core.config import RemediatorConfig
 from remediator.core.ids import ResourceId
 from remediator.core.rules import match_selection
@@ -41,23 +43,6 @@ class Reason(StrEnum):
     NOT_INCLUDED = "not-included"
     EXCLUDED_BY_TAG = "excluded-by-tag"
     SELECTED = "selected"
-
-
-class Blocker(StrEnum):
-    """Something in the snapshot that stops (or will stop) the extension from installing."""
-
-    CLUSTER_NOT_SUCCEEDED = "cluster-not-succeeded"
-    """``provisioningState`` is not ``Succeeded`` (or is absent): ARM rejects or queues writes meanwhile."""
-    CLUSTER_STOPPED = "cluster-stopped"
-    """``powerState.code`` is ``Stopped``: no nodes to run the extension."""
-    NO_MANAGED_IDENTITY = "no-managed-identity"
-    """Service-principal cluster: cluster extensions need a managed identity."""
-    DISK_CSI_DRIVER_DISABLED = "disk-csi-driver-disabled"
-    """``storageProfile.diskCSIDriver.enabled`` is false: backup needs the Azure Disk CSI driver."""
-    SNAPSHOT_CONTROLLER_DISABLED = "snapshot-controller-disabled"
-    """``storageProfile.snapshotController.enabled`` is false: backup needs volume snapshots."""
-    NO_LINUX_AMD64_POOL = "no-linux-amd64-pool"
-    """No Linux x86-64 node pool: the extension runs on neither Windows nor Arm64 nodes."""
 
 
 def blockers_of(snapshot: ClusterSnapshot) -> tuple[Blocker, ...]:

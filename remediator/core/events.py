@@ -19,7 +19,6 @@ worth surfacing.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,8 +27,6 @@ from typing import Any
 from remediator.core.errors import UserInputError
 from remediator.core.ids import InvalidResourceIdError, ResourceId, parse_cluster_id, parse_resource_id
 
-logger = logging.getLogger(__name__)
-
 RESOURCE_WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 POLICY_STATE_CREATED = "Microsoft.PolicyInsights.PolicyStateCreated"
 POLICY_STATE_CHANGED = "Microsoft.PolicyInsights.PolicyStateChanged"
@@ -37,23 +34,6 @@ POLICY_STATE_DELETED = "Microsoft.PolicyInsights.PolicyStateDeleted"
 CLUSTER_WRITE_OPERATION = "Microsoft.ContainerService/managedClusters/write"
 TAGS_WRITE_OPERATION = "Microsoft.Resources/tags/write"
 _TAGS_SUFFIX = "/providers/microsoft.resources/tags/default"
-
-_DEFINITIONS = "/providers/Microsoft.Authorization/policyDefinitions/"
-POLICY_DEFINITION_IDS: Mapping[str, str] = {
-    "extension-installed-audit": _DEFINITIONS + "fda9cd0b-094c-4cd5-ac2a-5e06e5277c45",
-    "backup-enabled-audit": _DEFINITIONS + "0b0434ec-2bad-4229-965f-bb7ae5a71257",
-    "install-with-tag-dine": _DEFINITIONS + "bdff5235-9f40-4a32-893f-38a03d5d607c",
-    "install-without-tag-dine": _DEFINITIONS + "9a021087-bba6-42fd-b535-bba75297566b",
-}
-"""The four built-in AKS backup policy definitions (aks_backup_facts.md §1), by role: Policy 1 (extension
-installed, audit), Policy 2 (backup enabled, audit), Policy 3 (install with tag, DINE), Policy 4 (install
-without tag, DINE)."""
-_BUILT_IN_KEYS = frozenset(definition_id.lower() for definition_id in POLICY_DEFINITION_IDS.values())
-
-
-def is_backup_policy(definition_id: str | ResourceId) -> bool:
-    """Whether a policy definition id is one of the four built-in AKS backup policies (any casing)."""
-    return str(definition_id).strip().lower() in _BUILT_IN_KEYS
 
 
 class MalformedEventError(UserInputError):
@@ -103,11 +83,6 @@ class PolicyStateEvent:
     def targets_cluster(self) -> bool:
         """Whether the evaluated resource is a managed cluster."""
         return self.resource_id.is_type("Microsoft.ContainerService/managedClusters")
-
-    @property
-    def is_backup_policy(self) -> bool:
-        """Whether the policy is one of the four built-in AKS backup policies."""
-        return is_backup_policy(self.policy_definition_id)
 
     @property
     def non_compliant(self) -> bool:

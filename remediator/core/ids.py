@@ -10,13 +10,10 @@ later.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 
 from remediator.core.errors import UserInputError
-
-logger = logging.getLogger(__name__)
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")

@@ -22,13 +22,11 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from remediator.core.catalog import EXTENSION_TYPE, POLICY_1_DEFINITION, POLICY_2_DEFINITION
 from remediator.core.config import RemediatorConfig
 from remediator.core.errors import UserInputError
 
 logger = logging.getLogger(__name__)
-
-BACKUP_EXTENSION_TYPE = "microsoft.dataprotection.kubernetes"
-"""extensionType of the Azure Backup extension; matched case-insensitively, under any extension name."""
 
 MAX_SUBSCRIPTIONS_PER_QUERY = 299
 """Resource Graph guidance: group subscriptions, fewer than 300 per query."""
@@ -37,12 +35,6 @@ DEFAULT_SUBSCRIPTIONS_PER_QUERY = 250
 
 MAX_PAGE_ROWS = 1000
 """``$top`` ceiling of Resource Graph."""
-
-POLICY_1_DEFINITION = "fda9cd0b-094c-4cd5-ac2a-5e06e5277c45"
-"""Built-in "Azure Backup Extension should be installed in AKS clusters" (AuditIfNotExists)."""
-
-POLICY_2_DEFINITION = "0b0434ec-2bad-4229-965f-bb7ae5a71257"
-"""Built-in "Azure Backup should be enabled for AKS clusters" (AuditIfNotExists)."""
 
 INVENTORY_COLUMNS: tuple[str, ...] = (
     "id",
@@ -201,8 +193,10 @@ def build_inventory_query(
     exclude_subscriptions: Sequence[tuple[str, str]] = (),
     exclude_resource_groups: Sequence[tuple[ResourceGroupRef, str]] = (),
     include_tags: Sequence[IncludeTag] = (),
+    needs_work_only: bool = True,
 ) -> str:
-    """KQL: managed clusters in scope whose backup extension is missing or not Succeeded.
+    """KQL: managed clusters in scope whose backup extension is missing or not Succeeded (every in-scope
+    cluster with ``needs_work_only=False``, for the report).
 
     Every value comes paired with the config field it came from, for the error message.
 
@@ -214,6 +208,7 @@ def build_inventory_query(
     :keyword exclude_subscriptions: subscriptions never in scope.
     :keyword exclude_resource_groups: resource groups already covered by another request (no duplicate rows).
     :keyword include_tags: include rules; narrow rows to clusters that may match one.
+    :keyword needs_work_only: keep only clusters whose extension is missing or not Succeeded (the sweep).
     :raises UserInputError: a value could alter the query; ``field`` names it.
     """
     clauses: list[str] = []
@@ -257,12 +252,12 @@ def build_inventory_query(
         "    kubernetesconfigurationresources",
         "    | where type =~ 'microsoft.kubernetesconfiguration/extensions'",
         f"    | extend extensionType = {_either_casing('ExtensionType')}",
-        f"    | where extensionType =~ {kql_string(BACKUP_EXTENSION_TYPE)}",
+        f"    | where extensionType =~ {kql_string(EXTENSION_TYPE)}",
         "    | parse tolower(id) with clusterId '/providers/microsoft.kubernetesconfiguration/extensions/' *",
         "    | project clusterId, extensionName = name,",
         f"        extensionState = {_either_casing('ProvisioningState')}",
         "  ) on clusterId",
-        "| where extensionState !~ 'Succeeded'",
+        *(["| where extensionState !~ 'Succeeded'"] if needs_work_only else []),
         "| project " + ", ".join(INVENTORY_COLUMNS),
     ]
     return "\n".join(lines)
@@ -319,6 +314,7 @@ def plan_inventory(
     *,
     batch_size: int = DEFAULT_SUBSCRIPTIONS_PER_QUERY,
     prefilter_tags: bool = True,
+    needs_work_only: bool = True,
 ) -> InventoryPlan:
     """The Resource Graph requests that together return every in-scope cluster needing work, once.
 
@@ -328,6 +324,8 @@ def plan_inventory(
     * Listed management groups are queried in one management-group request that leaves out excluded
       subscriptions and everything the subscription requests already return.
 
+    :keyword needs_work_only: ``False`` returns every in-scope cluster (the report), not only those that
+        need work.
     :raises UserInputError: a config value could alter the query; ``field`` names it.
     """
     scope = config.scope
@@ -367,6 +365,7 @@ def plan_inventory(
             resource_groups=batch_groups,
             whole_subscriptions=batch_whole if batch_groups else (),
             include_tags=include_tags,
+            needs_work_only=needs_work_only,
         )
         requests.append(InventoryRequest(query=query, subscriptions=tuple(batch)))
 
@@ -385,6 +384,7 @@ def plan_inventory(
             exclude_subscriptions=exclude_pairs + already,
             exclude_resource_groups=[pair for pairs in partial.values() for pair in pairs],
             include_tags=include_tags,
+            needs_work_only=needs_work_only,
         )
         requests.append(InventoryRequest(query=query, management_groups=management_groups))
     else:

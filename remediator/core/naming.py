@@ -12,14 +12,10 @@ runs again).
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import uuid
 
-logger = logging.getLogger(__name__)
-
-CONTAINER_PREFIX = "azure-aks-backup-"
-"""The DINE's container prefix, kept so that operators recognise the container."""
+from remediator.core.catalog import CONTAINER_PREFIX
 
 CONTAINER_MAX_LEN = 63
 CONTAINER_HASH_LEN = 8

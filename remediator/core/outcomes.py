@@ -8,13 +8,10 @@ one shape, so its JSON form is stable and round-trips.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 
 class OutcomeKind(StrEnum):
@@ -30,14 +27,24 @@ class OutcomeKind(StrEnum):
     """The cluster is not selected by the config; nothing was written."""
 
 
-class ActionKind(StrEnum):
-    """A write the reconciler makes (or plans, in audit mode and dry runs)."""
+class WriteKind(StrEnum):
+    """A kind of write the reconciler makes (or plans, in audit mode and dry runs). Each kind has one pure
+    write type in :mod:`remediator.core.plan.writes` and one spec in ``service/reconcile/writes.py``."""
 
     CREATE_CONTAINER = "create-container"
     CREATE_EXTENSION = "create-extension"
     REINSTALL_EXTENSION = "reinstall-extension"
-    GRANT_STORAGE_ACCESS = "grant-storage-access"
+    ASSIGN_ROLE = "assign-role"
+    """One role assignment (principal, role, scope); the storage grant and, in protect mode, the vault's."""
     CREATE_REMEDIATION_TASK = "create-remediation-task"
+
+
+ActionKind = WriteKind
+"""The former name of :class:`WriteKind`, kept while parallel branches still import it (delete after
+the merge)."""
+
+_LEGACY_KINDS = {"grant-storage-access": WriteKind.ASSIGN_ROLE}
+"""Journal rows written before role assignments became one generic kind."""
 
 
 class ActionStatus(StrEnum):
@@ -62,19 +69,22 @@ class Action:
     """One write against Azure, planned or taken.
 
     :param kind: what kind of write.
-    :param target: the ARM id (or id-like path) the write addresses.
+    :param target: the ARM id the write addresses.
     :param status: what happened.
     :param detail: one line of context (an error code, an operation state), may be empty.
+    :param link: the requirement (link of the chain) the write satisfies, e.g. ``extension-installed``.
     """
 
-    kind: ActionKind
+    kind: WriteKind
     target: str
     status: ActionStatus
     detail: str = ""
+    link: str = ""
 
     def to_json(self) -> dict[str, str]:
         return {
             "kind": self.kind.value,
+            "link": self.link,
             "target": self.target,
             "status": self.status.value,
             "detail": self.detail,
@@ -82,11 +92,13 @@ class Action:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Action:
+        kind = str(data["kind"])
         return cls(
-            kind=ActionKind(data["kind"]),
+            kind=_LEGACY_KINDS.get(kind) or WriteKind(kind),
             target=str(data["target"]),
             status=ActionStatus(data["status"]),
             detail=str(data.get("detail", "")),
+            link=str(data.get("link", "")),
         )
 
 
@@ -120,11 +132,6 @@ class Outcome:
     @classmethod
     def skipped(cls, reason: str) -> Outcome:
         return cls(OutcomeKind.SKIPPED, reason)
-
-    @property
-    def is_final(self) -> bool:
-        """Whether re-running the reconcile soon is pointless (everything except ``wait``)."""
-        return self.kind is not OutcomeKind.WAIT
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "why": self.why, "retryAfterSeconds": self.retry_after_s}
@@ -161,6 +168,7 @@ class ReconcileReport:
     :param extension_state: provisioningState of the backup extension observed, if any.
     :param started_at: ISO-8601 UTC time the reconcile started (set by the service).
     :param correlation_id: ties the report to the work item / event / request that caused it.
+    :param links: the chain's links and their states.
     """
 
     cluster_id: str
@@ -173,6 +181,9 @@ class ReconcileReport:
     extension_state: str | None = None
     started_at: str = ""
     correlation_id: str = ""
+    links: Sequence[Mapping[str, str]] = field(default_factory=tuple)
+    """Every link of the mode's chain with its state (``{"link", "state", "why"}``), when the chain was
+    evaluated (not for a skipped or gated cluster)."""
 
     @property
     def wrote(self) -> bool:
@@ -193,9 +204,9 @@ class ReconcileReport:
         if kind is OutcomeKind.GAVE_UP:
             return EventType.GAVE_UP
         sent = {a.kind for a in self.actions if a.status is ActionStatus.DONE}
-        if ActionKind.CREATE_REMEDIATION_TASK in sent:
+        if WriteKind.CREATE_REMEDIATION_TASK in sent:
             return EventType.REMEDIATION_TASK_CREATED
-        if sent & {ActionKind.CREATE_EXTENSION, ActionKind.REINSTALL_EXTENSION}:
+        if sent & {WriteKind.CREATE_EXTENSION, WriteKind.REINSTALL_EXTENSION}:
             return EventType.INSTALL_STARTED
         if kind is OutcomeKind.DONE and self.extension_state == "Succeeded" and sent:
             return EventType.INSTALLED
@@ -213,6 +224,7 @@ class ReconcileReport:
             "extensionState": self.extension_state,
             "startedAt": self.started_at,
             "correlationId": self.correlation_id,
+            "links": [dict(link) for link in self.links],
         }
 
     @classmethod
@@ -229,4 +241,9 @@ class ReconcileReport:
             extension_state=data.get("extensionState"),
             started_at=str(data.get("startedAt", "")),
             correlation_id=str(data.get("correlationId", "")),
+            links=tuple(
+                {str(k): str(v) for k, v in link.items()}
+                for link in data.get("links", ())
+                if isinstance(link, Mapping)
+            ),
         )

@@ -14,14 +14,11 @@ The rules mirror the built-in policies' tag conditions (case-insensitive ``in``)
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 from remediator.core.config import Selection, TagRule
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

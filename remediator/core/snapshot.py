@@ -26,7 +26,6 @@ Defaults for absent fields (documented in docs/rules.md):
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,8 +35,6 @@ from typing import Any, Literal
 from remediator.core.config import normalize_region
 from remediator.core.errors import UserInputError
 from remediator.core.ids import MANAGED_CLUSTER_TYPE, InvalidResourceIdError, ResourceId, parse_cluster_id
-
-logger = logging.getLogger(__name__)
 
 Arch = Literal["amd64", "arm64"]
 

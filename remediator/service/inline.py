@@ -11,14 +11,11 @@ and the caller hands over to the queue; a call whose budget ran out is cancelled
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

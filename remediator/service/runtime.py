@@ -1,34 +1,40 @@
-"""One object that wires the product from app settings: settings -> config -> clients -> gateways ->
-journal -> queue -> publisher -> reconciler (and the sweeper and handler context built on them).
+"""The one composition root: wires the product from app settings: settings -> config -> credential ->
+clients -> gateways -> journal, claims -> queue -> publisher -> reconciler (and the sweeper and the handler
+context built on them).
 
 The Functions app, the CLI and the local runner all need the same graph of objects, built the same way, and
 built lazily (a Function worker indexing the app must not touch the network; an HTTP ``explain`` call does
 not need a queue). Every part is built on first use, once per process, under a lock: Function invocations
-run on several threads.
+run on several threads. One credential per process is shared by every SDK client and every storage client
+(queue, tables). Nothing else in the product builds adapters; the triggers see only the ports
+(:mod:`remediator.service.ports`).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from remediator.adapters.arm import ArmGateway
+from remediator.adapters.claims import WriteClaims
 from remediator.adapters.clients import AzureClients, ClientOptions
+from remediator.adapters.credentials import credential_from_settings
+from remediator.adapters.graph import ResourceGraphInventory
 from remediator.adapters.journal import Journal
 from remediator.adapters.management_groups import ManagementGroupResolver
 from remediator.adapters.policy import PolicyGateway
+from remediator.adapters.policy_order import PolicyStateOrder
 from remediator.adapters.publisher import OutcomePublisher
 from remediator.adapters.work_queue import WorkQueue
 from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
 from remediator.core.errors import UserInputError
 from remediator.core.outcomes import ReconcileReport
 from remediator.core.pacing import WritePacer
-from remediator.core.settings import Settings
-from remediator.service.reconciler import Reconciler
-
-logger = logging.getLogger(__name__)
+from remediator.core.settings import CredentialKind, Settings
+from remediator.service.ports import HandlerContext, HealthCheck
+from remediator.service.reconcile import Reconciler
+from remediator.service.sweep import Sweeper
 
 T = TypeVar("T")
 
@@ -125,11 +131,23 @@ class Runtime:
         return self._config
 
     @property
+    def credential(self) -> Any:
+        """The process's one credential (managed identity in Azure, the emulator's test token locally), shared
+        by every SDK client and every identity-based storage client; built on first use."""
+        return self._part("credential", lambda: self._credential or credential_from_settings(self.settings))
+
+    def _storage_credential(self) -> Any:
+        """The credential for storage clients: none with a connection string (Azurite, local runs)."""
+        if self.settings.storage_connection_string:
+            return None
+        return None if self.settings.credential is CredentialKind.EMULATOR else self.credential
+
+    @property
     def clients(self) -> AzureClients:
         return self._part(
             "clients",
             lambda: AzureClients.from_settings(
-                self.settings, options=self._client_options, credential=self._credential
+                self.settings, options=self._client_options, credential=self.credential
             ),
         )
 
@@ -146,16 +164,38 @@ class Runtime:
         """The journal, or ``None`` when no storage is configured (CLI use against Azure without storage)."""
         return self._part(
             "journal",
-            lambda: Journal.from_settings(self.settings) if self.settings.storage_configured() else None,
+            lambda: (
+                Journal.from_settings(self.settings, credential=self._storage_credential())
+                if self.settings.storage_configured()
+                else None
+            ),
         )
 
     @property
+    def claims(self) -> WriteClaims | None:
+        """Durable write claims in the journal table (``None`` without storage, like the journal)."""
+
+        def build() -> WriteClaims | None:
+            journal = self.journal
+            return None if journal is None else WriteClaims(journal.table, ensure_table=journal.ensure_table)
+
+        return self._part("claims", build)
+
+    @property
     def work_queue(self) -> WorkQueue:
-        return self._part("work_queue", lambda: WorkQueue.from_settings(self.settings))
+        return self._part(
+            "work_queue",
+            lambda: WorkQueue.from_settings(self.settings, credential=self._storage_credential()),
+        )
 
     @property
     def poison_queue(self) -> WorkQueue:
-        return self._part("poison_queue", lambda: WorkQueue.from_settings(self.settings, poison=True))
+        return self._part(
+            "poison_queue",
+            lambda: WorkQueue.from_settings(
+                self.settings, credential=self._storage_credential(), poison=True
+            ),
+        )
 
     @property
     def publisher(self) -> OutcomePublisher:
@@ -176,6 +216,7 @@ class Runtime:
                 self.journal,
                 self.publisher,
                 policy=self.policy,
+                claims=self.claims,
                 management_groups_of=self.management_groups_of,
                 pacer=self.pacer,
             ),
@@ -190,8 +231,6 @@ class Runtime:
             return None
 
         def build() -> ManagementGroupResolver:
-            from remediator.adapters.graph import ResourceGraphInventory
-
             graph = ResourceGraphInventory(
                 self.clients.resource_graph(),
                 quota=self.inventory.quota,  # one quota gate per principal
@@ -203,12 +242,10 @@ class Runtime:
         return self._part("management_groups_of", build)
 
     @property
-    def policy_order(self) -> Any:
-        """Durable policy-state ordering in the journal table (``PolicyStateOrder``)."""
+    def policy_order(self) -> PolicyStateOrder:
+        """Durable policy-state ordering in the journal table."""
 
-        def build() -> Any:
-            from remediator.adapters.policy_order import PolicyStateOrder
-
+        def build() -> PolicyStateOrder:
             journal = self.journal
             if journal is None:
                 raise UserInputError(
@@ -220,20 +257,12 @@ class Runtime:
         return self._part("policy_order", build)
 
     @property
-    def inventory(self) -> Any:
-        """Resource Graph inventory (``remediator.adapters.graph.ResourceGraphInventory``)."""
+    def inventory(self) -> ResourceGraphInventory:
+        """Resource Graph inventory."""
+        return self._part("inventory", lambda: ResourceGraphInventory(self.clients.resource_graph()))
 
-        def build() -> Any:
-            from remediator.adapters.graph import ResourceGraphInventory
-
-            return ResourceGraphInventory(self.clients.resource_graph())
-
-        return self._part("inventory", build)
-
-    def make_sweeper(self, config: RemediatorConfig) -> Any:
+    def make_sweeper(self, config: RemediatorConfig) -> Sweeper:
         """A sweeper for ``config`` over this runtime's inventory, queue and recorders."""
-        from remediator.service.sweep import Sweeper
-
         return Sweeper(
             config=config,
             inventory=self.inventory,
@@ -255,14 +284,12 @@ class Runtime:
         return self._part("sweep_pacer", WritePacer)
 
     @property
-    def sweeper(self) -> Any:
+    def sweeper(self) -> Sweeper:
         """The timer sweep (``remediator.service.sweep.Sweeper``) for the configured scope."""
         return self._part("sweeper", lambda: self.make_sweeper(self.config))
 
-    def handler_context(self) -> Any:
-        """The ``HandlerContext`` the Functions handlers use."""
-        from remediator.service.app_context import HandlerContext, HealthCheck
-
+    def handler_context(self) -> HandlerContext:
+        """The ``HandlerContext`` the triggers use (config, journal and queue probes for ``/api/health``)."""
         checks: list[HealthCheck] = [HealthCheck("config", lambda: self.config)]
         if self.settings.storage_configured():
             checks.append(HealthCheck("journal", self._probe_journal))
@@ -294,6 +321,20 @@ class Runtime:
             clients.close()
 
 
-def handler_context(environ: Mapping[str, str]) -> Any:
-    """``build_handler_context``'s implementation: a :class:`Runtime` from the environment, as a context."""
-    return Runtime.from_env(environ).handler_context()
+def build_handler_context(environ: Mapping[str, str]) -> HandlerContext:
+    """Wire the real adapters from app settings (the Functions app calls this once per worker process), plus
+    the ARM reachability probe ``GET /api/health`` reports.
+
+    :raises UserInputError: a setting or the config is invalid; the field is named.
+    """
+    runtime = Runtime.from_env(environ)
+    ctx = runtime.handler_context()
+
+    def probe_arm() -> None:
+        scope = runtime.config.scope
+        refs = [*scope.subscriptions, *scope.resource_groups]
+        for ref in refs[:1]:
+            runtime.gateway.list_clusters(str(ref.subscription_id))
+
+    ctx.health_checks = (*ctx.health_checks, HealthCheck("arm", probe_arm))
+    return ctx

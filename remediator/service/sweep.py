@@ -21,60 +21,24 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from remediator.adapters.graph import InventoryRow, InventoryStats
+from remediator.core.blockers import BlockerKind
 from remediator.core.config import RemediatorConfig
-from remediator.core.decision import Blocker, Reason, decide
+from remediator.core.decision import Reason, decide
 from remediator.core.errors import UserInputError
 from remediator.core.ids import ResourceId
 from remediator.core.inventory_query import InventoryPlan, build_policy_summary_query, plan_inventory
 from remediator.core.pacing import WritePacer
 from remediator.core.snapshot import ClusterSnapshot
+from remediator.service.ports import EnqueuesWork, RecordsSweeps, StreamsInventory
 
 logger = logging.getLogger(__name__)
-
-HUMAN_BLOCKERS: frozenset[Blocker] = frozenset(
-    {
-        Blocker.NO_MANAGED_IDENTITY,
-        Blocker.DISK_CSI_DRIVER_DISABLED,
-        Blocker.SNAPSHOT_CONTROLLER_DISABLED,
-        Blocker.NO_LINUX_AMD64_POOL,
-    }
-)
-"""Blockers only a human can lift: the reconciler would give up, so the sweep does not enqueue the cluster."""
-
-DEFERRED_BLOCKERS: frozenset[Blocker] = frozenset({Blocker.CLUSTER_STOPPED})
-"""Blockers that may last for days (a stopped cluster): the next sweep looks again instead of a work item
-waiting through all its attempts. A cluster that is still provisioning is enqueued (the reconciler waits)."""
-
-
-class StreamsInventory(Protocol):
-    """Streams inventory rows for a plan (``remediator.adapters.graph.ResourceGraphInventory``)."""
-
-    def iter_rows(
-        self, plan: InventoryPlan, *, stats: InventoryStats | None = None
-    ) -> Iterator[InventoryRow]: ...
-
-    def policy_summary(self, plan: InventoryPlan, query: str, *, stats: InventoryStats) -> dict[str, int]: ...
-
-
-class EnqueuesWork(Protocol):
-    """Durable work items with a visibility delay (the work queue)."""
-
-    def enqueue_work(
-        self, cluster_id: str, *, attempt: int, source: str, reason: str, correlation_id: str, delay_s: float
-    ) -> None: ...
-
-
-class RecordsSweeps(Protocol):
-    """Where the sweep summary goes: the journal and/or the outcome publisher."""
-
-    def record_sweep(self, summary: Mapping[str, Any]) -> None: ...
 
 
 @dataclass
@@ -144,7 +108,7 @@ class SweepSummary:
 
 @dataclass(frozen=True)
 class _Work:
-    cluster_id: str
+    cluster_id: ResourceId
     delay_s: float
     reason: str
 
@@ -273,19 +237,21 @@ class Sweeper:
         summary.by_extension_state[extension_state] += 1
         if decision.reason is not Reason.SELECTED:
             return None
-        held = [b for b in decision.blockers if b in HUMAN_BLOCKERS]
+        # the blockers' own policy (core.blockers): a human one would make the reconcile give up, a
+        # long-lived one (stopped) would wait through every attempt; both are left to the next sweep
+        held = [b for b in decision.blockers if b.kind is BlockerKind.HUMAN]
         if held:
             summary.blocked += 1
             summary.by_blocker.update(b.value for b in held)
             return None
-        later = [b for b in decision.blockers if b in DEFERRED_BLOCKERS]
+        later = [b for b in decision.blockers if b.kind is BlockerKind.LONG_LIVED]
         if later:
             summary.deferred += 1
             summary.by_blocker.update(b.value for b in later)
             return None
         delay = self._reserve_writes(snapshot, decision.storage_account_id)
         summary.max_delay_s = max(summary.max_delay_s, delay)
-        return _Work(cluster_id=str(snapshot.id), delay_s=delay, reason=f"sweep:extension-{extension_state}")
+        return _Work(cluster_id=snapshot.id, delay_s=delay, reason=f"sweep:extension-{extension_state}")
 
     def _reserve_writes(self, snapshot: ClusterSnapshot, storage_account_id: ResourceId | None) -> float:
         """Reserve the ARM writes this cluster will cost; the longest wait becomes the visibility delay."""

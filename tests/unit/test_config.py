@@ -309,7 +309,7 @@ def test_missing_file(tmp_path: Path) -> None:
 )
 def test_shipped_examples_are_valid(name: str) -> None:
     config = load_config(ROOT / "examples" / name)
-    assert config.storage
+    assert config.targets and all(t.storage_account for t in config.targets.values())
 
 
 def test_policy_equivalents_have_one_region_subscription_and_account() -> None:
@@ -317,7 +317,7 @@ def test_policy_equivalents_have_one_region_subscription_and_account() -> None:
         config = load_config(ROOT / "examples" / name)
         assert len(config.scope.subscriptions) == 1
         assert config.scope.regions == ("eastus",)
-        assert len(config.storage) == 1
+        assert len(config.targets) == 1
     assert load_config(ROOT / "examples" / "policy4-exclude-tag.yaml").selection.include is None
 
 
@@ -357,7 +357,7 @@ NULL_FIELDS: list[tuple[str, str, str]] = [
     ("scope.excludeSubscriptions", "scope.excludeSubscriptions", "exclude no subscription"),
     ("scope.resourceGroups", "scope.resourceGroups", "remove the key"),
     ("scope", "scope", "required"),
-    ("storage", "storage", "required"),
+    ("storage", "storage", "remove the key and use regionTargets"),
     ("selection.include.0.tag", "selection.include[0].tag", "required"),
     ("extension", "extension", "remove the key"),
     ("extension.configurationSettings", "extension.configurationSettings", "remove the key"),
@@ -441,6 +441,8 @@ def test_json_schema_carries_tag_limits_and_min_items() -> None:
     regions = defs["Scope"]["properties"]["regions"]
     assert regions["type"] == "array" and regions["minItems"] == 1
     assert schema["properties"]["storage"]["minProperties"] == 1
+    assert schema["properties"]["regionTargets"]["minProperties"] == 1
+    assert {tuple(branch["required"]) for branch in schema["oneOf"]} == {("storage",), ("regionTargets",)}
     assert {tuple(branch["required"]) for branch in defs["Scope"]["anyOf"]} == {
         ("managementGroups",),
         ("subscriptions",),
@@ -507,3 +509,54 @@ def test_one_bad_item_is_one_error(mutate: Mutation, field: str) -> None:
         parse_config(data)
     assert info.value.field == field
     assert "more error" not in info.value.message
+
+
+# --------------------------------------------------------------------------------------------- region targets
+
+
+def test_region_targets_and_the_storage_shorthand_mean_the_same():
+    long_form = parse_config(
+        {"scope": {"subscriptions": [SUB]}, "regionTargets": {"East US": {"storageAccount": SA}}}
+    )
+    shorthand = parse_config({"scope": {"subscriptions": [SUB]}, "storage": {"eastus": SA}})
+    assert long_form.targets == shorthand.targets
+    assert (
+        long_form.storage_for("eastus")
+        == shorthand.storage_for("East US")
+        == long_form.targets_for("eastus").storage_account
+    )
+    assert long_form.storage is None and long_form.storage_for("westus") is None
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        (
+            {"storage": {"eastus": SA}, "regionTargets": {"eastus": {"storageAccount": SA}}},
+            "storage",
+            "not both",
+        ),
+        ({}, "regionTargets", "required"),
+        ({"regionTargets": {}}, "regionTargets", "empty"),
+        ({"regionTargets": {"eastus": {}}}, "regionTargets.eastus.storageAccount", "required"),
+        (
+            {"regionTargets": {"eastus": {"storageAccount": SA, "storage": SA}}},
+            "regionTargets.eastus.storage",
+            "unknown field",
+        ),
+        (
+            {"regionTargets": {"East US": {"storageAccount": SA}, "eastus": {"storageAccount": SA}}},
+            "regionTargets",
+            "same region",
+        ),
+        (
+            {"regionTargets": {"eastus": {"storageAccount": "/subscriptions/x"}}},
+            "regionTargets.eastus.storageAccount",
+            "GUID",
+        ),
+    ],
+)
+def test_region_targets_errors_name_the_field(data, field, message):
+    with pytest.raises(UserInputError) as info:
+        parse_config({"scope": {"subscriptions": [SUB]}, **data})
+    assert info.value.field == field and message in info.value.message, info.value

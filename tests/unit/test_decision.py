@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from remediator.core.blockers import Blocker
 from remediator.core.config import RemediatorConfig, load_config, parse_config
-from remediator.core.decision import Blocker, Reason, blockers_of, decide
+from remediator.core.decision import Reason, blockers_of, decide
 from remediator.core.snapshot import ClusterSnapshot
 from tests.unit.official_examples import official_cluster_bodies
 

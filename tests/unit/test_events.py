@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 
+from remediator.core.catalog import DEFAULT_POLICY_DEFINITIONS, POLICY_DEFINITION_IDS
 from remediator.core.errors import UserInputError
 from remediator.core.events import (
-    POLICY_DEFINITION_IDS,
     ClusterWriteEvent,
     IgnoredEvent,
     MalformedEventError,
     PolicyStateEvent,
-    is_backup_policy,
     parse_cluster_write,
     parse_policy_state,
     parse_time,
@@ -156,7 +155,7 @@ def test_official_policy_samples(azure_examples: Path, name: str) -> None:
     assert result.targets_cluster
     assert result.compliance_state == "NonCompliant" and result.non_compliant
     assert result.policy_assignment_id.name == "aks-backup"
-    assert result.is_backup_policy
+    assert result.policy_definition_id.key in DEFAULT_POLICY_DEFINITIONS  # Policy 3: acted on
     assert result.timestamp == datetime(2021, 3, 27, 18, 37, 42, 449695, tzinfo=UTC)
     assert result.event_id == "5829794FCB5075FCF585476619577B5A5A30E52C84842CBD4E2AD73996714C4C"
 
@@ -168,13 +167,13 @@ def test_policy_state_deleted_is_ignored(azure_examples: Path) -> None:
 
 
 def test_backup_policy_ids() -> None:
+    """The policies acted on by default: Policy 1, 3 and 4 (Policy 2 is about backup instances)."""
     assert len(POLICY_DEFINITION_IDS) == 4
-    for definition in POLICY_DEFINITION_IDS.values():
-        assert is_backup_policy(definition.upper())
-    assert not is_backup_policy("/providers/Microsoft.Authorization/policyDefinitions/some-other")
-    assert not is_backup_policy(
-        f"/subscriptions/{SUB}/providers/Microsoft.Authorization/policyDefinitions/bdff5235"
-    )
+    acted_on = {POLICY_DEFINITION_IDS[role].lower() for role in POLICY_DEFINITION_IDS} - {
+        POLICY_DEFINITION_IDS["backup-enabled-audit"].lower()
+    }
+    assert acted_on == DEFAULT_POLICY_DEFINITIONS
+    assert "/providers/microsoft.authorization/policydefinitions/some-other" not in DEFAULT_POLICY_DEFINITIONS
 
 
 @pytest.mark.parametrize(

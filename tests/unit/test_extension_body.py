@@ -2,12 +2,9 @@
 
 import pytest
 
-from remediator.core.extension_body import (
-    DEFAULT_EXTENSION_NAME,
-    EXTENSION_TYPE,
-    StorageTarget,
-    backup_extension_body,
-)
+from remediator.core.catalog import DEFAULT_EXTENSION_NAME, EXTENSION_TYPE
+from remediator.core.extension_body import backup_extension_body
+from remediator.core.ids import parse_resource_id, parse_storage_account_id
 from remediator.core.naming import backup_container_name
 from tests.unit.dine_template import dine_rendered_extension
 
@@ -38,7 +35,7 @@ def test_body_equals_the_dine_template(policy_file):
     )
     container = backup_container_name(cluster_name, cluster_id)
     ours = backup_extension_body(
-        storage_account=StorageTarget.from_id(SA_ID),
+        storage_account=parse_storage_account_id(SA_ID),
         container=container,
         tenant_id=TENANT,
         blob_endpoint=BLOB,
@@ -64,7 +61,7 @@ def test_body_equals_the_dine_template(policy_file):
 
 
 def test_extra_settings_are_added_but_cannot_override_dine_keys():
-    target = StorageTarget.from_id(SA_ID)
+    target = parse_storage_account_id(SA_ID)
     body = backup_extension_body(
         storage_account=target,
         container="c-1",
@@ -86,12 +83,13 @@ def test_extra_settings_are_added_but_cannot_override_dine_keys():
 @pytest.mark.parametrize(
     "bad",
     [
-        "",
-        "/subscriptions/s/resourceGroups/rg",
-        SA_ID + "/extra",
+        "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg",
+        SA_ID + "/blobServices/default",
         SA_ID.replace("Microsoft.Storage", "Microsoft.Compute"),
     ],
 )
-def test_storage_target_rejects_other_ids(bad):
-    with pytest.raises(ValueError):
-        StorageTarget.from_id(bad)
+def test_the_body_refuses_an_id_that_is_not_a_storage_account(bad):
+    with pytest.raises(ValueError, match="not a storage account id"):
+        backup_extension_body(
+            storage_account=parse_resource_id(bad), container="c-1", tenant_id=TENANT, blob_endpoint=BLOB
+        )

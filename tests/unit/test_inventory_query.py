@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from remediator.core.catalog import EXTENSION_TYPE
 from remediator.core.config import RemediatorConfig, parse_config
 from remediator.core.errors import UserInputError
 from remediator.core.inventory_query import (
-    BACKUP_EXTENSION_TYPE,
     build_inventory_query,
     build_policy_summary_query,
     kql_string,
@@ -50,7 +50,7 @@ def test_subscriptions_go_in_the_body_not_the_text() -> None:
     assert request.management_groups == ()
     assert sub(1) not in request.query
     assert "join kind=leftouter" in request.query
-    assert kql_string(BACKUP_EXTENSION_TYPE) in request.query
+    assert kql_string(EXTENSION_TYPE) in request.query
     assert "| where extensionState !~ 'Succeeded'" in request.query
     assert request.query.splitlines()[-1].startswith("| project id,")
 

@@ -4,12 +4,12 @@ import pytest
 
 from remediator.core.outcomes import (
     Action,
-    ActionKind,
     ActionStatus,
     EventType,
     Outcome,
     OutcomeKind,
     ReconcileReport,
+    WriteKind,
 )
 
 CID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks"
@@ -23,7 +23,7 @@ def report(outcome, *actions, **kw):
 
 def test_constructors():
     assert Outcome.wait(5, "x") == Outcome(OutcomeKind.WAIT, "x", 5.0)
-    assert Outcome.done("d").is_final and not Outcome.wait(1, "w").is_final
+    assert Outcome.done("d").kind is OutcomeKind.DONE and Outcome.done("d").retry_after_s is None
     with pytest.raises(ValueError):
         Outcome.wait(-1, "no")
 
@@ -31,8 +31,8 @@ def test_constructors():
 def test_report_json_round_trip():
     r = report(
         Outcome.wait(30, "install started"),
-        Action(ActionKind.CREATE_CONTAINER, "/c", ActionStatus.DONE),
-        Action(ActionKind.CREATE_EXTENSION, "/e", ActionStatus.DONE, "201"),
+        Action(WriteKind.CREATE_CONTAINER, "/c", ActionStatus.DONE),
+        Action(WriteKind.CREATE_EXTENSION, "/e", ActionStatus.DONE, "201"),
         attempt=3,
         extension_state=None,
         correlation_id="abc",
@@ -48,34 +48,34 @@ def test_report_json_round_trip():
         (Outcome.gave_up("no-managed-identity"), (), None, EventType.GAVE_UP),
         (
             Outcome.wait(30, "started"),
-            ((ActionKind.CREATE_EXTENSION, ActionStatus.DONE),),
+            ((WriteKind.CREATE_EXTENSION, ActionStatus.DONE),),
             None,
             EventType.INSTALL_STARTED,
         ),
         (
             Outcome.wait(30, "again"),
-            ((ActionKind.REINSTALL_EXTENSION, ActionStatus.DONE),),
+            ((WriteKind.REINSTALL_EXTENSION, ActionStatus.DONE),),
             "Failed",
             EventType.INSTALL_STARTED,
         ),
         (
             Outcome.wait(60, "task"),
-            ((ActionKind.CREATE_REMEDIATION_TASK, ActionStatus.DONE),),
+            ((WriteKind.CREATE_REMEDIATION_TASK, ActionStatus.DONE),),
             None,
             EventType.REMEDIATION_TASK_CREATED,
         ),
         (
             Outcome.done("ok"),
-            ((ActionKind.GRANT_STORAGE_ACCESS, ActionStatus.DONE),),
+            ((WriteKind.ASSIGN_ROLE, ActionStatus.DONE),),
             "Succeeded",
             EventType.INSTALLED,
         ),
-        (Outcome.done("ok"), ((ActionKind.GRANT_STORAGE_ACCESS, ActionStatus.EXISTS),), "Succeeded", None),
+        (Outcome.done("ok"), ((WriteKind.ASSIGN_ROLE, ActionStatus.EXISTS),), "Succeeded", None),
         (Outcome.done("ok"), (), "Succeeded", None),
         (Outcome.wait(30, "creating"), (), "Creating", None),
         (
             Outcome.wait(30, "claimed"),
-            ((ActionKind.CREATE_EXTENSION, ActionStatus.CLAIMED_ELSEWHERE),),
+            ((WriteKind.CREATE_EXTENSION, ActionStatus.CLAIMED_ELSEWHERE),),
             None,
             None,
         ),
@@ -87,7 +87,7 @@ def test_event_type(outcome, actions, state, expected):
 
 
 def test_dry_run_and_audit_publish_nothing():
-    planned = Action(ActionKind.CREATE_EXTENSION, "/e", ActionStatus.PLANNED)
+    planned = Action(WriteKind.CREATE_EXTENSION, "/e", ActionStatus.PLANNED)
     assert report(Outcome.skipped("x"), dry_run=True).event_type() is None
     assert report(Outcome.gave_up("x"), mode="audit").event_type() is None
     assert not report(Outcome.wait(1, "x"), planned).wrote

@@ -16,6 +16,7 @@ import pytest
 
 from remediator.adapters.graph import InventoryRow, InventoryStats
 from remediator.core.config import load_config
+from remediator.core.ids import ResourceId
 from remediator.core.inventory_query import InventoryPlan
 from remediator.core.pacing import WritePacer
 from remediator.service.sweep import Sweeper
@@ -49,13 +50,21 @@ class MemoryQueue:
         self.lock = threading.Lock()
 
     def enqueue_work(
-        self, cluster_id: str, *, attempt: int, source: str, reason: str, correlation_id: str, delay_s: float
+        self,
+        cluster_id: ResourceId,
+        *,
+        attempt: int,
+        source: str,
+        reason: str,
+        correlation_id: str,
+        delay_s: float,
     ) -> None:
-        if self.fail_on and self.fail_on in cluster_id:
+        assert isinstance(cluster_id, ResourceId), "the port takes a parsed id"
+        if self.fail_on and self.fail_on in cluster_id.canonical:
             raise OSError("queue down")
         with self.lock:
             self.items.append(
-                {"clusterId": cluster_id, "source": source, "delay": delay_s, "cid": correlation_id}
+                {"clusterId": cluster_id.canonical, "source": source, "delay": delay_s, "cid": correlation_id}
             )
 
 

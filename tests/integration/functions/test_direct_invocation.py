@@ -25,13 +25,14 @@ import function_app
 from remediator.adapters.graph import InventoryRow
 from remediator.core.config import RemediatorConfig, parse_config
 from remediator.core.errors import UserInputError
-from remediator.core.outcomes import Action, ActionKind, ActionStatus, Outcome, ReconcileReport
+from remediator.core.ids import ResourceId
+from remediator.core.outcomes import Action, ActionStatus, Outcome, ReconcileReport, WriteKind
 from remediator.core.settings import Settings
 from remediator.service import inline
-from remediator.service.app_context import HandlerContext, HealthCheck
-from remediator.service.handlers import SweepIncompleteError
 from remediator.service.inline import InlinePool
+from remediator.service.ports import HandlerContext, HealthCheck
 from remediator.service.sweep import Sweeper
+from remediator.service.triggers.timer import SweepIncompleteError
 
 SUB = "3f2b8c1e-6d4a-4f7b-9c2e-8a1d5e7f0b24"
 OTHER_SUB = "9a7e4d21-0c3b-4e8f-a6d5-2b1c9f8e7d60"
@@ -66,13 +67,14 @@ class ScriptedReconciler:
 
     def reconcile(
         self,
-        cluster_id: str,
+        cluster_id: ResourceId,
         *,
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
     ) -> ReconcileReport:
-        self.calls.append((cluster_id, dry_run, attempt))
+        assert isinstance(cluster_id, ResourceId), "the port takes a parsed id"
+        self.calls.append((cluster_id.canonical, dry_run, attempt))
         self.correlations.append(correlation_id)
         if self.delay_s:
             time.sleep(self.delay_s)
@@ -84,10 +86,15 @@ class ScriptedReconciler:
             raise self.error
         status = ActionStatus.PLANNED if dry_run else ActionStatus.DONE
         return ReconcileReport(
-            cluster_id=cluster_id,
-            decision={"clusterId": cluster_id, "selected": True, "reason": "selected", "blockers": ["x"]},
+            cluster_id=cluster_id.canonical,
+            decision={
+                "clusterId": cluster_id.canonical,
+                "selected": True,
+                "reason": "selected",
+                "blockers": ["x"],
+            },
             outcome=self.outcome,
-            actions=(Action(ActionKind.CREATE_EXTENSION, cluster_id + "/ext", status),),
+            actions=(Action(WriteKind.CREATE_EXTENSION, cluster_id.canonical + "/ext", status),),
             dry_run=dry_run,
             attempt=attempt,
             extension_state="Creating",
@@ -105,7 +112,7 @@ class RecordingQueue:
 
     def enqueue_work(
         self,
-        cluster_id: str,
+        cluster_id: ResourceId,
         *,
         attempt: int,
         source: str,
@@ -117,7 +124,10 @@ class RecordingQueue:
         self.timeouts.append(timeout_s)
         if self.fail:
             raise ConnectionError("queue unreachable")
-        self.items.append({"clusterId": cluster_id, "attempt": attempt, "source": source, "delay": delay_s})
+        assert isinstance(cluster_id, ResourceId), "the port takes a parsed id"
+        self.items.append(
+            {"clusterId": cluster_id.canonical, "attempt": attempt, "source": source, "delay": delay_s}
+        )
         self.correlations.append(correlation_id)
         self.reasons.append(reason)
 

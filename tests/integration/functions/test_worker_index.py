@@ -196,6 +196,6 @@ def test_the_deployed_package_alone_loads(tmp_path: Path) -> None:
     assert rc == 0 and out["init_ok"], out.get("error")
     assert len(out["functions"]) == 9 and all(f["load_ok"] for f in out["functions"])
     loaded = out["loaded_from"]
-    assert "function_app" in loaded and "remediator.service.handlers" in loaded
+    assert "function_app" in loaded and "remediator.service.triggers.queue" in loaded
     outside = {name: path for name, path in loaded.items() if not path.startswith(str(app_dir))}
     assert outside == {}, "modules came from outside the deployed package"

@@ -1,19 +1,25 @@
 """The reads of one reconcile that do not depend on each other (extension list, storage account GET,
-container GET) go out together after the cluster GET, an error in any of them keeps its ARM mapping, and the
-re-read after the write claim is made where it is still needed (re-installs)."""
+container GET) go out together after the cluster GET, and so do the independent writes (container and
+extension PUT); an error in any read keeps its ARM mapping; the re-read after the write claim is made where
+it is still needed (re-installs), and a failed re-read releases the claim (issue 17 F1)."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from remediator.adapters.arm import ArmGateway
-from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
-from remediator.service.reconciler import Reconciler
+from remediator.core.ids import parse_cluster_id
+from remediator.core.naming import cluster_key
+from remediator.core.outcomes import ActionStatus, OutcomeKind, WriteKind
+from remediator.service.reconcile import Reconciler
 from tests.integration.reconciler.conftest import arm_writes, cluster_id
 
 pytestmark = pytest.mark.integration
 
 AKS_OK = cluster_id("aks-ok")
+EXTENSIONS_LIST = "*/managedClusters/aks-ok/providers/Microsoft.KubernetesConfiguration/extensions"
 READS = {"Extensions_List", "StorageAccounts_GetProperties", "BlobContainers_Get"}
 
 
@@ -22,12 +28,12 @@ def _interval(call: dict) -> tuple[float, float]:
     return end - float(call["durationMs"]) / 1000, end
 
 
-def test_independent_reads_overlap_and_the_install_takes_three_rounds(world, emulator):
+def test_independent_reads_and_writes_overlap_and_the_install_takes_two_rounds(world, emulator):
     emulator.admin.set_config(latencyMs=150, jitterMs=0)
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert [(a.kind, a.status) for a in report.actions] == [
-        (ActionKind.CREATE_CONTAINER, ActionStatus.DONE),
-        (ActionKind.CREATE_EXTENSION, ActionStatus.DONE),
+        (WriteKind.CREATE_CONTAINER, ActionStatus.DONE),
+        (WriteKind.CREATE_EXTENSION, ActionStatus.DONE),
     ]
     calls = [c for c in world.calls() if c["path"].lower().startswith("/subscriptions/")]
     ops = [c["operation"] for c in calls]
@@ -43,6 +49,9 @@ def test_independent_reads_overlap_and_the_install_takes_three_rounds(world, emu
     first_write = next(i for i, c in enumerate(calls) if c["method"] == "PUT")
     assert len(calls[:first_write]) == 4
     assert ops.count("Extensions_List") == 1
+    # the container PUT and the extension PUT were in flight together (neither waits for the other)
+    puts = [_interval(c) for c in calls if c["method"] == "PUT"]
+    assert len(puts) == 2 and max(start for start, _ in puts) < min(end for _, end in puts)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +79,7 @@ def test_an_error_in_one_concurrent_read_keeps_its_mapping_and_writes_nothing(
     emulator.admin.add_fault(
         method="GET", path=path, status=status, code=code, message=message, retryAfterS=60
     )
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert expect in report.outcome.why, report.outcome
     if status == 403:
         assert report.outcome.kind is OutcomeKind.GAVE_UP
@@ -101,7 +110,7 @@ def test_a_failed_container_read_is_ignored_when_no_install_needs_it(world, emul
         message="The client 'x' does not have authorization to perform action "
         "'Microsoft.Storage/storageAccounts/blobServices/containers/read' over scope 'y'.",
     )
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     container_gets = [
         c["status"]
         for c in world.calls()
@@ -144,9 +153,49 @@ def test_a_reinstall_still_rereads_after_claiming_and_a_stale_failed_read_writes
     emulator.admin.put_resources({"extensions": [_backup_extension(AKS_OK, "Failed")]})
     runtime = world.runtime
     gateway = _RaceAfterRead(runtime.clients, emulator, AKS_OK)
-    reconciler = Reconciler(gateway, runtime.config, runtime.settings, runtime.journal, None)
-    report = reconciler.reconcile(AKS_OK)
+    reconciler = Reconciler(
+        gateway, runtime.config, runtime.settings, runtime.journal, None, claims=runtime.claims
+    )
+    report = reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert gateway.lists == 2  # the observation, then the re-read after the claim
     assert report.outcome.kind is OutcomeKind.WAIT, report.outcome
     assert report.outcome.why.startswith("state changed while claiming"), report.outcome.why
     assert arm_writes(world, path_contains="/extensions/") == []
+
+
+def _claims_held(world, cid: str) -> list[str]:
+    """Unexpired claim rows of the cluster in the journal table (read straight from the table)."""
+    journal = world.runtime.journal
+    rows = journal.table.query_entities(
+        "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+        parameters={"pk": cluster_key(cid), "lo": "claim-", "hi": "claim."},
+    )
+    return [row["RowKey"] for row in rows if float(row["ExpiresAt"]) > time.time()]
+
+
+def test_a_throttled_reread_after_claiming_releases_the_claim(world, emulator, monkeypatch):
+    """Issue 17 F1: an ARM error from the re-read after claiming (a 429 whose Retry-After the SDK does not
+    sleep in-call) used to leave the claim held for its whole TTL, so every later reconcile waited."""
+    emulator.admin.put_resources({"extensions": [_backup_extension(AKS_OK, "Failed")]})
+    gateway = world.runtime.gateway
+    real = gateway.find_backup_extension
+    lists: list[int] = []
+
+    def find_then_throttle(cluster_id):
+        lists.append(1)
+        found = real(cluster_id)
+        if len(lists) == 1:  # the observation passes; the re-read after claiming gets a long 429
+            emulator.admin.add_fault(method="GET", path=EXTENSIONS_LIST, status=429, retryAfterS=60)
+        return found
+
+    monkeypatch.setattr(gateway, "find_backup_extension", find_then_throttle)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
+    assert len(lists) == 2, "the re-install re-reads after claiming"
+    assert report.outcome.kind is OutcomeKind.WAIT and "throttled" in report.outcome.why, report.outcome
+    assert "LIST extensions" in report.outcome.why  # the re-read, not a write
+    assert arm_writes(world) == []
+    assert _claims_held(world, AKS_OK) == []  # released: nothing was written
+    emulator.admin.clear_faults()
+    again = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))  # at once, not after the claim's TTL
+    assert (WriteKind.REINSTALL_EXTENSION, ActionStatus.DONE) in [(a.kind, a.status) for a in again.actions]
+    assert [c["method"] for c in arm_writes(world, path_contains="/extensions/")] == ["PUT"]

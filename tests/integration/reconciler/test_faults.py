@@ -8,8 +8,9 @@ import time
 import pytest
 
 from remediator.adapters.clients import ClientOptions
+from remediator.core.ids import parse_cluster_id
 from remediator.core.naming import backup_container_name
-from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
+from remediator.core.outcomes import ActionStatus, OutcomeKind, WriteKind
 from remediator.core.pacing import WritePacer
 from remediator.service.runtime import Runtime
 from tests.integration.reconciler.conftest import STORAGE_EASTUS, arm_writes, cluster_id, extensions_of
@@ -46,7 +47,7 @@ def test_short_retry_after_is_slept_by_the_sdk_within_the_call(world, emulator):
         method="PUT", path=EXT_PUT, status=429, code="TooManyRequests", retryAfterS=0.2, count=2
     )
     started = time.monotonic()
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert report.actions[-1].status is ActionStatus.DONE, report.outcome
     assert time.monotonic() - started >= 0.4
     statuses = [c["status"] for c in arm_writes(world, path_contains="/extensions/")]
@@ -58,31 +59,29 @@ def test_long_retry_after_becomes_a_wait_for_that_long_then_converges(world, emu
     runtime = world.with_pacer(WritePacer(clock=clock, sleep=clock.sleep))
     emulator.admin.add_fault(method="PUT", path=EXT_PUT, status=429, code="TooManyRequests", retryAfterS=37)
     started = time.monotonic()
-    report = runtime.reconciler.reconcile(AKS_OK)
+    report = runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     # not slept in-process: well under the 37 s Retry-After (a generous margin for a loaded CI machine)
     assert time.monotonic() - started < 20
     assert report.outcome.kind is OutcomeKind.WAIT and "throttled" in report.outcome.why
     assert report.outcome.retry_after_s == 37.0
     assert (
-        report.actions[-1].kind is ActionKind.CREATE_EXTENSION
+        report.actions[-1].kind is WriteKind.CREATE_EXTENSION
         and report.actions[-1].status is ActionStatus.FAILED
     )
     assert len(arm_writes(world, path_contains="/extensions/")) == 1
     emulator.admin.clear_faults()
     # the pacer heard the 429: within its Retry-After a reconcile sends nothing and releases the claim
     clock.now += 30
-    held = runtime.reconciler.reconcile(AKS_OK)
+    held = runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert held.outcome.kind is OutcomeKind.WAIT and held.outcome.why.startswith("pacing"), held.outcome
     assert held.outcome.retry_after_s == pytest.approx(7.1, abs=0.2)  # 37 s + one token at 10/s, 30 s gone
-    assert [(a.kind, a.status) for a in held.actions] == [
-        (ActionKind.CREATE_EXTENSION, ActionStatus.DEFERRED)
-    ]
+    assert [(a.kind, a.status) for a in held.actions] == [(WriteKind.CREATE_EXTENSION, ActionStatus.DEFERRED)]
     assert len(arm_writes(world, path_contains="/extensions/")) == 1
     # once the Retry-After has passed, the next reconcile installs at once (the claim was released)
     clock.now += 8
-    again = runtime.reconciler.reconcile(AKS_OK)
+    again = runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert again.outcome.kind is OutcomeKind.WAIT, again.outcome
-    assert [(a.kind, a.status) for a in again.actions] == [(ActionKind.CREATE_EXTENSION, ActionStatus.DONE)]
+    assert [(a.kind, a.status) for a in again.actions] == [(WriteKind.CREATE_EXTENSION, ActionStatus.DONE)]
     runtime.close()
 
 
@@ -108,17 +107,19 @@ def test_409_operation_not_allowed_waits(world, emulator):
         message="Another operation (Updating) is in progress, please wait for it to finish.",
         count=1,
     )
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert report.outcome.kind is OutcomeKind.WAIT and "OperationNotAllowed" in report.outcome.why
-    assert world.runtime.reconciler.reconcile(AKS_OK).actions[-1].status is ActionStatus.DONE
+    assert (
+        world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK)).actions[-1].status is ActionStatus.DONE
+    )
 
 
 def test_500s_beyond_sdk_retries_wait_with_backoff(world, emulator):
     emulator.admin.add_fault(
         method="GET", path="*/managedClusters/aks-ok", status=503, code="ServiceUnavailable"
     )
-    first = world.runtime.reconciler.reconcile(AKS_OK, attempt=0)
-    later = world.runtime.reconciler.reconcile(AKS_OK, attempt=3)
+    first = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK), attempt=0)
+    later = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK), attempt=3)
     assert first.outcome.kind is OutcomeKind.WAIT and "transient" in first.outcome.why
     assert later.outcome.retry_after_s > first.outcome.retry_after_s
     assert arm_writes(world) == []
@@ -126,7 +127,7 @@ def test_500s_beyond_sdk_retries_wait_with_backoff(world, emulator):
 
 def test_dropped_connections_are_retried_by_the_sdk(world, emulator):
     emulator.admin.add_fault(method="PUT", path=EXT_PUT, action="drop", count=2)
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert report.outcome.kind is OutcomeKind.WAIT
     assert report.actions[-1].status is ActionStatus.DONE
     assert len(extensions_of(world, AKS_OK)) == 1
@@ -134,7 +135,7 @@ def test_dropped_connections_are_retried_by_the_sdk(world, emulator):
 
 def test_dropped_connections_beyond_sdk_retries_wait(world, emulator):
     emulator.admin.add_fault(method="GET", path="*/managedClusters/aks-ok", action="drop")
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert report.outcome.kind is OutcomeKind.WAIT and "transient" in report.outcome.why
 
 
@@ -151,12 +152,14 @@ def test_403_gives_up_naming_the_missing_permission(world, emulator):
             " or the scope is invalid."
         ),
     )
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert report.outcome.kind is OutcomeKind.GAVE_UP
     assert "missing permission Microsoft.Authorization/roleAssignments/write" in report.outcome.why
 
 
-def test_role_assignment_exists_under_another_name_is_fine(world, emulator):
+def test_role_assignment_under_another_name_satisfies_the_grant(world, emulator):
+    """Issue 17 F2: a grant made under another name (the built-in DINE's, a person's) is seen, so nothing
+    is written (it used to be PUT every reconcile, answered 409, and held the claim for its TTL)."""
     principal = add_succeeded_extension(emulator, AKS_OK)
     role = (
         f"/subscriptions/{STORAGE_EASTUS.split('/')[2]}/providers/Microsoft.Authorization/roleDefinitions/"
@@ -180,10 +183,29 @@ def test_role_assignment_exists_under_another_name_is_fine(world, emulator):
             ]
         }
     )
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
+    assert report.outcome.kind is OutcomeKind.DONE, report.outcome
+    assert report.actions == ()
+    assert arm_writes(world, path_contains="/roleassignments/") == []
+    links = {link["link"]: link["state"] for link in report.links}
+    assert links["storage-access-granted"] == "satisfied"
+
+
+def test_role_assignment_exists_answer_means_present(world, emulator):
+    """A 409 RoleAssignmentExists (an equal grant the list did not show yet) counts as present."""
+    add_succeeded_extension(emulator, AKS_OK)
+    emulator.admin.add_fault(
+        method="PUT",
+        path="*/providers/Microsoft.Authorization/roleAssignments/*",
+        status=409,
+        code="RoleAssignmentExists",
+        message="The role assignment already exists.",
+    )
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert report.outcome.kind is OutcomeKind.DONE, report.outcome
     (grant,) = report.actions
-    assert grant.kind is ActionKind.GRANT_STORAGE_ACCESS and grant.status is ActionStatus.EXISTS
+    assert grant.kind is WriteKind.ASSIGN_ROLE and grant.status is ActionStatus.EXISTS
+    assert grant.link == "storage-access-granted"
     assert [c["status"] for c in arm_writes(world, path_contains="/roleassignments/")] == [409]
 
 
@@ -210,7 +232,7 @@ def test_fault_storm_converges_to_one_write_each_and_spares_unselected_clusters(
         for name, cid in ids.items():
             if name in final:
                 continue
-            report = world.runtime.reconciler.reconcile(cid)
+            report = world.runtime.reconciler.reconcile(parse_cluster_id(cid))
             outcomes_seen.add(report.outcome.why.split(":")[0])
             if report.outcome.kind is not OutcomeKind.WAIT:
                 final[name] = report.outcome.kind
@@ -247,7 +269,7 @@ def test_read_timeouts_become_a_wait(world, emulator):
     impatient = Runtime.from_env(world.env, client_options=ClientOptions(retry_total=1, read_timeout=0.3))
     try:
         started = time.monotonic()
-        report = impatient.reconciler.reconcile(AKS_OK)
+        report = impatient.reconciler.reconcile(parse_cluster_id(AKS_OK))
     finally:
         impatient.close()
     assert report.outcome.kind is OutcomeKind.WAIT and "transient" in report.outcome.why

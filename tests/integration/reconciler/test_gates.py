@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from remediator.core.ids import parse_cluster_id
 from remediator.core.outcomes import OutcomeKind
 from tests.fixtures.emulator import OTHER_SUB
 from tests.integration.reconciler.conftest import arm_writes, cluster_id
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 )
 def test_unselected_cluster_is_skipped_with_zero_writes(world, name, reason):
     cid = cluster_id(name, sub=OTHER_SUB) if name == "aks-other" else cluster_id(name)
-    report = world.runtime.reconciler.reconcile(cid)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(cid))
     assert report.outcome.kind is OutcomeKind.SKIPPED
     assert report.outcome.why == reason and report.decision is not None
     assert report.decision["selected"] is False and report.actions == ()
@@ -38,7 +39,7 @@ def test_unselected_cluster_is_skipped_with_zero_writes(world, name, reason):
     [("aks-stopped-b", "cluster-stopped"), ("aks-updating", "cluster-not-succeeded")],
 )
 def test_cluster_not_ready_waits(world, name, blocker):
-    report = world.runtime.reconciler.reconcile(cluster_id(name))
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(cluster_id(name)))
     assert report.outcome.kind is OutcomeKind.WAIT and blocker in report.outcome.why
     assert report.outcome.retry_after_s and report.outcome.retry_after_s > 0
     assert arm_writes(world) == []
@@ -55,7 +56,7 @@ def test_cluster_not_ready_waits(world, name, blocker):
     ],
 )
 def test_blockers_needing_a_human_give_up_naming_the_blocker(world, name, named):
-    report = world.runtime.reconciler.reconcile(cluster_id(name))
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(cluster_id(name)))
     assert report.outcome.kind is OutcomeKind.GAVE_UP and named in report.outcome.why
     assert arm_writes(world) == []
 
@@ -65,14 +66,14 @@ def test_blockers_needing_a_human_give_up_naming_the_blocker(world, name, named)
     [("aks-weu", "storage-account-wrong-region"), ("aks-cus", "storage-account-missing")],
 )
 def test_storage_problems_give_up_naming_the_account(world, name, named):
-    report = world.runtime.reconciler.reconcile(cluster_id(name))
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(cluster_id(name)))
     assert report.outcome.kind is OutcomeKind.GAVE_UP and named in report.outcome.why
     assert "/storageAccounts/" in report.outcome.why
     assert arm_writes(world) == []
 
 
 def test_deleted_cluster_is_done(world):
-    report = world.runtime.reconciler.reconcile(cluster_id("aks-never-existed"))
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(cluster_id("aks-never-existed")))
     assert report.outcome.kind is OutcomeKind.DONE and "not found" in report.outcome.why
     assert report.decision is None and arm_writes(world) == []
 
@@ -83,7 +84,7 @@ def test_missing_provider_registration_gives_up_and_never_registers(world, emula
     runtime = world.with_config(scope={"subscriptions": [OTHER_SUB]})
     emulator.admin.clear_calls()
     try:
-        report = runtime.reconciler.reconcile(cid)
+        report = runtime.reconciler.reconcile(parse_cluster_id(cid))
     finally:
         runtime.close()
     assert report.outcome.kind is OutcomeKind.GAVE_UP, report.outcome
@@ -95,11 +96,20 @@ def test_missing_provider_registration_gives_up_and_never_registers(world, emula
 
 
 def test_malformed_cluster_id_is_rejected_before_any_call(world):
-    from remediator.core.errors import UserInputError
+    """Ids are parsed once, at the edge (work item, event, HTTP body, CLI): the reconciler only ever gets a
+    parsed cluster id, and a malformed one never reaches it."""
+    import json
 
-    with pytest.raises(UserInputError) as err:
-        world.runtime.reconciler.reconcile(
-            "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/vms/v"
-        )
+    from remediator.core.errors import UserInputError
+    from remediator.service.runtime import build_handler_context
+    from remediator.service.triggers.queue import handle_work_item
+
+    ctx = build_handler_context(world.env)
+    body = json.dumps({"clusterId": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/vms/v"})
+    try:
+        with pytest.raises(UserInputError) as err:
+            handle_work_item(body, dequeue_count=1, ctx=ctx)
+    finally:
+        ctx.extras["runtime"].close()
     assert err.value.field == "clusterId"
     assert world.calls() == []

@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
-from remediator.core.extension_body import STORAGE_BLOB_DATA_CONTRIBUTOR
+from remediator.core.catalog import STORAGE_BLOB_DATA_CONTRIBUTOR
+from remediator.core.ids import parse_cluster_id
 from remediator.core.naming import backup_container_name, is_valid_container_name
-from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
+from remediator.core.outcomes import ActionStatus, OutcomeKind, WriteKind
 from remediator.service.runtime import Runtime
 from tests.integration.reconciler.conftest import (
     FAST,
@@ -33,7 +34,7 @@ def converge(world: World, cid: str, wait_until, *, runtime: Runtime | None = No
     reconciler = (runtime or world.runtime).reconciler
     reports = []
     for _ in range(rounds):
-        report = reconciler.reconcile(cid)
+        report = reconciler.reconcile(parse_cluster_id(cid))
         reports.append(report)
         if report.outcome.kind is not OutcomeKind.WAIT:
             return reports
@@ -44,19 +45,17 @@ def converge(world: World, cid: str, wait_until, *, runtime: Runtime | None = No
 
 
 def test_fresh_cluster_gets_container_extension_and_grant(world, wait_until):
-    first = world.runtime.reconciler.reconcile(AKS_OK)
+    first = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert first.outcome.kind is OutcomeKind.WAIT
     assert [(a.kind, a.status) for a in first.actions] == [
-        (ActionKind.CREATE_CONTAINER, ActionStatus.DONE),
-        (ActionKind.CREATE_EXTENSION, ActionStatus.DONE),
+        (WriteKind.CREATE_CONTAINER, ActionStatus.DONE),
+        (WriteKind.CREATE_EXTENSION, ActionStatus.DONE),
     ]
     reports = [first, *converge(world, AKS_OK, wait_until)]
     final = reports[-1]
     assert final.outcome.kind is OutcomeKind.DONE, final.outcome
     assert final.extension_state == "Succeeded"
-    assert [(a.kind, a.status) for a in final.actions] == [
-        (ActionKind.GRANT_STORAGE_ACCESS, ActionStatus.DONE)
-    ]
+    assert [(a.kind, a.status) for a in final.actions] == [(WriteKind.ASSIGN_ROLE, ActionStatus.DONE)]
 
     (ext,) = extensions_of(world, AKS_OK)
     assert ext["name"] == "azure-aks-backup"
@@ -70,7 +69,7 @@ def test_fresh_cluster_gets_container_extension_and_grant(world, wait_until):
 
     # converged: another reconcile writes nothing
     world.emulator.admin.clear_calls()
-    again = world.runtime.reconciler.reconcile(AKS_OK)
+    again = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert again.outcome.kind is OutcomeKind.DONE and again.actions == ()
     assert arm_writes(world) == []
 
@@ -81,7 +80,7 @@ def test_fresh_cluster_gets_container_extension_and_grant(world, wait_until):
 
 
 def test_extension_body_is_the_dine_template_body(world, azure_examples):
-    world.runtime.reconciler.reconcile(AKS_OK)
+    world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     (ext,) = extensions_of(world, AKS_OK)
     policy = azure_examples / "azure-policy" / "Kubernetes_InstallAzureBackupExtensionWithTag_DINE.json"
     (account,) = [a for a in world.state("storage_accounts") if a["id"].lower() == STORAGE_EASTUS.lower()]
@@ -113,7 +112,7 @@ def test_extension_body_is_the_dine_template_body(world, azure_examples):
 @pytest.mark.parametrize("name", ["Prod_AKS_Upper", LONG_NAME])
 def test_container_name_is_valid_for_uppercase_underscore_and_63_chars(world, name):
     cid = cluster_id(name)
-    report = world.runtime.reconciler.reconcile(cid)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(cid))
     assert report.outcome.kind is OutcomeKind.WAIT, report.outcome
     container = backup_container_name(name, cid)
     assert is_valid_container_name(container) and len(container) <= 63
@@ -140,9 +139,9 @@ def test_existing_extension_under_another_name_is_reused(world, emulator, wait_u
         }
     )
     world.emulator.admin.clear_calls()
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert report.outcome.kind is OutcomeKind.DONE, report.outcome
-    assert [a.kind for a in report.actions] == [ActionKind.GRANT_STORAGE_ACCESS]
+    assert [a.kind for a in report.actions] == [WriteKind.ASSIGN_ROLE]
     assert arm_writes(world, path_contains="/extensions/") == []
     assert [e["name"] for e in extensions_of(world, AKS_OK)] == ["my-own-backup"]
 
@@ -162,7 +161,7 @@ def test_extension_in_progress_waits_without_writes(world, emulator, state):
         }
     )
     world.emulator.admin.clear_calls()
-    report = world.runtime.reconciler.reconcile(AKS_OK)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert report.outcome.kind is OutcomeKind.WAIT and state in report.outcome.why
     assert arm_writes(world) == []
 
@@ -174,7 +173,7 @@ def test_failed_extension_is_reinstalled_a_bounded_number_of_times(world, emulat
     kinds = []
     final = None
     for _ in range(12):
-        report = world.runtime.reconciler.reconcile(AKS_OK)
+        report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
         kinds.extend(a.kind for a in report.actions if a.status is ActionStatus.DONE)
         if report.outcome.kind is not OutcomeKind.WAIT:
             final = report
@@ -182,13 +181,13 @@ def test_failed_extension_is_reinstalled_a_bounded_number_of_times(world, emulat
         wait_until(lambda: extension_state(world, AKS_OK) == "Failed", timeout_s=5)
     assert final is not None and final.outcome.kind is OutcomeKind.GAVE_UP, final
     assert "after 2 re-install(s)" in final.outcome.why
-    assert kinds.count(ActionKind.CREATE_EXTENSION) == 1
-    assert kinds.count(ActionKind.REINSTALL_EXTENSION) == 2
+    assert kinds.count(WriteKind.CREATE_EXTENSION) == 1
+    assert kinds.count(WriteKind.REINSTALL_EXTENSION) == 2
     puts = arm_writes(world, path_contains="/extensions/azure-aks-backup")
     assert len([c for c in puts if c["method"] == "PUT"]) == 3
     # giving up is final: a later reconcile still gives up and sends nothing
     world.emulator.admin.clear_calls()
-    assert world.runtime.reconciler.reconcile(AKS_OK).outcome.kind is OutcomeKind.GAVE_UP
+    assert world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK)).outcome.kind is OutcomeKind.GAVE_UP
     assert arm_writes(world) == []
 
 
@@ -205,11 +204,11 @@ def _counts(world: World, cid: str, name: str) -> tuple[int, int, int]:
 
 def test_ten_sequential_reconciles_write_once(world, wait_until):
     for _ in range(10):
-        world.runtime.reconciler.reconcile(AKS_OK)
+        world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     wait_until(lambda: extension_state(world, AKS_OK) == "Succeeded", timeout_s=5)
     for _ in range(10):
-        world.runtime.reconciler.reconcile(AKS_OK)
-    assert world.runtime.reconciler.reconcile(AKS_OK).outcome.kind is OutcomeKind.DONE
+        world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
+    assert world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK)).outcome.kind is OutcomeKind.DONE
     assert _counts(world, AKS_OK, "aks-ok") == (1, 1, 1)
     assert len(extensions_of(world, AKS_OK)) == 1
 
@@ -226,7 +225,7 @@ def test_five_concurrent_reconciles_from_separate_instances_write_once(world, wa
         def run(rt):
             try:
                 barrier.wait()
-                rt.reconciler.reconcile(cid)
+                rt.reconciler.reconcile(parse_cluster_id(cid))
             except Exception as exc:  # surfaced below
                 errors.append(exc)
 
@@ -242,7 +241,7 @@ def test_five_concurrent_reconciles_from_separate_instances_write_once(world, wa
         wait_until(lambda: extension_state(world, cid) == "Succeeded", timeout_s=5)
         burst()
         burst()
-        assert world.runtime.reconciler.reconcile(cid).outcome.kind is OutcomeKind.DONE
+        assert world.runtime.reconciler.reconcile(parse_cluster_id(cid)).outcome.kind is OutcomeKind.DONE
         assert _counts(world, cid, "aks-ok-2") == (1, 1, 1)
         assert len(extensions_of(world, cid)) == 1
     finally:

@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
-from remediator.adapters.work_queue import WorkItem
+from remediator.core.ids import parse_cluster_id
 from remediator.core.outcomes import OutcomeKind
-from remediator.service import handlers
-from remediator.service.app_context import HandlerContext, build_handler_context
-from remediator.service.reconciler import JournalWriteError
+from remediator.core.work_item import WorkItem
+from remediator.service.ports import HandlerContext
+from remediator.service.reconcile import JournalWriteError
+from remediator.service.runtime import build_handler_context
+from remediator.service.triggers import events as event_triggers
+from remediator.service.triggers import http as http_triggers
+from remediator.service.triggers import queue as queue_triggers
 from tests.integration.reconciler.conftest import arm_writes, cluster_id
 
 pytestmark = pytest.mark.integration
@@ -53,7 +57,9 @@ def _journal(ctx: HandlerContext) -> Any:
 
 
 def _work_item(cid: str, correlation_id: str) -> str:
-    return json.dumps(WorkItem(cluster_id=cid, source="event", correlation_id=correlation_id).to_json())
+    return json.dumps(
+        WorkItem(cluster_id=parse_cluster_id(cid), source="event", correlation_id=correlation_id).to_json()
+    )
 
 
 def test_a_journal_outage_after_cluster_writes_fails_the_work_item_so_the_host_redelivers(
@@ -61,13 +67,13 @@ def test_a_journal_outage_after_cluster_writes_fails_the_work_item_so_the_host_r
 ) -> None:
     outage = JournalOutage(_journal(ctx), monkeypatch)
     with pytest.raises(JournalWriteError, match="create-extension") as err:
-        handlers.handle_work_item(_work_item(AKS_OK, "c-1"), dequeue_count=1, ctx=ctx)
+        queue_triggers.handle_work_item(_work_item(AKS_OK, "c-1"), dequeue_count=1, ctx=ctx)
     assert isinstance(err.value.__cause__, ServiceRequestError)
     assert outage.failed == 1 and len(arm_writes(world, path_contains="/extensions/")) == 1
     assert _journal(ctx).latest(AKS_OK) is None
 
     outage.active = False  # the host re-delivers the same message
-    result = handlers.handle_work_item(_work_item(AKS_OK, "c-1"), dequeue_count=2, ctx=ctx)
+    result = queue_triggers.handle_work_item(_work_item(AKS_OK, "c-1"), dequeue_count=2, ctx=ctx)
     assert result.status == "requeued"
     assert len(arm_writes(world, path_contains="/extensions/")) == 1  # idempotent: no second create
     assert _journal(ctx).latest(AKS_OK) is not None
@@ -85,7 +91,7 @@ def test_an_event_whose_journal_write_fails_is_handed_over_to_the_queue(
         "dataVersion": "2",
         "data": {"operationName": "Microsoft.ContainerService/managedClusters/write", "resourceUri": AKS_OK},
     }
-    result = handlers.handle_cluster_write_event(event, ctx=ctx)
+    result = event_triggers.handle_cluster_write_event(event, ctx=ctx)
     assert result.status == "enqueued" and "JournalWriteError" in result.detail
     queue = ctx.extras["runtime"].work_queue.queue
     assert queue.get_queue_properties().approximate_message_count == 1  # hidden for the hand-over delay
@@ -99,7 +105,7 @@ def test_a_decision_that_wrote_nothing_is_journaled_best_effort_with_a_warning(
 ) -> None:
     JournalOutage(_journal(ctx), monkeypatch)
     with caplog.at_level(logging.WARNING, logger="remediator.service.reconciler"):
-        result = handlers.handle_work_item(_work_item(UNTAGGED, "c-2"), dequeue_count=1, ctx=ctx)
+        result = queue_triggers.handle_work_item(_work_item(UNTAGGED, "c-2"), dequeue_count=1, ctx=ctx)
     assert result.status == "done" and result.report.outcome.kind is OutcomeKind.SKIPPED
     assert arm_writes(world) == []
     [warning] = [r for r in caplog.records if "journaling the reconcile" in r.getMessage()]
@@ -108,7 +114,7 @@ def test_a_decision_that_wrote_nothing_is_journaled_best_effort_with_a_warning(
 
 def test_the_correlation_id_of_the_cause_reaches_the_journal(world: Any, ctx: HandlerContext) -> None:
     journal = _journal(ctx)
-    handlers.handle_work_item(_work_item(AKS_OK, "item-7"), dequeue_count=1, ctx=ctx)
+    queue_triggers.handle_work_item(_work_item(AKS_OK, "item-7"), dequeue_count=1, ctx=ctx)
     assert journal.latest(AKS_OK).correlation_id == "item-7"
 
     other = cluster_id("aks-ok-2")
@@ -120,10 +126,10 @@ def test_the_correlation_id_of_the_cause_reaches_the_journal(world: Any, ctx: Ha
         "dataVersion": "2",
         "data": {"operationName": "Microsoft.ContainerService/managedClusters/write", "resourceUri": other},
     }
-    handlers.handle_cluster_write_event(event, ctx=ctx)
+    event_triggers.handle_cluster_write_event(event, ctx=ctx)
     assert journal.latest(other).correlation_id == "evt-42"
 
-    resp = handlers.handle_http_remediate(json.dumps({"clusterId": UNTAGGED}).encode(), {}, ctx=ctx)
+    resp = http_triggers.handle_http_remediate(json.dumps({"clusterId": UNTAGGED}).encode(), {}, ctx=ctx)
     assert resp.status == 200
     assert journal.latest(UNTAGGED).correlation_id == resp.body["correlationId"]
     assert resp.body["correlationId"].startswith("http-")

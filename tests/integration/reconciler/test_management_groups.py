@@ -14,9 +14,11 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from remediator.adapters.management_groups import ManagementGroupResolver
+from remediator.core.ids import parse_cluster_id
 from remediator.core.outcomes import OutcomeKind
-from remediator.service import handlers
 from remediator.service.runtime import Runtime
+from remediator.service.triggers import events as event_triggers
+from remediator.service.triggers import http as http_triggers
 from tests.integration.reconciler.conftest import (
     ESTATE,
     World,
@@ -90,12 +92,12 @@ def test_runtime_wires_the_resolver_only_for_management_group_scopes(
     assert mg_runtime.reconciler.management_groups_of is mg_runtime.management_groups_of
     assert mg_runtime.handler_context().management_groups_of is mg_runtime.management_groups_of
     assert world.runtime.management_groups_of is None  # subscription scope: no resolver, no ARG call
-    world.runtime.reconciler.reconcile(cluster_id("aks-ok"))
+    world.runtime.reconciler.reconcile(parse_cluster_id(cluster_id("aks-ok")))
     assert world.runtime.reconciler.management_groups_of is None and _graph_calls(world) == []
 
 
 def test_cluster_in_a_nested_group_is_reconciled(world: World, mg_runtime: Runtime) -> None:
-    report = mg_runtime.reconciler.reconcile(MG_CLUSTER)
+    report = mg_runtime.reconciler.reconcile(parse_cluster_id(MG_CLUSTER))
     assert report.decision is not None and report.decision["selected"] is True
     assert report.outcome.kind is OutcomeKind.WAIT  # extension install started (long-running)
     assert extensions_of(world, MG_CLUSTER), "extension created"
@@ -103,12 +105,12 @@ def test_cluster_in_a_nested_group_is_reconciled(world: World, mg_runtime: Runti
     graph = _graph_calls(world)
     assert len(graph) == 1  # one scoped query for the one configured group
     # later reconciles use the cached membership
-    mg_runtime.reconciler.reconcile(MG_CLUSTER)
+    mg_runtime.reconciler.reconcile(parse_cluster_id(MG_CLUSTER))
     assert len(_graph_calls(world)) == 1
 
 
 def test_cluster_outside_the_group_is_skipped_without_writes(world: World, mg_runtime: Runtime) -> None:
-    report = mg_runtime.reconciler.reconcile(OUT_CLUSTER)
+    report = mg_runtime.reconciler.reconcile(parse_cluster_id(OUT_CLUSTER))
     assert report.outcome.kind is OutcomeKind.SKIPPED and report.outcome.why == "out-of-scope"
     assert report.decision is not None and report.decision["reason"] == "out-of-scope"
     assert arm_writes(world) == [] and extensions_of(world, OUT_CLUSTER) == []
@@ -116,7 +118,7 @@ def test_cluster_outside_the_group_is_skipped_without_writes(world: World, mg_ru
 
 def test_resource_graph_failure_waits_and_writes_nothing(world: World, mg_runtime: Runtime) -> None:
     _fail_resource_graph(world)
-    report = mg_runtime.reconciler.reconcile(MG_CLUSTER)
+    report = mg_runtime.reconciler.reconcile(parse_cluster_id(MG_CLUSTER))
     assert report.outcome.kind is OutcomeKind.WAIT
     assert "management group mg-platform" in report.outcome.why
     assert arm_writes(world) == [] and extensions_of(world, MG_CLUSTER) == []
@@ -125,12 +127,15 @@ def test_resource_graph_failure_waits_and_writes_nothing(world: World, mg_runtim
     resolver = mg_runtime.management_groups_of
     assert resolver is not None
     resolver.invalidate()
-    assert mg_runtime.reconciler.reconcile(MG_CLUSTER, attempt=1).outcome.kind is OutcomeKind.WAIT
+    assert (
+        mg_runtime.reconciler.reconcile(parse_cluster_id(MG_CLUSTER), attempt=1).outcome.kind
+        is OutcomeKind.WAIT
+    )
     assert extensions_of(world, MG_CLUSTER)
 
 
-def _remediate(ctx: Any, cid: str) -> handlers.HttpResult:
-    return handlers.handle_http_remediate(json.dumps({"clusterId": cid}).encode(), {}, ctx=ctx)
+def _remediate(ctx: Any, cid: str) -> http_triggers.HttpResult:
+    return http_triggers.handle_http_remediate(json.dumps({"clusterId": cid}).encode(), {}, ctx=ctx)
 
 
 def test_http_remediate_follows_management_group_membership(world: World, mg_runtime: Runtime) -> None:
@@ -142,11 +147,11 @@ def test_http_remediate_follows_management_group_membership(world: World, mg_run
     assert refused.status == 403 and refused.body["error"] == "out-of-scope"
     assert extensions_of(world, OUT_CLUSTER) == []
     # a subscription scope below the group is allowed; one outside it is not
-    sub_scope = handlers.handle_http_remediate(
+    sub_scope = http_triggers.handle_http_remediate(
         json.dumps({"scope": f"/subscriptions/{MG_SUB}"}).encode(), {"dryRun": "true"}, ctx=ctx
     )
     assert sub_scope.status == 200
-    other = handlers.handle_http_remediate(
+    other = http_triggers.handle_http_remediate(
         json.dumps({"scope": f"/subscriptions/{OUT_SUB}"}).encode(), {"dryRun": "true"}, ctx=ctx
     )
     assert other.status == 403
@@ -160,7 +165,7 @@ def test_http_answers_503_and_writes_nothing_when_resource_graph_fails(
     result = _remediate(ctx, MG_CLUSTER)
     assert result.status == 503 and result.body["error"] == "scope-unresolved"
     assert result.body["retryAfterSeconds"] > 0
-    explain = handlers.handle_http_explain(json.dumps({"clusterId": MG_CLUSTER}).encode(), ctx=ctx)
+    explain = http_triggers.handle_http_explain(json.dumps({"clusterId": MG_CLUSTER}).encode(), ctx=ctx)
     assert explain.status == 503
     assert arm_writes(world) == [] and _queued(world) == 0
 
@@ -184,10 +189,10 @@ def _write_event(cid: str) -> dict[str, Any]:
 
 def test_cluster_write_event_is_handled_in_seconds(world: World, mg_runtime: Runtime) -> None:
     ctx = mg_runtime.handler_context()
-    result = handlers.handle_cluster_write_event(_write_event(MG_CLUSTER), ctx=ctx)
+    result = event_triggers.handle_cluster_write_event(_write_event(MG_CLUSTER), ctx=ctx)
     assert result.status == "enqueued" and result.report is not None  # install started; follow-up queued
     assert len(arm_writes(world, path_contains="/extensions/")) == 1
-    outside = handlers.handle_cluster_write_event(_write_event(OUT_CLUSTER), ctx=ctx)
+    outside = event_triggers.handle_cluster_write_event(_write_event(OUT_CLUSTER), ctx=ctx)
     assert outside.status == "out-of-scope"
     assert extensions_of(world, OUT_CLUSTER) == [] and _queued(world) == 1
 
@@ -197,6 +202,6 @@ def test_event_during_a_resource_graph_outage_is_handed_to_the_queue(
 ) -> None:
     _fail_resource_graph(world)
     ctx = mg_runtime.handler_context()
-    result = handlers.handle_cluster_write_event(_write_event(MG_CLUSTER), ctx=ctx)
+    result = event_triggers.handle_cluster_write_event(_write_event(MG_CLUSTER), ctx=ctx)
     assert result.status == "enqueued" and "management-group membership unknown" in result.detail
     assert arm_writes(world) == [] and _queued(world) == 1

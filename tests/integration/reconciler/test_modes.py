@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
+from remediator.core.ids import parse_cluster_id
+from remediator.core.outcomes import ActionStatus, OutcomeKind, WriteKind
 from remediator.service.runtime import Runtime
 from tests.fixtures.emulator import TEST_SUB
 from tests.integration.reconciler.conftest import (
@@ -28,21 +29,21 @@ AKS_OK = cluster_id("aks-ok")
 
 
 def test_dry_run_reports_the_plan_and_writes_nothing(world):
-    report = world.runtime.reconciler.reconcile(AKS_OK, dry_run=True)
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK), dry_run=True)
     assert report.dry_run and report.outcome.kind is OutcomeKind.WAIT
     assert [(a.kind, a.status) for a in report.actions] == [
-        (ActionKind.CREATE_CONTAINER, ActionStatus.PLANNED),
-        (ActionKind.CREATE_EXTENSION, ActionStatus.PLANNED),
+        (WriteKind.CREATE_CONTAINER, ActionStatus.PLANNED),
+        (WriteKind.CREATE_EXTENSION, ActionStatus.PLANNED),
     ]
     assert arm_writes(world) == []
     assert world.runtime.journal is not None and world.runtime.journal.latest(AKS_OK) is None
 
 
 def test_audit_mode_reports_the_same_plan_and_writes_nothing(world):
-    planned = world.runtime.reconciler.reconcile(AKS_OK, dry_run=True)
+    planned = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK), dry_run=True)
     audit = world.with_config(remediation={"mode": "audit"})
     try:
-        report = audit.reconciler.reconcile(AKS_OK)
+        report = audit.reconciler.reconcile(parse_cluster_id(AKS_OK))
     finally:
         audit.close()
     assert report.mode == "audit"
@@ -58,19 +59,19 @@ def test_policy_task_mode_creates_one_task_and_the_policy_deploys(world, emulato
     reset_with_policy3_assignment(emulator)
     runtime = world.with_config(remediation={"mode": "policy-task", "policyAssignmentIds": [ASSIGNMENT]})
     try:
-        first = runtime.reconciler.reconcile(AKS_OK)
+        first = runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
         assert first.outcome.kind is OutcomeKind.WAIT, first.outcome
         ((kind, status),) = [(a.kind, a.status) for a in first.actions]
-        assert (kind, status) == (ActionKind.CREATE_REMEDIATION_TASK, ActionStatus.DONE)
+        assert (kind, status) == (WriteKind.CREATE_REMEDIATION_TASK, ActionStatus.DONE)
         for _ in range(5):  # repeats find the task instead of piling up new ones
-            again = runtime.reconciler.reconcile(AKS_OK)
+            again = runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
             assert again.outcome.kind in (OutcomeKind.WAIT, OutcomeKind.DONE)
             assert [a for a in again.actions if a.status is ActionStatus.DONE] == []
         puts = [c for c in arm_writes(world) if "/remediations/" in c["path"].lower()]
         assert len(puts) == 1
         assert puts[0]["path"].lower().startswith(AKS_OK.lower() + "/providers/microsoft.policyinsights/")
         wait_until(lambda: extension_state(world, AKS_OK) == "Succeeded", timeout_s=15)
-        final = runtime.reconciler.reconcile(AKS_OK)
+        final = runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
         assert final.outcome.kind is OutcomeKind.DONE and "Azure Policy" in final.outcome.why
         # the reconciler itself never wrote the extension in this mode
         direct = [
@@ -92,13 +93,13 @@ def test_outcome_events_reach_the_custom_topic(world, emulator, wait_until):
     emulator.admin.request("POST", "/eventgrid/reset")
     runtime = Runtime.from_env(env, client_options=FAST)
     try:
-        runtime.reconciler.reconcile(AKS_OK)
-        runtime.reconciler.reconcile(cluster_id("aks-untagged"))
-        runtime.reconciler.reconcile(cluster_id("aks-sp-b"))
-        runtime.reconciler.reconcile(AKS_OK, dry_run=True)  # publishes nothing
+        runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
+        runtime.reconciler.reconcile(parse_cluster_id(cluster_id("aks-untagged")))
+        runtime.reconciler.reconcile(parse_cluster_id(cluster_id("aks-sp-b")))
+        runtime.reconciler.reconcile(parse_cluster_id(AKS_OK), dry_run=True)  # publishes nothing
         wait_until(lambda: extension_state(world, AKS_OK) == "Succeeded", timeout_s=5)
-        runtime.reconciler.reconcile(AKS_OK)  # grants storage access: Installed
-        runtime.reconciler.reconcile(AKS_OK)  # nothing new: no event
+        runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))  # grants storage access: Installed
+        runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))  # nothing new: no event
     finally:
         runtime.close()
     received = emulator.admin.request("GET", "/eventgrid/topic/events")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from remediator.core.ids import parse_cluster_id
 from remediator.core.naming import remediation_task_name
-from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
+from remediator.core.outcomes import ActionStatus, OutcomeKind, WriteKind
 from tests.fixtures.emulator import TEST_SUB
 from tests.integration.reconciler.conftest import (
     arm_writes,
@@ -25,16 +26,16 @@ def remediation_puts(world):
 
 
 def converge(runtime, world, wait_until):
-    first = runtime.reconciler.reconcile(AKS_OK)
+    first = runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert first.outcome.kind is OutcomeKind.WAIT, first.outcome
     assert [(a.kind, a.status) for a in first.actions] == [
-        (ActionKind.CREATE_REMEDIATION_TASK, ActionStatus.DONE)
+        (WriteKind.CREATE_REMEDIATION_TASK, ActionStatus.DONE)
     ]
     for _ in range(3):  # repeats while the task runs create nothing
-        again = runtime.reconciler.reconcile(AKS_OK)
+        again = runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
         assert [a for a in again.actions if a.status is ActionStatus.DONE] == []
     wait_until(lambda: extension_state(world, AKS_OK) == "Succeeded", timeout_s=15)
-    final = runtime.reconciler.reconcile(AKS_OK)
+    final = runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     assert final.outcome.kind is OutcomeKind.DONE, final.outcome
 
 

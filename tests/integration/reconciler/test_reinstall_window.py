@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from remediator.adapters.journal import Journal
-from remediator.core.outcomes import Action, ActionKind, ActionStatus, Outcome, OutcomeKind, ReconcileReport
+from remediator.core.ids import parse_cluster_id
+from remediator.core.outcomes import Action, ActionStatus, Outcome, OutcomeKind, ReconcileReport, WriteKind
 from remediator.core.settings import Settings
 from tests.integration.reconciler.conftest import World, arm_writes, cluster_id
 
@@ -44,7 +45,7 @@ def report(outcome: Outcome, *actions: Action, state: str | None, cid: str = AKS
     )
 
 
-REINSTALL = Action(ActionKind.REINSTALL_EXTENSION, EXTENSION_TARGET, ActionStatus.DONE, "azure-aks-backup")
+REINSTALL = Action(WriteKind.REINSTALL_EXTENSION, EXTENSION_TARGET, ActionStatus.DONE, "azure-aks-backup")
 
 
 def old_episode() -> list[ReconcileReport]:
@@ -71,7 +72,7 @@ def test_count_restarts_after_the_extension_was_seen_succeeded(world: World) -> 
     journal.record(report(Outcome.wait(30, "re-install 1 of 2 started"), REINSTALL, state="Failed"))
     assert journal.count_reinstalls(AKS_OK) == 1
     # a planned (dry-run) re-install is not a re-install; a later Failed observation does not reset
-    planned = Action(ActionKind.REINSTALL_EXTENSION, EXTENSION_TARGET, ActionStatus.PLANNED)
+    planned = Action(WriteKind.REINSTALL_EXTENSION, EXTENSION_TARGET, ActionStatus.PLANNED)
     journal.record(report(Outcome.wait(30, "dry run"), planned, state="Failed"))
     journal.record(report(Outcome.wait(30, "re-install 2 of 2 started"), REINSTALL, state="Failed"))
     assert journal.count_reinstalls(AKS_OK) == 2
@@ -108,12 +109,12 @@ def test_cluster_whose_old_reinstalls_are_used_up_is_reinstalled_on_a_new_failur
     )
     world.emulator.admin.clear_calls()
 
-    fresh = world.runtime.reconciler.reconcile(AKS_OK)
+    fresh = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
 
     assert fresh.outcome.kind is OutcomeKind.WAIT, fresh.outcome
     assert "re-install 1 of 2" in fresh.outcome.why
-    assert [(a.kind, a.status) for a in fresh.actions if a.kind is ActionKind.REINSTALL_EXTENSION] == [
-        (ActionKind.REINSTALL_EXTENSION, ActionStatus.DONE)
+    assert [(a.kind, a.status) for a in fresh.actions if a.kind is WriteKind.REINSTALL_EXTENSION] == [
+        (WriteKind.REINSTALL_EXTENSION, ActionStatus.DONE)
     ]
     writes = arm_writes(world, path_contains="/extensions/azure-aks-backup")
     assert [c["method"] for c in writes] == ["PUT"]

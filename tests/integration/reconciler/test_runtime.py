@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 import pytest
 from azure.storage.queue import QueueClient
 
-from remediator.adapters.work_queue import WorkItem
 from remediator.core.errors import UserInputError
+from remediator.core.ids import parse_cluster_id
 from remediator.core.outcomes import OutcomeKind
 from remediator.core.settings import Settings
-from remediator.service import handlers
-from remediator.service.app_context import build_handler_context
-from remediator.service.runtime import Runtime, load_config_from_settings
+from remediator.core.work_item import WorkItem
+from remediator.service.runtime import Runtime, build_handler_context, load_config_from_settings
+from remediator.service.triggers import queue as queue_triggers
 from tests.integration.reconciler.conftest import CONFIG, arm_writes, cluster_id
 
 pytestmark = pytest.mark.integration
@@ -27,8 +27,10 @@ AKS_OK = cluster_id("aks-ok")
 def test_handler_context_runs_a_work_item_and_requeues_the_wait(world, azurite):
     ctx = build_handler_context(world.env)
     try:
-        body = json.dumps(WorkItem(cluster_id=AKS_OK, source="event", correlation_id="c-7").to_json())
-        result = handlers.handle_work_item(body, dequeue_count=1, ctx=ctx)
+        body = json.dumps(
+            WorkItem(cluster_id=parse_cluster_id(AKS_OK), source="event", correlation_id="c-7").to_json()
+        )
+        result = queue_triggers.handle_work_item(body, dequeue_count=1, ctx=ctx)
         assert result.status == "requeued" and result.next_attempt == 1
         assert result.report.outcome.kind is OutcomeKind.WAIT
         assert len(arm_writes(world, path_contains="/extensions/")) == 1
@@ -53,12 +55,12 @@ def test_handler_context_runs_a_work_item_and_requeues_the_wait(world, azurite):
 def test_enqueued_items_are_what_the_functions_host_decodes(world, azurite):
     runtime = Runtime.from_env(world.env)
     runtime.work_queue.enqueue_work(
-        AKS_OK, attempt=2, source="sweep", reason="r", correlation_id="c", delay_s=0
+        parse_cluster_id(AKS_OK), attempt=2, source="sweep", reason="r", correlation_id="c", delay_s=0
     )
     raw = QueueClient.from_connection_string(azurite.connection_string, world.env["REMEDIATOR_WORK_QUEUE"])
     (message,) = list(raw.receive_messages())
-    parsed = handlers.parse_work_item(base64.b64decode(message.content))
-    assert (parsed.cluster_id.lower(), parsed.attempt, parsed.source) == (AKS_OK.lower(), 2, "sweep")
+    parsed = WorkItem.from_message(base64.b64decode(message.content))
+    assert (parsed.cluster_id, parsed.attempt, parsed.source) == (parse_cluster_id(AKS_OK), 2, "sweep")
 
 
 def test_config_comes_from_the_file_or_inline_json(world):
@@ -90,7 +92,7 @@ def test_without_storage_the_reconciler_still_works_but_journals_nothing(world):
     runtime = Runtime.from_env(env)
     try:
         assert runtime.journal is None
-        report = runtime.reconciler.reconcile(AKS_OK)
+        report = runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     finally:
         runtime.close()
     assert report.outcome.kind is OutcomeKind.WAIT

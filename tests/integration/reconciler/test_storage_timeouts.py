@@ -14,10 +14,12 @@ import pytest
 from azure.core.exceptions import AzureError, ServiceRequestError
 
 from remediator.adapters.journal import Journal
-from remediator.adapters.work_queue import WorkItem, WorkQueue
+from remediator.adapters.work_queue import WorkQueue
+from remediator.core.ids import parse_cluster_id
 from remediator.core.settings import Settings
-from remediator.service import handlers
-from remediator.service.app_context import build_handler_context
+from remediator.core.work_item import WorkItem
+from remediator.service.runtime import build_handler_context
+from remediator.service.triggers import events as event_triggers
 from tests.integration.reconciler.conftest import arm_writes, cluster_id
 
 pytestmark = pytest.mark.integration
@@ -91,7 +93,7 @@ def test_an_event_hand_over_to_unreachable_storage_raises_well_under_the_deliver
         }
         started = time.monotonic()
         with pytest.raises(AzureError):
-            handlers.handle_cluster_write_event(event, ctx=ctx)  # the install waits -> hand-over fails
+            event_triggers.handle_cluster_write_event(event, ctx=ctx)  # the install waits -> hand-over fails
         elapsed = time.monotonic() - started
     finally:
         ctx.extras["runtime"].close()
@@ -113,6 +115,6 @@ def test_an_enqueue_to_a_hung_storage_front_end_keeps_to_its_time_budget(
     queue = WorkQueue.from_settings(Settings.from_env(_storage_at(world.env, silent_port)))
     started = time.monotonic()
     with pytest.raises(AzureError):
-        queue.enqueue(WorkItem(cluster_id=AKS_OK), timeout_s=3.0)
+        queue.enqueue(WorkItem(cluster_id=parse_cluster_id(AKS_OK)), timeout_s=3.0)
     elapsed = time.monotonic() - started
     assert elapsed < 10, f"took {elapsed:.1f} s for a 3 s budget"  # unbudgeted: 3 x 5 s reads + backoffs

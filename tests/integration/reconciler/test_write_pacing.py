@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
+from remediator.core.ids import parse_cluster_id
+from remediator.core.outcomes import ActionStatus, OutcomeKind, WriteKind
 from remediator.core.pacing import WritePacer
 from tests.fixtures.emulator import CLUSTER_ID, TEST_SUB
 from tests.integration.reconciler.conftest import LONG_NAME, arm_writes, cluster_id
@@ -47,15 +48,15 @@ def tiny_bucket(emulator):
 def test_installs_beyond_the_bucket_wait_instead_of_drawing_429s(world, emulator, tiny_bucket):
     pacer = tiny_pacer()
     runtime = world.with_pacer(pacer)
-    reports = [runtime.reconciler.reconcile(cid) for cid in INSTALLS]
+    reports = [runtime.reconciler.reconcile(parse_cluster_id(cid)) for cid in INSTALLS]
 
     statuses = [c["status"] for c in world.calls() if c["path"].lower().startswith("/subscriptions/")]
     assert 429 not in statuses
     written, paced = reports[:2], reports[2:]  # 4 usable tokens = two installs of two writes
     for report in written:
         assert [(a.kind, a.status) for a in report.actions] == [
-            (ActionKind.CREATE_CONTAINER, ActionStatus.DONE),
-            (ActionKind.CREATE_EXTENSION, ActionStatus.DONE),
+            (WriteKind.CREATE_CONTAINER, ActionStatus.DONE),
+            (WriteKind.CREATE_EXTENSION, ActionStatus.DONE),
         ], report
     for report in paced:
         assert report.outcome.kind is OutcomeKind.WAIT, report.outcome
@@ -76,16 +77,16 @@ def test_a_short_pacing_wait_is_slept_inside_the_reconcile_and_arm_accepts_the_w
 ):
     pacer = tiny_pacer()
     runtime = world.with_pacer(pacer)
-    first, second, third = (runtime.reconciler.reconcile(cid) for cid in INSTALLS[:3])
+    first, second, third = (runtime.reconciler.reconcile(parse_cluster_id(cid)) for cid in INSTALLS[:3])
     assert first.outcome.kind is second.outcome.kind is OutcomeKind.WAIT  # installs started
     assert third.outcome.why.startswith("pacing"), third.outcome
     # come back when the wait left is under the 1 s a reconcile may sleep
     time.sleep(third.outcome.retry_after_s - 0.8)
     started = time.monotonic()
-    again = runtime.reconciler.reconcile(INSTALLS[2])
+    again = runtime.reconciler.reconcile(parse_cluster_id(INSTALLS[2]))
     assert [(a.kind, a.status) for a in again.actions] == [
-        (ActionKind.CREATE_CONTAINER, ActionStatus.DONE),
-        (ActionKind.CREATE_EXTENSION, ActionStatus.DONE),
+        (WriteKind.CREATE_CONTAINER, ActionStatus.DONE),
+        (WriteKind.CREATE_EXTENSION, ActionStatus.DONE),
     ], again
     assert time.monotonic() - started >= 0.5  # it did wait for the tokens
     statuses = [c["status"] for c in world.calls() if c["path"].lower().startswith("/subscriptions/")]
@@ -98,12 +99,15 @@ def test_dry_run_audit_and_unselected_clusters_take_no_tokens(world, emulator, t
     pacer = tiny_pacer()
     runtime = world.with_pacer(pacer)
     for cid in INSTALLS:
-        report = runtime.reconciler.reconcile(cid, dry_run=True)
+        report = runtime.reconciler.reconcile(parse_cluster_id(cid), dry_run=True)
         assert {a.status for a in report.actions} == {ActionStatus.PLANNED}
-    assert runtime.reconciler.reconcile(cluster_id("aks-untagged")).outcome.kind is OutcomeKind.SKIPPED
+    assert (
+        runtime.reconciler.reconcile(parse_cluster_id(cluster_id("aks-untagged"))).outcome.kind
+        is OutcomeKind.SKIPPED
+    )
     audit = world.with_config(pacer=pacer, remediation={"mode": "audit"})
     for cid in INSTALLS:
-        report = audit.reconciler.reconcile(cid)
+        report = audit.reconciler.reconcile(parse_cluster_id(cid))
         assert report.outcome.why.startswith("audit mode"), report.outcome
     assert pacer.available(TEST_SUB) == pytest.approx(BURST - HEADROOM)
     assert arm_writes(world) == []
@@ -117,12 +121,12 @@ def test_a_429_on_a_write_holds_that_subscription_in_the_pacer(world, emulator):
     emulator.admin.add_fault(
         method="PUT", path="*/extensions/*", status=429, code="TooManyRequests", retryAfterS=30, count=1
     )
-    report = runtime.reconciler.reconcile(INSTALLS[0])
+    report = runtime.reconciler.reconcile(parse_cluster_id(INSTALLS[0]))
     assert report.outcome.kind is OutcomeKind.WAIT and "throttled" in report.outcome.why
     # ARM's 30 s Retry-After is now the pacer's: the subscription is held, another one is not
     assert pacer.available(TEST_SUB) <= -30 * 10 + 1
     assert pacer.available("22222222-2222-2222-2222-222222222222") > 0
-    held = runtime.reconciler.reconcile(INSTALLS[1])
+    held = runtime.reconciler.reconcile(parse_cluster_id(INSTALLS[1]))
     assert held.outcome.why.startswith("pacing"), held.outcome
     assert 25 < held.outcome.retry_after_s <= 30.5
     runtime.close()
@@ -134,7 +138,7 @@ def test_a_429_the_sdk_retried_inside_the_call_still_reaches_the_pacer(world, em
     emulator.admin.add_fault(
         method="PUT", path="*/extensions/*", status=429, code="TooManyRequests", retryAfterS=1, count=1
     )
-    report = runtime.reconciler.reconcile(INSTALLS[0])
+    report = runtime.reconciler.reconcile(parse_cluster_id(INSTALLS[0]))
     assert report.actions[-1].status is ActionStatus.DONE, report  # azure-core slept 1 s and retried
     statuses = [c["status"] for c in arm_writes(world, path_contains="/extensions/")]
     assert statuses == [429, 201]

@@ -19,13 +19,15 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 
 from emulator.estate import cluster_from_shorthand, generate_estate
 from remediator.adapters.graph import InventoryStats, QuotaGate, ResourceGraphInventory
-from remediator.adapters.work_queue import WorkItem, WorkQueue
+from remediator.adapters.work_queue import WorkQueue
+from remediator.core.blockers import BlockerKind
 from remediator.core.config import RemediatorConfig, parse_config
 from remediator.core.decision import Reason, decide
 from remediator.core.errors import UserInputError
 from remediator.core.inventory_query import plan_inventory
 from remediator.core.snapshot import ClusterSnapshot
-from remediator.service.sweep import DEFERRED_BLOCKERS, HUMAN_BLOCKERS, Sweeper
+from remediator.core.work_item import WorkItem
+from remediator.service.sweep import Sweeper
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +88,7 @@ def needing_work(estate: dict[str, Any], config: RemediatorConfig) -> set[str]:
         snapshot = ClusterSnapshot.from_arm(cluster_from_shorthand(item, tenant=estate["tenantId"]))
         decision = decide(snapshot, config)
         if decision.reason is Reason.SELECTED and not any(
-            b in HUMAN_BLOCKERS or b in DEFERRED_BLOCKERS for b in decision.blockers
+            b.kind is not BlockerKind.TRANSIENT for b in decision.blockers
         ):
             out.add(item["id"].lower())
     return out
@@ -153,7 +155,7 @@ def test_sweep_enqueues_exactly_the_clusters_needing_work(
     received: list[WorkItem] = []
     while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=60)):
         received += [WorkItem.from_message(m.content) for m in batch]
-    assert {item.cluster_id.lower() for item in received} == expected
+    assert {item.cluster_id.canonical.lower() for item in received} == expected
     assert len(received) == len(expected) == summary.enqueued
     assert {item.source for item in received} == {"sweep"}
     assert {item.correlation_id for item in received} == {summary.correlation_id}

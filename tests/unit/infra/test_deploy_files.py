@@ -137,7 +137,7 @@ def test_alerts_cover_poison_gave_up_and_failures(infra_templates: dict[Path, An
     }
     assert "${poisonFunctionName}" in rules["poison-queue-not-empty"]["query"]
     # Every give-up the product logs (poison path, attempts exhausted) must match one of the query's terms.
-    handlers = (ROOT / "remediator" / "service" / "handlers.py").read_text()
+    handlers = (ROOT / "remediator" / "service" / "triggers" / "queue.py").read_text()
     logged = re.findall(r"logger\.(?:warning|error|critical)\(\s*\"([^\"]*gave[ _]up[^\"]*)\"", handlers)
     assert len(logged) >= 2, logged
     terms = re.findall(r"message contains \\'([^\\]+)\\'", rules["gave-up-outcomes"]["query"])

@@ -1,4 +1,4 @@
-"""The HTTP API (``/api/remediate``, ``/api/explain``, ``/api/report``, ``/api/health``), framework-free.
+"""The HTTP triggers (``/api/remediate``, ``/api/explain``, ``/api/report``, ``/api/health``), framework-free.
 
 Each handler takes the raw body and query parameters and returns an :class:`HttpResult`; ``function_app.py``
 turns it into an ``HttpResponse``. Rules every route follows: a malformed body is a 400 naming the field, a
@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from remediator.adapters.management_groups import ManagementGroupLookupError
 from remediator.core.config import RemediatorConfig, Scope
-from remediator.core.decision import Reason, decide
 from remediator.core.errors import UserInputError
 from remediator.core.ids import (
     InvalidResourceIdError,
@@ -30,18 +29,20 @@ from remediator.core.ids import (
     parse_resource_id,
     parse_subscription_id,
 )
-from remediator.core.inventory_query import InventoryPlan, plan_inventory
-from remediator.core.outcomes import OutcomeKind
-from remediator.core.snapshot import ClusterSnapshot
-from remediator.service.app_context import HandlerContext, journal_decision, scope_contains
-from remediator.service.inline import InlineUnavailable, run_inline
-from remediator.service.sweep import HUMAN_BLOCKERS
+from remediator.service.ports import HandlerContext
+from remediator.service.report import compliance_report
+from remediator.service.triggers.delivery import (
+    HANDOVER_DELAY_S,
+    Delivery,
+    journal_decision,
+    reconcile_inline,
+    scope_contains,
+)
 
 logger = logging.getLogger(__name__)
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
-_PROBE_CLUSTER = "/providers/Microsoft.ContainerService/managedClusters/probe"
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ def _flag(params: Mapping[str, str], name: str) -> bool:
 
 
 def _cluster_in_scope(ctx: HandlerContext, cluster: ResourceId) -> None:
+    """Raise :class:`Forbidden` unless the configured scope contains ``cluster`` (a cluster, subscription or
+    resource-group id)."""
     inside = scope_contains(ctx, cluster)
     if inside is None:
         raise Forbidden(
@@ -113,10 +116,10 @@ def _cluster_in_scope(ctx: HandlerContext, cluster: ResourceId) -> None:
             " resolve management-group membership (the timer sweep covers management-group scopes)"
         )
     if not inside:
-        raise Forbidden(
-            f"{cluster.canonical} is outside the configured scope (subscription {cluster.subscription_id}, "
-            f"resource group {cluster.resource_group})"
-        )
+        where = f"subscription {cluster.subscription_id}"
+        if cluster.resource_group is not None:
+            where += f", resource group {cluster.resource_group}"
+        raise Forbidden(f"{cluster.canonical} is outside the configured scope ({where})")
 
 
 def _parse_scope(value: object) -> ResourceId:
@@ -137,19 +140,17 @@ def _parse_scope(value: object) -> ResourceId:
 def _scope_allowed(ctx: HandlerContext, scope: ResourceId) -> None:
     """Raise :class:`Forbidden` unless every cluster below ``scope`` would be in the configured scope."""
     config_scope = ctx.config.scope
-    sub_key = f"/subscriptions/{scope.subscription_id}"
-    if any(ex.key == sub_key for ex in config_scope.exclude_subscriptions):
+    subscription = parse_subscription_id(str(scope.subscription_id))
+    if any(ex == subscription for ex in config_scope.exclude_subscriptions):
         raise Forbidden(f"subscription {scope.subscription_id} is excluded by scope.excludeSubscriptions")
     if scope.resource_group is not None:
-        probe = parse_cluster_id(scope.canonical + _PROBE_CLUSTER)
-        _cluster_in_scope(ctx, probe)
+        _cluster_in_scope(ctx, scope)
         return
-    if any(s.key == sub_key for s in config_scope.subscriptions):
-        return
-    if config_scope.management_groups and ctx.management_groups_of is not None:
-        probe = parse_cluster_id(f"{sub_key}/resourceGroups/probe{_PROBE_CLUSTER}")
-        if config_scope.contains(probe, management_groups_of=ctx.management_groups_of):
+    if config_scope.management_groups and ctx.management_groups_of is None:
+        if subscription in config_scope.subscriptions:
             return
+    elif scope_contains(ctx, scope):
+        return
     groups = [g.canonical for g in config_scope.resource_groups if g.subscription_id == scope.subscription_id]
     hint = f"; only these resource groups of it are: {', '.join(groups)}" if groups else ""
     raise Forbidden(f"subscription {scope.subscription_id} is not in the configured scope{hint}")
@@ -193,70 +194,40 @@ def request_id() -> str:
     return f"http-{uuid.uuid4()}"
 
 
-HANDOVER_DELAY_S = 5.0
-"""Delay of the work item that takes over a ``{clusterId}`` request whose inline reconcile ran out of time."""
-
-
 def _remediate_cluster(ctx: HandlerContext, cluster: ResourceId, *, dry_run: bool) -> HttpResult:
     """Reconcile inline within ``REMEDIATOR_INLINE_BUDGET_SECONDS`` (the HTTP front end gives up after 230 s,
     and SDK timeouts times retries could exceed that). Out of time: 202 with the cluster handed over to the
     work queue (a dry run, which must not write, answers 503 instead)."""
-    correlation = request_id()
-    budget = ctx.settings.inline_budget_seconds
-    try:
-        report = run_inline(
-            lambda: ctx.reconciler.reconcile(cluster.canonical, dry_run=dry_run, correlation_id=correlation),
-            budget_s=budget,
-        )
-    except InlineUnavailable as exc:
-        return _not_finished_inline(ctx, cluster, str(exc), dry_run=dry_run, correlation_id=correlation)
-    body: dict[str, Any] = report.to_json()
-    if report.outcome.kind is OutcomeKind.WAIT and not dry_run:
-        delay = min(max(report.outcome.retry_after_s or 30.0, 1.0), ctx.settings.max_wait_seconds)
-        ctx.work.enqueue_work(
-            cluster.canonical,
-            attempt=0,
-            source="http",
-            reason=report.outcome.why,
-            correlation_id=correlation,
-            delay_s=delay,
-        )
-        body["followUp"] = {"enqueued": True, "delaySeconds": delay}
-        return HttpResult(202, body)
-    return HttpResult(200, body)
-
-
-def _not_finished_inline(
-    ctx: HandlerContext, cluster: ResourceId, why: str, *, dry_run: bool, correlation_id: str
-) -> HttpResult:
-    logger.warning("POST /api/remediate for %s not finished inline: %s", cluster, why)
-    if dry_run:
+    delivery = Delivery(cluster, "http", request_id(), time.monotonic(), bounded=False)
+    unfinished: list[str] = []
+    inline = reconcile_inline(ctx, delivery, dry_run=dry_run, on_unavailable=unfinished.append)
+    if inline.report is None:
+        logger.warning("POST /api/remediate for %s not finished inline: %s", cluster, inline.why)
+        if dry_run:
+            return HttpResult(
+                503,
+                {
+                    "error": "not-finished",
+                    "message": f"the dry run did not finish in time ({inline.why}); retry",
+                    "retryAfterSeconds": SCOPE_RETRY_AFTER_S,
+                    "correlationId": delivery.correlation_id,
+                },
+            )
+        delivery.hand_over(ctx, reason=f"HTTP request handed over: {inline.why}", delay_s=HANDOVER_DELAY_S)
         return HttpResult(
-            503,
+            202,
             {
-                "error": "not-finished",
-                "message": f"the dry run did not finish in time ({why}); retry",
-                "retryAfterSeconds": SCOPE_RETRY_AFTER_S,
-                "correlationId": correlation_id,
+                "clusterId": cluster.canonical,
+                "correlationId": delivery.correlation_id,
+                "message": f"not finished inline ({inline.why}); handed over to the work queue",
+                "followUp": {"enqueued": True, "delaySeconds": HANDOVER_DELAY_S},
             },
         )
-    ctx.work.enqueue_work(
-        cluster.canonical,
-        attempt=0,
-        source="http",
-        reason=f"HTTP request handed over: {why}",
-        correlation_id=correlation_id,
-        delay_s=HANDOVER_DELAY_S,
-    )
-    return HttpResult(
-        202,
-        {
-            "clusterId": cluster.canonical,
-            "correlationId": correlation_id,
-            "message": f"not finished inline ({why}); handed over to the work queue",
-            "followUp": {"enqueued": True, "delaySeconds": HANDOVER_DELAY_S},
-        },
-    )
+    body: dict[str, Any] = inline.report.to_json()
+    if inline.handed_over is not None:
+        body["followUp"] = {"enqueued": True, "delaySeconds": inline.handed_over}
+        return HttpResult(202, body)
+    return HttpResult(200, body)
 
 
 def _narrowed(ctx: HandlerContext, scope: ResourceId) -> RemediatorConfig:
@@ -318,7 +289,7 @@ def handle_http_explain(body: bytes, *, ctx: HandlerContext) -> HttpResult:
         return _forbidden(ctx, cluster.canonical, "POST /api/explain", str(exc))
     except ManagementGroupLookupError as exc:
         return _scope_unknown(exc)
-    report = ctx.reconciler.reconcile(cluster.canonical, dry_run=True, correlation_id=request_id())
+    report = ctx.reconciler.reconcile(cluster, dry_run=True, correlation_id=request_id())
     decision = dict(report.decision) if report.decision is not None else None
     return HttpResult(
         200,
@@ -329,70 +300,16 @@ def handle_http_explain(body: bytes, *, ctx: HandlerContext) -> HttpResult:
             "extensionState": report.extension_state,
             "mode": report.mode,
             "wouldDo": [a.to_json() for a in report.actions],
+            "links": [dict(link) for link in report.links],
             "outcome": report.outcome.to_json(),
         },
     )
 
 
-_NEEDS_WORK_FILTER = "\n| where extensionState !~ 'Succeeded'"
-
-
-def _groups_of(groups: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
-    return lambda _subscription: groups
-
-
-def report_plan(config: RemediatorConfig) -> InventoryPlan:
-    """The sweep's inventory plan widened to every in-scope cluster (protected and untagged ones too)."""
-    plan = plan_inventory(config, prefilter_tags=False)
-    requests = []
-    for request in plan.requests:
-        if _NEEDS_WORK_FILTER not in request.query:
-            raise RuntimeError("the inventory query changed shape; update report_plan")
-        requests.append(replace(request, query=request.query.replace(_NEEDS_WORK_FILTER, "")))
-    return replace(plan, requests=tuple(requests))
-
-
 def handle_http_report(params: Mapping[str, str], *, ctx: HandlerContext) -> HttpResult:
-    """``GET /api/report``: per subscription and region, clusters / selected / protected / pending / failed.
-
-    ``clusters`` counts every in-scope cluster; of the ``selected`` ones, ``protected`` have the backup
-    extension Succeeded, ``failed`` have it Failed, ``blocked`` cannot get it until a human lifts a blocker
-    (no managed identity, no Linux amd64 pool, CSI driver or snapshot controller off), ``pending`` are the
-    rest (being installed, or waiting for a stopped or provisioning cluster).
-    """
-    rows: dict[tuple[str, str], Counter[str]] = {}
-    seen: set[str] = set()
-    for row in ctx.inventory.iter_rows(report_plan(ctx.config)):
-        try:
-            snapshot = ClusterSnapshot.from_arm(row.body, source="resource graph")
-        except UserInputError as exc:
-            logger.warning("report skips unreadable inventory row %s: %s", row.cluster_id, exc)
-            continue
-        decision = decide(snapshot, ctx.config, management_groups_of=_groups_of(row.management_groups))
-        if snapshot.id.key in seen or decision.reason is Reason.OUT_OF_SCOPE:
-            continue
-        seen.add(snapshot.id.key)
-        counts = rows.setdefault((snapshot.subscription_id, snapshot.location), Counter())
-        counts["clusters"] += 1
-        if not decision.selected:
-            continue
-        counts["selected"] += 1
-        state = (row.extension_state or "").lower()
-        if state == "succeeded":
-            counts["protected"] += 1
-        elif state == "failed":
-            counts["failed"] += 1
-        elif any(b in HUMAN_BLOCKERS for b in decision.blockers):
-            counts["blocked"] += 1
-        else:
-            counts["pending"] += 1
-    keys = ("clusters", "selected", "protected", "pending", "failed", "blocked")
-    summary: list[dict[str, Any]] = [
-        {"subscriptionId": sub, "region": region, **{k: counts.get(k, 0) for k in keys}}
-        for (sub, region), counts in sorted(rows.items())
-    ]
-    totals = {k: sum(counts.get(k, 0) for counts in rows.values()) for k in keys}
-    return HttpResult(200, {"summary": summary, "totals": totals})
+    """``GET /api/report``: per subscription and region, clusters / selected / protected / pending / failed /
+    blocked (the use case is :func:`remediator.service.report.compliance_report`)."""
+    return HttpResult(200, compliance_report(ctx.config, ctx.inventory))
 
 
 def handle_health(*, build_context: Callable[[], HandlerContext]) -> HttpResult:

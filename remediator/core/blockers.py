@@ -1,0 +1,89 @@
+"""What stops the extension from installing on a cluster, and the policy for each blocker, in one place.
+
+Each :class:`Blocker` carries its own policy once: its :class:`BlockerKind` (does it need a human, clear by
+itself soon, or last for days?) and a one-line remedy. The reconcile gate, the sweep and the report all read
+it from here (before, three modules kept their own lists of "human" and "wait" blockers).
+
+- ``HUMAN``: only a person can lift it (enable the CSI driver, add a Linux amd64 pool). A reconcile gives up
+  naming the remedy; the sweep does not enqueue the cluster; the report counts it ``blocked``.
+- ``TRANSIENT``: clears by itself within minutes (the cluster is still provisioning). A reconcile waits.
+- ``LONG_LIVED``: may last for days and clears only when someone acts on the cluster for another reason (a
+  stopped cluster). A reconcile waits; the sweep defers it to the next sweep instead of queueing a work item
+  that would wait through all its attempts.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class BlockerKind(StrEnum):
+    """How a blocker clears, and so what the product does about it."""
+
+    HUMAN = "human"
+    TRANSIENT = "transient"
+    LONG_LIVED = "long-lived"
+
+
+class Blocker(StrEnum):
+    """Something in the cluster snapshot that stops (or will stop) the extension from installing."""
+
+    CLUSTER_NOT_SUCCEEDED = "cluster-not-succeeded"
+    """``provisioningState`` is not ``Succeeded`` (or is absent): ARM rejects or queues writes meanwhile."""
+    CLUSTER_STOPPED = "cluster-stopped"
+    """``powerState.code`` is ``Stopped``: no nodes to run the extension."""
+    NO_MANAGED_IDENTITY = "no-managed-identity"
+    """Service-principal cluster: cluster extensions need a managed identity."""
+    DISK_CSI_DRIVER_DISABLED = "disk-csi-driver-disabled"
+    """``storageProfile.diskCSIDriver.enabled`` is false: backup needs the Azure Disk CSI driver."""
+    SNAPSHOT_CONTROLLER_DISABLED = "snapshot-controller-disabled"
+    """``storageProfile.snapshotController.enabled`` is false: backup needs volume snapshots."""
+    NO_LINUX_AMD64_POOL = "no-linux-amd64-pool"
+    """No Linux x86-64 node pool: the extension runs on neither Windows nor Arm64 nodes."""
+
+    @property
+    def kind(self) -> BlockerKind:
+        """How this blocker clears (see the module docstring)."""
+        return _POLICY[self][0]
+
+    @property
+    def remedy(self) -> str:
+        """One line for a human: what the blocker means and how it is lifted."""
+        return _POLICY[self][1]
+
+    @property
+    def needs_human(self) -> bool:
+        return self.kind is BlockerKind.HUMAN
+
+    def describe(self) -> str:
+        """``<code>: <remedy>``, the form outcomes and reports use."""
+        return f"{self.value}: {self.remedy}"
+
+
+_POLICY: dict[Blocker, tuple[BlockerKind, str]] = {
+    Blocker.CLUSTER_NOT_SUCCEEDED: (
+        BlockerKind.TRANSIENT,
+        "the cluster's provisioningState is not Succeeded",
+    ),
+    Blocker.CLUSTER_STOPPED: (
+        BlockerKind.LONG_LIVED,
+        "the cluster is not Running (az aks start); it is looked at again when it changes or at the sweep",
+    ),
+    Blocker.NO_MANAGED_IDENTITY: (
+        BlockerKind.HUMAN,
+        "service-principal cluster: cluster extensions need a managed identity",
+    ),
+    Blocker.DISK_CSI_DRIVER_DISABLED: (
+        BlockerKind.HUMAN,
+        "the Azure Disk CSI driver is disabled (az aks update --enable-disk-driver)",
+    ),
+    Blocker.SNAPSHOT_CONTROLLER_DISABLED: (
+        BlockerKind.HUMAN,
+        "the snapshot controller is disabled (az aks update --enable-snapshot-controller)",
+    ),
+    Blocker.NO_LINUX_AMD64_POOL: (
+        BlockerKind.HUMAN,
+        "no Linux amd64 node pool: the backup extension runs only on Linux amd64 nodes",
+    ),
+}
+"""The policy of every blocker; a test checks that none is missing."""

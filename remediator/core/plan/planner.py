@@ -1,0 +1,133 @@
+"""From the chain's verdicts to one reconcile's writes and outcome, pure.
+
+``plan`` = gate -> evaluate every link -> every unsatisfied link whose dependencies are satisfied contributes
+its write (so independent writes go out together) -> ``done`` only when EVERY link is satisfied. Precedence
+when links disagree: a failed read the chain needed (the service maps the ARM error) > a blocked link
+(``gave_up``: a human must act first; nothing is written) > writes (``done`` if every unsatisfied link is
+satisfied by its write at once, else ``wait``) > waiting links (``wait``) > ``done``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from remediator.core.blockers import BlockerKind
+from remediator.core.decision import Decision
+from remediator.core.outcomes import Outcome
+from remediator.core.plan.observed import Observed, ReadFailed
+from remediator.core.plan.requirement import (
+    EXTENSION_POLL_SECONDS,
+    Blocked,
+    Chain,
+    Deferred,
+    Missing,
+    NotNeeded,
+    PlanContext,
+    Satisfied,
+    Unreadable,
+    Verdict,
+    Waiting,
+    is_satisfied,
+    state_of,
+)
+from remediator.core.plan.writes import Write
+
+
+@dataclass(frozen=True)
+class Link:
+    """One requirement's verdict in a plan."""
+
+    key: str
+    verdict: Verdict
+
+    @property
+    def state(self) -> str:
+        return state_of(self.verdict)
+
+    def to_json(self) -> dict[str, str]:
+        verdict = self.verdict
+        if isinstance(verdict, Deferred):
+            why = f"waits for {verdict.on}"
+        elif isinstance(verdict, Unreadable):
+            why = f"{verdict.read.label} failed: {verdict.error}"
+        else:
+            why = verdict.why
+        return {"link": self.key, "state": self.state, "why": why}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The next step for one cluster.
+
+    :param outcome: how the reconcile ends once ``writes`` are accepted (or directly, without writes).
+    :param writes: the writes, in chain order; independent of each other (send them together).
+    :param links: every link's verdict, in chain order (for explain and reports).
+    :param error: a read the chain needed failed with this error; the caller maps it to the outcome.
+    """
+
+    outcome: Outcome
+    writes: tuple[Write, ...] = ()
+    links: tuple[Link, ...] = ()
+    error: BaseException | None = None
+
+
+def gate(decision: Decision) -> Outcome | None:
+    """Skip, give up or wait because of the decision alone (no further reads needed), else ``None``.
+
+    The blockers' own policy decides (:mod:`remediator.core.blockers`); a human blocker wins over a transient
+    one: a stopped service-principal cluster needs a human either way.
+    """
+    if not decision.selected:
+        return Outcome.skipped(str(decision.reason))
+    human = [b for b in decision.blockers if b.kind is BlockerKind.HUMAN]
+    if human:
+        return Outcome.gave_up("; ".join(b.describe() for b in human))
+    waiting = [b for b in decision.blockers if b.kind is not BlockerKind.HUMAN]
+    if waiting:
+        return Outcome.wait(EXTENSION_POLL_SECONDS, "; ".join(b.describe() for b in waiting))
+    return None
+
+
+def evaluate(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[Link, ...]:
+    """Every link's verdict, in chain order (a link whose dependency is unsatisfied is :class:`Deferred`)."""
+    verdicts: dict[str, Verdict] = {}
+    for requirement in chain.requirements:
+        unmet = [d for d in requirement.depends_on if not is_satisfied(verdicts[d])]
+        if unmet:
+            verdicts[requirement.key] = Deferred(unmet[0])
+            continue
+        try:
+            verdicts[requirement.key] = requirement.evaluate(ctx, observed)
+        except ReadFailed as failed:
+            verdicts[requirement.key] = Unreadable(failed.read, failed.error)
+    return tuple(Link(key, verdicts[key]) for key in chain.keys)
+
+
+def plan(chain: Chain, ctx: PlanContext, observed: Observed) -> Plan:
+    """The next step for one cluster (see the module docstring for the precedence)."""
+    gated = gate(ctx.decision)
+    if gated is not None:
+        return Plan(gated)
+    links = evaluate(chain, ctx, observed)
+    verdicts = [link.verdict for link in links]
+    for verdict in verdicts:
+        if isinstance(verdict, Unreadable):
+            why = f"{verdict.read.label} failed: {verdict.error}"
+            return Plan(Outcome.wait(EXTENSION_POLL_SECONDS, why), links=links, error=verdict.error)
+    blocked = [v for v in verdicts if isinstance(v, Blocked)]
+    if blocked:
+        return Plan(Outcome.gave_up(blocked[0].why), links=links)
+    missing = [v for v in verdicts if isinstance(v, Missing)]
+    waiting = [v for v in verdicts if isinstance(v, Waiting)]
+    settled = [v.why for v in verdicts if isinstance(v, Satisfied | NotNeeded)]
+    writes = tuple(v.write for v in missing)
+    waits = [(v.wait_s, v.why) for v in missing if v.wait_s is not None]
+    waits += [(v.retry_after_s, v.why) for v in waiting]
+    deferred = any(isinstance(v, Deferred) for v in verdicts)
+    if waits:
+        retry = min(seconds for seconds, _ in waits)
+        return Plan(Outcome.wait(retry, "; ".join(why for _, why in waits)), writes=writes, links=links)
+    if deferred:  # a dependency is missing and will be written now; look again soon
+        why = "; ".join(v.why for v in missing) or "waiting for a dependency"
+        return Plan(Outcome.wait(EXTENSION_POLL_SECONDS, why), writes=writes, links=links)
+    return Plan(Outcome.done("; ".join([*settled, *(v.why for v in missing)])), writes=writes, links=links)

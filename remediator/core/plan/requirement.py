@@ -1,0 +1,269 @@
+"""A requirement: one link of the chain that keeps a selected cluster protected, self-describing.
+
+A requirement states, in one place: its stable :attr:`~Requirement.key` (the link name journaled and
+published, e.g. ``extension-installed``); which other links it :attr:`~Requirement.depends_on` (not a total
+order: links that do not depend on each other are evaluated, and written, independently); the reads it needs
+(:meth:`~Requirement.reads`); when it is satisfied, and otherwise the write that satisfies it, what blocks
+it and its outcome wording (:meth:`~Requirement.evaluate`, which returns a :data:`Verdict`). The write
+itself is a value from :mod:`remediator.core.plan.writes` carrying its kind, typed target, body inputs,
+claim and write bucket.
+
+A mode selects a :class:`Chain` (an ordered tuple of requirements, dependencies pointing backwards), and
+:func:`remediator.core.plan.planner.plan` turns the verdicts into the reconcile's writes and outcome.
+
+Requirements are satisfied by what Azure has, not by our name for it: the extension by its type under any
+name, a role assignment by any assignment of that role to that principal at that scope or above.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from remediator.core.config import RemediatorConfig
+from remediator.core.decision import Decision
+from remediator.core.ids import ResourceId
+from remediator.core.naming import backup_container_name
+from remediator.core.plan.observed import Observed, Read
+from remediator.core.plan.writes import Write
+from remediator.core.snapshot import ClusterSnapshot
+
+EXTENSION_POLL_SECONDS = 30.0
+"""How long to wait before looking at an extension operation again (installs take minutes)."""
+
+TASK_POLL_SECONDS = 60.0
+"""How long to wait before looking at a running remediation task again."""
+
+
+# --------------------------------------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class Satisfied:
+    """Azure has what the link asks for. ``why`` says what was found."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class NotNeeded:
+    """The link does not apply to this cluster now (e.g. the grant is disabled by config); counts as
+    satisfied."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class Missing:
+    """Not satisfied, and ``write`` satisfies it.
+
+    :param write: the write.
+    :param why: what the write achieves, for the outcome (``container azure-aks-backup-x created``).
+    :param wait_s: ``None`` when the link is satisfied as soon as the write is accepted (a container, a role
+        assignment); else how long to wait before looking again (a long-running operation was started).
+    """
+
+    write: Write
+    why: str
+    wait_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Not satisfied yet, and time will tell (an operation is in progress)."""
+
+    retry_after_s: float
+    why: str
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Not satisfied, and a human must act (named in ``why``)."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Not evaluated: the link it depends on (``on``) is not satisfied yet."""
+
+    on: str
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Not evaluated: a read it needed failed with ``error`` (an ARM error, mapped by the service)."""
+
+    read: Read[Any]
+    error: BaseException
+
+
+Verdict = Satisfied | NotNeeded | Missing | Waiting | Blocked | Deferred | Unreadable
+
+
+def is_satisfied(verdict: Verdict) -> bool:
+    return isinstance(verdict, Satisfied | NotNeeded)
+
+
+def state_of(verdict: Verdict) -> str:
+    """The link's state in one word, for reports: ``satisfied``, ``not-needed``, ``missing``, ``waiting``,
+    ``blocked``, ``deferred``, ``unreadable``."""
+    return {
+        Satisfied: "satisfied",
+        NotNeeded: "not-needed",
+        Missing: "missing",
+        Waiting: "waiting",
+        Blocked: "blocked",
+        Deferred: "deferred",
+        Unreadable: "unreadable",
+    }[type(verdict)]
+
+
+# --------------------------------------------------------------------------------------------- context
+
+
+class Mode(StrEnum):
+    """What the remediator does for a selected cluster (``remediation.mode`` in the config)."""
+
+    INSTALL = "install"
+    POLICY_TASK = "policy-task"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True)
+class PlanningOptions:
+    """The config knobs the requirements read, flattened from ``RemediatorConfig`` and the tenant.
+
+    :param mode: install / policy-task / audit.
+    :param grant_storage_access: grant the extension identity Storage Blob Data Contributor.
+    :param max_reinstalls: how many times a Failed extension is re-installed before giving up, per failure
+        episode (re-installs before the extension was last seen Succeeded do not count). In policy-task mode,
+        likewise how many Failed/Canceled remediation tasks in a row are followed by a new one.
+    :param policy_assignment_ids: assignments of Policy 3/4 (policy-task mode).
+    :param extension_name: the name a new extension gets.
+    :param release_train: the extension's release train.
+    :param auto_upgrade_minor_version: the extension's minor-version auto-upgrade.
+    :param extra_settings: extra configurationSettings.
+    :param tenant_id: written to the extension as ``credentials.tenantId``.
+    """
+
+    mode: Mode = Mode.INSTALL
+    grant_storage_access: bool = True
+    max_reinstalls: int = 2
+    policy_assignment_ids: tuple[ResourceId, ...] = ()
+    extension_name: str = "azure-aks-backup"
+    release_train: str = "stable"
+    auto_upgrade_minor_version: bool = True
+    extra_settings: tuple[tuple[str, str], ...] = ()
+    tenant_id: str = ""
+
+    @classmethod
+    def from_config(cls, config: RemediatorConfig, *, tenant_id: str) -> PlanningOptions:
+        return cls(
+            mode=Mode(config.remediation.mode),
+            grant_storage_access=config.remediation.grant_storage_access,
+            max_reinstalls=config.remediation.max_reinstalls,
+            policy_assignment_ids=tuple(config.remediation.policy_assignment_ids),
+            extension_name=config.extension.name,
+            release_train=config.extension.release_train,
+            auto_upgrade_minor_version=config.extension.auto_upgrade_minor_version,
+            extra_settings=tuple(sorted(config.extension.configuration_settings.items())),
+            tenant_id=tenant_id,
+        )
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What every requirement of one reconcile may consult besides the reads: the cluster, the decision and
+    the options."""
+
+    cluster: ClusterSnapshot
+    decision: Decision
+    options: PlanningOptions = field(default_factory=PlanningOptions)
+
+    @property
+    def cluster_id(self) -> ResourceId:
+        return self.cluster.id
+
+    @property
+    def storage_account(self) -> ResourceId | None:
+        """The backup storage account for the cluster's region (``None``: none configured)."""
+        return self.decision.storage_account_id
+
+    @property
+    def container(self) -> str:
+        """Our backup container name for this cluster (``naming.backup_container_name``)."""
+        return backup_container_name(self.cluster.name, self.cluster.id.canonical)
+
+
+# --------------------------------------------------------------------------------------------- requirement
+
+
+class Requirement(ABC):
+    """One link of a chain. Subclasses set :attr:`key`, :attr:`title` and :attr:`depends_on` and implement
+    :meth:`reads` and :meth:`evaluate`."""
+
+    key: str
+    """Stable link name (``[a-z-]``), journaled and published with actions; never rename one."""
+    title: str
+    """One line for humans: what the link means (``the backup extension is installed and Succeeded``)."""
+    depends_on: tuple[str, ...] = ()
+    """Keys of earlier links that must be satisfied before this one is evaluated (and its write sent)."""
+
+    @abstractmethod
+    def reads(self, ctx: PlanContext, observed: Observed) -> Iterable[Read[Any]]:
+        """The reads this link needs, as early as their inputs are known (``observed`` holds what was read
+        so far; a read that needs another read's answer is listed once that answer is there). A read whose
+        answer turns out not to matter costs a call, not a round trip."""
+
+    @abstractmethod
+    def evaluate(self, ctx: PlanContext, observed: Observed) -> Verdict:
+        """The link's verdict (:class:`Satisfied`, :class:`NotNeeded`, :class:`Missing`, :class:`Waiting` or
+        :class:`Blocked`). Reading a failed read raises ``ReadFailed``, which the planner reports."""
+
+    def claim_ahead(self, ctx: PlanContext) -> str | None:
+        """The claim this link's write takes on a cluster where nothing exists yet, so the reconciler can
+        take it while it reads (off the critical path); ``None``: no such guess."""
+        return None
+
+
+@dataclass(frozen=True)
+class Chain:
+    """An ordered list of requirements selected by a mode. Dependencies must point to earlier links, so the
+    list order is an evaluation order and there are no cycles."""
+
+    name: str
+    requirements: tuple[Requirement, ...]
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for requirement in self.requirements:
+            if requirement.key in seen:
+                raise ValueError(f"chain {self.name}: link {requirement.key!r} appears twice")
+            unknown = [d for d in requirement.depends_on if d not in seen]
+            if unknown:
+                raise ValueError(
+                    f"chain {self.name}: link {requirement.key!r} depends on {unknown}, which are not earlier"
+                )
+            seen.add(requirement.key)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(r.key for r in self.requirements)
+
+    def reads(self, ctx: PlanContext, observed: Observed) -> list[Read[Any]]:
+        """Every read the links need now, deduplicated, minus those already made."""
+        wanted: dict[Read[Any], None] = {}
+        for requirement in self.requirements:
+            for read in requirement.reads(ctx, observed):
+                if not observed.knows(read):
+                    wanted[read] = None
+        return list(wanted)
+
+    def claims_ahead(self, ctx: PlanContext) -> tuple[str, ...]:
+        """The claims a reconcile may take while it reads (see :meth:`Requirement.claim_ahead`)."""
+        found = (r.claim_ahead(ctx) for r in self.requirements)
+        return tuple(dict.fromkeys(c for c in found if c is not None))

@@ -1,0 +1,135 @@
+"""The queue work-item contract and its one parser and serializer.
+
+A ``wait`` outcome, an Event Grid event that ran out of its inline budget, an HTTP request handed over and the
+sweep all become work items that the queue-triggered function picks up later. Producers and consumers share
+this one typed form; the wire form (docs/architecture.md) is JSON::
+
+    {"clusterId": str, "attempt": int, "source": "event"|"policy"|"sweep"|"http"|"queue",
+     "reason": str, "correlationId": str, "enqueuedAt": ISO-8601 UTC}
+
+A message is untrusted input (anyone who can write to the queue writes it): :meth:`WorkItem.from_json` rejects
+a malformed one with a :class:`UserInputError` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, cast, get_args
+
+from remediator.core.errors import UserInputError
+from remediator.core.ids import ResourceId, parse_cluster_id
+
+Source = Literal["event", "policy", "sweep", "http", "queue"]
+"""What produced a work item; ``queue`` is a re-enqueue by the worker itself (or an unknown producer)."""
+SOURCES: frozenset[str] = frozenset(get_args(Source))
+
+_ORIGIN = "work item"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-01-02T03:04:05.123456Z``: ISO-8601 in UTC with a ``Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _fail(field_name: str, message: str) -> UserInputError:
+    return UserInputError(message, field=field_name, source=_ORIGIN)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One cluster to reconcile later.
+
+    :param cluster_id: the managed cluster.
+    :param attempt: how many waits preceded this item (0 for a fresh item).
+    :param source: what produced it.
+    :param reason: one line for humans (the wait's why, the event type).
+    :param correlation_id: ties the item to the event / request / sweep that caused it.
+    :param enqueued_at: when the producer made it (UTC).
+    """
+
+    cluster_id: ResourceId
+    attempt: int = 0
+    source: Source = "queue"
+    reason: str = ""
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    enqueued_at: datetime = field(default_factory=_now)
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form (see the module docstring)."""
+        return {
+            "clusterId": self.cluster_id.canonical,
+            "attempt": self.attempt,
+            "source": self.source,
+            "reason": self.reason,
+            "correlationId": self.correlation_id,
+            "enqueuedAt": iso_utc(self.enqueued_at),
+        }
+
+    def to_message(self) -> str:
+        """The message body (compact JSON; the queue client base64-encodes it for the Functions host)."""
+        return json.dumps(self.to_json(), separators=(",", ":"))
+
+    def next_attempt(self, *, reason: str) -> WorkItem:
+        """The follow-up after a ``wait``: same cluster, source and correlation, ``attempt + 1``."""
+        return WorkItem(
+            cluster_id=self.cluster_id,
+            attempt=self.attempt + 1,
+            source=self.source,
+            reason=reason,
+            correlation_id=self.correlation_id,
+        )
+
+    @classmethod
+    def from_json(cls, data: object) -> WorkItem:
+        """Parse a decoded work item.
+
+        :raises UserInputError: naming the field (``clusterId``, ``attempt``, ``source``, ``enqueuedAt``).
+        """
+        if not isinstance(data, dict):
+            raise _fail("body", "a work item must be a JSON object")
+        cluster = parse_cluster_id(data.get("clusterId"), field="clusterId")
+        attempt = data.get("attempt", 0)
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
+            raise _fail("attempt", "must be a non-negative integer")
+        source = data.get("source") or "queue"
+        if source not in SOURCES:
+            raise _fail("source", f"must be one of {sorted(SOURCES)}")
+        return cls(
+            cluster_id=cluster,
+            attempt=attempt,
+            source=cast(Source, source),
+            reason=str(data.get("reason") or ""),
+            correlation_id=str(data.get("correlationId") or uuid.uuid4()),
+            enqueued_at=_parse_time(data.get("enqueuedAt")),
+        )
+
+    @classmethod
+    def from_message(cls, body: str | bytes) -> WorkItem:
+        """Parse a message body (already base64-decoded, as the trigger hands it over).
+
+        :raises UserInputError: not JSON, or a malformed field.
+        """
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _fail("body", "message body is not JSON") from exc
+        return cls.from_json(data)
+
+
+def _parse_time(value: object) -> datetime:
+    if value is None or value == "":
+        return _now()
+    if not isinstance(value, str):
+        raise _fail("enqueuedAt", "must be an ISO-8601 timestamp string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise _fail("enqueuedAt", f"{value!r} is not an ISO-8601 timestamp") from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,127 @@
+"""The narrow ports the triggers and use cases depend on: protocols, and the bundle of them a handler gets.
+
+No wiring here (that is :mod:`remediator.service.runtime`, the one composition root) and no behaviour: the
+triggers (:mod:`remediator.service.triggers`), the report and the sweep take these protocols, so direct-
+invocation tests, the local runner and the CLI can pass recording fakes without touching an SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from remediator.adapters.graph import InventoryRow, InventoryStats
+from remediator.core.config import RemediatorConfig
+from remediator.core.ids import ResourceId
+from remediator.core.inventory_query import InventoryPlan
+from remediator.core.outcomes import ReconcileReport
+from remediator.core.settings import Settings
+from remediator.core.work_item import Source
+
+
+class Reconciles(Protocol):
+    """Bring one cluster to the wanted state (``service.reconcile.Reconciler``)."""
+
+    def reconcile(
+        self,
+        cluster_id: ResourceId,
+        *,
+        dry_run: bool = False,
+        attempt: int = 0,
+        correlation_id: str | None = None,
+    ) -> ReconcileReport:
+        """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request)."""
+        ...
+
+
+class EnqueuesWork(Protocol):
+    """Durable work items with a visibility delay (``adapters.work_queue.WorkQueue``)."""
+
+    def enqueue_work(
+        self,
+        cluster_id: ResourceId,
+        *,
+        attempt: int,
+        source: Source,
+        reason: str,
+        correlation_id: str,
+        delay_s: float,
+        timeout_s: float | None = None,
+    ) -> None:
+        """``timeout_s``: time left for the call (an Event Grid invocation's); ``None`` = client defaults."""
+        ...
+
+
+class RecordsOutcomes(Protocol):
+    """Where a report goes when no reconcile recorded it: the journal, and the optional publisher."""
+
+    def record(self, report: ReconcileReport) -> None: ...
+
+
+class RecordsSweeps(Protocol):
+    """Where a sweep summary goes: the journal and/or the outcome publisher."""
+
+    def record_sweep(self, summary: Mapping[str, Any]) -> None: ...
+
+
+class OrdersPolicyStates(Protocol):
+    """Durable last-seen ``data.timestamp`` per (resource, assignment), kept with ETag concurrency."""
+
+    def advance(self, resource_id: str, assignment_id: str, timestamp: datetime) -> bool:
+        """Store ``timestamp``; ``False`` (stale, nothing stored) only when it is older than the stored one.
+
+        An equal timestamp is accepted, so a redelivered event (Event Grid retries) is processed again.
+        """
+        ...
+
+
+class StreamsInventory(Protocol):
+    """Streams inventory rows for a plan (``adapters.graph.ResourceGraphInventory``)."""
+
+    def iter_rows(
+        self, plan: InventoryPlan, *, stats: InventoryStats | None = None
+    ) -> Iterator[InventoryRow]: ...
+
+    def policy_summary(self, plan: InventoryPlan, query: str, *, stats: InventoryStats) -> dict[str, int]: ...
+
+
+class Sweeps(Protocol):
+    """The timer sweep (``service.sweep.Sweeper.run``): enumerate in-scope clusters and enqueue those needing
+    work."""
+
+    def run(self, *, dry_run: bool) -> Any: ...
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One dependency probe for ``GET /api/health``: a name and a callable that raises when it is down."""
+
+    name: str
+    probe: Callable[[], object]
+
+
+@dataclass
+class HandlerContext:
+    """Everything the triggers use, built once per worker process by the composition root."""
+
+    settings: Settings
+    config: RemediatorConfig
+    reconciler: Reconciles
+    work: EnqueuesWork
+    outcomes: RecordsOutcomes
+    policy_order: OrdersPolicyStates
+    inventory: StreamsInventory
+    """Resource Graph inventory (the report streams every in-scope cluster through it)."""
+    sweeper: Sweeps
+    make_sweeper: Callable[[RemediatorConfig], Sweeps]
+    """A sweeper for another config (``POST /api/remediate {scope}`` narrows the scope and sweeps it)."""
+    health_checks: tuple[HealthCheck, ...] = ()
+    management_groups_of: Callable[[str], Iterable[str]] | None = None
+    """Subscription GUID -> the configured management groups above it; set by the runtime when the scope lists
+    management groups (``ManagementGroupResolver``, Resource Graph, cached)."""
+    decisions: RecordsOutcomes | None = None
+    """Where decisions that reconciled nothing are journaled (dropped, ignored, stale and out-of-scope events,
+    HTTP 403s): the journal alone, without an outcome event. ``None``: ``outcomes``."""
+    extras: dict[str, Any] = field(default_factory=dict)

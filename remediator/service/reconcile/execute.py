@@ -1,0 +1,275 @@
+"""One executor for any chain's writes: claim -> re-check (where the spec asks) -> pace -> apply.
+
+- **Claims** (``adapters/claims.py``) make each write exactly-once across Function instances. The claims a
+  fresh cluster would need are taken while the reconcile reads (:meth:`HeldClaims.take_ahead`), so on the
+  event path the claim is off the critical path. A claim is released on every path where its write was not
+  sent (:meth:`HeldClaims.release_unkept` runs in a ``finally``): another reconcile holds a claim, a re-check
+  says the state moved, a re-check fails (issue 17 F1), pacing defers, a write fails. A claim is kept after
+  its writes succeeded, until it expires.
+- **Re-checks** run together, only for specs that ask (``writes.py``).
+- **Pacing** takes one token per write from its subscription's bucket, all or nothing; a short wait is
+  slept, a longer one becomes a ``wait`` outcome with every write ``deferred``.
+- **Writes** go out together (they are independent by construction: the planner only emits writes whose
+  dependencies are satisfied). Every write's action is recorded; the first error, in chain order, is raised
+  after all of them finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from remediator.adapters.arm import ArmError
+from remediator.adapters.claims import Claim, WriteClaims
+from remediator.core.ids import ResourceId
+from remediator.core.outcomes import Action, ActionStatus, Outcome
+from remediator.core.pacing import WritePacer
+from remediator.core.plan.writes import Write
+from remediator.service.reconcile.gateways import ReconcileIO
+from remediator.service.reconcile.writes import REGISTRY, Applied, Recheck, WriteSpec
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CLAIMED_ELSEWHERE_WAIT_S = 30.0
+"""How long to wait when another reconcile holds a claim this one needs."""
+
+STATE_MOVED_WAIT_S = 5.0
+"""How long to wait when a re-check after claiming found the write no longer needed."""
+
+
+def action_for(write: Write, status: ActionStatus, detail: str) -> Action:
+    """The report's record of a write."""
+    return Action(write.kind, write.target.canonical, status, detail, write.link)
+
+
+class HeldClaims:
+    """The claims one reconcile holds (or is taking), by name.
+
+    :param claims: the claim store; ``None``: no claims (journal-less CLI use).
+    :param cluster: the cluster.
+    :param ttl_s: claim lifetime.
+    """
+
+    def __init__(self, claims: WriteClaims | None, cluster: ResourceId, *, ttl_s: float) -> None:
+        self._claims = claims
+        self._cluster = cluster
+        self._ttl_s = ttl_s
+        self._pending: dict[str, Future[Claim | None]] = {}
+        self._held: dict[str, Claim] = {}
+        self._kept: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self._claims is not None
+
+    def take_ahead(self, names: Sequence[str], pool: ThreadPoolExecutor) -> None:
+        """Start taking ``names`` in the background (the reconcile reads meanwhile)."""
+        claims = self._claims
+        if claims is None:
+            return
+        for name in names:
+            self._pending[name] = pool.submit(claims.try_claim, self._cluster, name, ttl_s=self._ttl_s)
+
+    def take(self, name: str) -> bool:
+        """Hold ``name``: the claim taken ahead if it was won, else one try now. ``False``: held elsewhere."""
+        claims = self._claims
+        if claims is None:
+            return True
+        if name in self._held:
+            return True
+        pending = self._pending.pop(name, None)
+        claim: Claim | None = None
+        if pending is not None:
+            try:
+                claim = pending.result()
+            except Exception:  # taken ahead and failed (storage hiccup): try once more, now, and let it raise
+                logger.debug(
+                    "claim %s on %s taken ahead failed; trying again", name, self._cluster, exc_info=True
+                )
+        if claim is None:
+            claim = claims.try_claim(self._cluster, name, ttl_s=self._ttl_s)
+        if claim is None:
+            return False
+        with self._lock:
+            self._held[name] = claim
+        return True
+
+    def keep(self, name: str) -> None:
+        """Keep ``name`` after the reconcile (its write was sent): it expires on its own."""
+        self._kept.add(name)
+
+    def release_unkept(self) -> None:
+        """Release every claim held (or still being taken) whose write was not sent."""
+        claims = self._claims
+        if claims is None:
+            return
+        for name, pending in list(self._pending.items()):
+            try:
+                claim = pending.result()
+            except Exception:
+                logger.debug("claim %s taken ahead failed", name, exc_info=True)
+                continue
+            if claim is not None:
+                self._held[name] = claim
+        self._pending.clear()
+        for name, claim in list(self._held.items()):
+            if name in self._kept:
+                continue
+            try:
+                claims.release(claim)
+            except Exception:  # the claim expires on its own; never mask the reconcile's own outcome
+                logger.warning("releasing claim %s on %s failed", name, self._cluster, exc_info=True)
+            del self._held[name]
+
+
+@dataclass
+class Execution:
+    """What the executor did: the actions, and the outcome if it differs from the plan's (a wait because of
+    a claim, a moved state or pacing). ``error``: the first failed write's error (the caller maps it)."""
+
+    actions: list[Action] = field(default_factory=list)
+    outcome: Outcome | None = None
+    error: ArmError | None = None
+
+
+class Executor:
+    """Runs writes for the reconciler.
+
+    :param io: the adapters.
+    :param pool: threads for concurrent re-checks and writes (the first runs on the caller's thread).
+    :keyword pacer: the process's ARM write pacer; ``None`` = writes are not paced.
+    :keyword max_pacing_wait_s: the longest pacing wait slept (longer: a ``wait`` outcome).
+    :keyword max_wait_s: the longest wait an outcome asks for.
+    :keyword registry: the write specs (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        io: ReconcileIO,
+        pool: Callable[[], ThreadPoolExecutor],
+        *,
+        pacer: WritePacer | None = None,
+        max_pacing_wait_s: float = 1.0,
+        max_wait_s: float = 600.0,
+        registry: dict[object, WriteSpec[Write]] | None = None,
+    ) -> None:
+        self.io = io
+        self._pool = pool
+        self.pacer = pacer
+        self.max_pacing_wait_s = max_pacing_wait_s
+        self.max_wait_s = max_wait_s
+        self.registry = registry if registry is not None else REGISTRY
+
+    def _spec(self, write: Write) -> WriteSpec[Write]:
+        return self.registry[write.kind]
+
+    def execute(self, writes: Sequence[Write], held: HeldClaims) -> Execution:
+        """Claim, re-check, pace and send ``writes`` (see the module docstring). Claims not kept are left for
+        the caller's :meth:`HeldClaims.release_unkept`."""
+        result = Execution()
+        names = list(dict.fromkeys(w.claim for w in writes))
+        elsewhere = [name for name in names if not held.take(name)]
+        if elsewhere:
+            for write in writes:
+                status = ActionStatus.CLAIMED_ELSEWHERE if write.claim in elsewhere else ActionStatus.DEFERRED
+                result.actions.append(action_for(write, status, write.claim))
+            result.outcome = Outcome.wait(
+                min(CLAIMED_ELSEWHERE_WAIT_S, self.max_wait_s),
+                f"another reconcile holds the {elsewhere[0]} claim for this cluster",
+            )
+            return result
+        moved = self._recheck(writes)
+        if moved is not None:
+            result.outcome = Outcome.wait(STATE_MOVED_WAIT_S, f"state changed while claiming: {moved}")
+            return result
+        deferred = self._pace(writes)
+        if deferred is not None:
+            for write in writes:
+                result.actions.append(action_for(write, ActionStatus.DEFERRED, deferred.why))
+            result.outcome = deferred
+            return result
+        outcomes = self._together([partial(self._spec(w).apply, self.io, w) for w in writes])
+        failed_claims: set[str] = set()
+        for write, (applied, error) in zip(writes, outcomes, strict=True):
+            if error is not None:
+                failed_claims.add(write.claim)
+                result.actions.append(action_for(write, ActionStatus.FAILED, str(error)))
+                if result.error is None:
+                    result.error = error
+            else:
+                assert applied is not None
+                result.actions.append(action_for(write, applied.status, applied.detail))
+        for name in names:
+            if name not in failed_claims:
+                held.keep(name)
+        return result
+
+    def _recheck(self, writes: Sequence[Write]) -> str | None:
+        """Why a write is no longer needed (first in chain order), or ``None``. An ARM error propagates."""
+        checks: list[Callable[[], str | None]] = []
+        for write in writes:
+            recheck = self._spec(write).recheck
+            if isinstance(recheck, Recheck):
+                checks.append(partial(recheck.moved, self.io, write))
+        results = self._together(checks)
+        for _, error in results:
+            if error is not None:
+                raise error
+        return next((moved for moved, _ in results if moved), None)
+
+    def _pace(self, writes: Sequence[Write]) -> Outcome | None:
+        """One write token per write from its subscription's bucket, all or nothing; ``None`` = go ahead."""
+        if self.pacer is None:
+            return None
+        demand: dict[str, float] = {}
+        for write in writes:
+            demand[write.bucket_subscription] = demand.get(write.bucket_subscription, 0.0) + 1.0
+        verdict = self.pacer.try_acquire(demand, max_wait_s=self.max_pacing_wait_s)
+        if verdict.granted:
+            return None
+        why = (
+            f"pacing ARM writes: subscription {verdict.subscription_id}'s write bucket refills in"
+            f" {verdict.wait_s:.1f} s; nothing written"
+        )
+        return Outcome.wait(min(max(verdict.wait_s, self.max_pacing_wait_s), self.max_wait_s), why)
+
+    def _together(self, calls: Sequence[Callable[[], T]]) -> list[tuple[T | None, ArmError | None]]:
+        """Run calls concurrently (the first on this thread); each result or its ARM error, in order. Any
+        other exception propagates once every call finished."""
+        if not calls:
+            return []
+        futures: list[Future[T]] = [self._pool().submit(call) for call in calls[1:]]
+        results: list[tuple[T | None, ArmError | None]] = []
+        unexpected: list[BaseException] = []
+        try:
+            results.append((calls[0](), None))
+        except ArmError as error:
+            results.append((None, error))
+        except Exception as error:
+            results.append((None, None))
+            unexpected.append(error)
+        wait_for_futures(futures)
+        for future in futures:
+            failure = future.exception()
+            if failure is None:
+                results.append((future.result(), None))
+            elif isinstance(failure, ArmError):
+                results.append((None, failure))
+            else:
+                results.append((None, None))
+                unexpected.append(failure)
+        if unexpected:
+            raise unexpected[0]
+        return results
+
+
+__all__ = ["Applied", "Execution", "Executor", "HeldClaims", "action_for"]

@@ -1,0 +1,23 @@
+"""The I/O a reconcile's readers and write specs use, bundled (adapters, no wiring).
+
+Readers (``observe.py``) and write specs (``writes.py``) take one :class:`ReconcileIO` instead of reaching for
+the reconciler's attributes, so a new read or write kind needs nothing but its own function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from remediator.adapters.arm import ArmGateway
+from remediator.adapters.journal import Journal
+from remediator.adapters.policy import PolicyGateway
+
+
+@dataclass(frozen=True)
+class ReconcileIO:
+    """ARM (``arm``), remediation tasks (``policy``, policy-task mode) and the journal (re-install counts;
+    ``None`` for journal-less CLI use)."""
+
+    arm: ArmGateway
+    policy: PolicyGateway | None = None
+    journal: Journal | None = None

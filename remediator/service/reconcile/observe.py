@@ -1,0 +1,159 @@
+"""Reads by dependency: what the chain needs, in rounds, concurrently within a round, each read once.
+
+Round 1 is everything the links can ask for from the cluster and the config alone (the backup extension, the
+storage account, the container); a later round is what needed an earlier answer (the role assignments of the
+extension's identity, the re-install count of a Failed extension, the newest remediation task). Equal reads
+are made once (reads are values). Each read type has one reader in :data:`READERS`; an ARM error is recorded
+against its read (only a link that needs the answer turns it into the outcome), anything else propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
+from typing import Any
+
+from remediator.adapters.arm import ArmError, ExtensionInfo
+from remediator.core.catalog import role_guid_of
+from remediator.core.ids import InvalidResourceIdError, parse_resource_id
+from remediator.core.plan.observed import (
+    ContainerRead,
+    ExtensionRead,
+    ExtensionView,
+    Observed,
+    Read,
+    ReinstallCountRead,
+    RemediationTaskRead,
+    RoleAssignmentsRead,
+    RoleAssignmentView,
+    StorageAccountRead,
+    StorageView,
+    TaskView,
+)
+from remediator.core.plan.policy_task import latest_remediation_task
+from remediator.core.plan.requirement import Chain, PlanContext
+from remediator.service.reconcile.gateways import ReconcileIO
+
+logger = logging.getLogger(__name__)
+
+MAX_ROUNDS = 4
+"""Dependent read rounds a chain may need (install needs 2, policy-task 2); a bound against a link that keeps
+asking for new reads."""
+
+Reader = Callable[[ReconcileIO, Any], object]
+
+
+def _extension_view(found: ExtensionInfo | None) -> ExtensionView | None:
+    if found is None:
+        return None
+    return ExtensionView(found.name, found.provisioning_state, found.principal_id, found.error)
+
+
+def read_extension(io: ReconcileIO, read: ExtensionRead) -> ExtensionView | None:
+    return _extension_view(io.arm.find_backup_extension(read.cluster))
+
+
+def read_storage_account(io: ReconcileIO, read: StorageAccountRead) -> StorageView | None:
+    found = io.arm.get_storage_account(read.account)
+    return None if found is None else StorageView(read.account, found.location, found.blob_endpoint)
+
+
+def read_container(io: ReconcileIO, read: ContainerRead) -> bool:
+    return io.arm.container_exists(read.account, read.name)
+
+
+def read_role_assignments(io: ReconcileIO, read: RoleAssignmentsRead) -> tuple[RoleAssignmentView, ...]:
+    views: list[RoleAssignmentView] = []
+    for item in io.arm.list_role_assignments(read.scope, principal_id=read.principal_id):
+        try:
+            scope = parse_resource_id(item.scope)
+        except InvalidResourceIdError:  # a management-group or root scope we cannot compare: not ours
+            logger.debug("role assignment %s has a scope we do not model: %s", item.id, item.scope)
+            continue
+        views.append(RoleAssignmentView(scope, item.principal_id, role_guid_of(item.role_definition_id)))
+    return tuple(views)
+
+
+def read_reinstall_count(io: ReconcileIO, read: ReinstallCountRead) -> int:
+    return 0 if io.journal is None else io.journal.count_reinstalls(read.cluster.canonical)
+
+
+def read_remediation_task(io: ReconcileIO, read: RemediationTaskRead) -> TaskView | None:
+    policy = io.policy
+    if policy is None:
+        raise ArmError("no policy gateway configured", operation="GET remediation")
+
+    def state_of(name: str) -> str | None:
+        info = policy.get_remediation_at_resource(resource_id=read.cluster, name=name)
+        return None if info is None else info.provisioning_state
+
+    return latest_remediation_task(read.cluster, read.assignment, state_of)
+
+
+READERS: dict[type[Read[Any]], Reader] = {
+    ExtensionRead: read_extension,
+    StorageAccountRead: read_storage_account,
+    ContainerRead: read_container,
+    RoleAssignmentsRead: read_role_assignments,
+    ReinstallCountRead: read_reinstall_count,
+    RemediationTaskRead: read_remediation_task,
+}
+"""One reader per read type (a test checks every read type in ``core.plan.observed`` has one)."""
+
+
+class Observer:
+    """Runs the reads a chain asks for.
+
+    :param io: the adapters.
+    :param pool: threads for the concurrent reads (the first read of a round runs on the caller's thread).
+    """
+
+    def __init__(self, io: ReconcileIO, pool: Callable[[], ThreadPoolExecutor]) -> None:
+        self.io = io
+        self._pool = pool
+
+    def observe(self, chain: Chain, ctx: PlanContext) -> Observed:
+        """Every read the chain needs, round after round, until no link asks for more."""
+        observed = Observed(ctx.cluster)
+        for _ in range(MAX_ROUNDS):
+            reads = chain.reads(ctx, observed)
+            if not reads:
+                return observed
+            self._round(reads, observed)
+        leftover = chain.reads(ctx, observed)
+        if leftover:
+            raise RuntimeError(
+                f"chain {chain.name} still asks for reads after {MAX_ROUNDS} rounds: {leftover}"
+            )
+        return observed
+
+    def read(self, read: Read[Any]) -> object:
+        """One read, now (the write specs' re-checks use this)."""
+        return READERS[type(read)](self.io, read)
+
+    def _round(self, reads: list[Read[Any]], observed: Observed) -> None:
+        first, rest = reads[0], reads[1:]
+        futures: list[tuple[Read[Any], Future[object]]] = []
+        if rest:
+            pool = self._pool()
+            futures = [(read, pool.submit(self.read, read)) for read in rest]
+        unexpected: list[BaseException] = []
+        try:
+            observed.record(first, self.read(first))
+        except ArmError as error:
+            observed.record_failure(first, error)
+        except Exception as error:  # not an ARM answer: surface it after the round (no read is left running)
+            unexpected.append(error)
+        wait_for_futures([future for _, future in futures])
+        for read, future in futures:
+            failure = future.exception()
+            if failure is None:
+                observed.record(read, future.result())
+            elif isinstance(failure, ArmError):
+                observed.record_failure(read, failure)
+            else:
+                unexpected.append(failure)
+        if unexpected:
+            raise unexpected[0]

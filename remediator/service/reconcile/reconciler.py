@@ -1,0 +1,282 @@
+"""Bring one cluster to the wanted state: the same code behind events, the sweep, HTTP and the CLI.
+
+read -> decide -> observe -> plan -> execute -> record:
+
+1. **read** the cluster (one GET; nothing can be decided without it);
+2. **decide** with the pure core (``core.decision``) and gate on its blockers (``core.plan.planner.gate``);
+3. **observe** what the mode's chain of requirements needs (``observe.py``: by dependency, concurrently,
+   each read once), while the claims a fresh cluster would need are taken in the background;
+4. **plan** (``core.plan``): every unsatisfied link whose dependencies are satisfied contributes its write;
+   ``done`` only when every link is satisfied;
+5. **execute** (``execute.py``): claim -> re-check -> pace -> send the writes together; in audit mode and dry
+   runs the writes are only reported as planned;
+6. **record**: journal and publish the report (``JournalWriteError`` when a write went unrecorded).
+
+It never waits for a long-running operation: it starts it and returns ``wait``; the caller (queue worker,
+Event Grid handler) comes back later. ARM errors become outcomes in one place (``errors.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from remediator.adapters.arm import ArmError, ArmGateway
+from remediator.adapters.claims import WriteClaims
+from remediator.adapters.journal import Journal
+from remediator.adapters.policy import PolicyGateway
+from remediator.adapters.publisher import OutcomePublisher
+from remediator.core.config import RemediatorConfig
+from remediator.core.decision import decide
+from remediator.core.errors import UserInputError
+from remediator.core.ids import ResourceId
+from remediator.core.outcomes import Action, ActionStatus, Outcome, ReconcileReport
+from remediator.core.pacing import WritePacer
+from remediator.core.plan import chain_for
+from remediator.core.plan.observed import ExtensionRead, ExtensionView
+from remediator.core.plan.planner import Link, gate, plan
+from remediator.core.plan.requirement import Mode, PlanContext, PlanningOptions
+from remediator.core.settings import Settings
+from remediator.core.snapshot import ClusterSnapshot
+from remediator.service.reconcile.errors import outcome_for_error
+from remediator.service.reconcile.execute import Executor, HeldClaims, action_for
+from remediator.service.reconcile.gateways import ReconcileIO
+from remediator.service.reconcile.observe import Observer
+
+logger = logging.getLogger(__name__)
+
+CLAIM_TTL_S = 300.0
+"""How long a write claim holds when it is not released (a crashed holder blocks the write at most this
+long)."""
+
+MAX_PACING_WAIT_S = 1.0
+"""The longest write-pacing wait slept inside a reconcile; a longer one becomes a ``wait`` outcome."""
+
+READ_WORKERS = 16
+"""Threads for the concurrent reads, claims and writes of reconciles (the first of each group runs on the
+caller's thread)."""
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _Run:
+    """Mutable state of one reconcile, turned into a ReconcileReport at the end."""
+
+    cluster_id: str
+    mode: str
+    dry_run: bool
+    attempt: int
+    correlation_id: str
+    started_at: str = field(default_factory=_now_iso)
+    decision: dict[str, Any] | None = None
+    actions: list[Action] = field(default_factory=list)
+    extension_state: str | None = None
+    links: tuple[Link, ...] = ()
+
+    def report(self, outcome: Outcome) -> ReconcileReport:
+        return ReconcileReport(
+            cluster_id=self.cluster_id,
+            decision=self.decision,
+            outcome=outcome,
+            actions=tuple(self.actions),
+            mode=self.mode,
+            dry_run=self.dry_run,
+            attempt=self.attempt,
+            extension_state=self.extension_state,
+            started_at=self.started_at,
+            correlation_id=self.correlation_id,
+            links=tuple(link.to_json() for link in self.links),
+        )
+
+
+class JournalWriteError(RuntimeError):
+    """A reconcile wrote to the cluster but its report could not be journaled (retry the reconcile)."""
+
+
+class Reconciler:
+    """Reconciles clusters against the config.
+
+    :param gateway: ARM reads and writes.
+    :param config: the remediator config.
+    :param settings: app settings (tenant id, wait bounds).
+    :param journal: decision/outcome history; ``None`` only for journal-less CLI use (then re-installs are
+        not counted).
+    :param publisher: outcome events; ``None`` = none.
+    :keyword policy: remediation-task gateway (mode ``policy-task``).
+    :keyword claims: durable write claims; ``None`` = none (journal-less CLI use).
+    :keyword management_groups_of: subscription -> management-group ancestry, when the scope lists groups.
+    :keyword claim_ttl_s: claim lifetime.
+    :keyword pacer: the process's ARM write pacer; ``None`` = writes are not paced.
+    :keyword max_pacing_wait_s: the longest pacing wait slept in a reconcile (longer: ``wait`` outcome).
+    """
+
+    def __init__(
+        self,
+        gateway: ArmGateway,
+        config: RemediatorConfig,
+        settings: Settings,
+        journal: Journal | None,
+        publisher: OutcomePublisher | None,
+        *,
+        policy: PolicyGateway | None = None,
+        claims: WriteClaims | None = None,
+        management_groups_of: Callable[[str], Iterable[str]] | None = None,
+        claim_ttl_s: float = CLAIM_TTL_S,
+        pacer: WritePacer | None = None,
+        max_pacing_wait_s: float = MAX_PACING_WAIT_S,
+    ) -> None:
+        self.gateway = gateway
+        self.config = config
+        self.settings = settings
+        self.journal = journal
+        self.publisher = publisher
+        self.claims = claims
+        self.management_groups_of = management_groups_of
+        self.claim_ttl_s = claim_ttl_s
+        self.options = PlanningOptions.from_config(config, tenant_id=settings.tenant_id)
+        self.chain = chain_for(self.options.mode)
+        self._pool_instance: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        io = ReconcileIO(arm=gateway, policy=policy, journal=journal)
+        self.observer = Observer(io, self._pool)
+        self.executor = Executor(
+            io,
+            self._pool,
+            pacer=pacer,
+            max_pacing_wait_s=max_pacing_wait_s,
+            max_wait_s=float(settings.max_wait_seconds),
+        )
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool_instance is None:
+                self._pool_instance = ThreadPoolExecutor(
+                    max_workers=READ_WORKERS, thread_name_prefix="reconcile-io"
+                )
+            return self._pool_instance
+
+    # -- entry point ----------------------------------------------------------------------------------------
+
+    def reconcile(
+        self,
+        cluster_id: ResourceId,
+        *,
+        dry_run: bool = False,
+        attempt: int = 0,
+        correlation_id: str | None = None,
+    ) -> ReconcileReport:
+        """Reconcile one cluster and return the report (journaled and published unless ``dry_run``).
+
+        :param cluster_id: the managed cluster (parsed at the edge: event, work item, HTTP body, CLI).
+        :keyword dry_run: compute and report the plan; write nothing (not even to the journal).
+        :keyword attempt: how many waits preceded this reconcile (drives backoff).
+        :keyword correlation_id: ties the report to its cause; a fresh uuid by default.
+        :raises JournalWriteError: it wrote to the cluster but could not journal that (see ``_record``).
+        """
+        run = _Run(
+            cluster_id=cluster_id.canonical,
+            mode=self.options.mode.value,
+            dry_run=dry_run,
+            attempt=attempt,
+            correlation_id=correlation_id or str(uuid.uuid4()),
+        )
+        try:
+            outcome = self._reconcile(cluster_id, run)
+        except ArmError as error:
+            max_wait_s = float(self.settings.max_wait_seconds)
+            outcome = outcome_for_error(error, attempt=attempt, max_wait_s=max_wait_s)
+            logger.info("reconcile %s: %s -> %s", cluster_id, error, outcome.kind.value)
+        report = run.report(outcome)
+        logger.info("reconcile %s: %s (%s)", cluster_id, outcome.kind.value, outcome.why)
+        if not dry_run:
+            self._record(report)
+        return report
+
+    def _record(self, report: ReconcileReport) -> None:
+        """Journal (and publish) the report.
+
+        :raises JournalWriteError: the journal write failed after this reconcile wrote to the cluster. The
+            write must not go unrecorded (the re-install bound counts journaled re-installs), so the caller
+            retries: the queue host re-delivers the work item, an event hands over to the queue; the
+            reconciler's writes are idempotent. A report that wrote nothing is journaled best effort.
+        """
+        if self.journal is not None:
+            try:
+                self.journal.record(report)
+            except Exception as exc:
+                wrote = [a for a in report.actions if a.status is ActionStatus.DONE]
+                if wrote:
+                    kinds = ", ".join(a.kind.value for a in wrote)
+                    raise JournalWriteError(
+                        f"journaling the reconcile of {report.cluster_id} failed after it wrote ({kinds}):"
+                        f" {type(exc).__name__}: {exc}"
+                    ) from exc
+                logger.warning(
+                    "journaling the reconcile of %s failed (it wrote nothing): %s: %s",
+                    report.cluster_id,
+                    type(exc).__name__,
+                    exc,
+                )
+        if self.publisher is not None:
+            self.publisher.publish(report)
+
+    # -- the steps ------------------------------------------------------------------------------------------
+
+    def _reconcile(self, cid: ResourceId, run: _Run) -> Outcome:
+        body = self.gateway.get_cluster(cid)
+        if body is None:
+            return Outcome.done("cluster not found (deleted); nothing to do")
+        try:
+            snapshot = ClusterSnapshot.from_arm(body, source="ARM managedCluster GET")
+        except UserInputError as exc:
+            return Outcome.gave_up(f"the cluster body from ARM is not readable: {exc}")
+        decision = decide(snapshot, self.config, management_groups_of=self.management_groups_of)
+        run.decision = decision.to_json()
+        ctx = PlanContext(snapshot, decision, self.options)
+        planned_only = run.dry_run or self.options.mode is Mode.AUDIT
+        held = HeldClaims(None if planned_only else self.claims, cid, ttl_s=self.claim_ttl_s)
+        try:
+            return self._plan_and_execute(ctx, run, held, planned_only=planned_only)
+        finally:
+            held.release_unkept()
+
+    def _plan_and_execute(
+        self, ctx: PlanContext, run: _Run, held: HeldClaims, *, planned_only: bool
+    ) -> Outcome:
+        gated = gate(ctx.decision)
+        if gated is not None:
+            return gated  # skipped, blocked or waiting on the decision alone: nothing more is read
+        held.take_ahead(self.chain.claims_ahead(ctx), self._pool())
+        observed = self.observer.observe(self.chain, ctx)
+        extension: ExtensionView | None = observed.peek(ExtensionRead(ctx.cluster_id))
+        run.extension_state = extension.provisioning_state if extension is not None else None
+        step = plan(self.chain, ctx, observed)
+        run.links = step.links
+        if step.error is not None:
+            raise step.error
+        if not step.writes:
+            return step.outcome
+        if planned_only:
+            for write in step.writes:
+                run.actions.append(action_for(write, ActionStatus.PLANNED, write.detail))
+            if self.options.mode is Mode.AUDIT and not run.dry_run:
+                kinds = ", ".join(w.kind.value for w in step.writes)
+                return Outcome.done(f"audit mode: would {kinds}; nothing written ({step.outcome.why})")
+            return step.outcome
+        execution = self.executor.execute(step.writes, held)
+        run.actions.extend(execution.actions)
+        if execution.error is not None:
+            raise execution.error
+        return execution.outcome or step.outcome
+
+
+__all__ = ["CLAIM_TTL_S", "JournalWriteError", "Reconciler"]
