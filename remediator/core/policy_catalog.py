@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from remediator.core.catalog import EXTENSION_NAMESPACE
+
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_COMMIT = "f4a50bacae07ddb096943c597669bcae494a6e29"
@@ -32,7 +34,7 @@ SNAPSHOT_COMMIT = "f4a50bacae07ddb096943c597669bcae494a6e29"
 DEFINITION_PREFIX = "/providers/Microsoft.Authorization/policyDefinitions/"
 SET_DEFINITION_PREFIX = "/providers/Microsoft.Authorization/policySetDefinitions/"
 
-BACKUP_NAMESPACE = "dataprotection-microsoft"
+BACKUP_NAMESPACE = EXTENSION_NAMESPACE
 """Release namespace of the backup extension (ASO's backup test installs it there; the emulator and the
 Kubernetes definitions' reports name it) [Azure/azure-service-operator#3736; Azure/azure-policy#1410]."""
 

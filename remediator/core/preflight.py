@@ -29,7 +29,7 @@ from typing import Any
 from remediator.core import policy_catalog as catalog
 from remediator.core.backup_regions import BACKUP_REGIONS, VAULT_TIER_REGIONS
 from remediator.core.backup_regions import SOURCE as REGIONS_SOURCE
-from remediator.core.extension_body import (
+from remediator.core.catalog import (
     DEFAULT_EXTENSION_NAME,
     DEFAULT_RELEASE_TRAIN,
     EXTENSION_TYPE,

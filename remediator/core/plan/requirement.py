@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from remediator.core.catalog import DEFAULT_EXTENSION_NAME
 from remediator.core.config import RemediatorConfig
 from remediator.core.decision import Decision
 from remediator.core.ids import ResourceId
@@ -154,7 +155,7 @@ class PlanningOptions:
     grant_storage_access: bool = True
     max_reinstalls: int = 2
     policy_assignment_ids: tuple[ResourceId, ...] = ()
-    extension_name: str = "azure-aks-backup"
+    extension_name: str = DEFAULT_EXTENSION_NAME
     release_train: str = "stable"
     auto_upgrade_minor_version: bool = True
     extra_settings: tuple[tuple[str, str], ...] = ()
