@@ -22,7 +22,8 @@ from emulator.bodies import storage_account_body
 from emulator.estate import cluster_from_shorthand
 from remediator.adapters.graph import ResourceGraphInventory
 from remediator.adapters.policy_assignments import PolicyAssignmentReader, read_providers, read_safeguards
-from remediator.core.extension_body import StorageTarget, backup_extension_body
+from remediator.core.extension_body import backup_extension_body
+from remediator.core.ids import parse_storage_account_id
 from remediator.core.preflight import (
     FindingCode,
     PreflightInput,
@@ -112,7 +113,7 @@ def run_preflight(clients, **extra: Any):
 def install(clients) -> tuple[str, str | None]:
     """PUT the backup extension as the product does; return (final provisioningState, error message)."""
     body = backup_extension_body(
-        storage_account=StorageTarget.from_id(STORAGE_ID),
+        storage_account=parse_storage_account_id(STORAGE_ID),
         container="aks1-rg1",
         tenant_id=TEST_TENANT,
         blob_endpoint="https://stbackupeastus.blob.core.windows.net/",
