@@ -121,10 +121,12 @@ UNKNOWN_LINK: Final = "unknown"
 
 
 def link_of(report: dict[str, object]) -> str:
-    """The requirement a ``ReconcileReport.to_json()`` ended on.
+    """The chain link a ``ReconcileReport.to_json()`` ended on.
 
-    The chain names it (``link`` or ``requirement``, top level or in the outcome); a report without it
-    (today's shape) falls back to the kind of its last action, then to :data:`UNKNOWN_LINK`.
+    In order: an explicit ``link``/``requirement`` (top level or in the outcome); the first link of the
+    report's ``links`` that is not satisfied (``{"link", "state", "why"}``, as the reconcile chain reports
+    them); the ``link`` (else the ``kind``) of the last action; the last link when every one is satisfied;
+    else :data:`UNKNOWN_LINK` (a skipped or gated cluster evaluates no link).
     """
     outcome = report.get("outcome")
     for holder in (report, outcome if isinstance(outcome, dict) else {}):
@@ -132,9 +134,17 @@ def link_of(report: dict[str, object]) -> str:
             value = holder.get(key)
             if isinstance(value, str) and value:
                 return value
+    links = [entry for entry in report.get("links") or () if isinstance(entry, dict)]  # type: ignore[attr-defined]
+    for entry in links:
+        if entry.get("state") not in ("satisfied", "not-needed") and isinstance(entry.get("link"), str):
+            return str(entry["link"])
     actions = report.get("actions")
     if isinstance(actions, list) and actions:
         last = actions[-1]
-        if isinstance(last, dict) and isinstance(last.get("kind"), str):
-            return str(last["kind"])
+        if isinstance(last, dict):
+            for key in ("link", "kind"):
+                if isinstance(last.get(key), str) and last[key]:
+                    return str(last[key])
+    if links and isinstance(links[-1].get("link"), str):
+        return str(links[-1]["link"])
     return UNKNOWN_LINK

@@ -209,14 +209,28 @@ def test_without_a_connection_string_nothing_changes() -> None:
     assert out.strip() == "[]"
 
 
-def test_link_falls_back_to_the_last_action_kind() -> None:
+def test_link_is_the_first_unsatisfied_link_else_the_last_action() -> None:
+    links = (
+        {"link": "storage-usable", "state": "satisfied", "why": "ok"},
+        {"link": "extension-installed", "state": "waiting", "why": "Creating"},
+        {"link": "storage-access-granted", "state": "deferred", "why": "extension-installed"},
+    )
     report = ReconcileReport(
         cluster_id=CLUSTER,
         decision=None,
         outcome=Outcome.wait(30, "extension installing"),
-        actions=(Action(ActionKind.GRANT_STORAGE_ACCESS, CLUSTER, ActionStatus.DEFERRED),),
+        actions=(
+            Action(ActionKind.ASSIGN_ROLE, CLUSTER, ActionStatus.DEFERRED, link="storage-access-granted"),
+        ),
+        links=links,
     ).to_json()
-    assert names.link_of(report) == "grant-storage-access"
+    assert names.link_of(report) == "extension-installed"
+    no_links = {**report, "links": []}
+    assert names.link_of(no_links) == "storage-access-granted"  # the last action's link
+    bare = {**no_links, "actions": [{"kind": "assign-role", "status": "deferred"}]}
+    assert names.link_of(bare) == "assign-role"  # an action without a link: its kind
+    satisfied = {**report, "actions": [], "links": [{**link, "state": "satisfied"} for link in links]}
+    assert names.link_of(satisfied) == "storage-access-granted"
     assert names.link_of({**report, "outcome": {**report["outcome"], "requirement": "storage-access"}}) == (
         "storage-access"
     )
