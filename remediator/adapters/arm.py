@@ -41,6 +41,7 @@ from remediator.adapters.clients import AzureClients
 from remediator.core.extension_body import EXTENSION_TYPE
 from remediator.core.ids import ResourceId, parse_storage_account_id
 from remediator.core.pacing import WritePacer
+from remediator.core.text import equal_ignoring_case
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +305,7 @@ class ArmGateway:
         """The extension of type ``microsoft.dataprotection.kubernetes`` under any name (the DINE's existence
         condition), or ``None``."""
         for ext in self.list_extensions(cluster_id):
-            if ext.extension_type.lower() == EXTENSION_TYPE:
+            if equal_ignoring_case(ext.extension_type, EXTENSION_TYPE):
                 return ext
         return None
 

@@ -17,6 +17,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from remediator.core.text import ignore_case_key
+
 logger = logging.getLogger(__name__)
 
 PARTITION = "policy-order"
@@ -24,7 +26,10 @@ _MAX_TRIES = 8
 
 
 def _row_key(resource_id: str, assignment_id: str) -> str:
-    return hashlib.sha256(f"{resource_id.lower()}|{assignment_id.lower()}".encode()).hexdigest()
+    """sha256 of both ids under Azure's case rule (``ignore_case_key``; ``lower()`` for ASCII ids, so rows
+    stored before the rule keep their keys)."""
+    key = f"{ignore_case_key(resource_id)}|{ignore_case_key(assignment_id)}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _iso(moment: datetime) -> str:

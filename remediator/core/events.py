@@ -27,6 +27,7 @@ from typing import Any
 
 from remediator.core.errors import UserInputError
 from remediator.core.ids import InvalidResourceIdError, ResourceId, parse_cluster_id, parse_resource_id
+from remediator.core.text import equal_ignoring_case, ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,12 @@ POLICY_DEFINITION_IDS: Mapping[str, str] = {
 """The four built-in AKS backup policy definitions (aks_backup_facts.md §1), by role: Policy 1 (extension
 installed, audit), Policy 2 (backup enabled, audit), Policy 3 (install with tag, DINE), Policy 4 (install
 without tag, DINE)."""
-_BUILT_IN_KEYS = frozenset(definition_id.lower() for definition_id in POLICY_DEFINITION_IDS.values())
+_BUILT_IN_KEYS = frozenset(ignore_case_key(definition_id) for definition_id in POLICY_DEFINITION_IDS.values())
 
 
 def is_backup_policy(definition_id: str | ResourceId) -> bool:
     """Whether a policy definition id is one of the four built-in AKS backup policies (any casing)."""
-    return str(definition_id).strip().lower() in _BUILT_IN_KEYS
+    return ignore_case_key(str(definition_id).strip()) in _BUILT_IN_KEYS
 
 
 class MalformedEventError(UserInputError):
@@ -112,7 +113,7 @@ class PolicyStateEvent:
     @property
     def non_compliant(self) -> bool:
         """Compliance state is ``NonCompliant`` (any casing)."""
-        return self.compliance_state.lower() == "noncompliant"
+        return equal_ignoring_case(self.compliance_state, "NonCompliant")
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def _envelope(event: object) -> _Envelope:
 
 
 def _cluster_from_tags_uri(uri: str) -> ResourceId | None:
-    if not uri.lower().endswith(_TAGS_SUFFIX):
+    if not ignore_case_key(uri).endswith(_TAGS_SUFFIX):  # one code point per code point: the slice holds
         return None
     try:
         return parse_cluster_id(uri[: -len(_TAGS_SUFFIX)])
@@ -198,7 +199,7 @@ def parse_cluster_write(event: object) -> ClusterWriteEvent | IgnoredEvent:
     :raises MalformedEventError: naming the field.
     """
     envelope = _envelope(event)
-    if envelope.event_type.lower() != RESOURCE_WRITE_SUCCESS.lower():
+    if not equal_ignoring_case(envelope.event_type, RESOURCE_WRITE_SUCCESS):
         return IgnoredEvent(
             envelope.event_id, envelope.event_type, f"event type is not {RESOURCE_WRITE_SUCCESS}"
         )
@@ -206,7 +207,7 @@ def parse_cluster_write(event: object) -> ClusterWriteEvent | IgnoredEvent:
     resource_uri = _string(envelope.data, "resourceUri", "data.resourceUri", optional=True)
     correlation_id = _string(envelope.data, "correlationId", "data.correlationId", optional=True)
 
-    if operation.lower() == TAGS_WRITE_OPERATION.lower():
+    if equal_ignoring_case(operation, TAGS_WRITE_OPERATION):
         target = resource_uri or envelope.subject or ""
         cluster = _cluster_from_tags_uri(target)
         if cluster is None:
@@ -215,7 +216,7 @@ def parse_cluster_write(event: object) -> ClusterWriteEvent | IgnoredEvent:
             )
         return ClusterWriteEvent(cluster, envelope.event_id, envelope.event_time, correlation_id, operation)
 
-    if operation.lower() != CLUSTER_WRITE_OPERATION.lower():
+    if not equal_ignoring_case(operation, CLUSTER_WRITE_OPERATION):
         return IgnoredEvent(
             envelope.event_id,
             envelope.event_type,
@@ -239,7 +240,8 @@ def parse_policy_state(event: object) -> PolicyStateEvent | IgnoredEvent:
     :raises MalformedEventError: naming the field.
     """
     envelope = _envelope(event)
-    if envelope.event_type.lower() not in (POLICY_STATE_CREATED.lower(), POLICY_STATE_CHANGED.lower()):
+    wanted = (POLICY_STATE_CREATED, POLICY_STATE_CHANGED)
+    if not any(equal_ignoring_case(envelope.event_type, event_type) for event_type in wanted):
         return IgnoredEvent(
             envelope.event_id, envelope.event_type, "not a PolicyStateCreated or PolicyStateChanged event"
         )

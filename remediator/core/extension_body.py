@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from remediator.core.text import ignore_case_key
+
 logger = logging.getLogger(__name__)
 
 EXTENSION_TYPE = "microsoft.dataprotection.kubernetes"
@@ -72,11 +74,11 @@ class StorageTarget:
         parts = storage_account_id.split("/")
         if (
             len(parts) != 9
-            or parts[1].lower() != "subscriptions"
-            or parts[3].lower() != "resourcegroups"
-            or parts[5].lower() != "providers"
-            or parts[6].lower() != "microsoft.storage"
-            or parts[7].lower() != "storageaccounts"
+            or ignore_case_key(parts[1]) != "subscriptions"
+            or ignore_case_key(parts[3]) != "resourcegroups"
+            or ignore_case_key(parts[5]) != "providers"
+            or ignore_case_key(parts[6]) != "microsoft.storage"
+            or ignore_case_key(parts[7]) != "storageaccounts"
             or not all(parts[i] for i in (2, 4, 8))
         ):
             raise ValueError(f"not a storage account id: {storage_account_id!r}")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from remediator.core.config import RemediatorConfig
 from remediator.core.errors import UserInputError
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -370,7 +371,8 @@ def plan_inventory(
         )
         requests.append(InventoryRequest(query=query, subscriptions=tuple(batch)))
 
-    management_groups = tuple(str(g.name).lower() for g in scope.management_groups)
+    # Azure's case rule, not lower(): lower() would turn a KELVIN SIGN into 'k' and name another group
+    management_groups = tuple(ignore_case_key(str(g.name)) for g in scope.management_groups)
     if management_groups:
         for i, name in enumerate(management_groups):
             checked(

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from remediator.core.naming import remediation_task_name
 from remediator.core.outcomes import ActionKind, Outcome
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -442,10 +443,10 @@ def covering_assignment(cluster_id: str, assignment_ids: Sequence[str]) -> str |
     Policy 3/4 cannot be assigned at management-group scope (aks_backup_facts.md §4.1), so only assignments at
     the cluster's subscription, resource group or the cluster itself can cover it.
     """
-    cluster = cluster_id.lower().rstrip("/")
+    cluster = ignore_case_key(cluster_id).rstrip("/")
     marker = "/providers/microsoft.authorization/policyassignments/"
     for assignment in assignment_ids:
-        lowered = assignment.lower()
+        lowered = ignore_case_key(assignment)
         if marker not in lowered:
             continue
         scope = lowered.split(marker, 1)[0].rstrip("/")
