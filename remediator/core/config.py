@@ -474,6 +474,12 @@ class RemediationConfig(_Model):
     """Assignments of the built-in DeployIfNotExists policies to remediate (required for ``policy-task``)."""
     grant_storage_access: bool = True
     """Grant the extension identity Storage Blob Data Contributor on the storage account (install mode)."""
+    grant_scope: Literal["account", "container"] = "account"
+    """Where the extension identity's Storage Blob Data Contributor grant is scoped. ``account`` (default, as
+    the built-in DeployIfNotExists policy does): the whole storage account, so every selected cluster can
+    read every other cluster's backups. ``container`` (UNCONFIRMED by Microsoft, see docs/security.md): the
+    cluster's own backup container only, plus Storage Blob Delegator on the account (user-delegation SAS keys,
+    no data access). Test a backup and a restore on one cluster before using it widely."""
     max_reinstalls: int = Field(default=2, ge=0, le=10)
     """How many times the reconciler re-installs a backup extension whose provisioningState is Failed before
     it gives up and asks a human (0: never). Counted from the cluster's journal history."""

@@ -507,3 +507,16 @@ def test_one_bad_item_is_one_error(mutate: Mutation, field: str) -> None:
         parse_config(data)
     assert info.value.field == field
     assert "more error" not in info.value.message
+
+
+def test_grant_scope_defaults_to_account_and_accepts_container_only() -> None:
+    """remediation.grantScope: where the extension identity's Storage Blob Data Contributor lands."""
+    assert parse_config(base()).remediation.grant_scope == "account"
+    data = copy.deepcopy(base())
+    data["remediation"] = {"grantScope": "container"}
+    assert parse_config(data).remediation.grant_scope == "container"
+    for wrong in ("Container", "subscription", "", None, True):
+        data["remediation"] = {"grantScope": wrong}
+        with pytest.raises(UserInputError) as info:
+            parse_config(data, source="cfg.yaml")
+        assert info.value.field == "remediation.grantScope", (wrong, info.value)
