@@ -59,6 +59,7 @@ var policyTopicName = 'evgt-${prefix}-policy'
 // What the config asks for decides which roles are needed.
 var mode = contains(remediatorConfig, 'remediation') ? (contains(remediatorConfig.remediation, 'mode') ? remediatorConfig.remediation.mode : 'install') : 'install'
 var grantStorageAccess = contains(remediatorConfig, 'remediation') ? (contains(remediatorConfig.remediation, 'grantStorageAccess') ? remediatorConfig.remediation.grantStorageAccess : true) : true
+var grantScope = contains(remediatorConfig, 'remediation') ? (contains(remediatorConfig.remediation, 'grantScope') ? remediatorConfig.remediation.grantScope : 'account') : 'account'
 var scopeSubscriptions = contains(remediatorConfig.scope, 'subscriptions') ? remediatorConfig.scope.subscriptions : []
 var scopeResourceGroups = contains(remediatorConfig.scope, 'resourceGroups') ? remediatorConfig.scope.resourceGroups : []
 // Subscription refs may be ids (/subscriptions/<guid>) or bare GUIDs.
@@ -212,6 +213,7 @@ module storageGrants 'access/storage-access.bicep' = [for entry in items(remedia
     principalId: identity.outputs.principalId
     containerWriterRoleGuid: containerWriterRole.outputs.roleGuid
     grantStorageAccess: grantStorageAccess
+    grantScope: grantScope
   }
 }]
 
