@@ -3,9 +3,14 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 IAC_VENV := .venv-iac
+LOCK_VENV := .venv-lock
+# The lock tool, pinned (it decides the content of requirements.txt); `make lock LOCK_ARGS=--upgrade` moves
+# every transitive pin to the newest release, plain `make lock` keeps existing pins that still fit.
+PIP_TOOLS := pip==26.3 pip-tools==7.7.0
+LOCK_ARGS ?=
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: test demo lint typecheck contracts unit integration e2e iac bench clean browser
+.PHONY: test demo lint typecheck contracts unit integration e2e iac bench clean browser lock
 
 # The HTML report's browser test (tests/browser) and `python -m tools.report_screenshot` drive Debian's Chromium
 # headless through Playwright with executable_path: Playwright's own browser download is neither possible here nor
@@ -13,9 +18,11 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# requirements.txt is the hashed lock (see requirements.in): the runtime dependencies are installed exactly as
+# deployed, each file checked against its sha256.
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	# The Functions worker's own indexer, for the host-load test. It declares Python >= 3.13 but is pure Python
 	# and runs on 3.11 (see shared/reference/spike.md Q3), so it is installed without its metadata checks.
@@ -67,5 +74,15 @@ demo: $(VENV)/.installed node_modules/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench all
 
+# Regenerate the hashed lock requirements.txt from requirements.in (needs the package index).
+$(LOCK_VENV)/.installed:
+	@test -x $(LOCK_VENV)/bin/python || $(PY) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --disable-pip-version-check $(PIP_TOOLS)
+	@touch $@
+
+lock: $(LOCK_VENV)/.installed
+	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+		--no-emit-find-links $(LOCK_ARGS) --output-file=requirements.txt requirements.in
+
 clean:
-	rm -rf $(VENV) $(IAC_VENV) node_modules .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(IAC_VENV) $(LOCK_VENV) node_modules .mypy_cache .ruff_cache

@@ -63,6 +63,7 @@ var policyTopicName = 'evgt-${prefix}-policy'
 // What the config asks for decides which roles are needed (derived once, by the product's parser, in the hook).
 var mode = deployment.mode
 var grantStorageAccess = deployment.grantStorageAccess
+var grantScope = deployment.grantScope
 var scopeSubscriptionGuids = deployment.subscriptions
 var scopeResourceGroups = deployment.resourceGroups
 var eventSubscriptionIds = deployment.eventSubscriptionIds
@@ -272,6 +273,7 @@ module storageGrants 'access/storage-access.bicep' = [for account in deployment.
     principalId: identity.outputs.principalId
     containerWriterRoleGuid: deployment.containerWriterRoleId
     grantStorageAccess: grantStorageAccess
+    grantScope: grantScope
   }
 }]
 

@@ -2,7 +2,11 @@
 // - the custom container-writer role, to create azure-aks-backup-<cluster> containers;
 // - Role Based Access Control Administrator with an ABAC condition: the remediator may add (or remove) role
 //   assignments on this account only for Storage Blob Data Contributor and only to service principals (the
-//   backup extension's identity), exactly the grant the built-in DINE policy makes.
+//   backup extension's identity), exactly the grant the built-in DINE policy makes. With
+//   remediation.grantScope 'container' (docs/security.md) the product scopes that grant to the cluster's own
+//   container and adds Storage Blob Delegator on the account, so the condition then allows that role too.
+//   A condition cannot constrain the SCOPE of the assignment (its attributes are the role, the principal and
+//   the principal type), so container scope is the product's choice, not something this condition enforces.
 
 param storageAccountName string
 param principalId string
@@ -13,10 +17,20 @@ param containerWriterRoleGuid string
 @description('remediation.grantStorageAccess of the config: false means the operator grants the extension identities themselves.')
 param grantStorageAccess bool = true
 
+@description('remediation.grantScope of the config: account (Storage Blob Data Contributor on the account) or container (on the backup container, plus Storage Blob Delegator on the account).')
+@allowed([
+  'account'
+  'container'
+])
+param grantScope string = 'account'
+
 var roles = loadJsonContent('../roles.json')
 
+// The roles the remediator may grant (and revoke) on this account.
+var grantableRoles = (grantScope == 'container') ? '${roles.storageBlobDataContributor}, ${roles.storageBlobDelegator}' : roles.storageBlobDataContributor
+
 // Both halves are needed: a write is checked against @Request, a delete against @Resource.
-var grantCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${roles.storageBlobDataContributor}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'})) AND ((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${roles.storageBlobDataContributor}}))'
+var grantCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${grantableRoles}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'})) AND ((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${grantableRoles}}))'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName

@@ -24,7 +24,9 @@ locals {
   }
 
   # storage-access.bicep: both halves are needed (a write is checked against @Request, a delete against @Resource).
-  grant_condition          = "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${local.roles.storageBlobDataContributor}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {'ServicePrincipal'})) AND ((!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${local.roles.storageBlobDataContributor}}))"
+  # remediation.grantScope container: the grant goes on the container, plus Storage Blob Delegator on the account.
+  grantable_roles          = local.grant_scope == "container" ? "${local.roles.storageBlobDataContributor}, ${local.roles.storageBlobDelegator}" : local.roles.storageBlobDataContributor
+  grant_condition          = "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${local.grantable_roles}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {'ServicePrincipal'})) AND ((!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${local.grantable_roles}}))"
   install_storage_accounts = local.mode == "install" ? local.storage_accounts : {}
   grant_storage_accounts   = local.mode == "install" && local.grant_storage_access ? local.storage_accounts : {}
 

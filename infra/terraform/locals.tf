@@ -29,6 +29,7 @@ locals {
 
   mode                 = local.deployment.mode
   grant_storage_access = local.deployment.grantStorageAccess
+  grant_scope          = try(local.deployment.grantScope, "account")
   audit_policies       = local.deployment.assignAuditPolicies
   host_storage_sku     = local.deployment.hostStorageSku
 

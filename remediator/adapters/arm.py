@@ -40,6 +40,7 @@ from remediator.adapters.clients import AzureClients
 from remediator.core.catalog import EXTENSION_TYPE
 from remediator.core.ids import ResourceId
 from remediator.core.pacing import WritePacer
+from remediator.core.text import equal_ignoring_case
 
 T = TypeVar("T")
 
@@ -311,7 +312,7 @@ class ArmGateway:
         """The extension of type ``microsoft.dataprotection.kubernetes`` under any name (the DINE's existence
         condition), or ``None``."""
         for ext in self.list_extensions(cluster_id):
-            if ext.extension_type.lower() == EXTENSION_TYPE:
+            if equal_ignoring_case(ext.extension_type, EXTENSION_TYPE):
                 return ext
         return None
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from azure.core.credentials import AzureKeyCredential, TokenCredential
 from azure.core.pipeline import policies
-from azure.core.pipeline.transport import HttpRequest, HttpResponse, RequestsTransport
+from azure.core.pipeline.transport import HttpRequest, HttpResponse
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
 
 from remediator.adapters.credentials import EmulatorCredential, credential_from_settings
@@ -39,6 +39,7 @@ __all__ = [
     "STORAGE_OPTIONS",
     "EmulatorCredential",
     "StorageClientOptions",
+    "TopicSender",
     "arm_pipeline_policies",
 ]
 
@@ -200,6 +201,35 @@ def arm_pipeline_policies(
     ]
 
 
+class TopicSender:
+    """The public ``azure.eventgrid.EventGridPublisherClient`` and the transport knobs it takes per call.
+
+    For a Basic topic (no ``namespace_topic``), azure-eventgrid 4.22.1's public client builds its inner client
+    from the endpoint, credential and api_version only (``azure/eventgrid/_patch.py``,
+    ``EventGridPublisherClient.__init__``): every other constructor keyword (``transport``,
+    ``connection_verify``, timeouts, retry knobs) is dropped, so the emulator's CA bundle would be ignored.
+    ``send(**kwargs)`` does forward its keywords to the pipeline (``_operations/_patch.py`` -> the Basic
+    client's ``send`` -> ``send_request(request, **kwargs)``), where azure-core reads them per request:
+    ``connection_verify``, ``connection_timeout`` and ``read_timeout`` in ``RequestsTransport.send``,
+    ``retry_*`` in ``RetryPolicy.configure_retries``. So the knobs ride on every send, through public API
+    only (tests/integration/reconciler/test_outcome_topic_client.py shows both arrive).
+
+    :param client: the public publisher client.
+    :param send_options: azure-core per-operation keywords (``AzureClients.transport_kwargs``).
+    """
+
+    def __init__(self, client: Any, send_options: dict[str, Any]) -> None:
+        self.client = client
+        self.send_options = dict(send_options)
+
+    def send(self, events: list[Any]) -> None:
+        """Publish ``events`` (one request; raises azure-core errors as the client does)."""
+        self.client.send(events, **self.send_options)
+
+    def close(self) -> None:
+        self.client.close()
+
+
 class AzureClients:
     """Lazily built, cached SDK clients (one per subscription and kind), thread-safe.
 
@@ -340,24 +370,17 @@ class AzureClients:
             lambda: ResourceGraphClient(self.credential, base_url=self.arm_endpoint, **self._arm_kwargs()),
         )
 
-    def event_grid_publisher(self, endpoint: str, *, key: str | None = None) -> Any:
-        """``EventGridPublisherClient`` for a custom topic: access key when given, else the credential
-        (EventGrid Data Sender role). Trusts the configured CA bundle too (the emulator's topic)."""
-        # azure-eventgrid 4.22's public EventGridPublisherClient drops every keyword argument (transport,
-        # connection_verify, retry knobs) when it builds its Basic-topic client (_patch.py), so the Basic
-        # client it wraps is built directly, with the same knobs as every other client.
-        from azure.eventgrid._legacy import EventGridPublisherClient as BasicTopicPublisherClient
+    def event_grid_publisher(self, endpoint: str, *, key: str | None = None) -> TopicSender:
+        """A sender to an Event Grid custom (Basic) topic: access key when given, else the credential
+        (EventGrid Data Sender role), with the same CA bundle, timeouts and retry knobs as every other
+        client."""
+        from azure.eventgrid import EventGridPublisherClient
 
         credential: Any = AzureKeyCredential(key) if key else self.credential
         return self._cached(
             "eventgrid",
             endpoint,
-            lambda: BasicTopicPublisherClient(
-                endpoint,
-                credential,
-                transport=RequestsTransport(**self.transport_kwargs()),
-                **self.options.kwargs(),
-            ),
+            lambda: TopicSender(EventGridPublisherClient(endpoint, credential), self.transport_kwargs()),
         )
 
     def close(self) -> None:

@@ -2,9 +2,10 @@
 
 Every reconcile is recorded, so an operator can ask "what did the remediator do to this cluster, and why" and
 the reconciler can count its own earlier re-installs of a Failed extension. Table layout (architecture.md):
-table ``remediatorjournal``; PartitionKey = sha256 of the lower-cased cluster id (ids contain ``/``, which
-Table keys forbid); history rows ``h-<inverted ms timestamp>-<short uuid>`` (newest first in key order); one
-``latest`` row per cluster.
+table ``remediatorjournal``; PartitionKey = sha256 of the cluster id under Azure's case rule
+(``core.naming.cluster_key``: the lower-cased id for ASCII ids; ids contain ``/``, which Table keys forbid);
+history rows ``h-<inverted ms timestamp>-<short uuid>`` (newest first in key order); one ``latest`` row per
+cluster.
 
 Write claims live in the same table and partitions (``remediator.adapters.claims``).
 """

@@ -29,6 +29,7 @@ from azure.core.exceptions import AzureError
 from remediator.adapters.arm import Transient
 from remediator.adapters.graph import InventoryError
 from remediator.core.inventory_query import InventoryRequest
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class ManagementGroupLookupError(Transient):
 
 
 def _subscription_guid(value: str) -> str:
-    text = value.strip().lower()
+    text = ignore_case_key(value.strip())
     prefix = "/subscriptions/"
     return text[len(prefix) :].strip("/") if text.startswith(prefix) else text
 
@@ -83,7 +84,7 @@ class ManagementGroupResolver:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._graph = graph
-        self.groups = tuple(dict.fromkeys(str(g).lower() for g in groups))
+        self.groups = tuple(dict.fromkeys(ignore_case_key(str(g)) for g in groups))
         self.ttl_s = ttl_s
         self.failure_hold_s = failure_hold_s
         self._clock = clock

@@ -4,6 +4,11 @@ Event Grid does not deliver in order, and Azure Policy may send several states f
 The policy-state handler must not let an older state override a newer one, across retries and across Function
 instances, so the newest ``data.timestamp`` per (resource, assignment) lives in one Table entity (partition
 ``policy-order`` of the journal table), inserted atomically and advanced with an ETag-conditional update.
+
+The mark only moves forward, so a stored timestamp from the future would make every real state after it stale.
+The parser refuses such states (``core.events.parse_policy_state``); a mark stored before it did (or written
+by a host with a wrong clock) is treated as absent and overwritten, so one bad event cannot block a cluster
+forever.
 """
 
 from __future__ import annotations
@@ -11,11 +16,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
+
+from remediator.core.events import DEFAULT_MAX_FUTURE_SKEW, utc_now
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +32,10 @@ _MAX_TRIES = 8
 
 
 def _row_key(resource_id: str, assignment_id: str) -> str:
-    return hashlib.sha256(f"{resource_id.lower()}|{assignment_id.lower()}".encode()).hexdigest()
+    """sha256 of both ids under Azure's case rule (``ignore_case_key``; ``lower()`` for ASCII ids, so rows
+    stored before the rule keep their keys)."""
+    key = f"{ignore_case_key(resource_id)}|{ignore_case_key(assignment_id)}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _iso(moment: datetime) -> str:
@@ -36,11 +47,22 @@ class PolicyStateOrder:
 
     :param table: the journal table client.
     :keyword before: called before each ``advance`` (the journal's idempotent ``ensure_table``).
+    :keyword clock: the current time, aware (injected in tests).
+    :keyword max_future_skew: a stored mark later than ``clock()`` plus this is from the future: ignored.
     """
 
-    def __init__(self, table: TableClient, *, before: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        table: TableClient,
+        *,
+        before: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+    ) -> None:
         self.table = table
         self.before = before
+        self.clock = clock
+        self.max_future_skew = max_future_skew
 
     def advance(self, resource_id: str, assignment_id: str, timestamp: datetime) -> bool:
         """Store ``timestamp`` unless the stored one is newer.
@@ -73,10 +95,17 @@ class PolicyStateOrder:
                 except ResourceExistsError:
                     continue  # another instance inserted first: compare against its value
             stored = datetime.fromisoformat(str(entity["lastTimestamp"]))
-            if timestamp < stored:
+            if stored > self.clock() + self.max_future_skew:
+                logger.warning(
+                    "policy-order mark %s for %s lies in the future; replacing it with %s",
+                    stored.isoformat(),
+                    resource_id,
+                    wanted,
+                )
+            elif timestamp < stored:
                 logger.debug("policy state %s for %s is older than %s", wanted, resource_id, stored)
                 return False
-            if timestamp == stored:
+            elif timestamp == stored:
                 return True
             try:
                 self.table.update_entity(

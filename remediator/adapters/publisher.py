@@ -30,7 +30,8 @@ DATA_VERSION = "1.0"
 class OutcomePublisher:
     """Publishes report outcome events; a no-op when ``client`` is ``None`` (no topic configured).
 
-    :param client: an ``EventGridPublisherClient`` or ``None``.
+    :param client: a ``TopicSender`` (``AzureClients.event_grid_publisher``: the public
+        ``azure.eventgrid.EventGridPublisherClient`` with the shared transport knobs) or ``None``.
     """
 
     def __init__(self, client: Any | None) -> None:

@@ -24,6 +24,7 @@ from remediator.core.config import RemediatorConfig, decode_document, load_confi
 from remediator.core.decision import Decision, decide
 from remediator.core.errors import UserInputError
 from remediator.core.snapshot import ClusterSnapshot
+from remediator.core.text import ignore_case_key
 
 
 def read_json_file(path: str, *, what: str) -> object:
@@ -36,7 +37,7 @@ def read_json_file(path: str, *, what: str) -> object:
 
 
 def load_management_groups(path: str) -> Mapping[str, Sequence[str]]:
-    """Read ``{"<subscription guid>": ["mg-name", ...]}``; keys compared lower-case."""
+    """Read ``{"<subscription guid>": ["mg-name", ...]}``; keys compared by Azure's case rule."""
     data = read_json_file(path, what="management group file")
     if not isinstance(data, Mapping):
         raise UserInputError(
@@ -46,7 +47,7 @@ def load_management_groups(path: str) -> Mapping[str, Sequence[str]]:
     for subscription, groups in data.items():
         if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
             raise UserInputError("expected a list of management group names", field=subscription, source=path)
-        result[str(subscription).lower()] = tuple(groups)
+        result[ignore_case_key(str(subscription))] = tuple(groups)
     return result
 
 
@@ -98,7 +99,7 @@ def management_group_lookup(
     ancestry = load_management_groups(management_groups_path)
 
     def from_file(subscription: str) -> Sequence[str]:
-        groups = ancestry.get(subscription.lower())
+        groups = ancestry.get(ignore_case_key(subscription))
         if groups is None:
             raise UserInputError(
                 "the cluster's subscription is not in the management group file, and management groups decide"

@@ -50,6 +50,7 @@ from remediator.core.ids import (
     parse_storage_account_id,
     parse_subscription_id,
 )
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ def normalize_region(name: str) -> str:
     return normalized
 
 
-def _management_group_name(value: str) -> str:
-    return str(parse_management_group_id(value).name).lower()
+def management_group_key(value: str) -> str:
+    """A management group's name (from its id or bare name) as Azure compares it
+    (:func:`remediator.core.text.ignore_case_key`)."""
+    return ignore_case_key(str(parse_management_group_id(value).name))
 
 
 def _parsed_by(parser: Callable[[object], ResourceId]) -> PlainValidator:
@@ -300,7 +303,8 @@ class Scope(_Model):
         return self
 
     def model_post_init(self, context: Any, /) -> None:
-        """Lower-case the listed ids once: :meth:`contains` runs per cluster (every sweep row).
+        """Key the listed ids once (``ResourceId.key``, Azure's case rule): :meth:`contains` runs per cluster
+        (every sweep row).
 
         ``model_copy(update=...)`` skips this hook (the sets would describe the old lists): build a changed
         scope with ``Scope.model_validate`` instead, as ``service.http_api`` does.
@@ -308,7 +312,9 @@ class Scope(_Model):
         self._excluded_keys = frozenset(ref.key for ref in self.exclude_subscriptions)
         self._subscription_keys = frozenset(ref.key for ref in self.subscriptions)
         self._resource_group_keys = frozenset(ref.key for ref in self.resource_groups)
-        self._management_group_names = frozenset(str(ref.name).lower() for ref in self.management_groups)
+        self._management_group_names = frozenset(
+            ignore_case_key(str(ref.name)) for ref in self.management_groups
+        )
 
     def contains_scope(
         self,
@@ -335,6 +341,9 @@ class Scope(_Model):
     ) -> bool:
         """Whether the cluster id is in scope.
 
+        Ids and names compare by Azure's rule (.NET ``OrdinalIgnoreCase``, :mod:`remediator.core.text`), never
+        ``str.lower()``: a resource group ``rg-a\u212as-prod`` (KELVIN SIGN) is not ``rg-aks-prod``.
+
         :param cluster_id: a managed cluster id (or any id below a resource group).
         :keyword management_groups_of: subscription GUID -> the names or ids of every management group above
             it (its ancestry). Required when ``managementGroups`` is configured and the cluster is not already
@@ -345,20 +354,20 @@ class Scope(_Model):
         subscription = cluster_id.subscription_scope
         if subscription is None:
             return False
-        subscription_key = subscription.lower()
+        subscription_key = ignore_case_key(subscription)
         if subscription_key in self._excluded_keys:
             return False
         if subscription_key in self._subscription_keys:
             return True
         group = cluster_id.resource_group_id
-        if group is not None and group.lower() in self._resource_group_keys:
+        if group is not None and ignore_case_key(group) in self._resource_group_keys:
             return True
         if not self.management_groups:
             return False
         if management_groups_of is None:
             raise ValueError("scope.managementGroups is configured: pass management_groups_of to resolve it")
         ancestry = {
-            _management_group_name(group_ref)
+            management_group_key(group_ref)
             for group_ref in management_groups_of(str(cluster_id.subscription_id))
         }
         return not self._management_group_names.isdisjoint(ancestry)
@@ -464,6 +473,12 @@ class RemediationConfig(_Model):
     """Assignments of the built-in DeployIfNotExists policies to remediate (required for ``policy-task``)."""
     grant_storage_access: bool = True
     """Grant the extension identity Storage Blob Data Contributor on the storage account (install mode)."""
+    grant_scope: Literal["account", "container"] = "account"
+    """Where the extension identity's Storage Blob Data Contributor grant is scoped. ``account`` (default, as
+    the built-in DeployIfNotExists policy does): the whole storage account, so every selected cluster can
+    read every other cluster's backups. ``container`` (UNCONFIRMED by Microsoft, see docs/security.md): the
+    cluster's own backup container only, plus Storage Blob Delegator on the account (user-delegation SAS keys,
+    no data access). Test a backup and a restore on one cluster before using it widely."""
     max_reinstalls: int = Field(default=2, ge=0, le=10)
     """How many times the reconciler re-installs a backup extension whose provisioningState is Failed before
     it gives up and asks a human (0: never). Counted from the cluster's journal history."""

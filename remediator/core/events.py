@@ -15,17 +15,30 @@ Both the Event Grid schema (``eventType``, ``eventTime``, ``topic``, ``dataVersi
 array). Envelope errors (missing ``id``, unparseable time, ``data`` not an object) raise
 :class:`MalformedEventError` even for event types that would be ignored: a broken envelope is a sender bug
 worth surfacing.
+
+Events are untrusted: whoever can create an event subscription, or reach the endpoint, controls every field.
+Two checks keep that noise out (issue 15, item 4):
+
+* a policy state dated later than now plus :data:`DEFAULT_MAX_FUTURE_SKEW` is malformed (``data.timestamp``):
+  one event dated 9999 would otherwise make every later real state for that cluster and assignment "stale"
+  forever (the policy-order high-water mark only moves forward);
+* :func:`check_provenance` (called by the trigger after parsing) rejects an event whose topic/source,
+  ``data.subscriptionId``, ``data.tenantId``, subject and ``data.resourceUri`` do not agree with each other
+  and with the configured scope and tenant, and an event older than :data:`DEFAULT_MAX_EVENT_AGE` (a replay)
+  or dated in the future.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from remediator.core.config import Scope
 from remediator.core.errors import UserInputError
 from remediator.core.ids import InvalidResourceIdError, ResourceId, parse_cluster_id, parse_resource_id
+from remediator.core.text import equal_ignoring_case, ignore_case_key
 
 RESOURCE_WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 POLICY_STATE_CREATED = "Microsoft.PolicyInsights.PolicyStateCreated"
@@ -34,6 +47,18 @@ POLICY_STATE_DELETED = "Microsoft.PolicyInsights.PolicyStateDeleted"
 CLUSTER_WRITE_OPERATION = "Microsoft.ContainerService/managedClusters/write"
 TAGS_WRITE_OPERATION = "Microsoft.Resources/tags/write"
 _TAGS_SUFFIX = "/providers/microsoft.resources/tags/default"
+
+DEFAULT_MAX_FUTURE_SKEW = timedelta(minutes=5)
+"""How far in the future an event or policy-state time may lie (clock skew between Azure and this host)."""
+DEFAULT_MAX_EVENT_AGE = timedelta(hours=25)
+"""The oldest event accepted. Event Grid retries a delivery for up to ``eventTimeToLiveInMinutes`` (1440 in
+``infra/events/event-subscriptions.bicep``), so a legitimate event can be 24 hours old; anything older is a
+replay (the sweep covers whatever a lost event would have triggered)."""
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware (the default clock of the checks below)."""
+    return datetime.now(UTC)
 
 
 class MalformedEventError(UserInputError):
@@ -78,6 +103,8 @@ class PolicyStateEvent:
     """``data.timestamp``, timezone-aware: when the state was evaluated; order events by it."""
     event_id: str
     event_type: str
+    event_time: datetime | None = None
+    """The envelope's ``eventTime``/``time`` (when Event Grid published it), timezone-aware."""
 
     @property
     def targets_cluster(self) -> bool:
@@ -87,7 +114,7 @@ class PolicyStateEvent:
     @property
     def non_compliant(self) -> bool:
         """Compliance state is ``NonCompliant`` (any casing)."""
-        return self.compliance_state.lower() == "noncompliant"
+        return equal_ignoring_case(self.compliance_state, "NonCompliant")
 
 
 @dataclass(frozen=True)
@@ -158,7 +185,7 @@ def _envelope(event: object) -> _Envelope:
 
 
 def _cluster_from_tags_uri(uri: str) -> ResourceId | None:
-    if not uri.lower().endswith(_TAGS_SUFFIX):
+    if not ignore_case_key(uri).endswith(_TAGS_SUFFIX):  # one code point per code point: the slice holds
         return None
     try:
         return parse_cluster_id(uri[: -len(_TAGS_SUFFIX)])
@@ -173,7 +200,7 @@ def parse_cluster_write(event: object) -> ClusterWriteEvent | IgnoredEvent:
     :raises MalformedEventError: naming the field.
     """
     envelope = _envelope(event)
-    if envelope.event_type.lower() != RESOURCE_WRITE_SUCCESS.lower():
+    if not equal_ignoring_case(envelope.event_type, RESOURCE_WRITE_SUCCESS):
         return IgnoredEvent(
             envelope.event_id, envelope.event_type, f"event type is not {RESOURCE_WRITE_SUCCESS}"
         )
@@ -181,7 +208,7 @@ def parse_cluster_write(event: object) -> ClusterWriteEvent | IgnoredEvent:
     resource_uri = _string(envelope.data, "resourceUri", "data.resourceUri", optional=True)
     correlation_id = _string(envelope.data, "correlationId", "data.correlationId", optional=True)
 
-    if operation.lower() == TAGS_WRITE_OPERATION.lower():
+    if equal_ignoring_case(operation, TAGS_WRITE_OPERATION):
         target = resource_uri or envelope.subject or ""
         cluster = _cluster_from_tags_uri(target)
         if cluster is None:
@@ -190,7 +217,7 @@ def parse_cluster_write(event: object) -> ClusterWriteEvent | IgnoredEvent:
             )
         return ClusterWriteEvent(cluster, envelope.event_id, envelope.event_time, correlation_id, operation)
 
-    if operation.lower() != CLUSTER_WRITE_OPERATION.lower():
+    if not equal_ignoring_case(operation, CLUSTER_WRITE_OPERATION):
         return IgnoredEvent(
             envelope.event_id,
             envelope.event_type,
@@ -206,15 +233,23 @@ def parse_cluster_write(event: object) -> ClusterWriteEvent | IgnoredEvent:
     return ClusterWriteEvent(cluster_id, envelope.event_id, envelope.event_time, correlation_id, operation)
 
 
-def parse_policy_state(event: object) -> PolicyStateEvent | IgnoredEvent:
+def parse_policy_state(
+    event: object,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+) -> PolicyStateEvent | IgnoredEvent:
     """Parse one PolicyInsights state event.
 
+    :keyword clock: the current time (aware); injected in tests.
+    :keyword max_future_skew: how far past ``clock()`` ``data.timestamp`` may lie.
     :returns: :class:`PolicyStateEvent` for Created/Changed, :class:`IgnoredEvent` for Deleted and other
         types.
-    :raises MalformedEventError: naming the field.
+    :raises MalformedEventError: naming the field; ``data.timestamp`` when it lies in the future.
     """
     envelope = _envelope(event)
-    if envelope.event_type.lower() not in (POLICY_STATE_CREATED.lower(), POLICY_STATE_CHANGED.lower()):
+    wanted = (POLICY_STATE_CREATED, POLICY_STATE_CHANGED)
+    if not any(equal_ignoring_case(envelope.event_type, event_type) for event_type in wanted):
         return IgnoredEvent(
             envelope.event_id, envelope.event_type, "not a PolicyStateCreated or PolicyStateChanged event"
         )
@@ -227,6 +262,14 @@ def parse_policy_state(event: object) -> PolicyStateEvent | IgnoredEvent:
 
     if envelope.subject is None:
         raise _fail("subject", "missing: the subject names the evaluated resource")
+    timestamp = parse_time(envelope.data.get("timestamp"), field="data.timestamp")
+    latest = clock() + max_future_skew
+    if timestamp > latest:
+        raise _fail(
+            "data.timestamp",
+            f"{envelope.data.get('timestamp')!r} lies in the future (later than {latest.isoformat()}):"
+            " a state from the future would make every real state after it look stale",
+        )
     return PolicyStateEvent(
         resource_id=resource(envelope.subject, "subject"),
         compliance_state=str(_string(envelope.data, "complianceState", "data.complianceState")),
@@ -236,7 +279,142 @@ def parse_policy_state(event: object) -> PolicyStateEvent | IgnoredEvent:
         policy_definition_id=resource(
             _string(envelope.data, "policyDefinitionId", "data.policyDefinitionId"), "data.policyDefinitionId"
         ),
-        timestamp=parse_time(envelope.data.get("timestamp"), field="data.timestamp"),
+        timestamp=timestamp,
         event_id=envelope.event_id,
         event_type=envelope.event_type,
+        event_time=envelope.event_time,
     )
+
+
+# ------------------------------------------------------------------------------------------- provenance
+
+
+class EventProvenanceError(MalformedEventError):
+    """An event's origin fields disagree with each other or with the configured scope, or it is a replay (too
+    old) or from the future; ``field`` names the field that does not fit."""
+
+
+@dataclass(frozen=True)
+class ProvenanceRules:
+    """What a trusted event looks like, from the deployment's configuration."""
+
+    scope: Scope | None = None
+    """The configured scope; the topic's subscription must be one it can contain. ``None``: not checked."""
+    tenant_id: str | None = None
+    """The tenant the remediator serves; ``data.tenantId``, when the event carries one, must equal it.
+    ``None``: not checked."""
+    max_age: timedelta = DEFAULT_MAX_EVENT_AGE
+    """The oldest ``eventTime``/``time`` accepted (older: a replay)."""
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW
+    """How far past now ``eventTime``/``time`` may lie."""
+
+
+def _subscription_of(raw: object, field: str) -> str:
+    """The subscription GUID an id-valued field names (``/subscriptions/<guid>[/...]``)."""
+    try:
+        parsed = parse_resource_id(raw, field=field)
+    except InvalidResourceIdError as exc:
+        raise EventProvenanceError(exc.message, field=field, source="event") from exc
+    if parsed.subscription_id is None:
+        raise EventProvenanceError(f"{raw!r} names no subscription", field=field, source="event")
+    return parsed.subscription_id
+
+
+def _reject(field: str, message: str) -> EventProvenanceError:
+    return EventProvenanceError(message, field=field, source="event")
+
+
+def subscription_may_be_in_scope(scope: Scope, subscription_id: str) -> bool:
+    """Whether any cluster of the subscription can be in ``scope``: it is listed, holds a listed resource
+    group, or management groups are configured (their membership is an I/O lookup, left to the handler's
+    per-cluster scope check); and it is not excluded."""
+    key = ignore_case_key(f"/subscriptions/{subscription_id}")
+    if any(ref.key == key for ref in scope.exclude_subscriptions):
+        return False
+    if any(ref.key == key for ref in scope.subscriptions):
+        return True
+    if any(
+        ref.subscription_scope is not None and ignore_case_key(ref.subscription_scope) == key
+        for ref in scope.resource_groups
+    ):
+        return True
+    return bool(scope.management_groups)
+
+
+def check_provenance(
+    event: Mapping[str, Any],
+    parsed: ClusterWriteEvent | PolicyStateEvent,
+    *,
+    rules: ProvenanceRules,
+    clock: Callable[[], datetime] = utc_now,
+) -> None:
+    """Reject an event whose origin does not add up; called by the trigger after :func:`parse_cluster_write`
+    or :func:`parse_policy_state` returned an event to act on.
+
+    Checked, in order (each failure names its field):
+
+    * ``eventTime``/``time``: not older than ``rules.max_age`` (a replay) and not later than now plus
+      ``rules.max_future_skew``;
+    * ``topic`` (Event Grid schema) or ``source`` (CloudEvents): present, an ARM id naming a subscription
+      (system topics are ``/subscriptions/<guid>``), and that subscription is the resource's;
+    * ``data.subscriptionId``, when present: the resource's subscription;
+    * ``data.tenantId``, when present and ``rules.tenant_id`` is set: that tenant;
+    * ``subject`` and ``data.resourceUri``, when both are present: the same resource under Azure's case rule;
+    * the subscription may be in ``rules.scope`` (:func:`subscription_may_be_in_scope`).
+
+    :raises EventProvenanceError: (a :class:`MalformedEventError`) naming the field.
+    """
+    cloud = "specversion" in event
+    time_field, topic_field = ("time", "source") if cloud else ("eventTime", "topic")
+    now = clock()
+    event_time = (
+        parsed.event_time
+        if parsed.event_time is not None
+        else parse_time(event.get(time_field), field=time_field)
+    )
+    if event_time < now - rules.max_age:
+        raise _reject(
+            time_field,
+            f"{event.get(time_field)!r} is older than {rules.max_age} (a replay; events that old are not"
+            " delivered by Event Grid's retries)",
+        )
+    if event_time > now + rules.max_future_skew:
+        raise _reject(time_field, f"{event.get(time_field)!r} lies in the future")
+
+    resource = parsed.cluster_id if isinstance(parsed, ClusterWriteEvent) else parsed.resource_id
+    subscription = resource.subscription_id
+    if subscription is None:
+        raise _reject("subject", f"{resource} names no subscription")
+    if event.get(topic_field) is None:
+        raise _reject(topic_field, "missing: the topic names the subscription the event comes from")
+    if _subscription_of(event.get(topic_field), topic_field) != subscription:
+        raise _reject(topic_field, f"{event.get(topic_field)!r} is not the subscription of {resource}")
+
+    data = event.get("data")
+    data = data if isinstance(data, Mapping) else {}
+    data_subscription = data.get("subscriptionId")
+    if data_subscription is not None and not (
+        isinstance(data_subscription, str) and ignore_case_key(data_subscription.strip()) == subscription
+    ):
+        raise _reject("data.subscriptionId", f"{data_subscription!r} is not the subscription of {resource}")
+    data_tenant = data.get("tenantId")
+    if (
+        data_tenant is not None
+        and rules.tenant_id is not None
+        and not (
+            isinstance(data_tenant, str) and equal_ignoring_case(data_tenant.strip(), rules.tenant_id.strip())
+        )
+    ):
+        raise _reject("data.tenantId", f"{data_tenant!r} is not the configured tenant")
+
+    subject, resource_uri = event.get("subject"), data.get("resourceUri")
+    if subject and resource_uri:
+        try:
+            same = parse_resource_id(subject) == parse_resource_id(resource_uri)
+        except InvalidResourceIdError as exc:
+            raise _reject("subject", exc.message) from exc
+        if not same:
+            raise _reject("subject", f"{subject!r} is not data.resourceUri {resource_uri!r}")
+
+    if rules.scope is not None and not subscription_may_be_in_scope(rules.scope, subscription):
+        raise _reject(topic_field, f"subscription {subscription} is not in the configured scope")

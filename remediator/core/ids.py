@@ -1,4 +1,4 @@
-"""ARM resource ids: parsed once, compared case-insensitively, rejected loudly when malformed.
+"""ARM resource ids: parsed once, compared case-insensitively by Azure's rule, rejected loudly when malformed.
 
 ARM hands out the same id in many casings (``resourceGroups`` vs ``resourcegroups``,
 ``Microsoft.ContainerService`` vs ``microsoft.containerservice``; Event Grid and Policy Insights lower-case
@@ -6,6 +6,10 @@ whole ids). Comparing raw strings would treat one cluster as two, so every id th
 through :func:`parse_resource_id` (or one of the typed parsers) and is compared by :attr:`ResourceId.key`. A
 malformed id raises :class:`InvalidResourceIdError` naming what is wrong, never a ``KeyError`` three layers
 later.
+
+"Case-insensitively" means ARM's .NET ``OrdinalIgnoreCase`` (:mod:`remediator.core.text`), never Python's
+``str.lower()``: resource-group names may hold non-ASCII letters, and ``lower()`` folds U+212A KELVIN SIGN
+into ASCII ``k``, which would put ``rg-a\u212as-prod`` in scope for a config naming ``rg-aks-prod``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from remediator.core.errors import UserInputError
+from remediator.core.text import equal_ignoring_case, ignore_case_key
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")
@@ -59,8 +64,9 @@ class ResourceId:
 
     @property
     def key(self) -> str:
-        """Lower-cased canonical string: the one value to compare, hash, sort or store ids by."""
-        return self.canonical.lower()
+        """The canonical string under Azure's case rule (:func:`remediator.core.text.ignore_case_key`): the
+        one value to compare, hash, sort or store ids by. Lower-case for ASCII ids, as it always was."""
+        return ignore_case_key(self.canonical)
 
     @property
     def full_type(self) -> str | None:
@@ -71,7 +77,7 @@ class ResourceId:
 
     def is_type(self, full_type: str) -> bool:
         """Whether this id's :attr:`full_type` equals ``full_type``, case-insensitively."""
-        return self.full_type is not None and self.full_type.lower() == full_type.lower()
+        return self.full_type is not None and equal_ignoring_case(self.full_type, full_type)
 
     @property
     def resource_group_id(self) -> str | None:
@@ -124,7 +130,7 @@ def parse_resource_id(value: object, *, field: str | None = None) -> ResourceId:
     subscription_id: str | None = None
     resource_group: str | None = None
     index = 0
-    if segments[0].lower() == "subscriptions":
+    if ignore_case_key(segments[0]) == "subscriptions":
         if len(segments) < 2:
             raise _fail(value, "'subscriptions' must be followed by a subscription id", field=field)
         if not _GUID.match(segments[1]):
@@ -132,7 +138,7 @@ def parse_resource_id(value: object, *, field: str | None = None) -> ResourceId:
         subscription_id = segments[1].lower()
         out += ["subscriptions", subscription_id]
         index = 2
-        if index < len(segments) and segments[index].lower() == "resourcegroups":
+        if index < len(segments) and ignore_case_key(segments[index]) == "resourcegroups":
             if index + 1 >= len(segments):
                 raise _fail(value, "'resourceGroups' must be followed by a resource group name", field=field)
             resource_group = segments[index + 1]
@@ -140,14 +146,14 @@ def parse_resource_id(value: object, *, field: str | None = None) -> ResourceId:
                 raise _fail(value, f"resource group name {resource_group!r} is not valid", field=field)
             out += ["resourceGroups", resource_group]
             index += 2
-    elif segments[0].lower() != "providers":
+    elif ignore_case_key(segments[0]) != "providers":
         raise _fail(value, "must start with '/subscriptions/' or '/providers/'", field=field)
 
     provider: str | None = None
     types: list[str] = []
     name: str | None = None
     while index < len(segments):
-        if segments[index].lower() == "providers":
+        if ignore_case_key(segments[index]) == "providers":
             if index + 3 >= len(segments):
                 raise _fail(value, "'providers' must be followed by namespace/type/name", field=field)
             provider = segments[index + 1]
@@ -180,7 +186,7 @@ def parse_resource_id(value: object, *, field: str | None = None) -> ResourceId:
 
 
 def _expect(parsed: ResourceId, value: object, full_type: str, *, field: str | None) -> ResourceId:
-    if not parsed.is_type(full_type) or parsed.canonical.lower().count("/providers/") != 1:
+    if not parsed.is_type(full_type) or parsed.key.count("/providers/") != 1:
         raise _fail(value, f"is not a {full_type} id", field=field)
     return parsed
 

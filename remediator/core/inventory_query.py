@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from remediator.core.catalog import EXTENSION_TYPE, POLICY_1_DEFINITION, POLICY_2_DEFINITION
 from remediator.core.config import RemediatorConfig
 from remediator.core.errors import UserInputError
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -369,7 +370,8 @@ def plan_inventory(
         )
         requests.append(InventoryRequest(query=query, subscriptions=tuple(batch)))
 
-    management_groups = tuple(str(g.name).lower() for g in scope.management_groups)
+    # Azure's case rule, not lower(): lower() would turn a KELVIN SIGN into 'k' and name another group
+    management_groups = tuple(ignore_case_key(str(g.name)) for g in scope.management_groups)
     if management_groups:
         for i, name in enumerate(management_groups):
             checked(

@@ -3,10 +3,12 @@
 The built-in DINE names the backup container ``take(concat('azure-aks-backup-', clusterName), 63)``, which
 breaks for AKS names with uppercase letters or underscores (blob container names allow neither) and collides
 for clusters with the same name in different resource groups. The names here are derived from the cluster
-name for humans, made valid by construction, and made unique by a short hash of the (case-insensitive)
-cluster id. Role assignments and remediation tasks get deterministic names so that repeating a reconcile can
-never create a second one (a remediation task's name also carries a generation, because an ended task never
-runs again).
+name for humans, made valid by construction, and made unique by a short hash of the cluster id under Azure's
+case rule (:func:`remediator.core.text.ignore_case_key`: the lower-cased id for every ASCII id, so names made
+before that rule are unchanged; ids that differ only by a KELVIN SIGN for a ``k`` now get different names, as
+they name different resources). Role assignments and remediation tasks get deterministic names so that
+repeating a reconcile can never create a second one (a remediation task's name also carries a generation,
+because an ended task never runs again).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import uuid
 
 from remediator.core.catalog import CONTAINER_PREFIX
+from remediator.core.text import ignore_case_key
 
 CONTAINER_MAX_LEN = 63
 CONTAINER_HASH_LEN = 8
@@ -29,7 +32,7 @@ things)."""
 
 
 def _short_hash(text: str, length: int) -> str:
-    return hashlib.sha256(text.lower().encode("utf-8")).hexdigest()[:length]
+    return hashlib.sha256(ignore_case_key(text).encode("utf-8")).hexdigest()[:length]
 
 
 def is_valid_container_name(name: str) -> bool:
@@ -40,10 +43,10 @@ def is_valid_container_name(name: str) -> bool:
 def backup_container_name(cluster_name: str, cluster_id: str) -> str:
     """The blob container holding one cluster's backups.
 
-    ``azure-aks-backup-<sanitised cluster name>-<8 hex of sha256(lower(cluster id))>``, cut to 63 characters:
-    lowercase, ``[a-z0-9-]``, single hyphens, alphanumeric at both ends. Two clusters with the same name in
-    different resource groups or subscriptions get different containers; the same cluster (any id casing)
-    always gets the same one.
+    ``azure-aks-backup-<sanitised cluster name>-<8 hex of sha256(ignore_case_key(cluster id))>``, cut to 63
+    characters: lowercase, ``[a-z0-9-]``, single hyphens, alphanumeric at both ends. Two clusters with the
+    same name in different resource groups or subscriptions get different containers; the same cluster (any
+    id casing) always gets the same one.
     """
     sanitised = re.sub(r"[^a-z0-9]+", "-", cluster_name.lower()).strip("-")
     suffix = "-" + _short_hash(cluster_id, CONTAINER_HASH_LEN)
@@ -61,7 +64,7 @@ def role_assignment_name(scope_id: str, principal_id: str, role_definition_id: s
     Case-insensitive in every part, so the same grant always gets the same name and a repeat PUT is
     idempotent.
     """
-    key = "|".join(part.strip().lower() for part in (scope_id, principal_id, role_definition_id))
+    key = "|".join(ignore_case_key(part.strip()) for part in (scope_id, principal_id, role_definition_id))
     return str(uuid.uuid5(NAME_NAMESPACE, "role-assignment|" + key))
 
 
@@ -85,12 +88,18 @@ def remediation_task_name(cluster_id: str, assignment_id: str, *, generation: in
     """
     if generation < 0:
         raise ValueError(f"remediation task generation must be >= 0, got {generation}")
-    key = f"{cluster_id.strip().lower()}|{assignment_id.strip().lower()}"
+    key = f"{ignore_case_key(cluster_id.strip())}|{ignore_case_key(assignment_id.strip())}"
     base = "aks-backup-" + str(uuid.uuid5(NAME_NAMESPACE, "remediation|" + key))
     return base if generation == 0 else f"{base}{REMEDIATION_GENERATION_SEPARATOR}{generation}"
 
 
 def cluster_key(cluster_id: str) -> str:
-    """sha256 hex of the lower-cased cluster id: a Table-Storage-safe key for everything about one cluster
-    (ARM ids contain ``/``, which PartitionKey and RowKey forbid)."""
+    """sha256 hex of the cluster id's :func:`~remediator.core.text.ignore_case_key`: a Table-Storage-safe key
+    for everything about one cluster (ARM ids contain ``/``, which PartitionKey and RowKey forbid).
+
+    Journal partitions written before the key followed Azure's case rule hashed ``id.lower()``. For every
+    ASCII id the two are the same string, so those partitions keep their history. An id whose resource group
+    name holds one of the 27 code points where ``lower()`` and the rule differ (KELVIN SIGN, ANGSTROM SIGN,
+    OHM SIGN, Greek symbol letters, ...) gets a new partition; other non-ASCII ids keep theirs.
+    """
     return _short_hash(cluster_id.strip(), 64)

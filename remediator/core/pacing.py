@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from remediator.core.text import ignore_case_key
+
 logger = logging.getLogger(__name__)
 
 ARM_WRITE_BURST = 200
@@ -165,7 +167,7 @@ class WritePacer:
         self._buckets: dict[str, TokenBucket] = {}
 
     def _bucket(self, subscription_id: str) -> TokenBucket:
-        key = subscription_id.strip().lower()
+        key = ignore_case_key(subscription_id.strip())
         if not key:
             raise ValueError("subscription_id must not be empty")
         bucket = self._buckets.get(key)
@@ -200,7 +202,7 @@ class WritePacer:
         """
         merged: dict[str, float] = {}
         for subscription_id, n in demand.items():
-            key = subscription_id.strip().lower()
+            key = ignore_case_key(subscription_id.strip())
             merged[key] = merged.get(key, 0.0) + n
         if not merged:
             return PaceVerdict(granted=True, wait_s=0.0)

@@ -3,8 +3,9 @@
 The rules mirror the built-in policies' tag conditions (case-insensitive ``in``) and add what they lack:
 
 * tag names and values compare case-insensitively the way Azure does (.NET ``OrdinalIgnoreCase``: each
-  character upper-cased by its one-to-one mapping, see :func:`fold_case`), not by Unicode casefold, so a
-  config never selects a cluster that the equivalent built-in policy would not (``straße`` != ``STRASSE``);
+  character upper-cased by its one-to-one mapping, see :func:`remediator.core.text.fold_case`), not by
+  Unicode casefold, so a config never selects a cluster that the equivalent built-in policy would not
+  (``straße`` != ``STRASSE``);
 * in values, ``*`` matches any run of characters (also none) and is the ONLY wildcard: ``?``, ``[`` and every
   other character match themselves (no fnmatch);
 * an entry matches when the tag is present and (no ``values``) or (any value pattern matches);
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from remediator.core.config import Selection, TagRule
+from remediator.core.text import fold_case
+
+__all__ = ["RuleMatch", "entry_matches", "fold_case", "match_selection", "value_matches"]
 
 
 @dataclass(frozen=True)
@@ -37,37 +41,6 @@ class RuleMatch:
     def selected(self) -> bool:
         """Included and not excluded."""
         return self.included and not self.excluded
-
-
-_KEEP_CASE = frozenset("\u0131\u017f")
-"""LATIN SMALL LETTER DOTLESS I and LONG S: .NET's ordinal casing deliberately leaves them alone (their simple
-uppercase is ASCII ``I``/``S``; mapping them would bring the Turkish-i problem into ordinal comparisons)."""
-
-
-@lru_cache(maxsize=4096)
-def _upper_one_to_one(char: str) -> str:
-    """The simple (one-to-one) uppercase of one code point, or the code point itself if it has none.
-
-    Python's ``str.upper`` applies the full mapping, which may produce several characters (``ß`` -> ``SS``);
-    the simple mapping never does. Where the full uppercase is longer, the simple mapping is the titlecase
-    when that is one character (Greek with ypogegrammeni: ``ᾳ`` -> ``ᾼ``), else there is none.
-    """
-    if char in _KEEP_CASE:
-        return char
-    upper = char.upper()
-    if len(upper) == 1:
-        return upper
-    title = char.title()
-    return title if len(title) == 1 else char
-
-
-def fold_case(text: str) -> str:
-    """``text`` as Azure compares tag names and values: .NET ``OrdinalIgnoreCase`` upper-cases each character
-    by its simple one-to-one mapping (ICU ``u_toupper``) and compares the results ordinally. The result has
-    as many code points as ``text``."""
-    if text.isascii():
-        return text.upper()
-    return "".join(_upper_one_to_one(char) for char in text)
 
 
 @lru_cache(maxsize=4096)

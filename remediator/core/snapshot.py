@@ -35,6 +35,7 @@ from typing import Any, Literal
 from remediator.core.config import normalize_region
 from remediator.core.errors import UserInputError
 from remediator.core.ids import MANAGED_CLUSTER_TYPE, InvalidResourceIdError, ResourceId, parse_cluster_id
+from remediator.core.text import equal_ignoring_case
 
 Arch = Literal["amd64", "arm64"]
 
@@ -169,10 +170,10 @@ class _Reader:
         except InvalidResourceIdError as exc:
             raise self.fail("id", exc.message) from exc
         resource_type = self.string(body.get("type"), "type", optional=True)
-        if resource_type is not None and resource_type.lower() != MANAGED_CLUSTER_TYPE.lower():
+        if resource_type is not None and not equal_ignoring_case(resource_type, MANAGED_CLUSTER_TYPE):
             raise self.fail("type", f"expected {MANAGED_CLUSTER_TYPE}, got {resource_type!r}")
         name = self.string(body.get("name"), "name", optional=True) or str(cluster_id.name)
-        if name.lower() != str(cluster_id.name).lower():
+        if not equal_ignoring_case(name, str(cluster_id.name)):
             raise self.fail("name", f"{name!r} does not match the name in the id ({cluster_id.name!r})")
         location_raw = self.string(body.get("location"), "location")
         try:

@@ -560,3 +560,16 @@ def test_region_targets_errors_name_the_field(data, field, message):
     with pytest.raises(UserInputError) as info:
         parse_config({"scope": {"subscriptions": [SUB]}, **data})
     assert info.value.field == field and message in info.value.message, info.value
+
+
+def test_grant_scope_defaults_to_account_and_accepts_container_only() -> None:
+    """remediation.grantScope: where the extension identity's Storage Blob Data Contributor lands."""
+    assert parse_config(base()).remediation.grant_scope == "account"
+    data = copy.deepcopy(base())
+    data["remediation"] = {"grantScope": "container"}
+    assert parse_config(data).remediation.grant_scope == "container"
+    for wrong in ("Container", "subscription", "", None, True):
+        data["remediation"] = {"grantScope": wrong}
+        with pytest.raises(UserInputError) as info:
+            parse_config(data, source="cfg.yaml")
+        assert info.value.field == "remediation.grantScope", (wrong, info.value)

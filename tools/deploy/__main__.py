@@ -96,6 +96,7 @@ def deployment_document(
         "config": raw,
         "mode": config.remediation.mode,
         "grantStorageAccess": config.remediation.grant_storage_access,
+        "grantScope": config.remediation.grant_scope,
         "subscriptions": [
             ref.subscription_id.lower() for ref in config.scope.subscriptions if ref.subscription_id
         ],

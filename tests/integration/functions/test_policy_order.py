@@ -57,3 +57,18 @@ def test_concurrent_advances_keep_the_newest(table: TableClient) -> None:
     [row] = list(table.query_entities(f"PartitionKey eq '{PARTITION}'"))
     assert datetime.fromisoformat(row["lastTimestamp"]) == stamps[-1]
     assert not PolicyStateOrder(table).advance(CLUSTER, ASSIGNMENT, stamps[-2])
+
+
+def test_a_mark_from_the_future_is_replaced_not_obeyed(table: TableClient) -> None:
+    """A mark stored from a 9999-dated event (before the parser refused them) would make every real state
+    stale forever; it is treated as absent and overwritten by the next real state."""
+    now = T0 + timedelta(hours=1)
+    order = PolicyStateOrder(table, clock=lambda: now)
+    assert order.advance(CLUSTER, ASSIGNMENT, datetime(9999, 12, 31, tzinfo=UTC))  # as the old code stored it
+    assert order.advance(CLUSTER, ASSIGNMENT, T0)  # a real, current state is not stale
+    [row] = list(table.query_entities(f"PartitionKey eq '{PARTITION}'"))
+    assert datetime.fromisoformat(row["lastTimestamp"]) == T0
+    assert not order.advance(CLUSTER, ASSIGNMENT, T0 - timedelta(seconds=1))  # ordering works again
+    near_future = now + timedelta(minutes=4)  # within the clock-skew allowance: still a valid mark
+    assert order.advance(CLUSTER, ASSIGNMENT, near_future)
+    assert not order.advance(CLUSTER, ASSIGNMENT, T0 + timedelta(minutes=30))

@@ -92,13 +92,34 @@ def test_storage_grant_delegation_only_for_blob_data_contributor(infra_templates
     assert props["conditionVersion"] == "2.0"
     condition_var = props["condition"]
     template = infra_templates[delegation.file]
-    text = template["variables"][condition_var]["value"]
-    text = re.sub(r"\$\{roles\.([A-Za-z]+)\}", lambda m: roles[m.group(1)], text)
-    # Both role-assignment actions are constrained, and only to Storage Blob Data Contributor.
-    assert "ActionMatches{\\'Microsoft.Authorization/roleAssignments/write\\'}" in text
-    assert "ActionMatches{\\'Microsoft.Authorization/roleAssignments/delete\\'}" in text
-    allowed = re.findall(r"GuidEquals \{([^}]*)\}", text)
-    assert allowed == [roles["storageBlobDataContributor"]] * 2, allowed
+    condition_text = template["variables"][condition_var]["value"]
+    # remediation.grantScope picks the grantable roles: Storage Blob Data Contributor alone (account, the
+    # default), or with Storage Blob Delegator (container: the product scopes the data role to the backup
+    # container and lets the extension mint user-delegation SAS keys on the account; docs/security.md).
+    grantable = template["variables"]["grantableRoles"]["value"]["operator"]
+    assert grantable["type"] == "conditional"
+    assert grantable["operands"]["condition"]["operator"]["operands"] == {
+        "operand_1": "grantScope",
+        "operand_2": "container",
+    }
+    assert template["parameters"]["grantScope"]["default"] == "account"
+    account_branch = grantable["operands"]["false_value"]["operator"]["operands"]
+    assert account_branch == {"operand_1": "roles", "operand_2": "storageBlobDataContributor"}
+    by_scope = {
+        "account": roles["storageBlobDataContributor"],
+        "container": re.sub(
+            r"\$\{roles\.([A-Za-z]+)\}", lambda m: roles[m.group(1)], grantable["operands"]["true_value"]
+        ),
+    }
+    assert by_scope["container"] == f"{roles['storageBlobDataContributor']}, {roles['storageBlobDelegator']}"
+    assert roles["storageBlobDelegator"] == "db58b8e5-c6ad-4a2a-8342-4190687cbf4a"
+    for grantable_guids in by_scope.values():
+        text = condition_text.replace("${grantableRoles}", grantable_guids)
+        # Both role-assignment actions are constrained, and only to the grantable roles.
+        assert "ActionMatches{\\'Microsoft.Authorization/roleAssignments/write\\'}" in text
+        assert "ActionMatches{\\'Microsoft.Authorization/roleAssignments/delete\\'}" in text
+        allowed = re.findall(r"GuidEquals \{([^}]*)\}", text)
+        assert allowed == [grantable_guids] * 2, allowed
     assert roles["storageBlobDataContributor"] == "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
     assert "PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\\'ServicePrincipal\\'}" in text
     # Scoped to one storage account, not to a subscription.
