@@ -22,7 +22,7 @@ Loaded from JSON/YAML (:func:`load_estate_file`) or generated deterministically 
         diskCSIDriver: true
         snapshotController: true
     extensions:        # full body with id, or {clusterId, name, extensionType, provisioningState, ...}
-    storageAccounts:   # full body, or {id, location, kind, sku}
+    storageAccounts:   # full body, or {id, location, kind, sku, tags, allowBlobPublicAccess}
     containers:        # {id} or {storageAccountId, name}
     roleAssignments:   # full body with id (scope/providers/Microsoft.Authorization/roleAssignments/name)
     resources:         # any other ARM resource body with id (e.g. connectedClusters)
@@ -342,6 +342,7 @@ def apply_estate(state: EmulatorState, estate: dict[str, Any]) -> None:
                 kind=item.get("kind", "StorageV2"),
                 sku=item.get("sku", "Standard_LRS"),
                 tags=item.get("tags"),
+                allow_blob_public_access=bool(item.get("allowBlobPublicAccess", False)),
             )
         _ensure_scope(state, body["id"], body.get("location", "eastus"), tenant)
         state.storage_accounts[key_of(body["id"])] = body

@@ -241,7 +241,11 @@ def storage_account_body(
     kind: str = "StorageV2",
     sku: str = "Standard_LRS",
     tags: dict[str, str] | None = None,
+    allow_blob_public_access: bool = False,
 ) -> dict[str, Any]:
+    """A storage account as the Storage RP answers it (fields of the recorded 2021 list answer, plus the
+    settings a current account is created with: TLS 1.2 minimum, no anonymous blob access)."""
+    created = "2026-01-01T00:00:00.0000000Z"
     rid = (
         f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/"
         f"Microsoft.Storage/storageAccounts/{name}"
@@ -260,9 +264,17 @@ def storage_account_body(
             "statusOfPrimary": "available",
             "supportsHttpsTrafficOnly": True,
             "minimumTlsVersion": "TLS1_2",
-            "allowBlobPublicAccess": False,
+            "allowBlobPublicAccess": allow_blob_public_access,
             "accessTier": "Hot",
-            "creationTime": "2026-01-01T00:00:00.0000000Z",
+            "creationTime": created,
+            "keyCreationTime": {"key1": created, "key2": created},
+            "privateEndpointConnections": [],
+            "networkAcls": {
+                "bypass": "AzureServices",
+                "virtualNetworkRules": [],
+                "ipRules": [],
+                "defaultAction": "Allow",
+            },
             "primaryEndpoints": {
                 "blob": f"https://{name}.blob.core.windows.net/",
                 "queue": f"https://{name}.queue.core.windows.net/",
@@ -274,8 +286,8 @@ def storage_account_body(
             "encryption": {
                 "keySource": "Microsoft.Storage",
                 "services": {
-                    "blob": {"enabled": True, "keyType": "Account"},
-                    "file": {"enabled": True, "keyType": "Account"},
+                    "blob": {"enabled": True, "keyType": "Account", "lastEnabledTime": created},
+                    "file": {"enabled": True, "keyType": "Account", "lastEnabledTime": created},
                 },
             },
         },
@@ -362,6 +374,7 @@ def container_body(resource_id: str, properties: dict[str, Any], now_iso: str) -
         "denyEncryptionScopeOverride": properties.get("denyEncryptionScopeOverride", False),
         "hasImmutabilityPolicy": False,
         "hasLegalHold": False,
+        "legalHold": {"hasLegalHold": False, "tags": []},
         "leaseStatus": "Unlocked",
         "leaseState": "Available",
         "lastModifiedTime": now_iso,

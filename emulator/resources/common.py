@@ -102,7 +102,8 @@ def new_operation(
 def retry_after_header(request: Request) -> dict[str, str]:
     """Retry-After for LRO responses and in-progress status polls (see emulator.errors.retry_after)."""
     assert request.config is not None
-    return retry_after(request.config.lro_retry_after_s)
+    seconds = request.config.lro_retry_after_s
+    return {} if seconds is None else retry_after(seconds)
 
 
 def status_response_headers(request: Request, status: dict[str, Any]) -> dict[str, str]:
