@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from emulator.errors import bad_request, invalid_body, not_found
+from emulator.errors import RpError, bad_request, invalid_body, not_found
 from emulator.resources.clusters import get_cluster_or_404
 from emulator.resources.common import require_resource_group, state_of
 from emulator.resources.paging import page
@@ -36,6 +36,17 @@ def register(router: Router, ctx: PluginContext) -> None:
     router.add("GET", ANY_RESOURCE, get_any, operation="Resources_Get")
 
 
+def _binding_id(request: Request) -> str:
+    """The binding's id in the request's casing (AKS answers ``resourceGroups`` here, unlike the cluster's own
+    id; recorded)."""
+    p = request.params
+    return (
+        f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}/providers/"
+        f"Microsoft.ContainerService/managedClusters/{p['resourceName']}/trustedAccessRoleBindings/"
+        f"{p['bindingName']}"
+    )
+
+
 def _cluster(request: Request) -> dict[str, Any]:
     p = request.params
     return get_cluster_or_404(
@@ -45,7 +56,7 @@ def _cluster(request: Request) -> dict[str, Any]:
 
 def put_binding(request: Request) -> Response:
     state = state_of(request)
-    cluster = _cluster(request)
+    _cluster(request)  # 404 when the cluster is missing
     body = request.json_object()
     props = body.get("properties")
     if not isinstance(props, dict):
@@ -56,7 +67,7 @@ def put_binding(request: Request) -> Response:
         raise bad_request("InvalidParameter", "properties.roles must be a non-empty list of role names.")
     if not isinstance(source, str) or not source.lower().startswith("/subscriptions/"):
         raise bad_request("InvalidParameter", "properties.sourceResourceId must be an ARM resource id.")
-    rid = f"{cluster['id']}/trustedAccessRoleBindings/{request.params['bindingName']}"
+    rid = _binding_id(request)
     with state.lock:
         existing = state.resources.get(key_of(rid))
         stored = {
@@ -75,20 +86,26 @@ def put_binding(request: Request) -> Response:
 
 
 def get_binding(request: Request) -> Response:
-    cluster = _cluster(request)
-    body = state_of(request).get(
-        "resources", f"{cluster['id']}/trustedAccessRoleBindings/{request.params['bindingName']}"
-    )
+    _cluster(request)
+    body = state_of(request).get("resources", _binding_id(request))
     if body is None:
-        raise not_found(BINDING_TYPE, request.params["bindingName"], request.params["resourceGroupName"])
+        p = request.params
+        raise RpError(
+            404,
+            "NotFound",
+            f"Could not find the trusted access role binding {p['bindingName']} in subscription: "
+            f"{p['subscriptionId']}, resourceGroup: {p['resourceGroupName']}, "
+            f"clusterName: {p['resourceName']}.",
+            subcode="GetTrustedAccessRoleBinding_NotFound",
+        )
     return Response(200, {}, body)
 
 
 def delete_binding(request: Request) -> Response:
-    cluster = _cluster(request)
+    _cluster(request)
     gone = state_of(request).remove(
         "resources",
-        f"{cluster['id']}/trustedAccessRoleBindings/{request.params['bindingName']}",
+        _binding_id(request),
         principal=request.principal,
     )
     return Response(200 if gone else 204, {}, None)

@@ -108,8 +108,8 @@ ESTATE_EXTRAS: dict[str, dict[str, Any]] = {
         # with publicAccess "blob", so it allows public blob access
         "storageAccounts": [
             {
-                "id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cli000001/providers/"
-                "Microsoft.Storage/storageAccounts/containerrm000002",
+                "id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cli000001/"
+                "providers/Microsoft.Storage/storageAccounts/containerrm000002",
                 "location": "eastus",
                 "allowBlobPublicAccess": True,
             }
@@ -117,8 +117,8 @@ ESTATE_EXTRAS: dict[str, dict[str, Any]] = {
     },
     "azure-cli__policyinsights__test_policy_insights_remediation": {
         # The recorded task is for a subscription-scope assignment of the built-in AUDIT policy
-        # 06a78e20-9358-41c9-923c-fb736d382a4d (recording notes); the emulator knows the four Backup built-ins,
-        # so the same assignment name gets the AuditIfNotExists one (also not remediable).
+        # 06a78e20-9358-41c9-923c-fb736d382a4d (recording notes); the emulator knows the four Backup
+        # built-ins, so the same assignment name gets the AuditIfNotExists one (also not remediable).
         "policyAssignments": [
             {
                 "name": "azurecli-test-policy-assignment000003",
@@ -463,7 +463,7 @@ def compare_headers(recorded: Mapping[str, str], actual: Mapping[str, str]) -> l
     Location or Retry-After header the recording does not have must not be."""
     got = {k.lower(): v for k, v in actual.items()}
     out = []
-    for name, value in recorded.items():
+    for name in recorded:
         if name not in got:
             out.append((f"header:{name}", "missing in the emulator's answer"))
         elif name.startswith("x-ms-ratelimit-") and not str(got[name]).isdigit():
@@ -497,25 +497,45 @@ def compare(interaction: Interaction, status: int, headers: Mapping[str, str], b
 ALLOW_LIST_HEADING = "### Documented deviations from recorded Azure traffic"
 
 
-def load_allowed_deviations(readme: Path) -> dict[tuple[str, str, str], str]:
-    """The allow-list table under :data:`ALLOW_LIST_HEADING` in emulator/README.md:
-    ``| recording | interaction | where | reason |`` → {(recording, interaction, where): reason}."""
+@dataclass(frozen=True)
+class AllowedDeviation:
+    """One row of the allow-list: a recording, its interactions and the places in their answers, and why."""
+
+    recording: str
+    interactions: frozenset[str]
+    places: frozenset[str]
+    reason: str
+
+    def covers(self, deviation: Deviation) -> bool:
+        return (
+            deviation.recording == self.recording
+            and deviation.interaction in self.interactions
+            and deviation.where in self.places
+        )
+
+
+def load_allowed_deviations(readme: Path) -> list[AllowedDeviation]:
+    """The allow-list table under :data:`ALLOW_LIST_HEADING` in emulator/README.md, one row per documented
+    deviation: ``| recording | interactions | where | reason |`` (interactions, places: comma-separated)."""
     text = readme.read_text(encoding="utf-8")
     start = text.index(ALLOW_LIST_HEADING)
     rest = text[start + len(ALLOW_LIST_HEADING) :]
     end = rest.find("\n#")
     section = rest if end < 0 else rest[:end]
-    out: dict[tuple[str, str, str], str] = {}
+    out: list[AllowedDeviation] = []
     for line in section.splitlines():
+        if not line.strip().startswith("|"):
+            continue
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 4 or not line.strip().startswith("|") or set(cells[0]) <= set("-: "):
+        if len(cells) != 4 or set(cells[0]) <= set("-: ") or cells[0].lower() == "recording":
             continue
-        if cells[0].lower() == "recording":
-            continue
-        recording, interaction, where, reason = (c.strip("`") if i < 3 else c for i, c in enumerate(cells))
-        if not reason:
+
+        def names(cell: str) -> frozenset[str]:
+            return frozenset(n.strip().strip("`") for n in cell.split(",") if n.strip())
+
+        if not cells[3]:
             raise ValueError(f"allowed deviation without a reason: {line!r}")
-        out[(recording, interaction, where)] = reason
+        out.append(AllowedDeviation(cells[0].strip("`"), names(cells[1]), names(cells[2]), cells[3]))
     return out
 
 

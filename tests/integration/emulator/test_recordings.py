@@ -41,10 +41,9 @@ PENDING: dict[str, frozenset[str] | None] = {
     # being added by the "dp" branch (emulator/dataprotection/); the lead empties this set when it merges.
     "azure-cli-extensions__dataprotection__test_dataprotection_backup_and_restore_aks": None,
     "azure-cli-extensions__dataprotection__test_dataprotection_update_msi_permissions_aks": None,
-    # Trusted access role bindings (200 + provisioningState Updating, no async header) are "dp"'s too.
-    "azure-cli-extensions__aks-preview__test_aks_trustedaccess_rolebinding": frozenset(
-        {"tarb-put", "tarb-list", "tarb-get", "tarb-put-update", "tarb-delete", "tarb-list-empty"}
-    ),
+    # Trusted access role bindings are "dp"'s too: the create answers 200 with provisioningState Updating and
+    # no async header (the emulator: 201 Succeeded). The binding's other interactions already match.
+    "azure-cli-extensions__aks-preview__test_aks_trustedaccess_rolebinding": frozenset({"tarb-put"}),
 }
 """PENDING (not the deviation allow-list): interactions that need resources another branch is building.
 They are replayed (so later interactions see the same state) and reported, but not asserted. ``None`` = the
@@ -96,27 +95,31 @@ def test_recorded_azure_traffic_replays_against_the_emulator(
     pending = [o for o in counted if is_pending(o.interaction.recording, o.interaction.id)]
     replayed = [o for o in counted if o not in pending]
     found: list[Deviation] = [d for o in outcomes if o not in pending for d in o.deviations]
-    unexpected = [d for d in found if d.key not in allowed]
-    seen = {d.key for d in found}
-    stale = [key for key in allowed if key not in seen]
+    unexpected = [d for d in found if not any(row.covers(d) for row in allowed)]
+    stale = [row for row in allowed if not any(row.covers(d) for d in found)]
+    allowed_seen = [d for d in found if any(row.covers(d) for row in allowed)]
     supplementary_sent = sum(1 for o in outcomes if o.interaction.supplementary and o.sent)
 
     with capsys.disabled():
         print(
-            f"\nrecorded-traffic replay: {len(recordings)} recordings, {len(replayed)} interactions replayed, "
-            f"{len(allowed)} allowed deviations ({len(seen & set(allowed))} seen), "
-            f"{len(pending)} pending (of which {sum(1 for o in pending if not o.deviations)} already match), "
+            f"\nrecorded-traffic replay: {len(recordings)} recordings, "
+            f"{len(replayed)} interactions replayed, "
+            f"{len(allowed)} allowed deviations ({len(allowed_seen)} differences they cover), "
+            f"{len(pending)} pending ({sum(1 for o in pending if not o.deviations)} of them already match), "
             f"{supplementary_sent} supplementary steps sent"
         )
         for outcome in pending:
-            for deviation in outcome.deviations:
-                print(f"  pending: {deviation}")
+            if outcome.deviations:
+                print(
+                    f"  pending {outcome.interaction.recording} / {outcome.interaction.id}: "
+                    f"{len(outcome.deviations)} differences"
+                )
 
     assert not unexpected, "the emulator answers differently from recorded Azure traffic:\n" + "\n".join(
         map(str, unexpected)
     )
     assert not stale, (
         "documented deviations that no longer occur (remove them from emulator/README.md):\n"
-        + "\n".join(" / ".join(key) for key in stale)
+        + ("\n".join(f"{row.recording} / {sorted(row.interactions)} / {sorted(row.places)}" for row in stale))
     )
-    assert len(replayed) >= 30, "fewer interactions replayed than the recordings hold"
+    assert all(o.sent for o in replayed), "every counted interaction was sent"
