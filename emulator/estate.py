@@ -54,6 +54,7 @@ from emulator.model.bodies import (
     network_defaults,
     resource_group_body,
     storage_account_body,
+    with_load_balancer,
     with_provisioned_fields,
 )
 from emulator.model.ids import deterministic_uuid, fold, key_of, rg_id
@@ -209,8 +210,7 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
         out["provisioningState"] = state
         out["powerState"] = {"code": power_code}
         pools.append(out)
-    network = network_defaults()
-    network["loadBalancerProfile"] = {"managedOutboundIPs": {"count": 1}}
+    network = with_load_balancer(network_defaults(), sub, node_rg)
     props: dict[str, Any] = {
         "kubernetesVersion": version,
         "agentPoolProfiles": pools,

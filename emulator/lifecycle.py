@@ -40,7 +40,7 @@ def _finish_transition(
         if final == "Succeeded":
             new = with_provisioned_fields(new)
         state.clusters[key_of(rid)] = new
-        return [("provisioned", new["id"], new, principal)]
+        return [("provisioned", rid, new, principal)]  # the id as the operation named it
 
     return transition
 

@@ -143,10 +143,44 @@ AKS_CLUSTER_TYPE = "Microsoft.ContainerService/ManagedClusters"
 """The ``type`` AKS answers (recorded; the official examples write managedClusters)."""
 
 
+def with_load_balancer(
+    network: dict[str, Any], subscription_id: str, node_resource_group: str
+) -> dict[str, Any]:
+    """``network`` with the load balancer profile AKS answers: a standard load balancer with outbound type
+    loadBalancer gets one managed outbound IP unless told otherwise (recorded 2022 answers), and the
+    profile carries ``effectiveOutboundIPs``, ``allocatedOutboundPorts`` and ``idleTimeoutInMinutes`` from
+    the create answer on (the official 2026 ManagedClustersCreate_Update.json 201 has all three; the 2022
+    answers lacked the last two: a documented deviation)."""
+    lb = network.get("loadBalancerProfile")
+    if lb is None:
+        if str(network.get("loadBalancerSku", "")).lower() != "standard":
+            return network
+        if network.get("outboundType") != "loadBalancer":
+            return network
+        lb = {"managedOutboundIPs": {"count": 1}}
+    lb = dict(lb)
+    if "effectiveOutboundIPs" not in lb:
+        public = (lb.get("outboundIPs") or {}).get("publicIPs")
+        if public:
+            lb["effectiveOutboundIPs"] = [{"id": ip["id"]} for ip in public]
+        else:
+            managed = (lb.get("managedOutboundIPs") or {}).get("count")
+            lb["effectiveOutboundIPs"] = [
+                {
+                    "id": f"/subscriptions/{subscription_id}/resourceGroups/{node_resource_group}/providers/"
+                    f"Microsoft.Network/publicIPAddresses/mgdoutboundip{i + 1}"
+                }
+                for i in range(int(managed or 1))
+            ]
+    lb.setdefault("allocatedOutboundPorts", 0)
+    lb.setdefault("idleTimeoutInMinutes", 30)
+    return {**network, "loadBalancerProfile": lb}
+
+
 def with_provisioned_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` once AKS has provisioned it: the kubelet identity (``identityProfile``) and the load
-    balancer's ``effectiveOutboundIPs``. A create answer (Creating) has neither; the cluster once Succeeded
-    has both (recorded 2022 PUT answer and list). Fields already there (given, or provisioned before) stay."""
+    """``body`` once AKS has provisioned it: the kubelet identity (``identityProfile``). A create answer
+    (Creating) lacks it, the cluster once Succeeded has it (recorded 2022 PUT answer and list; the official
+    2026 create example's 201 lacks it too). One already there (given, or provisioned before) stays."""
     props = dict(body.get("properties") or {})
     parts = str(body["id"]).strip("/").split("/")
     subscription_id, name = parts[1], parts[-1]
@@ -162,23 +196,6 @@ def with_provisioned_fields(body: dict[str, Any]) -> dict[str, Any]:
                 "objectId": ids.uuid(2),
             }
         }
-    network = props.get("networkProfile") or {}
-    lb = network.get("loadBalancerProfile")
-    if isinstance(lb, dict) and "effectiveOutboundIPs" not in lb:
-        public = (lb.get("outboundIPs") or {}).get("publicIPs")
-        if public:
-            effective = [{"id": ip["id"]} for ip in public]
-        else:
-            managed = (lb.get("managedOutboundIPs") or {}).get("count")
-            effective = [
-                {
-                    "id": f"/subscriptions/{subscription_id}/resourceGroups/{node_rg}/providers/"
-                    f"Microsoft.Network/publicIPAddresses/mgdoutboundip{i + 1}"
-                }
-                for i in range(int(managed or 1))
-            ]
-        lb = {**lb, "effectiveOutboundIPs": effective}
-        props["networkProfile"] = {**network, "loadBalancerProfile": lb}
     return {**body, "properties": props}
 
 
@@ -233,14 +250,7 @@ def managed_cluster_body(
         _agent_pool(p, version=version, provisioning_state=provisioning_state, power=power) for p in pools
     ]
     network = {**network_defaults(), **(props.get("networkProfile") or {})}
-    lb = network.get("loadBalancerProfile")
-    if lb is not None:
-        network["loadBalancerProfile"] = dict(lb)
-    elif str(network.get("loadBalancerSku", "")).lower() == "standard" and (
-        network.get("outboundType") == "loadBalancer"
-    ):
-        network["loadBalancerProfile"] = {"managedOutboundIPs": {"count": 1}}
-    props["networkProfile"] = network
+    props["networkProfile"] = with_load_balancer(network, subscription_id, props["nodeResourceGroup"])
     storage = dict(props.get("storageProfile") or {})
     storage.setdefault("diskCSIDriver", {"enabled": True})
     storage.setdefault("fileCSIDriver", {"enabled": True})

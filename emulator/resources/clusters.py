@@ -238,7 +238,7 @@ def put_cluster(request: Request) -> Response:
         schedule_cluster_completion(
             state, rid, delay, final="Failed" if fail else "Succeeded", principal=request.principal
         )
-    state.notify("write", stored["id"], stored, request.principal)
+    state.notify("write", rid, stored, request.principal)  # events name the id as requested
     return Response(200 if previous else 201, lro_headers(request, url), stored)
 
 
@@ -276,7 +276,7 @@ def patch_cluster(request: Request) -> Response:
             api_version=AKS_OPERATIONS_API,
         )
         schedule_cluster_completion(state, rid, request.config.cluster_update_s, principal=request.principal)
-    state.notify("write", new["id"], new, request.principal)
+    state.notify("write", rid, new, request.principal)
     return Response(200, lro_headers(request, url), new)
 
 
@@ -313,11 +313,11 @@ def delete_cluster(request: Request) -> Response:
                     child = items.pop(key)
                     out.append(("deleted", child["id"], child, principal))
             if removed is not None:
-                out.append(("deleted", removed["id"], removed, principal))
+                out.append(("deleted", rid, removed, principal))
             return out
 
         state.schedule(state.now() + request.config.cluster_delete_s, rid, token, remove)
-    state.notify("delete", new["id"], new, request.principal)
+    state.notify("delete", rid, new, request.principal)
     return Response(202, lro_headers(request, url, location=True), None)
 
 
@@ -349,7 +349,7 @@ def power_action(request: Request, power: str) -> Response:
         schedule_cluster_completion(
             state, rid, request.config.cluster_update_s, principal=request.principal, power=power
         )
-    state.notify("action", new["id"], new, request.principal)
+    state.notify("action", rid, new, request.principal)
     return Response(202, lro_headers(request, url, location=True), None)
 
 
