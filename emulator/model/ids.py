@@ -23,8 +23,7 @@ EXTENSION_TYPE = "Microsoft.KubernetesConfiguration/extensions"
 CONTAINER_TYPE = "Microsoft.Storage/storageAccounts/blobServices/containers"
 RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
 _CANONICAL_TYPES = {
-    t.lower(): t
-    for t in (MANAGED_CLUSTERS_TYPE, EXTENSION_TYPE, CONTAINER_TYPE, RESOURCE_GROUP_TYPE)
+    t.lower(): t for t in (MANAGED_CLUSTERS_TYPE, EXTENSION_TYPE, CONTAINER_TYPE, RESOURCE_GROUP_TYPE)
 }
 
 
@@ -33,6 +32,7 @@ def canonical_type(resource_type: str) -> str:
     answers ``Microsoft.ContainerService/ManagedClusters`` while its operations are
     ``Microsoft.ContainerService/managedClusters/write``."""
     return _CANONICAL_TYPES.get(resource_type.lower(), resource_type)
+
 
 _UNCHANGED = frozenset("\u0131\u017f")
 """DOTLESS I and LONG S: .NET's ordinal casing table leaves them as they are (their simple uppercase is ASCII
