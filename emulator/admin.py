@@ -68,6 +68,8 @@ def register(router: Router, ctx: PluginContext) -> None:
             raise bad_request("InvalidConfig", str(exc)) from exc
         if "throttle" in request.json_object():
             runtime.throttler.reset()
+        if "quotas" in request.json_object():
+            runtime.quotas.reset()  # new sizes start from full buckets
         return Response(200, {}, runtime.config.to_json())
 
     def list_faults(request: Request) -> Response:

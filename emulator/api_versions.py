@@ -2,13 +2,27 @@
 
 ARM rejects an api-version the resource type was never published with, before the resource provider sees
 the call. Accepting anything (``?api-version=1999-01-01`` → 200) would let a product bug — a typo'd or
-invented version in a raw REST call — pass every local test. The allow-lists below are published versions
-only, from: the api-versions the installed SDKs send (azure-mgmt-containerservice 41.8.0,
--kubernetesconfiguration 3.1.0, -storage 25.3.0, -authorization 4.0.0, -policyinsights 1.0.1,
--resourcegraph 8.0.1; read from their generated operations), the official examples in
-``shared/azure-examples`` (MANIFEST.md), and published stable versions the tests here send on purpose
-(marked). They are not exhaustive: a real, published version missing here is an emulator gap, to be added
-with its source. Namespaces not listed (generic resources, Event Grid's data plane) are not checked.
+invented version in a raw REST call — pass every local test; rejecting a version Azure answers hides nothing
+but breaks real clients (an Azure CLI cassette at containerservice 2022-11-02-preview, storage 2021-02-01).
+The allow-lists hold published versions only, each from a source named beside it:
+
+- ``[sdk]`` the versions the installed SDKs send (azure-mgmt-containerservice 41.8.0,
+  -kubernetesconfiguration 3.1.0 (multi-API), -storage 25.3.0, -authorization 4.0.0 (multi-API),
+  -policyinsights 1.0.1, -resourcegraph 8.0.1; read from their generated operations);
+- ``[examples]`` the official examples in ``shared/azure-examples`` (MANIFEST.md);
+- ``[recorded]`` versions real Azure answered in ``shared/recordings`` (request URLs and async URLs);
+- ``[provider]`` provider metadata a recording shows (``GET /subscriptions/{id}/providers/
+  Microsoft.KubernetesConfiguration``, ``resourceTypes[].apiVersions``, in
+  azure-cli-extensions__k8s-extension__test_k8s_extension.json and in its source cassette
+  Azure/azure-cli-extensions@0d74de6:src/k8s-extension/.../recordings/test_k8s_extension.yaml);
+- ``[specs]`` the API versions (tags) of the AKS readme in Azure/azure-rest-api-specs@bff4b7a
+  (specification/containerservice/resource-manager/Microsoft.ContainerService/aks/readme.md, through
+  package-2024-07) and of the Storage readme in Azure/azure-rest-api-specs@03bbd63
+  (specification/storage/resource-manager/readme.md, the tags read).
+
+They are not exhaustive (AKS versions between 2024-08 and 2026-03, older Storage versions): a real, published
+version missing here is an emulator gap, to be added with its source. Namespaces not listed (generic
+resources, Event Grid's data plane, DataProtection until its plug-in lists its own) are not checked.
 
 Answers (ARM's codes; wording ours): a version that is not a date (``YYYY-MM-DD[-suffix]``) → 400
 ``InvalidApiVersionParameter``; a well-formed but unpublished version → 400 ``NoRegisteredProviderFound``
@@ -31,23 +45,100 @@ _WELL_FORMED = re.compile(r"^\d{4}-\d{2}-\d{2}(-[a-z0-9]+)?$", re.IGNORECASE)
 ALLOWED: dict[str, frozenset[str]] = {
     "microsoft.containerservice": frozenset(
         {
-            # azure-mgmt-containerservice 41.8.0 (default 2026-08-01) and its per-feature versions
+            # [sdk] azure-mgmt-containerservice 41.8.0 (default 2026-08-01) and its per-feature versions
             "2026-04-01",
             "2026-05-01",
             "2026-06-01",
-            "2026-07-01",  # also ManagedClustersCreate_Update.json, TrustedAccessRoleBindings_CreateOrUpdate
-            "2026-08-01",  # also ManagedClustersGet.json, ManagedClustersList.json
-            # published stable AKS versions the tests here send on purpose
+            "2026-07-01",  # also [examples] ManagedClustersCreate_Update.json, TrustedAccessRoleBindings_*
+            "2026-08-01",  # also [examples] ManagedClustersGet.json, ManagedClustersList.json
+            # [specs] managedClusters.json versions of the AKS readme (stable, then previews)
+            "2017-08-31",
+            "2018-03-31",
+            "2019-02-01",
+            "2019-04-01",
+            "2019-06-01",
+            "2019-08-01",
+            "2019-10-01",
+            "2019-11-01",
+            "2020-01-01",
+            "2020-02-01",
+            "2020-03-01",
+            "2020-04-01",
+            "2020-06-01",
+            "2020-07-01",
+            "2020-09-01",
+            "2020-11-01",
+            "2020-12-01",
+            "2021-02-01",
+            "2021-03-01",
+            "2021-05-01",
+            "2021-07-01",
+            "2021-08-01",
+            "2021-09-01",
+            "2021-10-01",
+            "2022-01-01",
+            "2022-02-01",
+            "2022-03-01",
+            "2022-04-01",
+            "2022-06-01",
+            "2022-07-01",
+            "2022-09-01",
+            "2022-11-01",
+            "2023-01-01",
+            "2023-02-01",
+            "2023-03-01",
+            "2023-04-01",
+            "2023-05-01",
+            "2023-06-01",
+            "2023-07-01",
+            "2023-08-01",
+            "2023-09-01",
+            "2023-10-01",
+            "2023-11-01",
+            "2024-01-01",
+            "2024-02-01",
             "2024-05-01",
-            "2024-09-01",
-            # shared/recordings aks-preview test_aks_trustedaccess_rolebinding (trusted access, 2022)
+            "2024-07-01",
+            "2018-08-01-preview",
+            "2021-11-01-preview",
+            "2022-01-02-preview",
+            "2022-02-02-preview",
+            "2022-03-02-preview",
+            "2022-04-02-preview",
+            "2022-05-02-preview",
+            "2022-06-02-preview",
+            "2022-07-02-preview",
+            "2022-08-02-preview",
+            "2022-08-03-preview",
+            "2022-09-02-preview",
+            "2022-10-02-preview",
             "2022-11-02-preview",
+            "2023-01-02-preview",
+            "2023-02-02-preview",
+            "2023-03-02-preview",
+            "2023-04-02-preview",
+            "2023-05-02-preview",
+            "2023-06-02-preview",
+            "2023-07-02-preview",
+            "2023-08-02-preview",
+            "2023-09-02-preview",
+            "2023-10-02-preview",
+            "2023-11-02-preview",
+            "2024-01-02-preview",
+            "2024-02-02-preview",
+            "2024-03-02-preview",
+            "2024-04-02-preview",
+            "2024-05-02-preview",
+            "2024-06-02-preview",
+            "2024-09-01",  # published stable AKS version the tests here send on purpose
+            # [recorded] AKS's own async-operation URLs (locations/{loc}/operations/{id}) carry 2016-03-30
+            "2016-03-30",
             "2025-07-01",  # deploymentSafeguards, newest stable (Learn ARM template reference)
         }
     ),
     "microsoft.kubernetesconfiguration": frozenset(
         {
-            # azure-mgmt-kubernetesconfiguration 3.1.0 (multi-API; default 2023-05-01)
+            # [sdk] azure-mgmt-kubernetesconfiguration 3.1.0 (multi-API; default 2023-05-01)
             "2020-07-01-preview",
             "2020-10-01-preview",
             "2021-03-01",
@@ -61,10 +152,30 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2022-07-01",
             "2022-11-01",
             "2023-05-01",
-            "2025-03-01",  # the official extension examples
+            "2025-03-01",  # [examples] the official extension examples
+            # [provider] more versions of the namespace's resource types (extensions, operations)
+            "2019-11-01-preview",
+            "2021-06-01-preview",
+            "2021-12-01-preview",
+            "2023-05-01-preview",
         }
     ),
-    "microsoft.storage": frozenset({"2025-08-01", "2026-04-01", "2026-06-01", "2026-09-01"}),  # 25.3.0
+    "microsoft.storage": frozenset(
+        {
+            # [sdk] azure-mgmt-storage 25.3.0; [specs] the Storage readme's tags read
+            "2025-08-01",
+            "2026-04-01",
+            "2026-06-01",
+            "2026-09-01",
+            "2025-06-01",
+            "2025-01-01",
+            "2022-05-01",
+            "2021-09-01",
+            "2021-08-01",
+            # [recorded] azure-cli__storage__test_storage_container_using_rm_main_scenario.json
+            "2021-02-01",
+        }
+    ),
     "microsoft.authorization": frozenset(
         {
             # azure-mgmt-authorization 4.0.0 (multi-API; role assignments default 2022-04-01, the examples')
@@ -116,6 +227,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "microsoft.resourcegraph": frozenset(
         {
+            "2018-09-01-preview",  # [recorded] azure-cli-extensions__resource-graph__test_paged_query.json
             "2019-04-01",  # stable/2019-04-01/examples/ResourcesBasicQuery.json (default resultFormat table)
             "2021-03-01",  # azure-mgmt-resourcegraph 8.0.1
             "2022-10-01",  # ResourcesPropertiesQuery.json

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.quotas import QuotaSpec, default_quotas
 from emulator.throttle import ThrottleSettings
 
 logger = logging.getLogger(__name__)
@@ -23,10 +24,13 @@ class EmulatorConfig:
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
-    lro_retry_after_s: float = 1.0
-    """Wait asked of LRO pollers. Whole seconds → ``Retry-After``; fractions → ``retry-after-ms`` (a
-    test-speed
-    knob, see emulator.errors.retry_after). 0 makes azure-core fall back to its 30 s polling_interval."""
+    quotas: dict[str, QuotaSpec] = field(default_factory=default_quotas)
+    """Resource-provider quotas (emulator.quotas): ``policyInsights``, ``dataProtection``."""
+    lro_retry_after_s: float | None = None
+    """Wait asked of LRO pollers. ``None`` (default): no header, as AKS and Kubernetes Configuration answer
+    their PUTs and status polls (recorded Azure traffic), so azure-core polls at its own interval. Whole
+    seconds → ``Retry-After``; fractions → ``retry-after-ms`` (a test-speed knob, see
+    emulator.errors.retry_after); 0 makes azure-core fall back to its 30 s polling_interval."""
     cluster_create_s: float = 2.0
     cluster_update_s: float = 1.0
     cluster_delete_s: float = 2.0
@@ -68,11 +72,12 @@ class EmulatorConfig:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, attr) for name, attr in self._JSON_NAMES.items()}
         out["throttle"] = self.throttle.to_json()
+        out["quotas"] = {name: spec.to_json() for name, spec in self.quotas.items()}
         return out
 
     def update(self, data: dict[str, Any]) -> None:
         """Apply a partial JSON update (camelCase names as in to_json); unknown names raise ValueError."""
-        unknown = set(data) - set(self._JSON_NAMES) - {"throttle"}
+        unknown = set(data) - set(self._JSON_NAMES) - {"throttle", "quotas"}
         if unknown:
             raise ValueError(f"unknown config fields: {sorted(unknown)}")
         for name, value in data.items():
@@ -81,9 +86,20 @@ class EmulatorConfig:
                     raise ValueError("throttle must be an object")
                 self.throttle.update(value)
                 continue
+            if name == "quotas":
+                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                    raise ValueError("quotas must be an object of objects")
+                missing = set(value) - set(self.quotas)
+                if missing:
+                    raise ValueError(f"unknown quotas: {sorted(missing)}")
+                for quota, settings in value.items():
+                    self.quotas[quota].update(settings)
+                continue
             attr = self._JSON_NAMES[name]
             if attr in ("require_api_version", "check_api_versions"):
                 setattr(self, attr, bool(value))
+            elif attr == "lro_retry_after_s" and value is None:
+                self.lro_retry_after_s = None
             elif attr == "list_page_size":
                 if int(value) < 1:
                     raise ValueError("listPageSize must be >= 1")

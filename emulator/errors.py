@@ -41,6 +41,22 @@ class ArmError(Exception):
         return {"error": error}
 
 
+class RpError(ArmError):
+    """An error a resource provider answers in its own top-level shape ``{"code", "message", "subcode"}``
+    instead of ARM's envelope — AKS does for its sub-resources (recorded: a trustedAccessRoleBinding GET 404,
+    azure-cli-extensions aks-preview cassette 2022)."""
+
+    def __init__(self, status: int, code: str, message: str, *, subcode: str | None = None) -> None:
+        super().__init__(status, code, message)
+        self.subcode = subcode
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.subcode:
+            out["subcode"] = self.subcode
+        return out
+
+
 def not_found(resource_type: str, name: str, resource_group: str | None = None) -> ArmError:
     """ARM's 404 for a tracked resource (code ResourceNotFound, message in ARM's wording)."""
     where = f" under resource group '{resource_group}'" if resource_group else ""

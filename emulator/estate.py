@@ -22,7 +22,7 @@ Loaded from JSON/YAML (:func:`load_estate_file`) or generated deterministically 
         diskCSIDriver: true
         snapshotController: true
     extensions:        # full body with id, or {clusterId, name, extensionType, provisioningState, ...}
-    storageAccounts:   # full body, or {id, location, kind, sku}
+    storageAccounts:   # full body, or {id, location, kind, sku, tags, allowBlobPublicAccess}
     containers:        # {id} or {storageAccountId, name}
     roleAssignments:   # full body with id (scope/providers/Microsoft.Authorization/roleAssignments/name)
     resources:         # any other ARM resource body with id (e.g. connectedClusters)
@@ -43,17 +43,21 @@ from typing import TYPE_CHECKING, Any
 from emulator.clock import iso
 from emulator.lifecycle import schedule_cluster_completion
 from emulator.model.bodies import (
+    AKS_CLUSTER_TYPE,
     DEFAULT_K8S_VERSION,
     DEFAULT_TENANT,
     _ClusterIds,
+    aks_cluster_id,
     container_body,
     extension_body,
     managed_cluster_body,
     network_defaults,
     resource_group_body,
     storage_account_body,
+    with_load_balancer,
+    with_provisioned_fields,
 )
-from emulator.model.ids import MANAGED_CLUSTERS_TYPE, deterministic_uuid, fold, key_of, rg_id
+from emulator.model.ids import deterministic_uuid, fold, key_of, rg_id
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
@@ -151,7 +155,6 @@ def cluster_via_put_path(item: dict[str, Any], *, tenant: str) -> dict[str, Any]
         provisioning_state=item.get("provisioningState", "Succeeded"),
         tenant_id=tenant,
     )
-    body["id"] = rid
     return body
 
 
@@ -171,13 +174,12 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
     )
     parts = rid.strip("/").split("/")
     sub, rg, name = parts[1], parts[3], parts[-1]
+    rid = aks_cluster_id(sub, rg, name)
     location = str(item.get("location", "eastus"))
     version = item.get("kubernetesVersion") or DEFAULT_K8S_VERSION
     state = item.get("provisioningState", "Succeeded")
     power_code = item.get("powerState", "Running")
-    ids = _ClusterIds(
-        f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}"
-    )
+    ids = _ClusterIds(rid)
     dns_prefix = f"{name[:30]}-{rg[:15]}-{sub[:6]}"
     suffix = ids.suffix
     node_rg = f"MC_{rg}_{name}_{location}"
@@ -193,6 +195,8 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
             "mode": "System",
             "maxPods": 110,
             "osDiskSizeGB": 128,
+            "osDiskType": "Managed",
+            "kubeletDiskType": "OS",
             "nodeImageVersion": _WINDOWS_IMAGE if os_type == "Windows" else _LINUX_IMAGE,
         }
         if os_type == "Linux":
@@ -206,6 +210,7 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
         out["provisioningState"] = state
         out["powerState"] = {"code": power_code}
         pools.append(out)
+    network = with_load_balancer(network_defaults(), sub, node_rg)
     props: dict[str, Any] = {
         "kubernetesVersion": version,
         "agentPoolProfiles": pools,
@@ -223,7 +228,9 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
         "nodeResourceGroup": node_rg,
         "enableRBAC": True,
         "maxAgentPools": 100,
-        "networkProfile": network_defaults(),
+        "securityProfile": {},
+        "oidcIssuerProfile": {"enabled": False},
+        "networkProfile": network,
     }
     identity_kind = item.get("identity", "SystemAssigned")
     identity: dict[str, Any] | None
@@ -231,7 +238,7 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
         return cluster_via_put_path(item, tenant=tenant)
     if identity_kind == "None":
         identity = None
-        props["servicePrincipalProfile"] = {"clientId": deterministic_uuid("sp", rid)}
+        props["servicePrincipalProfile"] = {"clientId": deterministic_uuid("sp", item.get("id") or rid)}
     elif identity_kind == "UserAssigned":
         uai = (
             f"/subscriptions/{sub}/resourceGroups/{rg}/providers/"
@@ -250,30 +257,18 @@ def cluster_from_shorthand(item: dict[str, Any], *, tenant: str) -> dict[str, An
         identity = {"type": "SystemAssigned", "principalId": ids.uuid(0), "tenantId": tenant}
     else:
         identity = {"type": identity_kind}
-    if identity is not None and identity["type"] in ("SystemAssigned", "UserAssigned"):
-        props["identityProfile"] = {
-            "kubeletidentity": {
-                "resourceId": f"/subscriptions/{sub}/resourceGroups/{node_rg}/"
-                f"providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool",
-                "clientId": ids.uuid(1),
-                "objectId": ids.uuid(2),
-            }
-        }
-    elif identity is not None:
+    if identity is not None:
         props["servicePrincipalProfile"] = {"clientId": "msi"}
-    body: dict[str, Any] = {
-        "id": rid,
-        "name": name,
-        "type": MANAGED_CLUSTERS_TYPE,
-        "location": location,
-        "tags": dict(item.get("tags") or {}),
-        "properties": props,
-    }
+    body: dict[str, Any] = {"id": rid, "name": name, "type": AKS_CLUSTER_TYPE, "location": location}
+    tags = dict(item.get("tags") or {})
+    if tags:
+        body["tags"] = tags
+    body["properties"] = props
     if identity is not None:
         body["identity"] = identity
     body["sku"] = {"name": "Base", "tier": "Free"}
     body["eTag"] = ids.etag_seed if state == "Succeeded" else ids.hex[112:120]
-    return body
+    return with_provisioned_fields(body) if state == "Succeeded" else body
 
 
 def extension_from_shorthand(item: dict[str, Any], *, tenant: str, now_iso: str) -> dict[str, Any]:
@@ -342,6 +337,7 @@ def apply_estate(state: EmulatorState, estate: dict[str, Any]) -> None:
                 kind=item.get("kind", "StorageV2"),
                 sku=item.get("sku", "Standard_LRS"),
                 tags=item.get("tags"),
+                allow_blob_public_access=bool(item.get("allowBlobPublicAccess", False)),
             )
         _ensure_scope(state, body["id"], body.get("location", "eastus"), tenant)
         state.storage_accounts[key_of(body["id"])] = body

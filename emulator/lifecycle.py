@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from emulator.model.bodies import with_provisioned_fields
 from emulator.state import EmulatorState, key_of
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,10 @@ def _finish_transition(
             for pool in props.get("agentPoolProfiles", [])
         ]
         new["properties"] = props
+        if final == "Succeeded":
+            new = with_provisioned_fields(new)
         state.clusters[key_of(rid)] = new
-        return [("provisioned", new["id"], new, principal)]
+        return [("provisioned", rid, new, principal)]  # the id as the operation named it
 
     return transition
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from emulator.api_versions import check_api_version
+from emulator.api_versions import check_api_version, namespace_of
 from emulator.certs import generate_certificates
 from emulator.clock import Clock, SystemClock
 from emulator.config import EmulatorConfig
@@ -32,11 +32,14 @@ from emulator.credentials import EmulatorCredential, principal_from_authorizatio
 from emulator.errors import ArmError, retry_after
 from emulator.estate import apply_estate
 from emulator.faults import FaultRules
+from emulator.model.ids import fold
+from emulator.quotas import ProviderQuotas
 from emulator.routing import (
     CaseInsensitiveDict,
     PluginContext,
     Request,
     Response,
+    Route,
     Router,
     as_response,
     discover_route_modules,
@@ -203,6 +206,8 @@ class Runtime:
         self.router = router
         self.faults = FaultRules(seed=config.seed)
         self.throttler = Throttler(config.throttle, state.clock)
+        self.quotas = ProviderQuotas(config.quotas, state.clock)
+        """Provider quotas (emulator.quotas); route modules attach their operations in ``register``."""
         self.calls = CallLog(config.call_log_max)
         self.base_url = ""
         self._random = random.Random(config.seed)
@@ -211,6 +216,7 @@ class Runtime:
     def reset_knobs(self) -> None:
         self.faults.clear()
         self.throttler.reset()
+        self.quotas.reset()
         self.calls.clear()
 
     def _latency(self) -> float:
@@ -295,7 +301,9 @@ class Runtime:
             version = request.query.get("api-version")
             if self.config.check_api_versions and version is not None:
                 check_api_version(path, version)
-            response = self._route(request)
+            route = self._resolve(request)
+            throttle_headers.update(self._provider_quotas(request, route.operation))
+            response = as_response(route.handler(request))
         except ArmError as err:
             err.headers.update(throttle_headers)
             raise
@@ -323,15 +331,15 @@ class Runtime:
         )
 
     def _throttle(self, method: str, path: str, principal: str) -> dict[str, str]:
-        settings = self.config.throttle
-        if not settings.enabled:
-            return {}
+        """ARM's request buckets: the remaining-requests headers on every answer; 429 only while throttling is
+        switched on (see emulator.throttle)."""
         match = _SUBSCRIPTION.match(path)
         scope_kind = "subscription" if match else "tenant"
-        scope = f"sub:{match.group(1).lower()}" if match else "tenant"
-        kind = operation_kind(method)
+        scope = f"sub:{fold(match.group(1))}" if match else "tenant"
+        kind = operation_kind(method, path)
         verdict = self.throttler.check(scope, principal, kind)
         header = f"x-ms-ratelimit-remaining-{scope_kind}-{kind}"
+        global_header = f"x-ms-ratelimit-remaining-{scope_kind}-global-{kind}"
         if not verdict.allowed:
             message = (
                 f"Number of '{kind[:-1] if kind != 'deletes' else 'delete'}' requests for {scope_kind} "
@@ -344,15 +352,33 @@ class Runtime:
                 429,
                 f"{scope_kind.capitalize()}RequestsThrottled",
                 message,
-                headers={"Retry-After": str(verdict.retry_after_s), header: "0"},
+                headers={"Retry-After": str(verdict.retry_after_s), header: "0", global_header: "0"},
             )
-        out = {header: str(verdict.remaining)}
-        if kind == "deletes":
-            # ARM reports deletes against the writes header too (documented headers are -reads / -writes).
-            out[f"x-ms-ratelimit-remaining-{scope_kind}-writes"] = str(verdict.remaining)
-        return out
+        return {header: str(verdict.remaining), global_header: str(verdict.global_remaining)}
 
-    def _route(self, request: Request) -> Response:
+    def _provider_quotas(self, request: Request, operation: str) -> dict[str, str]:
+        """The provider quotas this call draws from (emulator.quotas): their headers, or a 429."""
+        if not self.quotas.attachments:
+            return {}
+        match = _SUBSCRIPTION.match(request.path)
+        verdict = self.quotas.check(
+            operation=operation,
+            namespace=namespace_of(request.path),
+            method=request.method,
+            subscription=fold(match.group(1)) if match else "tenant",
+            principal=request.principal or "",
+        )
+        if not verdict.allowed:
+            raise ArmError(
+                429,
+                verdict.error_code,
+                f"The request was throttled by the resource provider's '{verdict.quota}' quota. "
+                f"Please try again after '{verdict.retry_after_s}' seconds.",
+                headers={"Retry-After": str(verdict.retry_after_s), **verdict.headers},
+            )
+        return verdict.headers
+
+    def _resolve(self, request: Request) -> Route:
         resolved = self.router.resolve(request.method, request.path)
         if resolved is None:
             raise ArmError(
@@ -363,7 +389,10 @@ class Runtime:
         route, params = resolved
         request.route = route
         request.params = params
-        return as_response(route.handler(request))
+        return route
+
+    def _route(self, request: Request) -> Response:
+        return as_response(self._resolve(request).handler(request))
 
 
 class Emulator:

@@ -4,6 +4,12 @@ Documented (platform_facts.md §3.1, learn: request-limits-and-throttling): per 
 per operation type — reads 250 burst / 25 per s, writes 200 / 10 per s, deletes 200 / 10 per s — and a global
 subscription limit of 15× the per-principal limit shared by all principals; tenant-level calls have the same
 numbers per tenant. Over the limit: 429 with Retry-After (seconds). We model one region (the emulator's).
+
+Headers: ARM reports what is left on every answer, throttled or not —
+``x-ms-ratelimit-remaining-subscription-writes`` on writes, ``-deletes`` on deletes (recorded Azure traffic,
+2021-2025) and, since the 2024 model, the global bucket as ``-global-reads|writes|deletes`` (recorded 2025).
+With throttling switched off the buckets are not drawn from and the headers report a full bucket (less this
+call), so a client reading them never slows down for a quota the emulator does not enforce.
 """
 
 from __future__ import annotations
@@ -78,12 +84,16 @@ class Verdict:
     allowed: bool
     remaining: int
     retry_after_s: int
+    global_remaining: int = 0
 
 
-def operation_kind(method: str) -> str:
-    """reads for GET/HEAD, deletes for DELETE, writes otherwise (PUT/PATCH/POST)."""
+def operation_kind(method: str, path: str = "") -> str:
+    """reads for GET/HEAD and for POST list actions (``.../listDeployments``: recorded with
+    ``x-ms-ratelimit-remaining-subscription-global-reads``), deletes for DELETE, writes otherwise."""
     method = method.upper()
     if method in ("GET", "HEAD"):
+        return "reads"
+    if method == "POST" and path.rstrip("/").rsplit("/", 1)[-1][:4].lower() == "list":
         return "reads"
     if method == "DELETE":
         return "deletes"
@@ -117,19 +127,23 @@ class Throttler:
         return False, bucket.tokens, wait
 
     def check(self, scope: str, principal: str, kind: str) -> Verdict:
-        """Take one token from the principal's bucket and the scope's global bucket (both must allow)."""
+        """Take one token from the principal's bucket and the scope's global bucket (both must allow).
+
+        With throttling off nothing is taken: the verdict allows and reports full buckets less this call."""
         spec = self.settings.spec(kind)
         glob = BucketSpec(
             spec.burst * self.settings.global_multiplier, spec.per_second * self.settings.global_multiplier
         )
+        if not self.settings.enabled:
+            return Verdict(True, max(0, int(spec.burst) - 1), 0, max(0, int(glob.burst) - 1))
         now = self.clock.now()
         with self._lock:
             ok_p, left_p, wait_p = self._take((scope, principal, kind), spec, now)
             if not ok_p:
                 return Verdict(False, 0, max(1, math.ceil(wait_p)))
-            ok_g, _left_g, wait_g = self._take((scope, "*", kind), glob, now)
+            ok_g, left_g, wait_g = self._take((scope, "*", kind), glob, now)
             if not ok_g:
                 # give the principal's token back: the request is not processed
                 self._buckets[(scope, principal, kind)].tokens += 1
                 return Verdict(False, 0, max(1, math.ceil(wait_g)))
-            return Verdict(True, int(left_p), 0)
+            return Verdict(True, int(left_p), 0, int(left_g))

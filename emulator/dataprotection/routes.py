@@ -139,7 +139,8 @@ def register(router: Router, ctx: PluginContext) -> None:
             headers["Location"] = f"{request.base_url}{location}?api-version={api}"
         if retry:
             assert request.config is not None
-            headers.update(retry_after(request.config.lro_retry_after_s))
+            if request.config.lro_retry_after_s is not None:  # None: no Retry-After (the emulator's default)
+                headers.update(retry_after(request.config.lro_retry_after_s))
         return headers
 
     # ---- vaults ---------------------------------------------------------------------------------

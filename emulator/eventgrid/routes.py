@@ -21,6 +21,7 @@ from typing import Any
 
 from emulator.errors import ArmError
 from emulator.eventgrid.bus import EventBus
+from emulator.model.ids import canonical_type
 from emulator.routing import PluginContext, Request, Response, Router
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class EventGridPlugin:
             return
         if not isinstance(resource, dict):
             return
-        rtype = str(resource.get("type", ""))
+        rtype = canonical_type(str(resource.get("type", "")))
         lro = rtype.lower() in LRO_TYPES
         if operation == "delete":
             return  # the DELETE was accepted; the event fires when the resource is gone ("deleted")

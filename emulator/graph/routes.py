@@ -101,18 +101,15 @@ def register(router: Router, ctx: PluginContext) -> None:
 
 
 def _quota_headers_after_charge(service: GraphService, principal: str) -> dict[str, str]:
+    from emulator.graph.service import _hhmmss, quota_headers
+
     if not service.quota.enabled:
-        return {}
+        return quota_headers(max(0, service.quota.limit - 1), _hhmmss(service.quota.window_s))
     window = service._windows.get(principal)
     if window is None:
         return {}
-    from emulator.graph.service import _hhmmss
-
     resets = window.start + service.quota.window_s - service.state.now()
-    return {
-        "x-ms-user-quota-remaining": str(max(0, service.quota.limit - window.used)),
-        "x-ms-user-quota-resets-after": _hhmmss(resets),
-    }
+    return quota_headers(max(0, service.quota.limit - window.used), _hhmmss(resets))
 
 
 def _admin_view(service: GraphService) -> dict[str, Any]:

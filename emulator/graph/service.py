@@ -103,6 +103,50 @@ class _Window:
     used: int = 0
 
 
+TENANT_QUOTA_HEADER = "x-ms-ratelimit-remaining-tenant-resource-requests"
+"""Resource Graph's tenant header; recorded answers carry it with the user quota's value (14/14, 12/12)."""
+TABLE_OPERATORS = frozenset(
+    {
+        "where",
+        "filter",
+        "extend",
+        "project",
+        "join",
+        "parse",
+        "summarize",
+        "order",
+        "sort",
+        "take",
+        "limit",
+        "count",
+        "distinct",
+        "top",
+        "mv-expand",
+        "union",
+        "project-away",
+        "project-rename",
+    }
+)
+"""A query that starts with one of these names no table: Resource Graph runs it against ``Resources``
+(recorded: ``project id, tags, properties | limit 2`` answered with resources)."""
+
+
+def with_default_table(query_text: str) -> str:
+    """``query_text`` with ``Resources | `` in front when it starts with a tabular operator, not a table."""
+    words = query_text.lstrip().split(None, 1)
+    if words and words[0].lower() in TABLE_OPERATORS:
+        return "Resources | " + query_text.lstrip()
+    return query_text
+
+
+def quota_headers(remaining: int, resets_after: str) -> dict[str, str]:
+    return {
+        "x-ms-user-quota-remaining": str(remaining),
+        "x-ms-user-quota-resets-after": resets_after,
+        TENANT_QUOTA_HEADER: str(remaining),
+    }
+
+
 def _hhmmss(seconds: float) -> str:
     total = max(0, int(round(seconds)))
     return f"{total // 3600:02d}:{(total % 3600) // 60:02d}:{total % 60:02d}"
@@ -137,9 +181,10 @@ class GraphService:
 
     # ---- quota ----------------------------------------------------------------------------------
     def charge(self, principal: str) -> dict[str, str]:
-        """Take one unit of `principal`'s quota; raises 429 GraphRequestError when none is left."""
+        """Take one unit of `principal`'s quota; raises 429 GraphRequestError when none is left. Switched off,
+        nothing is taken and the headers report a full window less this call (Azure always sends them)."""
         if not self.quota.enabled:
-            return {}
+            return quota_headers(max(0, self.quota.limit - 1), _hhmmss(self.quota.window_s))
         now = self.state.now()
         with self._lock:
             window = self._windows.get(principal)
@@ -148,7 +193,7 @@ class GraphService:
                 self._windows[principal] = window
             resets = window.start + self.quota.window_s - now
             if window.used >= self.quota.limit:
-                headers = {"x-ms-user-quota-remaining": "0", "x-ms-user-quota-resets-after": _hhmmss(resets)}
+                headers = quota_headers(0, _hhmmss(resets))
                 if self.quota.retry_after_header:
                     headers["Retry-After"] = str(max(1, int(resets + 0.999)))
                 raise GraphRequestError(
@@ -167,10 +212,7 @@ class GraphService:
                     headers=headers,
                 )
             window.used += 1
-            return {
-                "x-ms-user-quota-remaining": str(self.quota.limit - window.used),
-                "x-ms-user-quota-resets-after": _hhmmss(resets),
-            }
+            return quota_headers(self.quota.limit - window.used, _hhmmss(resets))
 
     def reset(self) -> None:
         with self._lock:
@@ -267,7 +309,10 @@ class GraphService:
         page_size = top or DEFAULT_TOP
         scope = self._scope(body)
         if skip_token:
-            cache_id, offset = self._decode_token(skip_token)
+            cache_id, offset, token_top = self._decode_token(skip_token)
+            # a later page keeps the first page's size unless the request names another (recorded: a
+            # $skipToken call without $top answered 3 rows, the MaxRows its token carries)
+            page_size = top or token_top or DEFAULT_TOP
             with self._lock:
                 cached = self._cache.get(cache_id)
                 if cached is not None:
@@ -283,7 +328,7 @@ class GraphService:
             try:
                 mgs = body.get("managementGroups")
                 groups = {str(g).lower() for g in mgs} if isinstance(mgs, list) else None
-                cached = self._evaluate(query_text, scope, groups=groups)
+                cached = self._evaluate(with_default_table(query_text), scope, groups=groups)
             except KqlError as exc:
                 raise GraphRequestError(
                     400,
@@ -314,7 +359,7 @@ class GraphService:
             "facets": [],
         }
         if more and cached.has_id:
-            out["$skipToken"] = self._encode_token(cache_id, end)
+            out["$skipToken"] = self._encode_token(cache_id, end, page_size)
         names = [name for name, _ in cached.columns]
         if result_format.lower() == "objectarray":
             out["data"] = page
@@ -328,15 +373,17 @@ class GraphService:
         return out
 
     @staticmethod
-    def _encode_token(cache_id: str, offset: int) -> str:
-        raw = json.dumps({"$id": cache_id, "$skip": offset}, separators=(",", ":")).encode()
+    def _encode_token(cache_id: str, offset: int, top: int) -> str:
+        raw = json.dumps({"$id": cache_id, "$skip": offset, "MaxRows": top}, separators=(",", ":")).encode()
         return base64.b64encode(raw).decode()
 
     @staticmethod
-    def _decode_token(token: str) -> tuple[str, int]:
+    def _decode_token(token: str) -> tuple[str, int, int | None]:
+        """(cached result id, offset, page size of the page that made the token, if it says)."""
         try:
             data = json.loads(base64.b64decode(token.encode(), validate=True))
-            return str(data["$id"]), int(data["$skip"])
+            top = data.get("MaxRows")
+            return str(data["$id"]), int(data["$skip"]), None if top is None else int(top)
         except (ValueError, KeyError, TypeError) as exc:
             raise GraphRequestError(
                 400,

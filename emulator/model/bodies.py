@@ -22,8 +22,8 @@ from emulator.model.ids import (
     EXTENSION_TYPE,
     MANAGED_CLUSTERS_TYPE,
     RESOURCE_GROUP_TYPE,
-    cluster_id,
     deterministic_uuid,
+    fold,
     rg_id,
     seed_of,
 )
@@ -83,7 +83,16 @@ def _agent_pool(pool: dict[str, Any], *, version: str, provisioning_state: str, 
     out.setdefault("type", "VirtualMachineScaleSets")
     out.setdefault("mode", "System")
     out.setdefault("maxPods", 110)
-    out.setdefault("osDiskSizeGB", 128)
+    if not out.get("osDiskSizeGB"):
+        out["osDiskSizeGB"] = 128  # a request's 0 means "the default" (recorded: 0 -> 128)
+    out.setdefault("osDiskType", "Managed")
+    out.setdefault("kubeletDiskType", "OS")
+    if out.get("nodeTaints") == []:
+        del out["nodeTaints"]
+    if out.get("scaleSetPriority") in (None, "Regular"):
+        # spot settings are answered only for Spot pools (recorded: a Regular pool's request values vanish)
+        for key in ("scaleSetPriority", "scaleSetEvictionPolicy", "spotMaxPrice"):
+            out.pop(key, None)
     if not out.get("orchestratorVersion"):
         out["orchestratorVersion"] = version
     out["currentOrchestratorVersion"] = out["orchestratorVersion"]
@@ -121,6 +130,75 @@ def _identity(
     return out
 
 
+def aks_cluster_id(subscription_id: str, resource_group: str, name: str) -> str:
+    """A managed cluster's id as AKS returns it: ``/resourcegroups/`` lower-cased (recorded, 2022 PUT and list
+    answers; AKS keeps the other segments' casing)."""
+    return (
+        f"/subscriptions/{subscription_id}/resourcegroups/{resource_group}/providers/"
+        f"{MANAGED_CLUSTERS_TYPE.split('/')[0]}/managedClusters/{name}"
+    )
+
+
+AKS_CLUSTER_TYPE = "Microsoft.ContainerService/ManagedClusters"
+"""The ``type`` AKS answers (recorded; the official examples write managedClusters)."""
+
+
+def with_load_balancer(
+    network: dict[str, Any], subscription_id: str, node_resource_group: str
+) -> dict[str, Any]:
+    """``network`` with the load balancer profile AKS answers: a standard load balancer with outbound type
+    loadBalancer gets one managed outbound IP unless told otherwise (recorded 2022 answers), and the
+    profile carries ``effectiveOutboundIPs``, ``allocatedOutboundPorts`` and ``idleTimeoutInMinutes`` from
+    the create answer on (the official 2026 ManagedClustersCreate_Update.json 201 has all three; the 2022
+    answers lacked the last two: a documented deviation)."""
+    lb = network.get("loadBalancerProfile")
+    if lb is None:
+        if str(network.get("loadBalancerSku", "")).lower() != "standard":
+            return network
+        if network.get("outboundType") != "loadBalancer":
+            return network
+        lb = {"managedOutboundIPs": {"count": 1}}
+    lb = dict(lb)
+    if "effectiveOutboundIPs" not in lb:
+        public = (lb.get("outboundIPs") or {}).get("publicIPs")
+        if public:
+            lb["effectiveOutboundIPs"] = [{"id": ip["id"]} for ip in public]
+        else:
+            managed = (lb.get("managedOutboundIPs") or {}).get("count")
+            lb["effectiveOutboundIPs"] = [
+                {
+                    "id": f"/subscriptions/{subscription_id}/resourceGroups/{node_resource_group}/providers/"
+                    f"Microsoft.Network/publicIPAddresses/mgdoutboundip{i + 1}"
+                }
+                for i in range(int(managed or 1))
+            ]
+    lb.setdefault("allocatedOutboundPorts", 0)
+    lb.setdefault("idleTimeoutInMinutes", 30)
+    return {**network, "loadBalancerProfile": lb}
+
+
+def with_provisioned_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` once AKS has provisioned it: the kubelet identity (``identityProfile``). A create answer
+    (Creating) lacks it, the cluster once Succeeded has it (recorded 2022 PUT answer and list; the official
+    2026 create example's 201 lacks it too). One already there (given, or provisioned before) stays."""
+    props = dict(body.get("properties") or {})
+    parts = str(body["id"]).strip("/").split("/")
+    subscription_id, name = parts[1], parts[-1]
+    node_rg = props.get("nodeResourceGroup") or ""
+    ids = _ClusterIds(body["id"])
+    identity = body.get("identity") or {}
+    if identity.get("type") in ("SystemAssigned", "UserAssigned") and "identityProfile" not in props:
+        props["identityProfile"] = {
+            "kubeletidentity": {
+                "resourceId": f"/subscriptions/{subscription_id}/resourceGroups/{node_rg}/"
+                f"providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool",
+                "clientId": ids.uuid(1),
+                "objectId": ids.uuid(2),
+            }
+        }
+    return {**body, "properties": props}
+
+
 def managed_cluster_body(
     request_body: dict[str, Any],
     *,
@@ -131,8 +209,14 @@ def managed_cluster_body(
     tenant_id: str = DEFAULT_TENANT,
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The stored/returned body of a managed cluster created or replaced with ``request_body``."""
-    rid = cluster_id(subscription_id, resource_group, name)
+    """The stored/returned body of a managed cluster created or replaced with ``request_body``.
+
+    Shaped after AKS's answers in recorded traffic (2022) and the official examples (2026): server defaults
+    (oidcIssuerProfile, securityProfile, servicePrincipalProfile ``msi`` for managed identity, pool disk
+    types, a standard load balancer's managed outbound IP), request values echoed except those AKS drops
+    (empty nodeTaints, a Regular pool's spot settings), no ``tags`` key without tags, and the fields that
+    exist only once provisioned (:func:`with_provisioned_fields`) only when Succeeded."""
+    rid = aks_cluster_id(subscription_id, resource_group, name)
     if previous is not None:
         rid = previous["id"]
     # The caller owns request_body (freshly parsed JSON or an estate entry): no defensive deep copy, which
@@ -159,31 +243,14 @@ def managed_cluster_body(
     props.setdefault("nodeResourceGroup", f"MC_{resource_group}_{name}_{location}")
     props.setdefault("enableRBAC", True)
     props.setdefault("maxAgentPools", 100)
+    props.setdefault("securityProfile", {})
+    props.setdefault("oidcIssuerProfile", {"enabled": False})
     pools = props.get("agentPoolProfiles") or [{}]
     props["agentPoolProfiles"] = [
         _agent_pool(p, version=version, provisioning_state=provisioning_state, power=power) for p in pools
     ]
     network = {**network_defaults(), **(props.get("networkProfile") or {})}
-    lb = network.get("loadBalancerProfile")
-    if lb is not None:
-        lb = network["loadBalancerProfile"] = dict(lb)
-        managed = (lb.get("managedOutboundIPs") or {}).get("count")
-        public = (lb.get("outboundIPs") or {}).get("publicIPs")
-        if "effectiveOutboundIPs" not in lb:
-            if public:
-                lb["effectiveOutboundIPs"] = [{"id": ip["id"]} for ip in public]
-            else:
-                node_rg = props["nodeResourceGroup"]
-                lb["effectiveOutboundIPs"] = [
-                    {
-                        "id": f"/subscriptions/{subscription_id}/resourceGroups/{node_rg}/providers/"
-                        f"Microsoft.Network/publicIPAddresses/mgdoutboundip{i + 1}"
-                    }
-                    for i in range(int(managed or 1))
-                ]
-        lb.setdefault("allocatedOutboundPorts", 0)
-        lb.setdefault("idleTimeoutInMinutes", 30)
-    props["networkProfile"] = network
+    props["networkProfile"] = with_load_balancer(network, subscription_id, props["nodeResourceGroup"])
     storage = dict(props.get("storageProfile") or {})
     storage.setdefault("diskCSIDriver", {"enabled": True})
     storage.setdefault("fileCSIDriver", {"enabled": True})
@@ -196,29 +263,22 @@ def managed_cluster_body(
     if isinstance(win, dict):
         props["windowsProfile"] = {k: v for k, v in win.items() if k != "adminPassword"}
     identity = _identity(request_body.get("identity"), rid, tenant_id, ids)
-    if identity and identity.get("type") in ("SystemAssigned", "UserAssigned"):
-        props.setdefault(
-            "identityProfile",
-            {
-                "kubeletidentity": {
-                    "resourceId": f"/subscriptions/{subscription_id}/resourceGroups/"
-                    f"{props['nodeResourceGroup']}/"
-                    f"providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool",
-                    "clientId": ids.uuid(1),
-                    "objectId": ids.uuid(2),
-                }
-            },
-        )
-    elif not sp:
+    if not sp:
         props["servicePrincipalProfile"] = {"clientId": "msi"}
+    if previous is not None:
+        kubelet = (previous.get("properties") or {}).get("identityProfile")
+        if kubelet is not None:
+            props.setdefault("identityProfile", kubelet)
     body: dict[str, Any] = {
         "id": rid,
         "name": name if previous is None else previous["name"],
-        "type": MANAGED_CLUSTERS_TYPE,
+        "type": AKS_CLUSTER_TYPE,
         "location": location,
-        "tags": dict(request_body.get("tags") or {}),
-        "properties": props,
     }
+    tags = dict(request_body.get("tags") or {})
+    if tags:
+        body["tags"] = tags
+    body["properties"] = props
     if identity is not None:
         body["identity"] = identity
     if request_body.get("sku") is not None:
@@ -229,7 +289,7 @@ def managed_cluster_body(
         body["extendedLocation"] = request_body["extendedLocation"]
     # a different eTag per write kind is enough for the emulator (ARM's eTag is opaque)
     body["eTag"] = ids.etag_seed if provisioning_state == "Succeeded" else ids.hex[112:120]
-    return body
+    return with_provisioned_fields(body) if provisioning_state == "Succeeded" else body
 
 
 def storage_account_body(
@@ -241,7 +301,11 @@ def storage_account_body(
     kind: str = "StorageV2",
     sku: str = "Standard_LRS",
     tags: dict[str, str] | None = None,
+    allow_blob_public_access: bool = False,
 ) -> dict[str, Any]:
+    """A storage account as the Storage RP answers it (fields of the recorded 2021 list answer, plus the
+    settings a current account is created with: TLS 1.2 minimum, no anonymous blob access)."""
+    created = "2026-01-01T00:00:00.0000000Z"
     rid = (
         f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/"
         f"Microsoft.Storage/storageAccounts/{name}"
@@ -260,9 +324,17 @@ def storage_account_body(
             "statusOfPrimary": "available",
             "supportsHttpsTrafficOnly": True,
             "minimumTlsVersion": "TLS1_2",
-            "allowBlobPublicAccess": False,
+            "allowBlobPublicAccess": allow_blob_public_access,
             "accessTier": "Hot",
-            "creationTime": "2026-01-01T00:00:00.0000000Z",
+            "creationTime": created,
+            "keyCreationTime": {"key1": created, "key2": created},
+            "privateEndpointConnections": [],
+            "networkAcls": {
+                "bypass": "AzureServices",
+                "virtualNetworkRules": [],
+                "ipRules": [],
+                "defaultAction": "Allow",
+            },
             "primaryEndpoints": {
                 "blob": f"https://{name}.blob.core.windows.net/",
                 "queue": f"https://{name}.queue.core.windows.net/",
@@ -274,8 +346,8 @@ def storage_account_body(
             "encryption": {
                 "keySource": "Microsoft.Storage",
                 "services": {
-                    "blob": {"enabled": True, "keyType": "Account"},
-                    "file": {"enabled": True, "keyType": "Account"},
+                    "blob": {"enabled": True, "keyType": "Account", "lastEnabledTime": created},
+                    "file": {"enabled": True, "keyType": "Account", "lastEnabledTime": created},
                 },
             },
         },
@@ -302,7 +374,11 @@ def extension_body(
     system_data: dict[str, Any],
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Stored/returned body; protected settings are accepted but never returned (CreateExtension.json)."""
+    """Stored/returned body, as the Kubernetes Configuration RP answers (recorded 2023-05-01 traffic):
+    ``configurationProtectedSettings`` is always there and always ``{}`` (secrets are never returned);
+    ``errorInfo`` appears only once an install failed; ``aksAssignedIdentity`` is the extension's identity on
+    an AKS cluster and ``null`` on other parents (Arc); ``currentVersion`` is the pinned version once the RP
+    has taken the request (the create answer itself says ``null``, see :func:`extension_create_answer`)."""
     props_in = copy.deepcopy(request_body.get("properties") or {})
     props_in.pop("configurationProtectedSettings", None)
     name = resource_id.rstrip("/").split("/")[-1]
@@ -314,6 +390,7 @@ def extension_body(
         # version (CreateExtension.json answers version "0.1.4" to a request without one).
         version = (previous or {}).get("properties", {}).get("version") or DEFAULT_EXTENSION_VERSION
     release_train = props_in.get("releaseTrain") or "Stable"
+    on_aks = "/providers/microsoft.containerservice/managedclusters/" in fold(resource_id)
     scope = props_in.get("scope") or {
         "cluster": {"releaseNamespace": default_release_namespace(str(ext_type))}
     }
@@ -324,18 +401,20 @@ def extension_body(
         "version": version,
         "scope": scope,
         "configurationSettings": props_in.get("configurationSettings") or {},
+        "configurationProtectedSettings": {},
         "provisioningState": provisioning_state,
-        "currentVersion": None if provisioning_state != "Succeeded" else (version or "1.0.0"),
+        "currentVersion": version if provisioning_state != "Succeeded" else (version or "1.0.0"),
         "statuses": [],
-        "errorInfo": None,
-        "customLocationSettings": None,
-        "packageUri": None,
         "isSystemExtension": False,
-        "aksAssignedIdentity": {
-            "principalId": deterministic_uuid("extension-identity", resource_id),
-            "tenantId": tenant_id,
-            "type": "SystemAssigned",
-        },
+        "aksAssignedIdentity": (
+            {
+                "principalId": deterministic_uuid("extension-identity", resource_id),
+                "tenantId": tenant_id,
+                "type": "SystemAssigned",
+            }
+            if on_aks
+            else None
+        ),
     }
     if "autoUpgradeMode" in props_in:
         props["autoUpgradeMode"] = props_in["autoUpgradeMode"]
@@ -353,6 +432,26 @@ def extension_body(
     return body
 
 
+def extension_create_answer(stored: dict[str, Any]) -> dict[str, Any]:
+    """The answer to the PUT that created or replaced ``stored``: the RP has not resolved the version yet, so
+    ``currentVersion`` is ``null`` (recorded: null in the PUT answer, "1.6.0" in a GET a second later)."""
+    return {**stored, "properties": {**stored["properties"], "currentVersion": None}}
+
+
+SYSTEM_DATA_FILLED_SINCE = "2025-03-01"
+"""Kubernetes Configuration answers at 2023-05-01 leave systemData's createdBy/createdByType/lastModifiedBy/
+lastModifiedByType null (recorded); the 2025-03-01 examples fill them. Where between the two the RP started to
+fill them is not known: we take the first version with evidence of it."""
+
+
+def extension_answer(stored: dict[str, Any], api_version: str | None) -> dict[str, Any]:
+    """``stored`` as answered at ``api_version`` (see :data:`SYSTEM_DATA_FILLED_SINCE`)."""
+    if api_version is None or api_version[:10] >= SYSTEM_DATA_FILLED_SINCE or "systemData" not in stored:
+        return stored
+    who = ("createdBy", "createdByType", "lastModifiedBy", "lastModifiedByType")
+    return {**stored, "systemData": {k: (None if k in who else v) for k, v in stored["systemData"].items()}}
+
+
 def container_body(resource_id: str, properties: dict[str, Any], now_iso: str) -> dict[str, Any]:
     name = resource_id.rstrip("/").split("/")[-1]
     props = {
@@ -362,6 +461,7 @@ def container_body(resource_id: str, properties: dict[str, Any], now_iso: str) -
         "denyEncryptionScopeOverride": properties.get("denyEncryptionScopeOverride", False),
         "hasImmutabilityPolicy": False,
         "hasLegalHold": False,
+        "legalHold": {"hasLegalHold": False, "tags": []},
         "leaseStatus": "Unlocked",
         "leaseState": "Available",
         "lastModifiedTime": now_iso,

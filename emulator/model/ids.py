@@ -22,6 +22,17 @@ KUBERNETES_CONFIGURATION = "Microsoft.KubernetesConfiguration"
 EXTENSION_TYPE = "Microsoft.KubernetesConfiguration/extensions"
 CONTAINER_TYPE = "Microsoft.Storage/storageAccounts/blobServices/containers"
 RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
+_CANONICAL_TYPES = {
+    t.lower(): t for t in (MANAGED_CLUSTERS_TYPE, EXTENSION_TYPE, CONTAINER_TYPE, RESOURCE_GROUP_TYPE)
+}
+
+
+def canonical_type(resource_type: str) -> str:
+    """A resource type as ARM registers it (operation names, events), whatever casing a body carries: AKS
+    answers ``Microsoft.ContainerService/ManagedClusters`` while its operations are
+    ``Microsoft.ContainerService/managedClusters/write``."""
+    return _CANONICAL_TYPES.get(resource_type.lower(), resource_type)
+
 
 _UNCHANGED = frozenset("\u0131\u017f")
 """DOTLESS I and LONG S: .NET's ordinal casing table leaves them as they are (their simple uppercase is ASCII

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.clock import iso
-from emulator.model.ids import key_of
+from emulator.model.ids import fold, key_of
 from emulator.policy.engine import Assignment, PolicyEngine
 from emulator.policy.rules import evaluate_template
 
@@ -33,6 +33,10 @@ EXTENSION_TYPE = "microsoft.dataprotection.kubernetes"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 _CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
 TERMINAL = ("Succeeded", "Failed", "Canceled", "Complete")
+REMEDIABLE_EFFECTS = frozenset({"deployifnotexists", "modify"})
+STATUS_MESSAGE_SINCE = "2024-10-01"
+"""Remediation answers carry statusMessage/resourceCount/parallelDeployments/failureThreshold from this
+api-version on (Remediations_*.json at 2024-10-01 have them; a recorded 2021-10-01 answer has none)."""
 
 
 @dataclass
@@ -73,6 +77,8 @@ class Task:
     queue: list[str] = field(default_factory=list)
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     status_message: str = ""
+    given: frozenset[str] = frozenset()
+    """The optional properties the request set (answers echo them at any api-version)."""
 
     @property
     def key(self) -> str:
@@ -86,25 +92,36 @@ class Task:
             "failedDeployments": sum(1 for d in done if d["status"] == "Failed"),
         }
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, api_version: str | None = None) -> dict[str, Any]:
+        """The task as Policy Insights answers it at ``api_version`` (default: the newest shape).
+
+        Ids come back lower-cased (recorded 2025 answer). ``statusMessage``, ``resourceCount``,
+        ``parallelDeployments`` and ``failureThreshold`` are in the 2024-10-01 answers (official examples) but
+        not in a 2021-10-01 answer to a request that did not set them (recorded): before 2024-10-01 they are
+        echoed only when the request set them."""
+        newest = api_version is None or api_version[:10] >= STATUS_MESSAGE_SINCE
         props: dict[str, Any] = {
-            "policyAssignmentId": self.assignment.id,
+            "policyAssignmentId": self.assignment.id.lower(),
             "provisioningState": self.state,
             "createdOn": iso(self.created),
             "lastUpdatedOn": iso(self.updated or self.created),
             "resourceDiscoveryMode": self.discovery_mode,
             "deploymentStatus": self.counts(),
-            "statusMessage": self.status_message,
-            "correlationId": self.correlation_id,
-            "resourceCount": self.resource_count,
-            "parallelDeployments": self.parallel,
-            "failureThreshold": {"percentage": self.failure_threshold},
         }
+        if newest:
+            props["statusMessage"] = self.status_message
+        props["correlationId"] = self.correlation_id
+        if newest or "resourceCount" in self.given:
+            props["resourceCount"] = self.resource_count
+        if newest or "parallelDeployments" in self.given:
+            props["parallelDeployments"] = self.parallel
+        if newest or "failureThreshold" in self.given:
+            props["failureThreshold"] = {"percentage": self.failure_threshold}
         if self.locations is not None:
             props["filters"] = {"locations": self.locations}
         who = self.principal or "unknown"
         return {
-            "id": self.id,
+            "id": self.id.lower(),
             "name": self.name,
             "type": "Microsoft.PolicyInsights/remediations",
             "properties": props,
@@ -162,13 +179,6 @@ class RemediationManager:
             raise RemediationError(
                 404, "PolicyAssignmentNotFound", f"The policy assignment '{assignment_id}' is not found."
             )
-        if assignment.effect.lower() != "deployifnotexists":
-            raise RemediationError(
-                400,
-                "InvalidPolicyAssignmentEffect",
-                f"The policy assignment '{assignment_id}' does not have a 'deployIfNotExists' or 'modify' "
-                "effect and cannot be remediated.",
-            )
         scope_key = key_of(scope)
         assign_scope = key_of(assignment.scope)
         if not (
@@ -216,13 +226,22 @@ class RemediationManager:
         task = Task(
             task_id, name, scope, assignment, mode, locations, count, parallel, threshold, now, principal
         )
+        optional = ("resourceCount", "parallelDeployments", "failureThreshold")
+        task.given = frozenset(k for k in optional if props.get(k) is not None)
+        remediable = fold(assignment.effect) in REMEDIABLE_EFFECTS
+        if not remediable:
+            # Azure accepts a task for an assignment whose effect cannot remediate (Audit, AuditIfNotExists,
+            # ...): 201, already Succeeded, zero deployments (recorded: test_policy_insights_remediation).
+            task.state = "Succeeded"
+            task.updated = now
         with self.lock:
             existed = task.key in self.tasks
             old = self.tasks.get(task.key)
             if old is not None and old.state not in TERMINAL:
                 return old, False
             self.tasks[task.key] = task
-        self._schedule(task, now + self.settings.accept_s, self._start)
+        if remediable:
+            self._schedule(task, now + self.settings.accept_s, self._start)
         return task, not existed
 
     def get(self, task_id: str) -> Task | None:

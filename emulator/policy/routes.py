@@ -21,6 +21,7 @@ from emulator.errors import ArmError
 from emulator.policy.engine import BACKUP_INSTANCE_TYPE, PolicyEngine, cluster_key_of
 from emulator.policy.odata import ODataFilterError, parse_apply, parse_filter, parse_orderby, parse_select
 from emulator.policy.remediation import RemediationError, RemediationManager
+from emulator.quotas import POLICY_INSIGHTS
 from emulator.routing import PluginContext, Request, Response, Router
 
 logger = logging.getLogger(__name__)
@@ -258,7 +259,7 @@ def register(router: Router, ctx: PluginContext) -> None:
             )
         except RemediationError as exc:
             raise _arm(exc) from exc
-        return Response(201 if created else 200, {}, task.to_json())
+        return Response(201 if created else 200, {}, task.to_json(request.api_version))
 
     def task_or_404(request: Request) -> Any:
         scope = _scope_of(request)
@@ -270,16 +271,16 @@ def register(router: Router, ctx: PluginContext) -> None:
         return task
 
     def get_remediation(request: Request) -> Response:
-        return Response(200, {}, task_or_404(request).to_json())
+        return Response(200, {}, task_or_404(request).to_json(request.api_version))
 
     def delete_remediation(request: Request) -> Response:
         task = task_or_404(request)
         manager.delete(task.id)
-        return Response(200, {}, task.to_json())
+        return Response(200, {}, task.to_json(request.api_version))
 
     def list_remediations(request: Request) -> Response:
         tasks = manager.list(_scope_of(request))
-        return Response(200, {}, {"value": [t.to_json() for t in tasks], "nextLink": None})
+        return Response(200, {}, {"value": [t.to_json(request.api_version) for t in tasks]})
 
     def cancel(request: Request) -> Response:
         task = task_or_404(request)
@@ -287,7 +288,7 @@ def register(router: Router, ctx: PluginContext) -> None:
             manager.cancel(task.id)
         except RemediationError as exc:
             raise _arm(exc) from exc
-        return Response(200, {}, task.to_json())
+        return Response(200, {}, task.to_json(request.api_version))
 
     def list_deployments(request: Request) -> Response:
         task = task_or_404(request)
@@ -296,7 +297,7 @@ def register(router: Router, ctx: PluginContext) -> None:
         top = request.query.get("$top")
         if top is not None and str(top).isdigit():
             rows = rows[: int(top)]
-        return Response(200, {}, {"value": rows, "nextLink": None})
+        return Response(200, {}, {"value": rows})
 
     _add_scoped(router, "PUT", f"{rem}/{{name}}", put_remediation, operation="Remediations_CreateOrUpdate")
     _add_scoped(router, "GET", f"{rem}/{{name}}", get_remediation, operation="Remediations_Get")
@@ -310,6 +311,9 @@ def register(router: Router, ctx: PluginContext) -> None:
         list_deployments,
         operation="Remediations_ListDeployments",
     )
+    if ctx.runtime is not None:
+        # recorded: the remediation PUT carries x-ms-ratelimit-remaining-policy-insights-requests
+        ctx.runtime.quotas.attach(POLICY_INSIGHTS, operations=("Remediations_CreateOrUpdate",))
 
     # ---- admin ----------------------------------------------------------------------------------
     base = "/_emulator/policy"

@@ -36,6 +36,8 @@ BASE = (
 )
 CLUSTER = BASE + "/managedClusters/{resourceName}"
 TERMINAL = ("Succeeded", "Failed", "Canceled")
+AKS_OPERATIONS_API = "2016-03-30"
+"""The api-version AKS puts in its Azure-AsyncOperation URLs, whatever the request's (recorded)."""
 _NAME = re.compile(r"^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$")
 _IDENTITY_TYPES = ("SystemAssigned", "UserAssigned", "None")
 _TAG_KEY_FORBIDDEN = set("<>%&\\?/")
@@ -223,6 +225,7 @@ def put_cluster(request: Request) -> Response:
             resource_id=rid,
             kind="update" if previous else "create",
             status_url_prefix=_operation_prefix(sub, stored["location"]),
+            api_version=AKS_OPERATIONS_API,
         )
         delay = request.config.cluster_update_s if previous else request.config.cluster_create_s
         fail = (
@@ -235,7 +238,7 @@ def put_cluster(request: Request) -> Response:
         schedule_cluster_completion(
             state, rid, delay, final="Failed" if fail else "Succeeded", principal=request.principal
         )
-    state.notify("write", stored["id"], stored, request.principal)
+    state.notify("write", rid, stored, request.principal)  # events name the id as requested
     return Response(200 if previous else 201, lro_headers(request, url), stored)
 
 
@@ -266,10 +269,14 @@ def patch_cluster(request: Request) -> Response:
         new["properties"] = {**previous["properties"], "provisioningState": "Updating"}
         state.put("clusters", rid, new, principal=request.principal, notify=False)
         _, url = new_operation(
-            request, resource_id=rid, kind="update", status_url_prefix=_operation_prefix(sub, new["location"])
+            request,
+            resource_id=rid,
+            kind="update",
+            status_url_prefix=_operation_prefix(sub, new["location"]),
+            api_version=AKS_OPERATIONS_API,
         )
         schedule_cluster_completion(state, rid, request.config.cluster_update_s, principal=request.principal)
-    state.notify("write", new["id"], new, request.principal)
+    state.notify("write", rid, new, request.principal)
     return Response(200, lro_headers(request, url), new)
 
 
@@ -287,7 +294,11 @@ def delete_cluster(request: Request) -> Response:
         new["properties"] = {**previous["properties"], "provisioningState": "Deleting"}
         state.put("clusters", rid, new, principal=request.principal, notify=False)
         _, url = new_operation(
-            request, resource_id=rid, kind="delete", status_url_prefix=_operation_prefix(sub, new["location"])
+            request,
+            resource_id=rid,
+            kind="delete",
+            status_url_prefix=_operation_prefix(sub, new["location"]),
+            api_version=AKS_OPERATIONS_API,
         )
         token = state.new_lifecycle_token(rid)
         principal = request.principal
@@ -302,11 +313,11 @@ def delete_cluster(request: Request) -> Response:
                     child = items.pop(key)
                     out.append(("deleted", child["id"], child, principal))
             if removed is not None:
-                out.append(("deleted", removed["id"], removed, principal))
+                out.append(("deleted", rid, removed, principal))
             return out
 
         state.schedule(state.now() + request.config.cluster_delete_s, rid, token, remove)
-    state.notify("delete", new["id"], new, request.principal)
+    state.notify("delete", rid, new, request.principal)
     return Response(202, lro_headers(request, url, location=True), None)
 
 
@@ -329,12 +340,16 @@ def power_action(request: Request, power: str) -> Response:
         }
         state.put("clusters", rid, new, principal=request.principal, notify=False)
         _, url = new_operation(
-            request, resource_id=rid, kind="update", status_url_prefix=_operation_prefix(sub, new["location"])
+            request,
+            resource_id=rid,
+            kind="update",
+            status_url_prefix=_operation_prefix(sub, new["location"]),
+            api_version=AKS_OPERATIONS_API,
         )
         schedule_cluster_completion(
             state, rid, request.config.cluster_update_s, principal=request.principal, power=power
         )
-    state.notify("action", new["id"], new, request.principal)
+    state.notify("action", rid, new, request.principal)
     return Response(202, lro_headers(request, url, location=True), None)
 
 

@@ -82,8 +82,10 @@ def new_operation(
     resource_id: str,
     kind: str,
     status_url_prefix: str,
+    api_version: str | None = None,
 ) -> tuple[str, str]:
-    """Record an async operation; returns (operation id, absolute Azure-AsyncOperation URL)."""
+    """Record an async operation; returns (operation id, absolute Azure-AsyncOperation URL). The URL carries
+    ``api_version`` (default: the request's)."""
     state = state_of(request)
     op_id = str(uuid.uuid4())
     with state.lock:
@@ -94,7 +96,7 @@ def new_operation(
             "startTime": state.now(),
             "principal": request.principal,
         }
-    api = request.api_version or ""
+    api = api_version or request.api_version or ""
     url = f"{request.base_url}{status_url_prefix}/{op_id}?api-version={api}"
     return op_id, url
 
@@ -102,7 +104,8 @@ def new_operation(
 def retry_after_header(request: Request) -> dict[str, str]:
     """Retry-After for LRO responses and in-progress status polls (see emulator.errors.retry_after)."""
     assert request.config is not None
-    return retry_after(request.config.lro_retry_after_s)
+    seconds = request.config.lro_retry_after_s
+    return {} if seconds is None else retry_after(seconds)
 
 
 def status_response_headers(request: Request, status: dict[str, Any]) -> dict[str, str]:
@@ -128,7 +131,8 @@ def operation_status(state: EmulatorState, op_id: str) -> dict[str, Any]:
             body = state.collection(coll).get(key_of(op["resourceId"]))
             if body is not None:
                 break
-        out: dict[str, Any] = {"id": op_id, "name": op_id, "startTime": iso(op["startTime"])}
+        # AKS answers {name, status, startTime[, endTime, error]} (recorded); other RPs add their own id
+        out: dict[str, Any] = {"name": op_id, "startTime": iso(op["startTime"])}
         if op["kind"] == "delete":
             status = "InProgress" if body is not None else "Succeeded"
         elif body is None:

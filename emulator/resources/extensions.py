@@ -19,6 +19,7 @@ from typing import Any
 
 from emulator.errors import ArmError, bad_request, invalid_body, not_found
 from emulator.model.bodies import DEFAULT_EXTENSION_VERSION as DEFAULT_EXTENSION_VERSION
+from emulator.model.bodies import extension_answer, extension_create_answer
 from emulator.model.bodies import extension_body as extension_body
 from emulator.model.ids import EXTENSION_TYPE as EXTENSION_TYPE
 from emulator.model.ids import fold
@@ -34,7 +35,7 @@ from emulator.resources.common import (
     system_data,
 )
 from emulator.resources.extension_support import check_request, install_blocker
-from emulator.resources.paging import list_under
+from emulator.resources.paging import page
 from emulator.routing import PluginContext, Request, Response, Router
 from emulator.state import KUBERNETES_CONFIGURATION, EmulatorState, key_of
 
@@ -52,6 +53,17 @@ _SUPPORTED_PARENTS = {  # folded (namespace, type) pairs
     ("microsoft.kubernetes", "connectedclusters"),
     ("microsoft.hybridcontainerservice", "provisionedclusters"),
 }
+FORCE_DELETE_ANSWER: dict[str, Any] = {
+    "version": "1.1",
+    "content": {"headers": []},
+    "statusCode": 200,
+    "reasonPhrase": "OK",
+    "headers": [],
+    "trailingHeaders": [],
+    "requestMessage": None,
+    "isSuccessStatusCode": True,
+}
+"""What the RP answers to DELETE ...?forceDelete=true (azure-cli-extensions k8s-extension cassette, 2023)."""
 _WRITABLE = {
     "extensionType",
     "autoUpgradeMinorVersion",
@@ -144,6 +156,7 @@ def _schedule(
         props["provisioningState"] = final
         if final == "Succeeded":
             props["currentVersion"] = props.get("version") or "1.0.0"
+            props.pop("errorInfo", None)
         else:
             props["errorInfo"] = error
             props["statuses"] = [
@@ -181,14 +194,24 @@ def get_extension(request: Request) -> Response:
     body = state.get("extensions", _ext_id(request, cid))
     if body is None:
         raise not_found(EXTENSION_TYPE, request.params["extensionName"], request.params["resourceGroupName"])
-    return Response(200, {}, body)
+    return Response(200, {}, extension_answer(body, request.api_version))
 
 
 def list_extensions(request: Request) -> Response:
+    """Every page carries ``nextLink`` (``null`` on the last), as the RP answers (recorded, and ListExtensions
+    .json)."""
     state = state_of(request)
     cid, _ = _cluster_parent(request)
     prefix = key_of(f"{cid}/providers/{KUBERNETES_CONFIGURATION}/extensions") + "/"
-    return list_under(request, state.extensions, prefix)
+    with state.lock:
+        items = [
+            extension_answer(body, request.api_version)
+            for key, body in state.extensions.items()
+            if key.startswith(prefix)
+        ]
+    out = page(request, items)
+    out.setdefault("nextLink", None)
+    return Response(200, {}, out)
 
 
 def _validate_properties(props: Any, *, create: bool) -> dict[str, Any]:
@@ -290,7 +313,10 @@ def put_extension(request: Request) -> Response:
     state.notify("write", stored["id"], stored, request.principal)
     headers = lro_headers(request, url)
     headers["x-ms-async-operation-timeout"] = "PT48H"
-    return Response(200 if previous else 201, headers, stored)
+    # the RP also answers with Location: the extension's own URL (recorded, on its regional endpoint)
+    headers["Location"] = f"{request.base_url}{request.path}"
+    answer = extension_create_answer(extension_answer(stored, request.api_version))
+    return Response(200 if previous else 201, headers, answer)
 
 
 def patch_extension(request: Request) -> Response:
@@ -323,7 +349,7 @@ def patch_extension(request: Request) -> Response:
                 merged_props[key] = value
         changed = merged_props != previous["properties"]
         if not changed:
-            return Response(200, {}, previous)
+            return Response(200, {}, extension_answer(previous, request.api_version))
         new = copy.copy(previous)
         merged_props["provisioningState"] = "Updating"
         new["properties"] = merged_props
@@ -343,7 +369,7 @@ def patch_extension(request: Request) -> Response:
     state.notify("write", new["id"], new, request.principal)
     headers = lro_headers(request, url)
     headers["x-ms-async-operation-timeout"] = "PT48H"
-    return Response(202, headers, new)
+    return Response(202, headers, extension_answer(new, request.api_version))
 
 
 def delete_extension(request: Request) -> Response:
@@ -351,6 +377,20 @@ def delete_extension(request: Request) -> Response:
     assert request.config is not None
     cid, _ = _cluster_parent(request)
     rid = _ext_id(request, cid)
+    force = str(request.query.get("forceDelete") or "").lower() == "true"
+    with state.lock:
+        previous = state.extensions.get(key_of(rid))
+        if previous is None:
+            return Response(204, {}, None)
+        if force:
+            # forceDelete=true: gone at once, 200 with the RP's serialized HTTP response message as the body
+            # (recorded verbatim in shape: a DELETE of an extension still Creating)
+            state.new_lifecycle_token(rid)
+            gone = state.extensions.pop(key_of(rid))
+    if force:
+        state.notify("delete", gone["id"], gone, request.principal)
+        state.notify("deleted", gone["id"], gone, request.principal)
+        return Response(200, {}, FORCE_DELETE_ANSWER)
     with state.lock:
         previous = state.extensions.get(key_of(rid))
         if previous is None:

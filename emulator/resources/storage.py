@@ -37,6 +37,8 @@ CONTAINERS = ACCOUNT + "/blobServices/default/containers"
 CONTAINER = CONTAINERS + "/{containerName}"
 _CONTAINER_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 _PUBLIC_ACCESS = ("None", "Container", "Blob")
+_CREATE_ANSWER_OMITS = ("etag", "leaseStatus", "leaseState", "lastModifiedTime", "legalHold")
+"""The container create answer lacks these; a GET has them (recorded, azure-cli storage cassette 2021)."""
 
 
 def container_name_error(name: str) -> str | None:
@@ -133,8 +135,12 @@ def _validate_container_request(request: Request) -> dict[str, Any]:
     props = body.get("properties", {})
     if not isinstance(props, dict):
         raise invalid_body("The 'properties' property must be a JSON object.")
-    if props.get("publicAccess") is not None and props["publicAccess"] not in _PUBLIC_ACCESS:
-        raise bad_request("InvalidParameter", f"publicAccess must be one of {_PUBLIC_ACCESS}.")
+    if props.get("publicAccess") is not None:
+        # any casing is accepted and answered in the enum's casing (recorded: "blob" -> "Blob")
+        canonical = {v.lower(): v for v in _PUBLIC_ACCESS}.get(str(props["publicAccess"]).lower())
+        if canonical is None:
+            raise bad_request("InvalidParameter", f"publicAccess must be one of {_PUBLIC_ACCESS}.")
+        props = {**props, "publicAccess": canonical}
     if props.get("metadata") is not None and not isinstance(props["metadata"], dict):
         raise invalid_body("properties.metadata must be a JSON object.")
     return props
@@ -162,7 +168,9 @@ def put_container(request: Request) -> Response:
         stored = container_body(rid, props, iso(state.now()))
         state.put("containers", rid, stored, principal=request.principal, notify=False)
     state.notify("write", rid, stored, request.principal)
-    return Response(201, {}, stored)
+    answer = {k: v for k, v in stored.items() if k not in _CREATE_ANSWER_OMITS}
+    answer["properties"] = {k: v for k, v in stored["properties"].items() if k not in _CREATE_ANSWER_OMITS}
+    return Response(201, {}, answer)
 
 
 def patch_container(request: Request) -> Response:

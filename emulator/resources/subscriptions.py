@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from emulator.api_versions import ALLOWED
 from emulator.errors import ArmError, resource_group_not_found
 from emulator.model.bodies import resource_group_body as resource_group_body
 from emulator.model.ids import fold
@@ -39,14 +40,58 @@ def subscription_body(sub: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_LOCATIONS = ["East US", "West Europe", "West US 2", "North Europe", "Southeast Asia", "Australia East"]
+PROVIDER_METADATA: dict[str, dict[str, Any]] = {
+    "microsoft.kubernetesconfiguration": {
+        # recorded: GET /subscriptions/{id}/providers/Microsoft.KubernetesConfiguration (k8s-extension)
+        "authorizations": [
+            {
+                "applicationId": "c699bf69-fb1d-4eaf-999b-99e6b2ae4d85",
+                "roleDefinitionId": "90155430-a360-410f-af5d-89dc284d85c6",
+            }
+        ],
+        "resourceTypes": [
+            ("extensions", "SystemAssignedResourceIdentity, SupportsExtension", "2022-07-01"),
+            ("operations", "None", None),
+        ],
+    },
+    "microsoft.containerservice": {
+        "resourceTypes": [("managedClusters", "SupportsTags, SupportsLocation", None)],
+    },
+    "microsoft.storage": {"resourceTypes": [("storageAccounts", "SupportsTags, SupportsLocation", None)]},
+    "microsoft.authorization": {"resourceTypes": [("roleAssignments", "SupportsExtension", None)]},
+    "microsoft.policyinsights": {"resourceTypes": [("remediations", "SupportsExtension", None)]},
+    "microsoft.resourcegraph": {"resourceTypes": [("resources", "None", None)]},
+}
+"""Provider metadata: the Kubernetes Configuration entry is the recorded one (authorizations, resource types,
+capabilities, default api-version); the others list the types the emulator models (capabilities: our
+assumption). apiVersions come from emulator.api_versions, so the metadata and the api-version check agree."""
+
+
 def provider_body(subscription_id: str, reg: dict[str, Any]) -> dict[str, Any]:
-    return {
+    meta = PROVIDER_METADATA.get(fold(reg["namespace"]), {})
+    versions = sorted(ALLOWED.get(fold(reg["namespace"]), ()), reverse=True)
+    types = []
+    for name, capabilities, default in meta.get("resourceTypes", []):
+        item: dict[str, Any] = {
+            "resourceType": name,
+            "locations": [] if name == "operations" else list(_LOCATIONS),
+            "apiVersions": versions,
+        }
+        if default is not None:
+            item["defaultApiVersion"] = default
+        item["capabilities"] = capabilities
+        types.append(item)
+    body: dict[str, Any] = {
         "id": f"/subscriptions/{subscription_id}/providers/{reg['namespace']}",
         "namespace": reg["namespace"],
-        "registrationState": reg["registrationState"],
-        "registrationPolicy": "RegistrationRequired",
-        "resourceTypes": [],
     }
+    if "authorizations" in meta:
+        body["authorizations"] = [dict(a) for a in meta["authorizations"]]
+    body["resourceTypes"] = types
+    body["registrationState"] = reg["registrationState"]
+    body["registrationPolicy"] = "RegistrationRequired"
+    return body
 
 
 def register(router: Router, ctx: PluginContext) -> None:

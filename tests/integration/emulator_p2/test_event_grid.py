@@ -156,7 +156,11 @@ def test_cluster_create_event_reaches_webhook_with_event_grid_shape(emulator, we
     assert set(event) == set(sample)
     assert set(sample["data"]) <= set(event["data"])
     assert event["eventType"] == "Microsoft.Resources.ResourceWriteSuccess"
-    assert event["subject"] == cluster["id"] and event["data"]["resourceUri"] == cluster["id"]
+    # the event names the resource as the request did (AKS's own answer lower-cases /resourcegroups/)
+    assert event["subject"] == cluster_path("evt-aks") and event["data"]["resourceUri"] == cluster_path(
+        "evt-aks"
+    )
+    assert event["subject"].lower() == cluster["id"].lower()
     assert event["data"]["operationName"] == OP and event["data"]["status"] == "Succeeded"
     assert event["topic"] == f"/subscriptions/{TEST_SUB}" and event["data"]["subscriptionId"] == TEST_SUB
     # default: one event per create, when provisioning completed

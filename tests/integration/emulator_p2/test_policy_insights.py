@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
 from azure.mgmt.policyinsights import PolicyInsightsClient
 from azure.mgmt.policyinsights.models import QueryOptions, Remediation, RemediationFilters
 
+from emulator.model.ids import key_of
 from tests.fixtures.emulator import STORAGE_ID, TEST_SUB
 from tests.integration.emulator_p2.conftest import P1_ASSIGNMENT, P3_ASSIGNMENT, policy_estate, wait_for
 
@@ -179,7 +182,7 @@ def test_remediation_at_resource_scope_and_fault_rule(policy_emulator, mgmt_clie
     )
     assert done.provisioning_state == "Failed"
     rows = list(client.remediations.list_deployments_at_resource(target, "one"))
-    assert [(r.remediated_resource_id, r.status) for r in rows] == [(target, "Failed")]
+    assert [(key_of(r.remediated_resource_id), r.status) for r in rows] == [(key_of(target), "Failed")]
     # Policy 3 counts a Failed extension as existing (existence by type only); Policy 1 does not.
     by_assignment = {
         s.policy_assignment_id: s.compliance_state
@@ -188,13 +191,30 @@ def test_remediation_at_resource_scope_and_fault_rule(policy_emulator, mgmt_clie
     assert by_assignment == {P3_ASSIGNMENT: "Compliant", P1_ASSIGNMENT: "NonCompliant"}
 
 
+def test_remediation_of_a_non_remediable_assignment_is_accepted_and_does_nothing(
+    policy_emulator, mgmt_client
+):
+    """Azure accepts a task for an Audit/AuditIfNotExists assignment: 201, already Succeeded, zero deployments
+    (recorded: azure-cli policyinsights cassette, 2025) - it does not refuse it."""
+    client = mgmt_client(PolicyInsightsClient)
+    extensions_before = set(policy_emulator.state.extensions)
+    pipeline, task = client.remediations.create_or_update_at_subscription(
+        "x",
+        Remediation(policy_assignment_id=P1_ASSIGNMENT),
+        cls=lambda pipeline, model, _h: (pipeline, model),
+    )
+    assert pipeline.http_response.status_code == 201
+    assert task.provisioning_state == "Succeeded"
+    counts = task.deployment_status
+    assert (counts.total_deployments, counts.successful_deployments, counts.failed_deployments) == (0, 0, 0)
+    assert list(client.remediations.list_deployments_at_subscription("x")) == []
+    time.sleep(0.3)
+    assert client.remediations.get_at_subscription("x").provisioning_state == "Succeeded"
+    assert set(policy_emulator.state.extensions) == extensions_before  # nothing was installed
+
+
 def test_remediation_errors(policy_emulator, mgmt_client):
     client = mgmt_client(PolicyInsightsClient)
-    with pytest.raises(HttpResponseError) as err:
-        client.remediations.create_or_update_at_subscription(
-            "x", Remediation(policy_assignment_id=P1_ASSIGNMENT)
-        )
-    assert err.value.status_code == 400  # AuditIfNotExists cannot be remediated
     with pytest.raises(HttpResponseError) as err:
         client.remediations.create_or_update_at_subscription(
             "x", Remediation(policy_assignment_id=P3_ASSIGNMENT.replace("backup-with-tag", "nope"))
