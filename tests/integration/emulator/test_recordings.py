@@ -38,8 +38,9 @@ SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
 PENDING: dict[str, frozenset[str] | None] = {
     # Merged from "dp" (emulator/dataprotection/), which replays these against an estate of its own
-    # (tests/integration/dataprotection/test_recordings_replay.py, 0 deviations); this suite's recording-derived
-    # estate does not hold the right vault/instance state yet. Being folded in (issue 13); then this is empty.
+    # (tests/integration/dataprotection/test_recordings_replay.py, 0 deviations); this suite's
+    # recording-derived estate does not hold the right vault/instance state yet. Being folded in (issue 13);
+    # then this is empty.
     "azure-cli-extensions__dataprotection__test_dataprotection_backup_and_restore_aks": None,
     "azure-cli-extensions__dataprotection__test_dataprotection_update_msi_permissions_aks": None,
 }
