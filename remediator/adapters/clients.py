@@ -348,6 +348,18 @@ class AzureClients:
             ),
         )
 
+    def data_protection(self, subscription_id: str) -> Any:
+        """``DataProtectionMgmtClient`` (backup vaults, policies, instances; protect mode)."""
+        from azure.mgmt.dataprotection import DataProtectionMgmtClient
+
+        return self._cached(
+            "dataprotection",
+            subscription_id,
+            lambda: DataProtectionMgmtClient(
+                self.credential, subscription_id, base_url=self.arm_endpoint, **self._arm_kwargs()
+            ),
+        )
+
     def policy_insights(self, subscription_id: str) -> Any:
         """``PolicyInsightsClient`` (remediation tasks)."""
         from azure.mgmt.policyinsights import PolicyInsightsClient

@@ -22,10 +22,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
     PlainValidator,
     PrivateAttr,
+    Tag,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -44,6 +46,8 @@ from remediator.core.catalog import (
 from remediator.core.errors import UserInputError
 from remediator.core.ids import (
     ResourceId,
+    parse_backup_policy_id,
+    parse_backup_vault_id,
     parse_management_group_id,
     parse_resource_group_id,
     parse_resource_id,
@@ -132,6 +136,21 @@ PolicyAssignmentRef = Annotated[
     _parsed_by(_policy_assignment_id),
     _AS_STRING,
     _id_schema("Policy assignment id: '<scope>/providers/Microsoft.Authorization/policyAssignments/<name>'."),
+]
+BackupVaultRef = Annotated[
+    ResourceId,
+    _parsed_by(parse_backup_vault_id),
+    _AS_STRING,
+    _id_schema(
+        "Backup vault id: '/subscriptions/<guid>/resourceGroups/<rg>/providers/"
+        "Microsoft.DataProtection/backupVaults/<name>'."
+    ),
+]
+BackupPolicyRef = Annotated[
+    ResourceId,
+    _parsed_by(parse_backup_policy_id),
+    _AS_STRING,
+    _id_schema("Backup policy id: '<backup vault id>/backupPolicies/<name>'."),
 ]
 Region = Annotated[str, AfterValidator(normalize_region)]
 
@@ -466,9 +485,24 @@ class RemediationConfig(_Model):
         }
     )
 
-    mode: Literal["install", "policy-task", "audit"] = "install"
+    mode: Literal["install", "policy-task", "audit", "protect"] = "install"
     """``install``: install the extension directly. ``policy-task``: create an Azure Policy remediation task
-    for the cluster. ``audit``: only report."""
+    for the cluster. ``audit``: only report. ``protect``: install the extension and configure Azure Backup
+    end to end (backup vault, policy, snapshot resource group, roles, trusted access, backup instance) until
+    the backup instance is ProtectionConfigured (see ``regionTargets`` and ``protection``)."""
+    audit_plans: Literal["install", "protect"] = "install"
+    """In ``audit`` mode: which chain is planned and reported (nothing is written either way)."""
+    role_assignment_scope: Literal["perCluster", "resourceGroup", "subscription"] = "perCluster"
+    """Protect mode: where the backup vault identity's Reader role for a cluster is created. ``perCluster``
+    (default, least privilege): on the cluster, one assignment per cluster. ``resourceGroup``: on the
+    cluster's resource group, one per vault and resource group (the vault reads every resource in it).
+    ``subscription``: on the cluster's subscription, one per vault and subscription (the vault reads every
+    resource in the subscription). A broader scope satisfies many clusters with one assignment and keeps a
+    subscription far from Azure's 4000 role assignments, but grants more; see docs/rules.md."""
+    max_repairs: int = Field(default=3, ge=0, le=10)
+    """Protect mode: how many times a backup instance in ProtectionError / ConfiguringProtectionFailed is
+    re-validated and re-synced for the same error before the reconciler gives up and names the error code
+    (0: never repair, report only)."""
     policy_assignment_ids: tuple[PolicyAssignmentRef, ...] = ()
     """Assignments of the built-in DeployIfNotExists policies to remediate (required for ``policy-task``)."""
     grant_storage_access: bool = True
@@ -494,13 +528,242 @@ class RemediationConfig(_Model):
         return self
 
 
+def _id_or_preset(value: object) -> str:
+    """Union discriminator: a string (or parsed id) is an id, anything else a preset. The tags start with
+    ``~`` so error paths can leave them out (``_field_path``)."""
+    return "~id" if isinstance(value, str | ResourceId) else "~preset"
+
+
+Redundancy = Literal["GeoRedundant", "ZoneRedundant", "LocallyRedundant"]
+STORAGE_REDUNDANCIES: tuple[Redundancy, ...] = ("GeoRedundant", "ZoneRedundant", "LocallyRedundant")
+"""Backup vault storage types (``StorageSettingTypes`` of azure-mgmt-dataprotection 2.2.0)."""
+
+BACKUP_STRATEGIES = ("Week", "Month", "DisasterRecovery")
+"""The backup policy presets of Microsoft's CLI (``az dataprotection enable-backup trigger
+--backup-strategy``,
+Azure/azure-cli-extensions@src/dataprotection/azext_dataprotection/manual/aks/aks_helper.py
+``_get_policy_config_for_strategy``): Week = 7 days operational tier; Month = 30 days operational tier;
+DisasterRecovery = 7 days operational tier + 90 days vault tier (first backup of each day)."""
+
+
+class BackupVaultPreset(_Model):
+    """A backup vault the product creates (and reuses by name) the way Microsoft's CLI does
+    (``aks_helper.py`` ``_setup_backup_vault``): system-assigned identity, storage redundancy tried in order
+    until the region accepts one, soft delete on, cross-region restore only with geo-redundant storage."""
+
+    resource_group: ResourceGroupRef | None = Field(default=None, json_schema_extra=_without_null)
+    """Resource group the vault is created in (full id). Omitted: the storage account's resource group. The
+    vault may live in another subscription than the clusters (same tenant), but always in their region."""
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9]{0,48}[A-Za-z0-9]$")] | None = Field(
+        default=None, json_schema_extra=_without_null
+    )
+    """Vault name. Omitted: ``AKSAzureBackup-<region>`` (the CLI's name)."""
+    redundancy: Annotated[
+        tuple[Redundancy, ...],
+        Field(min_length=1),
+        BeforeValidator(_not_empty_list("redundancy is an empty list; omit it for GRS -> ZRS -> LRS")),
+    ] = STORAGE_REDUNDANCIES
+    """Storage redundancy to try, in order: the first one the region accepts is used (a region that does not
+    offer one refuses the PUT with ``RedundancyConfigurationNotAvailableInRegion``). Default: GeoRedundant,
+    then ZoneRedundant, then LocallyRedundant, as the CLI does."""
+    cross_region_restore: bool = True
+    """Enable cross-region restore when the vault ends up GeoRedundant (it cannot be enabled otherwise and
+    cannot be disabled once enabled)."""
+    soft_delete_retention_days: int = Field(default=14, ge=14, le=180)
+    """Soft-delete retention of the vault (soft delete is On, as the CLI sets it)."""
+
+    _if_null: ClassVar[Mapping[str, str]] = {
+        "resource_group": "give a resource group id, or remove the key to use the storage account's",
+        "name": "give a vault name, or remove the key to use AKSAzureBackup-<region>",
+    }
+
+    @field_validator("redundancy")
+    @classmethod
+    def _unique_redundancy(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(values)) != len(values):
+            raise ValueError("redundancy lists a storage type twice")
+        return values
+
+
+class BackupPolicyPreset(_Model):
+    """A backup policy the product creates in the region's vault from one of the CLI's strategies (and
+    reuses by name: AKS backup policies cannot be modified once created)."""
+
+    strategy: Literal["Week", "Month", "DisasterRecovery"] = "Week"
+    """``Week`` (7 days), ``Month`` (30 days), both operational tier only; ``DisasterRecovery`` (7 days
+    operational + 90 days vault tier; the region must support the vault tier)."""
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_]{0,149}$")] | None = Field(
+        default=None, json_schema_extra=_without_null
+    )
+    """Policy name. Omitted: ``AKSBackupPolicy-<strategy>`` (the CLI's name)."""
+
+    _if_null: ClassVar[Mapping[str, str]] = {
+        "name": "give a policy name, or remove the key to use AKSBackupPolicy-<strategy>",
+    }
+
+
+class SnapshotGroupByName(_Model):
+    """A snapshot resource group named once and used in EACH cluster's own subscription (created there when
+    missing): Azure keeps disk snapshots in the subscription of their disks, so one group id cannot serve
+    clusters of several subscriptions (docs/rules.md, "Placement")."""
+
+    name: Annotated[str, Field(pattern=r"^[-\w.()]{0,89}[-\w()]$")]
+    """Resource group name, e.g. ``AKSAzureBackup_eastus``."""
+
+
 class RegionTargets(_Model):
-    """What the product uses for the clusters of one region: where their backups go. (Protect mode will add
-    the region's backup vault, backup policy and snapshot resource group here.)"""
+    """What the product uses for the clusters of one region: where their backups go, and in protect mode
+    the region's backup vault, backup policy and snapshot resource group (each given as an id, or made by
+    the product from a preset; omitted: the CLI's defaults)."""
 
     storage_account: StorageAccountRef
     """The backup storage account (in the same region as the clusters): the extension writes backups to a
     container in it, and its identity is granted Storage Blob Data Contributor on it."""
+    backup_vault: (
+        Annotated[
+            Annotated[BackupVaultRef, Tag("~id")] | Annotated[BackupVaultPreset, Tag("~preset")],
+            Discriminator(_id_or_preset),
+        ]
+        | None
+    ) = Field(default=None, json_schema_extra=_without_null)
+    """Protect mode: the region's backup vault: an id (it must exist, in this region), or a preset the
+    product creates. Omitted: ``{}`` (``AKSAzureBackup-<region>`` in the storage account's resource group)."""
+    backup_policy: (
+        Annotated[
+            Annotated[BackupPolicyRef, Tag("~id")] | Annotated[BackupPolicyPreset, Tag("~preset")],
+            Discriminator(_id_or_preset),
+        ]
+        | None
+    ) = Field(default=None, json_schema_extra=_without_null)
+    """Protect mode: the backup policy (an id inside the region's vault, or a preset created in it).
+    Omitted: ``{strategy: Week}``."""
+    snapshot_resource_group: (
+        Annotated[
+            Annotated[ResourceGroupRef, Tag("~id")] | Annotated[SnapshotGroupByName, Tag("~preset")],
+            Discriminator(_id_or_preset),
+        ]
+        | None
+    ) = Field(default=None, json_schema_extra=_without_null)
+    """Protect mode: where disk snapshots are kept. An id (its subscription must be the clusters'), or
+    ``{name}``: that resource group in each cluster's subscription, created in the region when missing.
+    Omitted: ``{name: AKSAzureBackup_<region>}`` (the CLI's backup resource group)."""
+
+    _if_null: ClassVar[Mapping[str, str]] = {
+        "backup_vault": "give a vault id or preset, or remove the key for the default vault",
+        "backup_policy": "give a policy id or preset, or remove the key for the Week preset",
+        "snapshot_resource_group": "give a resource group id or {name}, or remove the key for the default",
+    }
+
+    @property
+    def vault_preset(self) -> BackupVaultPreset | None:
+        """The vault preset (``None`` when a vault id is given)."""
+        vault = self.backup_vault
+        if isinstance(vault, ResourceId):
+            return None
+        return vault if vault is not None else BackupVaultPreset()
+
+    @property
+    def policy_preset(self) -> BackupPolicyPreset | None:
+        """The policy preset (``None`` when a policy id is given)."""
+        policy = self.backup_policy
+        if isinstance(policy, ResourceId):
+            return None
+        return policy if policy is not None else BackupPolicyPreset()
+
+    def vault_id(self, region: str) -> ResourceId:
+        """The region's backup vault id: the given id, or where the preset creates it."""
+        vault = self.backup_vault
+        if isinstance(vault, ResourceId):
+            return vault
+        preset = self.vault_preset
+        assert preset is not None
+        group = preset.resource_group
+        group_id = group.canonical if group is not None else str(self.storage_account.resource_group_id)
+        name = preset.name or f"AKSAzureBackup-{normalize_region(region)}"
+        return parse_backup_vault_id(f"{group_id}/providers/Microsoft.DataProtection/backupVaults/{name}")
+
+    def policy_id(self, region: str) -> ResourceId:
+        """The backup policy id: the given id, or the preset's id inside the region's vault."""
+        policy = self.backup_policy
+        if isinstance(policy, ResourceId):
+            return policy
+        preset = self.policy_preset
+        assert preset is not None
+        name = preset.name or f"AKSBackupPolicy-{preset.strategy}"
+        return parse_backup_policy_id(f"{self.vault_id(region).canonical}/backupPolicies/{name}")
+
+    def snapshot_group_name(self, region: str) -> str | None:
+        """The snapshot resource group name used in each cluster's subscription, or ``None`` when an id is
+        given."""
+        group = self.snapshot_resource_group
+        if isinstance(group, ResourceId):
+            return None
+        if group is None:
+            return f"AKSAzureBackup_{normalize_region(region)}"
+        return group.name
+
+    @model_validator(mode="after")
+    def _policy_in_vault(self) -> RegionTargets:
+        policy = self.backup_policy
+        vault = self.backup_vault
+        if isinstance(policy, ResourceId) and not isinstance(vault, BackupVaultPreset | None):
+            vault_of_policy = policy.canonical.rsplit("/backupPolicies/", 1)[0]
+            if ignore_case_key(vault_of_policy) != vault.key:
+                raise UserInputError(
+                    f"the backup policy must be in the region's backup vault {vault}; it is in"
+                    f" {vault_of_policy}",
+                    field="backupPolicy",
+                )
+        return self
+
+
+class ProtectionConfig(_Model):
+    """Protect mode: what every backup instance backs up (``KubernetesClusterBackupDatasourceParameters``
+    of the 2025-09-01 API). Defaults back up the whole cluster, as the CLI's ``enable-backup`` does."""
+
+    included_namespaces: tuple[
+        Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")], ...
+    ] = ()
+    """Namespaces to back up. Omitted: every namespace, including future ones (Azure skips kube-system,
+    kube-node-lease and kube-public itself)."""
+    excluded_namespaces: tuple[
+        Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")], ...
+    ] = ()
+    """Namespaces never backed up."""
+    include_cluster_scope_resources: bool = True
+    """Back up cluster-scoped resources (CRDs, cluster roles, persistent volumes...)."""
+    snapshot_volumes: bool = True
+    """Snapshot persistent volumes (Azure Disk CSI volumes; the support matrix lists no other type as
+    backed up)."""
+    included_volume_types: Annotated[
+        tuple[Literal["AzureDisk", "AzureFileShareSMB"], ...],
+        Field(min_length=1),
+        BeforeValidator(_not_empty_list("includedVolumeTypes is an empty list; omit it for [AzureDisk]")),
+    ] = ("AzureDisk",)
+    """Volume types to snapshot (``AKSVolumeTypes``). Default ``[AzureDisk]``: the support matrix says only
+    Azure Disk CSI volumes are backed up."""
+    label_selectors: tuple[str, ...] = ()
+    """Only resources carrying these labels (``key=value``) are backed up. Omitted: no label filter."""
+    data_operator_for_managed_disks: Literal["auto", "always", "never"] = "auto"
+    """Whether the vault identity also gets Data Operator for Managed Disks on the snapshot resource group.
+    ``auto``: only when the backup policy keeps backups in the vault tier (reading snapshot data out is what
+    that role allows; the operational tier never reads it). Microsoft's CLI never grants it; Terraform's and
+    the AVM examples always do (protection_facts.md §1.4)."""
+
+    _if_null: ClassVar[Mapping[str, str]] = {
+        "included_namespaces": "list namespaces, or remove the key to back up every namespace",
+        "excluded_namespaces": "list namespaces, or remove the key to exclude none",
+        "label_selectors": "list label selectors, or remove the key for no label filter",
+    }
+
+    @model_validator(mode="after")
+    def _namespaces_disjoint(self) -> ProtectionConfig:
+        both = sorted(set(self.included_namespaces) & set(self.excluded_namespaces))
+        if both:
+            raise UserInputError(
+                f"namespaces both included and excluded: {', '.join(both)}", field="excludedNamespaces"
+            )
+        return self
 
 
 def _unique_region_keys(what: str) -> Callable[[object], object]:
@@ -567,6 +830,8 @@ class RemediatorConfig(_Model):
     """Extension settings."""
     remediation: RemediationConfig = Field(default_factory=RemediationConfig)
     """Remediation mode."""
+    protection: ProtectionConfig = Field(default_factory=ProtectionConfig)
+    """Protect mode: what the backup instances back up (namespaces, volume types)."""
 
     _if_null: ClassVar[Mapping[str, str]] = {
         "region_targets": "map at least one region to its targets, or remove the key and use storage",
@@ -574,6 +839,7 @@ class RemediatorConfig(_Model):
         "selection": "give it include/exclude entries, or remove the key to select every in-scope cluster",
         "extension": "give it settings, or remove the key to use the policy's defaults",
         "remediation": "give it settings, or remove the key to use mode 'install'",
+        "protection": "give it settings, or remove the key to back up the whole cluster",
     }
 
     _targets: dict[str, RegionTargets] = PrivateAttr(default_factory=dict)
@@ -620,6 +886,8 @@ class RemediatorConfig(_Model):
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
+        if isinstance(part, str) and part.startswith("~"):  # a union's tag (``_id_or_preset``), not a field
+            continue
         if part == "[key]":
             path += " (key)"
         elif isinstance(part, int):

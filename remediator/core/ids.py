@@ -31,6 +31,11 @@ _MANAGEMENT_GROUP_NAME = re.compile(r"^[-\w.()]{1,90}$")
 MANAGED_CLUSTER_TYPE = "Microsoft.ContainerService/managedClusters"
 STORAGE_ACCOUNT_TYPE = "Microsoft.Storage/storageAccounts"
 MANAGEMENT_GROUP_TYPE = "Microsoft.Management/managementGroups"
+BACKUP_VAULT_TYPE = "Microsoft.DataProtection/backupVaults"
+BACKUP_POLICY_TYPE = "Microsoft.DataProtection/backupVaults/backupPolicies"
+_BACKUP_VAULT_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9]{0,48}[A-Za-z0-9]$")
+"""Backup vault names: 2-50 letters, digits and hyphens, alphanumeric at both ends (the Azure portal's rule
+for Backup vaults; the REST spec leaves the name unconstrained)."""
 
 
 class InvalidResourceIdError(UserInputError):
@@ -249,3 +254,31 @@ def parse_management_group_id(value: object, *, field: str | None = None) -> Res
     if parsed.name is None or not _MANAGEMENT_GROUP_NAME.match(parsed.name):
         raise _fail(value, f"management group name {parsed.name!r} is not valid", field=field)
     return parsed
+
+
+def parse_backup_vault_id(value: object, *, field: str | None = None) -> ResourceId:
+    """Parse a backup vault id (``.../providers/Microsoft.DataProtection/backupVaults/<name>``)."""
+    parsed = _expect(parse_resource_id(value, field=field), value, BACKUP_VAULT_TYPE, field=field)
+    if parsed.resource_group is None:
+        raise _fail(value, "a backup vault id needs a resource group", field=field)
+    if parsed.name is None or not _BACKUP_VAULT_NAME.match(parsed.name):
+        raise _fail(
+            value, f"backup vault name {parsed.name!r} is not 2-50 letters, digits and hyphens", field=field
+        )
+    return parsed
+
+
+def parse_backup_policy_id(value: object, *, field: str | None = None) -> ResourceId:
+    """Parse a backup policy id (``<backup vault id>/backupPolicies/<name>``)."""
+    parsed = _expect(parse_resource_id(value, field=field), value, BACKUP_POLICY_TYPE, field=field)
+    if parsed.resource_group is None or not parsed.name:
+        raise _fail(value, "a backup policy id needs a resource group and a name", field=field)
+    return parsed
+
+
+def parent_of(resource: ResourceId) -> ResourceId:
+    """The id one level up (a policy's vault, a container's storage account): the id without its last
+    ``type/name`` pair. Raises ``InvalidResourceIdError`` for a top-level resource of a provider."""
+    head, _, _ = resource.canonical.rpartition("/")
+    head, _, _ = head.rpartition("/")
+    return parse_resource_id(head)

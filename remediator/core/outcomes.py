@@ -37,6 +37,17 @@ class WriteKind(StrEnum):
     ASSIGN_ROLE = "assign-role"
     """One role assignment (principal, role, scope); the storage grant and, in protect mode, the vault's."""
     CREATE_REMEDIATION_TASK = "create-remediation-task"
+    # protect mode (issue 12)
+    CREATE_BACKUP_VAULT = "create-backup-vault"
+    CREATE_BACKUP_POLICY = "create-backup-policy"
+    CREATE_RESOURCE_GROUP = "create-resource-group"
+    BIND_TRUSTED_ACCESS = "bind-trusted-access"
+    VALIDATE_FOR_BACKUP = "validate-for-backup"
+    """A validateForBackup POST (a long-running check, not a resource): its operation id is the action's
+    detail, so the next reconcile reads its result."""
+    CREATE_BACKUP_INSTANCE = "create-backup-instance"
+    SYNC_BACKUP_INSTANCE = "sync-backup-instance"
+    """The repair of an instance in ProtectionError: re-run its protection configuration."""
 
 
 ActionKind = WriteKind
@@ -148,6 +159,8 @@ class EventType(StrEnum):
     INSTALLED = "AksBackupRemediator.Installed"
     INSTALL_STARTED = "AksBackupRemediator.InstallStarted"
     REMEDIATION_TASK_CREATED = "AksBackupRemediator.RemediationTaskCreated"
+    PROTECTION_STARTED = "AksBackupRemediator.ProtectionStarted"
+    """Protect mode: this reconcile created (or repaired) the backup instance."""
     SKIPPED = "AksBackupRemediator.Skipped"
     GAVE_UP = "AksBackupRemediator.GaveUp"
     SWEEP_COMPLETED = "AksBackupRemediator.SweepCompleted"
@@ -206,6 +219,8 @@ class ReconcileReport:
         sent = {a.kind for a in self.actions if a.status is ActionStatus.DONE}
         if WriteKind.CREATE_REMEDIATION_TASK in sent:
             return EventType.REMEDIATION_TASK_CREATED
+        if sent & {WriteKind.CREATE_BACKUP_INSTANCE, WriteKind.SYNC_BACKUP_INSTANCE}:
+            return EventType.PROTECTION_STARTED
         if sent & {WriteKind.CREATE_EXTENSION, WriteKind.REINSTALL_EXTENSION}:
             return EventType.INSTALL_STARTED
         if kind is OutcomeKind.DONE and self.extension_state == "Succeeded" and sent:

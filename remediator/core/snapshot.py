@@ -104,6 +104,10 @@ class ClusterSnapshot:
     disk_csi_enabled: bool
     snapshot_controller_enabled: bool
     azure_policy_enabled: bool = False
+    identity_principal_id: str | None = None
+    """The cluster's managed identity principal: ``identity.principalId`` (system-assigned), else the first
+    ``identity.userAssignedIdentities[*].principalId`` (the order Microsoft's CLI uses,
+    ``aks_helper.py`` ``_get_cluster_msi_principal_id``); ``None`` without one (or not in the body)."""
     """``properties.addonProfiles.azurepolicy.enabled``: the Azure Policy add-on (Gatekeeper) runs, so
     Kubernetes policy assignments are enforced in the cluster."""
 
@@ -230,6 +234,7 @@ class _Reader:
             azure_policy_enabled=self.boolean(
                 policy_addon.get("enabled"), at(f"addonProfiles.{policy_key}.enabled"), default=False
             ),
+            identity_principal_id=_principal_of(identity),
         )
 
     def pool(self, raw: object, path: str) -> NodePool:
@@ -251,6 +256,20 @@ class _Reader:
             arch_inferred=explicit is None,
             mode=self.string(pool.get("mode"), f"{path}.mode", optional=True),
         )
+
+
+def _principal_of(identity: Mapping[str, Any]) -> str | None:
+    """System-assigned principal, else the first user-assigned one (see ``identity_principal_id``)."""
+    principal = identity.get("principalId")
+    if isinstance(principal, str) and principal:
+        return principal
+    assigned = identity.get("userAssignedIdentities")
+    if isinstance(assigned, Mapping):
+        for value in assigned.values():
+            found = value.get("principalId") if isinstance(value, Mapping) else None
+            if isinstance(found, str) and found:
+                return found
+    return None
 
 
 def _kind(value: object) -> str:

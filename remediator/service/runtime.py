@@ -20,6 +20,7 @@ from remediator.adapters.arm import ArmGateway
 from remediator.adapters.claims import WriteClaims
 from remediator.adapters.clients import AzureClients, ClientOptions
 from remediator.adapters.credentials import credential_from_settings
+from remediator.adapters.dataprotection import DataProtectionGateway
 from remediator.adapters.graph import ResourceGraphInventory
 from remediator.adapters.journal import Journal
 from remediator.adapters.management_groups import ManagementGroupResolver
@@ -160,6 +161,11 @@ class Runtime:
         return self._part("policy", lambda: PolicyGateway(self.clients, pacer=self.pacer))
 
     @property
+    def protection(self) -> DataProtectionGateway:
+        """Azure Backup, trusted access and snapshot resource groups (protect mode)."""
+        return self._part("protection", lambda: DataProtectionGateway(self.clients, pacer=self.pacer))
+
+    @property
     def journal(self) -> Journal | None:
         """The journal, or ``None`` when no storage is configured (CLI use against Azure without storage)."""
         return self._part(
@@ -219,6 +225,7 @@ class Runtime:
                 claims=self.claims,
                 management_groups_of=self.management_groups_of,
                 pacer=self.pacer,
+                protection=self.protection,
             ),
         )
 

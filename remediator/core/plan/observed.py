@@ -94,6 +94,196 @@ class TaskView:
         return state in SUCCEEDED_TASK_STATES or state in FAILED_TASK_STATES
 
 
+# --------------------------------------------------------------------------------------------- protect views
+
+IN_PROGRESS_ARM_STATES = frozenset(
+    {"creating", "updating", "provisioning", "accepted", "running", "deleting"}
+)
+"""provisioningState values of an ARM resource whose operation is still running."""
+IN_PROGRESS_PROTECTION_STATES = frozenset({"configuringprotection", "updatingprotection"})
+"""currentProtectionState values while Azure Backup configures protection (``CurrentProtectionState``)."""
+FAILED_PROTECTION_STATES = frozenset({"protectionerror", "configuringprotectionfailed"})
+"""currentProtectionState values that carry an error code to act on."""
+
+
+@dataclass(frozen=True)
+class VaultView:
+    """A backup vault as ARM reports it."""
+
+    id: ResourceId
+    location: str
+    provisioning_state: str
+    principal_id: str | None
+    """The vault's system-assigned identity (the principal the vault's roles are for)."""
+    redundancy: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.provisioning_state.lower() == "succeeded"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.provisioning_state.lower() in IN_PROGRESS_ARM_STATES
+
+
+@dataclass(frozen=True)
+class BackupPolicyView:
+    """A backup policy: its id and whether it keeps backups in the vault tier."""
+
+    id: ResourceId
+    uses_vault_tier: bool
+    datasource_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourceGroupView:
+    """A resource group (the snapshot resource group)."""
+
+    id: ResourceId
+    location: str
+
+
+@dataclass(frozen=True)
+class LockView:
+    """A management lock at or above a scope (``CanNotDelete`` / ``ReadOnly``)."""
+
+    id: str
+    level: str
+
+
+@dataclass(frozen=True)
+class TrustedAccessBindingView:
+    """One trusted-access role binding on a cluster."""
+
+    name: str
+    source_resource_id: str
+    roles: tuple[str, ...]
+    provisioning_state: str
+
+    @property
+    def state(self) -> str:
+        return self.provisioning_state.lower()
+
+
+@dataclass(frozen=True)
+class BackupInstanceView:
+    """A backup instance protecting the cluster (any vault), as the extension-routing list returns it.
+
+    :param name: the instance name.
+    :param vault: the vault it lives in (from ``policyInfo.policyId``), or ``None`` when unreadable.
+    :param protection_state: ``currentProtectionState``.
+    :param provisioning_state: ``provisioningState``.
+    :param error_code: ``protectionErrorDetails.code`` (empty without an error).
+    :param error_message: ``protectionErrorDetails.message``.
+    :param policy: ``policyInfo.policyId``.
+    :param snapshot_group: the operational store's ``resourceGroupId``.
+    """
+
+    name: str
+    vault: ResourceId | None
+    protection_state: str
+    provisioning_state: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    policy: str = ""
+    snapshot_group: str = ""
+
+    @property
+    def state(self) -> str:
+        return self.protection_state.lower()
+
+    @property
+    def configured(self) -> bool:
+        return self.state == "protectionconfigured"
+
+    @property
+    def configuring(self) -> bool:
+        return self.state in IN_PROGRESS_PROTECTION_STATES
+
+    @property
+    def failed(self) -> bool:
+        return self.state in FAILED_PROTECTION_STATES
+
+
+VALIDATED_INLINE = "answered-inline"
+"""The operation id journaled for a validateForBackup that answered 200 at once (the documented synchronous
+answer ``{jobId, objectType: OperationJobExtendedInfo}``): it succeeded and there is nothing to poll."""
+
+
+@dataclass(frozen=True)
+class ValidationView:
+    """The result of one validateForBackup operation."""
+
+    operation_id: str
+    status: str
+    """``InProgress`` (any casing of the RP's ``Inprogress``), ``Succeeded`` or ``Failed``."""
+    error_code: str = ""
+    error_message: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.status.lower() in ("succeeded", "failed", "canceled", "cancelled")
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status.lower() == "succeeded"
+
+
+@dataclass(frozen=True)
+class JournaledValidation:
+    """The newest validateForBackup this product sent for the cluster (from the journal)."""
+
+    operation_id: str
+    vault: ResourceId
+    started_at: float
+
+
+@dataclass(frozen=True)
+class LinkEpisode:
+    """How long a link has been unsatisfied: the run of newest journal reports in which it was not satisfied.
+
+    :param since: when the first report of the run started (epoch seconds).
+    :param reports: how many reports the run holds.
+    """
+
+    since: float
+    reports: int
+
+
+@dataclass(frozen=True)
+class ProtectionHistory:
+    """What the journal says about this cluster's protection, for retry budgets and repairs (see
+    ``core/plan/protect.py``: :func:`~remediator.core.plan.protect.protection_history` builds it).
+
+    :param journaled: ``False`` when there is no journal (then nothing can be followed between reconciles).
+    :param now: the journal's clock when it was read (epoch seconds).
+    :param validation: the newest validation sent, if any.
+    :param last_change_at: when the newest write other than a validation was sent (a validation older than
+        this checked an older state), or ``None``.
+    :param validations_since_change: validations sent since ``last_change_at``.
+    :param repairs: instance re-syncs / re-PUTs sent since protection was last seen configured.
+    :param episodes: link -> its current unsatisfied run.
+    """
+
+    journaled: bool = False
+    now: float = 0.0
+    validation: JournaledValidation | None = None
+    last_change_at: float | None = None
+    validations_since_change: int = 0
+    repairs: int = 0
+    episodes: dict[str, LinkEpisode] = field(default_factory=dict)
+
+    @property
+    def fresh_validation(self) -> JournaledValidation | None:
+        """The newest validation if it was sent after every other change (else it checked an older state)."""
+        found = self.validation
+        if found is None:
+            return None
+        if self.last_change_at is not None and found.started_at < self.last_change_at:
+            return None
+        return found
+
+
 # --------------------------------------------------------------------------------------------- reads
 
 
@@ -152,6 +342,65 @@ class RemediationTaskRead(Read["TaskView | None"]):
 
     cluster: ResourceId
     assignment: ResourceId
+
+
+@dataclass(frozen=True)
+class BackupVaultRead(Read["VaultView | None"]):
+    """The backup vault (``None``: it does not exist)."""
+
+    vault: ResourceId
+
+
+@dataclass(frozen=True)
+class BackupPolicyRead(Read["BackupPolicyView | None"]):
+    """The backup policy (``None``: it does not exist)."""
+
+    policy: ResourceId
+
+
+@dataclass(frozen=True)
+class ResourceGroupRead(Read["ResourceGroupView | None"]):
+    """A resource group (``None``: it does not exist)."""
+
+    group: ResourceId
+
+
+@dataclass(frozen=True)
+class LocksRead(Read["tuple[LockView, ...]"]):
+    """The management locks at or above ``scope`` (read only to name them in a blocker)."""
+
+    scope: ResourceId
+
+
+@dataclass(frozen=True)
+class TrustedAccessBindingsRead(Read["tuple[TrustedAccessBindingView, ...]"]):
+    """Every trusted-access role binding on the cluster."""
+
+    cluster: ResourceId
+
+
+@dataclass(frozen=True)
+class BackupInstancesRead(Read["tuple[BackupInstanceView, ...]"]):
+    """Every backup instance protecting the cluster, in any vault (extension routing:
+    ``GET {cluster}/providers/Microsoft.DataProtection/backupInstances``, as Microsoft's CLI checks)."""
+
+    cluster: ResourceId
+
+
+@dataclass(frozen=True)
+class ProtectionHistoryRead(Read["ProtectionHistory"]):
+    """The journal's account of the cluster's protection (budgets, the validation to follow, repairs)."""
+
+    cluster: ResourceId
+
+
+@dataclass(frozen=True)
+class ValidationRead(Read["ValidationView | None"]):
+    """The status of validateForBackup operation ``operation_id`` in ``vault`` (``None``: Azure no longer
+    knows it)."""
+
+    vault: ResourceId
+    operation_id: str
 
 
 # --------------------------------------------------------------------------------------------- results

@@ -2,9 +2,11 @@
 
 ``plan`` = gate -> evaluate every link -> every unsatisfied link whose dependencies are satisfied contributes
 its write (so independent writes go out together) -> ``done`` only when EVERY link is satisfied. Precedence
-when links disagree: a failed read the chain needed (the service maps the ARM error) > a blocked link
-(``gave_up``: a human must act first; nothing is written) > writes (``done`` if every unsatisfied link is
-satisfied by its write at once, else ``wait``) > waiting links (``wait``) > ``done``.
+when links disagree: a failed read the chain needed (the service maps the ARM error) > a superseded link
+(``done``: the goal is met by something to leave alone, e.g. another vault's backup instance; nothing is
+written) > a blocked link (``gave_up``: a human must act first; nothing is written) > writes (``done`` if
+every unsatisfied link is satisfied by its write at once, else ``wait``) > waiting links (``wait``) >
+``done``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from remediator.core.plan.requirement import (
     NotNeeded,
     PlanContext,
     Satisfied,
+    Superseded,
     Unreadable,
     Verdict,
     Waiting,
@@ -114,6 +117,9 @@ def plan(chain: Chain, ctx: PlanContext, observed: Observed) -> Plan:
         if isinstance(verdict, Unreadable):
             why = f"{verdict.read.label} failed: {verdict.error}"
             return Plan(Outcome.wait(EXTENSION_POLL_SECONDS, why), links=links, error=verdict.error)
+    superseded = [v for v in verdicts if isinstance(v, Superseded)]
+    if superseded:  # the goal is met by something to leave alone: nothing is written
+        return Plan(Outcome.done(superseded[0].why), links=links)
     blocked = [v for v in verdicts if isinstance(v, Blocked)]
     if blocked:
         return Plan(Outcome.gave_up(blocked[0].why), links=links)

@@ -30,6 +30,7 @@ from remediator.core.ids import ResourceId
 from remediator.core.naming import backup_container_name
 from remediator.core.plan.observed import Observed, Read
 from remediator.core.plan.writes import Write
+from remediator.core.protection import ProtectionOptions
 from remediator.core.snapshot import ClusterSnapshot
 
 EXTENSION_POLL_SECONDS = 30.0
@@ -88,6 +89,15 @@ class Blocked:
 
 
 @dataclass(frozen=True)
+class Superseded:
+    """The link's goal is already met by something the product must leave alone (a backup instance of the
+    cluster in another vault): the chain stops, nothing is written, and the reconcile ends ``done`` saying
+    so. Counts as satisfied."""
+
+    why: str
+
+
+@dataclass(frozen=True)
 class Deferred:
     """Not evaluated: the link it depends on (``on``) is not satisfied yet."""
 
@@ -102,17 +112,18 @@ class Unreadable:
     error: BaseException
 
 
-Verdict = Satisfied | NotNeeded | Missing | Waiting | Blocked | Deferred | Unreadable
+Verdict = Satisfied | NotNeeded | Missing | Waiting | Blocked | Deferred | Unreadable | Superseded
 
 
 def is_satisfied(verdict: Verdict) -> bool:
-    return isinstance(verdict, Satisfied | NotNeeded)
+    return isinstance(verdict, Satisfied | NotNeeded | Superseded)
 
 
 def state_of(verdict: Verdict) -> str:
     """The link's state in one word, for reports: ``satisfied``, ``not-needed``, ``missing``, ``waiting``,
-    ``blocked``, ``deferred``, ``unreadable``."""
+    ``blocked``, ``deferred``, ``unreadable``, ``superseded``."""
     return {
+        Superseded: "superseded",
         Satisfied: "satisfied",
         NotNeeded: "not-needed",
         Missing: "missing",
@@ -132,6 +143,7 @@ class Mode(StrEnum):
     INSTALL = "install"
     POLICY_TASK = "policy-task"
     AUDIT = "audit"
+    PROTECT = "protect"
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,8 @@ class PlanningOptions:
     :param auto_upgrade_minor_version: the extension's minor-version auto-upgrade.
     :param extra_settings: extra configurationSettings.
     :param tenant_id: written to the extension as ``credentials.tenantId``.
+    :param audit_plans: the chain audit mode plans (``install`` or ``protect``).
+    :param protection: protect mode's targets and knobs (``core.protection``).
     """
 
     mode: Mode = Mode.INSTALL
@@ -160,6 +174,8 @@ class PlanningOptions:
     auto_upgrade_minor_version: bool = True
     extra_settings: tuple[tuple[str, str], ...] = ()
     tenant_id: str = ""
+    audit_plans: Mode = Mode.INSTALL
+    protection: ProtectionOptions = field(default_factory=ProtectionOptions)
 
     @classmethod
     def from_config(cls, config: RemediatorConfig, *, tenant_id: str) -> PlanningOptions:
@@ -173,7 +189,14 @@ class PlanningOptions:
             auto_upgrade_minor_version=config.extension.auto_upgrade_minor_version,
             extra_settings=tuple(sorted(config.extension.configuration_settings.items())),
             tenant_id=tenant_id,
+            audit_plans=Mode(config.remediation.audit_plans),
+            protection=ProtectionOptions.from_config(config),
         )
+
+    @property
+    def chain_mode(self) -> Mode:
+        """The mode whose chain is planned: the mode itself, or for ``audit`` the chain it audits."""
+        return self.audit_plans if self.mode is Mode.AUDIT else self.mode
 
 
 @dataclass(frozen=True)

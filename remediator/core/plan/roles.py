@@ -52,6 +52,8 @@ class RoleAssigned(Requirement):
     :param principal: resolves the principal id (``None``: not known yet -> waiting).
     :param depends_on: links whose satisfaction the resolvers rely on.
     :param enabled: ``False`` makes the link not needed (a config switch), with ``disabled_why``.
+    :param needed: like ``enabled``, but decided from what was read (a dependency's view); evaluated only once
+        the links in ``depends_on`` are satisfied.
     :param waiting_why: the wording while the principal is unknown.
     """
 
@@ -65,6 +67,7 @@ class RoleAssigned(Requirement):
         principal: Callable[[PlanContext, Observed], str | None],
         depends_on: tuple[str, ...] = (),
         enabled: Callable[[PlanContext], bool] = lambda _ctx: True,
+        needed: Callable[[PlanContext, Observed], bool] | None = None,
         disabled_why: str = "disabled by config",
         waiting_why: str = "the principal is not known yet",
         satisfied_why: str = "",
@@ -77,6 +80,7 @@ class RoleAssigned(Requirement):
         self._scope = scope
         self._principal = principal
         self._enabled = enabled
+        self._needed = needed
         self._disabled_why = disabled_why
         self._waiting_why = waiting_why
         self._satisfied_why = satisfied_why
@@ -91,6 +95,9 @@ class RoleAssigned(Requirement):
         principal = self._principal(ctx, observed)
         return None if scope is None or not principal else (scope, principal)
 
+    def _applies(self, ctx: PlanContext, observed: Observed) -> bool:
+        return self._enabled(ctx) and (self._needed is None or self._needed(ctx, observed))
+
     def reads(self, ctx: PlanContext, observed: Observed) -> Iterable[Read[Any]]:
         if not self._enabled(ctx):
             return ()
@@ -98,7 +105,7 @@ class RoleAssigned(Requirement):
         return () if target is None else (RoleAssignmentsRead(target[0], target[1]),)
 
     def evaluate(self, ctx: PlanContext, observed: Observed) -> Verdict:
-        if not self._enabled(ctx):
+        if not self._applies(ctx, observed):
             return NotNeeded(self._disabled_why)
         target = self._target(ctx, observed)
         if target is None:

@@ -20,6 +20,14 @@ from remediator.core.extension_body import backup_extension_body
 from remediator.core.ids import ResourceId, parse_resource_id
 from remediator.core.naming import remediation_task_name, role_assignment_name
 from remediator.core.outcomes import WriteKind
+from remediator.core.protection import (
+    BackupScope,
+    VaultPreset,
+    backup_instance_body,
+    policy_body,
+    resource_group_body,
+    vault_body,
+)
 
 INSTALL_CLAIM = "install"
 """The claim of a first install (the container and the extension PUT, which go out together). It is kept
@@ -58,6 +66,22 @@ class Write(ABC):
     @abstractmethod
     def detail(self) -> str:
         """One line for the report (what is written)."""
+
+    @property
+    def claim_scope(self) -> ResourceId | None:
+        """The resource whose claims partition holds :attr:`claim`: ``None`` (the default) for the cluster's
+        own; a shared resource (a region's backup vault) names itself, so the clusters of a region cannot
+        each create it."""
+        return None
+
+    @property
+    def keep_claim(self) -> bool:
+        """Whether the claim is kept (until it expires) after the write was sent. ``True`` for writes that are
+        not safe to repeat and whose re-check cannot see the first one yet (a first install, a numbered
+        re-install, validation or repair). ``False`` for an idempotent PUT under a deterministic name whose
+        spec re-checks after claiming: holding the claim would only delay re-creating it when someone deletes
+        it (a repair) by the claim's lifetime."""
+        return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +199,10 @@ class AssignRole(Write):
         return f"role-{self.name}"
 
     @property
+    def keep_claim(self) -> bool:
+        return False  # deterministic name, re-checked after claiming (service/reconcile/writes.py)
+
+    @property
     def bucket_subscription(self) -> str:
         return str(self.scope.subscription_id)
 
@@ -215,8 +243,282 @@ class CreateRemediationTask(Write):
         return self.assignment.canonical
 
 
+# --------------------------------------------------------------------------------------------- protect mode
+
+VAULT_CLAIM = "backup-vault"
+"""The claim of a vault create, in the vault's own partition (one create per region, whichever cluster)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateBackupVault(Write):
+    """A region's backup vault PUT from the preset (long-running; the next reconcile reads its state).
+    ``redundancy`` is tried in order: a region refusing one answers
+    ``RedundancyConfigurationNotAvailableInRegion`` and the next is sent (the CLI's GRS -> ZRS -> LRS)."""
+
+    kind: ClassVar[WriteKind] = WriteKind.CREATE_BACKUP_VAULT
+    vault: ResourceId
+    location: str
+    preset: VaultPreset
+
+    @property
+    def target(self) -> ResourceId:
+        return self.vault
+
+    @property
+    def claim(self) -> str:
+        return VAULT_CLAIM
+
+    @property
+    def claim_scope(self) -> ResourceId | None:
+        return self.vault
+
+    @property
+    def bucket_subscription(self) -> str:
+        return str(self.vault.subscription_id)
+
+    @property
+    def detail(self) -> str:
+        return f"{self.vault.name} in {self.location} ({' -> '.join(self.preset.redundancy)})"
+
+    def body(self, redundancy: str) -> dict[str, Any]:
+        return vault_body(self.location, redundancy, self.preset)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateBackupPolicy(Write):
+    """A backup policy PUT from a CLI strategy preset (synchronous)."""
+
+    kind: ClassVar[WriteKind] = WriteKind.CREATE_BACKUP_POLICY
+    policy: ResourceId
+    strategy: str
+
+    @property
+    def vault(self) -> ResourceId:
+        return parse_resource_id(self.policy.canonical.rsplit("/backupPolicies/", 1)[0])
+
+    @property
+    def target(self) -> ResourceId:
+        return self.policy
+
+    @property
+    def claim(self) -> str:
+        return f"backup-policy-{str(self.policy.name).lower()}"
+
+    @property
+    def claim_scope(self) -> ResourceId | None:
+        return self.vault
+
+    @property
+    def keep_claim(self) -> bool:
+        return False  # idempotent PUT under a deterministic name, re-checked after claiming
+
+    @property
+    def bucket_subscription(self) -> str:
+        return str(self.policy.subscription_id)
+
+    @property
+    def detail(self) -> str:
+        return f"{self.policy.name} ({self.strategy})"
+
+    def body(self) -> dict[str, Any]:
+        return policy_body(self.strategy)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateResourceGroup(Write):
+    """The snapshot resource group PUT (synchronous), in the cluster's subscription and region."""
+
+    kind: ClassVar[WriteKind] = WriteKind.CREATE_RESOURCE_GROUP
+    group: ResourceId
+    location: str
+
+    @property
+    def target(self) -> ResourceId:
+        return self.group
+
+    @property
+    def claim(self) -> str:
+        return "resource-group"
+
+    @property
+    def claim_scope(self) -> ResourceId | None:
+        return self.group
+
+    @property
+    def keep_claim(self) -> bool:
+        return False  # idempotent PUT under a deterministic name, re-checked after claiming
+
+    @property
+    def bucket_subscription(self) -> str:
+        return str(self.group.subscription_id)
+
+    @property
+    def detail(self) -> str:
+        return f"{self.group.resource_group} in {self.location}"
+
+    def body(self) -> dict[str, Any]:
+        return resource_group_body(self.location)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BindTrustedAccess(Write):
+    """The trusted-access role binding PUT on the cluster for the vault (``roles`` includes
+    ``Microsoft.DataProtection/backupVaults/backup-operator``); AKS answers ``Updating`` and settles on its
+    own."""
+
+    kind: ClassVar[WriteKind] = WriteKind.BIND_TRUSTED_ACCESS
+    cluster: ResourceId
+    name: str
+    vault: ResourceId
+    roles: tuple[str, ...]
+
+    @property
+    def target(self) -> ResourceId:
+        return _child(self.cluster, f"trustedAccessRoleBindings/{self.name}")
+
+    @property
+    def claim(self) -> str:
+        return "trusted-access"
+
+    @property
+    def keep_claim(self) -> bool:
+        return False  # idempotent PUT under a deterministic name, re-checked after claiming
+
+    @property
+    def bucket_subscription(self) -> str:
+        return str(self.cluster.subscription_id)
+
+    @property
+    def detail(self) -> str:
+        return f"{self.name} for {self.vault.name}"
+
+    def body(self) -> dict[str, Any]:
+        return {"properties": {"sourceResourceId": self.vault.canonical, "roles": list(self.roles)}}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _InstanceWrite(Write):
+    """A write whose body is the cluster's backup instance (validate, create)."""
+
+    cluster: ResourceId
+    cluster_name: str
+    location: str
+    vault: ResourceId
+    policy: ResourceId
+    snapshot_group: ResourceId
+    scope: BackupScope
+
+    def body(self) -> dict[str, Any]:
+        return backup_instance_body(
+            cluster_id=self.cluster,
+            cluster_name=self.cluster_name,
+            location=self.location,
+            policy=self.policy,
+            snapshot_group=self.snapshot_group,
+            scope=self.scope,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateForBackup(_InstanceWrite):
+    """The validateForBackup POST of the instance body (long-running; the action's detail is the operation
+    id the next reconcile reads). ``attempt`` (1, 2, ...) counts validations since the last change and names
+    the claim, so two reconciles cannot both send validation number ``attempt``."""
+
+    kind: ClassVar[WriteKind] = WriteKind.VALIDATE_FOR_BACKUP
+    attempt: int
+
+    @property
+    def target(self) -> ResourceId:
+        return self.vault  # POST {vault}/validateForBackup
+
+    @property
+    def claim(self) -> str:
+        return f"validate-{self.attempt}"
+
+    @property
+    def bucket_subscription(self) -> str:
+        return str(self.vault.subscription_id)
+
+    @property
+    def detail(self) -> str:
+        return f"validation {self.attempt} in {self.vault.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateBackupInstance(_InstanceWrite):
+    """The backup instance PUT (long-running; protection is configured after it)."""
+
+    kind: ClassVar[WriteKind] = WriteKind.CREATE_BACKUP_INSTANCE
+    name: str
+    repair: int = 0
+    """0 for the first PUT; n for the n-th repair by re-PUT (an instance created with a wrong body)."""
+
+    @property
+    def target(self) -> ResourceId:
+        return _child(self.vault, f"backupInstances/{self.name}")
+
+    @property
+    def claim(self) -> str:
+        return "backup-instance" if not self.repair else f"repair-{self.repair}"
+
+    @property
+    def keep_claim(self) -> bool:
+        return bool(self.repair)  # the first PUT: deterministic name, re-checked after claiming
+
+    @property
+    def bucket_subscription(self) -> str:
+        return str(self.vault.subscription_id)
+
+    @property
+    def detail(self) -> str:
+        return f"{self.name} in {self.vault.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncBackupInstance(Write):
+    """The repair of an instance in ProtectionError: ``POST .../sync`` re-runs its protection configuration.
+    ``repair`` (1, 2, ...) counts repairs in this error episode and names the claim."""
+
+    kind: ClassVar[WriteKind] = WriteKind.SYNC_BACKUP_INSTANCE
+    cluster: ResourceId
+    vault: ResourceId
+    name: str
+    repair: int
+    code: str = ""
+
+    @property
+    def target(self) -> ResourceId:
+        return _child(self.vault, f"backupInstances/{self.name}")
+
+    @property
+    def claim(self) -> str:
+        return f"repair-{self.repair}"
+
+    @property
+    def bucket_subscription(self) -> str:
+        return str(self.vault.subscription_id)
+
+    @property
+    def detail(self) -> str:
+        return f"{self.name}: repair {self.repair} of {self.code or 'the error'}"
+
+
 WRITE_TYPES: dict[WriteKind, type[Write]] = {
     write.kind: write
-    for write in (CreateContainer, InstallExtension, ReinstallExtension, AssignRole, CreateRemediationTask)
+    for write in (
+        CreateContainer,
+        InstallExtension,
+        ReinstallExtension,
+        AssignRole,
+        CreateRemediationTask,
+        CreateBackupVault,
+        CreateBackupPolicy,
+        CreateResourceGroup,
+        BindTrustedAccess,
+        ValidateForBackup,
+        CreateBackupInstance,
+        SyncBackupInstance,
+    )
 }
 """The write type of each kind (the registry test checks every :class:`WriteKind` has one)."""

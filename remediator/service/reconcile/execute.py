@@ -67,6 +67,11 @@ class HeldClaims:
         self._kept: set[str] = set()
         self._lock = threading.Lock()
 
+    def _key(self, name: str, scope: ResourceId | None) -> str:
+        """Claims in the cluster's partition are keyed by name; a claim on a shared resource (``scope``, e.g.
+        a region's backup vault) by scope and name."""
+        return name if scope is None or scope == self._cluster else f"{scope.key}|{name}"
+
     @property
     def enabled(self) -> bool:
         return self._claims is not None
@@ -79,14 +84,16 @@ class HeldClaims:
         for name in names:
             self._pending[name] = pool.submit(claims.try_claim, self._cluster, name, ttl_s=self._ttl_s)
 
-    def take(self, name: str) -> bool:
-        """Hold ``name``: the claim taken ahead if it was won, else one try now. ``False``: held elsewhere."""
+    def take(self, name: str, scope: ResourceId | None = None) -> bool:
+        """Hold ``name`` (on ``scope``, default the cluster): the claim taken ahead if it was won, else one
+        try now. ``False``: held elsewhere."""
         claims = self._claims
         if claims is None:
             return True
-        if name in self._held:
+        key = self._key(name, scope)
+        if key in self._held:
             return True
-        pending = self._pending.pop(name, None)
+        pending = self._pending.pop(key, None)
         claim: Claim | None = None
         if pending is not None:
             try:
@@ -96,16 +103,17 @@ class HeldClaims:
                     "claim %s on %s taken ahead failed; trying again", name, self._cluster, exc_info=True
                 )
         if claim is None:
-            claim = claims.try_claim(self._cluster, name, ttl_s=self._ttl_s)
+            on = self._cluster if scope is None else scope
+            claim = claims.try_claim(on, name, ttl_s=self._ttl_s)
         if claim is None:
             return False
         with self._lock:
-            self._held[name] = claim
+            self._held[key] = claim
         return True
 
-    def keep(self, name: str) -> None:
-        """Keep ``name`` after the reconcile (its write was sent): it expires on its own."""
-        self._kept.add(name)
+    def keep(self, name: str, scope: ResourceId | None = None) -> None:
+        """Keep ``name`` (on ``scope``) after the reconcile (its write was sent): it expires on its own."""
+        self._kept.add(self._key(name, scope))
 
     def release_unkept(self) -> None:
         """Release every claim held (or still being taken) whose write was not sent."""
@@ -176,15 +184,21 @@ class Executor:
         """Claim, re-check, pace and send ``writes`` (see the module docstring). Claims not kept are left for
         the caller's :meth:`HeldClaims.release_unkept`."""
         result = Execution()
-        names = list(dict.fromkeys(w.claim for w in writes))
-        elsewhere = [name for name in names if not held.take(name)]
+        claims = list(dict.fromkeys((w.claim, w.claim_scope) for w in writes))
+        elsewhere = [claim for claim in claims if not held.take(*claim)]
         if elsewhere:
             for write in writes:
-                status = ActionStatus.CLAIMED_ELSEWHERE if write.claim in elsewhere else ActionStatus.DEFERRED
+                status = (
+                    ActionStatus.CLAIMED_ELSEWHERE
+                    if (write.claim, write.claim_scope) in elsewhere
+                    else ActionStatus.DEFERRED
+                )
                 result.actions.append(action_for(write, status, write.claim))
+            name, scope = elsewhere[0]
+            on = "this cluster" if scope is None else str(scope.name)
             result.outcome = Outcome.wait(
                 min(CLAIMED_ELSEWHERE_WAIT_S, self.max_wait_s),
-                f"another reconcile holds the {elsewhere[0]} claim for this cluster",
+                f"another reconcile holds the {name} claim for {on}",
             )
             return result
         moved = self._recheck(writes)
@@ -198,19 +212,23 @@ class Executor:
             result.outcome = deferred
             return result
         outcomes = self._together([partial(self._spec(w).apply, self.io, w) for w in writes])
-        failed_claims: set[str] = set()
+        failed_claims: set[tuple[str, ResourceId | None]] = set()
+        released: set[tuple[str, ResourceId | None]] = set()
         for write, (applied, error) in zip(writes, outcomes, strict=True):
+            claim = (write.claim, write.claim_scope)
             if error is not None:
-                failed_claims.add(write.claim)
+                failed_claims.add(claim)
                 result.actions.append(action_for(write, ActionStatus.FAILED, str(error)))
                 if result.error is None:
                     result.error = error
             else:
                 assert applied is not None
                 result.actions.append(action_for(write, applied.status, applied.detail))
-        for name in names:
-            if name not in failed_claims:
-                held.keep(name)
+            if not write.keep_claim:
+                released.add(claim)
+        for claim in claims:
+            if claim not in failed_claims and claim not in released:
+                held.keep(*claim)
         return result
 
     def _recheck(self, writes: Sequence[Write]) -> str | None:

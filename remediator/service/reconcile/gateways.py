@@ -8,16 +8,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from remediator.adapters.arm import ArmGateway
+from remediator.adapters.arm import ArmError, ArmGateway
+from remediator.adapters.dataprotection import DataProtectionGateway
 from remediator.adapters.journal import Journal
 from remediator.adapters.policy import PolicyGateway
 
 
 @dataclass(frozen=True)
 class ReconcileIO:
-    """ARM (``arm``), remediation tasks (``policy``, policy-task mode) and the journal (re-install counts;
-    ``None`` for journal-less CLI use)."""
+    """ARM (``arm``), remediation tasks (``policy``, policy-task mode), Azure Backup and trusted access
+    (``protection``, protect mode) and the journal (re-install counts, protect mode's history; ``None`` for
+    journal-less CLI use)."""
 
     arm: ArmGateway
     policy: PolicyGateway | None = None
     journal: Journal | None = None
+    protection: DataProtectionGateway | None = None
+
+    def require_protection(self, operation: str) -> DataProtectionGateway:
+        """The protect-mode gateway, or an :class:`ArmError` naming the operation when none is wired."""
+        if self.protection is None:
+            raise ArmError("no Azure Backup gateway configured (protect mode)", operation=operation)
+        return self.protection

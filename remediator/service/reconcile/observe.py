@@ -17,30 +17,49 @@ from typing import Any
 
 from remediator.adapters.arm import ArmError, ExtensionInfo
 from remediator.core.catalog import role_guid_of
-from remediator.core.ids import InvalidResourceIdError, parse_resource_id
+from remediator.core.ids import InvalidResourceIdError, ResourceId, parse_resource_id
 from remediator.core.plan.observed import (
+    VALIDATED_INLINE,
+    BackupInstancesRead,
+    BackupInstanceView,
+    BackupPolicyRead,
+    BackupPolicyView,
+    BackupVaultRead,
     ContainerRead,
     ExtensionRead,
     ExtensionView,
+    LocksRead,
+    LockView,
     Observed,
+    ProtectionHistory,
+    ProtectionHistoryRead,
     Read,
     ReinstallCountRead,
     RemediationTaskRead,
+    ResourceGroupRead,
+    ResourceGroupView,
     RoleAssignmentsRead,
     RoleAssignmentView,
     StorageAccountRead,
     StorageView,
     TaskView,
+    TrustedAccessBindingsRead,
+    TrustedAccessBindingView,
+    ValidationRead,
+    ValidationView,
+    VaultView,
 )
 from remediator.core.plan.policy_task import latest_remediation_task
+from remediator.core.plan.protect import HISTORY_LIMIT, protection_history
 from remediator.core.plan.requirement import Chain, PlanContext
+from remediator.core.protection import policy_uses_vault_tier
 from remediator.service.reconcile.gateways import ReconcileIO
 
 logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 4
-"""Dependent read rounds a chain may need (install needs 2, policy-task 2); a bound against a link that keeps
-asking for new reads."""
+"""Dependent read rounds a chain may need (install needs 2, policy-task 2, protect 3); a bound against a link
+that keeps asking for new reads."""
 
 Reader = Callable[[ReconcileIO, Any], object]
 
@@ -92,6 +111,88 @@ def read_remediation_task(io: ReconcileIO, read: RemediationTaskRead) -> TaskVie
     return latest_remediation_task(read.cluster, read.assignment, state_of)
 
 
+# --------------------------------------------------------------------------------------------- protect mode
+
+
+def read_vault(io: ReconcileIO, read: BackupVaultRead) -> VaultView | None:
+    found = io.require_protection("GET backup vault").get_vault(read.vault)
+    if found is None:
+        return None
+    return VaultView(
+        read.vault, found.location, found.provisioning_state, found.principal_id, found.redundancy
+    )
+
+
+def read_policy(io: ReconcileIO, read: BackupPolicyRead) -> BackupPolicyView | None:
+    found = io.require_protection("GET backup policy").get_policy(read.policy)
+    if found is None:
+        return None
+    return BackupPolicyView(read.policy, policy_uses_vault_tier(found.properties), found.datasource_types)
+
+
+def read_resource_group(io: ReconcileIO, read: ResourceGroupRead) -> ResourceGroupView | None:
+    found = io.require_protection("GET resource group").get_resource_group(read.group)
+    return None if found is None else ResourceGroupView(read.group, found.location)
+
+
+def read_locks(io: ReconcileIO, read: LocksRead) -> tuple[LockView, ...]:
+    return tuple(
+        LockView(lock.id, lock.level) for lock in io.require_protection("LIST locks").list_locks(read.scope)
+    )
+
+
+def read_bindings(io: ReconcileIO, read: TrustedAccessBindingsRead) -> tuple[TrustedAccessBindingView, ...]:
+    found = io.require_protection("LIST trusted access role bindings").list_trusted_access_bindings(
+        read.cluster
+    )
+    return tuple(
+        TrustedAccessBindingView(b.name, b.source_resource_id, b.roles, b.provisioning_state) for b in found
+    )
+
+
+def _vault_id(value: str | None) -> ResourceId | None:
+    if not value:
+        return None
+    try:
+        return parse_resource_id(value)
+    except InvalidResourceIdError:
+        return None
+
+
+def read_backup_instances(io: ReconcileIO, read: BackupInstancesRead) -> tuple[BackupInstanceView, ...]:
+    found = io.require_protection("LIST backup instances").list_backup_instances(read.cluster)
+    return tuple(
+        BackupInstanceView(
+            name=item.name,
+            vault=_vault_id(item.vault_id),
+            protection_state=item.protection_state,
+            provisioning_state=item.provisioning_state,
+            error_code=item.error_code,
+            error_message=item.error_message,
+            policy=item.policy_id,
+            snapshot_group=item.snapshot_group_id,
+        )
+        for item in found
+    )
+
+
+def read_protection_history(io: ReconcileIO, read: ProtectionHistoryRead) -> ProtectionHistory:
+    journal = io.journal
+    if journal is None:
+        return ProtectionHistory(journaled=False)
+    reports = journal.history(read.cluster.canonical, limit=HISTORY_LIMIT)
+    return protection_history(reports, now=journal.clock())
+
+
+def read_validation(io: ReconcileIO, read: ValidationRead) -> ValidationView | None:
+    if read.operation_id == VALIDATED_INLINE:
+        return ValidationView(read.operation_id, "Succeeded")
+    found = io.require_protection("GET operation status").get_operation(read.vault, read.operation_id)
+    if found is None:
+        return None
+    return ValidationView(found.id, found.status, found.error_code, found.error_message)
+
+
 READERS: dict[type[Read[Any]], Reader] = {
     ExtensionRead: read_extension,
     StorageAccountRead: read_storage_account,
@@ -99,6 +200,14 @@ READERS: dict[type[Read[Any]], Reader] = {
     RoleAssignmentsRead: read_role_assignments,
     ReinstallCountRead: read_reinstall_count,
     RemediationTaskRead: read_remediation_task,
+    BackupVaultRead: read_vault,
+    BackupPolicyRead: read_policy,
+    ResourceGroupRead: read_resource_group,
+    LocksRead: read_locks,
+    TrustedAccessBindingsRead: read_bindings,
+    BackupInstancesRead: read_backup_instances,
+    ProtectionHistoryRead: read_protection_history,
+    ValidationRead: read_validation,
 }
 """One reader per read type (a test checks every read type in ``core.plan.observed`` has one)."""
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from remediator.adapters.arm import ArmError, ArmGateway
 from remediator.adapters.claims import WriteClaims
+from remediator.adapters.dataprotection import DataProtectionGateway
 from remediator.adapters.journal import Journal
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.publisher import OutcomePublisher
@@ -117,6 +118,7 @@ class Reconciler:
     :keyword claim_ttl_s: claim lifetime.
     :keyword pacer: the process's ARM write pacer; ``None`` = writes are not paced.
     :keyword max_pacing_wait_s: the longest pacing wait slept in a reconcile (longer: ``wait`` outcome).
+    :keyword protection: Azure Backup and trusted-access gateway (mode ``protect``).
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class Reconciler:
         claim_ttl_s: float = CLAIM_TTL_S,
         pacer: WritePacer | None = None,
         max_pacing_wait_s: float = MAX_PACING_WAIT_S,
+        protection: DataProtectionGateway | None = None,
     ) -> None:
         self.gateway = gateway
         self.config = config
@@ -143,10 +146,10 @@ class Reconciler:
         self.management_groups_of = management_groups_of
         self.claim_ttl_s = claim_ttl_s
         self.options = PlanningOptions.from_config(config, tenant_id=settings.tenant_id)
-        self.chain = chain_for(self.options.mode)
+        self.chain = chain_for(self.options.chain_mode)
         self._pool_instance: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        io = ReconcileIO(arm=gateway, policy=policy, journal=journal)
+        io = ReconcileIO(arm=gateway, policy=policy, journal=journal, protection=protection)
         self.observer = Observer(io, self._pool)
         self.executor = Executor(
             io,

@@ -20,20 +20,40 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from remediator.adapters.arm import ArmError
+from remediator.core.catalog import TRUSTED_ACCESS_BACKUP_ROLE
 from remediator.core.outcomes import ActionStatus, WriteKind
-from remediator.core.plan.observed import ExtensionRead, RoleAssignmentsRead
+from remediator.core.plan.observed import (
+    VALIDATED_INLINE,
+    BackupInstancesRead,
+    ExtensionRead,
+    RoleAssignmentsRead,
+    TrustedAccessBindingsRead,
+)
 from remediator.core.plan.roles import covers
 from remediator.core.plan.writes import (
     WRITE_TYPES,
     AssignRole,
+    BindTrustedAccess,
+    CreateBackupInstance,
+    CreateBackupPolicy,
+    CreateBackupVault,
     CreateContainer,
     CreateRemediationTask,
+    CreateResourceGroup,
     InstallExtension,
     ReinstallExtension,
+    SyncBackupInstance,
+    ValidateForBackup,
     Write,
 )
+from remediator.core.protection import REDUNDANCY_REFUSED_CODE
 from remediator.service.reconcile.gateways import ReconcileIO
-from remediator.service.reconcile.observe import read_extension, read_role_assignments
+from remediator.service.reconcile.observe import (
+    read_backup_instances,
+    read_bindings,
+    read_extension,
+    read_role_assignments,
+)
 
 W = TypeVar("W", bound=Write)
 
@@ -172,10 +192,168 @@ def _apply_task(io: ReconcileIO, write: CreateRemediationTask) -> Applied:
 
 TASK = WriteSpec(CreateRemediationTask, "PUT remediation", Recheck(_task_moved), _apply_task)
 
+# --------------------------------------------------------------------------------------------- protect mode
+
+
+def _vault_moved(io: ReconcileIO, write: CreateBackupVault) -> str | None:
+    found = io.require_protection("GET backup vault").get_vault(write.vault)
+    return None if found is None else f"backup vault {write.vault.name} exists ({found.provisioning_state})"
+
+
+def _apply_vault(io: ReconcileIO, write: CreateBackupVault) -> Applied:
+    """PUT the vault with each redundancy in turn until the region accepts one (the CLI's GRS -> ZRS -> LRS):
+    a refused redundancy answers 400 ``RedundancyConfigurationNotAvailableInRegion``."""
+    gateway = io.require_protection("PUT backup vault")
+    refused: list[str] = []
+    for redundancy in write.preset.redundancy:
+        try:
+            sent = gateway.begin_create_vault(write.vault, write.body(redundancy))
+        except ArmError as error:
+            if error.code == REDUNDANCY_REFUSED_CODE:
+                refused.append(redundancy)
+                continue
+            raise
+        tried = f" ({', '.join(refused)} refused by the region)" if refused else ""
+        return Applied(ActionStatus.DONE, f"{write.vault.name}: {redundancy}{tried}, HTTP {sent.status}")
+    raise ArmError(
+        f"the region refused every storage redundancy tried ({', '.join(refused)})",
+        status=400,
+        code=REDUNDANCY_REFUSED_CODE,
+        operation="PUT backup vault",
+    )
+
+
+VAULT = WriteSpec(CreateBackupVault, "PUT backup vault", Recheck(_vault_moved), _apply_vault)
+
+
+def _policy_moved(io: ReconcileIO, write: CreateBackupPolicy) -> str | None:
+    found = io.require_protection("GET backup policy").get_policy(write.policy)
+    return None if found is None else f"backup policy {write.policy.name} exists"
+
+
+def _apply_policy(io: ReconcileIO, write: CreateBackupPolicy) -> Applied:
+    io.require_protection("PUT backup policy").create_policy(write.policy, write.body())
+    return Applied(ActionStatus.DONE, write.detail)
+
+
+POLICY = WriteSpec(CreateBackupPolicy, "PUT backup policy", Recheck(_policy_moved), _apply_policy)
+
+
+def _group_moved(io: ReconcileIO, write: CreateResourceGroup) -> str | None:
+    found = io.require_protection("GET resource group").get_resource_group(write.group)
+    return None if found is None else f"resource group {write.group.resource_group} exists"
+
+
+def _apply_group(io: ReconcileIO, write: CreateResourceGroup) -> Applied:
+    created = io.require_protection("PUT resource group").create_resource_group(write.group, write.body())
+    return Applied(ActionStatus.DONE if created else ActionStatus.EXISTS, write.detail)
+
+
+RESOURCE_GROUP = WriteSpec(CreateResourceGroup, "PUT resource group", Recheck(_group_moved), _apply_group)
+
+
+def _binding_moved(io: ReconcileIO, write: BindTrustedAccess) -> str | None:
+    role = TRUSTED_ACCESS_BACKUP_ROLE.lower()
+    for binding in read_bindings(io, TrustedAccessBindingsRead(write.cluster)):
+        if binding.name.lower() != write.name.lower():
+            continue
+        if role in {r.lower() for r in binding.roles} and binding.state not in ("failed", "canceled"):
+            return f"trusted-access binding {binding.name} exists ({binding.provisioning_state})"
+    return None
+
+
+def _apply_binding(io: ReconcileIO, write: BindTrustedAccess) -> Applied:
+    sent = io.require_protection("PUT trusted access role binding").begin_bind_trusted_access(
+        write.cluster, write.name, write.body()
+    )
+    return Applied(ActionStatus.DONE, f"{write.detail}: HTTP {sent.status}")
+
+
+BINDING = WriteSpec(
+    BindTrustedAccess, "PUT trusted access role binding", Recheck(_binding_moved), _apply_binding
+)
+
+
+def _apply_validation(io: ReconcileIO, write: ValidateForBackup) -> Applied:
+    """POST validateForBackup; the detail carries the operation id (``operation <id>``) the next reconcile
+    reads (``core/plan/protect.py``: ``protection_history``). A 200 without an operation answered at once."""
+    sent = io.require_protection("POST validateForBackup").begin_validate_for_backup(
+        write.vault, write.body()
+    )
+    operation = sent.operation_id or (VALIDATED_INLINE if sent.status == 200 else "")
+    if not operation:
+        raise ArmError(
+            f"validateForBackup answered HTTP {sent.status} without an Azure-AsyncOperation header",
+            status=sent.status,
+            operation="POST validateForBackup",
+        )
+    return Applied(ActionStatus.DONE, f"operation {operation}")
+
+
+VALIDATE = WriteSpec(
+    ValidateForBackup,
+    "POST validateForBackup",
+    NoRecheck(
+        "the claim validate-<n> is numbered from the journal's validations since the last change and kept"
+        " after the POST, so two reconciles cannot send the same validation; a validation writes nothing"
+    ),
+    _apply_validation,
+)
+
+
+def _instance_moved(io: ReconcileIO, write: CreateBackupInstance) -> str | None:
+    if write.repair:  # a repair re-PUTs the existing instance on purpose
+        return None
+    for instance in read_backup_instances(io, BackupInstancesRead(write.cluster)):
+        if instance.vault is not None and instance.vault == write.vault:
+            return f"backup instance {instance.name} exists ({instance.protection_state})"
+    return None
+
+
+def _apply_instance(io: ReconcileIO, write: CreateBackupInstance) -> Applied:
+    sent = io.require_protection("PUT backup instance").begin_create_backup_instance(
+        write.vault, write.name, write.body()
+    )
+    return Applied(ActionStatus.DONE, f"{write.detail}: HTTP {sent.status}")
+
+
+INSTANCE = WriteSpec(CreateBackupInstance, "PUT backup instance", Recheck(_instance_moved), _apply_instance)
+
+
+def _sync_moved(io: ReconcileIO, write: SyncBackupInstance) -> str | None:
+    for instance in read_backup_instances(io, BackupInstancesRead(write.cluster)):
+        if instance.name.lower() == write.name.lower() and not instance.failed:
+            return f"backup instance {instance.name} is {instance.protection_state}"
+    return None
+
+
+def _apply_sync(io: ReconcileIO, write: SyncBackupInstance) -> Applied:
+    sent = io.require_protection("POST backup instance sync").begin_sync_backup_instance(
+        write.vault, write.name
+    )
+    return Applied(ActionStatus.DONE, f"{write.detail}: HTTP {sent.status}")
+
+
+SYNC = WriteSpec(SyncBackupInstance, "POST backup instance sync", Recheck(_sync_moved), _apply_sync)
+
 # --------------------------------------------------------------------------------------------- registry
 
 REGISTRY: Mapping[WriteKind, WriteSpec[Any]] = {
-    spec.kind: spec for spec in (CONTAINER, INSTALL, REINSTALL, ROLE, TASK)
+    spec.kind: spec
+    for spec in (
+        CONTAINER,
+        INSTALL,
+        REINSTALL,
+        ROLE,
+        TASK,
+        VAULT,
+        POLICY,
+        RESOURCE_GROUP,
+        BINDING,
+        VALIDATE,
+        INSTANCE,
+        SYNC,
+    )
 }
 """Every write kind's spec."""
 
