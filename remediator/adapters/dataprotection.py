@@ -120,6 +120,13 @@ class Sent:
         return path.rsplit("/", 1)[-1] if "/operationstatus/" in path.lower() else ""
 
 
+def _text(value: Any) -> str:
+    """An SDK field as text: enum members by their wire value, ``None`` as ``""``."""
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
 def _json(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
@@ -321,10 +328,10 @@ class DataProtectionGateway:
         def run() -> list[BindingInfo]:
             return [
                 BindingInfo(
-                    name=str(b.name or ""),
-                    source_resource_id=str(b.source_resource_id or ""),
-                    roles=tuple(str(r) for r in b.roles or ()),
-                    provisioning_state=str(b.provisioning_state or ""),
+                    name=_text(b.name),
+                    source_resource_id=_text(b.source_resource_id),
+                    roles=tuple(_text(r) for r in b.roles or ()),
+                    provisioning_state=_text(b.provisioning_state),
                 )
                 for b in client.trusted_access_role_bindings.list(
                     str(cluster.resource_group), str(cluster.name)

@@ -56,9 +56,12 @@ class Journal:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, credential: Any = None) -> Journal:
+    def from_settings(
+        cls, settings: Settings, *, credential: Any = None, clock: Callable[[], float] = time.time
+    ) -> Journal:
         """The journal named by ``REMEDIATOR_JOURNAL_TABLE`` in the host storage account (connection string,
-        or ``AzureWebJobsStorage__tableServiceUri`` with ``credential``, the process's one credential)."""
+        or ``AzureWebJobsStorage__tableServiceUri`` with ``credential``, the process's one credential).
+        ``clock`` as for the constructor."""
         if settings.storage_connection_string:
             table = TableClient.from_connection_string(
                 settings.storage_connection_string, settings.journal_table, **STORAGE_OPTIONS.table_kwargs()
@@ -78,7 +81,7 @@ class Journal:
                 field="AzureWebJobsStorage",
                 source="app settings",
             )
-        return cls(table)
+        return cls(table, clock=clock)
 
     def ensure_table(self) -> None:
         """Create the table once per process (idempotent)."""

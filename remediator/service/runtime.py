@@ -83,6 +83,8 @@ class Runtime:
     :keyword credential: override the credential the settings imply (tests with several principals).
     :keyword pacer: the ARM write pacer of the workers (default: ARM's bucket, 200 burst + 10/s; tests pass a
         tiny one).
+    :keyword clock: seconds since the epoch for the reconciler's and the journal's timestamps (default the
+        system clock; a benchmark on the emulator's manual clock and fast tests inject their own).
     """
 
     def __init__(
@@ -93,8 +95,10 @@ class Runtime:
         client_options: ClientOptions | None = None,
         credential: Any = None,
         pacer: WritePacer | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
+        self._clock = clock
         self._config = config
         self._client_options = client_options
         self._credential = credential
@@ -171,7 +175,9 @@ class Runtime:
         return self._part(
             "journal",
             lambda: (
-                Journal.from_settings(self.settings, credential=self._storage_credential())
+                Journal.from_settings(
+                    self.settings, credential=self._storage_credential(), **self._clock_kwargs()
+                )
                 if self.settings.storage_configured()
                 else None
             ),
@@ -226,8 +232,12 @@ class Runtime:
                 management_groups_of=self.management_groups_of,
                 pacer=self.pacer,
                 protection=self.protection,
+                **self._clock_kwargs(),
             ),
         )
+
+    def _clock_kwargs(self) -> dict[str, Any]:
+        return {} if self._clock is None else {"clock": self._clock}
 
     @property
     def management_groups_of(self) -> ManagementGroupResolver | None:

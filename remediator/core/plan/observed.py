@@ -262,6 +262,7 @@ class ProtectionHistory:
         this checked an older state), or ``None``.
     :param validations_since_change: validations sent since ``last_change_at``.
     :param repairs: instance re-syncs / re-PUTs sent since protection was last seen configured.
+    :param configured_at: when protection was last seen configured (``None``: never, in the history read).
     :param episodes: link -> its current unsatisfied run.
     """
 
@@ -271,7 +272,18 @@ class ProtectionHistory:
     last_change_at: float | None = None
     validations_since_change: int = 0
     repairs: int = 0
+    configured_at: float | None = None
     episodes: dict[str, LinkEpisode] = field(default_factory=dict)
+
+    @property
+    def change_stamp(self) -> int:
+        """``last_change_at`` in milliseconds (0 without one): names a validation's claim."""
+        return int((self.last_change_at or 0.0) * 1000)
+
+    @property
+    def repair_stamp(self) -> int:
+        """``configured_at`` in milliseconds (0 without one): names a repair's claim."""
+        return int((self.configured_at or 0.0) * 1000)
 
     @property
     def fresh_validation(self) -> JournaledValidation | None:

@@ -135,5 +135,5 @@ def plan(chain: Chain, ctx: PlanContext, observed: Observed) -> Plan:
         return Plan(Outcome.wait(retry, "; ".join(why for _, why in waits)), writes=writes, links=links)
     if deferred:  # a dependency is missing and will be written now; look again soon
         why = "; ".join(v.why for v in missing) or "waiting for a dependency"
-        return Plan(Outcome.wait(EXTENSION_POLL_SECONDS, why), writes=writes, links=links)
+        return Plan(Outcome.wait(chain.deferred_wait_s, why), writes=writes, links=links)
     return Plan(Outcome.done("; ".join([*settled, *(v.why for v in missing)])), writes=writes, links=links)

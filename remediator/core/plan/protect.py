@@ -146,6 +146,13 @@ minute); four polls a minute."""
 PROPAGATION_RETRY_S = (15.0, 15.0, 30.0)
 """How long after a failed validation the next one is sent, by the number of failed ones (then the last
 value): role assignments take "a few minutes" to reach Azure Backup (support matrix), bindings up to 5."""
+DEPENDENT_WAIT_S = 2.0
+"""After writes accepted at once (roles, the policy, the resource group) whose dependants are deferred: look
+again almost at once, the next links can go."""
+REPAIR_RETRY_S = (0.0, 30.0, 60.0, 120.0)
+"""How long after the last change (a re-created role or binding, the previous re-sync) the next re-sync of an
+instance in ProtectionError is sent, by the number of repairs so far (then the last value): the first at
+once, then giving propagation time (configuring itself takes about a minute)."""
 POLLS_BEFORE_BACKOFF = 4
 POLL_CAP_S = 120.0
 
@@ -198,6 +205,7 @@ def protection_history(
     validations_since_change = 0
     repairs = 0
     repairs_open = True
+    configured_at: float | None = None
     runs: dict[str, list[float]] = {}
     closed: set[str] = set()
     for report in reports:
@@ -225,6 +233,8 @@ def protection_history(
             key, state = link.get("link", ""), link.get("state", "")
             if key == PROTECTION_CONFIGURED and state == "satisfied":
                 repairs_open = False
+                if configured_at is None:
+                    configured_at = started
             if key in closed:
                 continue
             if state in _ENDS_EPISODE:
@@ -239,6 +249,7 @@ def protection_history(
         last_change_at=last_change_at,
         validations_since_change=validations_since_change,
         repairs=repairs,
+        configured_at=configured_at,
         episodes=episodes,
     )
 
@@ -583,11 +594,14 @@ _PREREQUISITES = (
 
 
 class BackupValidated(Requirement):
-    """Azure Backup itself says the cluster can be protected: validateForBackup of the instance body succeeded
-    after the last change (it is the only view of what Azure Backup sees: roles and bindings reach it minutes
-    after ARM shows them). Not needed while the instance is configured or being configured. A failure with a
-    propagation code (a role or binding ARM shows but Azure Backup does not see yet) is validated again with
-    backoff until the link's budget runs out; a human code is a named blocker."""
+    """Before the backup instance is created, Azure Backup itself says the cluster can be protected:
+    validateForBackup of the instance body succeeded after the last change (it is the only view of what Azure
+    Backup sees: roles and bindings reach it minutes after ARM shows them; Microsoft's CLI does the same,
+    ``ValidateAndCreate``). A failure with a propagation code (a role or binding ARM shows but Azure Backup
+    does not see yet) is validated again with backoff until the link's budget runs out; a human code is a
+    named blocker. Not needed once the instance exists: validateForBackup refuses a datasource that already
+    has one (``UserErrorDppDatasourceAlreadyProtected``), so repairs re-sync it instead
+    (:class:`ProtectionConfigured`)."""
 
     key = BACKUP_VALIDATED
     title = "validateForBackup succeeds for the cluster's backup instance"
@@ -629,6 +643,7 @@ class BackupValidated(Requirement):
             snapshot_group=targets.snapshot_group,
             scope=ctx.options.protection.scope,
             attempt=attempt,
+            episode=history.change_stamp,
         )
         return Missing(write, why, VALIDATION_POLL_S)
 
@@ -636,8 +651,10 @@ class BackupValidated(Requirement):
         targets = _targets(ctx)
         assert targets is not None
         ours = _ours(ctx, observed)
-        if ours is not None and (ours.configured or ours.configuring):
-            return NotNeeded(f"backup instance {ours.name} is {ours.protection_state}")
+        if ours is not None:
+            return NotNeeded(
+                f"backup instance {ours.name} exists ({ours.protection_state or 'no state yet'})"
+            )
         history = _history(ctx, observed)
         if not history.journaled:
             return Blocked(
@@ -645,9 +662,10 @@ class BackupValidated(Requirement):
                 " configure the host storage (AzureWebJobsStorage)"
             )
         fresh = self._fresh(ctx, observed)
-        purpose = "for the repair" if ours is not None else "before the backup instance PUT"
         if fresh is None:
-            return self._validate(ctx, targets, history, f"validateForBackup started {purpose}")
+            return self._validate(
+                ctx, targets, history, "validateForBackup started before the backup instance PUT"
+            )
         result: ValidationView | None = observed.get(ValidationRead(fresh.vault, fresh.operation_id))
         number = history.validations_since_change
         if result is None:
@@ -724,8 +742,11 @@ _LEFT_ALONE_STATES = {
 class ProtectionConfigured(Requirement):
     """The backup instance is ProtectionConfigured (Policy 2 semantics, and backups run). While Azure Backup
     configures it, the link waits (budgeted); in ProtectionError / ConfiguringProtectionFailed the error
-    code's repair is carried out (``core/protection_errors.py``): re-sync (or re-PUT) after a fresh successful
-    validation, at most ``remediation.maxRepairs`` times per episode; human codes are named blockers."""
+    code's repair is carried out (``core/protection_errors.py``) once the links before it are satisfied again
+    (a removed role or binding is re-created by its own link first): the instance is re-synced (re-PUT for a
+    wrong body) with backoff after the last change. Propagation codes are retried until the link's budget
+    runs out, the others at most ``remediation.maxRepairs`` times per episode; human codes are named
+    blockers."""
 
     key = PROTECTION_CONFIGURED
     title = "the backup instance is ProtectionConfigured"
@@ -766,11 +787,40 @@ class ProtectionConfigured(Requirement):
             return _human_blocker(ctx, observed, code, ours.error_message)
         if row.repair is Repair.ELSEWHERE:
             return Superseded(f"protected elsewhere: {ours.error_message or code}; left alone")
+        return self._repair(ctx, targets, ours, history, code)
+
+    def _repair(
+        self,
+        ctx: PlanContext,
+        targets: ClusterTargets,
+        ours: BackupInstanceView,
+        history: ProtectionHistory,
+        code: str,
+    ) -> Verdict:
+        """Re-sync (or re-PUT) the instance, with backoff after the last change; propagation codes are bounded
+        by the link's budget, the others by ``remediation.maxRepairs``."""
+        row = action_for(code)
         limit = ctx.options.protection.max_repairs
+        repairs = history.repairs
         what = f"backup instance {ours.name} is {ours.protection_state} ({code or 'no code'}: {row.remedy})"
-        if history.repairs >= limit:
-            return Blocked(f"{self.key}: gave up after {history.repairs} repair(s) (limit {limit}): {what}")
-        repair = history.repairs + 1
+        waits_out_propagation = row.repair in PROPAGATION_REPAIRS or row.repair is Repair.REINSTALL
+        if limit == 0:
+            return Blocked(f"{self.key}: repairs are off (remediation.maxRepairs 0): {what}")
+        if waits_out_propagation:
+            episode = history.episodes.get(self.key)
+            budget = BUDGETS_S[self.key]
+            if history.journaled and episode is not None and history.now - episode.since > budget:
+                waited = (history.now - episode.since) / 60
+                return Blocked(f"{self.key}: gave up after {waited:.0f} min and {repairs} repair(s): {what}")
+        elif repairs >= limit:
+            return Blocked(f"{self.key}: gave up after {repairs} repair(s) (limit {limit}): {what}")
+        backoff = REPAIR_RETRY_S[min(repairs, len(REPAIR_RETRY_S) - 1)]
+        elapsed = history.now - (history.last_change_at or 0.0)
+        repair = repairs + 1
+        if elapsed < backoff:
+            return Waiting(
+                backoff - elapsed, f"{what}; repair {repair} once a change has had {backoff:.0f} s"
+            )
         if row.repair is Repair.REPUT:
             write: CreateBackupInstance | SyncBackupInstance = CreateBackupInstance(
                 link=self.key,
@@ -783,21 +833,21 @@ class ProtectionConfigured(Requirement):
                 scope=ctx.options.protection.scope,
                 name=ours.name,
                 repair=repair,
+                episode=history.repair_stamp,
             )
-            return Missing(write, f"{what}; repair {repair} of {limit}: PUT again", CONFIGURE_POLL_S)
-        sync = SyncBackupInstance(
+            return Missing(
+                write, f"{what}; repair {repair}: PUT again with the product's body", CONFIGURE_POLL_S
+            )
+        write = SyncBackupInstance(
             link=self.key,
             cluster=ctx.cluster_id,
             vault=targets.vault,
             name=ours.name,
             repair=repair,
             code=code,
+            episode=history.repair_stamp,
         )
-        return Missing(
-            sync,
-            f"{what}; repair {repair} of {limit}: re-synced after a successful validation",
-            CONFIGURE_POLL_S,
-        )
+        return Missing(write, f"{what}; repair {repair}: re-synced", CONFIGURE_POLL_S)
 
 
 # --------------------------------------------------------------------------------------------- roles
@@ -885,6 +935,7 @@ PROTECT = Chain(
         BackupInstanceExists(),
         ProtectionConfigured(),
     ),
+    deferred_wait_s=DEPENDENT_WAIT_S,
 )
 """Protect mode (and audit mode with ``auditPlans: protect``, planned only)."""
 

@@ -261,6 +261,9 @@ class Chain:
 
     name: str
     requirements: tuple[Requirement, ...]
+    deferred_wait_s: float = EXTENSION_POLL_SECONDS
+    """How long to wait when writes were accepted at once and links that depend on them are deferred (look
+    again soon: the next links can go now)."""
 
     def __post_init__(self) -> None:
         seen: set[str] = set()

@@ -28,6 +28,11 @@ from remediator.core.plan.requirement import (
 from remediator.core.plan.writes import AssignRole
 
 
+def _shown(scope: ResourceId) -> str:
+    """A scope's short name for reports: the resource's name, the resource group's, or the subscription."""
+    return str(scope.name or scope.resource_group or scope.subscription_scope or scope.canonical)
+
+
 def is_within(resource: ResourceId, scope: ResourceId) -> bool:
     """Whether ``resource`` is ``scope`` or below it (an assignment at ``scope`` applies to it)."""
     return resource.key == scope.key or resource.key.startswith(scope.key + "/")
@@ -113,6 +118,6 @@ class RoleAssigned(Requirement):
         scope, principal = target
         existing = observed.get(RoleAssignmentsRead(scope, principal))
         if any(covers(a, scope=scope, principal_id=principal, role_guid=self.role_guid) for a in existing):
-            return Satisfied(self._satisfied_why or f"{principal} has {self.role_name} on {scope.name}")
+            return Satisfied(self._satisfied_why or f"{principal} has {self.role_name} on {_shown(scope)}")
         write = AssignRole(link=self.key, scope=scope, principal_id=principal, role_guid=self.role_guid)
-        return Missing(write, f"{self.role_name} granted to {principal} on {scope.name}")
+        return Missing(write, f"{self.role_name} granted to {principal} on {_shown(scope)}")

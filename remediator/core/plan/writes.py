@@ -427,6 +427,9 @@ class ValidateForBackup(_InstanceWrite):
 
     kind: ClassVar[WriteKind] = WriteKind.VALIDATE_FOR_BACKUP
     attempt: int
+    episode: int = 0
+    """Milliseconds of the last change the validation follows (0: none): with ``attempt`` it names the claim,
+    so the n-th validation after one change and the n-th after the next are different claims."""
 
     @property
     def target(self) -> ResourceId:
@@ -434,7 +437,7 @@ class ValidateForBackup(_InstanceWrite):
 
     @property
     def claim(self) -> str:
-        return f"validate-{self.attempt}"
+        return f"validate-{self.episode:x}-{self.attempt}"
 
     @property
     def bucket_subscription(self) -> str:
@@ -453,6 +456,9 @@ class CreateBackupInstance(_InstanceWrite):
     name: str
     repair: int = 0
     """0 for the first PUT; n for the n-th repair by re-PUT (an instance created with a wrong body)."""
+    episode: int = 0
+    """For a repair: milliseconds of when protection was last seen configured (names the claim with
+    ``repair``)."""
 
     @property
     def target(self) -> ResourceId:
@@ -460,7 +466,7 @@ class CreateBackupInstance(_InstanceWrite):
 
     @property
     def claim(self) -> str:
-        return "backup-instance" if not self.repair else f"repair-{self.repair}"
+        return "backup-instance" if not self.repair else f"repair-{self.episode:x}-{self.repair}"
 
     @property
     def keep_claim(self) -> bool:
@@ -486,6 +492,8 @@ class SyncBackupInstance(Write):
     name: str
     repair: int
     code: str = ""
+    episode: int = 0
+    """Milliseconds of when protection was last seen configured: with ``repair`` it names the claim."""
 
     @property
     def target(self) -> ResourceId:
@@ -493,7 +501,7 @@ class SyncBackupInstance(Write):
 
     @property
     def claim(self) -> str:
-        return f"repair-{self.repair}"
+        return f"repair-{self.episode:x}-{self.repair}"
 
     @property
     def bucket_subscription(self) -> str:

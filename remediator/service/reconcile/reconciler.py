@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -64,8 +65,8 @@ READ_WORKERS = 16
 caller's thread)."""
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+def _now_iso(clock: Callable[[], float] = time.time) -> str:
+    return datetime.fromtimestamp(clock(), UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -119,6 +120,8 @@ class Reconciler:
     :keyword pacer: the process's ARM write pacer; ``None`` = writes are not paced.
     :keyword max_pacing_wait_s: the longest pacing wait slept in a reconcile (longer: ``wait`` outcome).
     :keyword protection: Azure Backup and trusted-access gateway (mode ``protect``).
+    :keyword clock: seconds since the epoch, for ``started_at`` (the journal's protect-mode history compares
+        it with the journal's clock; a benchmark on the emulator's manual clock injects both).
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class Reconciler:
         pacer: WritePacer | None = None,
         max_pacing_wait_s: float = MAX_PACING_WAIT_S,
         protection: DataProtectionGateway | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.gateway = gateway
         self.config = config
@@ -145,6 +149,7 @@ class Reconciler:
         self.claims = claims
         self.management_groups_of = management_groups_of
         self.claim_ttl_s = claim_ttl_s
+        self.clock = clock
         self.options = PlanningOptions.from_config(config, tenant_id=settings.tenant_id)
         self.chain = chain_for(self.options.chain_mode)
         self._pool_instance: ThreadPoolExecutor | None = None
@@ -191,6 +196,7 @@ class Reconciler:
             dry_run=dry_run,
             attempt=attempt,
             correlation_id=correlation_id or str(uuid.uuid4()),
+            started_at=_now_iso(self.clock),
         )
         try:
             outcome = self._reconcile(cluster_id, run)
