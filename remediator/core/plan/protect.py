@@ -349,14 +349,25 @@ def _locks_text(ctx: PlanContext, observed: Observed, group: ResourceId) -> str:
     return f"remove lock {named} on resource group {group.resource_group} (or above it): {locks[0].id}"
 
 
-def _human_blocker(ctx: PlanContext, observed: Observed, code: str, message: str) -> Blocked:
+def _human_blocker(ctx: PlanContext, observed: Observed, code: str, message: str, *, after: str) -> Blocked:
+    """The blocker of a human code: its remedy (for locks: which lock on which group), the error's message,
+    and what happens once the person has acted (``after``)."""
     row = action_for(code)
     targets = _targets(ctx)
     remedy = row.remedy
-    if code.lower() == "usererrorsnapshotresourcegrouphaslocks" and targets is not None:
+    if _wants_locks(code) and targets is not None:
         remedy = _locks_text(ctx, observed, targets.snapshot_group)
     detail = f" ({message})" if message else ""
-    return Blocked(f"{code}: {remedy}{detail}")
+    return Blocked(f"{code}: {remedy}{detail}; {after}")
+
+
+def _cause_gone(ctx: PlanContext, observed: Observed, code: str) -> bool:
+    """Whether the product can see that a human code's cause was removed (a lock: the group has none now)."""
+    targets = _targets(ctx)
+    if not _wants_locks(code) or targets is None:
+        return False
+    locks = observed.peek(LocksRead(targets.snapshot_group))
+    return locks is not None and not locks
 
 
 def _wants_locks(code: str) -> bool:
@@ -678,8 +689,9 @@ class BackupValidated(Requirement):
         if result.succeeded:
             return Satisfied(f"validateForBackup {number} succeeded")
         row = action_for(result.error_code)
-        if row.repair is Repair.HUMAN:
-            return _human_blocker(ctx, observed, result.error_code, result.error_message)
+        if row.repair is Repair.HUMAN and not _cause_gone(ctx, observed, result.error_code):
+            after = "the next reconcile (event or sweep) validates again"
+            return _human_blocker(ctx, observed, result.error_code, result.error_message, after=after)
         if row.repair is Repair.ELSEWHERE:
             return Superseded(f"protected elsewhere: {result.error_message or result.error_code}; left alone")
         cause = "propagation" if row.repair in PROPAGATION_REPAIRS else "a failed check"
@@ -784,7 +796,14 @@ class ProtectionConfigured(Requirement):
         code = ours.error_code
         row = action_for(code)
         if row.repair is Repair.HUMAN:
-            return _human_blocker(ctx, observed, code, ours.error_message)
+            if not _cause_gone(ctx, observed, code):
+                after = (
+                    "once the lock is gone the next reconcile re-syncs the instance"
+                    if _wants_locks(code)
+                    else "then re-sync the backup instance (or delete it: the product creates it again)"
+                )
+                return _human_blocker(ctx, observed, code, ours.error_message, after=after)
+            return self._repair(ctx, targets, ours, history, code)
         if row.repair is Repair.ELSEWHERE:
             return Superseded(f"protected elsewhere: {ours.error_message or code}; left alone")
         return self._repair(ctx, targets, ours, history, code)
