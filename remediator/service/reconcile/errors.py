@@ -2,7 +2,8 @@
 
 429 -> wait for Retry-After; 409 Conflict / OperationNotAllowed -> wait with backoff; 5xx, timeouts, dropped
 connections, 404 -> wait with backoff; 403 -> gave_up naming the missing permission; 409
-MissingSubscriptionRegistration -> gave_up naming the provider namespace; anything else -> gave_up.
+MissingSubscriptionRegistration -> gave_up naming the provider namespace; 400 RoleAssignmentLimitExceeded ->
+gave_up naming the limit and the way out; anything else -> gave_up.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from remediator.adapters.arm import (
     Transient,
 )
 from remediator.core.outcomes import Outcome
+
+ROLE_ASSIGNMENT_LIMIT_CODE = "RoleAssignmentLimitExceeded"
+"""ARM's code when a subscription already holds the maximum number of role assignments."""
 
 CONFLICT_WAIT_S = 15.0
 """Base wait after a 409 conflict (another operation on the cluster is in progress)."""
@@ -35,6 +39,14 @@ def outcome_for_error(error: ArmError, *, attempt: int, max_wait_s: float = 600.
         return Outcome.gave_up(
             f"ProviderNotRegistered: the subscription has not registered {error.namespace}"
             f" (az provider register --namespace {error.namespace}): {error.message}"
+        )
+    if error.code == ROLE_ASSIGNMENT_LIMIT_CODE:
+        return Outcome.gave_up(
+            f"role-assignment-limit: {error.operation or 'a role assignment'} was refused because the"
+            " subscription has Azure's maximum of role assignments (4000 per subscription, management-group"
+            " assignments not counted; MicrosoftDocs/azure-docs@articles/role-based-access-control/"
+            "troubleshoot-limits.md); remove unused assignments or set remediation.roleAssignmentScope to"
+            f" resourceGroup or subscription (docs/rules.md): {error.message}"
         )
     if isinstance(error, Forbidden):
         permission = error.action or "unknown action (ARM did not name it)"
