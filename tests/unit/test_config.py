@@ -137,7 +137,11 @@ def _set(path: str, value: object) -> Mutation:
             "use 'resources.limits.memory'",
         ),
         (_set("extension.configurationSettings", {"a": 1}), "extension.configurationSettings.a", "string"),
-        (_set("remediation.mode", "fix"), "remediation.mode", "'install', 'policy-task', 'audit' or 'protect'"),
+        (
+            _set("remediation.mode", "fix"),
+            "remediation.mode",
+            "'install', 'policy-task', 'audit' or 'protect'",
+        ),
         (_set("remediation", {"mode": "policy-task"}), "remediation", "needs at least one"),
         (
             _set("remediation", {"mode": "policy-task", "policyAssignmentIds": [SA]}),

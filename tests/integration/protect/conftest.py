@@ -1,5 +1,5 @@
-"""Protect mode end to end: the real product runtime (real SDK clients over HTTPS) against the emulator's Azure
-Backup model (emulator/dataprotection, README Part 3), with the journal and claims in Azurite.
+"""Protect mode end to end: the real product runtime (real SDK clients over HTTPS) against the emulator's
+Azure Backup model (emulator/dataprotection, README Part 3), with the journal and claims in Azurite.
 
 Time: the emulator runs its Azure Backup lifecycles at test speed (fractions of a second). The product's own
 waits (poll intervals, the backoff between validations, budgets) are in Azure's seconds, so the runtime gets a
@@ -46,7 +46,8 @@ KNOBS: dict[str, Any] = {
 
 
 def cluster_id(name: str, *, sub: str = TEST_SUB, rg: str = "rg1") -> str:
-    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}"
+    managed = "providers/Microsoft.ContainerService/managedClusters"
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/{managed}/{name}"
 
 
 AKS = cluster_id("aks-p1")

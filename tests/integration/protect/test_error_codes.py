@@ -1,7 +1,8 @@
 """Every error code of the error -> action table (core/protection_errors.py) gets its action or its blocker,
-through the real SDK clients: a backup instance of the cluster in the region's vault is found in ProtectionError
-with the code, and the product repairs it in place (re-sync, or re-PUT for a wrong body), leaves it alone
-(another vault's protection), or gives up naming what a person must do, writing nothing to the instance."""
+through the real SDK clients: a backup instance of the cluster in the region's vault is found in
+ProtectionError with the code, and the product repairs it in place (re-sync, or re-PUT for a wrong body),
+leaves it alone (another vault's protection), or gives up naming what a person must do, writing nothing to the
+instance."""
 
 from __future__ import annotations
 
@@ -86,12 +87,13 @@ def _sent(reports, kind: WriteKind) -> list:
     return [a for r in reports for a in r.actions if a.kind is kind and a.status is ActionStatus.DONE]
 
 
-REPAIRED = sorted(
-    c.code for c in ERROR_ACTIONS.values() if c.repair not in (Repair.HUMAN, Repair.ELSEWHERE)
-) + ["UserErrorSnapshotResourceGroupHasLocks"]
 LOCKS = "UserErrorSnapshotResourceGroupHasLocks"
-"""A human code whose cause the product can see (the group's locks): with no lock left it is repaired; with one
-it is the named blocker (test_a_lock_on_the_snapshot_group_...)."""
+"""A human code whose cause the product can see (the group's locks): with no lock left it is repaired; with
+one it is the named blocker (test_a_lock_on_the_snapshot_group_...)."""
+REPAIRED = [
+    *sorted(c.code for c in ERROR_ACTIONS.values() if c.repair not in (Repair.HUMAN, Repair.ELSEWHERE)),
+    LOCKS,
+]
 HUMAN = sorted(c.code for c in ERROR_ACTIONS.values() if c.repair is Repair.HUMAN and c.code != LOCKS)
 ELSEWHERE = sorted(c.code for c in ERROR_ACTIONS.values() if c.repair is Repair.ELSEWHERE)
 
