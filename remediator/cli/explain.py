@@ -1,4 +1,6 @@
-"""``explain --config FILE --cluster FILE``: the decision for one cluster, offline.
+"""``explain --config FILE --cluster FILE [--live]``: the decision for one cluster, offline; with ``--live``
+also every link of the mode's chain (state, why, next action) from a dry-run reconcile against ARM as the
+environment names it (``REMEDIATOR_ARM_ENDPOINT`` ...; nothing is written, as ``POST /api/explain``).
 
 The cluster file is the JSON of an ARM managedCluster GET (or ``az aks show -o json``). Nothing is called:
 this is the pure decision core over two files, so an operator can see why a cluster is or is not selected
@@ -20,9 +22,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from remediator.cli.reconcile import render_links
 from remediator.core.config import RemediatorConfig, decode_document, load_config
 from remediator.core.decision import Decision, decide
 from remediator.core.errors import UserInputError
+from remediator.core.outcomes import ReconcileReport
 from remediator.core.snapshot import ClusterSnapshot
 from remediator.core.text import ignore_case_key
 
@@ -123,12 +127,35 @@ def render_table(decision: Decision, console: Console) -> None:
     console.print(table)
 
 
+def _live(config_path: str, decision: Decision) -> ReconcileReport:
+    """A dry-run reconcile of the cluster (reads only) for its links."""
+    import os
+
+    from remediator.service.runtime import Runtime  # SDK imports only when asked
+
+    runtime = Runtime.from_env(os.environ, config_path=config_path)
+    try:
+        return runtime.reconciler.reconcile(decision.cluster_id, dry_run=True)
+    finally:
+        runtime.close()
+
+
 def _run(args: argparse.Namespace) -> int:
     decision = explain(args.config, args.cluster, management_groups_path=args.management_groups)
+    report = _live(args.config, decision) if args.live else None
     if args.output == "table":
         render_table(decision, Console())
+        if report is not None:
+            render_links(report, Console())
     else:
-        print(json.dumps(decision.to_json(), indent=2))
+        data: dict[str, Any] = decision.to_json()
+        if report is not None:
+            data = {
+                "decision": data,
+                "links": [dict(link) for link in report.links],
+                "outcome": report.outcome.to_json(),
+            }
+        print(json.dumps(data, indent=2))
     return 0
 
 
@@ -138,6 +165,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", required=True, metavar="FILE", help="remediator config (YAML or JSON)")
     parser.add_argument("--cluster", required=True, metavar="FILE", help="managedCluster GET body (JSON)")
     parser.add_argument("--output", choices=("json", "table"), default="json", help="default: json")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="also show every link of the chain (state, why, next) from a dry-run reconcile against ARM",
+    )
     parser.add_argument(
         "--management-groups",
         metavar="FILE",

@@ -33,6 +33,18 @@ EXIT_CODES: dict[OutcomeKind, int] = {
 }
 
 
+def render_links(report: ReconcileReport, console: Console) -> None:
+    """Every link of the chain: its state, why, and what happens next."""
+    if not report.links:
+        return
+    links = Table(title="links")
+    for column in ("link", "state", "why", "next"):
+        links.add_column(column, overflow="fold")
+    for link in report.links:
+        links.add_row(link.get("link", ""), link.get("state", ""), link.get("why", ""), link.get("next", ""))
+    console.print(links)
+
+
 def render_table(report: ReconcileReport, console: Console) -> None:
     """The outcome, then the actions, as tables."""
     summary = Table(show_header=False, title="reconcile")
@@ -49,6 +61,7 @@ def render_table(report: ReconcileReport, console: Console) -> None:
     if report.outcome.retry_after_s is not None:
         summary.add_row("retry after", f"{report.outcome.retry_after_s:g} s")
     console.print(summary)
+    render_links(report, console)
     if report.actions:
         actions = Table(title="actions")
         for column in ("kind", "status", "target", "detail"):

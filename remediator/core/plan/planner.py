@@ -38,14 +38,34 @@ from remediator.core.plan.writes import Write
 
 @dataclass(frozen=True)
 class Link:
-    """One requirement's verdict in a plan."""
+    """One requirement's verdict in a plan (``title``: what the link means, for ``explain``)."""
 
     key: str
     verdict: Verdict
+    title: str = ""
 
     @property
     def state(self) -> str:
         return state_of(self.verdict)
+
+    @property
+    def next_action(self) -> str:
+        """What happens next for this link, in one line (``explain``)."""
+        verdict = self.verdict
+        if isinstance(verdict, Missing):
+            wait = f", then look again in {verdict.wait_s:g} s" if verdict.wait_s is not None else ""
+            return f"{verdict.write.kind.value} {verdict.write.detail} ({verdict.write.target}){wait}"
+        if isinstance(verdict, Waiting):
+            return f"look again in {verdict.retry_after_s:g} s"
+        if isinstance(verdict, Blocked):
+            return "a person must act (see why); the next event or sweep looks again"
+        if isinstance(verdict, Deferred):
+            return f"evaluated once {verdict.on} is satisfied"
+        if isinstance(verdict, Unreadable):
+            return "read again on the next reconcile"
+        if isinstance(verdict, Superseded):
+            return "nothing: left alone"
+        return "nothing"
 
     def to_json(self) -> dict[str, str]:
         verdict = self.verdict
@@ -55,7 +75,10 @@ class Link:
             why = f"{verdict.read.label} failed: {verdict.error}"
         else:
             why = verdict.why
-        return {"link": self.key, "state": self.state, "why": why}
+        data = {"link": self.key, "state": self.state, "why": why, "next": self.next_action}
+        if self.title:
+            data["title"] = self.title
+        return data
 
 
 @dataclass(frozen=True)
@@ -103,7 +126,7 @@ def evaluate(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[Link, 
             verdicts[requirement.key] = requirement.evaluate(ctx, observed)
         except ReadFailed as failed:
             verdicts[requirement.key] = Unreadable(failed.read, failed.error)
-    return tuple(Link(key, verdicts[key]) for key in chain.keys)
+    return tuple(Link(r.key, verdicts[r.key], r.title) for r in chain.requirements)
 
 
 def plan(chain: Chain, ctx: PlanContext, observed: Observed) -> Plan:
