@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "sweep": "bench.sweep",
     "writes": "bench.writes",
     "events": "bench.events",
+    "protect": "bench.protect",
 }
 """Benchmark name → module (with ``main(argv)``)."""
 

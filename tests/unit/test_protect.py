@@ -164,8 +164,10 @@ def world(
         "cluster-contributor-on-snapshot-rg": (CP, CONTRIBUTOR, GROUP_ID),
     }
     by_read: dict[RoleAssignmentsRead, list[RoleAssignmentView]] = {}
+    subscription = parse_resource_id(f"/subscriptions/{SUB}")
     for key, (principal, role, scope) in roles.items():
-        read = RoleAssignmentsRead(scope, principal)
+        # the vault's and the cluster's assignments are read once per subscription (principalId filter)
+        read = RoleAssignmentsRead(scope if principal == EP else subscription, principal)
         by_read.setdefault(read, [])
         if key not in missing_roles:
             by_read[read].append(_grant(principal, role, scope))

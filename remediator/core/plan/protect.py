@@ -138,14 +138,18 @@ VAULT_POLL_S = 2.0
 TRUSTED_ACCESS_POLL_S = 5.0
 """A binding's Updating -> Succeeded: ~0.5 s in the aks-preview recording; AKS says updates "can take up to
 5 minutes" (its add-on manager cycle)."""
-VALIDATION_POLL_S = 6.0
-"""validateForBackup runs ~12 s (REST walkthrough 13:03:54 -> 13:04:06): two polls at most."""
+VALIDATION_FIRST_POLL_S = 12.5
+"""validateForBackup runs ~12 s (REST walkthrough 13:03:54 -> 13:04:06): its result is read once then."""
+VALIDATION_POLL_S = 4.0
+"""...and every few seconds after that while it still runs."""
+CONFIGURE_FIRST_POLL_S = 30.0
 CONFIGURE_POLL_S = 15.0
-"""ConfiguringProtection -> ProtectionConfigured: nothing documents it (Terraform's poller looks once a
-minute); four polls a minute."""
-PROPAGATION_RETRY_S = (15.0, 15.0, 30.0)
-"""How long after a failed validation the next one is sent, by the number of failed ones (then the last
-value): role assignments take "a few minutes" to reach Azure Backup (support matrix), bindings up to 5."""
+"""ConfiguringProtection -> ProtectionConfigured: nothing documents its length (Terraform's poller looks once
+a minute): a first look after 30 s, then four a minute."""
+PROPAGATION_RETRY_S = (12.0, 12.0, 24.0)
+"""How long after a failed validation started the next one is sent, by the number of failed ones (then the
+last value): role assignments take "a few minutes" to reach Azure Backup (support matrix), bindings up to 5.
+The first two equal one validation's run, so the next is sent as soon as a failure is read."""
 DEPENDENT_WAIT_S = 2.0
 """After writes accepted at once (roles, the policy, the resource group) whose dependants are deferred: look
 again almost at once, the next links can go."""
@@ -254,9 +258,12 @@ def protection_history(
     )
 
 
-def _budgeted(key: str, verdict: Verdict, history: ProtectionHistory | None) -> Verdict:
-    """A ``Waiting`` verdict with its poll interval backed off after a few polls, or ``Blocked`` (the give-up,
-    naming the link and the cause) once the link has waited longer than its budget."""
+def _budgeted(
+    key: str, verdict: Verdict, history: ProtectionHistory | None, *, backoff: bool = True
+) -> Verdict:
+    """A ``Waiting`` verdict with its poll interval backed off after a few polls (unless ``backoff`` is off:
+    a poll of one short operation among several in the link's run), or ``Blocked`` (the give-up, naming the
+    link and the cause) once the link has waited longer than its budget."""
     if not isinstance(verdict, Waiting) or history is None or not history.journaled:
         return verdict
     episode = history.episodes.get(key)
@@ -267,6 +274,8 @@ def _budgeted(key: str, verdict: Verdict, history: ProtectionHistory | None) -> 
     if budget is not None and waited > budget:
         minutes = f"{waited / 60:.0f} min (budget {budget / 60:.0f} min)"
         return Blocked(f"{key}: gave up after waiting {minutes}: {verdict.why}")
+    if not backoff:
+        return verdict
     extra = max(0, episode.reports - POLLS_BEFORE_BACKOFF)
     retry = min(verdict.retry_after_s * (2.0 ** min(extra, 10)), max(POLL_CAP_S, verdict.retry_after_s))
     return Waiting(retry, verdict.why)
@@ -656,7 +665,7 @@ class BackupValidated(Requirement):
             attempt=attempt,
             episode=history.change_stamp,
         )
-        return Missing(write, why, VALIDATION_POLL_S)
+        return Missing(write, why, VALIDATION_FIRST_POLL_S)
 
     def evaluate(self, ctx: PlanContext, observed: Observed) -> Verdict:
         targets = _targets(ctx)
@@ -685,7 +694,9 @@ class BackupValidated(Requirement):
             )
         if not result.done:
             waiting = Waiting(VALIDATION_POLL_S, f"validation {number} is {result.status}")
-            return _budgeted(self.key, waiting, history)
+            # one validation runs ~12 s: its polls do not back off (the link's run spans every validation
+            # since the last change; PROPAGATION_RETRY_S spaces the validations themselves)
+            return _budgeted(self.key, waiting, history, backoff=False)
         if result.succeeded:
             return Satisfied(f"validateForBackup {number} succeeded")
         row = action_for(result.error_code)
@@ -740,7 +751,7 @@ class BackupInstanceExists(Requirement):
             name=name,
         )
         return Missing(
-            write, f"backup instance {name} created; protection is being configured", CONFIGURE_POLL_S
+            write, f"backup instance {name} created; protection is being configured", CONFIGURE_FIRST_POLL_S
         )
 
 
@@ -855,7 +866,7 @@ class ProtectionConfigured(Requirement):
                 episode=history.repair_stamp,
             )
             return Missing(
-                write, f"{what}; repair {repair}: PUT again with the product's body", CONFIGURE_POLL_S
+                write, f"{what}; repair {repair}: PUT again with the product's body", CONFIGURE_FIRST_POLL_S
             )
         write = SyncBackupInstance(
             link=self.key,
@@ -866,7 +877,7 @@ class ProtectionConfigured(Requirement):
             code=code,
             episode=history.repair_stamp,
         )
-        return Missing(write, f"{what}; repair {repair}: re-synced", CONFIGURE_POLL_S)
+        return Missing(write, f"{what}; repair {repair}: re-synced", CONFIGURE_FIRST_POLL_S)
 
 
 # --------------------------------------------------------------------------------------------- roles
@@ -882,6 +893,7 @@ VAULT_READER_CLUSTER = RoleAssigned(
     principal=_vault_principal,
     depends_on=_VAULT_DEPS,
     waiting_why="the vault has no identity yet",
+    read_at_subscription=True,
 )
 VAULT_READER_GROUP = RoleAssigned(
     key=VAULT_READER_ON_SNAPSHOT_GROUP,
@@ -891,6 +903,7 @@ VAULT_READER_GROUP = RoleAssigned(
     principal=_vault_principal,
     depends_on=_GROUP_DEPS,
     waiting_why="the vault has no identity yet",
+    read_at_subscription=True,
 )
 VAULT_SNAPSHOTS = RoleAssigned(
     key=VAULT_SNAPSHOT_CONTRIBUTOR,
@@ -900,6 +913,7 @@ VAULT_SNAPSHOTS = RoleAssigned(
     principal=_vault_principal,
     depends_on=_GROUP_DEPS,
     waiting_why="the vault has no identity yet",
+    read_at_subscription=True,
 )
 VAULT_DISK_DATA = RoleAssigned(
     key=VAULT_DATA_OPERATOR,
@@ -912,6 +926,7 @@ VAULT_DISK_DATA = RoleAssigned(
     needed=_vault_tier,
     disabled_why="not needed: the policy keeps backups in the operational tier only",
     waiting_why="the vault has no identity yet",
+    read_at_subscription=True,
 )
 VAULT_BLOB_READ = RoleAssigned(
     key=VAULT_BLOB_READER,
@@ -921,6 +936,7 @@ VAULT_BLOB_READ = RoleAssigned(
     principal=_vault_principal,
     depends_on=(STORAGE_USABLE, BACKUP_VAULT_READY),
     waiting_why="the vault has no identity yet",
+    read_at_subscription=True,
 )
 CLUSTER_CONTRIBUTOR = RoleAssigned(
     key=CLUSTER_CONTRIBUTOR_ON_SNAPSHOT_GROUP,
@@ -930,6 +946,7 @@ CLUSTER_CONTRIBUTOR = RoleAssigned(
     principal=_cluster_principal,
     depends_on=(SNAPSHOT_GROUP_READY,),
     waiting_why="the cluster body carries no identity principal",
+    read_at_subscription=True,
 )
 
 PROTECT = Chain(

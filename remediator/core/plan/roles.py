@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from remediator.core.catalog import ROLE_NAMES
-from remediator.core.ids import ResourceId
+from remediator.core.ids import ResourceId, parse_resource_id
 from remediator.core.plan.observed import Observed, Read, RoleAssignmentsRead, RoleAssignmentView
 from remediator.core.plan.requirement import (
     Missing,
@@ -59,6 +59,9 @@ class RoleAssigned(Requirement):
     :param enabled: ``False`` makes the link not needed (a config switch), with ``disabled_why``.
     :param needed: like ``enabled``, but decided from what was read (a dependency's view); evaluated only once
         the links in ``depends_on`` are satisfied.
+    :param read_at_subscription: list the principal's assignments at the scope's subscription instead of the
+        scope itself (ARM's ``principalId eq`` filter returns assignments at, above and below the scope,
+        RoleAssignments_ListForScope), so every link of one principal in one subscription shares one read.
     :param waiting_why: the wording while the principal is unknown.
     """
 
@@ -73,6 +76,7 @@ class RoleAssigned(Requirement):
         depends_on: tuple[str, ...] = (),
         enabled: Callable[[PlanContext], bool] = lambda _ctx: True,
         needed: Callable[[PlanContext, Observed], bool] | None = None,
+        read_at_subscription: bool = False,
         disabled_why: str = "disabled by config",
         waiting_why: str = "the principal is not known yet",
         satisfied_why: str = "",
@@ -86,6 +90,7 @@ class RoleAssigned(Requirement):
         self._principal = principal
         self._enabled = enabled
         self._needed = needed
+        self._read_at_subscription = read_at_subscription
         self._disabled_why = disabled_why
         self._waiting_why = waiting_why
         self._satisfied_why = satisfied_why
@@ -100,6 +105,11 @@ class RoleAssigned(Requirement):
         principal = self._principal(ctx, observed)
         return None if scope is None or not principal else (scope, principal)
 
+    def _read(self, scope: ResourceId, principal: str) -> RoleAssignmentsRead:
+        if self._read_at_subscription and scope.subscription_scope is not None:
+            return RoleAssignmentsRead(parse_resource_id(scope.subscription_scope), principal)
+        return RoleAssignmentsRead(scope, principal)
+
     def _applies(self, ctx: PlanContext, observed: Observed) -> bool:
         return self._enabled(ctx) and (self._needed is None or self._needed(ctx, observed))
 
@@ -107,7 +117,7 @@ class RoleAssigned(Requirement):
         if not self._enabled(ctx):
             return ()
         target = self._target(ctx, observed)
-        return () if target is None else (RoleAssignmentsRead(target[0], target[1]),)
+        return () if target is None else (self._read(target[0], target[1]),)
 
     def evaluate(self, ctx: PlanContext, observed: Observed) -> Verdict:
         if not self._applies(ctx, observed):
@@ -116,7 +126,7 @@ class RoleAssigned(Requirement):
         if target is None:
             return Waiting(self._retry_after_s, self._waiting_why)
         scope, principal = target
-        existing = observed.get(RoleAssignmentsRead(scope, principal))
+        existing = observed.get(self._read(scope, principal))
         if any(covers(a, scope=scope, principal_id=principal, role_guid=self.role_guid) for a in existing):
             return Satisfied(self._satisfied_why or f"{principal} has {self.role_name} on {_shown(scope)}")
         write = AssignRole(link=self.key, scope=scope, principal_id=principal, role_guid=self.role_guid)
