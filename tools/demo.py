@@ -10,7 +10,10 @@ emulator that deliver to the runner's webhooks; then tells the story:
 3. a protected cluster is retagged to an excluded value and is left alone;
 4. Azure Policy reports a cluster NonCompliant and the policy-state event gets it remediated;
 5. an on-demand HTTP remediation, preceded by a dry run, fixes a cluster no event reported;
-6. the compliance summary.
+6. the compliance summary;
+7. protect mode: a second Functions app in ``remediation.mode: protect`` takes a new tagged cluster from
+   nothing to **protected** (backup instance ProtectionConfigured, Policy 2 Compliant) without a human, and
+   repairs a deleted trusted-access binding and a removed role on the next event.
 
 Every step asserts what it claims against the emulator's state and the journal. The exit code is 0 only if all
 of them held; all child processes are stopped on the way out, also on failure or Ctrl-C.
@@ -48,6 +51,15 @@ WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 POLICY_EVENTS = ["Microsoft.PolicyInsights.PolicyStateCreated", "Microsoft.PolicyInsights.PolicyStateChanged"]
 STEP_BUDGET_S = 60.0
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+PROTECT_SUB = "7e57ab1e-0000-4000-8000-00000000a4b5"
+"""The subscription of the protect chapter (its own Functions app in protect mode; not in the install app's
+scope, so the two apps never act on the same cluster)."""
+PROTECT_STORAGE = (
+    f"/subscriptions/{PROTECT_SUB}/resourceGroups/rg-backup/providers/Microsoft.Storage/storageAccounts/"
+    "stprotecteastus"
+)
+POLICY_2 = "0b0434ec-2bad-4229-965f-bb7ae5a71257"
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 
@@ -160,6 +172,29 @@ class Story:
         """Selected clusters the sweep deferred (stopped); they stay pending in the report."""
         self.estate = build_estate()
         self.config = demo_config(self.estate)
+        self._add_protect_subscription()
+
+    def _add_protect_subscription(self) -> None:
+        """Chapter 7's subscription: its storage account and Policy 2 ("Azure Backup should be enabled for
+        AKS clusters") assigned to it."""
+        self.estate["subscriptions"].append(
+            {
+                "subscriptionId": PROTECT_SUB,
+                "displayName": "protect-demo",
+                "resourceGroups": [
+                    {"name": "rg-apps", "location": "eastus"},
+                    {"name": "rg-backup", "location": "eastus"},
+                ],
+            }
+        )
+        self.estate["storageAccounts"].append({"id": PROTECT_STORAGE, "location": "eastus"})
+        self.estate.setdefault("policyAssignments", []).append(
+            {
+                "name": "aks-backup-enabled",
+                "scope": f"/subscriptions/{PROTECT_SUB}",
+                "definition": "backup-audit",
+            }
+        )
 
     # ------------------------------------------------------------------ plumbing
     def say(self, text: str) -> None:
@@ -538,6 +573,198 @@ class Story:
         status, health = self.http.call("GET", "/api/health")
         expect(status == 200, f"health: {health['status']}")
 
+    def _protect_app(self) -> Http:
+        """A second Functions app (local runner) in protect mode, scoped to the protect subscription, with its
+        own queue and journal, fed by its own Event Grid subscription to cluster writes."""
+        config = {
+            "scope": {"subscriptions": [PROTECT_SUB]},
+            "storage": {"eastus": PROTECT_STORAGE},
+            "selection": {"include": [{"tag": "backup", "values": ["yes"]}]},
+            "remediation": {"mode": "protect"},
+        }
+        settings = {
+            **self.settings,
+            "REMEDIATOR_CONFIG_JSON": json.dumps(config),
+            "REMEDIATOR_WORK_QUEUE": "protect-work",
+            "REMEDIATOR_JOURNAL_TABLE": "protectjournal",
+            "REMEDIATOR_MAX_ATTEMPTS": "200",
+        }
+        runner = start_runner(settings)
+        self.children.append(runner)
+        app = Http(runner.info)
+        self.admin.request(
+            "POST",
+            "/eventgrid/subscriptions",
+            {
+                "name": "to-protect-app",
+                "endpointUrl": f"{app.url}/runtime/webhooks/eventgrid?functionName=on_cluster_write",
+                "filter": {
+                    "includedEventTypes": [WRITE_SUCCESS],
+                    "advancedFilters": [
+                        {
+                            "operatorType": "StringIn",
+                            "key": "data.operationName",
+                            "values": [f"{CLUSTER_TYPE}/write"],
+                        }
+                    ],
+                },
+                "validateEndpoint": True,
+            },
+        )
+        self.protect_journal = settings
+        return app
+
+    def _protect_journal(self) -> Any:
+        from remediator.adapters.journal import Journal
+        from remediator.core.settings import Settings
+
+        return Journal.from_settings(Settings.from_env(self.protect_journal))
+
+    def _instance(self, cluster: str) -> dict[str, Any] | None:
+        data = self.admin.state(collections=["resources"])["resources"]
+        items = data.values() if isinstance(data, dict) else data
+        for item in items:
+            props = item.get("properties") or {}
+            if str((props.get("dataSourceInfo") or {}).get("resourceID", "")).lower() == cluster.lower():
+                return dict(item)
+        return None
+
+    def _protection(self, cluster: str) -> str:
+        found = self._instance(cluster)
+        return str((found or {}).get("properties", {}).get("currentProtectionState", "none"))
+
+    def _policy_2(self, cluster: str) -> str:
+        from azure.mgmt.policyinsights import PolicyInsightsClient
+
+        from remediator.adapters.credentials import EmulatorCredential
+
+        client = PolicyInsightsClient(
+            EmulatorCredential(), PROTECT_SUB, base_url=self.base_url, connection_verify=self.ca_bundle
+        )
+        records = client.policy_states.list_query_results_for_resource("latest", cluster, query_options=None)
+        states = [r.compliance_state for r in records if r.policy_definition_id.lower().endswith(POLICY_2)]
+        return str(states[0]) if states else "unknown"
+
+    def step_protect(self) -> None:
+        console.rule("7. Protect mode: from nothing to protected, and repaired when a link breaks")
+        self.say(
+            "starting a second Functions app in remediation.mode: protect for subscription protect-demo ..."
+        )
+        app = self._protect_app()
+        expect(True, "Event Grid subscription -> the protect app's on_cluster_write passed the handshake")
+        cluster = self.new_cluster_id(PROTECT_SUB, "rg-apps", "aks-orders")
+        expect(self._policy_2(cluster) in ("unknown", "NonCompliant"), "Policy 2 has nothing to count yet")
+        body = {
+            "location": "eastus",
+            "tags": {"backup": "yes"},
+            "identity": {"type": "SystemAssigned"},
+            "properties": {
+                "dnsPrefix": "aks-orders",
+                "agentPoolProfiles": [
+                    {
+                        "name": "system",
+                        "count": 3,
+                        "vmSize": "Standard_D4s_v5",
+                        "osType": "Linux",
+                        "mode": "System",
+                    }
+                ],
+            },
+        }
+        self.say("PUT managedClusters/aks-orders (backup=yes) in protect-demo ...")
+        self.arm(PROTECT_SUB).managed_clusters.begin_create_or_update(
+            "rg-apps", "aks-orders", body, polling_interval=0.2
+        ).result()
+        self.say(
+            "the write event reaches the protect app; it installs the extension, creates the region's vault,"
+            " policy and snapshot group, grants the roles, binds trusted access, validates and creates the"
+            " backup instance, one reconcile (and queue hop) at a time ..."
+        )
+        wait_until(
+            lambda: self._protection(cluster) == "ProtectionConfigured",
+            what="ProtectionConfigured",
+            timeout_s=180,
+        )
+        expect(True, "aks-orders: backup instance ProtectionConfigured, no human involved")
+        wait_until(lambda: self._policy_2(cluster) == "Compliant", what="Policy 2 Compliant", timeout_s=60)
+        expect(True, "Policy 2 (Azure Backup should be enabled for AKS clusters) is Compliant for aks-orders")
+        latest = wait_until(
+            lambda: (
+                (r := self._protect_journal().latest(cluster)) is not None
+                and r.outcome.kind.value == "done"
+                and r
+            ),
+            what="a journaled 'done'",
+            timeout_s=60,
+        )
+        status, explained = app.call("POST", "/api/explain", {"clusterId": cluster})
+        expect(status == 200, "POST /api/explain answers every link's state, why and next action")
+        table = Table("link", "state", "why")
+        for link in explained["links"]:
+            table.add_row(link["link"], link["state"], link["why"][:70])
+        console.print(table)
+        expect(latest.outcome.kind.value == "done", "the journal's latest outcome for aks-orders is done")
+        expect(
+            all(link["state"] in ("satisfied", "not-needed") for link in explained["links"]),
+            "every link is satisfied",
+        )
+
+        # break two links: the trusted-access binding and the vault's Reader on the cluster
+        cs = self.arm(PROTECT_SUB)
+        (binding,) = list(cs.trusted_access_role_bindings.list("rg-apps", "aks-orders"))
+        cs.trusted_access_role_bindings.begin_delete("rg-apps", "aks-orders", binding.name).result()
+        from azure.mgmt.authorization import AuthorizationManagementClient
+
+        from remediator.adapters.credentials import EmulatorCredential
+
+        auth = AuthorizationManagementClient(
+            EmulatorCredential(), PROTECT_SUB, base_url=self.base_url, connection_verify=self.ca_bundle
+        )
+        readers = [
+            r
+            for r in auth.role_assignments.list_for_scope(cluster.lstrip("/"), filter="atScope()")
+            if r.role_definition_id.lower().endswith(READER) and r.scope.lower() == cluster.lower()
+        ]
+        expect(readers, "the vault identity holds Reader on the cluster")
+        for reader in readers:
+            auth.role_assignments.delete_by_id(reader.id)
+        self.say(
+            f"someone deletes trusted-access binding {binding.name} and the vault's Reader on aks-orders"
+        )
+        self.admin.request("POST", "/dataprotection/tick", {})
+        expect(
+            self._protection(cluster) == "ProtectionError",
+            "the next scheduled backup finds them missing: the instance is in ProtectionError",
+        )
+        self.say("a routine tag update on aks-orders (the next write event) ...")
+        cs.managed_clusters.begin_update_tags(
+            "rg-apps", "aks-orders", {"tags": {"backup": "yes", "team": "orders"}}, polling_interval=0.2
+        ).result()
+        wait_until(
+            lambda: self._protection(cluster) == "ProtectionConfigured", what="the repair", timeout_s=180
+        )
+        (again,) = list(cs.trusted_access_role_bindings.list("rg-apps", "aks-orders"))
+        expect(again.name == binding.name, f"trusted-access binding {again.name} re-created")
+        restored = [
+            r
+            for r in auth.role_assignments.list_for_scope(cluster.lstrip("/"), filter="atScope()")
+            if r.role_definition_id.lower().endswith(READER) and r.scope.lower() == cluster.lower()
+        ]
+        expect(restored, "the vault's Reader on the cluster re-created")
+        expect(
+            True,
+            "the backup instance re-synced: ProtectionConfigured again, the same instance (no duplicate)",
+        )
+        instances = [
+            i
+            for i in (lambda d: d.values() if isinstance(d, dict) else d)(
+                self.admin.state(collections=["resources"])["resources"]
+            )
+            if str((i.get("properties") or {}).get("dataSourceInfo", {}).get("resourceID", "")).lower()
+            == cluster.lower()
+        ]
+        expect(len(instances) == 1, "one backup instance for aks-orders")
+
     def run(self) -> None:
         self.start()
         self.step_sweep()
@@ -546,6 +773,7 @@ class Story:
         self.step_policy()
         self.step_http()
         self.step_report()
+        self.step_protect()
 
 
 def main() -> int:

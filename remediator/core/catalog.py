@@ -97,6 +97,11 @@ DEFAULT_POLICY_DEFINITIONS: frozenset[str] = frozenset(
 assignments: Policy 1 and the two DINEs (Policy 2 is about backup instances, which install mode does not
 make)."""
 
+PROTECT_POLICY_DEFINITIONS: frozenset[str] = DEFAULT_POLICY_DEFINITIONS | {
+    POLICY_DEFINITION_IDS["backup-enabled-audit"].lower()
+}
+"""In protect mode Policy 2 (a backup instance exists) is acted on too: a NonCompliant cluster lacks one."""
+
 # --------------------------------------------------------------------------------------------- roles
 # Built-in role definition GUIDs are the same in every tenant. Sources: Microsoft's built-in roles reference
 # (learn.microsoft.com/azure/role-based-access-control/built-in-roles) as carried by the Azure Verified

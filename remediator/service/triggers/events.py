@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from remediator.adapters.management_groups import ManagementGroupLookupError
-from remediator.core.catalog import DEFAULT_POLICY_DEFINITIONS
+from remediator.core.catalog import DEFAULT_POLICY_DEFINITIONS, PROTECT_POLICY_DEFINITIONS
 from remediator.core.errors import UserInputError
 from remediator.core.events import (
     ClusterWriteEvent,
@@ -176,7 +176,12 @@ def _assignment_wanted(ctx: HandlerContext, parsed: PolicyStateEvent) -> bool:
     configured = ctx.config.remediation.policy_assignment_ids
     if configured:
         return parsed.policy_assignment_id in configured
-    return parsed.policy_definition_id.key in DEFAULT_POLICY_DEFINITIONS
+    remediation = ctx.config.remediation
+    protects = remediation.mode == "protect" or (
+        remediation.mode == "audit" and remediation.audit_plans == "protect"
+    )
+    wanted = PROTECT_POLICY_DEFINITIONS if protects else DEFAULT_POLICY_DEFINITIONS
+    return parsed.policy_definition_id.key in wanted
 
 
 def handle_policy_state_event(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult:
