@@ -62,6 +62,13 @@ var policyTopicName = 'evgt-${prefix}-policy'
 
 // What the config asks for decides which roles are needed (derived once, by the product's parser, in the hook).
 var mode = deployment.mode
+// The modes in which the app installs the extension itself (and so writes containers and grants on storage).
+var installsExtension = contains([
+  'install'
+  'protect'
+], mode)
+var protectWriterRoleId = deployment.protectWriterRoleId
+var vaultResourceGroups = deployment.vaultResourceGroups
 var grantStorageAccess = deployment.grantStorageAccess
 var grantScope = deployment.grantScope
 var scopeSubscriptionGuids = deployment.subscriptions
@@ -226,6 +233,7 @@ module subscriptionRoles 'access/scope-roles.bicep' = [for subscriptionId in sco
   params: {
     principalId: identity.outputs.principalId
     mode: mode
+    protectWriterRoleGuid: protectWriterRoleId
   }
 }]
 
@@ -235,6 +243,7 @@ module resourceGroupRoles 'access/scope-roles-rg.bicep' = [for group in scopeRes
   params: {
     principalId: identity.outputs.principalId
     mode: mode
+    protectWriterRoleGuid: protectWriterRoleId
   }
 }]
 
@@ -265,7 +274,7 @@ module resourceGroupAudits 'access/audit-policies-rg.bicep' = [for group in scop
 // docs/deploy.md "Custom role"), never by this deployment: creating a role definition needs
 // roleDefinitions/write (Owner or User Access Administrator), and a role assigned in the deployment that
 // creates it can fail with RoleDefinitionDoesNotExist while it replicates. Its GUID is a deployment input.
-module storageGrants 'access/storage-access.bicep' = [for account in deployment.storageAccounts: if (mode == 'install') {
+module storageGrants 'access/storage-access.bicep' = [for account in deployment.storageAccounts: if (installsExtension) {
   name: 'remediator-storage-${uniqueString(account.id, environmentName)}'
   scope: resourceGroup(account.subscriptionId, account.resourceGroup)
   params: {
@@ -274,6 +283,18 @@ module storageGrants 'access/storage-access.bicep' = [for account in deployment.
     containerWriterRoleGuid: deployment.containerWriterRoleId
     grantStorageAccess: grantStorageAccess
     grantScope: grantScope
+    protect: mode == 'protect'
+  }
+}]
+
+// Protect mode: the resource groups of the regions' backup vaults (given or created by the product). The
+// protect-writer custom role is created once by an administrator, like the container writer.
+module vaultAccess 'access/protect-vault-access.bicep' = [for group in vaultResourceGroups: if (mode == 'protect') {
+  name: 'remediator-vault-${uniqueString(group.subscriptionId, group.name, environmentName)}'
+  scope: resourceGroup(group.subscriptionId, group.name)
+  params: {
+    principalId: identity.outputs.principalId
+    protectWriterRoleGuid: protectWriterRoleId
   }
 }]
 

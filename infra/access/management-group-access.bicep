@@ -9,18 +9,35 @@ targetScope = 'managementGroup'
 @description('Object (principal) id of the remediator user-assigned identity (azd output REMEDIATOR_PRINCIPAL_ID).')
 param principalId string
 
-@description('remediation.mode of the config: install, policy-task or audit.')
+@description('remediation.mode of the config: install, policy-task, audit or protect.')
 @allowed([
   'install'
   'policy-task'
   'audit'
+  'protect'
 ])
 param mode string = 'install'
 
 @description('Assign the built-in Policy 1/2 audits at this management group (AuditIfNotExists, no identity).')
 param assignAuditPolicies bool = true
 
+@description('GUID of the protect-writer custom role (access/protect-writer-role.bicep); protect mode only.')
+param protectWriterRoleGuid string = ''
+
 var roles = loadJsonContent('../roles.json')
+var protectRoles = loadJsonContent('../protect-roles.json')
+
+// The modes in which the app installs the extension itself.
+var installsExtension = contains([
+  'install'
+  'protect'
+], mode)
+
+// The roles the remediator may grant (and revoke) here in protect mode: the vault identity's Reader, Disk
+// Snapshot Contributor and Data Operator for Managed Disks, the cluster identity's Contributor on the snapshot
+// resource group. Both halves: a write is checked against @Request, a delete against @Resource.
+var protectGrantable = '${protectRoles.reader}, ${protectRoles.diskSnapshotContributor}, ${protectRoles.dataOperatorForManagedDisks}, ${protectRoles.contributor}'
+var protectCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${protectGrantable}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'})) AND ((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${protectGrantable}}))'
 var policies = loadJsonContent('../policies.json')
 
 resource reader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -33,7 +50,7 @@ resource reader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource extensionContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (mode == 'install') {
+resource extensionContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (installsExtension) {
   name: guid(managementGroup().id, principalId, roles.kubernetesExtensionContributor)
   properties: {
     roleDefinitionId: tenantResourceId('Microsoft.Authorization/roleDefinitions', roles.kubernetesExtensionContributor)
@@ -81,3 +98,25 @@ resource auditAssignments 'Microsoft.Authorization/policyAssignments@2024-04-01'
     }
   }
 }]
+
+resource protectWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (mode == 'protect') {
+  name: guid(managementGroup().id, principalId, protectWriterRoleGuid)
+  properties: {
+    roleDefinitionId: tenantResourceId('Microsoft.Authorization/roleDefinitions', protectWriterRoleGuid)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'aks-backup-remediator: vaults, policies, backup instances, trusted access, snapshot resource groups (protect mode)'
+  }
+}
+
+resource protectGrants 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (mode == 'protect') {
+  name: guid(managementGroup().id, principalId, roles.roleBasedAccessControlAdministrator, 'protect')
+  properties: {
+    roleDefinitionId: tenantResourceId('Microsoft.Authorization/roleDefinitions', roles.roleBasedAccessControlAdministrator)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'aks-backup-remediator: grant the backup vault and cluster identities the roles protect mode needs, only those'
+    condition: protectCondition
+    conditionVersion: '2.0'
+  }
+}

@@ -5,10 +5,10 @@ locals {
   role_ids = { for key, guid in local.roles : key => "/providers/Microsoft.Authorization/roleDefinitions/${guid}" }
 
   # scope-roles.bicep / scope-roles-rg.bicep / management-group-access.bicep: Reader always, Kubernetes Extension
-  # Contributor in install mode, Resource Policy Contributor in policy-task mode.
+  # Contributor in install and protect mode, Resource Policy Contributor in policy-task mode.
   control_plane_roles = concat(
     ["reader"],
-    local.mode == "install" ? ["kubernetesExtensionContributor"] : [],
+    local.installs_extension ? ["kubernetesExtensionContributor"] : [],
     local.mode == "policy-task" ? ["resourcePolicyContributor"] : [],
   )
   managed_scopes = merge(
@@ -25,10 +25,20 @@ locals {
 
   # storage-access.bicep: both halves are needed (a write is checked against @Request, a delete against @Resource).
   # remediation.grantScope container: the grant goes on the container, plus Storage Blob Delegator on the account.
-  grantable_roles          = local.grant_scope == "container" ? "${local.roles.storageBlobDataContributor}, ${local.roles.storageBlobDelegator}" : local.roles.storageBlobDataContributor
-  grant_condition          = "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${local.grantable_roles}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {'ServicePrincipal'})) AND ((!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${local.grantable_roles}}))"
-  install_storage_accounts = local.mode == "install" ? local.storage_accounts : {}
-  grant_storage_accounts   = local.mode == "install" && local.grant_storage_access ? local.storage_accounts : {}
+  grantable_roles = local.grant_scope == "container" ? "${local.roles.storageBlobDataContributor}, ${local.roles.storageBlobDelegator}" : local.roles.storageBlobDataContributor
+  grant_condition = "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${local.grantable_here}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {'ServicePrincipal'})) AND ((!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${local.grantable_here}}))"
+  # protect mode: the vault identity's Storage Blob Data Reader too (infra/protect-roles.json).
+  grantable_here           = local.mode == "protect" ? "${local.grantable_roles}, ${local.protect_roles.storageBlobDataReader}" : local.grantable_roles
+  install_storage_accounts = local.installs_extension ? local.storage_accounts : {}
+  grant_storage_accounts   = local.installs_extension && local.grant_storage_access ? local.storage_accounts : {}
+
+  # protect mode (scope-roles*.bicep, management-group-access.bicep, protect-vault-access.bicep): the
+  # protect-writer custom role and a role-assignment writer limited to the protect chain's roles, at every
+  # managed scope; Reader and the protect writer at each backup vault's resource group.
+  protect_grantable      = "${local.protect_roles.reader}, ${local.protect_roles.diskSnapshotContributor}, ${local.protect_roles.dataOperatorForManagedDisks}, ${local.protect_roles.contributor}"
+  protect_condition      = "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${local.protect_grantable}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {'ServicePrincipal'})) AND ((!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${local.protect_grantable}}))"
+  protect_managed_scopes = local.mode == "protect" ? local.managed_scopes : {}
+  protect_vault_groups   = local.mode == "protect" ? local.vault_resource_groups : {}
 
   audits = {
     "aks-backup-p1-audit" = {
@@ -81,6 +91,47 @@ resource "azurerm_role_assignment" "grant_delegate" {
   description        = "aks-backup-remediator: grant Storage Blob Data Contributor to backup extension identities only"
   condition          = local.grant_condition
   condition_version  = "2.0"
+}
+
+# ---- protect mode: the protect-writer custom role (created once by an administrator, like the container writer)
+# and the role-assignment writer limited to the protect chain's roles ----
+
+resource "azurerm_role_assignment" "protect_writer" {
+  for_each           = local.protect_managed_scopes
+  scope              = each.value
+  role_definition_id = "${startswith(each.value, "/providers/") ? "" : "/subscriptions/${split("/", each.value)[2]}"}/providers/Microsoft.Authorization/roleDefinitions/${local.deployment.protectWriterRoleId}"
+  principal_id       = azurerm_user_assigned_identity.app.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "aks-backup-remediator: vaults, policies, backup instances, trusted access, snapshot resource groups (protect mode)"
+}
+
+resource "azurerm_role_assignment" "protect_grants" {
+  for_each           = local.protect_managed_scopes
+  scope              = each.value
+  role_definition_id = "${startswith(each.value, "/providers/") ? "" : "/subscriptions/${split("/", each.value)[2]}"}${local.role_ids.roleBasedAccessControlAdministrator}"
+  principal_id       = azurerm_user_assigned_identity.app.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "aks-backup-remediator: grant the backup vault and cluster identities the roles protect mode needs, only those"
+  condition          = local.protect_condition
+  condition_version  = "2.0"
+}
+
+resource "azurerm_role_assignment" "vault_reader" {
+  for_each           = local.protect_vault_groups
+  scope              = "/subscriptions/${each.value.subscriptionId}/resourceGroups/${each.value.name}"
+  role_definition_id = "/subscriptions/${each.value.subscriptionId}${local.role_ids.reader}"
+  principal_id       = azurerm_user_assigned_identity.app.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "aks-backup-remediator: read backup vaults, policies and their operations (protect mode)"
+}
+
+resource "azurerm_role_assignment" "vault_protect_writer" {
+  for_each           = local.protect_vault_groups
+  scope              = "/subscriptions/${each.value.subscriptionId}/resourceGroups/${each.value.name}"
+  role_definition_id = "/subscriptions/${each.value.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${local.deployment.protectWriterRoleId}"
+  principal_id       = azurerm_user_assigned_identity.app.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "aks-backup-remediator: vaults, policies, backup instances (protect mode)"
 }
 
 # ---- built-in audits, AuditIfNotExists: no identity, no remediation ----

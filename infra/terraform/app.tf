@@ -20,8 +20,12 @@ resource "azurerm_resource_group" "app" {
       error_message = "Host storage ${local.host_storage_sku} does not exist in ${var.location} (infra/regions.json): leave hostStorageSku empty to get ZRS where it exists and LRS elsewhere."
     }
     precondition {
-      condition     = local.mode != "install" || can(regex("^[0-9a-fA-F-]{36}$", local.deployment.containerWriterRoleId))
-      error_message = "install mode needs the container-writer custom role id (created once by an administrator; docs/deploy.md, 'Custom role')."
+      condition     = !contains(["install", "protect"], local.mode) || can(regex("^[0-9a-fA-F-]{36}$", local.deployment.containerWriterRoleId))
+      error_message = "install and protect mode need the container-writer custom role id (created once by an administrator; docs/deploy.md, 'Custom role')."
+    }
+    precondition {
+      condition     = local.mode != "protect" || can(regex("^[0-9a-fA-F-]{36}$", try(local.deployment.protectWriterRoleId, "")))
+      error_message = "protect mode needs the protect-writer custom role id (infra/access/protect-writer-role.bicep, created once by an administrator; docs/deploy.md, 'Custom role')."
     }
   }
 }

@@ -6,9 +6,11 @@ data "azurerm_subscription" "current" {}
 locals {
   deployment = jsondecode(file(var.deployment_file))
   roles      = jsondecode(file("${path.module}/../roles.json"))
-  policies   = jsondecode(file("${path.module}/../policies.json"))
-  regions    = jsondecode(file("${path.module}/../regions.json"))
-  workbook   = jsondecode(file("${path.module}/../workbook/items.json"))
+  # Roles the app may GRANT in protect mode (never holds them): infra/protect-roles.json, as the Bicep.
+  protect_roles = jsondecode(file("${path.module}/../protect-roles.json"))
+  policies      = jsondecode(file("${path.module}/../policies.json"))
+  regions       = jsondecode(file("${path.module}/../regions.json"))
+  workbook      = jsondecode(file("${path.module}/../workbook/items.json"))
 
   # Same names as infra/main.bicep.
   token                      = local.deployment.nameToken
@@ -28,6 +30,7 @@ locals {
   }
 
   mode                 = local.deployment.mode
+  installs_extension   = contains(["install", "protect"], local.deployment.mode)
   grant_storage_access = local.deployment.grantStorageAccess
   grant_scope          = try(local.deployment.grantScope, "account")
   audit_policies       = local.deployment.assignAuditPolicies
@@ -38,6 +41,7 @@ locals {
   scope_resource_groups  = { for group in local.deployment.resourceGroups : "${group.subscriptionId}/${group.name}" => group }
   scope_management_group = toset(var.manage_management_groups ? local.deployment.managementGroups : [])
   storage_accounts       = { for account in local.deployment.storageAccounts : account.region => account }
+  vault_resource_groups  = { for group in try(local.deployment.vaultResourceGroups, []) : "${group.subscriptionId}/${group.name}" => group }
   existing_topics        = local.deployment.existingSystemTopics
 
   # Per event subscription: the two system topics it feeds from, reused when one already exists for the source.

@@ -76,6 +76,7 @@ def deployment_document(
     container_writer_role_id: str,
     assign_audit_policies: bool,
     app_subscription: str,
+    protect_writer_role_id: str = "",
 ) -> dict[str, Any]:
     """What the templates read (``infra/generated/deployment.json``)."""
     subscription = app_subscription.lower()
@@ -119,8 +120,25 @@ def deployment_document(
         "existingSystemTopics": reusable_topics(facts),
         "hostStorageSku": host_storage_sku(location, sku),
         "containerWriterRoleId": container_writer_role_id,
+        "protectWriterRoleId": protect_writer_role_id,
+        "vaultResourceGroups": vault_resource_groups(config),
         "assignAuditPolicies": assign_audit_policies,
     }
+
+
+def vault_resource_groups(config: RemediatorConfig) -> list[dict[str, str]]:
+    """Protect mode: the resource groups of the regions' backup vaults (given, or where the preset creates
+    them), once each; empty in the other modes."""
+    if config.remediation.mode != "protect":
+        return []
+    groups: dict[str, dict[str, str]] = {}
+    for region, targets in sorted(config.targets.items()):
+        vault = targets.vault_id(region)
+        key = (vault.resource_group_id or "").lower()
+        groups.setdefault(
+            key, {"subscriptionId": (vault.subscription_id or "").lower(), "name": str(vault.resource_group)}
+        )
+    return list(groups.values())
 
 
 def prepare(args: argparse.Namespace) -> int:
@@ -136,7 +154,7 @@ def prepare(args: argparse.Namespace) -> int:
         *check_environment_name(args.env_name),
         *check_placeholders(config),
         *check_storage_sku(args.location, args.host_storage_sku),
-        *check_custom_role_given(config, args.container_writer_role_id),
+        *check_custom_role_given(config, args.container_writer_role_id, args.protect_writer_role_id),
     ]
     facts = LiveFacts()
     subscriptions = managed_subscriptions(config, extra)
@@ -173,6 +191,7 @@ def prepare(args: argparse.Namespace) -> int:
         container_writer_role_id=args.container_writer_role_id,
         assign_audit_policies=args.audit_policies,
         app_subscription=args.subscription,
+        protect_writer_role_id=args.protect_writer_role_id,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
@@ -201,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--container-writer-role-id",
         default=env.get("REMEDIATOR_CONTAINER_WRITER_ROLE_ID", ""),
-        help="GUID of the container-writer custom role (install mode)",
+        help="GUID of the container-writer custom role (install and protect mode)",
+    )
+    p.add_argument(
+        "--protect-writer-role-id",
+        default=env.get("REMEDIATOR_PROTECT_WRITER_ROLE_ID", ""),
+        help="GUID of the protect-writer custom role (protect mode; infra/access/protect-writer-role.bicep)",
     )
     p.add_argument(
         "--event-subscription",

@@ -221,7 +221,7 @@ def check_live(
                 problems.append(
                     Problem(f"storage.{region}", f"{ref.canonical} is in {location}, not in {region}")
                 )
-    if config.remediation.mode == "install" and facts.custom_role_scopes is not None:
+    if config.remediation.mode in ("install", "protect") and facts.custom_role_scopes is not None:
         scopes = {s.lower().rstrip("/") for s in facts.custom_role_scopes}
         for region, ref in storage_accounts(config).items():
             sub_scope = f"/subscriptions/{(ref.subscription_id or '').lower()}"
@@ -248,16 +248,30 @@ def check_live(
     return problems
 
 
-def check_custom_role_given(config: RemediatorConfig, role_id: str) -> list[Problem]:
-    if config.remediation.mode != "install" or role_id:
-        return []
-    return [
-        Problem(
-            "containerWriterRoleId",
-            "install mode needs the container-writer custom role, created once by an administrator; create it"
-            " (docs/deploy.md, 'Custom role') and set REMEDIATOR_CONTAINER_WRITER_ROLE_ID to its GUID",
+def check_custom_role_given(
+    config: RemediatorConfig, role_id: str, protect_role_id: str = ""
+) -> list[Problem]:
+    mode = config.remediation.mode
+    problems: list[Problem] = []
+    if mode in ("install", "protect") and not role_id:
+        problems.append(
+            Problem(
+                "containerWriterRoleId",
+                f"{mode} mode needs the container-writer custom role, created once by an administrator;"
+                " create it (docs/deploy.md, 'Custom role') and set"
+                " REMEDIATOR_CONTAINER_WRITER_ROLE_ID to its GUID",
+            )
         )
-    ]
+    if mode == "protect" and not protect_role_id:
+        problems.append(
+            Problem(
+                "protectWriterRoleId",
+                "protect mode needs the protect-writer custom role, created once by an administrator"
+                " (infra/access/protect-writer-role.bicep, docs/deploy.md 'Custom role'); set"
+                " REMEDIATOR_PROTECT_WRITER_ROLE_ID to its GUID",
+            )
+        )
+    return problems
 
 
 def reusable_topics(facts: LiveFacts) -> dict[str, dict[str, dict[str, str]]]:

@@ -23,6 +23,9 @@ EXPR = "<expr>"
 
 Grant = tuple[str, str, frozenset[str]]
 
+CUSTOM_ROLES = {"containerWriterRoleGuid": "containerWriter", "protectWriterRoleGuid": "protectWriter"}
+"""Custom roles (created once by an administrator; their GUID is a parameter) by parameter name."""
+
 # ---- Bicep ---------------------------------------------------------------------------------------------
 
 BICEP_SCOPES: dict[tuple[str, str | None], str] = {
@@ -30,6 +33,7 @@ BICEP_SCOPES: dict[tuple[str, str | None], str] = {
     ("access/scope-roles-rg.bicep", None): "managed-resource-group",
     ("access/management-group-access.bicep", None): "management-group",
     ("access/storage-access.bicep", "storage"): "backup-storage-account",
+    ("access/protect-vault-access.bicep", None): "vault-resource-group",
     ("app/app-access.bicep", "storage"): "host-storage-account",
     ("app/app-access.bicep", "appInsights"): "application-insights",
     ("app/app-access.bicep", "outcomeTopic"): "outcome-topic",
@@ -62,7 +66,7 @@ def bicep_grants(templates: Mapping[Path, Mapping[str, Any]]) -> set[Grant]:
     grants: set[Grant] = set()
     for assignment in resources(templates, ROLE_ASSIGNMENT):
         ref = role_reference(assignment)
-        role = ref.built_in_key or "containerWriter"
+        role = ref.built_in_key or CUSTOM_ROLES[ref.parameter]
         scope_expr = assignment.config.get("scope")
         key = (assignment.file.as_posix(), scope_expr if isinstance(scope_expr, str) else None)
         assert key in BICEP_SCOPES, f"{assignment.file}:{assignment.symbol}: scope {scope_expr!r} not mapped"
@@ -143,12 +147,18 @@ TF_SCOPES: dict[str, str] = {
     "${azurerm_storage_container.dead_letter.name}": "dead-letter-container",
 }
 TF_FOR_EACH_SCOPES: dict[str, tuple[str, frozenset[str]]] = {
-    "${local.install_storage_accounts}": ("backup-storage-account", frozenset({"mode==install"})),
+    "${local.install_storage_accounts}": ("backup-storage-account", frozenset({"installsExtension"})),
     "${local.grant_storage_accounts}": (
         "backup-storage-account",
-        frozenset({"mode==install", "grantStorageAccess"}),
+        frozenset({"installsExtension", "grantStorageAccess"}),
     ),
+    "${local.protect_vault_groups}": ("vault-resource-group", frozenset({"mode==protect"})),
 }
+TF_ALL_MANAGED_SCOPES = {"${local.protect_managed_scopes}": frozenset({"mode==protect"})}
+"""for_each maps over every managed scope (subscriptions, resource groups, management groups) under a
+condition."""
+TF_CONDITIONS = {"local.installs_extension": "installsExtension"}
+"""Terraform locals that stand for a Bicep variable of the same meaning."""
 TF_MANAGED_SCOPE_KINDS = {
     "sub/": "managed-subscription",
     "rg/": "managed-resource-group",
@@ -159,10 +169,15 @@ TF_MANAGED_SCOPE_KINDS = {
 def _tf_control_plane_roles(locals_: Mapping[str, Any]) -> list[tuple[str, frozenset[str]]]:
     text = str(_one(locals_["control_plane_roles"]))
     roles: list[tuple[str, frozenset[str]]] = []
-    for match in re.finditer(r"(?:local\.mode == \"([a-z-]+)\" \? )?\['([A-Za-z]+)'\]", text):
-        roles.append(
-            (match.group(2), frozenset({f"mode=={match.group(1)}"}) if match.group(1) else frozenset())
-        )
+    pattern = r"(?:(?:local\.mode == \"([a-z-]+)\"|(local\.[a-z_]+)) \? )?\['([A-Za-z]+)'\]"
+    for match in re.finditer(pattern, text):
+        if match.group(1):
+            conditions = frozenset({f"mode=={match.group(1)}"})
+        elif match.group(2):
+            conditions = frozenset({TF_CONDITIONS[match.group(2)]})
+        else:
+            conditions = frozenset()
+        roles.append((match.group(3), conditions))
     assert roles, f"control_plane_roles not readable: {text}"
     return roles
 
@@ -187,10 +202,13 @@ def tf_grants(parsed: Mapping[Path, Mapping[str, Any]]) -> set[Grant]:
                     grants.add((role, kind, conditions))
             continue
         match = re.search(r"local\.(?:roles|role_ids)\.([A-Za-z]+)", role_expr)
-        role = (
-            match.group(1) if match else ("containerWriter" if "containerWriterRoleId" in role_expr else None)
-        )
+        custom = next((c for p, c in CUSTOM_ROLES.items() if p.replace("Guid", "Id") in role_expr), None)
+        role = match.group(1) if match else custom
         assert role, f"{address}: role not readable from {role_expr}"
+        if for_each in TF_ALL_MANAGED_SCOPES:
+            for kind in TF_MANAGED_SCOPE_KINDS.values():
+                grants.add((role, kind, TF_ALL_MANAGED_SCOPES[for_each]))
+            continue
         if for_each in TF_FOR_EACH_SCOPES:
             kind, conditions = TF_FOR_EACH_SCOPES[for_each]
         else:

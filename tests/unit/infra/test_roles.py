@@ -1,6 +1,8 @@
 """Least privilege: every role assignment in infra/ resolves to a role we can name; none is Owner,
 Contributor or User Access Administrator; the storage grant is delegated only for Storage Blob Data
-Contributor; the custom role holds container permissions only."""
+Contributor (+ Storage Blob Data Reader in protect mode); protect mode's role-assignment writer may grant
+exactly the roles the protect chain assigns (infra/protect-roles.json), which appear nowhere else; the custom
+roles hold container permissions only, and protect mode's writes only (no delete)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,17 @@ FORBIDDEN = {
 }
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-# The one role not from roles.json: the container-writer custom role, passed in as a GUID parameter.
-CUSTOM_ROLE_PARAMETERS = {(Path("access/storage-access.bicep"), "containerWriterRoleGuid")}
+# The roles not from roles.json: the container-writer and protect-writer custom roles, passed in as GUID
+# parameters.
+CUSTOM_ROLE_PARAMETERS = {
+    (Path("access/storage-access.bicep"), "containerWriterRoleGuid"),
+    (Path("access/scope-roles.bicep"), "protectWriterRoleGuid"),
+    (Path("access/scope-roles-rg.bicep"), "protectWriterRoleGuid"),
+    (Path("access/management-group-access.bicep"), "protectWriterRoleGuid"),
+    (Path("access/protect-vault-access.bicep"), "protectWriterRoleGuid"),
+}
+PROTECT_ROLES = INFRA / "protect-roles.json"
+"""Roles protect mode's role-assignment writer may GRANT to backup identities; the app never holds them."""
 
 
 def built_in_roles() -> dict[str, str]:
@@ -59,11 +70,45 @@ def test_every_assignment_resolves_to_a_known_role(infra_templates: dict[Path, A
 
 
 def test_no_broad_role_guid_anywhere_in_infra() -> None:
+    """Owner and User Access Administrator appear nowhere; Contributor only in protect-roles.json, the list of
+    roles protect mode may GRANT (the cluster identity's Contributor on the snapshot resource group), which
+    test_protect_roles_are_only_granted_never_held shows is used only inside ABAC conditions."""
     for path in sorted(INFRA.rglob("*")):
-        if path.is_file() and path.suffix in {".bicep", ".json", ".sh", ".ps1"}:
+        if path.is_file() and path.suffix in {".bicep", ".json", ".sh", ".ps1", ".tf"}:
             text = path.read_text().lower()
             for guid, name in FORBIDDEN.items():
+                if path == PROTECT_ROLES and guid == CONTRIBUTOR:
+                    continue
                 assert guid not in text, f"{path.relative_to(INFRA)} mentions {name} ({guid})"
+
+
+def test_protect_roles_are_exactly_what_the_chain_grants() -> None:
+    from remediator.core import catalog
+
+    protect_roles: dict[str, str] = json.loads(PROTECT_ROLES.read_text())
+    assert set(protect_roles.values()) == {
+        catalog.READER,
+        catalog.DISK_SNAPSHOT_CONTRIBUTOR,
+        catalog.DATA_OPERATOR_FOR_MANAGED_DISKS,
+        catalog.CONTRIBUTOR,
+        catalog.STORAGE_BLOB_DATA_READER,
+    }
+    assert not {OWNER, USER_ACCESS_ADMINISTRATOR} & set(protect_roles.values())
+
+
+def test_protect_roles_are_only_granted_never_held(infra_templates: dict[Path, Any]) -> None:
+    """protect-roles.json is loaded only to build ABAC conditions: no assignment's roleDefinitionId names it,
+    and the Terraform mirror uses it only in the conditions' grantable lists."""
+    for assignment in assignments(infra_templates):
+        role_id = json.dumps(assignment.properties.get("roleDefinitionId"))
+        assert "protectRoles" not in role_id, f"{assignment.file}:{assignment.symbol} holds a protect role"
+    for template in infra_templates.values():
+        for name, variable in (template.get("variables") or {}).items():
+            if "protectRoles." in json.dumps(variable):
+                assert name in ("protectGrantable", "grantableHere"), name
+    tf = (INFRA / "terraform" / "access.tf").read_text()
+    uses = [line.split("=", 1)[0].strip() for line in tf.splitlines() if "local.protect_roles." in line]
+    assert uses and set(uses) <= {"protect_grantable", "grantable_here"}, uses
 
 
 def test_mode_decides_extension_and_policy_roles(infra_templates: dict[Path, Any]) -> None:
@@ -71,11 +116,25 @@ def test_mode_decides_extension_and_policy_roles(infra_templates: dict[Path, Any
     for assignment in assignments(infra_templates):
         key = role_reference(assignment).built_in_key
         condition = assignment.body["config"].get("condition")
-        if key in {"kubernetesExtensionContributor", "resourcePolicyContributor"}:
-            wanted = "install" if key == "kubernetesExtensionContributor" else "policy-task"
+        where = f"{assignment.file}:{assignment.symbol}"
+        if key == "resourcePolicyContributor":
             assert condition == {
-                "operator": {"type": "equals", "operands": {"operand_1": "mode", "operand_2": wanted}}
-            }, f"{assignment.file}:{assignment.symbol}: {key} must be assigned only when mode == '{wanted}'"
+                "operator": {"type": "equals", "operands": {"operand_1": "mode", "operand_2": "policy-task"}}
+            }, f"{where}: {key} must be assigned only when mode == 'policy-task'"
+        if key == "kubernetesExtensionContributor":
+            # install and protect mode install the extension themselves (a variable: pycep cannot parse ||)
+            assert condition == "installsExtension", f"{where}: {key} must depend on installsExtension"
+            variable = infra_templates[assignment.file]["variables"]["installsExtension"]["value"]
+            assert variable["function"] == {
+                "type": "contains",
+                "parameters": {"container": ["install", "protect"], "item_to_find": "mode"},
+            }, variable
+        if role_reference(assignment).parameter == "protectWriterRoleGuid" and assignment.file.name != (
+            "protect-vault-access.bicep"
+        ):
+            assert condition == {
+                "operator": {"type": "equals", "operands": {"operand_1": "mode", "operand_2": "protect"}}
+            }, f"{where}: the protect writer is assigned only in protect mode"
     assert roles["resourcePolicyContributor"] == "36243c78-bf99-498c-9df9-86d9f8d28608"
 
 
@@ -85,6 +144,7 @@ def test_storage_grant_delegation_only_for_blob_data_contributor(infra_templates
         a
         for a in assignments(infra_templates)
         if role_reference(a).built_in_key == "roleBasedAccessControlAdministrator"
+        and a.file == Path("access/storage-access.bicep")
     ]
     assert len(delegations) == 1
     delegation = delegations[0]
@@ -113,8 +173,16 @@ def test_storage_grant_delegation_only_for_blob_data_contributor(infra_templates
     }
     assert by_scope["container"] == f"{roles['storageBlobDataContributor']}, {roles['storageBlobDelegator']}"
     assert roles["storageBlobDelegator"] == "db58b8e5-c6ad-4a2a-8342-4190687cbf4a"
+    # protect mode adds the vault identity's Storage Blob Data Reader, nothing else
+    here = template["variables"]["grantableHere"]["value"]["operator"]
+    assert here["operands"]["condition"] == "protect" and here["operands"]["false_value"] == "grantableRoles"
+    assert here["operands"]["true_value"] == "${grantableRoles}, ${protectRoles.storageBlobDataReader}"
+    assert template["parameters"]["protect"]["default"] is False
+    reader = json.loads(PROTECT_ROLES.read_text())["storageBlobDataReader"]
+    assert reader == "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+    by_scope |= {f"{k} (protect)": f"{v}, {reader}" for k, v in list(by_scope.items())}
     for grantable_guids in by_scope.values():
-        text = condition_text.replace("${grantableRoles}", grantable_guids)
+        text = condition_text.replace("${grantableHere}", grantable_guids)
         # Both role-assignment actions are constrained, and only to the grantable roles.
         assert "ActionMatches{\\'Microsoft.Authorization/roleAssignments/write\\'}" in text
         assert "ActionMatches{\\'Microsoft.Authorization/roleAssignments/delete\\'}" in text
@@ -126,10 +194,66 @@ def test_storage_grant_delegation_only_for_blob_data_contributor(infra_templates
     assert delegation.config["scope"] == "storage"
 
 
-def test_custom_role_is_container_write_only(infra_templates: dict[Path, Any]) -> None:
+def test_protect_delegation_grants_exactly_the_chains_roles_to_service_principals(
+    infra_templates: dict[Path, Any],
+) -> None:
+    protect_roles = json.loads(PROTECT_ROLES.read_text())
+    wanted = [
+        protect_roles[k]
+        for k in ("reader", "diskSnapshotContributor", "dataOperatorForManagedDisks", "contributor")
+    ]
+    delegations = [
+        a
+        for a in assignments(infra_templates)
+        if role_reference(a).built_in_key == "roleBasedAccessControlAdministrator"
+        and a.file != Path("access/storage-access.bicep")
+    ]
+    assert {a.file.name for a in delegations} == {
+        "scope-roles.bicep",
+        "scope-roles-rg.bicep",
+        "management-group-access.bicep",
+    }
+    for delegation in delegations:
+        template = infra_templates[delegation.file]
+        assert delegation.body["config"]["condition"] == {
+            "operator": {"type": "equals", "operands": {"operand_1": "mode", "operand_2": "protect"}}
+        }
+        assert delegation.properties["conditionVersion"] == "2.0"
+        grantable = template["variables"]["protectGrantable"]["value"]
+        guids = re.sub(r"\$\{protectRoles\.([A-Za-z]+)\}", lambda m: protect_roles[m.group(1)], grantable)
+        assert guids.split(", ") == wanted
+        text = template["variables"][delegation.properties["condition"]]["value"]
+        assert re.findall(r"GuidEquals \{(\$\{[A-Za-z]+\})\}", text) == ["${protectGrantable}"] * 2
+        assert "PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\\'ServicePrincipal\\'}" in text
+        assert "roleAssignments/delete" in text and "roleAssignments/write" in text
+
+
+def _definition(infra_templates: dict[Path, Any], name: str) -> Any:
     definitions = resources(infra_templates, "Microsoft.Authorization/roleDefinitions")
-    assert len(definitions) == 1
-    permissions = definitions[0].properties["permissions"]
+    assert {d.file.name for d in definitions} == {"container-writer-role.bicep", "protect-writer-role.bicep"}
+    return next(d for d in definitions if d.file.name == name)
+
+
+def test_protect_writer_role_is_the_chains_writes_only(infra_templates: dict[Path, Any]) -> None:
+    permissions = _definition(infra_templates, "protect-writer-role.bicep").properties["permissions"]
+    actions = sorted(a for p in permissions for a in p["actions"])
+    assert actions == sorted(
+        [
+            "Microsoft.DataProtection/backupVaults/write",
+            "Microsoft.DataProtection/backupVaults/backupPolicies/write",
+            "Microsoft.DataProtection/backupVaults/backupInstances/write",
+            "Microsoft.DataProtection/backupVaults/backupInstances/sync/action",
+            "Microsoft.DataProtection/backupVaults/validateForBackup/action",
+            "Microsoft.ContainerService/managedClusters/trustedAccessRoleBindings/write",
+            "Microsoft.Resources/subscriptions/resourceGroups/write",
+        ]
+    )
+    assert all("*" not in a and not a.endswith("/delete") for a in actions)
+    assert all(not p.get("dataActions") for p in permissions)
+
+
+def test_custom_role_is_container_write_only(infra_templates: dict[Path, Any]) -> None:
+    permissions = _definition(infra_templates, "container-writer-role.bicep").properties["permissions"]
     actions = [a for p in permissions for a in p["actions"]]
     assert "Microsoft.Storage/storageAccounts/blobServices/containers/write" in actions
     for action in actions:
