@@ -11,10 +11,13 @@ documented by Microsoft, **E** observed in real output quoted publicly, **A** as
 
 How a :class:`Repair` is carried out (``core/plan/protect.py``): the chain's earlier links re-check their
 prerequisite every reconcile, so a removed role, binding or extension is re-created by its own link first
-(``regrant``, ``rebind``, ``reinstall`` only say which link the code points at); once every link ARM can
-see is satisfied, the instance is re-validated and then re-synced (``resync``), or re-PUT (``reput``). A
-``wait`` code means Azure needs time (role propagation); ``human`` names what a person must do; ``elsewhere``
-means another vault protects the cluster.
+(``regrant``, ``rebind``, ``reinstall`` only say which link the code points at); once every link ARM can see
+is satisfied, the instance is re-synced (``resync``, with backoff after the last change while the role or
+binding propagates), or re-PUT (``reput``). It is not re-validated: Azure Backup refuses validateForBackup for
+a datasource that already has an instance (``UserErrorDppDatasourceAlreadyProtected``;
+MicrosoftDocs/azure-docs@articles/backup/backup-azure-dataprotection-use-rest-api-backup-blobs.md,
+validateForBackup), so the sync is the repair's check. A ``wait`` code means Azure needs time (role
+propagation); ``human`` names what a person must do; ``elsewhere`` means another vault protects the cluster.
 """
 
 from __future__ import annotations
@@ -28,19 +31,18 @@ class Repair(StrEnum):
 
     REGRANT = "regrant"
     """A role assignment is missing or not yet effective: the role links re-create a missing one; then
-    re-validate and re-sync (propagation is waited for with backoff)."""
+    re-sync (propagation is waited for with backoff)."""
     REBIND = "rebind"
-    """The trusted-access binding is missing or not yet effective: its link re-creates it; then re-validate
-    and re-sync."""
+    """The trusted-access binding is missing or not yet effective: its link re-creates it; then re-sync."""
     REINSTALL = "reinstall"
     """The backup extension is missing, Failed or lost its identity: the extension link installs or
-    re-installs it; then re-validate and re-sync."""
+    re-installs it; then re-sync."""
     RESYNC = "resync"
-    """Nothing for the chain to change: re-validate and re-sync the instance."""
+    """Nothing for the chain to change: re-sync the instance."""
     REPUT = "reput"
     """The instance body was wrong (e.g. no ``dataSourceSetInfo``): PUT the product's body again."""
     WAIT = "wait"
-    """Azure needs time (a role assignment is propagating): re-validate with backoff, then re-sync."""
+    """Azure needs time (a role assignment is propagating): re-sync with backoff."""
     HUMAN = "human"
     """A person must act; the remedy names what."""
     ELSEWHERE = "elsewhere"
