@@ -34,8 +34,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from remediator.core.errors import UserInputError
+from remediator.core.errors import UserInputError, UserInputErrors
 from remediator.core.ids import (
     ResourceId,
     parse_management_group_id,
@@ -44,6 +45,7 @@ from remediator.core.ids import (
     parse_storage_account_id,
     parse_subscription_id,
 )
+from remediator.core.regions import is_known_region, unknown_region_message
 
 logger = logging.getLogger(__name__)
 
@@ -480,11 +482,27 @@ class RemediationConfig(_Model):
         return self
 
 
+def _region_errors(problems: list[tuple[tuple[int | str, ...], str]]) -> ValidationError:
+    """Several region problems as one pydantic error per problem, each at its own place in the file."""
+    return ValidationError.from_exception_data(
+        "RemediatorConfig",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("region", "{message}", {"message": message}), loc=loc, input=None
+            )
+            for loc, message in problems
+        ],
+    )
+
+
 class RemediatorConfig(_Model):
     """The whole config file."""
 
     schema_: str | None = Field(default=None, alias="$schema", json_schema_extra=_without_null)
     """Optional JSON Schema reference for editors; ignored."""
+    extra_region_names: tuple[Region, ...] = ()
+    """Region names newer than the list this release ships (``remediator/core/regions.py``). Every region in
+    ``scope.regions`` and ``storage`` must be an Azure region name; list a region Azure opened since here."""
     scope: Scope
     """Where to look for clusters."""
     storage: Annotated[dict[Region, StorageAccountRef], Field(min_length=1)]
@@ -498,6 +516,7 @@ class RemediatorConfig(_Model):
     """Remediation mode."""
 
     _if_null: ClassVar[Mapping[str, str]] = {
+        "extra_region_names": "list at least one region name, or remove the key",
         "selection": "give it include/exclude entries, or remove the key to select every in-scope cluster",
         "extension": "give it settings, or remove the key to use the policy's defaults",
         "remediation": "give it settings, or remove the key to use mode 'install'",
@@ -519,6 +538,61 @@ class RemediatorConfig(_Model):
                 seen[normalized] = region
         return storage
 
+    @field_validator("scope")
+    @classmethod
+    def _scope_regions_exist(cls, scope: Scope, info: ValidationInfo) -> Scope:
+        extra = info.data.get("extra_region_names", ())
+        problems: list[tuple[tuple[int | str, ...], str]] = [
+            (("regions", index), unknown_region_message(region, extra=extra))
+            for index, region in enumerate(scope.regions or ())
+            if not is_known_region(region, extra=extra)
+        ]
+        if problems:
+            raise _region_errors(problems)
+        return scope
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_regions_exist_and_agree_with_scope(
+        cls, storage: dict[str, ResourceId], info: ValidationInfo
+    ) -> dict[str, ResourceId]:
+        """Every key is an Azure region; with ``scope.regions``, the two name the same regions (a storage
+        entry outside them is never used; an allowed region without storage selects clusters it cannot
+        protect)."""
+        extra = info.data.get("extra_region_names", ())
+        problems: list[tuple[tuple[int | str, ...], str]] = [
+            ((region, "[key]"), unknown_region_message(region, extra=extra))
+            for region in storage
+            if not is_known_region(region, extra=extra)
+        ]
+        scope = info.data.get("scope")
+        allowed = scope.regions if isinstance(scope, Scope) else None
+        if not problems and allowed is not None:
+            listed = ", ".join(allowed)
+            problems += [
+                (
+                    (region,),
+                    f"{region} is not in scope.regions ({listed}), so no cluster there is ever selected;"
+                    " add it to scope.regions or remove this entry",
+                )
+                for region in storage
+                if region not in allowed
+            ]
+            missing = [region for region in allowed if region not in storage]
+            if missing:
+                names = ", ".join(missing)
+                problems.append(
+                    (
+                        (),
+                        f"no storage account for {names}, which scope.regions allows: clusters there would be"
+                        f" selected and never protected; add a storage account for {names} here, or remove"
+                        f" {names} from scope.regions",
+                    )
+                )
+        if problems:
+            raise _region_errors(problems)
+        return storage
+
     def storage_for(self, region: str) -> ResourceId | None:
         """The storage account for a region (any spelling), or ``None``."""
         return self.storage.get(normalize_region(region))
@@ -538,17 +612,69 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
+_PLAIN_MESSAGES: Mapping[str, str] = {
+    "missing": "required: add it",
+    "model_type": "must be a mapping of keys to values",
+    "model_attributes_type": "must be a mapping of keys to values",
+    "dict_type": "must be a mapping of keys to values",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "set_type": "must be a list",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+}
+"""Plain words for pydantic error types whose own message names Python types ("valid tuple", "instance of
+Scope") or internals."""
+
+
+def _plain(error: Mapping[str, Any]) -> str:
+    """Pydantic's message for one error, in words a person editing YAML understands."""
+    kind = str(error.get("type", ""))
+    ctx: Mapping[str, Any] = error.get("ctx") or {}
+    if kind in _PLAIN_MESSAGES:
+        return _PLAIN_MESSAGES[kind]
+    if kind in {"too_short", "too_long"}:
+        bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        word = "at least" if kind == "too_short" else "at most"
+        return f"must have {word} {bound} entr{'y' if bound == 1 else 'ies'}"
+    if kind in {"string_too_short", "string_too_long"}:
+        bound = ctx.get("min_length") if kind == "string_too_short" else ctx.get("max_length")
+        word = "at least" if kind == "string_too_short" else "at most"
+        return f"must be {word} {bound} character{'' if bound == 1 else 's'}"
+    if kind == "string_pattern_mismatch":
+        return f"must match the pattern {ctx.get('pattern')}"
+    bounds = {
+        "greater_than": ("greater than", "gt"),
+        "greater_than_equal": ("at least", "ge"),
+        "less_than": ("less than", "lt"),
+        "less_than_equal": ("at most", "le"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"must be {words} {ctx.get(key)}"
+    message = str(error.get("msg", ""))
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return re.sub(r"^Input should be\b", "must be", message)
+
+
 def _error_message(error: Mapping[str, Any]) -> str:
     cause = error.get("ctx", {}).get("error")
     if isinstance(cause, UserInputError):
         return cause.message
     if isinstance(cause, Exception):
         return str(cause)
-    message = str(error["msg"])
     if error.get("type") == "extra_forbidden":
         return "unknown field (check the spelling; field names are camelCase)"
+    message = _plain(error)
     if error.get("type") == "string_type" and isinstance(error.get("input"), bool | int | float):
-        return f"{message}; got {error['input']!r} (quote it in YAML)"
+        return f"must be a text string; got {error['input']!r} (quote it in YAML)"
+    if error.get("type") == "string_type":
+        return "must be a text string"
     return message
 
 
@@ -562,14 +688,15 @@ def _is_consequence(error: Mapping[str, Any], errors: Iterable[Mapping[str, Any]
 
 
 def user_input_error_from(exc: ValidationError, *, source: str | None) -> UserInputError:
-    """The first pydantic error as a :class:`UserInputError` naming the field (and how many more exist)."""
+    """Every pydantic error, in plain words, each naming its field: one :class:`UserInputError` when there is
+    one mistake, a :class:`UserInputErrors` holding all of them otherwise."""
     reported = exc.errors()
     errors = [error for error in reported if not _is_consequence(error, reported)] or reported
-    first = errors[0]
-    message = _error_message(first)
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
-    return UserInputError(message, field=_field_path(tuple(first["loc"])) or None, source=source)
+    found = [
+        UserInputError(_error_message(error), field=_field_path(tuple(error["loc"])) or None, source=source)
+        for error in errors
+    ]
+    return found[0] if len(found) == 1 else UserInputErrors(found)
 
 
 def parse_config(data: object, *, source: str | None = None) -> RemediatorConfig:

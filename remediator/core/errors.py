@@ -1,10 +1,13 @@
-"""One error type for bad user input.
+"""One error type for bad user input (and its plural, for inputs with several mistakes).
 
 Every entry point (CLI, HTTP, event handler) turns a ``UserInputError`` into exit code 2 or an HTTP 4xx with
 the offending field named, and never into a traceback.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class UserInputError(ValueError):
@@ -28,3 +31,40 @@ class UserInputError(ValueError):
     def to_json(self) -> dict[str, str | None]:
         """The error as an HTTP 400 body."""
         return {"error": "invalid-input", "field": self.field, "source": self.source, "message": self.message}
+
+
+class UserInputErrors(UserInputError):
+    """Several independent mistakes in one input (a config file), reported together so that a person fixes
+    them in one pass instead of one run per mistake.
+
+    ``message``, ``field`` and ``source`` are the first error's (with a count of the others in ``message``),
+    so code that shows one line still works; ``errors`` holds every one, and ``str()`` is one line per
+    error.
+
+    :param errors: at least two errors, in the order they appear in the input.
+    """
+
+    def __init__(self, errors: Sequence[UserInputError]) -> None:
+        if len(errors) < 2:
+            raise ValueError("UserInputErrors needs at least two errors; raise the one error itself")
+        first = errors[0]
+        more = len(errors) - 1
+        super().__init__(
+            f"{first.message} (and {more} more error{'s' if more > 1 else ''})",
+            field=first.field,
+            source=first.source,
+        )
+        self.errors: tuple[UserInputError, ...] = tuple(errors)
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
+
+    def lines(self) -> list[str]:
+        """One line per error (``source: field: message``)."""
+        return [str(error) for error in self.errors]
+
+    def to_json(self) -> dict[str, Any]:
+        """The first error as an HTTP 400 body, plus ``errors``: every error in the same shape."""
+        body: dict[str, Any] = dict(super().to_json())
+        body["errors"] = [error.to_json() for error in self.errors]
+        return body

@@ -16,7 +16,7 @@ EXAMPLES = ROOT / "examples"
 CONFIGS = sorted(EXAMPLES.glob("*.yaml"))
 CLUSTERS = sorted((EXAMPLES / "clusters").glob("*.json"))
 MGS = EXAMPLES / "management-groups.json"
-KEYS = ["clusterId", "selected", "reason", "rule", "storageAccountId", "blockers"]
+KEYS = ["clusterId", "selected", "reason", "rule", "storageAccountId", "blockers", "matchedRule"]
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
