@@ -171,10 +171,19 @@ def _auth_message(exc: ClientAuthenticationError) -> str:
             f"authentication failed: ARM rejected the token (HTTP 401{' ' + code if code else ''}: {detail});"
             " sign in again (az login) and check REMEDIATOR_TENANT_ID"
         )
-    detail = one_line(getattr(exc, "message", None) or str(exc), limit=200)
+    text = str(getattr(exc, "message", None) or exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    attempts = [
+        line
+        for line in lines[1:]
+        if ":" in line and not line.startswith(("Attempted credentials", "To mitigate"))
+    ]
+    detail = one_line(lines[0] if lines else type(exc).__name__, limit=200)
+    if attempts:  # DefaultAzureCredential: one line per credential it tried
+        detail += " (" + one_line("; ".join(attempts), limit=300) + ")"
     return (
-        f"authentication failed: {detail} (sign in with `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID"
-        " and AZURE_CLIENT_SECRET; --debug shows what each credential answered)"
+        f"authentication failed: {detail}; sign in with `az login` (or set AZURE_CLIENT_ID, AZURE_TENANT_ID"
+        " and AZURE_CLIENT_SECRET), --debug shows each credential's full answer"
     )
 
 
