@@ -44,7 +44,7 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
     ),
     (
         "What would the remediator do to one cluster? (reads only)",
-        f"{PROG} reconcile --config my-config.yaml --dry-run --cluster <managed cluster id>",
+        f"{PROG} reconcile --config my-config.yaml --dry-run --cluster <cluster-id>",
     ),
     ("Which clusters need work, by reason?", f"{PROG} sweep --config my-config.yaml --dry-run -o table"),
 )

@@ -113,7 +113,7 @@ def register(subparsers: Any) -> None:
             ("Only the exit code (for CI)", f"{PROG} config check my-config.yaml -o none"),
             (
                 "Check it against Azure too, for the Function app's identity",
-                f"{PROG} config check my-config.yaml --live --principal-id <object id of the app identity>",
+                f"{PROG} config check my-config.yaml --live --principal-id <app-identity-object-id>",
             ),
             (
                 "Only the failed live checks, as a table",
@@ -140,7 +140,10 @@ def register(subparsers: Any) -> None:
         description="Print the JSON Schema of the config file (what docs/config.schema.json holds).",
         examples=(
             ("Regenerate the published schema", f"{PROG} config schema > docs/config.schema.json"),
-            ("The allowed remediation modes", f'{PROG} config schema --query "$defs.RemediationConfig"'),
+            (
+                "The allowed remediation modes",
+                f"{PROG} config schema --query '\"$defs\".RemediationConfig.properties.mode.enum' -o tsv",
+            ),
         ),
     )
     schema.set_defaults(handler=_schema)

@@ -105,6 +105,13 @@ def exit_code_table() -> str:
     return "\n".join(f"  {code.value:>3}  {EXIT_CODE_DOCS[code]}" for code in ExitCode)
 
 
+def exit_code_markdown() -> str:
+    """The exit codes as a Markdown table (docs/operations.md holds a copy; a test keeps it current)."""
+    rows = ["| Code | Meaning |", "|---|---|"]
+    rows += [f"| {code.value} | {EXIT_CODE_DOCS[code]} |" for code in ExitCode]
+    return "\n".join(rows)
+
+
 class CliFailure(Exception):
     """An expected failure the command line reports as one line and an exit code.
 
@@ -271,6 +278,9 @@ def classify(exc: BaseException) -> CliFailure:
         )
     azure = first((ArmError, AzureError, InventoryError))
     if azure is not None:
+        status = _status(azure)
+        if status is not None and not isinstance(azure, ArmError):
+            return CliFailure(ExitCode.AZURE_ERROR, f"Azure answered HTTP {status}: {_http_message(azure)}")
         return CliFailure(ExitCode.AZURE_ERROR, f"Azure refused the request: {_http_message(azure)}")
     return CliFailure(
         ExitCode.INTERNAL_ERROR,
@@ -293,6 +303,7 @@ __all__ = [
     "ExitCode",
     "classify",
     "error_lines",
+    "exit_code_markdown",
     "exit_code_table",
     "one_line",
 ]

@@ -279,7 +279,7 @@ def register(subparsers: Any) -> None:
             ),
             (
                 "Ask Azure about one cluster (reads only)",
-                f"{PROG} explain --config my-config.yaml --cluster-id <managed cluster id>",
+                f"{PROG} explain --config my-config.yaml --cluster-id <cluster-id>",
             ),
         ),
     )

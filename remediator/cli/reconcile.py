@@ -196,11 +196,11 @@ def register(subparsers: Any) -> None:
             ),
             (
                 "Install and wait until the extension is Succeeded and its identity can write backups",
-                f"{PROG} reconcile --config my-config.yaml --cluster <cluster id> --wait --timeout 1200",
+                f"{PROG} reconcile --config my-config.yaml --cluster <cluster-id> --wait --timeout 1200",
             ),
             (
                 "Just the outcome",
-                f"{PROG} reconcile --config my-config.yaml --cluster <cluster id> --query outcome -o table",
+                f"{PROG} reconcile --config my-config.yaml --cluster <cluster-id> --query outcome -o table",
             ),
         ),
     )
