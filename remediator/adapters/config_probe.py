@@ -74,6 +74,13 @@ def _get(obj: Any, *path: str) -> Any:
     return obj
 
 
+def _text(value: Any) -> str:
+    """An SDK enum member (``Kind.STORAGE_V2``) or string as its wire value (``StorageV2``)."""
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
 def _oid_of(token: str) -> str | None:
     """The ``oid`` claim of a JWT (not verified: it only names who we are)."""
     try:
@@ -116,10 +123,10 @@ class ConfigProbe:
             return None
         return StorageAccountFacts(
             id=str(found.id or account),
-            kind=str(found.kind or ""),
-            sku_name=str(_get(found, "sku", "name") or ""),
-            sku_tier=str(_get(found, "sku", "tier") or ""),
-            location=str(found.location or ""),
+            kind=_text(found.kind),
+            sku_name=_text(_get(found, "sku", "name")),
+            sku_tier=_text(_get(found, "sku", "tier")),
+            location=_text(found.location),
         )
 
     def _arm(self) -> ARMPipelineClient[Any, Any]:
