@@ -181,7 +181,7 @@ def test_another_principal_and_a_table(world: Any, tmp_path: Path) -> None:
     )
     assert result.returncode == ExitCode.BAD_INPUT  # the app principal holds nothing here
     header, rule, *lines = result.stdout.splitlines()
-    assert header.split() == ["Check", "Field", "Status", "Detail"]
+    assert header.split() == ["Check", "Field", "Target", "Status", "Detail"]  # --query: no command layout
     assert lines and all(" failed " in f" {line} " for line in lines)
     assert APP_PRINCIPAL in result.stdout
 
