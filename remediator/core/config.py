@@ -36,7 +36,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from remediator.core.errors import UserInputError, UserInputErrors
+from remediator.core.errors import UserInputError, UserInputErrors, plain_validation_message
 from remediator.core.ids import (
     ResourceId,
     parse_management_group_id,
@@ -612,56 +612,6 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-_PLAIN_MESSAGES: Mapping[str, str] = {
-    "missing": "required: add it",
-    "model_type": "must be a mapping of keys to values",
-    "model_attributes_type": "must be a mapping of keys to values",
-    "dict_type": "must be a mapping of keys to values",
-    "list_type": "must be a list",
-    "tuple_type": "must be a list",
-    "set_type": "must be a list",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-}
-"""Plain words for pydantic error types whose own message names Python types ("valid tuple", "instance of
-Scope") or internals."""
-
-
-def _plain(error: Mapping[str, Any]) -> str:
-    """Pydantic's message for one error, in words a person editing YAML understands."""
-    kind = str(error.get("type", ""))
-    ctx: Mapping[str, Any] = error.get("ctx") or {}
-    if kind in _PLAIN_MESSAGES:
-        return _PLAIN_MESSAGES[kind]
-    if kind in {"too_short", "too_long"}:
-        bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
-        word = "at least" if kind == "too_short" else "at most"
-        return f"must have {word} {bound} entr{'y' if bound == 1 else 'ies'}"
-    if kind in {"string_too_short", "string_too_long"}:
-        bound = ctx.get("min_length") if kind == "string_too_short" else ctx.get("max_length")
-        word = "at least" if kind == "string_too_short" else "at most"
-        return f"must be {word} {bound} character{'' if bound == 1 else 's'}"
-    if kind == "string_pattern_mismatch":
-        return f"must match the pattern {ctx.get('pattern')}"
-    bounds = {
-        "greater_than": ("greater than", "gt"),
-        "greater_than_equal": ("at least", "ge"),
-        "less_than": ("less than", "lt"),
-        "less_than_equal": ("at most", "le"),
-    }
-    if kind in bounds:
-        words, key = bounds[kind]
-        return f"must be {words} {ctx.get(key)}"
-    message = str(error.get("msg", ""))
-    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    return re.sub(r"^Input should be\b", "must be", message)
-
-
 def _error_message(error: Mapping[str, Any]) -> str:
     cause = error.get("ctx", {}).get("error")
     if isinstance(cause, UserInputError):
@@ -670,7 +620,7 @@ def _error_message(error: Mapping[str, Any]) -> str:
         return str(cause)
     if error.get("type") == "extra_forbidden":
         return "unknown field (check the spelling; field names are camelCase)"
-    message = _plain(error)
+    message = plain_validation_message(error)
     if error.get("type") == "string_type" and isinstance(error.get("input"), bool | int | float):
         return f"must be a text string; got {error['input']!r} (quote it in YAML)"
     if error.get("type") == "string_type":

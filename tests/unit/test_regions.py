@@ -211,3 +211,31 @@ def test_plain_words_for_common_mistakes() -> None:
     with pytest.raises(UserInputError) as info:
         parse_config(data)
     assert (info.value.field, info.value.message) == ("storage", "required: add it")
+
+
+def test_app_settings_errors_are_plain_words_too() -> None:
+    """The first thing a laptop user meets: missing settings, named, without pydantic's wording."""
+    from remediator.core.settings import Settings
+
+    with pytest.raises(UserInputError) as info:
+        Settings.from_env({})
+    assert str(info.value) == "app settings: REMEDIATOR_TENANT_ID: required: add it"
+    with pytest.raises(UserInputError) as info:
+        Settings.from_env({"REMEDIATOR_TENANT_ID": "t"})
+    assert str(info.value) == (
+        "app settings: REMEDIATOR_CONFIG_FILE: set exactly one of REMEDIATOR_CONFIG_FILE and"
+        " REMEDIATOR_CONFIG_JSON"
+    )
+    with pytest.raises(UserInputErrors) as several:
+        Settings.from_env(
+            {
+                "REMEDIATOR_TENANT_ID": "t",
+                "REMEDIATOR_CONFIG_JSON": "{}",
+                "REMEDIATOR_INLINE_BUDGET_SECONDS": "60",
+                "REMEDIATOR_MAX_ATTEMPTS": "many",
+            }
+        )
+    assert several.value.lines() == [
+        "app settings: REMEDIATOR_INLINE_BUDGET_SECONDS: must be at most 25",
+        "app settings: REMEDIATOR_MAX_ATTEMPTS: must be a whole number",
+    ]
