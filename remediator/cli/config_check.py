@@ -13,7 +13,7 @@ import argparse
 import logging
 from typing import Any
 
-from remediator.cli.common import PROG, command_parser
+from remediator.cli.common import PROG, command_parser, epilog
 from remediator.cli.errors import ExitCode
 from remediator.cli.output import emit
 from remediator.core.config import RemediatorConfig, load_config
@@ -93,7 +93,15 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "config",
         help="validate a config file (offline or against Azure) or print its JSON Schema",
-        description="Validate a remediator config file, or print its JSON Schema.",
+        description="Validate a remediator config file, or print its JSON Schema. ACTION --help for more.",
+        epilog=epilog(
+            (
+                ("Validate a config", f"{PROG} config check my-config.yaml"),
+                ("Validate it against Azure as well", f"{PROG} config check my-config.yaml --live -o table"),
+                ("Print the JSON Schema", f"{PROG} config schema"),
+            )
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = command_parser(
