@@ -131,7 +131,10 @@ def load_recordings(folder: Path) -> list[Recording]:
 _SUB_RG = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups"
 _DPP_RG = f"{_SUB_RG}/clitest-dpp-rg"
 _DPP_VAULT = f"{_DPP_RG}/providers/Microsoft.DataProtection/backupVaults/clitest-bkp-vault-aks-donotdelete"
-_DPP_CLUSTER = f"{_SUB_RG}/oss-clitest-rg/providers/Microsoft.ContainerService/managedClusters/clitest-cluster1-donotdelete"
+_DPP_CLUSTER = (
+    f"{_SUB_RG}/oss-clitest-rg/providers/Microsoft.ContainerService/managedClusters/"
+    "clitest-cluster1-donotdelete"
+)
 _DPP_STORAGE = f"{_DPP_RG}/providers/Microsoft.Storage/storageAccounts/clitestbkpsa"
 _DPP_EXTENSION = f"{_DPP_CLUSTER}/providers/Microsoft.KubernetesConfiguration/extensions/azure-aks-backup"
 _DPP_VAULT_PRINCIPAL = "6f1b7a52-5d0e-4c4b-9d43-3c1e1f6a2b7e"
