@@ -7,8 +7,11 @@ replay:
    resource group in a URL; every resource a request needs before the recording creates it (a parent, or the
    target of a GET/DELETE/POST answered 2xx before any PUT of it); resources that recorded list answers
    (``value[]``) and Resource Graph answers (``data``) carry, with their recorded bodies where they are whole
-   ARM bodies; plus :data:`ESTATE_EXTRAS`, the few facts traffic cannot show (which policy definition an
-   assignment uses). Names, ids and subscriptions are the recordings' own.
+   ARM bodies (DataProtection vaults, policies and instances go to the plug-in's ``dataProtection`` keys; a
+   DELETE answered 204 shows its target was absent, ARM's "204 No Content" for a missing resource); plus
+   :data:`ESTATE_EXTRAS`, the few facts traffic cannot show (which policy definition an assignment uses, what
+   a recorded validateForBackup found in place), and :data:`ESTATE_SETTINGS` (plug-in knobs at Azure's pace).
+   Names, ids and subscriptions are the recordings' own.
 2. resets the emulator to that estate before each recording and sends every request in order, raw (exact
    method, path, query and JSON body) over HTTPS, following the recording's ``replay`` hints:
    ``url_from`` (use the async/Location URL the EMULATOR answered to an earlier interaction),
