@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     runtime = Runtime.from_env(os.environ, config_path=args.config)
     try:
         runtime.config  # noqa: B018 - load and validate the config before any ARM call
-        report = runtime.reconciler.reconcile(cluster, dry_run=args.dry_run)
+        report = runtime.reconciler.reconcile(cluster, dry_run=args.dry_run, trigger="cli")
     finally:
         runtime.close()
     if args.output == "table":

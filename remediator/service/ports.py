@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from remediator.adapters.graph import InventoryRow, InventoryStats
+from remediator.adapters.telemetry import NoTelemetry, Telemetry
 from remediator.core.config import RemediatorConfig
 from remediator.core.ids import ResourceId
 from remediator.core.inventory_query import InventoryPlan
@@ -31,8 +32,11 @@ class Reconciles(Protocol):
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
+        trigger: str = "",
+        event_time: datetime | None = None,
     ) -> ReconcileReport:
-        """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request)."""
+        """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request);
+        ``trigger`` (the work-item source) and ``event_time`` (the Event Grid event's) are for telemetry."""
         ...
 
 
@@ -124,4 +128,7 @@ class HandlerContext:
     decisions: RecordsOutcomes | None = None
     """Where decisions that reconciled nothing are journaled (dropped, ignored, stale and out-of-scope events,
     HTTP 403s): the journal alone, without an outcome event. ``None``: ``outcomes``."""
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
+    """Spans and metrics (``adapters.telemetry``); the timer records each sweep's gauges through it. The
+    reconciler holds the same object for the per-reconcile span."""
     extras: dict[str, Any] = field(default_factory=dict)

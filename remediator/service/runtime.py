@@ -26,6 +26,7 @@ from remediator.adapters.management_groups import ManagementGroupResolver
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.policy_order import PolicyStateOrder
 from remediator.adapters.publisher import OutcomePublisher
+from remediator.adapters.telemetry import NoTelemetry, Telemetry, telemetry_from_environment
 from remediator.adapters.work_queue import WorkQueue
 from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
 from remediator.core.errors import UserInputError
@@ -82,6 +83,8 @@ class Runtime:
     :keyword credential: override the credential the settings imply (tests with several principals).
     :keyword pacer: the ARM write pacer of the workers (default: ARM's bucket, 200 burst + 10/s; tests pass a
         tiny one).
+    :keyword telemetry: spans and metrics (default: none; :meth:`from_env` configures Azure Monitor when
+        ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set; tests pass in-memory exporters).
     """
 
     def __init__(
@@ -92,8 +95,10 @@ class Runtime:
         client_options: ClientOptions | None = None,
         credential: Any = None,
         pacer: WritePacer | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
+        self.telemetry: Telemetry = telemetry if telemetry is not None else NoTelemetry()
         self._config = config
         self._client_options = client_options
         self._credential = credential
@@ -108,12 +113,15 @@ class Runtime:
         config_path: str | None = None,
         client_options: ClientOptions | None = None,
     ) -> Runtime:
-        """Settings from ``environ``; ``config_path`` (the CLI's ``--config``) overrides the config source."""
+        """Settings from ``environ``; ``config_path`` (the CLI's ``--config``) overrides the config source.
+        Telemetry from ``environ`` too (``adapters.telemetry.telemetry_from_environment``: nothing is imported
+        without a connection string)."""
         env = dict(environ)
         if config_path is not None:
             env.pop("REMEDIATOR_CONFIG_JSON", None)
             env["REMEDIATOR_CONFIG_FILE"] = config_path
-        return cls(Settings.from_env(env), client_options=client_options)
+        settings = Settings.from_env(env)
+        return cls(settings, client_options=client_options, telemetry=telemetry_from_environment(env))
 
     def _part(self, name: str, build: Callable[[], T]) -> T:
         with self._lock:
@@ -219,6 +227,7 @@ class Runtime:
                 claims=self.claims,
                 management_groups_of=self.management_groups_of,
                 pacer=self.pacer,
+                telemetry=self.telemetry,
             ),
         )
 
@@ -307,6 +316,7 @@ class Runtime:
             health_checks=tuple(checks),
             management_groups_of=self.management_groups_of,
             decisions=self.journal if self.journal is not None else OutcomeRecorder(None, None),
+            telemetry=self.telemetry,
             extras={"runtime": self},
         )
 

@@ -25,6 +25,10 @@ def handle_sweep(*, past_due: bool, ctx: HandlerContext) -> Any:
         logger.warning("sweep timer is past due; running now")
     summary = ctx.sweeper.run(dry_run=False)
     logger.info("sweep finished: %s", summary)
+    try:
+        ctx.telemetry.swept(summary.to_json())  # gauges: selected, protected, blocked, gave up (as reported)
+    except Exception:  # telemetry must never fail the sweep
+        logger.exception("recording the sweep's gauges failed")
     if not summary.ok:
         counts = summary.to_json()
         raise SweepIncompleteError(
