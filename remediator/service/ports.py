@@ -98,6 +98,13 @@ class Sweeps(Protocol):
     def run(self, *, dry_run: bool) -> Any: ...
 
 
+class WiresEvents(Protocol):
+    """The wiring step the timer runs after each sweep (``service.wiring.EventWiring.run``): Event Grid
+    wiring for subscriptions that joined a managed management group."""
+
+    def run(self) -> Any: ...
+
+
 @dataclass(frozen=True)
 class HealthCheck:
     """One dependency probe for ``GET /api/health``: a name and a callable that raises when it is down."""
@@ -128,6 +135,8 @@ class HandlerContext:
     decisions: RecordsOutcomes | None = None
     """Where decisions that reconciled nothing are journaled (dropped, ignored, stale and out-of-scope events,
     HTTP 403s): the journal alone, without an outcome event. ``None``: ``outcomes``."""
+    wiring: WiresEvents | None = None
+    """Set by the runtime when ``REMEDIATOR_EVENT_WIRING`` is set and the scope lists management groups."""
     telemetry: Telemetry = field(default_factory=NoTelemetry)
     """Spans and metrics (``adapters.telemetry``); the timer records each sweep's gauges through it. The
     reconciler holds the same object for the per-reconcile span."""

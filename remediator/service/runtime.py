@@ -20,6 +20,7 @@ from remediator.adapters.arm import ArmGateway
 from remediator.adapters.claims import WriteClaims
 from remediator.adapters.clients import AzureClients, ClientOptions
 from remediator.adapters.credentials import credential_from_settings
+from remediator.adapters.event_grid import EventGridWiring
 from remediator.adapters.graph import ResourceGraphInventory
 from remediator.adapters.journal import Journal
 from remediator.adapters.management_groups import ManagementGroupResolver
@@ -30,12 +31,14 @@ from remediator.adapters.telemetry import NoTelemetry, Telemetry, telemetry_from
 from remediator.adapters.work_queue import WorkQueue
 from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
 from remediator.core.errors import UserInputError
+from remediator.core.event_wiring import WiringTarget
 from remediator.core.outcomes import ReconcileReport
 from remediator.core.pacing import WritePacer
 from remediator.core.settings import CredentialKind, Settings
 from remediator.service.ports import HandlerContext, HealthCheck
 from remediator.service.reconcile import Reconciler
 from remediator.service.sweep import Sweeper
+from remediator.service.wiring import EventWiring
 
 T = TypeVar("T")
 
@@ -251,6 +254,30 @@ class Runtime:
         return self._part("management_groups_of", build)
 
     @property
+    def wiring(self) -> EventWiring | None:
+        """The timer's event-wiring step, or ``None`` without ``REMEDIATOR_EVENT_WIRING`` or without
+        management groups in the scope (only their subscriptions are wired at run time; the deployment wires
+        the ones it lists).
+
+        :raises UserInputError: the setting is malformed (the field is named).
+        """
+        text = (self.settings.event_wiring or "").strip()
+        resolver = self.management_groups_of
+        if not text or resolver is None:
+            return None
+        target = WiringTarget.parse(text)
+
+        def build() -> EventWiring:
+            return EventWiring(
+                target=target,
+                subscriptions=lambda: resolver.subscriptions(fresh=True),
+                event_grid=EventGridWiring(self.clients, self.inventory),
+                recorder=self.journal,
+            )
+
+        return self._part("wiring", build)
+
+    @property
     def policy_order(self) -> PolicyStateOrder:
         """Durable policy-state ordering in the journal table."""
 
@@ -315,6 +342,7 @@ class Runtime:
             make_sweeper=self.make_sweeper,
             health_checks=tuple(checks),
             management_groups_of=self.management_groups_of,
+            wiring=self.wiring,
             decisions=self.journal if self.journal is not None else OutcomeRecorder(None, None),
             telemetry=self.telemetry,
             extras={"runtime": self},
