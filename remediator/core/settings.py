@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from remediator.core.errors import UserInputError
+from remediator.core.errors import UserInputError, UserInputErrors, plain_validation_message
 
 
 class CredentialKind(StrEnum):
@@ -88,6 +88,12 @@ class Settings(BaseModel):
     max_wait_seconds: int = Field(default=600, ge=1, le=604800, alias="REMEDIATOR_MAX_WAIT_SECONDS")
     """Longest visibility delay for a re-enqueued work item (a queue message may be hidden up to 7 days)."""
 
+    event_wiring: str | None = Field(default=None, alias="REMEDIATOR_EVENT_WIRING")
+    """JSON ``{functionAppId, resourceGroup, location, resourcesTopic, policyTopic}`` (written by the
+    deployment): the timer wires subscriptions that join ``scope.managementGroups`` to these functions,
+    creating missing system topics under these names (``remediator/service/wiring.py``). Unset or empty: no
+    wiring step (the deployment's grants for it are missing too)."""
+
     @model_validator(mode="after")
     def _exactly_one_config_source(self) -> Settings:
         if (self.config_file is None) == (self.config_json is None):
@@ -103,9 +109,15 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(dict(environ))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(part) for part in err["loc"]) or "environment"
-            raise UserInputError(err["msg"], field=loc, source="app settings") from None
+            errors = [
+                UserInputError(
+                    plain_validation_message(err),
+                    field=".".join(str(part) for part in err["loc"]) or "REMEDIATOR_CONFIG_FILE",
+                    source="app settings",
+                )
+                for err in exc.errors()
+            ]
+            raise (errors[0] if len(errors) == 1 else UserInputErrors(errors)) from None
 
     def storage_configured(self) -> bool:
         """Whether queues and the journal can be reached (a connection string or identity-based URIs)."""

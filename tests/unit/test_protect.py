@@ -56,7 +56,7 @@ from remediator.core.plan.observed import (
 )
 from remediator.core.plan.planner import plan
 from remediator.core.plan.protect import BUDGETS_S, PROPAGATION_RETRY_S, protection_history
-from remediator.core.plan.requirement import Mode, PlanContext, PlanningOptions
+from remediator.core.plan.requirement import LINK_STATES, Mode, PlanContext, PlanningOptions
 from remediator.core.plan.writes import (
     BindTrustedAccess,
     CreateBackupInstance,
@@ -423,6 +423,22 @@ def test_another_vaults_instance_stops_the_chain_without_writes():
         "protected elsewhere" in result.outcome.why
         and states(result)["protection-not-elsewhere"] == "superseded"
     )
+
+
+def test_every_reported_link_state_is_a_documented_one_with_a_next_step():
+    theirs = replace(ours(), vault=parse_resource_id(VAULT.replace("AKSAzureBackup-eastus", "theirs")))
+    seen: set[str] = set()
+    for found in (
+        world(instances=(ours(),)),
+        world(instances=(theirs,), vault=None, group=None, bindings=()),
+        world(bindings=(), vault=None),
+        world(instances=(ours("ProtectionError", "UserErrorMissingMSIPermissionsOnSnapshotResourceGroup"),)),
+    ):
+        for link in step(found).links:
+            data = link.to_json()
+            assert data["state"] in LINK_STATES and data["next"], data
+            seen.add(data["state"])
+    assert {"satisfied", "not-needed", "missing", "deferred", "superseded"} <= seen
 
 
 def test_missing_prerequisites_are_written_together_and_validation_waits():

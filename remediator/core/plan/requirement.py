@@ -119,6 +119,19 @@ def is_satisfied(verdict: Verdict) -> bool:
     return isinstance(verdict, Satisfied | NotNeeded | Superseded)
 
 
+LINK_STATES: tuple[str, ...] = (
+    "satisfied",
+    "not-needed",
+    "missing",
+    "waiting",
+    "blocked",
+    "deferred",
+    "unreadable",
+    "superseded",
+)
+"""Every state a link can report (:func:`state_of`)."""
+
+
 def state_of(verdict: Verdict) -> str:
     """The link's state in one word, for reports: ``satisfied``, ``not-needed``, ``missing``, ``waiting``,
     ``blocked``, ``deferred``, ``unreadable``, ``superseded``."""

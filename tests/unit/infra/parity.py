@@ -23,8 +23,6 @@ EXPR = "<expr>"
 
 Grant = tuple[str, str, frozenset[str]]
 
-CUSTOM_ROLES = {"containerWriterRoleGuid": "containerWriter", "protectWriterRoleGuid": "protectWriter"}
-"""Custom roles (created once by an administrator; their GUID is a parameter) by parameter name."""
 
 # ---- Bicep ---------------------------------------------------------------------------------------------
 
@@ -61,12 +59,27 @@ def _module_conditions(templates: Mapping[Path, Mapping[str, Any]]) -> dict[Path
     return found
 
 
+CUSTOM_ROLES: dict[str, str] = {
+    "containerWriterRoleGuid": "containerWriter",
+    "protectWriterRoleGuid": "protectWriter",
+    "eventWiringRoleId": "eventWiring",
+}
+"""Bicep parameter holding a custom role's GUID -> the role's key (the three custom roles, created once by an
+administrator: docs/deploy.md, "Custom role")."""
+TF_CUSTOM_ROLES: dict[str, str] = {
+    "containerWriterRoleId": "containerWriter",
+    "protectWriterRoleId": "protectWriter",
+    "event_wiring_role_id": "eventWiring",
+}
+"""The same custom roles as Terraform names their GUIDs (deployment keys and locals)."""
+
+
 def bicep_grants(templates: Mapping[Path, Mapping[str, Any]]) -> set[Grant]:
     by_module = _module_conditions(templates)
     grants: set[Grant] = set()
     for assignment in resources(templates, ROLE_ASSIGNMENT):
         ref = role_reference(assignment)
-        role = ref.built_in_key or CUSTOM_ROLES[ref.parameter]
+        role = ref.built_in_key or CUSTOM_ROLES[str(ref.parameter)]
         scope_expr = assignment.config.get("scope")
         key = (assignment.file.as_posix(), scope_expr if isinstance(scope_expr, str) else None)
         assert key in BICEP_SCOPES, f"{assignment.file}:{assignment.symbol}: scope {scope_expr!r} not mapped"
@@ -153,6 +166,7 @@ TF_FOR_EACH_SCOPES: dict[str, tuple[str, frozenset[str]]] = {
         frozenset({"installsExtension", "grantStorageAccess"}),
     ),
     "${local.protect_vault_groups}": ("vault-resource-group", frozenset({"mode==protect"})),
+    "${local.event_wiring_management_groups}": ("management-group", frozenset({"wireNewSubscriptions"})),
 }
 TF_ALL_MANAGED_SCOPES = {"${local.protect_managed_scopes}": frozenset({"mode==protect"})}
 """for_each maps over every managed scope (subscriptions, resource groups, management groups) under a
@@ -202,7 +216,7 @@ def tf_grants(parsed: Mapping[Path, Mapping[str, Any]]) -> set[Grant]:
                     grants.add((role, kind, conditions))
             continue
         match = re.search(r"local\.(?:roles|role_ids)\.([A-Za-z]+)", role_expr)
-        custom = next((c for p, c in CUSTOM_ROLES.items() if p.replace("Guid", "Id") in role_expr), None)
+        custom = next((k for e, k in TF_CUSTOM_ROLES.items() if e in role_expr), None)
         role = match.group(1) if match else custom
         assert role, f"{address}: role not readable from {role_expr}"
         if for_each in TF_ALL_MANAGED_SCOPES:
