@@ -264,9 +264,9 @@ def register(subparsers: Any) -> None:
                 f"{PROG} config check my-config.yaml --live --query \"[?status!='ok']\" -o table",
             ),
             (
-                "Protect mode: role assignments per subscription for these clusters, against Azure's 4000",
-                f"az aks list -o json > clusters.json && {PROG} config check examples/protect.yaml"
-                " --inventory clusters.json --query roleAssignments -o table",
+                "Protect mode: role assignments per subscription for clusters.json (az aks list -o json)",
+                f"{PROG} config check examples/protect.yaml --inventory clusters.json --query roleAssignments"
+                " -o table",
             ),
         ),
     )
