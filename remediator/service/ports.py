@@ -31,8 +31,10 @@ class Reconciles(Protocol):
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
+        caller: str | None = None,
     ) -> ReconcileReport:
-        """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request)."""
+        """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request);
+        ``caller`` is who asked, when an HTTP request did (journaled with the report)."""
         ...
 
 
@@ -87,6 +89,15 @@ class StreamsInventory(Protocol):
     def policy_summary(self, plan: InventoryPlan, query: str, *, stats: InventoryStats) -> dict[str, int]: ...
 
 
+class LimitsRate(Protocol):
+    """A per-caller rate limit shared by every instance (``adapters.rate_limit.TableRateLimiter``)."""
+
+    def try_acquire(self, key: str) -> float | None:
+        """Take one request for ``key``: ``None`` when allowed, else the seconds until one is
+        (Retry-After)."""
+        ...
+
+
 class Sweeps(Protocol):
     """The timer sweep (``service.sweep.Sweeper.run``): enumerate in-scope clusters and enqueue those needing
     work."""
@@ -124,4 +135,6 @@ class HandlerContext:
     decisions: RecordsOutcomes | None = None
     """Where decisions that reconciled nothing are journaled (dropped, ignored, stale and out-of-scope events,
     HTTP 403s): the journal alone, without an outcome event. ``None``: ``outcomes``."""
+    scope_rate_limit: LimitsRate | None = None
+    """The per-caller limit of ``POST /api/remediate {scope}`` (``None``: unlimited, e.g. without storage)."""
     extras: dict[str, Any] = field(default_factory=dict)
