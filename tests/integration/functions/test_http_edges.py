@@ -9,13 +9,17 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from azure.functions import meta
+from azure.functions.eventgrid import EventGridEventInConverter
 
 import function_app
 from remediator.core.caller import key_fingerprint
 from remediator.core.config import parse_config
+from remediator.core.errors import UserInputError
 from remediator.core.settings import Settings
 from remediator.service.ports import HandlerContext
 from tests.integration.functions.test_direct_invocation import (  # noqa: F401 (fixtures)
@@ -30,7 +34,10 @@ from tests.integration.functions.test_direct_invocation import (  # noqa: F401 (
     ctx,
     http,
     keyed,
+    message,
+    policy_event,
     pool,
+    write_event,
 )
 
 pytestmark = pytest.mark.integration
@@ -244,3 +251,100 @@ def test_forbidden_and_error_answers_hide_configuration_from_non_operators(ctx: 
     assert "stsecret01" not in unexpected.get_body().decode()
     operator_500 = function_app.explain(keyed("POST", "explain", {"clusterId": CLUSTER}))
     assert operator_500.status_code == 500 and "stsecret01" in _body(operator_500)["message"]
+
+
+# --------------------------------------------------------------------------------------------- queue, events
+
+
+def test_deep_queue_and_poison_messages_never_raise_a_recursion_error(ctx: HandlerContext) -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000  # json.loads raises RecursionError on this
+    with pytest.raises(UserInputError) as err:  # the documented contract: the host retries, then poisons it
+        function_app.reconcile_worker(message(deep))
+    assert err.value.field == "body" and "max_" in err.value.message
+    function_app.reconcile_poison(message(deep))  # journaled, not raised (no -poison-poison)
+    [report] = _recorded(ctx)
+    assert report.cluster_id == "(unreadable work item)" and report.outcome.kind.value == "gave_up"
+    assert _calls(ctx) == []
+
+
+def test_events_deeper_than_any_real_one_are_dropped(ctx: HandlerContext) -> None:
+    nested: Any = "x"
+    for _ in range(60):  # what the host's JToken.Parse (MaxDepth 64) still lets through
+        nested = {"n": nested}
+    event = write_event()
+    raw = {
+        "id": "deep-1",
+        "topic": f"/subscriptions/{SUB}",
+        "subject": CLUSTER,
+        "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+        "eventTime": event.event_time.isoformat(),
+        "dataVersion": "2",
+        "data": {**event.get_json(), "extra": nested},
+    }
+    decoded = EventGridEventInConverter.decode(meta.Datum(json.dumps(raw), "json"), trigger_metadata=None)
+    function_app.on_cluster_write(decoded)
+    assert _calls(ctx) == [] and _queued(ctx) == []
+    [journaled] = _recorded(ctx)
+    assert journaled.cluster_id == "(malformed event)" and "max_depth" in journaled.outcome.why
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"topic": f"/subscriptions/{OTHER_SUB}"}, "topic"),
+        ({"eventTime": "2020-01-01T00:00:00Z"}, "eventTime"),
+        ({"data.subscriptionId": OTHER_SUB}, "data.subscriptionId"),
+        ({"data.tenantId": "99999999-9999-9999-9999-999999999999"}, "data.tenantId"),
+        ({"subject": CLUSTER.replace("aks1", "aks2")}, "subject"),
+        ({"topic": None}, "topic"),
+    ],
+)
+def test_event_provenance_is_checked_before_anything_happens(
+    ctx: HandlerContext, change: dict[str, Any], field: str
+) -> None:
+    event = write_event()
+    raw: dict[str, Any] = {
+        "id": "prov-1",
+        "topic": f"/subscriptions/{SUB}",
+        "subject": CLUSTER,
+        "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+        "eventTime": event.event_time.isoformat(),
+        "dataVersion": "2",
+        "data": {**event.get_json(), "subscriptionId": SUB, "tenantId": ctx.settings.tenant_id},
+    }
+    for key, value in change.items():
+        if key.startswith("data."):
+            raw["data"][key[5:]] = value
+        elif value is None:
+            raw.pop(key)
+        else:
+            raw[key] = value
+    function_app.on_cluster_write(
+        EventGridEventInConverter.decode(meta.Datum(json.dumps(raw), "json"), trigger_metadata=None)
+    )
+    assert _calls(ctx) == [] and _queued(ctx) == []
+    [journaled] = _recorded(ctx)
+    assert journaled.cluster_id == "(malformed event)" and f": {field}:" in journaled.outcome.why, (
+        journaled.outcome.why
+    )
+
+
+def test_a_forged_policy_state_cannot_move_the_policy_order_mark(ctx: HandlerContext) -> None:
+    """Provenance is checked before the durable policy-order mark: a forged state from another subscription's
+    topic, dated later than the real one, must not make the real one stale."""
+    forged = policy_event(timestamp=datetime.now(UTC).isoformat())
+    forged_json = {
+        "id": "forged",
+        "topic": f"/subscriptions/{OTHER_SUB}",
+        "subject": CLUSTER,
+        "eventType": "Microsoft.PolicyInsights.PolicyStateChanged",
+        "eventTime": forged.event_time.isoformat(),
+        "dataVersion": "1",
+        "data": forged.get_json(),
+    }
+    function_app.on_policy_state(
+        EventGridEventInConverter.decode(meta.Datum(json.dumps(forged_json), "json"), trigger_metadata=None)
+    )
+    assert ctx.policy_order.seen == {}  # type: ignore[attr-defined]
+    function_app.on_policy_state(policy_event(timestamp="2026-12-01T00:00:00Z"))
+    assert _calls(ctx) == [(CLUSTER, False, 0)]
