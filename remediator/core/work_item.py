@@ -105,7 +105,7 @@ class WorkItem:
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
             raise _fail("attempt", "must be a non-negative integer")
         source = data.get("source") or "queue"
-        if source not in SOURCES:
+        if not isinstance(source, str) or source not in SOURCES:  # a list is unhashable: check the type first
             raise _fail("source", f"must be one of {sorted(SOURCES)}")
         return cls(
             cluster_id=cluster,

@@ -151,3 +151,11 @@ def test_a_malformed_work_item_is_a_user_input_error_naming_the_body(body: bytes
 def test_a_work_item_still_round_trips() -> None:
     item = WorkItem.from_message(json.dumps({"clusterId": CLUSTER, "attempt": 2, "source": "http"}))
     assert WorkItem.from_message(item.to_message()) == item
+
+
+def test_a_work_item_source_of_the_wrong_type_is_a_user_input_error() -> None:
+    """Found by the fuzz test: ``["event"] in frozenset(...)`` raised TypeError (unhashable) instead."""
+    for source in (["event"], {"a": 1}, 5):
+        with pytest.raises(UserInputError) as err:
+            WorkItem.from_json({"clusterId": CLUSTER, "source": source})
+        assert err.value.field == "source"
