@@ -891,6 +891,12 @@ def test_invalid_settings_answer_503_naming_the_setting_to_an_operator_only(
         assert resp.status_code == 503
         text = resp.get_body().decode()
         assert "REMEDIATOR_CONFIG_FILE" not in text and "secret" not in text, text
+    for request in (
+        keyed("POST", "remediate", {"clusterId": CLUSTER}),
+        http("POST", "remediate", {"clusterId": CLUSTER}),
+    ):
+        body = json.loads(function_app.remediate(request).get_body())
+        assert body["error"] == "configuration"  # not the error's own "invalid-input": the request was fine
 
 
 def test_the_inline_pool_does_not_block_concurrent_events(ctx: HandlerContext) -> None:
