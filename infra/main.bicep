@@ -80,9 +80,13 @@ var existingTopics = deployment.existingSystemTopics
 var assignAuditPolicies = deployment.assignAuditPolicies
 // Options of issue 15 (docs/deploy.md): App Service authentication (Entra ID) in front of the HTTP routes when an
 // app registration's client id is given; write roles per resource group instead of per listed subscription.
-var entraClientId = deployment.entraClientId
-var controlPlaneResourceGroups = deployment.controlPlaneResourceGroups
+var entraClientId = contains(deployment, 'entraClientId') ? deployment.entraClientId : ''
+var controlPlaneResourceGroups = contains(deployment, 'controlPlaneResourceGroups') ? deployment.controlPlaneResourceGroups : []
 var perResourceGroupWrites = !empty(controlPlaneResourceGroups)
+// Wiring that follows the scope (docs/deploy.md): on when the scope lists management groups and the Event Wiring
+// custom role exists (its id is a deployment input; management-group-access.bicep assigns it at the groups).
+var eventWiringRoleId = contains(deployment, 'eventWiringRoleId') ? deployment.eventWiringRoleId : ''
+var wireNewSubscriptions = !empty(deployment.managementGroups) && !empty(eventWiringRoleId)
 
 // Per event subscription: the two system topics it feeds from, reused when one already exists for the source
 // ("only one system topic is allowed per source", docs/deploy.md), else created in rg-<prefix>-events.
@@ -207,6 +211,12 @@ module functionApp 'app/function.bicep' = {
     eventMaxSkewSeconds: eventMaxSkewSeconds
     scopeRemediationsPerHour: scopeRemediationsPerHour
     entraClientId: entraClientId
+    eventWiring: wireNewSubscriptions ? {
+      resourceGroup: eventsResourceGroupName
+      location: location
+      resourcesTopic: resourcesTopicName
+      policyTopic: policyTopicName
+    } : {}
   }
 }
 
@@ -358,3 +368,4 @@ output EVENTS_RESOURCE_GROUP string = eventsResourceGroupName
 output DEADLETTER_STORAGE_ACCOUNT_ID string = storage.outputs.id
 output DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output OUTCOME_TOPIC_ENDPOINT string = outcomeTopic.outputs.endpoint
+output WIRE_NEW_SUBSCRIPTIONS bool = wireNewSubscriptions

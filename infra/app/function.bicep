@@ -52,6 +52,14 @@ param scopeRemediationsPerHour string
 @description('Client id of the Entra app registration (app roles reader and operator, infra/auth/app-roles.json) that App Service authentication signs callers in for; empty: no App Service authentication, function keys only.')
 param entraClientId string = ''
 
+@description('Wiring that follows the scope: {resourceGroup, location, resourcesTopic, policyTopic} of the events resource group the app creates in subscriptions that join a managed management group; empty: no wiring step.')
+param eventWiring object = {}
+
+// REMEDIATOR_EVENT_WIRING: the wiring target plus this site's own id (the AzureFunction destination).
+var eventWiringSetting = empty(eventWiring) ? '' : string(union(eventWiring, {
+  functionAppId: resourceId('Microsoft.Web/sites', name)
+}))
+
 @description('Upper bound of Flex Consumption instances.')
 @minValue(40)
 @maxValue(1000)
@@ -202,6 +210,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'REMEDIATOR_HTTP_AUTH'
           value: entraAuth ? 'entra' : 'function-key'
+        }
+        {
+          name: 'REMEDIATOR_EVENT_WIRING'
+          value: eventWiringSetting
         }
         // --- binding expressions in function_app.py ---
         {

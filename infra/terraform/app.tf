@@ -150,7 +150,7 @@ resource "azurerm_service_plan" "app" {
 }
 
 resource "azurerm_function_app_flex_consumption" "app" {
-  name                = "func-${local.prefix}-${local.token}"
+  name                = local.function_app_name
   location            = var.location
   resource_group_name = azurerm_resource_group.app.name
   service_plan_id     = azurerm_service_plan.app.id
@@ -233,6 +233,13 @@ resource "azurerm_function_app_flex_consumption" "app" {
     "REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR" = var.scope_remediations_per_hour
     # 'entra' only with auth_settings_v2 below: only then are the X-MS-CLIENT-PRINCIPAL* headers trustworthy
     "REMEDIATOR_HTTP_AUTH" = local.entra_client_id != "" ? "entra" : "function-key"
+    "REMEDIATOR_EVENT_WIRING" = local.wire_new_subscriptions ? jsonencode({
+      functionAppId  = "${azurerm_resource_group.app.id}/providers/Microsoft.Web/sites/${local.function_app_name}"
+      resourceGroup  = local.events_resource_group_name
+      location       = var.location
+      resourcesTopic = local.resources_topic_name
+      policyTopic    = local.policy_topic_name
+    }) : ""
     # binding expressions in function_app.py
     "SWEEP_SCHEDULE" = var.sweep_schedule
   }

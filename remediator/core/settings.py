@@ -111,6 +111,11 @@ class Settings(BaseModel):
     )
     """``POST /api/remediate {scope}`` requests one caller may make per hour (a token bucket kept in the
     journal table, shared by every instance); over it: 429 with ``Retry-After``."""
+    event_wiring: str | None = Field(default=None, alias="REMEDIATOR_EVENT_WIRING")
+    """JSON ``{functionAppId, resourceGroup, location, resourcesTopic, policyTopic}`` (written by the
+    deployment): the timer wires subscriptions that join ``scope.managementGroups`` to these functions,
+    creating missing system topics under these names (``remediator/service/wiring.py``). Unset or empty: no
+    wiring step (the deployment's grants for it are missing too)."""
 
     @model_validator(mode="after")
     def _exactly_one_config_source(self) -> Settings:

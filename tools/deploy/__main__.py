@@ -80,6 +80,7 @@ def deployment_document(
     app_subscription: str,
     entra_client_id: str = "",
     control_plane_groups: list[dict[str, str]] | None = None,
+    event_wiring_role_id: str = "",
 ) -> dict[str, Any]:
     """What the templates read (``infra/generated/deployment.json``)."""
     subscription = app_subscription.lower()
@@ -129,6 +130,9 @@ def deployment_document(
         # ([] = per subscription)
         "entraClientId": entra_client_id.lower(),
         "controlPlaneResourceGroups": list(control_plane_groups or []),
+        # wiring that follows the scope: on when managementGroups is non-empty and this is set (main.bicep,
+        # infra/terraform/locals.tf); the management-group grants use it (management-group-access.bicep)
+        "eventWiringRoleId": event_wiring_role_id,
     }
 
 
@@ -187,6 +191,7 @@ def prepare(args: argparse.Namespace) -> int:
         app_subscription=args.subscription,
         entra_client_id=args.entra_client_id,
         control_plane_groups=groups,
+        event_wiring_role_id=args.event_wiring_role_id,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
@@ -198,6 +203,12 @@ def prepare(args: argparse.Namespace) -> int:
                     f"preflight: note: subscription {ref.subscription_id} keeps Reader only (no control-plane"
                     " resource group of it is listed): the app reports on it but cannot write there"
                 )
+    if document["managementGroups"] and not args.event_wiring_role_id:
+        print(
+            "preflight: note: scope.managementGroups without REMEDIATOR_EVENT_WIRING_ROLE_ID: subscriptions"
+            " that join those groups get no Event Grid wiring (the sweep still covers them); docs/deploy.md,"
+            " 'Wiring that follows the scope'"
+        )
     reused = sum(len(v) for v in document["existingSystemTopics"].values())
     print(
         f"preflight: ok ({'offline' if args.offline else 'live'} checks); wrote {args.output}"
@@ -224,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         "--container-writer-role-id",
         default=env.get("REMEDIATOR_CONTAINER_WRITER_ROLE_ID", ""),
         help="GUID of the container-writer custom role (install mode)",
+    )
+    p.add_argument(
+        "--event-wiring-role-id",
+        default=env.get("REMEDIATOR_EVENT_WIRING_ROLE_ID", ""),
+        help="GUID of the Event Wiring custom role: subscriptions joining scope.managementGroups get wired",
     )
     p.add_argument(
         "--event-subscription",

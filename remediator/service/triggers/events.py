@@ -28,7 +28,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from remediator.adapters.management_groups import ManagementGroupLookupError
@@ -183,8 +183,11 @@ def _deliver(
     source: Source,
     what: str,
     started: float,
+    event_time: datetime | None,
 ) -> EventResult:
-    delivery = Delivery(cluster, source, _event_id(event) or str(uuid.uuid4()), started)
+    delivery = Delivery(
+        cluster, source, _event_id(event) or str(uuid.uuid4()), started, event_time=event_time
+    )
     outside = _scope_check(ctx, delivery, what=what)
     return outside if outside is not None else _reconcile(ctx, delivery)
 
@@ -216,7 +219,13 @@ def _cluster_write(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult
         logger.error("cluster-write event %s dropped (provenance): %s", parsed.event_id, exc)
         return EventResult("dropped", str(exc), parsed.cluster_id.canonical)
     return _deliver(
-        ctx, event, parsed.cluster_id, source="event", what="cluster-write event", started=started
+        ctx,
+        event,
+        parsed.cluster_id,
+        source="event",
+        what="cluster-write event",
+        started=started,
+        event_time=parsed.event_time,
     )
 
 
@@ -273,4 +282,12 @@ def _policy_state(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult:
         return EventResult("stale", f"older than the last seen state ({parsed.timestamp})", cluster.canonical)
     if not parsed.non_compliant:
         return EventResult("ignored", "compliant", cluster.canonical)
-    return _deliver(ctx, event, cluster, source="policy", what="policy event", started=started)
+    return _deliver(
+        ctx,
+        event,
+        cluster,
+        source="policy",
+        what="policy event",
+        started=started,
+        event_time=parsed.event_time or parsed.timestamp,
+    )

@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from remediator.adapters.management_groups import ManagementGroupLookupError
@@ -254,6 +255,8 @@ class _AsCaller:
         attempt: int = 0,
         correlation_id: str | None = None,
         caller: str | None = None,
+        trigger: str = "",
+        event_time: datetime | None = None,
     ) -> ReconcileReport:
         return self.reconciler.reconcile(
             cluster_id,
@@ -261,6 +264,8 @@ class _AsCaller:
             attempt=attempt,
             correlation_id=correlation_id,
             caller=caller or self.caller,
+            trigger=trigger,
+            event_time=event_time,
         )
 
 

@@ -85,6 +85,8 @@ class ScriptedReconciler:
         attempt: int = 0,
         correlation_id: str | None = None,
         caller: str | None = None,
+        trigger: str = "",
+        event_time: datetime | None = None,
     ) -> ReconcileReport:
         assert isinstance(cluster_id, ResourceId), "the port takes a parsed id"
         self.calls.append((cluster_id.canonical, dry_run, attempt))
