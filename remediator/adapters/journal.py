@@ -120,6 +120,8 @@ class Journal:
             "RecordedAt": self.clock(),
             "Report": payload,
         }
+        if report.caller is not None:  # HTTP-triggered: who asked (core.caller)
+            entity["Caller"] = report.caller[:500]
         # one entity-group transaction (same partition): the history row and the latest row land together
         self.table.submit_transaction(
             [

@@ -30,6 +30,7 @@ CUSTOM_ROLE_PARAMETERS = {
     (Path("access/storage-access.bicep"), "containerWriterRoleGuid"),
     (Path("access/scope-roles.bicep"), "protectWriterRoleGuid"),
     (Path("access/scope-roles-rg.bicep"), "protectWriterRoleGuid"),
+    (Path("access/control-plane-rg.bicep"), "protectWriterRoleGuid"),
     (Path("access/management-group-access.bicep"), "protectWriterRoleGuid"),
     (Path("access/protect-vault-access.bicep"), "protectWriterRoleGuid"),
     (Path("access/management-group-access.bicep"), "eventWiringRoleId"),
@@ -211,6 +212,7 @@ def test_protect_delegation_grants_exactly_the_chains_roles_to_service_principal
     assert {a.file.name for a in delegations} == {
         "scope-roles.bicep",
         "scope-roles-rg.bicep",
+        "control-plane-rg.bicep",
         "management-group-access.bicep",
     }
     for delegation in delegations:
