@@ -169,6 +169,8 @@ class ReconcileReport:
     :param started_at: ISO-8601 UTC time the reconcile started (set by the service).
     :param correlation_id: ties the report to the work item / event / request that caused it.
     :param links: the chain's links and their states.
+    :param findings: what preflight found (``Finding.to_json()``: code, severity, kind, remedy, evidence),
+        blockers and warnings alike.
     """
 
     cluster_id: str
@@ -184,6 +186,8 @@ class ReconcileReport:
     links: Sequence[Mapping[str, str]] = field(default_factory=tuple)
     """Every link of the mode's chain with its state (``{"link", "state", "why"}``), when the chain was
     evaluated (not for a skipped or gated cluster)."""
+    findings: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    """Preflight findings (blockers and warnings), when the chain was evaluated."""
 
     @property
     def wrote(self) -> bool:
@@ -225,6 +229,7 @@ class ReconcileReport:
             "startedAt": self.started_at,
             "correlationId": self.correlation_id,
             "links": [dict(link) for link in self.links],
+            "findings": [dict(finding) for finding in self.findings],
         }
 
     @classmethod
@@ -246,4 +251,5 @@ class ReconcileReport:
                 for link in data.get("links", ())
                 if isinstance(link, Mapping)
             ),
+            findings=tuple(dict(f) for f in data.get("findings", ()) if isinstance(f, Mapping)),
         )

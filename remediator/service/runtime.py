@@ -25,6 +25,7 @@ from remediator.adapters.journal import Journal
 from remediator.adapters.management_groups import ManagementGroupResolver
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.policy_order import PolicyStateOrder
+from remediator.adapters.preflight_source import PreflightSource
 from remediator.adapters.publisher import OutcomePublisher
 from remediator.adapters.work_queue import WorkQueue
 from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
@@ -219,8 +220,25 @@ class Runtime:
                 claims=self.claims,
                 management_groups_of=self.management_groups_of,
                 pacer=self.pacer,
+                preflight=self.preflight,
             ),
         )
+
+    @property
+    def preflight(self) -> PreflightSource:
+        """What preflight reads (policy assignments, Safeguards, providers, storage), cached per process and
+        shared by the reconciler, the sweep (``preflight.sweep(subscriptions)``) and ``config check``."""
+
+        def build() -> PreflightSource:
+            graph = ResourceGraphInventory(
+                self.clients.resource_graph(),
+                quota=self.inventory.quota,  # one quota gate per principal
+                prefetch=False,
+                max_throttle_retries=2,
+            )
+            return PreflightSource(self.clients, self.gateway, graph=graph)
+
+        return self._part("preflight", build)
 
     @property
     def management_groups_of(self) -> ManagementGroupResolver | None:
