@@ -50,6 +50,7 @@ from remediator.core.plan.observed import (
     ProvidersView,
     SafeguardsView,
 )
+from remediator.core.plan.policy_task import RemediationEffect, remediation_effect
 from remediator.core.plan.preflight_check import REQUIRED_PROVIDERS
 from remediator.core.policy_catalog import is_set_definition
 from remediator.core.preflight import (
@@ -181,6 +182,12 @@ class PreflightSource:
                 self._reader = PolicyAssignmentReader(graph, policy_client=self._clients.policy(subscription))
             return self._reader
 
+    @property
+    def graph_queries(self) -> int:
+        """Resource Graph queries preflight has sent so far (each page counts once per request)."""
+        with self._reader_lock:
+            return 0 if self._reader is None else self._reader.queries
+
     def ancestors(self, subscriptions: Sequence[str]) -> dict[str, tuple[str, ...]]:
         """Subscription (lower case) -> every management group above it (cached)."""
         subs = sorted({s.lower() for s in subscriptions})
@@ -224,7 +231,9 @@ class PreflightSource:
             self._policy.drop(sub)  # a permission gap may be fixed any time: ask again next reconcile
         return PolicyView(data, groups, age, error)
 
-    def prime(self, subscriptions: Iterable[str], data: PolicyData, groups: Mapping[str, tuple[str, ...]]) -> None:
+    def prime(
+        self, subscriptions: Iterable[str], data: PolicyData, groups: Mapping[str, tuple[str, ...]]
+    ) -> None:
         """Store data read for several subscriptions at once (the sweep's) as each one's cached data (the
         findings filter assignments by scope, so a superset is as good)."""
         for sub in subscriptions:
@@ -296,6 +305,14 @@ class PreflightSource:
         if definition is None:
             return AssignmentView(assignment, None, error=f"{assignment.definition_id} not found")
         return AssignmentView(assignment, definition)
+
+    def remediation_effects(self, assignment_ids: Sequence[ResourceId]) -> list[RemediationEffect]:
+        """Policy-task mode's check of each configured assignment, in order (``config check --live``,
+        ``/api/health``): can a remediation task for it deploy anything?
+
+        :raises ArmError: throttled or failing ARM.
+        """
+        return [remediation_effect(a, self.assignment(a)) for a in assignment_ids]
 
     def definition(self, definition_id: str, *, subscription: str | None = None) -> PolicyDefinition | None:
         """A policy definition by id (built-in, subscription or management group), read once per process."""
@@ -422,14 +439,14 @@ class SweepPreflight:
         if self.error:
             extra.append(_warn_unread("the policy assignments", self.error))
         sub = cluster.subscription_id.lower()
-        providers = self._once(
-            self._providers, sub, lambda: self._source.providers(sub, REQUIRED_PROVIDERS)
-        )
+        providers = self._once(self._providers, sub, lambda: self._source.providers(sub, REQUIRED_PROVIDERS))
         states: Mapping[str, str] | None = None
         if isinstance(providers, ProvidersView) and providers.states is not None:
             states = providers.states
         else:
-            extra.append(_warn_unread("the provider registrations", str(getattr(providers, "error", providers))))
+            extra.append(
+                _warn_unread("the provider registrations", str(getattr(providers, "error", providers)))
+            )
         safeguards: Safeguards | None = None
         if addon:
             view = self._once(self._safeguards, cluster.id.key, lambda: self._source.safeguards(cluster.id))
@@ -439,7 +456,9 @@ class SweepPreflight:
                 extra.append(_warn_unread("Deployment Safeguards", str(getattr(view, "error", view))))
         storage: StorageAccount | None = None
         if storage_account is not None:
-            found = self._once(self._storage, storage_account.key, lambda: _storage(self._source, storage_account))
+            found = self._once(
+                self._storage, storage_account.key, lambda: _storage(self._source, storage_account)
+            )
             if isinstance(found, str):
                 extra.append(_warn_unread(f"storage account {storage_account.name}", found))
             else:

@@ -1,16 +1,24 @@
-"""``config check FILE`` validates a config file; ``config schema`` prints its JSON Schema.
+"""``config check FILE [--live]`` validates a config file; ``config schema`` prints its JSON Schema.
 
 ``config check`` is what an operator runs before deploying a config (and what CI can run on the repo's
-configs); ``config schema`` regenerates ``docs/config.schema.json``.
+configs); ``config schema`` regenerates ``docs/config.schema.json``. With ``--live`` it also reads Azure (as
+the environment's settings say: ``REMEDIATOR_ARM_ENDPOINT``, ``REMEDIATOR_CREDENTIAL``, ...) for what only
+Azure can tell: in ``policy-task`` mode, each assignment of ``remediation.policyAssignmentIds`` and its
+definition, refusing (exit 2, naming the entry) an assignment whose effect cannot remediate (not
+DeployIfNotExists or Modify: Azure would accept its tasks and end them with zero deployments). Exit 1 when
+Azure cannot be read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from typing import Any
 
 from remediator.core.config import RemediatorConfig, load_config
+from remediator.core.errors import UserInputError
 
 
 def config_schema() -> dict[str, Any]:
@@ -37,6 +45,10 @@ def _one_line_descriptions(node: object) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
+    if args.live:
+        code = _check_live(args.file, config)
+        if code:
+            return code
     include = config.selection.include
     regions = ", ".join(sorted(config.targets))
     print(
@@ -44,6 +56,29 @@ def _check(args: argparse.Namespace) -> int:
         f"{'all in-scope clusters' if include is None else f'{len(include)} include rule(s)'}, "
         f"{len(config.selection.exclude)} exclude rule(s); targets for {regions}"
     )
+    return 0
+
+
+def _check_live(path: str, config: RemediatorConfig) -> int:
+    """What only Azure can tell about the config; raises :class:`UserInputError` naming the entry."""
+    if config.remediation.mode != "policy-task":
+        return 0
+    from remediator.adapters.arm import ArmError
+    from remediator.service.runtime import Runtime  # SDK imports only when the command runs
+
+    runtime = Runtime.from_env(os.environ, config_path=path)
+    try:
+        judged = runtime.preflight.remediation_effects(config.remediation.policy_assignment_ids)
+    except ArmError as exc:
+        print(f"error: cannot read the policy assignments from Azure: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.close()
+    for index, verdict in enumerate(judged):
+        field = f"remediation.policyAssignmentIds[{index}]"
+        if verdict.remediable is False:
+            raise UserInputError(verdict.why, field=field, source=path)
+        print(f"{'ok' if verdict.remediable else 'warning'}: {field}: {verdict.why}")
     return 0
 
 
@@ -60,6 +95,11 @@ def register(subparsers: Any) -> None:
         "check", help="validate a config file (YAML or JSON); exit 2 naming the field"
     )
     check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "--live",
+        action="store_true",
+        help="also read Azure (policy-task mode: refuse an assignment whose effect cannot remediate)",
+    )
     check.set_defaults(handler=_check)
     schema = commands.add_parser("schema", help="print the config JSON Schema (docs/config.schema.json)")
     schema.set_defaults(handler=_schema)

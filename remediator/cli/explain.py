@@ -1,4 +1,4 @@
-"""``explain --config FILE --cluster FILE``: the decision for one cluster, offline.
+"""``explain --config FILE --cluster FILE``: the decision for one cluster, offline; ``--live``: against Azure.
 
 The cluster file is the JSON of an ARM managedCluster GET (or ``az aks show -o json``). Nothing is called:
 this is the pure decision core over two files, so an operator can see why a cluster is or is not selected
@@ -7,6 +7,17 @@ before deploying a config. Management-group ancestry is not in a cluster id; pas
 scopes by management group. When management groups decide the answer and the ancestry is unknown (no file, or
 the cluster's subscription is not in it), ``explain`` refuses with exit code 2 rather than answer
 ``out-of-scope`` for a cluster the service would select.
+
+``--policy-assignments FILE`` (the JSON of ``az policy assignment list --disable-scope-strict-match``: a
+list of assignment bodies, or ``{"value": [...]}``) adds preflight's ``findings`` to the offline answer: each
+Kubernetes (Gatekeeper) or resource-type Deny assignment that would block the backup extension, named, with
+the exact parameter change (built-in definitions from the product's catalog; custom ones are not in the file,
+so they are reported as not evaluated).
+
+``--live`` reads Azure (or the emulator) as the environment's settings say (``REMEDIATOR_ARM_ENDPOINT``,
+``REMEDIATOR_CREDENTIAL``, ...) and answers what ``POST /api/explain`` answers, from a dry-run reconcile that
+writes nothing: ``--cluster`` is then the cluster's ARM id, and ``blockedBy`` names every blocking policy
+assignment (or Safeguards, storage, provider) with its fix.
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ from rich.table import Table
 from remediator.core.config import RemediatorConfig, decode_document, load_config
 from remediator.core.decision import Decision, decide
 from remediator.core.errors import UserInputError
+from remediator.core.ids import parse_cluster_id
+from remediator.core.preflight import Finding, PolicyAssignment, PolicyData, PreflightInput, preflight
 from remediator.core.snapshot import ClusterSnapshot
 from remediator.core.text import ignore_case_key
 
@@ -51,9 +64,8 @@ def load_management_groups(path: str) -> Mapping[str, Sequence[str]]:
     return result
 
 
-def explain(config_path: str, cluster_path: str, *, management_groups_path: str | None = None) -> Decision:
-    """Load both files and decide; raises :class:`UserInputError` naming the file and field."""
-    config = load_config(config_path)
+def read_cluster_file(cluster_path: str) -> ClusterSnapshot:
+    """The cluster body in ``cluster_path``; raises :class:`UserInputError` naming the file and field."""
     body = read_json_file(cluster_path, what="cluster file")
     if isinstance(body, Mapping) and "responses" in body and "id" not in body:
         raise UserInputError(
@@ -61,7 +73,39 @@ def explain(config_path: str, cluster_path: str, *, management_groups_path: str 
             field="responses",
             source=cluster_path,
         )
-    snapshot = ClusterSnapshot.from_arm(body, source=cluster_path)
+    return ClusterSnapshot.from_arm(body, source=cluster_path)
+
+
+def load_policy_assignments(path: str) -> PolicyData:
+    """Assignment bodies from ``path`` (a list, or an object with ``value``), as preflight's policy data."""
+    data = read_json_file(path, what="policy assignment file")
+    items = data.get("value") if isinstance(data, Mapping) else data
+    if not isinstance(items, list):
+        raise UserInputError('expected a list of policy assignments (or {"value": [...]})', source=path)
+    assignments = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            raise UserInputError("expected a policy assignment with an id", field=f"[{index}]", source=path)
+        try:
+            assignments.append(PolicyAssignment.from_arm(item))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise UserInputError(f"not a policy assignment: {exc}", field=f"[{index}]", source=path) from exc
+    return PolicyData(assignments=tuple(assignments))
+
+
+def offline_findings(
+    snapshot: ClusterSnapshot, policy: PolicyData, *, management_groups: Sequence[str] = ()
+) -> tuple[Finding, ...]:
+    """Preflight over the assignments alone (no Safeguards, storage or provider data offline)."""
+    return preflight(
+        PreflightInput(cluster=snapshot, management_groups=tuple(management_groups), policy=policy)
+    )
+
+
+def explain(config_path: str, cluster_path: str, *, management_groups_path: str | None = None) -> Decision:
+    """Load both files and decide; raises :class:`UserInputError` naming the file and field."""
+    config = load_config(config_path)
+    snapshot = read_cluster_file(cluster_path)
     return decide(
         snapshot,
         config,
@@ -123,20 +167,111 @@ def render_table(decision: Decision, console: Console) -> None:
     console.print(table)
 
 
-def _run(args: argparse.Namespace) -> int:
-    decision = explain(args.config, args.cluster, management_groups_path=args.management_groups)
+def render_findings(findings: Sequence[Mapping[str, Any]], console: Console) -> None:
+    """Preflight findings as a table: what blocks first, each with its remedy."""
+    if not findings:
+        console.print("preflight: nothing known blocks the backup extension")
+        return
+    table = Table(title="preflight")
+    for column in ("severity", "code", "assignment", "remedy"):
+        table.add_column(column, overflow="fold")
+    ordered = sorted(findings, key=lambda f: f.get("severity") != "block")
+    for finding in ordered:
+        evidence = finding.get("evidence") or {}
+        table.add_row(
+            str(finding.get("severity")),
+            str(finding.get("code")),
+            str(evidence.get("assignmentName") or "-"),
+            str(finding.get("remedy")),
+        )
+    console.print(table)
+
+
+def _live(args: argparse.Namespace) -> int:
+    import os
+
+    from remediator.core.explanation import explanation
+    from remediator.service.runtime import Runtime  # SDK imports only when the command runs
+
+    cluster = parse_cluster_id(args.cluster, field="--cluster")
+    runtime = Runtime.from_env(os.environ, config_path=args.config)
+    try:
+        runtime.config  # noqa: B018 - load and validate the config before any ARM call
+        report = runtime.reconciler.reconcile(cluster, dry_run=True)
+    finally:
+        runtime.close()
+    answer = explanation(report)
     if args.output == "table":
-        render_table(decision, Console())
+        console = Console()
+        summary = Table(show_header=False, title="explain")
+        summary.add_column("field", style="bold")
+        summary.add_column("value", overflow="fold")
+        decision = answer["decision"] or {}
+        for key in ("selected", "reason", "rule"):
+            summary.add_row(key, str(decision.get(key, "-")))
+        summary.add_row("extension", str(answer["extensionState"] or "-"))
+        summary.add_row("outcome", f"{answer['outcome']['kind']}: {answer['outcome']['why']}")
+        summary.add_row("blocked by policy", ", ".join(answer["blockedByPolicy"]) or "-")
+        console.print(summary)
+        render_findings(answer["findings"], console)
     else:
-        print(json.dumps(decision.to_json(), indent=2))
+        print(json.dumps(answer, indent=2))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.live:
+        if args.policy_assignments:
+            raise UserInputError(
+                "--live reads the assignments from Azure; drop it", field="--policy-assignments"
+            )
+        return _live(args)
+    decision = explain(args.config, args.cluster, management_groups_path=args.management_groups)
+    findings: list[dict[str, Any]] | None = None
+    if args.policy_assignments:
+        snapshot = read_cluster_file(args.cluster)
+        groups: Sequence[str] = ()
+        if args.management_groups:
+            ancestry = load_management_groups(args.management_groups)
+            groups = ancestry.get(ignore_case_key(snapshot.subscription_id), ())
+        policy = load_policy_assignments(args.policy_assignments)
+        findings = [f.to_json() for f in offline_findings(snapshot, policy, management_groups=groups)]
+    if args.output == "table":
+        console = Console()
+        render_table(decision, console)
+        if findings is not None:
+            render_findings(findings, console)
+    else:
+        body: dict[str, Any] = decision.to_json()
+        if findings is not None:
+            body["findings"] = findings
+        print(json.dumps(body, indent=2))
     return 0
 
 
 def register(subparsers: Any) -> None:
     """Add ``explain``."""
-    parser = subparsers.add_parser("explain", help="decide for one cluster file against a config, offline")
+    parser = subparsers.add_parser(
+        "explain",
+        help="decide for one cluster file against a config, offline (or, with --live, against Azure)",
+    )
     parser.add_argument("--config", required=True, metavar="FILE", help="remediator config (YAML or JSON)")
-    parser.add_argument("--cluster", required=True, metavar="FILE", help="managedCluster GET body (JSON)")
+    parser.add_argument(
+        "--cluster",
+        required=True,
+        metavar="FILE|ID",
+        help="managedCluster GET body (JSON); with --live, the cluster's ARM id",
+    )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="read Azure as the environment says and explain from a dry-run reconcile (writes nothing)",
+    )
+    parser.add_argument(
+        "--policy-assignments",
+        metavar="FILE",
+        help="JSON list of policy assignments (az policy assignment list): add preflight findings offline",
+    )
     parser.add_argument("--output", choices=("json", "table"), default="json", help="default: json")
     parser.add_argument(
         "--management-groups",

@@ -172,5 +172,6 @@ def addon_requests(
     query = build_addon_query()
     subs = sorted({s.lower() for s in subscriptions})
     return tuple(
-        InventoryRequest(query=query, subscriptions=batch) for batch in subscription_batches(subs, size=batch_size)
+        InventoryRequest(query=query, subscriptions=batch)
+        for batch in subscription_batches(subs, size=batch_size)
     )

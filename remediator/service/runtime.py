@@ -40,6 +40,10 @@ from remediator.service.sweep import Sweeper
 T = TypeVar("T")
 
 
+class PolicyAssignmentNotRemediable(Exception):
+    """Policy-task mode names an assignment a remediation task cannot act on (``/api/health`` reports it)."""
+
+
 class OutcomeRecorder:
     """Journal + publisher behind one ``record`` (the handlers' ``RecordsOutcomes`` and the sweep's
     ``RecordsSweeps`` ports). Either part may be absent."""
@@ -309,6 +313,8 @@ class Runtime:
     def handler_context(self) -> HandlerContext:
         """The ``HandlerContext`` the triggers use (config, journal and queue probes for ``/api/health``)."""
         checks: list[HealthCheck] = [HealthCheck("config", lambda: self.config)]
+        if self.config.remediation.mode == "policy-task":
+            checks.append(HealthCheck("policy-assignments", self._probe_policy_assignments))
         if self.settings.storage_configured():
             checks.append(HealthCheck("journal", self._probe_journal))
             checks.append(HealthCheck("work-queue", lambda: self.work_queue.ensure_queue()))
@@ -327,6 +333,14 @@ class Runtime:
             decisions=self.journal if self.journal is not None else OutcomeRecorder(None, None),
             extras={"runtime": self},
         )
+
+    def _probe_policy_assignments(self) -> None:
+        """Policy-task mode: every configured assignment can remediate (its effect is DeployIfNotExists or
+        Modify); raises naming the first that cannot (Azure would end its tasks with zero deployments)."""
+        judged = self.preflight.remediation_effects(self.config.remediation.policy_assignment_ids)
+        refused = [verdict.why for verdict in judged if verdict.remediable is False]
+        if refused:
+            raise PolicyAssignmentNotRemediable("; ".join(refused))
 
     def _probe_journal(self) -> None:
         if self.journal is not None:

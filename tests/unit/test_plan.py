@@ -41,12 +41,12 @@ from remediator.core.plan.observed import (
     TaskView,
 )
 from remediator.core.plan.planner import plan
-from remediator.core.plan.preflight_check import REQUIRED_PROVIDERS
 from remediator.core.plan.policy_task import (
     MAX_TASK_GENERATIONS,
     covering_assignment,
     latest_remediation_task,
 )
+from remediator.core.plan.preflight_check import REQUIRED_PROVIDERS
 from remediator.core.plan.requirement import Mode, PlanContext, PlanningOptions
 from remediator.core.plan.writes import INSTALL_CLAIM, AssignRole, CreateContainer, InstallExtension
 from remediator.core.preflight import PolicyAssignment, PolicyData, PolicyDefinition
@@ -123,7 +123,10 @@ def record_clear_preflight(found: Observed) -> None:
     """Preflight's reads answered with nothing in the way: no policy assignment, providers registered."""
     sub = SNAPSHOT.subscription_id.lower()
     found.record(PolicyDataRead(sub), PolicyView(PolicyData()))
-    found.record(ProvidersRead(sub, REQUIRED_PROVIDERS), ProvidersView({"Microsoft.KubernetesConfiguration": "Registered"}))
+    found.record(
+        ProvidersRead(sub, REQUIRED_PROVIDERS),
+        ProvidersView({"Microsoft.KubernetesConfiguration": "Registered"}),
+    )
 
 
 INSTALL_OPTIONS = PlanningOptions(tenant_id="t")

@@ -223,7 +223,9 @@ def test_stale_cached_data_that_blocks_asks_for_a_fresh_read_and_the_fresh_data_
     clear = observed(assignments=(), age_s=CONFIRM_AGE_S + 1)
     assert PolicyDataRead(SUB, fresh=True) not in list(PREFLIGHT_LINK.reads(ctx, clear))
     # the operator fixed the assignment since it was cached: the fresh read wins and the install proceeds
-    fixed = replace(ONLY_ACR, parameters={"allowedContainerImagesRegex": r"^mcr\.microsoft\.com/azurebackup/.*"})
+    fixed = replace(
+        ONLY_ACR, parameters={"allowedContainerImagesRegex": r"^mcr\.microsoft\.com/azurebackup/.*"}
+    )
     result = step(observed(assignments=(ONLY_ACR,), age_s=CONFIRM_AGE_S + 1, fresh=(fixed,)))
     assert result.outcome.kind is OutcomeKind.WAIT and WriteKind.CREATE_EXTENSION in [
         w.kind for w in result.writes

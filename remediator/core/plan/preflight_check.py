@@ -63,17 +63,20 @@ from remediator.core.preflight import (
     unread,
 )
 
-CONFIRM_AGE_S = 10.0
-"""A blocking verdict rests on policy data at most this old (cached data that blocks is re-read first)."""
+CONFIRM_AGE_S = 2.0
+"""A blocking verdict rests on policy data at most this old: cached data that blocks is re-read first, so an
+operator's fix is seen by the next reconcile. Concurrent reconciles share one re-read, so a storm of events
+on blocked clusters costs at most one policy read per subscription per this many seconds."""
 
 REQUIRED_PROVIDERS: tuple[str, ...] = (KUBERNETES_CONFIGURATION,)
 """Providers every chain needs registered in the cluster's subscription (cluster extensions)."""
 
 
 def planned_settings(ctx: PlanContext, extension: ExtensionView | None) -> dict[str, str]:
-    """The configurationSettings of the extension that will run: the existing one's, else the body the
-    product (or the DINE, in policy-task mode) writes: Entra ID storage access, plus the config's extras."""
-    if extension is not None and extension.settings:
+    """The configurationSettings of the extension that will run: the existing one's (unless it is Failed:
+    a re-install writes the product's body), else the body the product (or the DINE, in policy-task mode)
+    writes: Entra ID storage access, plus the config's extras."""
+    if extension is not None and not extension.failed and extension.settings:
         return dict(extension.settings)
     settings = {SETTING_USE_AAD: "true"}
     if ctx.options.mode is not Mode.POLICY_TASK:
@@ -131,7 +134,8 @@ class PreflightClear(Requirement):
             if ctx.cluster.azure_policy_enabled:
                 safeguards = observed.get(SafeguardsRead(ctx.cluster_id)).safeguards
             if ctx.storage_account is not None:
-                view = observed.get(StorageAccountRead(ctx.storage_account))
+                # a failed storage read is the storage-usable link's to report; preflight skips the check
+                view = observed.peek(StorageAccountRead(ctx.storage_account))
                 storage = None if view is None else view.access
             subscription = ctx.cluster.subscription_id.lower()
             providers = observed.get(ProvidersRead(subscription, REQUIRED_PROVIDERS)).states
@@ -152,7 +156,8 @@ class PreflightClear(Requirement):
         subscription = ctx.cluster.subscription_id.lower()
         fresh = PolicyDataRead(subscription, fresh=True)
         policy = observed.get(fresh if observed.knows(fresh) else PolicyDataRead(subscription))
-        extension = observed.get(ExtensionRead(ctx.cluster_id))
+        # a failed extension read is the other links' to report (an unregistered provider fails it too)
+        extension = observed.peek(ExtensionRead(ctx.cluster_id))
         found = list(preflight(self._input(ctx, policy, extension, observed, complete=True)))
         if policy.error:
             found.append(unread("the policy assignments", policy.error))
@@ -170,7 +175,7 @@ class PreflightClear(Requirement):
     def evaluate(self, ctx: PlanContext, observed: Observed) -> Verdict:
         findings = self.findings(ctx, observed)
         blocks = [f for f in findings if f.blocks]
-        extension = observed.get(ExtensionRead(ctx.cluster_id))
+        extension = observed.peek(ExtensionRead(ctx.cluster_id))
         failed = ""
         if extension is not None and extension.failed and blocks:
             failed = f"extension {extension.name} is {extension.provisioning_state}, caused by: "

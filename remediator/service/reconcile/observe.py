@@ -18,9 +18,9 @@ from dataclasses import replace
 from typing import Any
 
 from remediator.adapters.arm import ArmError, ExtensionInfo
+from remediator.adapters.preflight_source import PreflightSource
 from remediator.core.catalog import role_guid_of
 from remediator.core.ids import InvalidResourceIdError, parse_resource_id
-from remediator.adapters.preflight_source import PreflightSource
 from remediator.core.plan.observed import (
     AssignmentRead,
     AssignmentView,
@@ -59,7 +59,9 @@ Reader = Callable[[ReconcileIO, Any], object]
 def _extension_view(found: ExtensionInfo | None) -> ExtensionView | None:
     if found is None:
         return None
-    return ExtensionView(found.name, found.provisioning_state, found.principal_id, found.error, found.settings)
+    return ExtensionView(
+        found.name, found.provisioning_state, found.principal_id, found.error, found.settings
+    )
 
 
 def read_extension(io: ReconcileIO, read: ExtensionRead) -> ExtensionView | None:

@@ -21,6 +21,7 @@ from typing import Any
 from remediator.adapters.management_groups import ManagementGroupLookupError
 from remediator.core.config import RemediatorConfig, Scope
 from remediator.core.errors import UserInputError
+from remediator.core.explanation import explanation
 from remediator.core.ids import (
     InvalidResourceIdError,
     ResourceId,
@@ -278,7 +279,9 @@ def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool) -
 
 
 def handle_http_explain(body: bytes, *, ctx: HandlerContext) -> HttpResult:
-    """``POST /api/explain {clusterId}``: decision, blockers and extension state, from a dry-run reconcile."""
+    """``POST /api/explain {clusterId}``: decision, blockers and extension state, from a dry-run reconcile;
+    ``blockedBy`` names each blocking policy assignment (or Safeguards, storage, provider) with the exact fix
+    (:func:`remediator.core.explanation.explanation`)."""
     try:
         data = _json_object(body)
         cluster = parse_cluster_id(data.get("clusterId"), field="clusterId")
@@ -290,20 +293,7 @@ def handle_http_explain(body: bytes, *, ctx: HandlerContext) -> HttpResult:
     except ManagementGroupLookupError as exc:
         return _scope_unknown(exc)
     report = ctx.reconciler.reconcile(cluster, dry_run=True, correlation_id=request_id())
-    decision = dict(report.decision) if report.decision is not None else None
-    return HttpResult(
-        200,
-        {
-            "clusterId": cluster.canonical,
-            "decision": decision,
-            "blockers": list((decision or {}).get("blockers", [])),
-            "extensionState": report.extension_state,
-            "mode": report.mode,
-            "wouldDo": [a.to_json() for a in report.actions],
-            "links": [dict(link) for link in report.links],
-            "outcome": report.outcome.to_json(),
-        },
-    )
+    return HttpResult(200, {**explanation(report), "clusterId": cluster.canonical})
 
 
 def handle_http_report(params: Mapping[str, str], *, ctx: HandlerContext) -> HttpResult:
