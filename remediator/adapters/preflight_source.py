@@ -74,6 +74,9 @@ POLICY_TTL_S = 300.0
 """How long policy data, management-group ancestry and assignments are served from the per-process cache
 (a blocking verdict is confirmed on fresh data: ``preflight_check.CONFIRM_AGE_S``)."""
 
+_ANY_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+"""``PolicyClient`` needs a subscription; tenant-level calls (built-ins, ids with their own scope) ignore it."""
+
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404})
 """Refusals that waiting will not fix: the read is reported as a warning instead of failing the reconcile."""
 
@@ -280,7 +283,7 @@ class PreflightSource:
         key = assignment_id.key
 
         def load() -> PolicyAssignment | None:
-            client = self._clients.policy(str(assignment_id.subscription_id or "") or "00000000")
+            client = self._clients.policy(str(assignment_id.subscription_id or _ANY_SUBSCRIPTION))
             try:
                 body = client.policy_assignments.get_by_id(assignment_id.canonical.lstrip("/"), cls=_raw)
             except ResourceNotFoundError:
@@ -320,7 +323,7 @@ class PreflightSource:
         with self._definitions_lock:
             if key in self._definitions:
                 return self._definitions[key]
-        client = self._clients.policy(subscription or "00000000-0000-0000-0000-000000000000")
+        client = self._clients.policy(subscription or _ANY_SUBSCRIPTION)
         name = definition_id.rstrip("/").rsplit("/", 1)[-1]
         lowered = definition_id.lower()
         mg_prefix = "/providers/microsoft.management/managementgroups/"

@@ -10,6 +10,10 @@ to it and not re-installed.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -22,8 +26,10 @@ from remediator.core.ids import parse_cluster_id
 from remediator.core.outcomes import OutcomeKind, WriteKind
 from remediator.core.plan.links import PREFLIGHT
 from remediator.core.plan.preflight_check import CONFIRM_AGE_S
+from remediator.service.triggers.http import handle_http_explain
 from tests.fixtures.emulator import OTHER_SUB, TEST_SUB, TEST_TENANT
 from tests.integration.reconciler.conftest import (
+    ROOT_DIR,
     arm_writes,
     cluster_id,
     extension_state,
@@ -290,3 +296,32 @@ def test_a_failed_install_caused_by_a_deny_is_attributed_and_not_reinstalled(gk,
     blocking = assert_blocked_without_writes(world, report, "only-acr", "is Failed, caused by")
     assert 'admission webhook "validation.gatekeeper.sh"' in blocking["evidence"]["explainsFailure"]
     assert blocking["code"] == "gatekeeper-policy" and report.extension_state == "Failed"
+
+
+def test_explain_http_and_cli_name_the_assignment_and_the_parameter_fix_and_write_nothing(gk):
+    world, policy = gk
+    assign(policy, "only-acr", IMAGES, allowedContainerImagesRegex=r"^myacr\.azurecr\.io/.+$")
+    world.emulator.admin.clear_calls()
+    ctx = world.runtime.handler_context()
+    answer = handle_http_explain(json.dumps({"clusterId": AKS_GK}).encode(), ctx=ctx)
+    assert answer.status == 200
+    (blocked,) = answer.body["blockedBy"]
+    assert blocked["assignment"] == "only-acr" and blocked["parameter"] == "allowedContainerImagesRegex"
+    assert blocked["suggested"] == r"^myacr\.azurecr\.io/.+$|^mcr\.microsoft\.com/azurebackup/.*"
+    assert "only-acr" in blocked["remedy"] and answer.body["blockedByPolicy"] == ["only-acr"]
+    assert answer.body["outcome"]["kind"] == "gave_up" and answer.body["wouldDo"] == []
+    env = {k: v for k, v in world.env.items() if k != "REMEDIATOR_CONFIG_FILE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "remediator", "explain", "--live", "--config", str(world.config_path)]
+        + ["--cluster", AKS_GK],
+        cwd=ROOT_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    cli = json.loads(done.stdout)
+    assert cli["blockedBy"] == answer.body["blockedBy"] and cli["blockedByPolicy"] == ["only-acr"]
+    assert arm_writes(world) == []
