@@ -75,7 +75,7 @@ POLICY_TTL_S = 300.0
 (a blocking verdict is confirmed on fresh data: ``preflight_check.CONFIRM_AGE_S``)."""
 
 _ANY_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-"""``PolicyClient`` needs a subscription; tenant-level calls (built-ins, ids with their own scope) ignore it."""
+"""``PolicyClient`` needs a subscription; tenant-level calls (built-ins, ids with a scope) ignore it."""
 
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404})
 """Refusals that waiting will not fix: the read is reported as a warning instead of failing the reconcile."""

@@ -309,12 +309,13 @@ def test_explain_with_policy_assignments_names_the_blocking_assignment_and_the_f
     cluster = tmp_path / "gatekeeper.json"
     cluster.write_text(json.dumps(body))
     sub = body["id"].split("/")[2]
+    assignment_id = f"/subscriptions/{sub}/providers/Microsoft.Authorization/policyAssignments/only-acr"
     assignments = tmp_path / "assignments.json"
     assignments.write_text(
         json.dumps(
             [
                 {
-                    "id": f"/subscriptions/{sub}/providers/Microsoft.Authorization/policyAssignments/only-acr",
+                    "id": assignment_id,
                     "name": "only-acr",
                     "properties": {
                         "scope": f"/subscriptions/{sub}",
