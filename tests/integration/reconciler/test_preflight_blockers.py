@@ -26,9 +26,11 @@ from remediator.core.ids import parse_cluster_id
 from remediator.core.outcomes import OutcomeKind, WriteKind
 from remediator.core.plan.links import PREFLIGHT
 from remediator.core.plan.preflight_check import CONFIRM_AGE_S
+from remediator.service.runtime import Runtime
 from remediator.service.triggers.http import handle_http_explain
 from tests.fixtures.emulator import OTHER_SUB, TEST_SUB, TEST_TENANT
 from tests.integration.reconciler.conftest import (
+    FAST,
     ROOT_DIR,
     arm_writes,
     cluster_id,
@@ -325,3 +327,24 @@ def test_explain_http_and_cli_name_the_assignment_and_the_parameter_fix_and_writ
     cli = json.loads(done.stdout)
     assert cli["blockedBy"] == answer.body["blockedBy"] and cli["blockedByPolicy"] == ["only-acr"]
     assert arm_writes(world) == []
+
+
+def test_the_gave_up_outcome_event_carries_the_findings(gk):
+    world, policy = gk
+    assign(policy, "only-acr", IMAGES, allowedContainerImagesRegex="^myacr/.+$")
+    env = {
+        **world.env,
+        "REMEDIATOR_OUTCOME_TOPIC_ENDPOINT": world.emulator.base_url + "/api/events",
+        "REMEDIATOR_OUTCOME_TOPIC_KEY": "emulator-topic-key",
+    }
+    world.emulator.admin.request("POST", "/eventgrid/reset")
+    runtime = Runtime.from_env(env, client_options=FAST)
+    try:
+        reconcile(world, AKS_GK, runtime)
+    finally:
+        runtime.close()
+    (event,) = [r["event"] for r in world.emulator.admin.request("GET", "/eventgrid/topic/events")["value"]]
+    assert event["eventType"] == "AksBackupRemediator.GaveUp"
+    (finding,) = event["data"]["findings"]
+    assert finding["code"] == "gatekeeper-policy" and finding["evidence"]["assignmentName"] == "only-acr"
+    assert finding["severity"] == "block" and finding["kind"] == "human"
