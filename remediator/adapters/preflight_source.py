@@ -384,9 +384,11 @@ class PreflightSource:
 class SweepPreflight:
     """Preflight for the clusters of one sweep from data read once (:meth:`PreflightSource.sweep`).
 
-    ``findings_for`` reads nothing from Resource Graph; it reads each storage account and each subscription's
-    provider registrations once, and Deployment Safeguards once per cluster with the add-on on. Read failures
-    become warnings (the sweep never stops on them).
+    ``findings_for`` reads nothing from Resource Graph for the subscriptions the snapshot was built for; it
+    reads each storage account and each subscription's provider registrations once, and Deployment Safeguards
+    once per cluster with the add-on on. A cluster of another subscription (a management-group scope lists no
+    subscriptions up front) costs one policy read and one add-on query for its subscription, once. Read
+    failures become warnings (the sweep never stops on them).
     """
 
     def __init__(
@@ -406,7 +408,29 @@ class SweepPreflight:
         self._storage: dict[str, StorageAccount | None | str] = {}
         self._providers: dict[str, ProvidersView | str] = {}
         self._safeguards: dict[str, SafeguardsView | str] = {}
+        self._others: dict[str, tuple[PolicyData | None, tuple[str, ...], frozenset[str], str] | str] = {}
         self._lock = threading.Lock()
+
+    def _policy_of(self, sub: str) -> tuple[PolicyData | None, tuple[str, ...], frozenset[str], str]:
+        """Policy data, ancestry, add-on cluster ids and read error for the cluster's subscription."""
+        if sub in self.ancestry or self.error:  # read with the snapshot (or the snapshot could not read)
+            return self.data, self.ancestry.get(sub, ()), self.addon_clusters, self.error
+
+        def load() -> tuple[PolicyData | None, tuple[str, ...], frozenset[str], str]:
+            view = self._source.policy(sub)
+            reader = self._source.reader(sub)
+            addon = frozenset(
+                str(row.get("id") or "").lower()
+                for request in addon_requests([sub])
+                for row in reader.rows(request)
+            )
+            return view.data, view.management_groups, addon, view.error
+
+        found = self._once(self._others, sub, load)
+        if isinstance(found, str):
+            return None, (), frozenset(), found
+        data, groups, addon, error = found
+        return data, groups, addon, error
 
     def _once(self, memo: dict[str, Any], key: str, load: Callable[[], Any]) -> Any:
         with self._lock:
@@ -436,12 +460,13 @@ class SweepPreflight:
         :keyword extension_settings: the settings the extension would get (default: Entra ID storage access,
             as the product's and the DINE's body set).
         """
-        addon = cluster.azure_policy_enabled or cluster.id.key in self.addon_clusters
+        sub = cluster.subscription_id.lower()
+        data, groups, addon_clusters, error = self._policy_of(sub)
+        addon = cluster.azure_policy_enabled or cluster.id.key in addon_clusters
         snapshot = cluster if addon == cluster.azure_policy_enabled else _with_addon(cluster)
         extra: list[Finding] = []
-        if self.error:
-            extra.append(_warn_unread("the policy assignments", self.error))
-        sub = cluster.subscription_id.lower()
+        if error:
+            extra.append(_warn_unread("the policy assignments", error))
         providers = self._once(self._providers, sub, lambda: self._source.providers(sub, REQUIRED_PROVIDERS))
         states: Mapping[str, str] | None = None
         if isinstance(providers, ProvidersView) and providers.states is not None:
@@ -468,8 +493,8 @@ class SweepPreflight:
                 storage = found
         inp = PreflightInput(
             cluster=snapshot,
-            management_groups=self.ancestry.get(sub, ()),
-            policy=self.data,
+            management_groups=groups,
+            policy=data,
             safeguards=safeguards,
             storage=storage,
             extension_settings=dict(extension_settings or {SETTING_USE_AAD: "true"}),

@@ -76,3 +76,21 @@ def test_one_snapshot_per_sweep_names_the_blocking_assignment_without_per_cluste
     # the snapshot primed the per-process cache: a reconcile right after reads no policy data again
     runtime.reconciler.reconcile(parse_cluster_id(AKS_GK))
     assert graph_calls(world) - before == per_sweep
+
+
+def test_a_cluster_of_a_subscription_the_snapshot_did_not_list_is_read_once_for_its_subscription(fleet):
+    world = fleet
+    runtime = world.runtime
+    gk = ClusterSnapshot.from_arm(runtime.gateway.get_cluster(parse_cluster_id(AKS_GK)) or {})
+    gk_row = ClusterSnapshot.from_arm({**gk_body(gk), "properties": {}})  # a sweep row: no add-on column
+    snapshot = runtime.preflight.sweep([])  # a management-group scope names no subscription up front
+    before = graph_calls(world)
+    assert snapshot.blocked_by_policy(gk_row) == ("only-acr",)
+    first = graph_calls(world) - before
+    assert first >= 1  # the subscription's add-on query (its policy data may come from the process cache)
+    assert snapshot.blocked_by_policy(gk_row) == ("only-acr",)
+    assert graph_calls(world) - before == first  # once per subscription, not per cluster
+
+
+def gk_body(cluster: ClusterSnapshot) -> dict[str, Any]:
+    return {"id": cluster.id.canonical, "location": cluster.location, "tags": dict(cluster.tags)}
