@@ -190,6 +190,8 @@ class Story:
             "REMEDIATOR_INLINE_BUDGET_SECONDS": "20",
             "REMEDIATOR_MAX_WAIT_SECONDS": "2",
             "REMEDIATOR_MAX_ATTEMPTS": "60",
+            # the emulator applies a policy assignment at once; Azure takes minutes (default cache: 5 min)
+            "REMEDIATOR_PREFLIGHT_CACHE_SECONDS": "1",
             "SWEEP_SCHEDULE": "0 0 * * * *",
         }
         runner = start_runner(self.settings)

@@ -88,6 +88,13 @@ class Settings(BaseModel):
     max_wait_seconds: int = Field(default=600, ge=1, le=604800, alias="REMEDIATOR_MAX_WAIT_SECONDS")
     """Longest visibility delay for a re-enqueued work item (a queue message may be hidden up to 7 days)."""
 
+    preflight_cache_seconds: float = Field(
+        default=300.0, ge=0, le=3600, alias="REMEDIATOR_PREFLIGHT_CACHE_SECONDS"
+    )
+    """How long preflight serves the policy assignments of a subscription from its per-process cache. A new
+    Deny assignment is seen by installs at most this late (Azure itself takes up to about 30 minutes to apply
+    a new assignment); a fix that clears a blocker is seen at once (blocking data is re-read first)."""
+
     @model_validator(mode="after")
     def _exactly_one_config_source(self) -> Settings:
         if (self.config_file is None) == (self.config_json is None):
@@ -140,6 +147,9 @@ LOCAL_ONLY_ENV_NAMES: Mapping[str, str] = MappingProxyType(
         " Azure; the identity-based AzureWebJobsStorage__* settings replace it.",
         "REMEDIATOR_OUTCOME_TOPIC_KEY": "Key auth is disabled on the outcome topic; the app publishes with"
         " its managed identity (EventGrid Data Sender).",
+        "REMEDIATOR_PREFLIGHT_CACHE_SECONDS": "Azure keeps the default (5 minutes, shorter than Azure"
+        " Policy's own delay in applying a new assignment); a shorter cache is for the local emulator,"
+        " which applies assignments at once.",
     }
 )
 """Settings the product reads that the Azure deployment deliberately leaves unset: name -> why.

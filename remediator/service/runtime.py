@@ -240,7 +240,9 @@ class Runtime:
                 prefetch=False,
                 max_throttle_retries=2,
             )
-            return PreflightSource(self.clients, self.gateway, graph=graph)
+            return PreflightSource(
+                self.clients, self.gateway, graph=graph, ttl_s=self.settings.preflight_cache_seconds
+            )
 
         return self._part("preflight", build)
 

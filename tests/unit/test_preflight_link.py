@@ -333,3 +333,13 @@ def test_remediation_effect(view, remediable, named):
     judged = remediation_effect(P3, view)
     assert judged.remediable is remediable and named in judged.why
     assert str(P3) in judged.why or (view.assignment is not None and view.assignment.id in judged.why)
+
+
+def test_a_failed_extension_confirms_clear_cached_data_and_a_deny_assigned_since_is_found():
+    ctx = PlanContext(snapshot(), decision(), PlanningOptions(tenant_id="t"))
+    failed = ExtensionView("azure-aks-backup", "Failed", error=DENIAL)
+    stale = observed(assignments=(), age_s=CONFIRM_AGE_S + 1, extension=failed)
+    assert PolicyDataRead(SUB, fresh=True) in list(PREFLIGHT_LINK.reads(ctx, stale))
+    result = step(observed(assignments=(), age_s=CONFIRM_AGE_S + 1, extension=failed, fresh=(ONLY_ACR,)))
+    assert result.writes == () and result.outcome.kind is OutcomeKind.GAVE_UP
+    assert "only-acr" in result.outcome.why

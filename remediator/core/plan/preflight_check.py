@@ -15,7 +15,9 @@ access settings; provider registrations) and judges:
 
 The link ``gates`` the chain: every later link depends on it, so nothing is written while it is not
 satisfied. A blocking verdict is always based on policy data at most :data:`CONFIRM_AGE_S` old: when the
-cached data blocks and is older, the link asks for a fresh read first (an operator's fix is seen at once).
+cached data blocks and is older, the link asks for a fresh read first (an operator's fix is seen at once);
+so does a Failed extension (a Deny assigned since the data was cached is found before a re-install). A Deny
+assigned since then is otherwise seen when the cache expires (``REMEDIATOR_PREFLIGHT_CACHE_SECONDS``).
 
 A Failed extension whose error matches a finding (``attribute_failure``: an admission-webhook denial, a
 ``RequestDisallowedByPolicy``, ...) is attributed to it and is not re-installed blindly; a warning the
@@ -112,7 +114,10 @@ class PreflightClear(Requirement):
         if cached is not None and cached.age_s > CONFIRM_AGE_S and cached.data is not None:
             extension = observed.peek(ExtensionRead(ctx.cluster_id))
             policy_only = preflight(self._input(ctx, cached, extension, observed))
-            if any(f.blocks and f.code.is_policy for f in policy_only):
+            # confirm before blocking (a fix is seen at once), and before a Failed extension is re-installed
+            # (a Deny assigned since the data was cached is found and named, not re-installed into)
+            failed = extension is not None and extension.failed
+            if failed or any(f.blocks and f.code.is_policy for f in policy_only):
                 reads.append(PolicyDataRead(ctx.cluster.subscription_id.lower(), fresh=True))
         return reads
 
