@@ -624,6 +624,14 @@ class Story:
         console.print(f"    [bold]remedy:[/bold] {blocked['remedy']}")
         self.say("the operator applies exactly that fix (through the emulator's ARM, as az would) ...")
         assign(str(blocked["suggested"]))
+        from remediator.core.plan.preflight_check import CONFIRM_AGE_S
+
+        # explain read the policy data a moment ago; a blocking verdict is re-checked against data at most
+        # CONFIRM_AGE_S old, and the hourly sweep comes later than that (here: triggered a moment after)
+        time.sleep(CONFIRM_AGE_S + 0.5)
+        self.say(
+            f"the next sweep (later than the {CONFIRM_AGE_S:g} s within which a blocking read is reused) ..."
+        )
         status, _ = self.http.call("POST", "/admin/functions/sweep", {}, key=self.http.master_key)
         expect(status == 202, "the next sweep ran")
         wait_until(
