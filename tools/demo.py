@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tools.services import ROOT, Child, start_azurite, start_emulator, start_runner, temp_dir
@@ -605,7 +606,7 @@ class Story:
             what="the reconcile of aks-gatekeeper to give up",
             timeout_s=40,
         )
-        self.say(f"journal: gave_up: {latest.outcome.why[:150]}...")
+        self.say(f"journal: gave_up: {escape(latest.outcome.why[:150])}...")
         expect(
             self.extension_writes(cluster, since=since) == [],
             "nothing was written to aks-gatekeeper: the install would end Failed behind the Deny",
@@ -621,7 +622,7 @@ class Story:
             and blocked.get("parameter") == "allowedContainerImagesRegex",
             f"explain names assignment {blocked.get('assignment')} and parameter {blocked.get('parameter')}",
         )
-        console.print(f"    [bold]remedy:[/bold] {blocked['remedy']}")
+        console.print(f"    [bold]remedy:[/bold] {escape(str(blocked['remedy']))}")
         self.say("the operator applies exactly that fix (through the emulator's ARM, as az would) ...")
         assign(str(blocked["suggested"]))
         from remediator.core.plan.preflight_check import CONFIRM_AGE_S
