@@ -349,9 +349,10 @@ def test_explain_with_policy_assignments_names_the_blocking_assignment_and_the_f
     assert "allowedContainerImagesRegex" in finding["remedy"]
     table = cli(*args, "--policy-assignments", assignments, "--output", "table")
     assert table.returncode == 0 and "only-acr" in table.stdout
-    # offline answers without --policy-assignments keep their shape; --live reads Azure, not the file
+    # offline answers without --policy-assignments keep their shape; --cluster-id reads Azure, not the file
     assert list(json.loads(cli(*args).stdout)) == KEYS
-    refused = cli(*args, "--policy-assignments", assignments, "--live")
+    live = ["explain", "--config", CONFIGS[0], "--cluster-id", body["id"]]
+    refused = cli(*live, "--policy-assignments", assignments)
     assert refused.returncode == EXIT_BAD_INPUT and "--policy-assignments" in refused.stderr
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"name": "no-id"}]))

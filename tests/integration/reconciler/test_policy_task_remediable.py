@@ -100,7 +100,7 @@ def _config_check(world, assignment: str) -> subprocess.CompletedProcess[str]:
     path.write_text(json.dumps(config))
     env = {k: v for k, v in world.env.items() if k != "REMEDIATOR_CONFIG_FILE"}
     return subprocess.run(
-        [sys.executable, "-m", "remediator", "config", "check", str(path), "--live"],
+        [sys.executable, "-m", "remediator", "config", "check", str(path), "--live", "-o", "json"],
         cwd=ROOT_DIR,
         env={**os.environ, **env},
         capture_output=True,
@@ -110,14 +110,22 @@ def _config_check(world, assignment: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _policy_rows(done: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
+    return [row for row in json.loads(done.stdout) if row["check"] == "policy-assignment"]
+
+
 def test_config_check_live_refuses_the_audit_assignment_naming_the_entry(world, estate):
     refused = _config_check(world, AUDIT)
     assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    (row,) = _policy_rows(refused)
+    assert row["status"] == "failed" and row["field"] == "remediation.policyAssignmentIds[0]"
+    assert "p3-audit" in row["detail"] and "AuditIfNotExists" in row["detail"]
     assert "remediation.policyAssignmentIds[0]" in refused.stderr and "p3-audit" in refused.stderr
     assert "Traceback" not in refused.stderr
     accepted = _config_check(world, OTHER_TAG)
-    assert accepted.returncode == 0, accepted.stderr
-    assert "DeployIfNotExists" in accepted.stdout
+    (row,) = _policy_rows(accepted)
+    assert row["status"] == "ok" and "DeployIfNotExists" in row["detail"]
+    assert "remediation.policyAssignmentIds" not in accepted.stderr  # the other live checks may fail here
     assert arm_writes(world) == []
 
 

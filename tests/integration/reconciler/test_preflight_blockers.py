@@ -314,8 +314,8 @@ def test_explain_http_and_cli_name_the_assignment_and_the_parameter_fix_and_writ
     assert answer.body["outcome"]["kind"] == "gave_up" and answer.body["wouldDo"] == []
     env = {k: v for k, v in world.env.items() if k != "REMEDIATOR_CONFIG_FILE"}
     done = subprocess.run(
-        [sys.executable, "-m", "remediator", "explain", "--live", "--config", str(world.config_path)]
-        + ["--cluster", AKS_GK],
+        [sys.executable, "-m", "remediator", "explain", "--config", str(world.config_path)]
+        + ["--cluster-id", AKS_GK],
         cwd=ROOT_DIR,
         env={**os.environ, **env},
         capture_output=True,
