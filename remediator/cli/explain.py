@@ -339,8 +339,8 @@ def register(subparsers: Any) -> None:
                 f"{PROG} explain --config my-config.yaml --cluster-id <cluster-id>",
             ),
             (
-                "What the policy assignments above a cluster would block, offline",
-                "az policy assignment list --disable-scope-strict-match -o json > assignments.json; "
+                "What policy assignments would block, offline (the file: az policy assignment list"
+                " --disable-scope-strict-match -o json)",
                 f"{PROG} explain --config my-config.yaml --cluster cluster.json"
                 " --policy-assignments assignments.json",
             ),

@@ -343,3 +343,38 @@ def test_a_failed_extension_confirms_clear_cached_data_and_a_deny_assigned_since
     result = step(observed(assignments=(), age_s=CONFIRM_AGE_S + 1, extension=failed, fresh=(ONLY_ACR,)))
     assert result.writes == () and result.outcome.kind is OutcomeKind.GAVE_UP
     assert "only-acr" in result.outcome.why
+
+
+def test_protect_mode_needs_data_protection_registered_and_a_supported_region():
+    # protect mode (issue 12) is not in Mode on this branch: a stand-in with its value
+    from types import SimpleNamespace
+
+    from remediator.core.plan.preflight_check import protecting, providers_for
+
+    options = replace(PlanningOptions(tenant_id="t"), mode=SimpleNamespace(value="protect"))
+    ctx = PlanContext(snapshot(), decision(), options)
+    assert protecting(ctx) and providers_for(ctx) == (
+        "Microsoft.KubernetesConfiguration",
+        "Microsoft.DataProtection",
+    )
+    install = PlanContext(snapshot(), decision(), PlanningOptions(tenant_id="t"))
+    assert not protecting(install) and providers_for(install) == REQUIRED_PROVIDERS
+    found = observed()
+    found.record(
+        ProvidersRead(SUB, providers_for(ctx)),
+        ProvidersView(
+            {"Microsoft.KubernetesConfiguration": "Registered", "Microsoft.DataProtection": "NotRegistered"}
+        ),
+    )
+    verdict = PREFLIGHT_LINK.evaluate(ctx, found)
+    assert "az provider register --namespace Microsoft.DataProtection" in verdict.why
+    qatar = ClusterSnapshot.from_arm({"id": CLUSTER, "location": "qatarcentral"})
+    found = observed(cluster=qatar)
+    found.record(
+        ProvidersRead(SUB, providers_for(ctx)),
+        ProvidersView(
+            {"Microsoft.KubernetesConfiguration": "Registered", "Microsoft.DataProtection": "Registered"}
+        ),
+    )
+    verdict = PREFLIGHT_LINK.evaluate(PlanContext(qatar, decision(), options), found)
+    assert "region-not-supported" in verdict.why

@@ -56,6 +56,7 @@ from remediator.core.plan.requirement import (
     Waiting,
 )
 from remediator.core.preflight import (
+    DATA_PROTECTION,
     KUBERNETES_CONFIGURATION,
     Finding,
     PreflightInput,
@@ -72,6 +73,21 @@ on blocked clusters costs at most one policy read per subscription per this many
 
 REQUIRED_PROVIDERS: tuple[str, ...] = (KUBERNETES_CONFIGURATION,)
 """Providers every chain needs registered in the cluster's subscription (cluster extensions)."""
+
+PROTECT_MODE = "protect"
+"""The mode value of protect mode (issue 12: vault, backup instance), whose chain also needs
+Microsoft.DataProtection and a region where Azure Backup for AKS runs. Compared by value so this link needs
+no change when that mode joins ``Mode``."""
+
+
+def protecting(ctx: PlanContext) -> bool:
+    """Does the mode also configure protection (Microsoft.DataProtection, region support matter)?"""
+    return str(ctx.options.mode.value) == PROTECT_MODE
+
+
+def providers_for(ctx: PlanContext) -> tuple[str, ...]:
+    """The providers the mode's chain needs registered in the cluster's subscription."""
+    return (*REQUIRED_PROVIDERS, DATA_PROTECTION) if protecting(ctx) else REQUIRED_PROVIDERS
 
 
 def planned_settings(ctx: PlanContext, extension: ExtensionView | None) -> dict[str, str]:
@@ -99,7 +115,7 @@ class PreflightClear(Requirement):
         subscription = ctx.cluster.subscription_id.lower()
         reads: list[Read[Any]] = [
             PolicyDataRead(subscription),
-            ProvidersRead(subscription, REQUIRED_PROVIDERS),
+            ProvidersRead(subscription, providers_for(ctx)),
             ExtensionRead(ctx.cluster_id),
         ]
         if ctx.cluster.azure_policy_enabled:
@@ -143,7 +159,7 @@ class PreflightClear(Requirement):
                 view = observed.peek(StorageAccountRead(ctx.storage_account))
                 storage = None if view is None else view.access
             subscription = ctx.cluster.subscription_id.lower()
-            providers = observed.get(ProvidersRead(subscription, REQUIRED_PROVIDERS)).states
+            providers = observed.get(ProvidersRead(subscription, providers_for(ctx))).states
         return PreflightInput(
             cluster=ctx.cluster,
             management_groups=policy.management_groups,
@@ -153,6 +169,7 @@ class PreflightClear(Requirement):
             extension_settings=planned_settings(ctx, extension),
             extension_name=extension.name if extension is not None else ctx.options.extension_name,
             providers=providers,
+            protecting=protecting(ctx),
         )
 
     def findings(self, ctx: PlanContext, observed: Observed) -> tuple[Finding, ...]:
@@ -170,7 +187,7 @@ class PreflightClear(Requirement):
             safeguards = observed.get(SafeguardsRead(ctx.cluster_id))
             if safeguards.error:
                 found.append(unread("Deployment Safeguards", safeguards.error))
-        providers = observed.get(ProvidersRead(subscription, REQUIRED_PROVIDERS))
+        providers = observed.get(ProvidersRead(subscription, providers_for(ctx)))
         if providers.error:
             found.append(unread("the provider registrations", providers.error))
         if extension is not None and extension.failed and extension.error:
