@@ -362,6 +362,12 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2021-06-01-preview",
         }
     ),
+    "microsoft.eventgrid": frozenset(
+        {
+            "2022-06-15",  # [specs] stable/2022-06-15 (SystemTopics_Get.json, ...); infra/events/*.bicep
+            "2025-02-15",  # [sdk] azure-mgmt-eventgrid 10.4.0 (default)
+        }
+    ),
     "microsoft.resources": frozenset(
         {
             # subscriptions / resource groups / providers: published versions the tests and tools here send
@@ -400,6 +406,7 @@ _TYPE_NAMES = {
     "microsoft.policyinsights": "policyStates",
     "microsoft.resourcegraph": "resources",
     "microsoft.dataprotection": "backupVaults",
+    "microsoft.eventgrid": "systemTopics",
 }
 _PROVIDER_REGISTRATION = re.compile(
     r"^/subscriptions/[^/]+/providers/[^/]+(/(un)?register)?/?$", re.IGNORECASE

@@ -94,6 +94,11 @@ class Settings(BaseModel):
     """How long preflight serves the policy assignments of a subscription from its per-process cache. A new
     Deny assignment is seen by installs at most this late (Azure itself takes up to about 30 minutes to apply
     a new assignment); a fix that clears a blocker is seen at once (blocking data is re-read first)."""
+    event_wiring: str | None = Field(default=None, alias="REMEDIATOR_EVENT_WIRING")
+    """JSON ``{functionAppId, resourceGroup, location, resourcesTopic, policyTopic}`` (written by the
+    deployment): the timer wires subscriptions that join ``scope.managementGroups`` to these functions,
+    creating missing system topics under these names (``remediator/service/wiring.py``). Unset or empty: no
+    wiring step (the deployment's grants for it are missing too)."""
 
     @model_validator(mode="after")
     def _exactly_one_config_source(self) -> Settings:
