@@ -55,6 +55,7 @@ from remediator.core.plan.observed import (
     VaultView,
 )
 from remediator.core.plan.planner import plan
+from remediator.core.plan.preflight_check import PREFLIGHT_LINK
 from remediator.core.plan.protect import BUDGETS_S, PROPAGATION_RETRY_S, protection_history
 from remediator.core.plan.requirement import LINK_STATES, Mode, PlanContext, PlanningOptions
 from remediator.core.plan.writes import (
@@ -200,7 +201,10 @@ def test_protect_defaults_are_the_clis_names_next_to_the_storage_account():
     assert targets.vault_id("eastus") == VAULT_ID
     assert targets.policy_id("eastus") == POLICY_ID
     assert targets.snapshot_group_name("eastus") == "AKSAzureBackup_eastus"
-    assert chain_for(Mode.PROTECT) is PROTECT and _options().chain_mode is Mode.PROTECT
+    chain = chain_for(Mode.PROTECT)  # headed by preflight, keeping protect mode's short deferred wait
+    assert chain.requirements == (PREFLIGHT_LINK, *PROTECT.requirements)
+    assert chain.deferred_wait_s == PROTECT.deferred_wait_s < 30
+    assert _options().chain_mode is Mode.PROTECT
     audit = parse_config({**BASE, "remediation": {"mode": "audit", "auditPlans": "protect"}})
     assert _options(audit).chain_mode is Mode.PROTECT
 

@@ -12,18 +12,21 @@ from remediator.adapters.arm import ArmError, ArmGateway
 from remediator.adapters.dataprotection import DataProtectionGateway
 from remediator.adapters.journal import Journal
 from remediator.adapters.policy import PolicyGateway
+from remediator.adapters.preflight_source import PreflightSource
 
 
 @dataclass(frozen=True)
 class ReconcileIO:
     """ARM (``arm``), remediation tasks (``policy``, policy-task mode), Azure Backup and trusted access
-    (``protection``, protect mode) and the journal (re-install counts, protect mode's history; ``None`` for
-    journal-less CLI use)."""
+    (``protection``, protect mode), the journal (re-install counts, protect mode's history; ``None`` for
+    journal-less CLI use) and what preflight reads (``preflight``: policy assignments, Safeguards, providers,
+    cached per process)."""
 
     arm: ArmGateway
     policy: PolicyGateway | None = None
     journal: Journal | None = None
     protection: DataProtectionGateway | None = None
+    preflight: PreflightSource | None = None
 
     def require_protection(self, operation: str) -> DataProtectionGateway:
         """The protect-mode gateway, or an :class:`ArmError` naming the operation when none is wired."""

@@ -6,8 +6,10 @@ read -> decide -> observe -> plan -> execute -> record:
 2. **decide** with the pure core (``core.decision``) and gate on its blockers (``core.plan.planner.gate``);
 3. **observe** what the mode's chain of requirements needs (``observe.py``: by dependency, concurrently,
    each read once), while the claims a fresh cluster would need are taken in the background;
-4. **plan** (``core.plan``): every unsatisfied link whose dependencies are satisfied contributes its write;
-   ``done`` only when every link is satisfied;
+4. **plan** (``core.plan``): preflight, at the head of every chain, blocks every write while something known
+   (a policy assignment, Safeguards, storage, a provider) stands in the way; otherwise every unsatisfied link
+   whose dependencies are satisfied contributes its write; ``done`` only when every link is satisfied (the
+   findings go into the report, the journal and the outcome event);
 5. **execute** (``execute.py``): claim -> re-check -> pace -> send the writes together; in audit mode and dry
    runs the writes are only reported as planned;
 6. **record**: journal and publish the report (``JournalWriteError`` when a write went unrecorded).
@@ -33,6 +35,7 @@ from remediator.adapters.claims import WriteClaims
 from remediator.adapters.dataprotection import DataProtectionGateway
 from remediator.adapters.journal import Journal
 from remediator.adapters.policy import PolicyGateway
+from remediator.adapters.preflight_source import PreflightSource
 from remediator.adapters.publisher import OutcomePublisher
 from remediator.adapters.telemetry import NoTelemetry, Telemetry
 from remediator.core.config import RemediatorConfig
@@ -85,6 +88,7 @@ class _Run:
     actions: list[Action] = field(default_factory=list)
     extension_state: str | None = None
     links: tuple[Link, ...] = ()
+    findings: tuple[dict[str, Any], ...] = ()
 
     def report(self, outcome: Outcome) -> ReconcileReport:
         return ReconcileReport(
@@ -100,6 +104,7 @@ class _Run:
             correlation_id=self.correlation_id,
             links=tuple(link.to_json() for link in self.links),
             caller=self.caller,
+            findings=self.findings,
         )
 
 
@@ -125,6 +130,8 @@ class Reconciler:
     :keyword protection: Azure Backup and trusted-access gateway (mode ``protect``).
     :keyword clock: seconds since the epoch, for ``started_at`` (the journal's protect-mode history compares
         it with the journal's clock; a benchmark on the emulator's manual clock injects both).
+    :keyword preflight: what preflight reads, cached per process (share the runtime's with the sweep);
+        default: one of this reconciler's own over the gateway's clients.
     :keyword telemetry: spans and metrics of every reconcile (``adapters.telemetry``); the default records
         nothing. Every trigger reconciles through :meth:`reconcile`, so this is the one call site.
     """
@@ -145,6 +152,7 @@ class Reconciler:
         max_pacing_wait_s: float = MAX_PACING_WAIT_S,
         protection: DataProtectionGateway | None = None,
         clock: Callable[[], float] = time.time,
+        preflight: PreflightSource | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.gateway = gateway
@@ -161,7 +169,10 @@ class Reconciler:
         self.chain = chain_for(self.options.chain_mode)
         self._pool_instance: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        io = ReconcileIO(arm=gateway, policy=policy, journal=journal, protection=protection)
+        self.preflight = preflight or PreflightSource(gateway.clients, gateway)
+        io = ReconcileIO(
+            arm=gateway, policy=policy, journal=journal, protection=protection, preflight=self.preflight
+        )
         self.observer = Observer(io, self._pool)
         self.executor = Executor(
             io,
@@ -312,6 +323,7 @@ class Reconciler:
         run.extension_state = extension.provisioning_state if extension is not None else None
         step = plan(self.chain, ctx, observed)
         run.links = step.links
+        run.findings = tuple(finding.to_json() for finding in step.findings)
         if step.error is not None:
             raise step.error
         if not step.writes:
