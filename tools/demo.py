@@ -228,8 +228,9 @@ class Story:
             "REMEDIATOR_MAX_ATTEMPTS": "60",
             # the emulator applies a policy assignment at once; Azure takes minutes (default cache: 5 min)
             "REMEDIATOR_PREFLIGHT_CACHE_SECONDS": "1",
-            # the story polls dry-run scope sweeps (remaining_work) far more often than the default 6 an hour
-            "REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR": "3600",
+            # the story sweeps each subscription on demand (a dry run, then for real) in one sitting; the
+            # default per-caller limit (6 an hour) is for production callers
+            "REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR": "60",
             "SWEEP_SCHEDULE": "0 0 * * * *",
         }
         runner = start_runner(self.settings)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from remediator.core.caller import Caller, Role
 from remediator.core.ids import parse_cluster_id
 from remediator.core.outcomes import ActionStatus, OutcomeKind, WriteKind
 from remediator.service.runtime import Runtime
@@ -85,7 +86,8 @@ def test_a_policy_task_configuration_naming_an_audit_assignment_is_refused(world
         assert "AuditIfNotExists" in report.outcome.why
         assert remediation_puts(world) == [] and arm_writes(world) == []
         # the same in /api/health: 503, the probe names the assignment
-        health = handle_health(build_context=runtime.handler_context)
+        operator = Caller("function-key", "0123456789ab", None, frozenset({Role.OPERATOR.value}))
+        health = handle_health(build_context=runtime.handler_context, caller_of_request=lambda _ctx: operator)
         assert health.status == 503
         (probe,) = [c for c in health.body["dependencies"] if c["name"] == "policy-assignments"]
         assert probe["ok"] is False and "p3-audit" in probe["error"] and "AuditIfNotExists" in probe["error"]
