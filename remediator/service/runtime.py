@@ -12,8 +12,10 @@ run on several threads. One credential per process is shared by every SDK client
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from remediator.adapters.arm import ArmGateway
@@ -31,6 +33,7 @@ from remediator.core.config import RemediatorConfig, decode_document, load_confi
 from remediator.core.errors import UserInputError
 from remediator.core.outcomes import ReconcileReport
 from remediator.core.pacing import WritePacer
+from remediator.core.report_document import ConfigIdentity
 from remediator.core.settings import CredentialKind, Settings
 from remediator.service.ports import HandlerContext, HealthCheck
 from remediator.service.reconcile import Reconciler
@@ -71,6 +74,28 @@ def load_config_from_settings(settings: Settings) -> RemediatorConfig:
     return parse_config(
         decode_document(settings.config_json or "", source=source, prefer_json=True), source=source
     )
+
+
+def config_identity_of(settings: Settings, config: RemediatorConfig) -> ConfigIdentity:
+    """Where the config came from and the SHA-256 of its bytes (the file's, or ``REMEDIATOR_CONFIG_JSON``'s
+    UTF-8); a config given in memory (tests) is hashed in its canonical JSON form."""
+    mode = str(config.remediation.mode)
+    if settings.config_file:
+        try:
+            data = Path(settings.config_file).read_bytes()
+        except OSError as exc:
+            raise UserInputError(f"cannot read the config file: {exc}", source=settings.config_file) from exc
+        return ConfigIdentity(
+            source=settings.config_file,
+            sha256=hashlib.sha256(data).hexdigest(),
+            mode=mode,  # type: ignore[arg-type]
+        )
+    if settings.config_json:
+        digest = hashlib.sha256(settings.config_json.encode("utf-8")).hexdigest()
+        return ConfigIdentity(source="REMEDIATOR_CONFIG_JSON", sha256=digest, mode=mode)  # type: ignore[arg-type]
+    canonical = config.model_dump_json(by_alias=True, exclude_none=True)
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return ConfigIdentity(source="(in memory)", sha256=digest, mode=mode)  # type: ignore[arg-type]
 
 
 class Runtime:
@@ -129,6 +154,18 @@ class Runtime:
         if self._config is None:
             self._config = self._part("config", lambda: load_config_from_settings(self.settings))
         return self._config
+
+    @property
+    def config_identity(self) -> ConfigIdentity:
+        """Where the config came from and its SHA-256 (the report names it)."""
+        if self._config is not None and "config" not in self._parts:
+            return self._part(
+                "config_identity",
+                lambda: config_identity_of(
+                    self.settings.model_copy(update={"config_file": None, "config_json": None}), self.config
+                ),
+            )
+        return self._part("config_identity", lambda: config_identity_of(self.settings, self.config))
 
     @property
     def credential(self) -> Any:
@@ -259,7 +296,7 @@ class Runtime:
     @property
     def inventory(self) -> ResourceGraphInventory:
         """Resource Graph inventory."""
-        return self._part("inventory", lambda: ResourceGraphInventory(self.clients.resource_graph()))
+        return self._part("inventory", lambda: ResourceGraphInventory(self.clients.resource_graph_pipeline()))
 
     def make_sweeper(self, config: RemediatorConfig) -> Sweeper:
         """A sweeper for ``config`` over this runtime's inventory, queue and recorders."""
@@ -268,6 +305,7 @@ class Runtime:
             inventory=self.inventory,
             work=self.work_queue,
             recorders=(self.recorder,),
+            decisions=self.journal,
             pacer=self.sweep_pacer,
         )
 
@@ -307,6 +345,8 @@ class Runtime:
             health_checks=tuple(checks),
             management_groups_of=self.management_groups_of,
             decisions=self.journal if self.journal is not None else OutcomeRecorder(None, None),
+            outcomes_index=self.journal,
+            config_identity=self.config_identity,
             extras={"runtime": self},
         )
 

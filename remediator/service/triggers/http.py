@@ -29,8 +29,10 @@ from remediator.core.ids import (
     parse_resource_id,
     parse_subscription_id,
 )
+from remediator.core.report_render import MEDIA_TYPES, parse_format, render
+from remediator.core.report_render.html import CONTENT_SECURITY_POLICY
 from remediator.service.ports import HandlerContext
-from remediator.service.report import compliance_report
+from remediator.service.report import build_report
 from remediator.service.triggers.delivery import (
     HANDOVER_DELAY_S,
     Delivery,
@@ -47,12 +49,20 @@ _FALSE = {"false", "0", "no", ""}
 
 @dataclass(frozen=True)
 class HttpResult:
-    """An HTTP answer: status code and JSON body."""
+    """An HTTP answer: status code and JSON body (or, for a rendered report, ``text`` of ``media_type``)."""
 
     status: int
     body: Mapping[str, Any] = field(default_factory=dict)
+    text: str | None = None
+    """A body that is not the JSON of ``body`` (``GET /api/report?format=html``); ``body`` is then unused."""
+    media_type: str = "application/json"
+    """The ``Content-Type`` of the answer."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Extra response headers (the HTML report's ``Content-Security-Policy``)."""
 
     def encode(self) -> bytes:
+        if self.text is not None:
+            return self.text.encode("utf-8")
         return json.dumps(self.body, indent=2, default=str).encode("utf-8")
 
 
@@ -252,7 +262,8 @@ ENQUEUE_RETRY_AFTER_S = 60
 def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool) -> HttpResult:
     """Sweep the narrowed scope: 202 with the counts, or 503 when any work item could not be enqueued (the
     caller must retry; a 202 would claim work that is not queued)."""
-    summary = ctx.make_sweeper(_narrowed(ctx, scope)).run(dry_run=dry_run).to_json()
+    summary = ctx.make_sweeper(_narrowed(ctx, scope)).run(dry_run=dry_run, list_clusters=True)
+    summary = summary.to_json(clusters=True)
     keys = (
         "correlationId",
         "candidates",
@@ -261,7 +272,10 @@ def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool) -
         "enqueueFailures",
         "blocked",
         "deferred",
+        "satisfied",
         "byReason",
+        "byNeed",
+        "clusters",
     )
     body: dict[str, Any] = {"scope": scope.canonical, "dryRun": dry_run, **{k: summary.get(k) for k in keys}}
     failures = int(summary.get("enqueueFailures") or 0)
@@ -307,9 +321,21 @@ def handle_http_explain(body: bytes, *, ctx: HandlerContext) -> HttpResult:
 
 
 def handle_http_report(params: Mapping[str, str], *, ctx: HandlerContext) -> HttpResult:
-    """``GET /api/report``: per subscription and region, clusters / selected / protected / pending / failed /
-    blocked (the use case is :func:`remediator.service.report.compliance_report`)."""
-    return HttpResult(200, compliance_report(ctx.config, ctx.inventory))
+    """``GET /api/report[?format=json|table|csv|html]``: the coverage report document (version 1; the use case
+    is :func:`remediator.service.report.build_report`), rendered; the HTML page is served with its own
+    ``Content-Security-Policy`` (it fetches nothing)."""
+    try:
+        fmt = parse_format(str(params.get("format") or "json"), field="format")
+    except UserInputError as exc:
+        return _bad_request(exc)
+    identity = ctx.config_identity
+    if identity is None:
+        raise RuntimeError("the handler context names no config identity")
+    document = build_report(
+        ctx.config, inventory=ctx.inventory, identity=identity, outcomes=ctx.outcomes_index
+    )
+    headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY} if fmt == "html" else {}
+    return HttpResult(200, text=render(document, fmt), media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 def handle_health(*, build_context: Callable[[], HandlerContext]) -> HttpResult:
