@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from remediator.core.errors import UserInputError
+from remediator.core.errors import UserInputError, UserInputErrors, plain_validation_message
 
 
 class CredentialKind(StrEnum):
@@ -103,9 +103,15 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(dict(environ))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(part) for part in err["loc"]) or "environment"
-            raise UserInputError(err["msg"], field=loc, source="app settings") from None
+            errors = [
+                UserInputError(
+                    plain_validation_message(err),
+                    field=".".join(str(part) for part in err["loc"]) or "REMEDIATOR_CONFIG_FILE",
+                    source="app settings",
+                )
+                for err in exc.errors()
+            ]
+            raise (errors[0] if len(errors) == 1 else UserInputErrors(errors)) from None
 
     def storage_configured(self) -> bool:
         """Whether queues and the journal can be reached (a connection string or identity-based URIs)."""

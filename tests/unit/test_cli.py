@@ -16,7 +16,7 @@ EXAMPLES = ROOT / "examples"
 CONFIGS = sorted(EXAMPLES.glob("*.yaml"))
 CLUSTERS = sorted((EXAMPLES / "clusters").glob("*.json"))
 MGS = EXAMPLES / "management-groups.json"
-KEYS = ["clusterId", "selected", "reason", "rule", "storageAccountId", "blockers"]
+KEYS = ["clusterId", "selected", "reason", "rule", "storageAccountId", "blockers", "matchedRule"]
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -54,7 +54,14 @@ def test_explain_table_output() -> None:
         "table",
     )
     assert done.returncode == 0, done.stderr
-    assert "reason" in done.stdout and "clusterId" in done.stdout
+    header, rule, row = done.stdout.splitlines()
+    assert header.split() == [
+        "Cluster", "ResourceGroup", "Selected", "Reason", "MatchedRule", "Storage", "Blockers"
+    ]  # fmt: skip
+    assert set(rule.replace(" ", "")) == {"-"}
+    assert row.split()[:7] == [
+        "aks-edge-weu-01", "rg-aks-edge", "True", "selected", "include", "environment=prod-edge", "(prod*)"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -89,7 +96,8 @@ def test_bad_input_exits_2_naming_file_and_field(
 def test_config_check_subprocess(tmp_path: Path) -> None:
     ok = cli("config", "check", EXAMPLES / "multi-region.yaml")
     assert ok.returncode == 0, ok.stderr
-    assert "ok:" in ok.stdout
+    summary = json.loads(ok.stdout)
+    assert summary["valid"] is True and summary["storageRegions"] == ["eastus", "southeastasia", "westeurope"]
     bad = tmp_path / "bad.json"
     bad.write_text(
         json.dumps(
@@ -102,9 +110,13 @@ def test_config_check_subprocess(tmp_path: Path) -> None:
     )
     done = cli("config", "check", bad)
     assert done.returncode == EXIT_BAD_INPUT
+    assert done.stdout == ""
     assert "Traceback" not in done.stderr
-    assert f"{bad}: storage.eastus: " in done.stderr
-    assert "(and 1 more error)" in done.stderr
+    # was: the first error and "(and 1 more error)"; now every error, one line each, naming its field
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2, done.stderr
+    assert lines[0].startswith(f"error: {bad}: storage.eastus: ")
+    assert lines[1].startswith(f"error: {bad}: selection.include[0].values: values is an empty list")
 
 
 # --- in-process, for breadth ---

@@ -29,6 +29,7 @@ from remediator.core.ids import (
     parse_resource_id,
     parse_subscription_id,
 )
+from remediator.core.refusals import out_of_scope_message
 from remediator.core.report_render import MEDIA_TYPES, parse_format, render
 from remediator.core.report_render.html import CONTENT_SECURITY_POLICY
 from remediator.service.ports import HandlerContext
@@ -126,10 +127,11 @@ def _cluster_in_scope(ctx: HandlerContext, cluster: ResourceId) -> None:
             " resolve management-group membership (the timer sweep covers management-group scopes)"
         )
     if not inside:
-        where = f"subscription {cluster.subscription_id}"
         if cluster.resource_group is not None:
-            where += f", resource group {cluster.resource_group}"
-        raise Forbidden(f"{cluster.canonical} is outside the configured scope ({where})")
+            raise Forbidden(out_of_scope_message(cluster))
+        raise Forbidden(
+            f"{cluster.canonical} is outside the configured scope (subscription {cluster.subscription_id})"
+        )
 
 
 def _parse_scope(value: object) -> ResourceId:
