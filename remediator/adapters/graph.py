@@ -38,7 +38,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ResourceNotModifiedError,
+    map_error,
+)
 from azure.core.rest import HttpRequest
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
@@ -52,6 +59,13 @@ QUOTA_REMAINING_HEADER = "x-ms-user-quota-remaining"
 QUOTA_RESETS_AFTER_HEADER = "x-ms-user-quota-resets-after"
 MANAGED_CLUSTER_TYPE = "Microsoft.ContainerService/managedClusters"
 RESOURCES_PATH = "/providers/Microsoft.ResourceGraph/resources"
+_ERROR_MAP: dict[int, type[HttpResponseError]] = {
+    401: ClientAuthenticationError,
+    404: ResourceNotFoundError,
+    409: ResourceExistsError,
+    304: ResourceNotModifiedError,
+}
+"""As azure-mgmt-resourcegraph's ``resources`` operation maps statuses to azure-core errors."""
 API_VERSION = "2021-03-01"
 """The api-version azure-mgmt-resourcegraph 8.0 sends (its default); the raw path sends the same."""
 
@@ -363,6 +377,8 @@ class ResourceGraphInventory:
         finally:
             http_response.close()
         if http_response.status_code != 200:
+            # the same error types the SDK's operation raises (its error_map), so callers classify alike
+            map_error(status_code=http_response.status_code, response=http_response, error_map=_ERROR_MAP)
             raise HttpResponseError(response=http_response)
         if self.page_hook is not None:
             self.page_hook(raw)

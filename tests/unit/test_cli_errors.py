@@ -212,7 +212,7 @@ COMMANDS = sorted(_subparsers(build_parser()))
 
 
 def test_the_commands() -> None:
-    assert COMMANDS == ["config check", "config schema", "explain", "reconcile", "sweep"]
+    assert COMMANDS == ["config check", "config schema", "explain", "reconcile", "report", "sweep"]
     assert all(callable(getattr(module, "register", None)) for module in SUBCOMMANDS)
 
 
