@@ -732,13 +732,19 @@ def _is_consequence(error: Mapping[str, Any], errors: Iterable[Mapping[str, Any]
 
 def user_input_error_from(exc: ValidationError, *, source: str | None) -> UserInputError:
     """Every pydantic error, in plain words, each naming its field: one :class:`UserInputError` when there is
-    one mistake, a :class:`UserInputErrors` holding all of them otherwise."""
+    one mistake, a :class:`UserInputErrors` holding all of them otherwise. A model validator that raises a
+    :class:`UserInputError` with a ``field`` names it below its model's path."""
     reported = exc.errors()
     errors = [error for error in reported if not _is_consequence(error, reported)] or reported
-    found = [
-        UserInputError(_error_message(error), field=_field_path(tuple(error["loc"])) or None, source=source)
-        for error in errors
-    ]
+
+    def path_of(error: Any) -> str | None:
+        path = _field_path(tuple(error["loc"]))
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, UserInputError) and cause.field:
+            path = f"{path}.{cause.field}" if path else cause.field
+        return path or None
+
+    found = [UserInputError(_error_message(error), field=path_of(error), source=source) for error in errors]
     return found[0] if len(found) == 1 else UserInputErrors(found)
 
 

@@ -210,7 +210,8 @@ def test_plain_words_for_common_mistakes() -> None:
     del data["storage"]
     with pytest.raises(UserInputError) as info:
         parse_config(data)
-    assert (info.value.field, info.value.message) == ("storage", "required: add it")
+    assert info.value.field == "regionTargets"
+    assert info.value.message.startswith("required: map each region to its targets")
 
 
 def test_app_settings_errors_are_plain_words_too() -> None:
