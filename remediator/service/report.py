@@ -16,10 +16,12 @@ validator holds the arithmetic.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from remediator.adapters.graph import InventoryStats
 from remediator.core.config import RemediatorConfig
@@ -53,6 +55,16 @@ ROLE_ASSIGNMENT_LIMIT = 4000
 """Azure's limit of role assignments per subscription (subscription, resource-group and resource scopes;
 management-group scope not counted): MicrosoftDocs/azure-docs@articles/role-based-access-control/
 troubleshoot-limits.md, as the emulator models it (emulator/README.md, "Role assignments")."""
+
+
+def config_identity_in_memory(config: RemediatorConfig) -> ConfigIdentity:
+    """The identity of a config known only as an object (no file, no setting): the SHA-256 of its canonical
+    JSON (aliases, no nulls), source ``(in memory)``."""
+    canonical = config.model_dump_json(by_alias=True, exclude_none=True)
+    mode: Any = str(config.remediation.mode)
+    return ConfigIdentity(
+        source="(in memory)", sha256=hashlib.sha256(canonical.encode("utf-8")).hexdigest(), mode=mode
+    )
 
 
 def _groups_of(groups: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:

@@ -37,6 +37,7 @@ from remediator.core.report_document import ConfigIdentity
 from remediator.core.settings import CredentialKind, Settings
 from remediator.service.ports import HandlerContext, HealthCheck
 from remediator.service.reconcile import Reconciler
+from remediator.service.report import config_identity_in_memory
 from remediator.service.sweep import Sweeper
 
 T = TypeVar("T")
@@ -93,9 +94,7 @@ def config_identity_of(settings: Settings, config: RemediatorConfig) -> ConfigId
     if settings.config_json:
         digest = hashlib.sha256(settings.config_json.encode("utf-8")).hexdigest()
         return ConfigIdentity(source="REMEDIATOR_CONFIG_JSON", sha256=digest, mode=mode)  # type: ignore[arg-type]
-    canonical = config.model_dump_json(by_alias=True, exclude_none=True)
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    return ConfigIdentity(source="(in memory)", sha256=digest, mode=mode)  # type: ignore[arg-type]
+    return config_identity_in_memory(config)
 
 
 class Runtime:

@@ -33,7 +33,7 @@ from remediator.core.refusals import out_of_scope_message
 from remediator.core.report_render import MEDIA_TYPES, parse_format, render
 from remediator.core.report_render.html import CONTENT_SECURITY_POLICY
 from remediator.service.ports import HandlerContext
-from remediator.service.report import build_report
+from remediator.service.report import build_report, config_identity_in_memory
 from remediator.service.triggers.delivery import (
     HANDOVER_DELAY_S,
     Delivery,
@@ -330,9 +330,7 @@ def handle_http_report(params: Mapping[str, str], *, ctx: HandlerContext) -> Htt
         fmt = parse_format(str(params.get("format") or "json"), field="format")
     except UserInputError as exc:
         return _bad_request(exc)
-    identity = ctx.config_identity
-    if identity is None:
-        raise RuntimeError("the handler context names no config identity")
+    identity = ctx.config_identity or config_identity_in_memory(ctx.config)
     document = build_report(
         ctx.config, inventory=ctx.inventory, identity=identity, outcomes=ctx.outcomes_index
     )
