@@ -27,7 +27,6 @@ SDK client is still accepted (tests, the management-group resolver).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -287,13 +286,21 @@ class SideTables:
 
     def join(self, row: InventoryRow) -> InventoryRow:
         """``row`` with its grants, backup instances, subscription name and management groups."""
-        grants = tuple(self.grants.get(row.extension_principal_id or "", ()))
-        instances = tuple(self.backup_instances.get(ignore_case_key(row.cluster_id), ()))
+        grants = self.grants.get(row.extension_principal_id or "")
+        instances = (
+            self.backup_instances.get(ignore_case_key(row.cluster_id)) if self.backup_instances else None
+        )
         name, chain = self.subscriptions.get(row.subscription_id.lower(), (None, ()))
-        return dataclasses.replace(
-            row,
-            grants=grants,
-            backup_instances=instances,
+        return InventoryRow(
+            cluster_id=row.cluster_id,
+            subscription_id=row.subscription_id,
+            body=row.body,
+            extension_name=row.extension_name,
+            extension_state=row.extension_state,
+            management_groups=row.management_groups,
+            extension_principal_id=row.extension_principal_id,
+            grants=tuple(grants) if grants else (),
+            backup_instances=tuple(instances) if instances else (),
             backup_instances_known=self.backup_instances_known,
             subscription_name=name,
             management_group_chain=chain,

@@ -244,11 +244,11 @@ class SweepVerdict:
     checks: tuple[LinkCheck, ...] = ()
     blockers: tuple[Blocker, ...] = ()
     """The blockers that hold it (blocked, deferred)."""
+    need: LinkCheck | None = field(default=None, init=False, compare=False)
+    """The first visible link not satisfied (``None`` when all are, or the cluster is not selected)."""
 
-    @property
-    def need(self) -> LinkCheck | None:
-        """The first visible link not satisfied (``None`` when all are, or the cluster is not selected)."""
-        return first_unsatisfied(self.checks)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "need", first_unsatisfied(self.checks))
 
     @property
     def reason(self) -> str:

@@ -211,6 +211,8 @@ class Sweeper:
     :keyword prefilter_tags: let Resource Graph narrow rows by include tag names.
     :keyword wall_clock: epoch seconds (the re-verification window), injected in tests.
     :keyword reverify_period_s: how often a cluster whose visible links are satisfied is reconciled anyway.
+    :keyword backup_instances: read the backup instances (default: in protect mode, where they are a link;
+        the benchmark turns it on to measure the join).
     """
 
     def __init__(
@@ -229,6 +231,7 @@ class Sweeper:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         reverify_period_s: float = REVERIFY_PERIOD_S,
+        backup_instances: bool | None = None,
     ) -> None:
         if batch_size < 1 or max_concurrency < 1:
             raise ValueError("batch_size and max_concurrency must be at least 1")
@@ -245,12 +248,18 @@ class Sweeper:
         self._clock = clock
         self._wall_clock = wall_clock
         self.reverify_period_s = reverify_period_s
+        self.backup_instances = backup_instances
         self.chain = VisibleChain.of(config)
 
     def plan(self, *, names: bool = False) -> InventoryPlan:
         """The Resource Graph requests for this config (raises ``UserInputError`` naming a bad field);
         ``names`` adds the subscription-name side query (for the cluster list)."""
-        return plan_fleet_inventory(self.config, prefilter_tags=self.prefilter_tags, containers=names)
+        return plan_fleet_inventory(
+            self.config,
+            prefilter_tags=self.prefilter_tags,
+            backup_instances=self.backup_instances,
+            containers=names,
+        )
 
     def run(
         self, *, dry_run: bool, progress: ProgressCallback | None = None, list_clusters: bool = False
