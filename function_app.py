@@ -68,7 +68,7 @@ def _http(call: Callable[[HandlerContext], http.HttpResult]) -> func.HttpRespons
         ctx = context()
     except UserInputError as exc:  # settings or config invalid: the operator must fix them
         logger.error("cannot serve the request: %s", exc)
-        return http_response(http.HttpResult(503, {"error": "configuration", **exc.to_json()}))
+        return http_response(http.HttpResult(503, {**exc.to_json(), "error": "configuration"}))
     return http_response(call(ctx))
 
 

@@ -69,6 +69,10 @@ var scopeResourceGroups = deployment.resourceGroups
 var eventSubscriptionIds = deployment.eventSubscriptionIds
 var existingTopics = deployment.existingSystemTopics
 var assignAuditPolicies = deployment.assignAuditPolicies
+// Wiring that follows the scope (docs/deploy.md): on when the scope lists management groups and the Event Wiring
+// custom role exists (its id is a deployment input; management-group-access.bicep assigns it at the groups).
+var eventWiringRoleId = contains(deployment, 'eventWiringRoleId') ? deployment.eventWiringRoleId : ''
+var wireNewSubscriptions = !empty(deployment.managementGroups) && !empty(eventWiringRoleId)
 
 // Per event subscription: the two system topics it feeds from, reused when one already exists for the source
 // ("only one system topic is allowed per source", docs/deploy.md), else created in rg-<prefix>-events.
@@ -189,6 +193,12 @@ module functionApp 'app/function.bicep' = {
     inlineBudgetSeconds: inlineBudgetSeconds
     maxAttempts: maxAttempts
     maxWaitSeconds: maxWaitSeconds
+    eventWiring: wireNewSubscriptions ? {
+      resourceGroup: eventsResourceGroupName
+      location: location
+      resourcesTopic: resourcesTopicName
+      policyTopic: policyTopicName
+    } : {}
   }
 }
 
@@ -329,3 +339,4 @@ output EVENTS_RESOURCE_GROUP string = eventsResourceGroupName
 output DEADLETTER_STORAGE_ACCOUNT_ID string = storage.outputs.id
 output DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output OUTCOME_TOPIC_ENDPOINT string = outcomeTopic.outputs.endpoint
+output WIRE_NEW_SUBSCRIPTIONS bool = wireNewSubscriptions

@@ -40,6 +40,14 @@ param maxAttempts string
 @description('Longest visibility delay of a re-enqueued work item, in seconds.')
 param maxWaitSeconds string
 
+@description('Wiring that follows the scope: {resourceGroup, location, resourcesTopic, policyTopic} of the events resource group the app creates in subscriptions that join a managed management group; empty: no wiring step.')
+param eventWiring object = {}
+
+// REMEDIATOR_EVENT_WIRING: the wiring target plus this site's own id (the AzureFunction destination).
+var eventWiringSetting = empty(eventWiring) ? '' : string(union(eventWiring, {
+  functionAppId: resourceId('Microsoft.Web/sites', name)
+}))
+
 @description('Upper bound of Flex Consumption instances.')
 @minValue(40)
 @maxValue(1000)
@@ -172,6 +180,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'REMEDIATOR_MAX_WAIT_SECONDS'
           value: maxWaitSeconds
+        }
+        {
+          name: 'REMEDIATOR_EVENT_WIRING'
+          value: eventWiringSetting
         }
         // --- binding expressions in function_app.py ---
         {

@@ -83,6 +83,27 @@ resource "azurerm_role_assignment" "grant_delegate" {
   condition_version  = "2.0"
 }
 
+# ---- wiring that follows the scope (management-group-access.bicep): the timer's wiring step creates the system
+# topics and event subscriptions of subscriptions that join a managed management group ----
+
+resource "azurerm_role_assignment" "event_subscription_contributor" {
+  for_each           = local.event_wiring_management_groups
+  scope              = "/providers/Microsoft.Management/managementGroups/${each.value}"
+  role_definition_id = local.role_ids.eventGridEventSubscriptionContributor
+  principal_id       = azurerm_user_assigned_identity.app.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "aks-backup-remediator: event subscriptions of subscriptions that join this management group"
+}
+
+resource "azurerm_role_assignment" "event_wiring" {
+  for_each           = local.event_wiring_management_groups
+  scope              = "/providers/Microsoft.Management/managementGroups/${each.value}"
+  role_definition_id = "/providers/Microsoft.Authorization/roleDefinitions/${local.event_wiring_role_id}"
+  principal_id       = azurerm_user_assigned_identity.app.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "aks-backup-remediator: system topics (and their resource group) of subscriptions that join this management group"
+}
+
 # ---- built-in audits, AuditIfNotExists: no identity, no remediation ----
 
 resource "azurerm_subscription_policy_assignment" "audit" {

@@ -150,7 +150,7 @@ resource "azurerm_service_plan" "app" {
 }
 
 resource "azurerm_function_app_flex_consumption" "app" {
-  name                = "func-${local.prefix}-${local.token}"
+  name                = local.function_app_name
   location            = var.location
   resource_group_name = azurerm_resource_group.app.name
   service_plan_id     = azurerm_service_plan.app.id
@@ -205,6 +205,13 @@ resource "azurerm_function_app_flex_consumption" "app" {
     "REMEDIATOR_INLINE_BUDGET_SECONDS"  = var.inline_budget_seconds
     "REMEDIATOR_MAX_ATTEMPTS"           = var.max_attempts
     "REMEDIATOR_MAX_WAIT_SECONDS"       = var.max_wait_seconds
+    "REMEDIATOR_EVENT_WIRING" = local.wire_new_subscriptions ? jsonencode({
+      functionAppId  = "${azurerm_resource_group.app.id}/providers/Microsoft.Web/sites/${local.function_app_name}"
+      resourceGroup  = local.events_resource_group_name
+      location       = var.location
+      resourcesTopic = local.resources_topic_name
+      policyTopic    = local.policy_topic_name
+    }) : ""
     # binding expressions in function_app.py
     "SWEEP_SCHEDULE" = var.sweep_schedule
   }

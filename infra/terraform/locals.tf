@@ -21,6 +21,7 @@ locals {
   resources_topic_name       = "evgt-${local.prefix}-arm"
   policy_topic_name          = "evgt-${local.prefix}-policy"
   app_resource_group_name    = "rg-${local.prefix}"
+  function_app_name          = "func-${local.prefix}-${local.token}"
 
   tags = {
     "azd-env-name" = var.environment_name
@@ -50,6 +51,13 @@ locals {
   created_resources_topics = { for sub, wiring in local.event_wiring : sub => sub if wiring.resources == null }
   created_policy_topics    = { for sub, wiring in local.event_wiring : sub => sub if wiring.policy == null }
   events_groups            = { for sub, wiring in local.event_wiring : sub => sub if wiring.resources == null || wiring.policy == null }
+
+  # Wiring that follows the scope (docs/deploy.md): on when the scope lists management groups and the Event Wiring
+  # custom role exists (created once by an administrator; its id is a deployment input), as in infra/main.bicep.
+  event_wiring_role_id   = try(local.deployment.eventWiringRoleId, "")
+  wire_new_subscriptions = length(local.deployment.managementGroups) > 0 && local.event_wiring_role_id != ""
+  # the groups this module grants the wiring roles at (none when manage_management_groups is off)
+  event_wiring_management_groups = local.wire_new_subscriptions ? local.scope_management_group : toset([])
 
   # Bicep: environment().resourceManager without the trailing slash.
   arm_endpoint = trimsuffix(var.arm_endpoint, "/")

@@ -360,6 +360,18 @@ class AzureClients:
             ),
         )
 
+    def event_grid(self, subscription_id: str) -> Any:
+        """``EventGridManagementClient`` (system topics and their event subscriptions; the wiring step)."""
+        from azure.mgmt.eventgrid import EventGridManagementClient
+
+        return self._cached(
+            "eventgridmgmt",
+            subscription_id,
+            lambda: EventGridManagementClient(
+                self.credential, subscription_id, base_url=self.arm_endpoint, **self._arm_kwargs()
+            ),
+        )
+
     def resource_graph(self) -> Any:
         """``ResourceGraphClient`` (tenant-level; no subscription)."""
         from azure.mgmt.resourcegraph import ResourceGraphClient

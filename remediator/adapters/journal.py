@@ -57,6 +57,8 @@ WINDOW_ROW_PREFIX = "~window-"
 """RowKey prefix (in :data:`DECISIONS_PARTITION`) of each sweep scope's last start; ``~`` sorts after hex."""
 BATCH_LIMIT = 100
 """Operations per entity-group transaction (Table storage's limit)."""
+WIRING_PARTITION = "wiring"
+"""Partition of event-wiring summaries (``remediator/service/wiring.py``), laid out like the sweeps'."""
 _INVERT_BASE_MS = 10**13
 
 
@@ -244,6 +246,27 @@ class Journal:
         }
         self.table.create_entity({**entity, "RowKey": history_row_key(self.clock())})
         self.table.upsert_entity({**entity, "RowKey": LATEST_ROW}, mode=UpdateMode.REPLACE)
+
+    def record_wiring(self, summary: Mapping[str, Any]) -> None:
+        """Append an event-wiring summary to partition ``wiring`` (newest first) as the ``latest``."""
+        self.ensure_table()
+        entity: dict[str, Any] = {
+            "PartitionKey": WIRING_PARTITION,
+            "RecordedAt": self.clock(),
+            "Summary": json.dumps(dict(summary), separators=(",", ":"), default=str),
+        }
+        self.table.create_entity({**entity, "RowKey": history_row_key(self.clock())})
+        self.table.upsert_entity({**entity, "RowKey": LATEST_ROW}, mode=UpdateMode.REPLACE)
+
+    def latest_wiring(self) -> dict[str, Any] | None:
+        """The most recent event-wiring summary, or ``None``."""
+        self.ensure_table()
+        try:
+            entity = self.table.get_entity(WIRING_PARTITION, LATEST_ROW)
+        except ResourceNotFoundError:
+            return None
+        summary: dict[str, Any] = json.loads(entity["Summary"])
+        return summary
 
     def latest_sweep(self) -> dict[str, Any] | None:
         """The most recent sweep summary, or ``None``."""

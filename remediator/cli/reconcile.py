@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
         require_cluster(runtime, cluster)
         if args.wait:
             report, timed_out = reconcile_until_settled(
-                lambda: runtime.reconciler.reconcile(cluster),
+                lambda: runtime.reconciler.reconcile(cluster, trigger="cli"),
                 timeout_s=args.timeout,
                 poll_s=args.poll,
                 progress=lambda line: print(line, file=sys.stderr, flush=True),
@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
             if timed_out:
                 logger.warning("still waiting after %g s: %s", args.timeout, report.outcome.why)
         else:
-            report = runtime.reconciler.reconcile(cluster, dry_run=args.dry_run)
+            report = runtime.reconciler.reconcile(cluster, dry_run=args.dry_run, trigger="cli")
     emit(report_json(report), args, table=report_rows)
     if report.dry_run:
         return int(ExitCode.OK)

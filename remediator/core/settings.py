@@ -88,6 +88,12 @@ class Settings(BaseModel):
     max_wait_seconds: int = Field(default=600, ge=1, le=604800, alias="REMEDIATOR_MAX_WAIT_SECONDS")
     """Longest visibility delay for a re-enqueued work item (a queue message may be hidden up to 7 days)."""
 
+    event_wiring: str | None = Field(default=None, alias="REMEDIATOR_EVENT_WIRING")
+    """JSON ``{functionAppId, resourceGroup, location, resourcesTopic, policyTopic}`` (written by the
+    deployment): the timer wires subscriptions that join ``scope.managementGroups`` to these functions,
+    creating missing system topics under these names (``remediator/service/wiring.py``). Unset or empty: no
+    wiring step (the deployment's grants for it are missing too)."""
+
     @model_validator(mode="after")
     def _exactly_one_config_source(self) -> Settings:
         if (self.config_file is None) == (self.config_json is None):

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from remediator.adapters.graph import InventoryRow, InventoryStats
+from remediator.adapters.telemetry import NoTelemetry, Telemetry
 from remediator.core.config import RemediatorConfig
 from remediator.core.coverage import DecisionIndex, JournaledDecision, LatestOutcome
 from remediator.core.ids import ResourceId
@@ -33,8 +34,11 @@ class Reconciles(Protocol):
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
+        trigger: str = "",
+        event_time: datetime | None = None,
     ) -> ReconcileReport:
-        """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request)."""
+        """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request);
+        ``trigger`` (the work-item source) and ``event_time`` (the Event Grid event's) are for telemetry."""
         ...
 
 
@@ -123,6 +127,13 @@ class Sweeps(Protocol):
     def run(self, *, dry_run: bool, list_clusters: bool = False) -> Any: ...
 
 
+class WiresEvents(Protocol):
+    """The wiring step the timer runs after each sweep (``service.wiring.EventWiring.run``): Event Grid
+    wiring for subscriptions that joined a managed management group."""
+
+    def run(self) -> Any: ...
+
+
 @dataclass(frozen=True)
 class HealthCheck:
     """One dependency probe for ``GET /api/health``: a name and a callable that raises when it is down."""
@@ -158,4 +169,9 @@ class HandlerContext:
     journal."""
     config_identity: ConfigIdentity | None = None
     """Where the config came from and its SHA-256 (the report names it)."""
+    wiring: WiresEvents | None = None
+    """Set by the runtime when ``REMEDIATOR_EVENT_WIRING`` is set and the scope lists management groups."""
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
+    """Spans and metrics (``adapters.telemetry``); the timer records each sweep's gauges through it. The
+    reconciler holds the same object for the per-reconcile span."""
     extras: dict[str, Any] = field(default_factory=dict)

@@ -22,15 +22,18 @@ from remediator.adapters.arm import ArmGateway
 from remediator.adapters.claims import WriteClaims
 from remediator.adapters.clients import AzureClients, ClientOptions
 from remediator.adapters.credentials import credential_from_settings
+from remediator.adapters.event_grid import EventGridWiring
 from remediator.adapters.graph import ResourceGraphInventory
 from remediator.adapters.journal import Journal
 from remediator.adapters.management_groups import ManagementGroupResolver
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.policy_order import PolicyStateOrder
 from remediator.adapters.publisher import OutcomePublisher
+from remediator.adapters.telemetry import NoTelemetry, Telemetry, telemetry_from_environment
 from remediator.adapters.work_queue import WorkQueue
 from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
 from remediator.core.errors import UserInputError
+from remediator.core.event_wiring import WiringTarget
 from remediator.core.outcomes import ReconcileReport
 from remediator.core.pacing import WritePacer
 from remediator.core.report_document import ConfigIdentity
@@ -39,6 +42,7 @@ from remediator.service.ports import HandlerContext, HealthCheck
 from remediator.service.reconcile import Reconciler
 from remediator.service.report import config_identity_in_memory
 from remediator.service.sweep import Sweeper
+from remediator.service.wiring import EventWiring
 
 T = TypeVar("T")
 
@@ -106,6 +110,8 @@ class Runtime:
     :keyword credential: override the credential the settings imply (tests with several principals).
     :keyword pacer: the ARM write pacer of the workers (default: ARM's bucket, 200 burst + 10/s; tests pass a
         tiny one).
+    :keyword telemetry: spans and metrics (default: none; :meth:`from_env` configures Azure Monitor when
+        ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set; tests pass in-memory exporters).
     """
 
     def __init__(
@@ -116,8 +122,10 @@ class Runtime:
         client_options: ClientOptions | None = None,
         credential: Any = None,
         pacer: WritePacer | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
+        self.telemetry: Telemetry = telemetry if telemetry is not None else NoTelemetry()
         self._config = config
         self._client_options = client_options
         self._credential = credential
@@ -132,12 +140,15 @@ class Runtime:
         config_path: str | None = None,
         client_options: ClientOptions | None = None,
     ) -> Runtime:
-        """Settings from ``environ``; ``config_path`` (the CLI's ``--config``) overrides the config source."""
+        """Settings from ``environ``; ``config_path`` (the CLI's ``--config``) overrides the config source.
+        Telemetry from ``environ`` too (``adapters.telemetry.telemetry_from_environment``: nothing is imported
+        without a connection string)."""
         env = dict(environ)
         if config_path is not None:
             env.pop("REMEDIATOR_CONFIG_JSON", None)
             env["REMEDIATOR_CONFIG_FILE"] = config_path
-        return cls(Settings.from_env(env), client_options=client_options)
+        settings = Settings.from_env(env)
+        return cls(settings, client_options=client_options, telemetry=telemetry_from_environment(env))
 
     def _part(self, name: str, build: Callable[[], T]) -> T:
         with self._lock:
@@ -255,6 +266,7 @@ class Runtime:
                 claims=self.claims,
                 management_groups_of=self.management_groups_of,
                 pacer=self.pacer,
+                telemetry=self.telemetry,
             ),
         )
 
@@ -276,6 +288,30 @@ class Runtime:
             return ManagementGroupResolver(graph, (str(g.name) for g in groups))
 
         return self._part("management_groups_of", build)
+
+    @property
+    def wiring(self) -> EventWiring | None:
+        """The timer's event-wiring step, or ``None`` without ``REMEDIATOR_EVENT_WIRING`` or without
+        management groups in the scope (only their subscriptions are wired at run time; the deployment wires
+        the ones it lists).
+
+        :raises UserInputError: the setting is malformed (the field is named).
+        """
+        text = (self.settings.event_wiring or "").strip()
+        resolver = self.management_groups_of
+        if not text or resolver is None:
+            return None
+        target = WiringTarget.parse(text)
+
+        def build() -> EventWiring:
+            return EventWiring(
+                target=target,
+                subscriptions=lambda: resolver.subscriptions(fresh=True),
+                event_grid=EventGridWiring(self.clients, self.inventory),
+                recorder=self.journal,
+            )
+
+        return self._part("wiring", build)
 
     @property
     def policy_order(self) -> PolicyStateOrder:
@@ -343,9 +379,11 @@ class Runtime:
             make_sweeper=self.make_sweeper,
             health_checks=tuple(checks),
             management_groups_of=self.management_groups_of,
+            wiring=self.wiring,
             decisions=self.journal if self.journal is not None else OutcomeRecorder(None, None),
             outcomes_index=self.journal,
             config_identity=self.config_identity,
+            telemetry=self.telemetry,
             extras={"runtime": self},
         )
 

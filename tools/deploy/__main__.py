@@ -76,6 +76,7 @@ def deployment_document(
     container_writer_role_id: str,
     assign_audit_policies: bool,
     app_subscription: str,
+    event_wiring_role_id: str = "",
 ) -> dict[str, Any]:
     """What the templates read (``infra/generated/deployment.json``)."""
     subscription = app_subscription.lower()
@@ -120,6 +121,9 @@ def deployment_document(
         "hostStorageSku": host_storage_sku(location, sku),
         "containerWriterRoleId": container_writer_role_id,
         "assignAuditPolicies": assign_audit_policies,
+        # wiring that follows the scope: on when managementGroups is non-empty and this is set (main.bicep,
+        # infra/terraform/locals.tf); the management-group grants use it (management-group-access.bicep)
+        "eventWiringRoleId": event_wiring_role_id,
     }
 
 
@@ -173,9 +177,16 @@ def prepare(args: argparse.Namespace) -> int:
         container_writer_role_id=args.container_writer_role_id,
         assign_audit_policies=args.audit_policies,
         app_subscription=args.subscription,
+        event_wiring_role_id=args.event_wiring_role_id,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
+    if document["managementGroups"] and not args.event_wiring_role_id:
+        print(
+            "preflight: note: scope.managementGroups without REMEDIATOR_EVENT_WIRING_ROLE_ID: subscriptions"
+            " that join those groups get no Event Grid wiring (the sweep still covers them); docs/deploy.md,"
+            " 'Wiring that follows the scope'"
+        )
     reused = sum(len(v) for v in document["existingSystemTopics"].values())
     print(
         f"preflight: ok ({'offline' if args.offline else 'live'} checks); wrote {args.output}"
@@ -202,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         "--container-writer-role-id",
         default=env.get("REMEDIATOR_CONTAINER_WRITER_ROLE_ID", ""),
         help="GUID of the container-writer custom role (install mode)",
+    )
+    p.add_argument(
+        "--event-wiring-role-id",
+        default=env.get("REMEDIATOR_EVENT_WIRING_ROLE_ID", ""),
+        help="GUID of the Event Wiring custom role: subscriptions joining scope.managementGroups get wired",
     )
     p.add_argument(
         "--event-subscription",

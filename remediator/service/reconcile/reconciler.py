@@ -32,6 +32,7 @@ from remediator.adapters.claims import WriteClaims
 from remediator.adapters.journal import Journal
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.publisher import OutcomePublisher
+from remediator.adapters.telemetry import NoTelemetry, Telemetry
 from remediator.core.config import RemediatorConfig
 from remediator.core.decision import decide
 from remediator.core.errors import UserInputError
@@ -117,6 +118,8 @@ class Reconciler:
     :keyword claim_ttl_s: claim lifetime.
     :keyword pacer: the process's ARM write pacer; ``None`` = writes are not paced.
     :keyword max_pacing_wait_s: the longest pacing wait slept in a reconcile (longer: ``wait`` outcome).
+    :keyword telemetry: spans and metrics of every reconcile (``adapters.telemetry``); the default records
+        nothing. Every trigger reconciles through :meth:`reconcile`, so this is the one call site.
     """
 
     def __init__(
@@ -133,8 +136,10 @@ class Reconciler:
         claim_ttl_s: float = CLAIM_TTL_S,
         pacer: WritePacer | None = None,
         max_pacing_wait_s: float = MAX_PACING_WAIT_S,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.gateway = gateway
+        self.telemetry: Telemetry = telemetry if telemetry is not None else NoTelemetry()
         self.config = config
         self.settings = settings
         self.journal = journal
@@ -173,6 +178,8 @@ class Reconciler:
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
+        trigger: str = "",
+        event_time: datetime | None = None,
     ) -> ReconcileReport:
         """Reconcile one cluster and return the report (journaled and published unless ``dry_run``).
 
@@ -180,8 +187,25 @@ class Reconciler:
         :keyword dry_run: compute and report the plan; write nothing (not even to the journal).
         :keyword attempt: how many waits preceded this reconcile (drives backoff).
         :keyword correlation_id: ties the report to its cause; a fresh uuid by default.
+        :keyword trigger: what started it (the work-item source: ``event``, ``policy``, ``queue``, ``http``,
+            ``cli``), for telemetry only.
+        :keyword event_time: the triggering Event Grid event's time, for the event->write latency.
         :raises JournalWriteError: it wrote to the cluster but could not journal that (see ``_record``).
         """
+        with self.telemetry.reconcile_span(
+            cluster_id.canonical, trigger=trigger, event_time=event_time
+        ) as span:
+            report = self._reconcile_once(
+                cluster_id, dry_run=dry_run, attempt=attempt, correlation_id=correlation_id
+            )
+            span.finish(report.to_json())
+            if not dry_run:
+                self._record(report)
+        return report
+
+    def _reconcile_once(
+        self, cluster_id: ResourceId, *, dry_run: bool, attempt: int, correlation_id: str | None
+    ) -> ReconcileReport:
         run = _Run(
             cluster_id=cluster_id.canonical,
             mode=self.options.mode.value,
@@ -197,8 +221,6 @@ class Reconciler:
             logger.info("reconcile %s: %s -> %s", cluster_id, error, outcome.kind.value)
         report = run.report(outcome)
         logger.info("reconcile %s: %s (%s)", cluster_id, outcome.kind.value, outcome.why)
-        if not dry_run:
-            self._record(report)
         return report
 
     def _record(self, report: ReconcileReport) -> None:

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from remediator.adapters.management_groups import ManagementGroupLookupError
@@ -141,8 +142,9 @@ def _deliver(
     source: Source,
     what: str,
     started: float,
+    event_time: datetime | None,
 ) -> EventResult:
-    delivery = Delivery(cluster, source, str(event.get("id") or uuid.uuid4()), started)
+    delivery = Delivery(cluster, source, str(event.get("id") or uuid.uuid4()), started, event_time=event_time)
     outside = _scope_check(ctx, delivery, what=what)
     return outside if outside is not None else _reconcile(ctx, delivery)
 
@@ -168,7 +170,13 @@ def _cluster_write(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult
         logger.debug("event %s ignored: %s", parsed.event_id, parsed.reason)
         return EventResult("ignored", parsed.reason)
     return _deliver(
-        ctx, event, parsed.cluster_id, source="event", what="cluster-write event", started=started
+        ctx,
+        event,
+        parsed.cluster_id,
+        source="event",
+        what="cluster-write event",
+        started=started,
+        event_time=parsed.event_time,
     )
 
 
@@ -218,4 +226,12 @@ def _policy_state(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult:
         return EventResult("stale", f"older than the last seen state ({parsed.timestamp})", cluster.canonical)
     if not parsed.non_compliant:
         return EventResult("ignored", "compliant", cluster.canonical)
-    return _deliver(ctx, event, cluster, source="policy", what="policy event", started=started)
+    return _deliver(
+        ctx,
+        event,
+        cluster,
+        source="policy",
+        what="policy event",
+        started=started,
+        event_time=parsed.event_time or parsed.timestamp,
+    )

@@ -45,7 +45,7 @@ def handle_work_item(body: bytes | str, *, dequeue_count: int, ctx: HandlerConte
             dequeue_count,
         )
     report = ctx.reconciler.reconcile(
-        item.cluster_id, attempt=item.attempt, correlation_id=item.correlation_id
+        item.cluster_id, attempt=item.attempt, correlation_id=item.correlation_id, trigger="queue"
     )
     if report.outcome.kind is not OutcomeKind.WAIT:
         logger.info("work item %s (attempt %d): %s", item.cluster_id, item.attempt, report.outcome.kind)

@@ -75,6 +75,8 @@ class ScriptedReconciler:
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
+        trigger: str = "",
+        event_time: datetime | None = None,
     ) -> ReconcileReport:
         assert isinstance(cluster_id, ResourceId), "the port takes a parsed id"
         self.calls.append((cluster_id.canonical, dry_run, attempt))
@@ -868,6 +870,8 @@ def test_invalid_settings_answer_503_naming_the_setting(monkeypatch: pytest.Monk
     ):
         assert resp.status_code == 503
         assert json.loads(resp.get_body())["field"] == "REMEDIATOR_TENANT_ID"
+    body = json.loads(function_app.remediate(http("POST", "remediate", {"clusterId": CLUSTER})).get_body())
+    assert body["error"] == "configuration"  # not the error's own "invalid-input": the request was fine
 
 
 def test_the_inline_pool_does_not_block_concurrent_events(ctx: HandlerContext) -> None:

@@ -57,12 +57,20 @@ def _module_conditions(templates: Mapping[Path, Mapping[str, Any]]) -> dict[Path
     return found
 
 
+CUSTOM_ROLES: dict[str, str] = {
+    "containerWriterRoleGuid": "containerWriter",
+    "eventWiringRoleId": "eventWiring",
+}
+"""Bicep parameter holding a custom role's GUID -> the role's key (the two custom roles, created once by an
+administrator: docs/deploy.md, "Custom role")."""
+
+
 def bicep_grants(templates: Mapping[Path, Mapping[str, Any]]) -> set[Grant]:
     by_module = _module_conditions(templates)
     grants: set[Grant] = set()
     for assignment in resources(templates, ROLE_ASSIGNMENT):
         ref = role_reference(assignment)
-        role = ref.built_in_key or "containerWriter"
+        role = ref.built_in_key or CUSTOM_ROLES[str(ref.parameter)]
         scope_expr = assignment.config.get("scope")
         key = (assignment.file.as_posix(), scope_expr if isinstance(scope_expr, str) else None)
         assert key in BICEP_SCOPES, f"{assignment.file}:{assignment.symbol}: scope {scope_expr!r} not mapped"
@@ -148,6 +156,7 @@ TF_FOR_EACH_SCOPES: dict[str, tuple[str, frozenset[str]]] = {
         "backup-storage-account",
         frozenset({"mode==install", "grantStorageAccess"}),
     ),
+    "${local.event_wiring_management_groups}": ("management-group", frozenset({"wireNewSubscriptions"})),
 }
 TF_MANAGED_SCOPE_KINDS = {
     "sub/": "managed-subscription",
@@ -187,9 +196,8 @@ def tf_grants(parsed: Mapping[Path, Mapping[str, Any]]) -> set[Grant]:
                     grants.add((role, kind, conditions))
             continue
         match = re.search(r"local\.(?:roles|role_ids)\.([A-Za-z]+)", role_expr)
-        role = (
-            match.group(1) if match else ("containerWriter" if "containerWriterRoleId" in role_expr else None)
-        )
+        custom = {"containerWriterRoleId": "containerWriter", "event_wiring_role_id": "eventWiring"}
+        role = match.group(1) if match else next((k for e, k in custom.items() if e in role_expr), None)
         assert role, f"{address}: role not readable from {role_expr}"
         if for_each in TF_FOR_EACH_SCOPES:
             kind, conditions = TF_FOR_EACH_SCOPES[for_each]

@@ -300,3 +300,27 @@ def test_host_storage_sku_rule_uses_the_cited_region_list() -> None:
         assert absent not in regions["zrsRegions"]
         assert preflight.host_storage_sku(absent) == "Standard_LRS"
     assert preflight.host_storage_sku("eastus") == "Standard_ZRS"
+
+
+def test_management_groups_turn_the_wiring_on_only_with_the_event_wiring_role(tmp_path: Path) -> None:
+    """Wiring that follows the scope needs the Event Wiring custom role (docs/deploy.md): with its id the
+    deployment file carries it (main.bicep and Terraform then set REMEDIATOR_EVENT_WIRING); without it the
+    preflight still passes and says, in one line, that new subscriptions of the groups will not be wired."""
+    config = tmp_path / "mg.yaml"
+    config.write_text(
+        f"scope:\n  managementGroups: [mg-platform]\nstorage:\n  eastus: {STORAGE_ID}\n"
+        "selection:\n  include:\n    - tag: backup\n      values: [enabled]\n"
+    )
+    wiring_role = "9d2b2b51-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+    proc, _calls, output = run_prepare(
+        tmp_path, *common(config), "--offline", "--event-wiring-role-id", wiring_role
+    )
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(output.read_text())
+    assert document["managementGroups"] == ["mg-platform"] and document["eventWiringRoleId"] == wiring_role
+    assert "get no Event Grid wiring" not in proc.stdout
+    proc, _calls, output = run_prepare(tmp_path, *common(config), "--offline")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(output.read_text())["eventWiringRoleId"] == ""
+    (note,) = [line for line in proc.stdout.splitlines() if "note:" in line]
+    assert note.startswith("preflight: note: scope.managementGroups without REMEDIATOR_EVENT_WIRING_ROLE_ID")
