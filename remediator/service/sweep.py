@@ -61,9 +61,11 @@ from remediator.core.coverage import (
     assess,
     cluster_row,
     decision_key,
+    first_unsatisfied,
     reason_text,
     reverification_due,
     sweep_verdict,
+    visible_links,
 )
 from remediator.core.decision import Decision, decide
 from remediator.core.errors import UserInputError
@@ -101,6 +103,11 @@ class SweepSummary:
     """Selected, but a blocker only a human can lift stops the install; not enqueued."""
     deferred: int = 0
     """Selected, but stopped; not enqueued, the next sweep looks again."""
+    selected: int = 0
+    """Clusters the tag rules select (all of them pass the include-tag prefilter)."""
+    protected: int = 0
+    """Selected clusters whose every visible link is satisfied and that no human blocker holds (the report's
+    ``protected``, as far as Resource Graph shows it; telemetry's ``remediator.sweep.protected`` gauge)."""
     satisfied: int = 0
     """Selected, every link Resource Graph shows is satisfied, no re-verification due: nothing to do."""
     reverified: int = 0
@@ -141,6 +148,8 @@ class SweepSummary:
             "startedAt": self.started_at,
             "durationSeconds": round(self.duration_s, 3),
             "candidates": self.candidates,
+            "selected": self.selected,
+            "protected": self.protected,
             "enqueued": self.enqueued,
             "wouldEnqueue": self.would_enqueue,
             "blocked": self.blocked,
@@ -393,7 +402,15 @@ class Sweeper:
         due = window is not None and reverification_due(
             cluster_key(snapshot.id.canonical), window=window, period_s=self.reverify_period_s
         )
-        verdict = sweep_verdict(decision, row.chain_facts(), self.chain, reverify_due=due)
+        facts = row.chain_facts()
+        verdict = sweep_verdict(decision, facts, self.chain, reverify_due=due)
+        if decision.selected:
+            summary.selected += 1
+            if verdict.kind in (VerdictKind.SATISFIED, VerdictKind.REVERIFY) or (
+                verdict.kind is VerdictKind.DEFERRED
+                and first_unsatisfied(visible_links(decision, facts, self.chain)) is None
+            ):
+                summary.protected += 1
         if verdict.kind is VerdictKind.BLOCKED:
             summary.blocked += 1
             summary.by_blocker.update(b.value for b in verdict.blockers)

@@ -185,9 +185,11 @@ def test_regression_f3_a_cluster_with_the_extension_but_no_grant_is_enqueued() -
     summary = sweeper([ungranted], queue).run(dry_run=False)
     assert [item["clusterId"].lower() for item in queue.items] == [base.cluster_id.lower()]
     assert summary.by_need == {"storage-access-granted:missing": 1}
+    assert (summary.selected, summary.protected) == (1, 0)
     queue = MemoryQueue()
     summary = sweeper([granted], queue).run(dry_run=False)
     assert queue.items == [] and summary.satisfied == 1
+    assert (summary.selected, summary.protected) == (1, 1)
 
 
 class MemoryDecisions:
