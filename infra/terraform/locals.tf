@@ -32,7 +32,12 @@ locals {
   grant_storage_access = local.deployment.grantStorageAccess
   grant_scope          = try(local.deployment.grantScope, "account")
   audit_policies       = local.deployment.assignAuditPolicies
-  host_storage_sku     = local.deployment.hostStorageSku
+  # Options of issue 15 (docs/deploy.md), as in infra/main.bicep: App Service authentication (Entra ID) when an app
+  # registration's client id is given; write roles per resource group instead of per listed subscription.
+  entra_client_id               = try(local.deployment.entraClientId, "")
+  control_plane_resource_groups = { for group in try(local.deployment.controlPlaneResourceGroups, []) : "${group.subscriptionId}/${group.name}" => group }
+  per_resource_group_writes     = length(local.control_plane_resource_groups) > 0
+  host_storage_sku              = local.deployment.hostStorageSku
 
   # The subscription deployment is one subscription; scope lists come from the config via the deployment file.
   scope_subscriptions    = toset(local.deployment.subscriptions)

@@ -125,7 +125,7 @@ class Journal:
             for a in report.actions
             if a.kind is WriteKind.REINSTALL_EXTENSION and a.status is ActionStatus.DONE
         )
-        return {
+        entity: dict[str, Any] = {
             "PartitionKey": cluster_key(report.cluster_id),
             "ClusterId": report.cluster_id,
             "Outcome": report.outcome.kind.value,
@@ -137,6 +137,9 @@ class Journal:
             "RecordedAt": self.clock(),
             "Report": json.dumps(report.to_json(), separators=(",", ":")),
         }
+        if report.caller is not None:  # HTTP-triggered: who asked (core.caller)
+            entity["Caller"] = report.caller[:500]
+        return entity
 
     def record(self, report: ReconcileReport) -> None:
         """Append the report to the cluster's history and make it the ``latest`` row (then index it in

@@ -48,6 +48,7 @@ from remediator.core.preflight_query import (
     is_definition_id,
 )
 from remediator.core.snapshot import ClusterSnapshot
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,10 @@ class PolicyAssignmentReader:
         for request in requests:
             for row in self._rows(request):
                 assignment = PolicyAssignment.from_arm(row)
-                assignments.setdefault(assignment.id.lower(), assignment)
-        data = PolicyData(assignments=tuple(sorted(assignments.values(), key=lambda a: a.id.lower())))
+                assignments.setdefault(ignore_case_key(assignment.id), assignment)
+        data = PolicyData(
+            assignments=tuple(sorted(assignments.values(), key=lambda a: ignore_case_key(a.id)))
+        )
         scope = requests[0] if requests else InventoryRequest(query="")
         for _ in range(DEFINITION_ROUNDS):
             wanted = {i for i in data.referenced_ids() if is_definition_id(i)}
@@ -141,14 +144,14 @@ class PolicyAssignmentReader:
         definitions: dict[str, PolicyDefinition],
         sets: dict[str, PolicySetDefinition],
     ) -> None:
-        rid = str(row.get("id") or "").lower()
+        rid = ignore_case_key(str(row.get("id") or ""))
         if str(row.get("type") or "").lower().endswith("policysetdefinitions"):
             sets[rid] = PolicySetDefinition.from_arm(row)
         else:
             definitions[rid] = PolicyDefinition.from_arm(row)
 
     def _builtin(self, definition_id: str) -> PolicyDefinition | PolicySetDefinition | None:
-        key = definition_id.lower()
+        key = ignore_case_key(definition_id)
         if key in self._builtin_cache:
             return self._builtin_cache[key]
         name = definition_name(key)

@@ -54,6 +54,11 @@ CLUSTER_ID_PATTERN = (
 
 _TRUE_FALSE = ("true", "false", "1", "0", "yes", "no")
 
+_DRY_RUN_BODY: dict[str, Any] = {
+    "type": "boolean",
+    "description": "Plan without writing or enqueueing; the query's dryRun, if given too, must agree (400).",
+}
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -102,10 +107,10 @@ def _schemas() -> dict[str, Any]:
         },
         "RemediateCluster": {
             "type": "object",
-            "properties": {"clusterId": _ref("ClusterId")},
+            "properties": {"clusterId": _ref("ClusterId"), "dryRun": _DRY_RUN_BODY},
             "required": ["clusterId"],
-            "not": {"required": ["scope"]},
-            "description": "Reconcile one cluster inline.",
+            "additionalProperties": False,
+            "description": "Reconcile one cluster inline. Any other field is a 400 naming it.",
         },
         "RemediateScope": {
             "type": "object",
@@ -114,16 +119,21 @@ def _schemas() -> dict[str, Any]:
                     "type": "string",
                     "description": "A subscription id (/subscriptions/<guid>) or resource group id.",
                     "examples": ["/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-aks"],
-                }
+                },
+                "dryRun": _DRY_RUN_BODY,
             },
             "required": ["scope"],
-            "not": {"required": ["clusterId"]},
-            "description": "Sweep one subscription or resource group (narrowed from the configured scope).",
+            "additionalProperties": False,
+            "description": (
+                "Sweep one subscription or resource group (narrowed from the configured scope). Rate limited"
+                " per caller (REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR): 429 over it."
+            ),
         },
         "ExplainRequest": {
             "type": "object",
             "properties": {"clusterId": _ref("ClusterId")},
             "required": ["clusterId"],
+            "additionalProperties": False,
         },
         "MatchedRule": {
             "type": "object",
@@ -189,6 +199,11 @@ def _schemas() -> dict[str, Any]:
                 "extensionState": _nullable({"type": "string"}),
                 "startedAt": {"type": "string"},
                 "correlationId": {"type": "string"},
+                "caller": {
+                    "type": "string",
+                    "description": "Who asked, when an HTTP request did: function-key:<12 hex of the key's"
+                    " sha256>, entra:<object id> (<name>) or anonymous (remediator/core/caller.py).",
+                },
                 "followUp": _ref("FollowUp"),
             },
             "required": [
@@ -296,6 +311,41 @@ def _schemas() -> dict[str, Any]:
             },
             "required": ["error", "message", "correlationId"],
         },
+        "CallerRefused": {
+            "type": "object",
+            "description": (
+                "With App Service authentication (REMEDIATOR_HTTP_AUTH=entra): no Entra principal"
+                " (unauthenticated, 401) or not the app role the route needs (forbidden, 403: reader for"
+                " explain and report, operator for remediate)."
+            ),
+            "properties": {
+                "error": {"enum": ["unauthenticated", "forbidden"]},
+                "message": {"type": "string"},
+            },
+            "required": ["error", "message"],
+        },
+        "RateLimited": {
+            "type": "object",
+            "description": "Too many {scope} remediations by this caller; retry after retryAfterSeconds.",
+            "properties": {
+                "error": {"const": "rate-limited"},
+                "message": {"type": "string"},
+                "retryAfterSeconds": {"type": "integer", "minimum": 1},
+            },
+            "required": ["error", "message", "retryAfterSeconds"],
+        },
+        "Internal": {
+            "type": "object",
+            "description": (
+                "An unexpected error; the log has it under correlationId (its text only for operators)."
+            ),
+            "properties": {
+                "error": {"const": "internal"},
+                "correlationId": {"type": "string"},
+                "message": {"type": "string"},
+            },
+            "required": ["error", "correlationId"],
+        },
         "NotFound": {
             "type": "object",
             "description": "ARM has no managed cluster with this id.",
@@ -367,9 +417,19 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     bodies = {
         400: _json(_ref("InvalidInput"), "Malformed body or parameter; the field is named; nothing written."),
-        403: _json(_ref("Refused"), "Outside the configured scope; journaled; nothing written."),
+        401: _json(
+            _ref("CallerRefused"), "No Entra principal (App Service authentication); nothing written."
+        ),
+        403: _json(
+            {"oneOf": [_ref("Refused"), _ref("CallerRefused")]},
+            "Outside the configured scope (journaled), or without the app role; nothing written.",
+        ),
         404: _json(_ref("NotFound"), "No managed cluster with this id; nothing written."),
         413: _json(_ref("InvalidInput"), "The request body is larger than the limit; nothing read."),
+        429: _json(
+            _ref("RateLimited"), "Over the caller's {scope} rate limit; Retry-After; nothing written."
+        ),
+        500: _json(_ref("Internal"), "An unexpected error; nothing more is done."),
         503: _json(_ref("Unavailable"), "Try again after retryAfterSeconds; nothing written."),
     }
     return {str(status): bodies[status] for status in statuses}
@@ -392,10 +452,11 @@ def openapi_document() -> dict[str, Any]:
             "description": (
                 "Remediate, explain and report the Azure Backup extension on AKS clusters selected by tag"
                 " rules."
-                " Every route needs a function key (query `code` or header `x-functions-key`). A cluster or"
-                " scope outside the configured scope is a 403, a malformed body a 400 naming the field; no"
-                " 4xx"
-                " ever writes anything. Generated from remediator/core/openapi.py."
+                " Every route needs a function key (query `code` or header `x-functions-key`); with App"
+                " Service authentication (docs/deploy.md) also an Entra bearer token, and the app roles"
+                " reader/operator decide. A cluster or scope outside the configured scope is a 403, a"
+                " malformed body or an unknown field a 400 naming the field; no 4xx ever writes anything."
+                " Generated from remediator/core/openapi.py."
             ),
         },
         "servers": [
@@ -438,7 +499,7 @@ def openapi_document() -> dict[str, Any]:
                             " or"
                             " a scope sweep's enqueued work.",
                         ),
-                        **_errors(400, 403, 404, 413, 503),
+                        **_errors(400, 401, 403, 404, 413, 429, 500, 503),
                     },
                 }
             },
@@ -454,7 +515,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json(_ref("Explanation"), "The explanation."),
-                        **_errors(400, 403, 404, 413, 503),
+                        **_errors(400, 401, 403, 404, 413, 500, 503),
                     },
                 }
             },
@@ -482,7 +543,7 @@ def openapi_document() -> dict[str, Any]:
                                 REPORT_MEDIA_TYPES["html"]: {"schema": {"type": "string"}},
                             },
                         },
-                        **_errors(400, 503),
+                        **_errors(400, 401, 403, 500, 503),
                     },
                 }
             },

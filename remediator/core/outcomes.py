@@ -169,6 +169,8 @@ class ReconcileReport:
     :param started_at: ISO-8601 UTC time the reconcile started (set by the service).
     :param correlation_id: ties the report to the work item / event / request that caused it.
     :param links: the chain's links and their states.
+    :param caller: who asked for it, when an HTTP request did (``core.caller.Caller.label``); ``None`` for
+        events, the queue and the sweep.
     """
 
     cluster_id: str
@@ -184,6 +186,7 @@ class ReconcileReport:
     links: Sequence[Mapping[str, str]] = field(default_factory=tuple)
     """Every link of the mode's chain with its state (``{"link", "state", "why"}``), when the chain was
     evaluated (not for a skipped or gated cluster)."""
+    caller: str | None = None
 
     @property
     def wrote(self) -> bool:
@@ -213,7 +216,7 @@ class ReconcileReport:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "clusterId": self.cluster_id,
             "decision": dict(self.decision) if self.decision is not None else None,
             "outcome": self.outcome.to_json(),
@@ -226,6 +229,9 @@ class ReconcileReport:
             "correlationId": self.correlation_id,
             "links": [dict(link) for link in self.links],
         }
+        if self.caller is not None:  # additive: reports without a caller keep their earlier shape
+            body["caller"] = self.caller
+        return body
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReconcileReport:
@@ -246,4 +252,5 @@ class ReconcileReport:
                 for link in data.get("links", ())
                 if isinstance(link, Mapping)
             ),
+            caller=str(data["caller"]) if data.get("caller") is not None else None,
         )

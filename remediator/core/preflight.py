@@ -43,6 +43,7 @@ from remediator.core.policy_rule import (
     resolve_binding,
 )
 from remediator.core.snapshot import ClusterSnapshot
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -239,18 +240,19 @@ class PolicySetDefinition:
 
 @dataclass(frozen=True)
 class PolicyData:
-    """Assignments in the estate and the definitions they reference (keys: lower-cased ids)."""
+    """Assignments in the estate and the definitions they reference (keys: ids under Azure's case rule,
+    ``ignore_case_key``)."""
 
     assignments: tuple[PolicyAssignment, ...] = ()
     definitions: Mapping[str, PolicyDefinition] = field(default_factory=dict)
     set_definitions: Mapping[str, PolicySetDefinition] = field(default_factory=dict)
 
     def referenced_ids(self) -> set[str]:
-        """Lower-cased definition / set-definition ids the assignments and read sets reference but that are
-        not read yet (and are not in the product's catalog)."""
-        wanted = {a.definition_id.lower() for a in self.assignments if a.definition_id}
+        """Definition / set-definition ids (``ignore_case_key``) the assignments and read sets reference but
+        that are not read yet (and are not in the product's catalog)."""
+        wanted = {ignore_case_key(a.definition_id) for a in self.assignments if a.definition_id}
         for s in self.set_definitions.values():
-            wanted.update(m.definition_id.lower() for m in s.members)
+            wanted.update(ignore_case_key(m.definition_id) for m in s.members)
         known = set(self.definitions) | set(self.set_definitions)
         return {
             i
@@ -347,12 +349,14 @@ class PreflightInput:
 
 
 def _under(scope: str, resource_id: str, management_groups: Iterable[str]) -> bool:
-    scope_l = scope.lower().rstrip("/")
+    """Whether ``resource_id`` is at or below ``scope`` (or below a listed management group), comparing names
+    under Azure's case rule (``str.lower()`` would put ``rg-a\u212as-prod`` under ``rg-aks-prod``)."""
+    scope_l = ignore_case_key(scope).rstrip("/")
     mg_prefix = "/providers/microsoft.management/managementgroups/"
     if scope_l.startswith(mg_prefix):
         name = scope_l[len(mg_prefix) :].split("/", 1)[0]
-        return name in {m.lower() for m in management_groups}
-    rid = resource_id.lower().rstrip("/")
+        return name in {ignore_case_key(m) for m in management_groups}
+    rid = ignore_case_key(resource_id).rstrip("/")
     return rid == scope_l or rid.startswith(scope_l + "/")
 
 
@@ -546,10 +550,10 @@ class _Run:
 
     def arm_deny(self, policy: PolicyData) -> None:
         body = self.synthetic_extension()
-        for assignment in sorted(policy.assignments, key=lambda a: a.id.lower()):
+        for assignment in sorted(policy.assignments, key=lambda a: ignore_case_key(a.id)):
             if not covers(assignment, self.extension_id, self.inp.management_groups):
                 continue
-            did = assignment.definition_id.lower()
+            did = ignore_case_key(assignment.definition_id)
             name = catalog.definition_name(did)
             if name in catalog.KUBERNETES_DEFINITIONS or name in catalog.INITIATIVES:
                 continue
@@ -597,7 +601,7 @@ class _Run:
         name = catalog.definition_name(definition_id)
         if name in catalog.KUBERNETES_DEFINITIONS:
             return
-        definition = policy.definitions.get(definition_id.lower())
+        definition = policy.definitions.get(ignore_case_key(definition_id))
         if definition is None:
             self.not_read(assignment, definition_id)
             return
@@ -666,10 +670,10 @@ class _Run:
 
     # Gatekeeper ----------------------------------------------------------------------------------------
     def gatekeeper(self, policy: PolicyData) -> None:
-        for assignment in sorted(policy.assignments, key=lambda a: a.id.lower()):
+        for assignment in sorted(policy.assignments, key=lambda a: ignore_case_key(a.id)):
             if not covers(assignment, str(self.cluster.id), self.inp.management_groups):
                 continue
-            did = assignment.definition_id.lower()
+            did = ignore_case_key(assignment.definition_id)
             name = catalog.definition_name(did)
             if name in catalog.KUBERNETES_DEFINITIONS and not catalog.is_set_definition(did):
                 definition = catalog.KUBERNETES_DEFINITIONS[name]
@@ -811,7 +815,7 @@ class _Run:
             k: evidence.pop(k)
             for k in ("definitionId", "definitionName", "referenceId", "effect", "impact", "blocks")
         }
-        key = (assignment.id.lower(), remedy)
+        key = (ignore_case_key(assignment.id), remedy)
         if key in self.pending:
             old_severity, merged = self.pending[key]
             merged["members"].append(member)
@@ -936,8 +940,8 @@ _POLICY_CODES = (FindingCode.GATEKEEPER_POLICY, FindingCode.DEPLOYMENT_SAFEGUARD
 
 def _definition_ids(finding: Finding) -> set[str]:
     members = finding.evidence.get("members") or ()
-    ids = {str(m.get("definitionId", "")).lower() for m in members if isinstance(m, Mapping)}
-    ids.add(str(finding.evidence.get("definitionId", "")).lower())
+    ids = {ignore_case_key(str(m.get("definitionId", ""))) for m in members if isinstance(m, Mapping)}
+    ids.add(ignore_case_key(str(finding.evidence.get("definitionId", ""))))
     return ids - {""}
 
 
@@ -969,7 +973,7 @@ def attribute_failure(message: str | None, findings: Iterable[Finding]) -> Findi
     denial = _GATEKEEPER_DENIAL.search(message)
     if denial:
         constraint = denial.group(1).lower()
-        ids = {d.id.lower() for d in catalog.definitions_for_constraint(constraint)}
+        ids = {ignore_case_key(d.id) for d in catalog.definitions_for_constraint(constraint)}
         for f in block:
             if f.code is FindingCode.GATEKEEPER_POLICY and bool(_definition_ids(f) & ids):
                 return f

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from remediator.core.caller import HttpAuth
 from remediator.core.errors import UserInputError, UserInputErrors, plain_validation_message
 
 
@@ -88,6 +89,28 @@ class Settings(BaseModel):
     max_wait_seconds: int = Field(default=600, ge=1, le=604800, alias="REMEDIATOR_MAX_WAIT_SECONDS")
     """Longest visibility delay for a re-enqueued work item (a queue message may be hidden up to 7 days)."""
 
+    event_max_age_seconds: int = Field(
+        default=90000, ge=3600, le=604800, alias="REMEDIATOR_EVENT_MAX_AGE_SECONDS"
+    )
+    """The oldest Event Grid event acted on, by its ``eventTime``/``time``; older ones are dropped as replays.
+    Seconds; default 25 h (Event Grid retries a delivery for up to 24 h, ``eventTimeToLiveInMinutes``)."""
+
+    event_max_skew_seconds: int = Field(default=300, ge=0, le=3600, alias="REMEDIATOR_EVENT_MAX_SKEW_SECONDS")
+    """How far in the future an event's time or a policy state's ``data.timestamp`` may lie (clock skew
+    between Azure and this host). Seconds."""
+
+    http_auth: HttpAuth = Field(default=HttpAuth.FUNCTION_KEY, alias="REMEDIATOR_HTTP_AUTH")
+    """``function-key``: the Functions host's keys authorise HTTP callers (the caller journaled is the
+    key's fingerprint). ``entra``: App Service authentication (Entra ID) is in front of the routes, and the
+    app roles ``reader`` (explain, report) and ``operator`` (remediate) are enforced; set it only when App
+    Service authentication is on, since only then are the ``X-MS-CLIENT-PRINCIPAL*`` headers
+    trustworthy."""
+
+    scope_remediations_per_hour: int = Field(
+        default=6, ge=1, le=3600, alias="REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR"
+    )
+    """``POST /api/remediate {scope}`` requests one caller may make per hour (a token bucket kept in the
+    journal table, shared by every instance); over it: 429 with ``Retry-After``."""
     event_wiring: str | None = Field(default=None, alias="REMEDIATOR_EVENT_WIRING")
     """JSON ``{functionAppId, resourceGroup, location, resourcesTopic, policyTopic}`` (written by the
     deployment): the timer wires subscriptions that join ``scope.managementGroups`` to these functions,
@@ -122,6 +145,18 @@ class Settings(BaseModel):
     def storage_configured(self) -> bool:
         """Whether queues and the journal can be reached (a connection string or identity-based URIs)."""
         return bool(self.storage_connection_string or (self.queue_service_uri and self.table_service_uri))
+
+
+HTTP_AUTH_SETTING = "REMEDIATOR_HTTP_AUTH"
+
+
+def http_auth_from_env(environ: Mapping[str, str]) -> HttpAuth | None:
+    """``REMEDIATOR_HTTP_AUTH`` alone (for an HTTP answer when the other settings are invalid): ``None`` when
+    it is malformed."""
+    try:
+        return HttpAuth(environ.get(HTTP_AUTH_SETTING, HttpAuth.FUNCTION_KEY.value))
+    except ValueError:
+        return None
 
 
 def _aliases() -> tuple[str, ...]:

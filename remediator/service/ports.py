@@ -34,11 +34,13 @@ class Reconciles(Protocol):
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
+        caller: str | None = None,
         trigger: str = "",
         event_time: datetime | None = None,
     ) -> ReconcileReport:
         """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request);
-        ``trigger`` (the work-item source) and ``event_time`` (the Event Grid event's) are for telemetry."""
+        ``caller`` is who asked, when an HTTP request did (journaled with the report); ``trigger`` (the
+        work-item source) and ``event_time`` (the Event Grid event's) are for telemetry."""
         ...
 
 
@@ -120,6 +122,15 @@ class ReadsOutcomes(Protocol):
     def latest_outcomes(self) -> Mapping[str, LatestOutcome]: ...
 
 
+class LimitsRate(Protocol):
+    """A per-caller rate limit shared by every instance (``adapters.rate_limit.TableRateLimiter``)."""
+
+    def try_acquire(self, key: str) -> float | None:
+        """Take one request for ``key``: ``None`` when allowed, else the seconds until one is
+        (Retry-After)."""
+        ...
+
+
 class Sweeps(Protocol):
     """The timer sweep (``service.sweep.Sweeper.run``): enumerate in-scope clusters and enqueue those needing
     work; ``list_clusters`` also names every cluster it saw (the HTTP scope remediation, the CLI)."""
@@ -169,6 +180,8 @@ class HandlerContext:
     journal."""
     config_identity: ConfigIdentity | None = None
     """Where the config came from and its SHA-256 (the report names it)."""
+    scope_rate_limit: LimitsRate | None = None
+    """The per-caller limit of ``POST /api/remediate {scope}`` (``None``: unlimited, e.g. without storage)."""
     wiring: WiresEvents | None = None
     """Set by the runtime when ``REMEDIATOR_EVENT_WIRING`` is set and the scope lists management groups."""
     telemetry: Telemetry = field(default_factory=NoTelemetry)

@@ -29,6 +29,7 @@ from remediator.adapters.management_groups import ManagementGroupResolver
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.policy_order import PolicyStateOrder
 from remediator.adapters.publisher import OutcomePublisher
+from remediator.adapters.rate_limit import TableRateLimiter
 from remediator.adapters.telemetry import NoTelemetry, Telemetry, telemetry_from_environment
 from remediator.adapters.work_queue import WorkQueue
 from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
@@ -329,6 +330,24 @@ class Runtime:
         return self._part("policy_order", build)
 
     @property
+    def scope_rate_limit(self) -> TableRateLimiter | None:
+        """The per-caller limit of ``POST /api/remediate {scope}`` in the journal table (``None`` without
+        storage)."""
+
+        def build() -> TableRateLimiter | None:
+            journal = self.journal
+            if journal is None:
+                return None
+            return TableRateLimiter(
+                journal.table,
+                per_hour=self.settings.scope_remediations_per_hour,
+                name="scope-remediation",
+                ensure_table=journal.ensure_table,
+            )
+
+        return self._part("scope_rate_limit", build)
+
+    @property
     def inventory(self) -> ResourceGraphInventory:
         """Resource Graph inventory."""
         return self._part("inventory", lambda: ResourceGraphInventory(self.clients.resource_graph_pipeline()))
@@ -383,6 +402,7 @@ class Runtime:
             decisions=self.journal if self.journal is not None else OutcomeRecorder(None, None),
             outcomes_index=self.journal,
             config_identity=self.config_identity,
+            scope_rate_limit=self.scope_rate_limit,
             telemetry=self.telemetry,
             extras={"runtime": self},
         )

@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from remediator.core.caller import HttpAuth
 from remediator.core.decision import Blocker, Reason
 from remediator.core.errors import UserInputError, UserInputErrors
 from remediator.core.openapi import openapi_document, operations
@@ -88,6 +89,27 @@ def test_handler_bodies_validate() -> None:
     refused = handle_http_explain(json.dumps({"clusterId": OUTSIDE}).encode(), ctx=_context())
     assert refused.status == 403
     schema_validator("Refused").validate(dict(refused.body))
+    unknown = handle_http_remediate(
+        json.dumps({"clusterId": OUTSIDE, "dryrun": True}).encode(), {}, ctx=_context()
+    )
+    assert unknown.status == 400 and unknown.body["field"] == "dryrun"
+    schema_validator("InvalidInput").validate(dict(unknown.body))
+    large = handle_http_remediate(b'{"clusterId": "' + b"x" * 70_000 + b'"}', {}, ctx=_context())
+    assert large.status == 413
+    schema_validator("InvalidInput").validate(dict(large.body))
+    entra = _context()
+    entra.settings = entra.settings.model_copy(update={"http_auth": HttpAuth.ENTRA})
+    unauthenticated = handle_http_explain(json.dumps({"clusterId": OUTSIDE}).encode(), ctx=entra)
+    assert unauthenticated.status == 401
+    schema_validator("CallerRefused").validate(dict(unauthenticated.body))
+    schema_validator("RateLimited").validate(
+        {"error": "rate-limited", "message": "m", "retryAfterSeconds": 600}
+    )
+    schema_validator("Internal").validate({"error": "internal", "correlationId": "http-1"})
+    # the strict request schemas refuse what the handler refuses
+    with pytest.raises(Exception, match="Additional properties"):
+        schema_validator("RemediateCluster").validate({"clusterId": OUTSIDE, "dryrun": True})
+    schema_validator("RemediateCluster").validate({"clusterId": OUTSIDE, "dryRun": True})
     several = UserInputErrors([UserInputError("a", field="x"), UserInputError("b", field="y")]).to_json()
     schema_validator("InvalidInput").validate(several)
     report = ReconcileReport(
@@ -107,6 +129,7 @@ def test_handler_bodies_validate() -> None:
         correlation_id="c",
     )
     body: dict[str, Any] = {**report.to_json(), "followUp": {"enqueued": True, "delaySeconds": 30.0}}
+    body["caller"] = "function-key:0123456789ab"
     schema_validator("ReconcileReport").validate(body)
     schema_validator("CoverageReport").validate(to_dict(sample_document(clusters=20, seed=3)))
 

@@ -38,6 +38,7 @@ from remediator.core.plan.requirement import (
 )
 from remediator.core.plan.roles import is_within
 from remediator.core.plan.writes import CreateRemediationTask
+from remediator.core.text import ignore_case_key
 
 MAX_TASK_GENERATIONS = 100
 """How many remediation-task generations :func:`latest_remediation_task` looks at before it stops (a safety
@@ -49,7 +50,9 @@ _ASSIGNMENTS = "/providers/Microsoft.Authorization/policyAssignments/"
 def assignment_scope(assignment: ResourceId) -> ResourceId:
     """The scope a policy assignment id is at (``<scope>/providers/Microsoft.Authorization/...``)."""
     canonical = assignment.canonical
-    cut = canonical.lower().rfind(_ASSIGNMENTS.lower())
+    # ignore_case_key maps code point to code point, so the index holds in ``canonical`` (str.lower() does
+    # not: U+0130 becomes two code points)
+    cut = ignore_case_key(canonical).rfind(ignore_case_key(_ASSIGNMENTS))
     return parse_resource_id(canonical[:cut]) if cut > 0 else assignment
 
 

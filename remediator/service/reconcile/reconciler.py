@@ -77,6 +77,7 @@ class _Run:
     dry_run: bool
     attempt: int
     correlation_id: str
+    caller: str | None = None
     started_at: str = field(default_factory=_now_iso)
     decision: dict[str, Any] | None = None
     actions: list[Action] = field(default_factory=list)
@@ -96,6 +97,7 @@ class _Run:
             started_at=self.started_at,
             correlation_id=self.correlation_id,
             links=tuple(link.to_json() for link in self.links),
+            caller=self.caller,
         )
 
 
@@ -178,6 +180,7 @@ class Reconciler:
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
+        caller: str | None = None,
         trigger: str = "",
         event_time: datetime | None = None,
     ) -> ReconcileReport:
@@ -187,6 +190,7 @@ class Reconciler:
         :keyword dry_run: compute and report the plan; write nothing (not even to the journal).
         :keyword attempt: how many waits preceded this reconcile (drives backoff).
         :keyword correlation_id: ties the report to its cause; a fresh uuid by default.
+        :keyword caller: who asked (an HTTP request's ``Caller.label``); journaled with the report.
         :keyword trigger: what started it (the work-item source: ``event``, ``policy``, ``queue``, ``http``,
             ``cli``), for telemetry only.
         :keyword event_time: the triggering Event Grid event's time, for the event->write latency.
@@ -196,7 +200,7 @@ class Reconciler:
             cluster_id.canonical, trigger=trigger, event_time=event_time
         ) as span:
             report = self._reconcile_once(
-                cluster_id, dry_run=dry_run, attempt=attempt, correlation_id=correlation_id
+                cluster_id, dry_run=dry_run, attempt=attempt, correlation_id=correlation_id, caller=caller
             )
             span.finish(report.to_json())
             if not dry_run:
@@ -204,7 +208,13 @@ class Reconciler:
         return report
 
     def _reconcile_once(
-        self, cluster_id: ResourceId, *, dry_run: bool, attempt: int, correlation_id: str | None
+        self,
+        cluster_id: ResourceId,
+        *,
+        dry_run: bool,
+        attempt: int,
+        correlation_id: str | None,
+        caller: str | None = None,
     ) -> ReconcileReport:
         run = _Run(
             cluster_id=cluster_id.canonical,
@@ -212,6 +222,7 @@ class Reconciler:
             dry_run=dry_run,
             attempt=attempt,
             correlation_id=correlation_id or str(uuid.uuid4()),
+            caller=caller,
         )
         try:
             outcome = self._reconcile(cluster_id, run)
@@ -261,11 +272,20 @@ class Reconciler:
             snapshot = ClusterSnapshot.from_arm(body, source="ARM managedCluster GET")
         except UserInputError as exc:
             return Outcome.gave_up(f"the cluster body from ARM is not readable: {exc}")
+        if snapshot.id != cid:
+            # Every write below targets the id ARM returned (snapshot.id), and only after it is shown to be
+            # the one requested under Azure's rule (ResourceId.__eq__: OrdinalIgnoreCase). A GET that answers
+            # with another resource (rg-a\u212as-prod for rg-aks-prod, a proxy or emulator bug) gets no write.
+            logger.warning("reconcile %s: the GET answered %s; nothing written", cid, snapshot.id)
+            return Outcome.gave_up(
+                f"the cluster GET for {cid.canonical} answered with another resource,"
+                f" {snapshot.id.canonical}; nothing written"
+            )
         decision = decide(snapshot, self.config, management_groups_of=self.management_groups_of)
         run.decision = decision.to_json()
         ctx = PlanContext(snapshot, decision, self.options)
         planned_only = run.dry_run or self.options.mode is Mode.AUDIT
-        held = HeldClaims(None if planned_only else self.claims, cid, ttl_s=self.claim_ttl_s)
+        held = HeldClaims(None if planned_only else self.claims, snapshot.id, ttl_s=self.claim_ttl_s)
         try:
             return self._plan_and_execute(ctx, run, held, planned_only=planned_only)
         finally:

@@ -19,6 +19,7 @@ from remediator.core.outcomes import OutcomeKind
 from remediator.service.runtime import Runtime
 from remediator.service.triggers import events as event_triggers
 from remediator.service.triggers import http as http_triggers
+from tests.fixtures.events import recent_event_time
 from tests.integration.reconciler.conftest import (
     ESTATE,
     World,
@@ -176,7 +177,7 @@ def _write_event(cid: str) -> dict[str, Any]:
         "topic": f"/subscriptions/{cid.split('/')[2]}",
         "subject": cid,
         "eventType": "Microsoft.Resources.ResourceWriteSuccess",
-        "eventTime": "2026-11-22T04:00:00.1234567Z",
+        "eventTime": recent_event_time(),
         "dataVersion": "2",
         "data": {
             "operationName": "Microsoft.ContainerService/managedClusters/write",
