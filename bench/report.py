@@ -47,7 +47,7 @@ def sweep_section(data: dict[str, Any]) -> list[str]:
     out = [
         "### Sweep (plan phase: inventory + decide + enqueue)",
         "",
-        f"Measured {_when(data)}. Emulator latency {first['latencyMs']:.0f} ms + up to"
+        f"Last written {_when(data)}. Emulator latency {first['latencyMs']:.0f} ms + up to"
         f" {first['jitterMs']:.0f} ms jitter, ARM throttling and the Resource Graph quota on."
         f" Work items go to {first['sink']}.",
         "",

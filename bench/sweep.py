@@ -218,6 +218,7 @@ def run_one(
         f" (ours/floor net of it {ours['vsFloorNetOfEmulatorCompute']})"
     )
     print(f"  ratios: {json.dumps(result['ratios'])}", flush=True)
+    result["machine"] = machine()  # when this run ended, and the load then (runs of one file differ)
     return result
 
 
