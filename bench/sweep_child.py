@@ -59,7 +59,7 @@ def digest_of(ids: list[str]) -> str:
 
 def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     from bench.harness import BenchCredential
-    from remediator.adapters.clients import AzureClients
+    from remediator.adapters.clients import AzureClients, ClientOptions
     from remediator.adapters.graph import ResourceGraphInventory
     from remediator.core.config import load_config
     from remediator.core.pacing import WritePacer
@@ -69,8 +69,14 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     sink = DigestSink()
     pages: list[bytes] = []
     started = time.perf_counter()
+    # The emulator evaluates a 100k-cluster query in Python, on a shared 2-core machine: allow it more than
+    # the product's 60 s read timeout, so a slow first page is measured rather than failed (real Resource
+    # Graph answers in seconds).
     clients = AzureClients(
-        BenchCredential(args.principal), arm_endpoint=args.base_url, ca_bundle=args.ca_bundle
+        BenchCredential(args.principal),
+        arm_endpoint=args.base_url,
+        ca_bundle=args.ca_bundle,
+        options=ClientOptions(read_timeout=600.0),
     )
     inventory = ResourceGraphInventory(
         clients.resource_graph_pipeline(), page_size=args.page_size, page_hook=pages.append
