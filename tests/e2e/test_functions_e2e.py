@@ -288,5 +288,9 @@ def test_the_give_up_at_the_attempt_bound_is_journaled(functions_app_factory: An
         what="the journaled give-up",
     )
     assert "3 attempts" in report.outcome.why and "REMEDIATOR_MAX_ATTEMPTS" in report.outcome.why
+    # the journal is written inside the third invocation, which the runner lists once it has returned
+    app.runner.wait_for(
+        lambda: len(app.runner.invocations("reconcile_worker")) >= 3, timeout_s=10, what="3 worker runs"
+    )
     assert [i["succeeded"] for i in app.runner.invocations("reconcile_worker")] == [True, True, True]
     assert app.writes() == []
