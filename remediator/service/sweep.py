@@ -331,7 +331,7 @@ class Sweeper:
         if summary.clusters is not None:
             failed = enqueuer.failed_ids
             for listed in summary.clusters:
-                if listed["decision"] == "enqueued" and listed["id"] in failed:
+                if listed["decision"].startswith("enqueued") and listed["id"] in failed:
                     listed["decision"] = "enqueue-failed"
         if self.policy_states:
             summary.policy_states = self.inventory.policy_summary(

@@ -222,3 +222,14 @@ def test_decisions_are_journaled_when_they_change_and_dry_runs_journal_nothing()
     assert set(outcomes.values()) == {"skipped", "gave_up", "wait"}
     second = sweeper(rows, MemoryQueue(), decisions=journal).run(dry_run=False)
     assert second.decisions_journaled == 0 and len(journal.windows) == 2
+
+
+def test_the_cluster_list_names_every_row_and_marks_failed_enqueues() -> None:
+    queue = MemoryQueue(fail_on="aks-payments-eus-01")
+    summary = sweeper([row(name) for name in ALL], queue).run(dry_run=False, list_clusters=True)
+    listed = {c["name"]: c for c in summary.to_json(clusters=True)["clusters"]}
+    assert len(listed) == len(ALL) == summary.candidates
+    assert [c["decision"] for c in listed.values()].count("enqueue-failed") == 1
+    assert [c["decision"] for c in listed.values()].count("enqueued") == 1
+    assert {c["decision"] for c in listed.values()} >= {"blocked", "deferred", "not-selected"}
+    assert all(c["nextAction"] and c["region"] and c["resourceGroup"] for c in listed.values())
