@@ -80,6 +80,10 @@ def sweep_section(data: dict[str, Any]) -> list[str]:
                 ]
             )
         )
+    timed = [r for r in data["runs"] if "machine" in r]
+    if timed:
+        out += ["", "When each run ended (runs of one table are recorded at different times):", ""]
+        out += [f"- {r['clusters']:,} clusters: {_when(r)}" for r in timed]
     out += [
         "",
         "The floor, run by run (round trips of the pages ours needed + `json.loads` of the same bytes):",
