@@ -360,6 +360,19 @@ class AzureClients:
             ),
         )
 
+    def policy(self, subscription_id: str) -> Any:
+        """``PolicyClient`` (azure-mgmt-resource-policy: policy assignments and definitions; built-in
+        definitions are tenant-level, any subscription reads them)."""
+        from azure.mgmt.resource.policy import PolicyClient
+
+        return self._cached(
+            "policy",
+            subscription_id,
+            lambda: PolicyClient(
+                self.credential, subscription_id, base_url=self.arm_endpoint, **self._arm_kwargs()
+            ),
+        )
+
     def event_grid(self, subscription_id: str) -> Any:
         """``EventGridManagementClient`` (system topics and their event subscriptions; the wiring step)."""
         from azure.mgmt.eventgrid import EventGridManagementClient

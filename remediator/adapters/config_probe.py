@@ -13,7 +13,10 @@ rest of the product (so the emulator and Azure differ only in endpoint and crede
 * role assignments of a principal: ``AuthorizationManagementClient.role_assignments.list_for_scope`` with
   ``$filter=principalId eq '<id>'`` (ARM returns the assignments at, above and below the scope);
 * management groups: the subscriptions Resource Graph returns for a query scoped by the group;
-* the signed-in principal: the ``oid`` claim of an ARM token from the configured credential.
+* the signed-in principal: the ``oid`` claim of an ARM token from the configured credential;
+* a policy assignment and its definition (policy-task mode), through the product's own preflight reads
+  (:class:`remediator.adapters.preflight_source.PreflightSource`), judged by
+  :func:`remediator.core.plan.policy_task.remediation_effect`.
 
 Errors are mapped like every ARM call (:func:`remediator.adapters.arm.call_arm`): the caller decides what a
 403 (cannot tell) or a 404 (missing) means for each check.
@@ -31,11 +34,12 @@ from typing import Any
 from azure.core.rest import HttpRequest
 from azure.mgmt.core import ARMPipelineClient
 
-from remediator.adapters.arm import NotFound, call_arm
+from remediator.adapters.arm import ArmGateway, NotFound, call_arm
 from remediator.adapters.clients import AzureClients, arm_pipeline_policies
 from remediator.adapters.graph import ResourceGraphInventory
 from remediator.core.ids import ResourceId
 from remediator.core.inventory_query import InventoryRequest
+from remediator.core.plan.policy_task import RemediationEffect
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +107,7 @@ class ConfigProbe:
         self.clients = clients
         self.graph = graph
         self._pipeline: ARMPipelineClient[Any, Any] | None = None
+        self._preflight: Any = None
 
     def signed_in_principal(self) -> str | None:
         """The object id of the identity the credential signs in as (``oid`` of an ARM token), if it says."""
@@ -203,6 +208,18 @@ class ConfigProbe:
         return sorted(
             {str(row.get("subscriptionId", "")).lower() for row in rows if row.get("subscriptionId")}
         )
+
+    def remediation_effect(self, assignment: ResourceId) -> RemediationEffect:
+        """Can a remediation task for this policy assignment deploy anything (policy-task mode)?
+
+        :raises remediator.adapters.arm.ArmError: the assignment or its definition could not be read.
+        """
+        from remediator.adapters.preflight_source import PreflightSource
+
+        if self._preflight is None:
+            self._preflight = PreflightSource(self.clients, ArmGateway(self.clients), graph=self.graph)
+        verdicts: list[RemediationEffect] = self._preflight.remediation_effects([assignment])
+        return verdicts[0]
 
     def close(self) -> None:
         if self._pipeline is not None:

@@ -86,6 +86,13 @@ class PolicyAssignmentReader:
         self.queries = 0
         self.builtin_reads = 0
 
+    def rows(self, request: InventoryRequest) -> Iterator[Mapping[str, Any]]:
+        """Every row of one Resource Graph request (counted in ``queries``).
+
+        :raises PolicyReadError: Resource Graph failed (chained from the SDK error).
+        """
+        return self._rows(request)
+
     def _rows(self, request: InventoryRequest) -> Iterator[Mapping[str, Any]]:
         self.queries += 1
         try:
@@ -235,7 +242,17 @@ def read_safeguards(
     """
     if not cluster.azure_policy_enabled:
         return None
-    path = f"{cluster.id}/providers/Microsoft.ContainerService/deploymentSafeguards/default"
+    return read_safeguards_at(container_service_client, str(cluster.id), api_version=api_version)
+
+
+def read_safeguards_at(
+    container_service_client: Any, cluster_id: str, *, api_version: str = SAFEGUARDS_API_VERSION
+) -> Safeguards | None:
+    """The Deployment Safeguards of the cluster ``cluster_id`` (one GET), or ``None`` when it has none.
+
+    :raises remediator.adapters.arm.ArmError: any failure but a 404 (mapped from azure-core).
+    """
+    path = f"{cluster_id}/providers/Microsoft.ContainerService/deploymentSafeguards/default"
     url = f"{path}?api-version={api_version}"
     try:
         response = container_service_client.send_request(HttpRequest("GET", url))

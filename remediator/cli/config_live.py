@@ -21,7 +21,12 @@ The checks, for the identity ``--principal-id`` (default: the signed-in identity
   built-in role that includes container writes) and, with ``grantStorageAccess``, Role Based Access Control
   Administrator. A broader built-in role (Owner, Contributor, ...) counts where it includes the permission;
 * ``management-group`` (``scope.managementGroups[i]``): resolves to at least one subscription the identity
-  can read in Resource Graph.
+  can read in Resource Graph;
+* ``policy-assignment`` (``remediation.policyAssignmentIds[i]``, policy-task mode): the assignment exists and
+  its effective effect can remediate (DeployIfNotExists or Modify; its definition read once): Azure accepts a
+  remediation task for an Audit/AuditIfNotExists assignment and ends it Succeeded with zero deployments
+  (``shared/recordings/azure-cli__policyinsights__test_policy_insights_remediation.json``), so such an
+  assignment would never install anything (:func:`remediator.core.plan.policy_task.remediation_effect`).
 """
 
 from __future__ import annotations
@@ -232,6 +237,16 @@ def live_checks(config: RemediatorConfig, probe: Any, *, principal_id: str | Non
             rows.append(
                 _row("management-group", field, group.canonical, OK, f"{len(subscriptions)} subscription(s)")
             )
+
+    if mode == "policy-task":
+        for i, assignment in enumerate(config.remediation.policy_assignment_ids):
+            field = f"remediation.policyAssignmentIds[{i}]"
+            verdict, problem = _attempt(partial(probe.remediation_effect, assignment))
+            if problem is not None:
+                rows.append(_row("policy-assignment", field, assignment.canonical, *problem))
+                continue
+            status = {True: OK, False: FAILED, None: UNKNOWN}[verdict.remediable]
+            rows.append(_row("policy-assignment", field, assignment.canonical, status, verdict.why))
 
     if principal_id is None:
         rows.append(

@@ -12,8 +12,16 @@ service would select.
 
 Live (``--cluster-id ID``): the same answer as ``POST /api/explain``, from Azure: the cluster is read, the
 scope resolved (management groups too), the backup extension's state observed, and what a reconcile would do
-is planned without writing (a dry run). A cluster outside the scope or unknown to ARM is refused with the HTTP
-403/404 sentence (exit 9/8).
+is planned without writing (a dry run), with preflight's answer: ``blockedBy`` (each blocking policy
+assignment, Safeguards, storage or provider finding with the parameter and the exact fix),
+``blockedByPolicy``, ``warnings`` and ``findings`` (:func:`remediator.core.explanation.explanation`). A
+cluster outside the scope or unknown to ARM is refused with the HTTP 403/404 sentence (exit 9/8).
+
+Offline, ``--policy-assignments FILE`` (the JSON of ``az policy assignment list``: a list of assignment
+bodies, or ``{"value": [...]}``) adds preflight's ``findings`` to each decision: every Kubernetes
+(Gatekeeper) or resource-type Deny assignment that would block the backup extension, named, with the exact
+parameter change (built-in definitions from the product's catalog; a custom one is not in the file and is
+reported as not evaluated). Safeguards, storage and providers need Azure (``--cluster-id``).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from remediator.core.config import RemediatorConfig, decode_document, load_confi
 from remediator.core.decision import Decision, decide
 from remediator.core.errors import UserInputError
 from remediator.core.ids import parse_cluster_id
+from remediator.core.preflight import Finding, PolicyAssignment, PolicyData, PreflightInput, preflight
 from remediator.core.snapshot import ClusterSnapshot
 from remediator.core.text import ignore_case_key
 
@@ -83,6 +92,31 @@ def cluster_bodies(data: object, *, source: str) -> tuple[list[tuple[str, object
             raise UserInputError("the list of clusters is empty", source=source)
         return [(f"{source}: [{i}]", body) for i, body in enumerate(data)], True
     return [(source, data)], False
+
+
+def load_policy_assignments(path: str) -> PolicyData:
+    """Assignment bodies from ``path`` (a list, or an object with ``value``), as preflight's policy data."""
+    data = read_json_file(path, what="policy assignment file")
+    items = data.get("value") if isinstance(data, Mapping) else data
+    if not isinstance(items, list):
+        raise UserInputError('expected a list of policy assignments (or {"value": [...]})', source=path)
+    assignments = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            raise UserInputError("expected a policy assignment with an id", field=f"[{index}]", source=path)
+        try:
+            assignments.append(PolicyAssignment.from_arm(item))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise UserInputError(f"not a policy assignment: {exc}", field=f"[{index}]", source=path) from exc
+    return PolicyData(assignments=tuple(assignments))
+
+
+def offline_findings(
+    snapshot: ClusterSnapshot, policy: PolicyData, *, management_groups: Sequence[str] = ()
+) -> tuple[Finding, ...]:
+    """Preflight over the assignments alone (no Safeguards, storage or provider data offline)."""
+    inp = PreflightInput(cluster=snapshot, management_groups=tuple(management_groups), policy=policy)
+    return preflight(inp)
 
 
 def explain_all(
@@ -193,6 +227,11 @@ def decision_rows(result: Any) -> Any:
         if "extensionState" in item:
             row["Extension"] = item.get("extensionState") or ""
             row["WouldDo"] = ", ".join(a.get("kind", "") for a in item.get("wouldDo") or [])
+        if "findings" in item:
+            blocking = [f for f in item.get("findings") or [] if f.get("severity") == "block"]
+            row["BlockedBy"] = ", ".join(
+                str((f.get("evidence") or {}).get("assignmentName") or f.get("code")) for f in blocking
+            )
         rows.append(row)
     return rows
 
@@ -216,13 +255,25 @@ def _run_offline(args: argparse.Namespace) -> int:
         config_path=config_path,
         management_groups_path=args.management_groups,
     )
-    result: Any = [d.to_json() for d in decisions] if is_list else decisions[0].to_json()
+    answers = [d.to_json() for d in decisions]
+    if args.policy_assignments is not None:
+        policy = load_policy_assignments(args.policy_assignments)
+        ancestry = load_management_groups(args.management_groups) if args.management_groups else {}
+        bodies, _ = cluster_bodies(data, source=source)
+        for answer, (where, body) in zip(answers, bodies, strict=True):
+            snapshot = ClusterSnapshot.from_arm(body, source=where)
+            groups = ancestry.get(ignore_case_key(snapshot.subscription_id), ())
+            answer["findings"] = [
+                f.to_json() for f in offline_findings(snapshot, policy, management_groups=groups)
+            ]
+    result: Any = answers if is_list else answers[0]
     emit(result, args, table=decision_rows)
     return int(ExitCode.OK)
 
 
 def _run_live(args: argparse.Namespace) -> int:
     from remediator.cli.live import open_runtime, require_cluster
+    from remediator.core.explanation import explanation
 
     cluster = parse_cluster_id(args.cluster_id, field="--cluster-id")
     with open_runtime(args) as runtime:
@@ -232,6 +283,9 @@ def _run_live(args: argparse.Namespace) -> int:
     decision["extensionState"] = report.extension_state
     decision["wouldDo"] = [action.to_json() for action in report.actions]
     decision["outcome"] = report.outcome.to_json()
+    answer = explanation(report)  # preflight: what blocks, with the exact fix, and what only warns
+    for key in ("blockedBy", "blockedByPolicy", "warnings", "links", "findings"):
+        decision[key] = answer[key]
     emit(decision, args, table=decision_rows)
     return int(ExitCode.OK)
 
@@ -242,6 +296,11 @@ def _run(args: argparse.Namespace) -> int:
             raise UserInputError(
                 "--management-groups is for --cluster FILE; --cluster-id resolves management groups in Azure",
                 field="--management-groups",
+            )
+        if args.policy_assignments is not None:
+            raise UserInputError(
+                "--policy-assignments is for --cluster FILE; --cluster-id reads the assignments from Azure",
+                field="--policy-assignments",
             )
         return _run_live(args)
     return _run_offline(args)
@@ -279,6 +338,12 @@ def register(subparsers: Any) -> None:
                 "Ask Azure about one cluster (reads only)",
                 f"{PROG} explain --config my-config.yaml --cluster-id <cluster-id>",
             ),
+            (
+                "What policy assignments would block, offline (the file: az policy assignment list"
+                " --disable-scope-strict-match -o json)",
+                f"{PROG} explain --config my-config.yaml --cluster cluster.json"
+                " --policy-assignments assignments.json",
+            ),
         ),
     )
     parser.add_argument(
@@ -302,5 +367,10 @@ def register(subparsers: Any) -> None:
         "--management-groups",
         metavar="FILE",
         help="with --cluster: JSON object of subscription GUID -> names of the management groups above it",
+    )
+    parser.add_argument(
+        "--policy-assignments",
+        metavar="FILE",
+        help="with --cluster: policy assignments JSON (az policy assignment list): add preflight's findings",
     )
     parser.set_defaults(handler=_run)

@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 from remediator import __version__
-from remediator.core.blockers import Blocker
+from remediator.core.blockers import Blocker, BlockerKind, FindingCode
 from remediator.core.decision import Reason
 from remediator.core.outcomes import ActionKind, ActionStatus, OutcomeKind
 from remediator.core.refusals import NOT_FOUND_ERROR, OUT_OF_SCOPE_ERROR
@@ -185,6 +185,56 @@ def _schemas() -> dict[str, Any]:
             "properties": {"enqueued": {"const": True}, "delaySeconds": {"type": "number", "minimum": 0}},
             "required": ["enqueued", "delaySeconds"],
         },
+        "Finding": {
+            "type": "object",
+            "description": "What preflight found in the way of the backup extension"
+            " (remediator.core.preflight.Finding): a blocker (severity block) or a warning, with its remedy.",
+            "properties": {
+                "code": {"enum": [code.value for code in FindingCode]},
+                "severity": {"enum": ["block", "warn"]},
+                "kind": {"enum": [kind.value for kind in BlockerKind]},
+                "remedy": {"type": "string"},
+                "evidence": {
+                    "type": "object",
+                    "description": "Assignment, parameter, current and suggested value.",
+                },
+            },
+            "required": ["code", "severity", "kind", "remedy", "evidence"],
+        },
+        "FindingBrief": {
+            "type": "object",
+            "description": "A finding as explain leads with it: the assignment, the parameter and the fix.",
+            "properties": {
+                "code": {"enum": [code.value for code in FindingCode]},
+                "kind": {"enum": [kind.value for kind in BlockerKind]},
+                "assignment": _nullable({"type": "string"}),
+                "assignmentId": _nullable({"type": "string"}),
+                "parameter": _nullable({"type": "string"}),
+                "suggested": {"description": "The parameter's suggested value (string or list), if any."},
+                "remedy": {"type": "string"},
+            },
+            "required": ["code", "kind", "assignment", "assignmentId", "parameter", "remedy"],
+        },
+        "Link": {
+            "type": "object",
+            "description": "One requirement of the mode's chain and its state (the first is preflight).",
+            "properties": {
+                "link": {"type": "string"},
+                "state": {
+                    "enum": [
+                        "satisfied",
+                        "not-needed",
+                        "missing",
+                        "waiting",
+                        "blocked",
+                        "deferred",
+                        "unreadable",
+                    ]
+                },
+                "why": {"type": "string"},
+            },
+            "required": ["link", "state", "why"],
+        },
         "ReconcileReport": {
             "type": "object",
             "description": "One reconcile (remediator.core.outcomes.ReconcileReport).",
@@ -205,6 +255,8 @@ def _schemas() -> dict[str, Any]:
                     " sha256>, entra:<object id> (<name>) or anonymous (remediator/core/caller.py).",
                 },
                 "followUp": _ref("FollowUp"),
+                "links": {"type": "array", "items": _ref("Link")},
+                "findings": {"type": "array", "items": _ref("Finding")},
             },
             "required": [
                 "clusterId",
@@ -282,8 +334,30 @@ def _schemas() -> dict[str, Any]:
                 "mode": {"enum": ["install", "policy-task", "audit"]},
                 "wouldDo": {"type": "array", "items": _ref("Action")},
                 "outcome": _ref("Outcome"),
+                "blockedBy": {"type": "array", "items": _ref("FindingBrief")},
+                "blockedByPolicy": {
+                    "type": "array",
+                    "description": "Names of the policy assignments (or deployment-safeguards) that block.",
+                    "items": {"type": "string"},
+                },
+                "warnings": {"type": "array", "items": _ref("FindingBrief")},
+                "links": {"type": "array", "items": _ref("Link")},
+                "findings": {"type": "array", "items": _ref("Finding")},
             },
-            "required": ["clusterId", "decision", "blockers", "extensionState", "mode", "wouldDo", "outcome"],
+            "required": [
+                "clusterId",
+                "decision",
+                "blockers",
+                "extensionState",
+                "mode",
+                "wouldDo",
+                "outcome",
+                "blockedBy",
+                "blockedByPolicy",
+                "warnings",
+                "links",
+                "findings",
+            ],
         },
         "InvalidInput": {
             "type": "object",

@@ -171,6 +171,8 @@ class ReconcileReport:
     :param links: the chain's links and their states.
     :param caller: who asked for it, when an HTTP request did (``core.caller.Caller.label``); ``None`` for
         events, the queue and the sweep.
+    :param findings: what preflight found (``Finding.to_json()``: code, severity, kind, remedy, evidence),
+        blockers and warnings alike.
     """
 
     cluster_id: str
@@ -187,6 +189,8 @@ class ReconcileReport:
     """Every link of the mode's chain with its state (``{"link", "state", "why"}``), when the chain was
     evaluated (not for a skipped or gated cluster)."""
     caller: str | None = None
+    findings: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    """Preflight findings (blockers and warnings), when the chain was evaluated."""
 
     @property
     def wrote(self) -> bool:
@@ -228,6 +232,7 @@ class ReconcileReport:
             "startedAt": self.started_at,
             "correlationId": self.correlation_id,
             "links": [dict(link) for link in self.links],
+            "findings": [dict(finding) for finding in self.findings],
         }
         if self.caller is not None:  # additive: reports without a caller keep their earlier shape
             body["caller"] = self.caller
@@ -253,4 +258,5 @@ class ReconcileReport:
                 if isinstance(link, Mapping)
             ),
             caller=str(data["caller"]) if data.get("caller") is not None else None,
+            findings=tuple(dict(f) for f in data.get("findings", ()) if isinstance(f, Mapping)),
         )

@@ -29,6 +29,7 @@ from typing import Any
 from remediator.core import policy_catalog as catalog
 from remediator.core.backup_regions import BACKUP_REGIONS, VAULT_TIER_REGIONS
 from remediator.core.backup_regions import SOURCE as REGIONS_SOURCE
+from remediator.core.blockers import BlockerKind, FindingCode, finding_kind
 from remediator.core.catalog import (
     DEFAULT_EXTENSION_NAME,
     DEFAULT_RELEASE_TRAIN,
@@ -41,6 +42,7 @@ from remediator.core.policy_rule import (
     evaluate,
     is_unset,
     resolve_binding,
+    rule_effect,
 )
 from remediator.core.snapshot import ClusterSnapshot
 from remediator.core.text import ignore_case_key
@@ -59,45 +61,6 @@ class Severity(StrEnum):
     """Reported; the install goes ahead (Audit effect, DoNotEnforce, Warn level, or cannot tell)."""
 
 
-class FindingCode(StrEnum):
-    """What kind of thing stands in the way. Each has a one-line remedy in its finding."""
-
-    PROVIDER_NOT_REGISTERED = "provider-not-registered"
-    REGION_NOT_SUPPORTED = "region-not-supported"
-    VAULT_TIER_NOT_IN_REGION = "vault-tier-not-in-region"
-    EXTENSION_DENIED_BY_POLICY = "extension-denied-by-policy"
-    """An Azure-side assignment denies ``Microsoft.KubernetesConfiguration/extensions`` (ARM 403
-    ``RequestDisallowedByPolicy`` on the PUT)."""
-    POLICY_NOT_EVALUATED = "policy-not-evaluated"
-    """An Azure-side Deny assignment applies to the scope but its rule could not be evaluated (warn)."""
-    GATEKEEPER_POLICY = "gatekeeper-policy"
-    """A Kubernetes (Gatekeeper) assignment denies (block) or audits (warn) the extension's pods."""
-    DEPLOYMENT_SAFEGUARDS = "deployment-safeguards"
-    STORAGE_SHARED_KEY_DISABLED = "storage-shared-key-disabled"
-    STORAGE_FIREWALL = "storage-firewall"
-    SNAPSHOT_DISALLOWED_BY_POLICY = "snapshot-disallowed-by-policy"
-    """Only from :func:`attribute_failure`: ``UserErrorPVSnapshotDisallowedByPolicy``."""
-
-
-FINDING_KINDS: Mapping[FindingCode, str] = MappingProxyType(
-    {
-        FindingCode.PROVIDER_NOT_REGISTERED: "transient",
-        FindingCode.REGION_NOT_SUPPORTED: "long-lived",
-        FindingCode.VAULT_TIER_NOT_IN_REGION: "long-lived",
-        FindingCode.EXTENSION_DENIED_BY_POLICY: "human",
-        FindingCode.POLICY_NOT_EVALUATED: "human",
-        FindingCode.GATEKEEPER_POLICY: "human",
-        FindingCode.DEPLOYMENT_SAFEGUARDS: "human",
-        FindingCode.STORAGE_SHARED_KEY_DISABLED: "human",
-        FindingCode.STORAGE_FIREWALL: "human",
-        FindingCode.SNAPSHOT_DISALLOWED_BY_POLICY: "human",
-    }
-)
-"""Proposed blocker kind per code for the reconcile chain (human = an operator must change something;
-transient = clears by itself, e.g. a registration in progress; long-lived = a platform fact). A
-``provider-not-registered`` finding whose state is not ``Registering`` needs a human too (see evidence)."""
-
-
 @dataclass(frozen=True)
 class Finding:
     """One thing preflight found."""
@@ -113,10 +76,26 @@ class Finding:
     def blocks(self) -> bool:
         return self.severity is Severity.BLOCK
 
+    @property
+    def kind(self) -> BlockerKind:
+        """How it clears, from the blockers' one policy (:mod:`remediator.core.blockers`)."""
+        return finding_kind(self.code, self.evidence)
+
+    @property
+    def assignment_name(self) -> str | None:
+        """The policy assignment the finding names, if any."""
+        name = self.evidence.get("assignmentName")
+        return str(name) if name else None
+
+    def describe(self) -> str:
+        """``<code>: <remedy>``, the form outcomes and reports use (as ``Blocker.describe``)."""
+        return f"{self.code.value}: {self.remedy}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "code": self.code.value,
             "severity": self.severity.value,
+            "kind": self.kind.value,
             "remedy": self.remedy,
             "evidence": dict(self.evidence),
         }
@@ -609,12 +588,7 @@ class _Run:
             # Indexed: only types with tags and location (extensions have neither); RP modes: in-cluster
             return
         values, _missing = effective_parameters(definition.parameters, given)
-        effect_raw = (
-            definition.rule.get("then", {}).get("effect")
-            if isinstance(definition.rule.get("then"), Mapping)
-            else None
-        )
-        effect = str(_template_effect(effect_raw, values) or "").lower()
+        effect = (rule_effect(definition.rule, values) or "").lower()
         if effect not in ("deny", "audit"):
             return
         verdict = evaluate(definition.rule.get("if") or {}, body, values)
@@ -894,14 +868,6 @@ class _Run:
             )
 
 
-def _template_effect(raw: Any, values: Mapping[str, Any]) -> Any:
-    if isinstance(raw, str):
-        m = re.fullmatch(r"\[\s*parameters\(\s*'([^']+)'\s*\)\s*\]", raw)
-        if m:
-            return next((v for k, v in values.items() if k.lower() == m.group(1).lower()), None)
-    return raw
-
-
 def preflight(inp: PreflightInput, *, unconfirmed_deny: Severity = Severity.BLOCK) -> tuple[Finding, ...]:
     """Every finding for one cluster, blockers and warnings, in a fixed order.
 
@@ -927,6 +893,31 @@ def preflight(inp: PreflightInput, *, unconfirmed_deny: Severity = Severity.BLOC
 def blocking(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     """The findings that stop the install."""
     return tuple(f for f in findings if f.blocks)
+
+
+def unread(what: str, error: str, *, code: FindingCode = FindingCode.POLICY_NOT_EVALUATED) -> Finding:
+    """A warning that ``what`` could not be read (a permission gap): preflight goes on without that check."""
+    return Finding(
+        code,
+        Severity.WARN,
+        f"could not read {what} ({error}); the install goes ahead without that check: grant the "
+        "remediator's identity Reader where it is missing",
+        MappingProxyType({"unread": what, "error": error}),
+    )
+
+
+def blocked_by_policy(findings: Iterable[Finding]) -> tuple[str, ...]:
+    """The names of the policy assignments (or ``deployment-safeguards``) whose blocking findings stop the
+    install, in order, once each: the report's "blocked by policy" group lists a cluster under these."""
+    names: dict[str, None] = {}
+    for finding in findings:
+        if not finding.blocks or not finding.code.is_policy:
+            continue
+        name = finding.assignment_name
+        if name is None and finding.code is FindingCode.DEPLOYMENT_SAFEGUARDS:
+            name = "deployment-safeguards"
+        names[name or finding.code.value] = None
+    return tuple(names)
 
 
 # ---- failed-extension attribution -----------------------------------------------------------------------

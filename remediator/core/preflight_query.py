@@ -150,3 +150,29 @@ def is_definition_id(value: str) -> bool:
 def is_builtin(definition_id: str) -> bool:
     """Built-in definitions live at tenant scope: ``/providers/Microsoft.Authorization/...``."""
     return ignore_case_key(definition_id).startswith("/providers/microsoft.authorization/")
+
+
+def build_addon_query() -> str:
+    """KQL: the ids of managed clusters whose Azure Policy add-on (Gatekeeper) is enabled (the sweep's
+    inventory does not project ``addonProfiles``; Gatekeeper findings block only where the add-on runs)."""
+    return "\n".join(
+        [
+            "resources",
+            "| where type =~ 'microsoft.containerservice/managedclusters'",
+            "| where tostring(properties.addonProfiles.azurepolicy.enabled) =~ 'true'"
+            " or tostring(properties.addonProfiles.azurePolicy.enabled) =~ 'true'",
+            "| project id",
+        ]
+    )
+
+
+def addon_requests(
+    subscriptions: Sequence[str], *, batch_size: int = DEFAULT_SUBSCRIPTIONS_PER_QUERY
+) -> tuple[InventoryRequest, ...]:
+    """One add-on request per batch of subscriptions."""
+    query = build_addon_query()
+    subs = sorted({s.lower() for s in subscriptions})  # subscription GUIDs: ASCII
+    return tuple(
+        InventoryRequest(query=query, subscriptions=batch)
+        for batch in subscription_batches(subs, size=batch_size)
+    )

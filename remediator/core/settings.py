@@ -111,6 +111,13 @@ class Settings(BaseModel):
     )
     """``POST /api/remediate {scope}`` requests one caller may make per hour (a token bucket kept in the
     journal table, shared by every instance); over it: 429 with ``Retry-After``."""
+
+    preflight_cache_seconds: float = Field(
+        default=300.0, ge=0, le=3600, alias="REMEDIATOR_PREFLIGHT_CACHE_SECONDS"
+    )
+    """How long preflight serves the policy assignments of a subscription from its per-process cache. A new
+    Deny assignment is seen by installs at most this late (Azure itself takes up to about 30 minutes to apply
+    a new assignment); a fix that clears a blocker is seen at once (blocking data is re-read first)."""
     event_wiring: str | None = Field(default=None, alias="REMEDIATOR_EVENT_WIRING")
     """JSON ``{functionAppId, resourceGroup, location, resourcesTopic, policyTopic}`` (written by the
     deployment): the timer wires subscriptions that join ``scope.managementGroups`` to these functions,
@@ -187,6 +194,9 @@ LOCAL_ONLY_ENV_NAMES: Mapping[str, str] = MappingProxyType(
         " Azure; the identity-based AzureWebJobsStorage__* settings replace it.",
         "REMEDIATOR_OUTCOME_TOPIC_KEY": "Key auth is disabled on the outcome topic; the app publishes with"
         " its managed identity (EventGrid Data Sender).",
+        "REMEDIATOR_PREFLIGHT_CACHE_SECONDS": "Azure keeps the default (5 minutes, shorter than Azure"
+        " Policy's own delay in applying a new assignment); a shorter cache is for the local emulator,"
+        " which applies assignments at once.",
     }
 )
 """Settings the product reads that the Azure deployment deliberately leaves unset: name -> why.

@@ -28,6 +28,7 @@ from remediator.adapters.journal import Journal
 from remediator.adapters.management_groups import ManagementGroupResolver
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.policy_order import PolicyStateOrder
+from remediator.adapters.preflight_source import PreflightSource
 from remediator.adapters.publisher import OutcomePublisher
 from remediator.adapters.rate_limit import TableRateLimiter
 from remediator.adapters.telemetry import NoTelemetry, Telemetry, telemetry_from_environment
@@ -46,6 +47,10 @@ from remediator.service.sweep import Sweeper
 from remediator.service.wiring import EventWiring
 
 T = TypeVar("T")
+
+
+class PolicyAssignmentNotRemediable(Exception):
+    """Policy-task mode names an assignment a remediation task cannot act on (``/api/health`` reports it)."""
 
 
 class OutcomeRecorder:
@@ -267,9 +272,28 @@ class Runtime:
                 claims=self.claims,
                 management_groups_of=self.management_groups_of,
                 pacer=self.pacer,
+                preflight=self.preflight,
                 telemetry=self.telemetry,
             ),
         )
+
+    @property
+    def preflight(self) -> PreflightSource:
+        """What preflight reads (policy assignments, Safeguards, providers, storage), cached per process and
+        shared by the reconciler, the sweep (``preflight.sweep(subscriptions)``) and ``config check``."""
+
+        def build() -> PreflightSource:
+            graph = ResourceGraphInventory(
+                self.clients.resource_graph(),
+                quota=self.inventory.quota,  # one quota gate per principal
+                prefetch=False,
+                max_throttle_retries=2,
+            )
+            return PreflightSource(
+                self.clients, self.gateway, graph=graph, ttl_s=self.settings.preflight_cache_seconds
+            )
+
+        return self._part("preflight", build)
 
     @property
     def management_groups_of(self) -> ManagementGroupResolver | None:
@@ -383,6 +407,8 @@ class Runtime:
     def handler_context(self) -> HandlerContext:
         """The ``HandlerContext`` the triggers use (config, journal and queue probes for ``/api/health``)."""
         checks: list[HealthCheck] = [HealthCheck("config", lambda: self.config)]
+        if self.config.remediation.mode == "policy-task":
+            checks.append(HealthCheck("policy-assignments", self._probe_policy_assignments))
         if self.settings.storage_configured():
             checks.append(HealthCheck("journal", self._probe_journal))
             checks.append(HealthCheck("work-queue", lambda: self.work_queue.ensure_queue()))
@@ -406,6 +432,14 @@ class Runtime:
             telemetry=self.telemetry,
             extras={"runtime": self},
         )
+
+    def _probe_policy_assignments(self) -> None:
+        """Policy-task mode: every configured assignment can remediate (its effect is DeployIfNotExists or
+        Modify); raises naming the first that cannot (Azure would end its tasks with zero deployments)."""
+        judged = self.preflight.remediation_effects(self.config.remediation.policy_assignment_ids)
+        refused = [verdict.why for verdict in judged if verdict.remediable is False]
+        if refused:
+            raise PolicyAssignmentNotRemediable("; ".join(refused))
 
     def _probe_journal(self) -> None:
         if self.journal is not None:

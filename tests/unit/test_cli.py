@@ -313,3 +313,48 @@ def test_explain_with_a_management_group_file_missing_the_subscription(
     mgs.write_text('{"9A7E4D21-0C3B-4E8F-A6D5-2B1C9F8E7D60": []}')
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["reason"] == "out-of-scope"
+
+
+def test_explain_with_policy_assignments_names_the_blocking_assignment_and_the_fix(tmp_path: Path) -> None:
+    body = json.loads((EXAMPLES / "clusters" / "tagged.json").read_text())
+    body["properties"]["addonProfiles"] = {"azurepolicy": {"enabled": True}}
+    cluster = tmp_path / "gatekeeper.json"
+    cluster.write_text(json.dumps(body))
+    sub = body["id"].split("/")[2]
+    assignment_id = f"/subscriptions/{sub}/providers/Microsoft.Authorization/policyAssignments/only-acr"
+    assignments = tmp_path / "assignments.json"
+    assignments.write_text(
+        json.dumps(
+            [
+                {
+                    "id": assignment_id,
+                    "name": "only-acr",
+                    "properties": {
+                        "scope": f"/subscriptions/{sub}",
+                        "policyDefinitionId": "/providers/Microsoft.Authorization/policyDefinitions/"
+                        "febd0533-8e55-448f-b837-bd0e06f16469",
+                        "parameters": {"allowedContainerImagesRegex": {"value": "^myacr/.+$"}},
+                    },
+                }
+            ]
+        )
+    )
+    args = ["explain", "--config", CONFIGS[0], "--cluster", cluster, "--management-groups", MGS]
+    done = cli(*args, "--policy-assignments", assignments)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert list(answer) == [*KEYS, "findings"]
+    (finding,) = answer["findings"]
+    assert finding["severity"] == "block" and finding["evidence"]["assignmentName"] == "only-acr"
+    assert "allowedContainerImagesRegex" in finding["remedy"]
+    table = cli(*args, "--policy-assignments", assignments, "--output", "table")
+    assert table.returncode == 0 and "only-acr" in table.stdout
+    # offline answers without --policy-assignments keep their shape; --cluster-id reads Azure, not the file
+    assert list(json.loads(cli(*args).stdout)) == KEYS
+    live = ["explain", "--config", CONFIGS[0], "--cluster-id", body["id"]]
+    refused = cli(*live, "--policy-assignments", assignments)
+    assert refused.returncode == EXIT_BAD_INPUT and "--policy-assignments" in refused.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"name": "no-id"}]))
+    invalid = cli(*args, "--policy-assignments", bad)
+    assert invalid.returncode == EXIT_BAD_INPUT and "bad.json: [0]" in invalid.stderr

@@ -6,8 +6,10 @@ read -> decide -> observe -> plan -> execute -> record:
 2. **decide** with the pure core (``core.decision``) and gate on its blockers (``core.plan.planner.gate``);
 3. **observe** what the mode's chain of requirements needs (``observe.py``: by dependency, concurrently,
    each read once), while the claims a fresh cluster would need are taken in the background;
-4. **plan** (``core.plan``): every unsatisfied link whose dependencies are satisfied contributes its write;
-   ``done`` only when every link is satisfied;
+4. **plan** (``core.plan``): preflight, at the head of every chain, blocks every write while something known
+   (a policy assignment, Safeguards, storage, a provider) stands in the way; otherwise every unsatisfied link
+   whose dependencies are satisfied contributes its write; ``done`` only when every link is satisfied (the
+   findings go into the report, the journal and the outcome event);
 5. **execute** (``execute.py``): claim -> re-check -> pace -> send the writes together; in audit mode and dry
    runs the writes are only reported as planned;
 6. **record**: journal and publish the report (``JournalWriteError`` when a write went unrecorded).
@@ -31,6 +33,7 @@ from remediator.adapters.arm import ArmError, ArmGateway
 from remediator.adapters.claims import WriteClaims
 from remediator.adapters.journal import Journal
 from remediator.adapters.policy import PolicyGateway
+from remediator.adapters.preflight_source import PreflightSource
 from remediator.adapters.publisher import OutcomePublisher
 from remediator.adapters.telemetry import NoTelemetry, Telemetry
 from remediator.core.config import RemediatorConfig
@@ -83,6 +86,7 @@ class _Run:
     actions: list[Action] = field(default_factory=list)
     extension_state: str | None = None
     links: tuple[Link, ...] = ()
+    findings: tuple[dict[str, Any], ...] = ()
 
     def report(self, outcome: Outcome) -> ReconcileReport:
         return ReconcileReport(
@@ -98,6 +102,7 @@ class _Run:
             correlation_id=self.correlation_id,
             links=tuple(link.to_json() for link in self.links),
             caller=self.caller,
+            findings=self.findings,
         )
 
 
@@ -120,6 +125,8 @@ class Reconciler:
     :keyword claim_ttl_s: claim lifetime.
     :keyword pacer: the process's ARM write pacer; ``None`` = writes are not paced.
     :keyword max_pacing_wait_s: the longest pacing wait slept in a reconcile (longer: ``wait`` outcome).
+    :keyword preflight: what preflight reads, cached per process (share the runtime's with the sweep);
+        default: one of this reconciler's own over the gateway's clients.
     :keyword telemetry: spans and metrics of every reconcile (``adapters.telemetry``); the default records
         nothing. Every trigger reconciles through :meth:`reconcile`, so this is the one call site.
     """
@@ -138,6 +145,7 @@ class Reconciler:
         claim_ttl_s: float = CLAIM_TTL_S,
         pacer: WritePacer | None = None,
         max_pacing_wait_s: float = MAX_PACING_WAIT_S,
+        preflight: PreflightSource | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.gateway = gateway
@@ -153,7 +161,8 @@ class Reconciler:
         self.chain = chain_for(self.options.mode)
         self._pool_instance: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        io = ReconcileIO(arm=gateway, policy=policy, journal=journal)
+        self.preflight = preflight or PreflightSource(gateway.clients, gateway)
+        io = ReconcileIO(arm=gateway, policy=policy, journal=journal, preflight=self.preflight)
         self.observer = Observer(io, self._pool)
         self.executor = Executor(
             io,
@@ -303,6 +312,7 @@ class Reconciler:
         run.extension_state = extension.provisioning_state if extension is not None else None
         step = plan(self.chain, ctx, observed)
         run.links = step.links
+        run.findings = tuple(finding.to_json() for finding in step.findings)
         if step.error is not None:
             raise step.error
         if not step.writes:

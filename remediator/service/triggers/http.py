@@ -38,6 +38,7 @@ from remediator.adapters.management_groups import ManagementGroupLookupError
 from remediator.core.caller import ANONYMOUS, Caller, CallerError, HttpAuth, Role, caller_of
 from remediator.core.config import RemediatorConfig, Scope
 from remediator.core.errors import UserInputError
+from remediator.core.explanation import explanation
 from remediator.core.ids import (
     InvalidResourceIdError,
     ResourceId,
@@ -530,7 +531,9 @@ def handle_http_explain(
     params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> HttpResult:
-    """``POST /api/explain {clusterId}``: decision, blockers and extension state, from a dry-run reconcile."""
+    """``POST /api/explain {clusterId}``: decision, blockers and extension state, from a dry-run reconcile;
+    ``blockedBy`` names each blocking policy assignment (or Safeguards, storage, provider) with the exact fix
+    (:func:`remediator.core.explanation.explanation`)."""
     route = "POST /api/explain"
     caller = ANONYMOUS
     subject = ""
@@ -550,20 +553,7 @@ def handle_http_explain(
     except ManagementGroupLookupError as exc:
         return _scope_unknown(exc, caller=caller)
     report = ctx.reconciler.reconcile(cluster, dry_run=True, correlation_id=request_id())
-    decision = dict(report.decision) if report.decision is not None else None
-    return HttpResult(
-        200,
-        {
-            "clusterId": cluster.canonical,
-            "decision": decision,
-            "blockers": list((decision or {}).get("blockers", [])),
-            "extensionState": report.extension_state,
-            "mode": report.mode,
-            "wouldDo": [a.to_json() for a in report.actions],
-            "links": [dict(link) for link in report.links],
-            "outcome": report.outcome.to_json(),
-        },
-    )
+    return HttpResult(200, {**explanation(report), "clusterId": cluster.canonical})
 
 
 def handle_http_report(
