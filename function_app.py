@@ -61,12 +61,9 @@ def event_json(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
 
 
 def http_response(result: http.HttpResult) -> func.HttpResponse:
-    return func.HttpResponse(
-        result.encode(),
-        status_code=result.status,
-        mimetype="application/json",
-        headers=dict(result.headers) or None,
-    )
+    headers = {"Content-Type": result.media_type, **result.headers}
+    mimetype = result.media_type.split(";")[0].strip()
+    return func.HttpResponse(result.encode(), status_code=result.status, mimetype=mimetype, headers=headers)
 
 
 def _caller(req: func.HttpRequest, ctx: HandlerContext | None) -> Caller:

@@ -6,7 +6,10 @@ extension" that is:
 
 1. ``managedClusters`` list per subscription (ARM, paged by ``nextLink``);
 2. one ``extensions`` list per cluster (ARM GET), looking for extensionType
-   ``microsoft.dataprotection.kubernetes`` under any name, as the policies do.
+   ``microsoft.dataprotection.kubernetes`` under any name, as the policies do, and its identity;
+3. the storage grant: one role-assignment list per storage account (every assignment at, above or below it),
+   joined to the extension identities in memory (fairer than one list per cluster, which would meet the
+   storage subscription's read bucket).
 
 To be fair it gets the same help ours gets: a thread pool (``concurrency`` workers, 16 by default) for both
 steps, one shared keep-alive connection pool sized to the pool, the per-cluster GETs interleaved across
@@ -24,6 +27,7 @@ from typing import Any
 
 import requests
 from azure.core.pipeline.transport import RequestsTransport
+from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
 from requests.adapters import HTTPAdapter
@@ -31,6 +35,7 @@ from requests.adapters import HTTPAdapter
 from bench.harness import BenchCredential
 from remediator.core.blockers import BlockerKind
 from remediator.core.catalog import EXTENSION_TYPE as BACKUP_EXTENSION_TYPE
+from remediator.core.catalog import STORAGE_BLOB_DATA_CONTRIBUTOR
 from remediator.core.config import RemediatorConfig
 from remediator.core.decision import Reason, decide
 from remediator.core.errors import UserInputError
@@ -70,15 +75,28 @@ def naive_sweep(
 
     ext_clients = {sub: SourceControlConfigurationClient(credential, sub, **common) for sub in subscriptions}
 
-    def backup_state(body: dict[str, Any]) -> str | None:
+    def backup_state(body: dict[str, Any]) -> tuple[str, str] | None:
         parts = body["id"].split("/")
         sub, rg, name = parts[2], parts[4], parts[-1]
         for ext in ext_clients[sub].extensions.list(
             rg, "Microsoft.ContainerService", "managedClusters", name
         ):
             if (ext.extension_type or "").lower() == BACKUP_EXTENSION_TYPE:
-                return str(ext.provisioning_state or "")
+                identity = ext.aks_assigned_identity
+                return str(ext.provisioning_state or ""), str(getattr(identity, "principal_id", "") or "")
         return None
+
+    def grants(account: str) -> tuple[str, set[str]]:
+        """Principals holding Storage Blob Data Contributor at the account or above it."""
+        client = AuthorizationManagementClient(credential, account.split("/")[2], **common)
+        holders = set()
+        for assignment in client.role_assignments.list_for_scope(account):
+            scope = str(assignment.scope or "").lower()
+            if str(assignment.role_definition_id or "").lower().endswith(STORAGE_BLOB_DATA_CONTRIBUTOR) and (
+                account.lower() == scope or account.lower().startswith(scope + "/")
+            ):
+                holders.add(str(assignment.principal_id or "").lower())
+        return account.lower(), holders
 
     counts: dict[str, int] = {"clusters": 0, "enqueued": 0, "invalid": 0}
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="naive") as pool:
@@ -88,10 +106,10 @@ def naive_sweep(
         clusters = [c for group in zip_longest(*per_subscription) for c in group if c is not None]
         del per_subscription
         states = list(pool.map(backup_state, clusters))
-    for body, state in zip(clusters, states, strict=True):
+        accounts = sorted({str(t.storage_account) for t in config.targets.values()})
+        holders = dict(pool.map(grants, accounts))
+    for body, found in zip(clusters, states, strict=True):
         counts["clusters"] += 1
-        if (state or "").lower() == "succeeded":
-            continue
         try:
             snapshot = ClusterSnapshot.from_arm(body, source="arm")
         except UserInputError:
@@ -99,6 +117,10 @@ def naive_sweep(
             continue
         decision = decide(snapshot, config)
         if decision.reason is not Reason.SELECTED:
+            continue
+        state, principal = found or ("", "")
+        account = str(decision.storage_account_id or "").lower()
+        if state.lower() == "succeeded" and principal.lower() in holders.get(account, set()):
             continue
         if any(b.kind is not BlockerKind.TRANSIENT for b in decision.blockers):
             continue

@@ -10,13 +10,14 @@ emulator that deliver to the runner's webhooks; then tells the story:
 3. a protected cluster is retagged to an excluded value and is left alone;
 4. Azure Policy reports a cluster NonCompliant and the policy-state event gets it remediated;
 5. an on-demand HTTP remediation, preceded by a dry run, fixes a cluster no event reported;
-6. the compliance summary;
-7. coexistence with Azure Policy for Kubernetes: a cluster behind a Deny "allowed images" assignment is not
+6. coexistence with Azure Policy for Kubernetes: a cluster behind a Deny "allowed images" assignment is not
    written to, explain names the assignment and the parameter fix, and once the operator applies it the next
    sweep installs;
-8. protect mode: a second Functions app in ``remediation.mode: protect`` takes a new tagged cluster from
+7. protect mode: a second Functions app in ``remediation.mode: protect`` takes a new tagged cluster from
    nothing to **protected** (backup instance ProtectionConfigured, Policy 2 Compliant) without a human, and
    repairs a deleted trusted-access binding and a removed role on the next event.
+8. the coverage report: every cluster named in one state, written as a self-contained HTML page whose path
+   is printed last.
 
 Every step asserts what it claims against the emulator's state and the journal. The exit code is 0 only if all
 of them held; all child processes are stopped on the way out, also on failure or Ctrl-C.
@@ -29,6 +30,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -64,6 +66,8 @@ PROTECT_STORAGE = (
     "stprotecteastus"
 )
 POLICY_2 = "0b0434ec-2bad-4229-965f-bb7ae5a71257"
+REPORT_PATH = Path(tempfile.gettempdir()) / "aks-backup-remediator-demo" / "report.html"
+"""Where the demo leaves its HTML coverage report (outside the demo's own temporary directory, which goes)."""
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 
@@ -159,6 +163,13 @@ class Http:
         except urllib.error.HTTPError as err:
             raw = err.read()
             return err.code, json.loads(raw) if raw else None
+
+    def raw(self, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        """A call whose answer is not JSON (the HTML report): status, headers, body."""
+        req = urllib.request.Request(self.url + path, method=method)
+        req.add_header("x-functions-key", self.function_key)
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, dict(resp.headers.items()), resp.read()
 
     def invocations(self, function: str) -> list[dict[str, Any]]:
         _, rows = self.call("GET", f"/admin/runner/invocations?functionName={function}", key=self.master_key)
@@ -366,17 +377,20 @@ class Story:
             f"by reason {summary['byReason']}"
         )
         self.deferred = int(summary["deferred"])  # stopped clusters: still pending in the final report
+        need = summary.get("byNeed", {})
+        needs_extension = sum(n for link, n in need.items() if link.startswith("extension-installed"))
         expect(
             summary["enqueued"] > 0,
-            f"the sweep enqueued {summary['enqueued']} clusters needing the extension",
+            f"the sweep enqueued {summary['enqueued']} clusters whose chain is not whole: {needs_extension}"
+            f" need the extension, {need.get('storage-access-granted:missing', 0)} only its storage grant",
         )
         self.say("the queue worker installs; waiting until no in-scope cluster needs work ...")
         wait_until(lambda: self.remaining_work() == 0, what="the estate to be remediated", timeout_s=90)
         after = self.extensions()
         installed = [c for c, s in after.items() if s == "Succeeded" and before.get(c) != "Succeeded"]
         expect(
-            len(installed) >= summary["enqueued"],
-            f"{len(installed)} extensions reached Succeeded (was {len(before)} protected before the sweep)",
+            len(installed) >= needs_extension,
+            f"{len(installed)} extensions reached Succeeded (was {len(before)} installed before the sweep)",
         )
         journal = self.journal()
         wait_until(
@@ -560,30 +574,73 @@ class Story:
         expect(True, "aks-search-missed has the extension Succeeded")
 
     def step_report(self) -> None:
-        console.rule("6. Compliance summary (GET /api/report)")
-        status, body = self.http.call("GET", "/api/report")
-        expect(status == 200, "the report answered")
-        columns = ("clusters", "selected", "protected", "pending", "failed", "blocked")
-        table = Table("subscription", "region", *columns)
-        for row in body["summary"]:
-            table.add_row(row["subscriptionId"][:8] + "…", row["region"], *(str(row[k]) for k in columns))
-        totals = body["totals"]
-        table.add_row("total", "", *(str(totals[k]) for k in columns))
+        console.rule("8. The coverage report (GET /api/report): every cluster named, in one state")
+        selected_active = 0
+
+        def settled() -> dict[str, Any] | None:
+            status, document = self.http.call("GET", "/api/report")
+            if status != 200:
+                raise StoryFailed(f"the report answered {status}: {document}")
+            moving = document["totals"]["states"]
+            return document if moving["installing"] == 0 and moving["notStarted"] == 0 else None
+
+        document = wait_until(settled, what="no cluster installing or not started", timeout_s=60)
+        totals = document["totals"]
+        states = totals["states"]
+        table = Table("state", "clusters")
+        for state, count in states.items():
+            table.add_row(state, str(count))
         console.print(table)
-        expect(totals["clusters"] == len(self.estate["clusters"]) + 3, "every cluster in scope is counted")
+        in_scope = {sub.lower() for sub in self.config["scope"]["subscriptions"]}
+        existing = [
+            c
+            for c in self.admin.state(collections=["clusters"])["clusters"]
+            if c["id"].split("/")[2].lower() in in_scope
+        ]
         expect(
-            sum(totals[k] for k in ("protected", "pending", "failed", "blocked")) == totals["selected"],
-            "protected + pending + failed + blocked = selected",
+            totals["clusters"] == len(existing) == len(document["clusters"]),
+            f"every cluster in scope is named: {totals['clusters']} (each with its state and next action)",
         )
         expect(
-            totals["pending"] <= self.deferred,
-            f"nothing left pending but the {self.deferred} stopped clusters ({totals['pending']} pending)",
+            sum(states.values()) == totals["clusters"], "the states do not overlap: they add up to the estate"
         )
+        selected_active = totals["selected"] - states["blocked"] - states["waiting"]
+        expect(
+            states["protected"] == selected_active,
+            f"{states['protected']} protected (extension and storage grant); {states['blocked']} blocked"
+            f" need a human, {states['waiting']} stopped or provisioning wait, {states['notSelected']} not"
+            " selected",
+        )
+        expect(
+            totals["extensionReady"] >= totals["protected"],
+            f"extension-ready (Policy 1) {totals['extensionReady']} and protected {totals['protected']} are"
+            " counted apart",
+        )
+        human = [c for c in document["clusters"] if c["state"] in ("blocked", "gaveUp")]
+        expect(
+            all(c["blockers"] or c["cause"] for c in human),
+            f"each of the {len(human)} clusters needing a human names its blocker or cause and a remedy",
+        )
+        expect(
+            all(g["label"] != g["key"] for g in document["groups"]["bySubscription"]),
+            "subscriptions are shown by their display names",
+        )
+        status, headers, page = self.http.raw("GET", "/api/report?format=html")
+        expect(
+            status == 200
+            and headers.get("Content-Type", "").startswith("text/html")
+            and "default-src 'none'" in headers.get("Content-Security-Policy", ""),
+            "the HTML report is served with a Content-Security-Policy that forbids every fetch",
+        )
+        out = REPORT_PATH
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(page)
         status, health = self.http.call("GET", "/api/health")
         expect(status == 200, f"health: {health['status']}")
+        console.print(f"[bold]coverage report:[/bold] {out}")
 
     def step_coexistence(self) -> None:
-        console.rule("7. Coexistence: a Deny 'allowed images' assignment is named, not fought")
+        console.rule("6. Coexistence: a Deny 'allowed images' assignment is named, not fought")
         from azure.mgmt.resource.policy import PolicyClient
 
         from remediator.adapters.credentials import EmulatorCredential
@@ -753,7 +810,7 @@ class Story:
         return str(states[0]) if states else "unknown"
 
     def step_protect(self) -> None:
-        console.rule("8. Protect mode: from nothing to protected, and repaired when a link breaks")
+        console.rule("7. Protect mode: from nothing to protected, and repaired when a link breaks")
         self.say(
             "starting a second Functions app in remediation.mode: protect for subscription protect-demo ..."
         )
@@ -879,9 +936,9 @@ class Story:
         self.step_retag()
         self.step_policy()
         self.step_http()
-        self.step_report()
         self.step_coexistence()
         self.step_protect()
+        self.step_report()  # the last step: it writes the HTML report and prints its path
 
 
 def main() -> int:

@@ -26,6 +26,7 @@ from remediator.core.report_document import (
     ConfigIdentity,
     MatchedRule,
     ReportDocument,
+    RoleAssignmentHeadroom,
     build_document,
 )
 from remediator.core.report_render import FORMATS, render
@@ -195,12 +196,29 @@ def sample_document(
         for i in range(clusters)
     ]
     config_text = f"sample config seed={seed}".encode()
+    # the storage subscription's role assignments: one per granted cluster plus the platform's own; the
+    # second one is nearly full, so the page shows an overflow
+    storage = [(subs[0][0], subs[0][1], 1200 + clusters), (_subscription_id(rng), "Backup Storage DR", 3990)]
+    needed = sum(1 for row in rows if row.selected and row.state not in ("protected", "blocked"))
+    headroom = [
+        RoleAssignmentHeadroom(
+            subscription_id=sub_id,
+            subscription_name=name,
+            existing=existing,
+            needed=needed,
+            limit=4000,
+            headroom=4000 - existing,
+            overflow=needed > 4000 - existing,
+        )
+        for sub_id, name, existing in storage
+    ]
     return build_document(
         generated_at="2026-12-05T10:00:00Z",
         config=ConfigIdentity(
             source="remediator.yaml", sha256=hashlib.sha256(config_text).hexdigest(), mode="install"
         ),
         clusters=rows,
+        role_assignment_headroom=headroom,
     )
 
 

@@ -7,6 +7,12 @@ casing, `resourceGroup` / `subscriptionId` / `tenantId` columns, dynamic `proper
 carries the extensions of managed clusters with PascalCase top-level property keys
 (`properties.ExtensionType`, `properties.ProvisioningState`), as Microsoft's own Resource Graph samples query
 them; `extension_casing` switches to the ARM body's camelCase or exposes both (README.md).
+`authorizationresources` carries the role assignments (type `microsoft.authorization/roleassignments`, the
+assignment's ARM `properties` — `roleDefinitionId`, `principalId`, `principalType`, `scope` — as Microsoft's
+sample "Get role assignments with key properties" reads them: MicrosoftDocs/azure-docs@articles/governance/
+includes/resource-graph/query/authorization-resources-role-assignments-key-properties.md); `subscriptionId`
+and `resourceGroup` are those of the assignment's scope, so an assignment made at a management group is in no
+subscription's rows.
 """
 
 from __future__ import annotations
@@ -163,6 +169,9 @@ class GraphTables:
             for key, body in self._bodies("resources"):
                 if str(body.get("type", "")).lower() in RECOVERY_SERVICES_TYPES:
                     yield self._row(key, body, extension=False)
+        elif table == "authorizationresources":
+            for key, body in self._bodies("role_assignments"):
+                yield self._row(key, body, extension=False)  # type lower-cased like every table's
         elif table == "kubernetesconfigurationresources":
             for key, body in self._bodies("extensions"):
                 yield self._row(key, body, extension=True)

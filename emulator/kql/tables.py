@@ -41,6 +41,7 @@ TABLE_SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     "policyresources": _ARM_COLUMNS,
     "resourcecontainers": _ARM_COLUMNS,
     "recoveryservicesresources": _ARM_COLUMNS,  # backup instances (emulator/dataprotection)
+    "authorizationresources": _ARM_COLUMNS,  # role assignments
 }
 """Lower-cased table name -> ordered (column, type). Table names are case-insensitive in Resource Graph."""
 

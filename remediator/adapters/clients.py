@@ -407,6 +407,19 @@ class AzureClients:
             lambda: ResourceGraphClient(self.credential, base_url=self.arm_endpoint, **self._arm_kwargs()),
         )
 
+    def resource_graph_pipeline(self) -> Any:
+        """An ``azure.core`` pipeline client on the ARM endpoint with the same policies, credential, CA bundle
+        and knobs as :meth:`resource_graph`, for reading Resource Graph pages as raw JSON
+        (``adapters.graph``: the SDK's model deserialization of ``data`` costs several times the decode)."""
+        from azure.mgmt.core import ARMPipelineClient
+
+        def build() -> Any:
+            kwargs = self._arm_kwargs()
+            kwargs.pop("credential_scopes", None)
+            return ARMPipelineClient(self.arm_endpoint, **kwargs)
+
+        return self._cached("resourcegraph-pipeline", "", build)
+
     def event_grid_publisher(self, endpoint: str, *, key: str | None = None) -> TopicSender:
         """A sender to an Event Grid custom (Basic) topic: access key when given, else the credential
         (EventGrid Data Sender role), with the same CA bundle, timeouts and retry knobs as every other

@@ -11,10 +11,23 @@ and waits for the window to reset *before* sending a query the quota cannot cove
 a POST 429 that lacks ``Retry-After`` (``shared/reference/platform_facts.md`` §4.1), so a 429 that still
 happens (another process of the same principal spent the quota) is retried here, after the reset time, a
 bounded number of times.
+
+The chain's other links come from side queries (grants, backup instances, subscription names; see
+:func:`remediator.core.inventory_query.plan_fleet_inventory`). They are read first, concurrently with the
+first page of clusters, held in memory as small indexes (principal -> grants, cluster -> backup instances,
+subscription -> name), and joined to each cluster row as it streams: a left join in memory, because Resource
+Graph allows one cross-table join per query.
+
+Pages are read as raw JSON when the client is an ``azure.core`` pipeline client (the runtime's
+``AzureClients.resource_graph_pipeline()``, same policies as the SDK clients): the SDK's
+``ResourceGraphClient.resources`` deserializes every cell of ``data`` (typed ``object``) through msrest, which
+costs several times a plain ``json.loads`` of the page (measured: ~7x for a page of 1,000 cluster rows). An
+SDK client is still accepted (tests, the management-group resolver).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -24,16 +37,36 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ResourceNotModifiedError,
+    map_error,
+)
+from azure.core.rest import HttpRequest
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
+from remediator.core.coverage import BackupInstanceFacts, ChainFacts, RoleGrant
 from remediator.core.inventory_query import MAX_PAGE_ROWS, InventoryPlan, InventoryRequest
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
 QUOTA_REMAINING_HEADER = "x-ms-user-quota-remaining"
 QUOTA_RESETS_AFTER_HEADER = "x-ms-user-quota-resets-after"
 MANAGED_CLUSTER_TYPE = "Microsoft.ContainerService/managedClusters"
+RESOURCES_PATH = "/providers/Microsoft.ResourceGraph/resources"
+_ERROR_MAP: dict[int, type[HttpResponseError]] = {
+    401: ClientAuthenticationError,
+    404: ResourceNotFoundError,
+    409: ResourceExistsError,
+    304: ResourceNotModifiedError,
+}
+"""As azure-mgmt-resourcegraph's ``resources`` operation maps statuses to azure-core errors."""
+API_VERSION = "2021-03-01"
+"""The api-version azure-mgmt-resourcegraph 8.0 sends (its default); the raw path sends the same."""
 
 _RESETS_AFTER = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
 
@@ -138,6 +171,11 @@ class InventoryStats:
     quota_waits: int = 0
     quota_wait_s: float = 0.0
     policy_states: dict[str, int] = field(default_factory=dict)
+    side_rows: int = 0
+    """Rows of the side queries (grants, backup instances, subscriptions)."""
+    subscription_names: dict[str, str] = field(default_factory=dict)
+    """Subscription GUID (lower-cased) -> display name, from the subscription side query (also those without
+    a cluster row: the subscriptions the grants live in)."""
 
 
 @dataclass(frozen=True)
@@ -151,9 +189,32 @@ class InventoryRow:
     extension_name: str | None
     """Name of the cluster's backup extension (any name; found by extension type), or ``None``."""
     extension_state: str | None
-    """Its provisioningState (never ``Succeeded``: those clusters are filtered out), or ``None``."""
+    """Its provisioningState, or ``None``."""
     management_groups: tuple[str, ...] = ()
     """For rows found through a management-group request: the configured groups the cluster is under."""
+    extension_principal_id: str | None = None
+    """The extension identity's principal id (``aksAssignedIdentity.principalId``), or ``None``."""
+    grants: tuple[RoleGrant, ...] = ()
+    """Assignments of the chain's roles held by the extension identity (from the grants side query)."""
+    backup_instances: tuple[BackupInstanceFacts, ...] = ()
+    """Backup instances naming this cluster (from the backup-instance side query)."""
+    backup_instances_known: bool = False
+    """Whether the plan read backup instances (an empty tuple then means: none exists)."""
+    subscription_name: str | None = None
+    """The subscription's display name (from the subscription side query), or ``None``."""
+    management_group_chain: tuple[str, ...] = ()
+    """Every management group above the subscription, immediate parent first (subscription side query)."""
+
+    def chain_facts(self) -> ChainFacts:
+        """What this row shows of the cluster's chain (``core.coverage``)."""
+        return ChainFacts(
+            extension_name=self.extension_name,
+            extension_state=self.extension_state,
+            extension_principal_id=self.extension_principal_id,
+            grants=self.grants,
+            backup_instances=self.backup_instances,
+            backup_instances_known=self.backup_instances_known,
+        )
 
 
 def row_from_graph(data: Mapping[str, Any], *, management_groups: tuple[str, ...] = ()) -> InventoryRow:
@@ -179,17 +240,84 @@ def row_from_graph(data: Mapping[str, Any], *, management_groups: tuple[str, ...
         extension_name=data.get("extensionName") or None,
         extension_state=data.get("extensionState") or None,
         management_groups=management_groups,
+        extension_principal_id=(str(data.get("extensionPrincipalId") or "").lower() or None),
     )
 
 
-class ResourceGraphInventory:
-    """Runs inventory plans against one ``ResourceGraphClient``.
+@dataclass
+class SideTables:
+    """The side queries' answers, indexed for the in-memory join (a few hundred bytes per cluster)."""
 
-    :param client: an ``azure.mgmt.resourcegraph.ResourceGraphClient``.
+    grants: dict[str, list[RoleGrant]] = field(default_factory=dict)
+    """Principal id (lower-cased) -> its assignments of the chain's roles."""
+    backup_instances: dict[str, list[BackupInstanceFacts]] = field(default_factory=dict)
+    """Cluster key (``ignore_case_key``) -> backup instances naming it."""
+    backup_instances_known: bool = False
+    subscriptions: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    """Subscription GUID (lower-cased) -> (display name, management groups above it)."""
+
+    def add(self, kind: str, data: Mapping[str, Any]) -> None:
+        if kind == "grants":
+            principal = str(data.get("principalId") or "").lower()
+            role = str(data.get("roleDefinitionId") or "").rsplit("/", 1)[-1].lower()
+            scope = str(data.get("scope") or "")
+            if principal and role and scope:
+                self.grants.setdefault(principal, []).append(RoleGrant(principal, role, scope))
+        elif kind == "backup_instances":
+            cluster = str(data.get("clusterId") or "")
+            if cluster:
+                self.backup_instances.setdefault(ignore_case_key(cluster), []).append(
+                    BackupInstanceFacts(
+                        id=str(data.get("id") or ""),
+                        protection_state=str(data.get("protectionState") or ""),
+                        error_code=str(data.get("errorCode") or ""),
+                    )
+                )
+        elif kind == "containers":
+            sub = str(data.get("subscriptionId") or "").lower()
+            chain = data.get("managementGroups") or []
+            names = (
+                tuple(str(g.get("name")) for g in chain if isinstance(g, Mapping) and g.get("name"))
+                if isinstance(chain, list)
+                else ()
+            )
+            if sub:
+                self.subscriptions[sub] = (str(data.get("name") or sub), names)
+
+    def join(self, row: InventoryRow) -> InventoryRow:
+        """``row`` with its grants, backup instances, subscription name and management groups."""
+        grants = self.grants.get(row.extension_principal_id or "")
+        instances = (
+            self.backup_instances.get(ignore_case_key(row.cluster_id)) if self.backup_instances else None
+        )
+        name, chain = self.subscriptions.get(row.subscription_id.lower(), (None, ()))
+        return InventoryRow(
+            cluster_id=row.cluster_id,
+            subscription_id=row.subscription_id,
+            body=row.body,
+            extension_name=row.extension_name,
+            extension_state=row.extension_state,
+            management_groups=row.management_groups,
+            extension_principal_id=row.extension_principal_id,
+            grants=tuple(grants) if grants else (),
+            backup_instances=tuple(instances) if instances else (),
+            backup_instances_known=self.backup_instances_known,
+            subscription_name=name,
+            management_group_chain=chain,
+        )
+
+
+class ResourceGraphInventory:
+    """Runs inventory plans against one Resource Graph client.
+
+    :param client: an ``azure.core`` pipeline client on the ARM endpoint (pages read as raw JSON; the
+        runtime passes ``AzureClients.resource_graph_pipeline()``), or a ``ResourceGraphClient``.
     :keyword page_size: ``$top`` per page (1..1000).
     :keyword quota: the quota gate; share one per principal when several inventories run in one process.
     :keyword max_throttle_retries: 429s tolerated per page before giving up.
     :keyword prefetch: fetch the next page while the caller consumes the current one.
+    :keyword page_hook: called with each raw page's bytes (raw client only; the sweep benchmark's floor
+        decodes the same bytes).
     """
 
     def __init__(
@@ -201,38 +329,83 @@ class ResourceGraphInventory:
         max_throttle_retries: int = 5,
         prefetch: bool = True,
         sleep: Callable[[float], None] = time.sleep,
+        page_hook: Callable[[bytes], None] | None = None,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_ROWS:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_ROWS}, got {page_size}")
         self._client = client
+        self._raw = not hasattr(client, "resources") and hasattr(client, "send_request")
         self.page_size = page_size
         self.quota = quota or QuotaGate(sleep=sleep)
         self.max_throttle_retries = max_throttle_retries
         self.prefetch = prefetch
+        self.page_hook = page_hook
         self._sleep = sleep
+
+    def _send(
+        self, request: InventoryRequest, skip_token: str | None, *, top: int | None
+    ) -> tuple[list[Mapping[str, Any]], str | None, Mapping[str, str]]:
+        """One page: ``(rows, next skip token, response headers)``; raises ``HttpResponseError``."""
+        if not self._raw:
+            body = QueryRequest(
+                query=request.query,
+                subscriptions=list(request.subscriptions) or None,
+                management_groups=list(request.management_groups) or None,
+                options=QueryRequestOptions(top=top, skip_token=skip_token, result_format="objectArray"),
+            )
+            response, headers = self._client.resources(
+                body,
+                cls=lambda pipeline_response, deserialized, _: (
+                    deserialized,
+                    pipeline_response.http_response.headers,
+                ),
+            )
+            return response.data, response.skip_token, headers
+        options: dict[str, Any] = {"resultFormat": "objectArray"}
+        if top is not None:
+            options["$top"] = top
+        if skip_token:
+            options["$skipToken"] = skip_token
+        payload: dict[str, Any] = {"query": request.query, "options": options}
+        if request.subscriptions:
+            payload["subscriptions"] = list(request.subscriptions)
+        if request.management_groups:
+            payload["managementGroups"] = list(request.management_groups)
+        http_request = HttpRequest(
+            "POST",
+            self._client.format_url(RESOURCES_PATH),
+            params={"api-version": API_VERSION},
+            json=payload,
+        )
+        # stream=True: the pipeline's ContentDecodePolicy leaves the body alone; it is decoded once, here
+        http_response = self._client.send_request(http_request, stream=True)
+        try:
+            raw = http_response.read()
+        finally:
+            http_response.close()
+        if http_response.status_code != 200:
+            # the same error types the SDK's operation raises (its error_map), so callers classify alike
+            map_error(status_code=http_response.status_code, response=http_response, error_map=_ERROR_MAP)
+            raise HttpResponseError(response=http_response)
+        if self.page_hook is not None:
+            self.page_hook(raw)
+        decoded = json.loads(raw)
+        if not isinstance(decoded, dict):
+            raise InventoryError("Resource Graph returned a body that is not a JSON object")
+        data: Any = decoded.get("data")
+        token: Any = decoded.get("$skipToken") or None
+        return data, token, http_response.headers
 
     def _query(
         self, request: InventoryRequest, skip_token: str | None, stats: InventoryStats, *, top: int | None
     ) -> tuple[list[Mapping[str, Any]], str | None]:
-        body = QueryRequest(
-            query=request.query,
-            subscriptions=list(request.subscriptions) or None,
-            management_groups=list(request.management_groups) or None,
-            options=QueryRequestOptions(top=top, skip_token=skip_token, result_format="objectArray"),
-        )
         for attempt in range(self.max_throttle_retries + 1):
             waited = self.quota.before_query()
             if waited:
                 stats.quota_waits += 1
                 stats.quota_wait_s += waited
             try:
-                response, headers = self._client.resources(
-                    body,
-                    cls=lambda pipeline_response, deserialized, _: (
-                        deserialized,
-                        pipeline_response.http_response.headers,
-                    ),
-                )
+                data, token, headers = self._send(request, skip_token, top=top)
             except HttpResponseError as exc:
                 headers = _headers_of(exc)
                 self.quota.observe(headers)
@@ -245,10 +418,10 @@ class ResourceGraphInventory:
                 continue
             self.quota.observe(headers)
             stats.queries += 1
-            data = response.data or []
+            data = data or []
             if not isinstance(data, list):
                 raise InventoryError("Resource Graph returned a non-objectArray result")
-            return data, response.skip_token
+            return data, token
         raise AssertionError("unreachable")
 
     def _pages(self, request: InventoryRequest, stats: InventoryStats) -> Iterator[list[Mapping[str, Any]]]:
@@ -282,17 +455,63 @@ class ResourceGraphInventory:
             stats.rows += len(page)
             yield from page
 
+    def side_tables(self, plan: InventoryPlan, *, stats: InventoryStats | None = None) -> SideTables:
+        """Run the plan's side queries (concurrently, each paged) and index their rows."""
+        stats = stats if stats is not None else InventoryStats()
+        tables = SideTables(backup_instances_known=bool(plan.backup_instances))
+        jobs = [("grants", r) for r in plan.grants]
+        jobs += [("backup_instances", r) for r in plan.backup_instances]
+        jobs += [("containers", r) for r in plan.containers]
+        if not jobs:
+            return tables
+        lock = threading.Lock()
+
+        def run(kind: str, request: InventoryRequest) -> None:
+            local = InventoryStats()
+            rows = list(self.iter_data(request, stats=local))
+            with lock:
+                for data in rows:
+                    tables.add(kind, data)
+                stats.queries += local.queries
+                stats.throttled += local.throttled
+                stats.quota_waits += local.quota_waits
+                stats.side_rows += len(rows)
+
+        with ThreadPoolExecutor(max_workers=min(4, len(jobs)), thread_name_prefix="arg-side") as pool:
+            for future in [pool.submit(run, kind, request) for kind, request in jobs]:
+                future.result()
+        return tables
+
     def iter_rows(
         self, plan: InventoryPlan, *, stats: InventoryStats | None = None
     ) -> Iterator[InventoryRow]:
-        """Every cluster row of every request in the plan, streamed page by page."""
+        """Every cluster row of every request in the plan, streamed page by page, each joined with the side
+        queries' answers (read first, concurrently with the first page of clusters)."""
         stats = stats if stats is not None else InventoryStats()
-        for request in plan.requests:
-            groups = plan.management_groups if request.management_groups else ()
-            for page in self._pages(request, stats):
-                for data in page:
-                    stats.rows += 1
-                    yield row_from_graph(data, management_groups=groups)
+        side: Future[SideTables] | None = None
+        pool: ThreadPoolExecutor | None = None
+        if plan.side_requests:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arg-side-tables")
+            side = pool.submit(self.side_tables, plan, stats=stats)
+        try:
+            tables: SideTables | None = None
+            for request in plan.requests:
+                groups = plan.management_groups if request.management_groups else ()
+                for page in self._pages(request, stats):
+                    if side is not None and tables is None:
+                        tables = side.result()
+                        stats.subscription_names.update(
+                            {sub: name for sub, (name, _) in tables.subscriptions.items()}
+                        )
+                    for data in page:
+                        stats.rows += 1
+                        row = row_from_graph(data, management_groups=groups)
+                        yield row if tables is None else tables.join(row)
+            if side is not None and tables is None:
+                side.result()  # surface a side-query failure even when no cluster row came back
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         stats.quota_waits = max(stats.quota_waits, self.quota.waits)
 
     def policy_summary(self, plan: InventoryPlan, query: str, *, stats: InventoryStats) -> dict[str, int]:

@@ -7,6 +7,18 @@ table ``remediatorjournal``; PartitionKey = sha256 of the cluster id under Azure
 history rows ``h-<inverted ms timestamp>-<short uuid>`` (newest first in key order); one ``latest`` row per
 cluster.
 
+Two index partitions let the sweep and the report read what they need about every cluster in one partition
+query each, never one read per cluster:
+
+- ``latest-outcomes``: RowKey = the cluster's partition key; the newest outcome (kind, why, time), upserted by
+  :meth:`Journal.record` after each report. The report reads it in bulk (:meth:`Journal.latest_outcomes`) to
+  tell a cluster that gave up (with the cause) from one not started.
+- ``sweep-decisions``: RowKey = the cluster's partition key; the sweep's last decision key
+  (``core.coverage.decision_key``). The sweep reads it in bulk at its start (:meth:`Journal.decision_index`)
+  and journals a cluster's decision (a history row, never the ``latest`` row) only when its key changed
+  (:meth:`Journal.record_decisions`), so a stopped or blocked cluster is journaled once per change, not once
+  per sweep. Rows ``~window-<scope digest>`` hold each sweep scope's last start (the re-verification window).
+
 Write claims live in the same table and partitions (``remediator.adapters.claims``).
 """
 
@@ -14,25 +26,37 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from remediator.adapters.clients import STORAGE_OPTIONS
+from remediator.core.coverage import DecisionIndex, JournaledDecision, LatestOutcome
 from remediator.core.errors import UserInputError
 from remediator.core.naming import cluster_key
 from remediator.core.outcomes import ActionStatus, ReconcileReport, WriteKind
 from remediator.core.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 LATEST_ROW = "latest"
 HISTORY_PREFIX = "h-"
 SWEEP_PARTITION = "sweeps"
 """Partition of sweep summaries (cluster partitions are 64 hex characters, so they cannot collide)."""
+OUTCOMES_PARTITION = "latest-outcomes"
+"""Index partition: the newest outcome of every cluster, RowKey = the cluster's partition key."""
+DECISIONS_PARTITION = "sweep-decisions"
+"""Index partition: the sweep's last decision key of every cluster, RowKey = the cluster's partition key."""
+WINDOW_ROW_PREFIX = "~window-"
+"""RowKey prefix (in :data:`DECISIONS_PARTITION`) of each sweep scope's last start; ``~`` sorts after hex."""
+BATCH_LIMIT = 100
+"""Operations per entity-group transaction (Table storage's limit)."""
 WIRING_PARTITION = "wiring"
 """Partition of event-wiring summaries (``remediator/service/wiring.py``), laid out like the sweeps'."""
 _INVERT_BASE_MS = 10**13
@@ -98,18 +122,14 @@ class Journal:
 
     # -- history ---------------------------------------------------------------------------------------------
 
-    def record(self, report: ReconcileReport) -> None:
-        """Append the report to the cluster's history and make it the ``latest`` row."""
-        self.ensure_table()
-        pk = cluster_key(report.cluster_id)
-        payload = json.dumps(report.to_json(), separators=(",", ":"))
+    def _entity(self, report: ReconcileReport) -> dict[str, Any]:
         reinstalls = sum(
             1
             for a in report.actions
             if a.kind is WriteKind.REINSTALL_EXTENSION and a.status is ActionStatus.DONE
         )
         entity: dict[str, Any] = {
-            "PartitionKey": pk,
+            "PartitionKey": cluster_key(report.cluster_id),
             "ClusterId": report.cluster_id,
             "Outcome": report.outcome.kind.value,
             "Why": report.outcome.why[:1000],
@@ -118,16 +138,108 @@ class Journal:
             "Attempt": report.attempt,
             "Reinstalls": reinstalls,
             "RecordedAt": self.clock(),
-            "Report": payload,
+            "Report": json.dumps(report.to_json(), separators=(",", ":")),
         }
         if report.caller is not None:  # HTTP-triggered: who asked (core.caller)
             entity["Caller"] = report.caller[:500]
+        return entity
+
+    def record(self, report: ReconcileReport) -> None:
+        """Append the report to the cluster's history and make it the ``latest`` row (then index it in
+        ``latest-outcomes``, best effort: the history is the truth, the index serves the report)."""
+        self.ensure_table()
+        entity = self._entity(report)
         # one entity-group transaction (same partition): the history row and the latest row land together
         self.table.submit_transaction(
             [
                 ("create", {**entity, "RowKey": history_row_key(self.clock())}),
                 ("upsert", {**entity, "RowKey": LATEST_ROW}, {"mode": UpdateMode.REPLACE}),
             ]
+        )
+        try:
+            self.table.upsert_entity(
+                {
+                    "PartitionKey": OUTCOMES_PARTITION,
+                    "RowKey": entity["PartitionKey"],
+                    "ClusterId": report.cluster_id,
+                    "Outcome": entity["Outcome"],
+                    "Why": entity["Why"],
+                    "RecordedAt": entity["RecordedAt"],
+                },
+                mode=UpdateMode.REPLACE,
+            )
+        except Exception as exc:  # the index is a cache of what was just recorded
+            logger.warning(
+                "indexing the outcome of %s failed: %s: %s", report.cluster_id, type(exc).__name__, exc
+            )
+
+    # -- indexes read in bulk --------------------------------------------------------------------------------
+
+    def _partition(self, partition: str, select: list[str]) -> Any:
+        self.ensure_table()
+        return self.table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": partition}, select=select, results_per_page=1000
+        )
+
+    def latest_outcomes(self) -> dict[str, LatestOutcome]:
+        """Cluster partition key -> its newest outcome, for every cluster ever recorded (one partition
+        query, paged by 1,000)."""
+        out: dict[str, LatestOutcome] = {}
+        for entity in self._partition(OUTCOMES_PARTITION, ["RowKey", "Outcome", "Why", "RecordedAt"]):
+            out[str(entity["RowKey"])] = LatestOutcome(
+                kind=str(entity.get("Outcome") or ""),
+                why=str(entity.get("Why") or ""),
+                recorded_at=float(entity.get("RecordedAt") or 0.0),
+            )
+        return out
+
+    def decision_index(self, scope: str) -> DecisionIndex:
+        """The sweep's last decision key of every cluster, and when the sweep of ``scope`` (a digest naming
+        the swept scope) last started (one partition query)."""
+        keys: dict[str, str] = {}
+        last: float | None = None
+        window = WINDOW_ROW_PREFIX + scope
+        for entity in self._partition(DECISIONS_PARTITION, ["RowKey", "Key", "StartedAt"]):
+            row_key = str(entity["RowKey"])
+            if row_key == window:
+                last = float(entity.get("StartedAt") or 0.0) or None
+            elif not row_key.startswith(WINDOW_ROW_PREFIX):
+                keys[row_key] = str(entity.get("Key") or "")
+        return DecisionIndex(keys=keys, last_sweep_at=last)
+
+    def record_decisions(self, decisions: Sequence[JournaledDecision]) -> None:
+        """Journal sweep decisions: a history row in each cluster's partition (for those with a report; the
+        ``latest`` row is left to reconciles), then the new keys in the index, 100 per transaction."""
+        self.ensure_table()
+        for decision in decisions:
+            if decision.report is not None:
+                entity = self._entity(decision.report)
+                self.table.create_entity({**entity, "RowKey": history_row_key(self.clock())})
+        rows = [
+            {
+                "PartitionKey": DECISIONS_PARTITION,
+                "RowKey": decision.cluster_key,
+                "ClusterId": decision.cluster_id,
+                "Key": decision.key,
+                "RecordedAt": self.clock(),
+            }
+            for decision in decisions
+        ]
+        for start in range(0, len(rows), BATCH_LIMIT):
+            self.table.submit_transaction(
+                [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows[start : start + BATCH_LIMIT]]
+            )
+
+    def record_sweep_window(self, scope: str, started_at: float) -> None:
+        """Remember when the sweep of ``scope`` started (the next one re-verifies the slots in between)."""
+        self.ensure_table()
+        self.table.upsert_entity(
+            {
+                "PartitionKey": DECISIONS_PARTITION,
+                "RowKey": WINDOW_ROW_PREFIX + scope,
+                "StartedAt": started_at,
+            },
+            mode=UpdateMode.REPLACE,
         )
 
     def record_sweep(self, summary: Mapping[str, Any]) -> None:

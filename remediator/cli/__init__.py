@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from remediator import __version__
-from remediator.cli import config_check, explain, reconcile, sweep
+from remediator.cli import config_check, explain, reconcile, report, sweep
 from remediator.cli.common import PROG, add_global_arguments, epilog, paragraph
 from remediator.cli.errors import ExitCode, error_lines
 
@@ -32,6 +32,7 @@ SUBCOMMANDS: tuple[ModuleType, ...] = (
     config_check,
     explain,
     reconcile,
+    report,
     sweep,
 )
 """Modules that each expose ``register(subparsers)``."""
@@ -47,6 +48,7 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
         f"{PROG} reconcile --config my-config.yaml --dry-run --cluster <cluster-id>",
     ),
     ("Which clusters need work, by reason?", f"{PROG} sweep --config my-config.yaml --dry-run -o table"),
+    ("The coverage report as a page", f"{PROG} report --config my-config.yaml -o html --file coverage.html"),
 )
 
 

@@ -4,7 +4,10 @@ The same :class:`~remediator.service.sweep.Sweeper` the timer function runs, aga
 as the environment's settings say (``REMEDIATOR_ARM_ENDPOINT``, ``REMEDIATOR_CREDENTIAL``,
 ``AzureWebJobsStorage``; see ``docs/operations.md``), with ``--config`` replacing the configured config.
 ``--dry-run`` (or audit mode) reads Resource Graph and decides but enqueues and records nothing, so it needs
-no storage. On a terminal a rich progress bar (stderr) shows rows read and work items enqueued. Exit 0
+no storage. The result names every cluster it looked at (``clusters``: subscription, resource group, region,
+what the sweep did, the reason, the matched rule, blockers with their remedy, the state and the next action);
+``-o table`` shows that list. On a terminal a rich progress bar (stderr) shows rows read and work items
+enqueued. Exit 0
 when every cluster needing work was enqueued, 1 when some enqueues failed, 2 on bad input, 5-11 when Azure
 could not be asked (see ``--help``).
 """
@@ -60,11 +63,12 @@ def run_sweep(
             inventory=runtime.inventory,
             work=runtime.work_queue if writes else _NoQueue(),
             recorders=(runtime.recorder,) if writes else (),
+            decisions=runtime.journal if writes else None,
             pacer=runtime.sweep_pacer,
         )
         sweeper.plan()  # refuse a bad config (e.g. a KQL injection attempt) before any progress output
         if not console.is_terminal:
-            return sweeper.run(dry_run=dry_run)
+            return sweeper.run(dry_run=dry_run, list_clusters=True)
         with Progress(
             SpinnerColumn(),
             TextColumn("[bold]sweep"),
@@ -77,6 +81,7 @@ def run_sweep(
             task = progress.add_task("sweep", total=None, rows=0, enqueued=0)
             return sweeper.run(
                 dry_run=dry_run,
+                list_clusters=True,
                 progress=lambda rows, enqueued: progress.update(task, rows=rows, enqueued=enqueued),
             )
     finally:
@@ -95,10 +100,37 @@ SUMMARY_COUNTS: tuple[str, ...] = (
 SUMMARY_GROUPS: tuple[str, ...] = ("byReason", "byExtensionState", "byBlocker", "policyStates")
 
 
+def cluster_rows(clusters: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``-o table`` for the sweep's cluster list: one row per cluster, named, with what the sweep did."""
+    rows = []
+    for c in clusters:
+        rule = c.get("matchedRule") or {}
+        blockers = c.get("blockers") or []
+        rows.append(
+            {
+                "Name": c.get("name"),
+                "Subscription": c.get("subscriptionName") or c.get("subscriptionId"),
+                "ResourceGroup": c.get("resourceGroup"),
+                "Region": c.get("region"),
+                "Decision": c.get("decision"),
+                "Reason": c.get("reason"),
+                "Rule": f"{rule.get('kind')} {rule.get('tag')}={rule.get('value')}" if rule else "",
+                "Blockers": "; ".join(f"{b.get('code')}: {b.get('remedy')}" for b in blockers),
+                "State": c.get("state"),
+                "NextAction": c.get("nextAction"),
+            }
+        )
+    return rows
+
+
 def summary_rows(result: Any) -> Any:
-    """``-o table`` for sweep: one row per count (the groups as ``byReason.<reason>`` rows)."""
+    """``-o table`` for sweep: one row per cluster when the result names them (it does, unless a ``--query``
+    reshaped it); else one row per count (the groups as ``byReason.<reason>`` rows)."""
     if not isinstance(result, Mapping) or "candidates" not in result:
         return result
+    clusters = result.get("clusters")
+    if isinstance(clusters, list) and clusters:
+        return cluster_rows(clusters)
     rows: list[dict[str, Any]] = [{"What": key, "Count": result.get(key, 0)} for key in SUMMARY_COUNTS]
     for group in SUMMARY_GROUPS:
         values = result.get(group)
@@ -115,7 +147,7 @@ def summary_rows(result: Any) -> Any:
 def _run(args: argparse.Namespace) -> int:
     progress_console = Console(stderr=True)
     summary = run_sweep(args.config, dry_run=args.dry_run, environ=dict(os.environ), console=progress_console)
-    emit(summary.to_json(), args, table=summary_rows)
+    emit(summary.to_json(clusters=True), args, table=summary_rows)
     return int(ExitCode.OK) if summary.ok else int(ExitCode.INCOMPLETE)
 
 
@@ -127,14 +159,21 @@ def register(subparsers: Any) -> None:
         help="find every in-scope cluster needing work (Resource Graph) and enqueue it (--dry-run: count)",
         description=(
             "Run the timer's sweep once: ask Resource Graph for every in-scope cluster, decide for each, and"
-            " enqueue the ones that need work (blocked and stopped clusters are counted, not enqueued)."
+            " enqueue the ones whose protection chain is not whole (the extension, its storage grant) or"
+            " whose daily re-check is due; blocked and stopped clusters are listed, not enqueued. The result"
+            " names every cluster with what the sweep did and why."
             " --dry-run (or audit mode) decides and reports but enqueues and records nothing, so it needs no"
             " storage settings."
         ),
         examples=(
             (
-                "What needs work, by reason (reads only)",
+                "Every cluster, named, with what the sweep would do and why (reads only)",
                 f"{PROG} sweep --config my-config.yaml --dry-run -o table",
+            ),
+            (
+                "The blocked clusters and their remedies",
+                f"{PROG} sweep --config my-config.yaml --dry-run"
+                " --query \"clusters[?decision=='blocked'].[name, blockers[0].remedy]\" -o tsv",
             ),
             (
                 "How many clusters would be enqueued",

@@ -12,7 +12,15 @@ injection attempt is refused instead of being "escaped and hoped for". Subscript
 in the request body, never in the text.
 
 The query stays inside the KQL subset both Resource Graph and the local emulator accept (``emulator/kql``):
-one cross-table ``leftouter`` join (Resource Graph allows one), ``parse``, ``where``, ``extend``, ``project``.
+one cross-table ``leftouter`` join, ``parse``, ``where``, ``extend``, ``project``. Resource Graph allows at
+most one cross-table join per query (``shared/reference/platform_facts.md`` §3.2, from Microsoft's
+query-language.md: "at most 3 join, 1 cross-table unless Resources<->ResourceContainers"), and the chain needs
+three (the extension in ``kubernetesconfigurationresources``, the storage grant in ``authorizationresources``,
+the backup instance in ``recoveryservicesresources``). So the clusters come from one query that joins their
+backup extension (the only link every mode has), and the other links come from small side queries
+(:func:`plan_fleet_inventory`), each read once per sweep and joined to the cluster rows in memory by the
+inventory adapter: a left join on the cluster id (backup instances) or on the extension's principal (grants),
+never a call per cluster.
 """
 
 from __future__ import annotations
@@ -22,9 +30,15 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from remediator.core.catalog import EXTENSION_TYPE, POLICY_1_DEFINITION, POLICY_2_DEFINITION
+from remediator.core.catalog import (
+    EXTENSION_TYPE,
+    POLICY_1_DEFINITION,
+    POLICY_2_DEFINITION,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+)
 from remediator.core.config import RemediatorConfig
 from remediator.core.errors import UserInputError
+from remediator.core.plan.links import STORAGE_ACCESS_GRANTED
 from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
@@ -51,6 +65,7 @@ INVENTORY_COLUMNS: tuple[str, ...] = (
     "agentPoolProfiles",
     "extensionName",
     "extensionState",
+    "extensionPrincipalId",
 )
 """Columns of every inventory row; ``id`` is projected so ``$skipToken`` paging works. Of the cluster's
 ``properties`` only what ``ClusterSnapshot`` reads is fetched (a real managedCluster's properties run to
@@ -130,6 +145,20 @@ class InventoryPlan:
     management_groups: tuple[str, ...] = field(default=())
     """Configured management-group names (lower-cased): rows from a management-group request are in scope
     through one of these."""
+    grants: tuple[InventoryRequest, ...] = ()
+    """Side queries (``authorizationresources``): every assignment of the chain's roles at the chain's scopes
+    (:func:`build_role_assignment_query`), joined to the rows by principal in memory."""
+    backup_instances: tuple[InventoryRequest, ...] = ()
+    """Side queries (``recoveryservicesresources``): every AKS backup instance in the scopes
+    (:func:`build_backup_instance_query`), joined to the rows by cluster id in memory."""
+    containers: tuple[InventoryRequest, ...] = ()
+    """Side queries (``resourcecontainers``): subscription display names and management-group ancestry
+    (:func:`build_subscription_query`)."""
+
+    @property
+    def side_requests(self) -> tuple[InventoryRequest, ...]:
+        """Every side query, in the order the adapter runs them."""
+        return (*self.grants, *self.backup_instances, *self.containers)
 
 
 def subscription_batches(subscriptions: Sequence[str], *, size: int) -> Iterator[tuple[str, ...]]:
@@ -256,7 +285,8 @@ def build_inventory_query(
         f"    | where extensionType =~ {kql_string(EXTENSION_TYPE)}",
         "    | parse tolower(id) with clusterId '/providers/microsoft.kubernetesconfiguration/extensions/' *",
         "    | project clusterId, extensionName = name,",
-        f"        extensionState = {_either_casing('ProvisioningState')}",
+        f"        extensionState = {_either_casing('ProvisioningState')},",
+        f"        extensionPrincipalId = {_extension_principal()}",
         "  ) on clusterId",
         *(["| where extensionState !~ 'Succeeded'"] if needs_work_only else []),
         "| project " + ", ".join(INVENTORY_COLUMNS),
@@ -275,6 +305,21 @@ def _either_casing(pascal: str) -> str:
         f"iff(isnotempty(tostring(properties.{pascal})), tostring(properties.{pascal}),"
         f" tostring(properties.{camel}))"
     )
+
+
+def _extension_principal() -> str:
+    """The extension identity's principal id (``properties.aksAssignedIdentity.principalId``) in whichever of
+    the casings a row may use (the emulator and Microsoft's samples PascalCase the top-level property keys;
+    nested keys are left as the ARM body writes them)."""
+    paths = [
+        "properties.AksAssignedIdentity.principalId",
+        "properties.aksAssignedIdentity.principalId",
+        "properties.AksAssignedIdentity.PrincipalId",
+    ]
+    expression = "tostring(properties.aksAssignedIdentity.PrincipalId)"
+    for path in reversed(paths):
+        expression = f"iff(isnotempty(tostring({path})), tostring({path}), {expression})"
+    return expression
 
 
 def _checked_group(group: ResourceGroupRef, where: str) -> ResourceGroupRef:
@@ -395,3 +440,207 @@ def plan_inventory(
             checked(value, kind="subscription id", pattern=_GUID, field=where)
     logger.debug("inventory plan: %d request(s)", len(requests))
     return InventoryPlan(requests=tuple(requests), management_groups=management_groups)
+
+
+# --- side queries: the links of the chain the cluster query cannot join ------------------------------------
+
+ROLE_ASSIGNMENT_TYPE = "microsoft.authorization/roleassignments"
+"""Type of a role assignment row in ``authorizationresources`` (Microsoft's sample "Get role assignments with
+key properties" reads ``properties.roleDefinitionId``, ``.principalType``, ``.principalId`` and ``.scope``:
+MicrosoftDocs/azure-docs@articles/governance/includes/resource-graph/query/
+authorization-resources-role-assignments-key-properties.md)."""
+BACKUP_INSTANCE_TYPE = "microsoft.dataprotection/backupvaults/backupinstances"
+"""Type of a backup instance row in ``recoveryservicesresources`` (Microsoft's CLI queries it and reads
+``properties.currentProtectionState`` and ``properties.dataSourceInfo.resourceID``:
+Azure/azure-cli-extensions@src/dataprotection/azext_dataprotection/manual/backupcenter_helper.py)."""
+SUBSCRIPTION_TYPE = "microsoft.resources/subscriptions"
+"""Type of a subscription row in ``resourcecontainers`` (``name`` is its display name,
+``properties.managementGroupAncestorsChain`` its management groups, immediate parent first)."""
+
+_SCOPE_ID = re.compile(r"^/[-\w.()/]{1,1024}$")
+
+
+def build_role_assignment_query(*, role_guids: Sequence[str], scopes: Sequence[tuple[str, str]]) -> str:
+    """KQL: every assignment of one of ``role_guids`` whose scope is one of ``scopes`` (each paired with the
+    config field it came from), as rows ``id, principalId, roleDefinitionId`` (both lower-cased: GUIDs) and
+    ``scope`` (as Azure stores it; compare it by :func:`remediator.core.text.ignore_case_key`).
+
+    The chain's role links are satisfied by an assignment at the scope or above it (``core/plan/roles.py``),
+    so callers pass each target and its ancestors (resource group, subscription). An assignment made at a
+    management group is not a row of a subscription-scoped query; a cluster that relies on one looks
+    ungranted here and is re-checked by a reconcile, which lists assignments with ``principalId eq``
+    (above-scope ones included) and finds it.
+    """
+    guids = [
+        checked(g, kind="role definition GUID", pattern=_GUID, field="roles").lower() for g in role_guids
+    ]
+    if not guids:
+        raise ValueError("at least one role is needed")
+    unique: dict[str, str] = {}
+    for scope, where in scopes:
+        value = checked(scope, kind="scope id", pattern=_SCOPE_ID, field=where)
+        unique.setdefault(ignore_case_key(value), value)  # Azure's case rule, not lower() (see core/text)
+    allowed = [unique[key] for key in sorted(unique)]
+    if not allowed:
+        raise ValueError("at least one scope is needed")
+    role_test = " or ".join(f"roleDefinitionId endswith {kql_string('/' + g)}" for g in guids)
+    return "\n".join(
+        [
+            "authorizationresources",
+            f"| where type =~ {kql_string(ROLE_ASSIGNMENT_TYPE)}",
+            "| extend roleDefinitionId = tolower(tostring(properties.roleDefinitionId)),",
+            "    principalId = tolower(tostring(properties.principalId)),",
+            "    scope = tostring(properties.scope)",
+            f"| where {role_test}",
+            f"| where scope in~ {_in_list(allowed)}",
+            "| project id, principalId, roleDefinitionId, scope",
+        ]
+    )
+
+
+def build_backup_instance_query() -> str:
+    """KQL: every backup instance protecting a managed cluster, as rows ``id, clusterId`` (lower-cased),
+    ``protectionState`` and ``errorCode``."""
+    return "\n".join(
+        [
+            "recoveryservicesresources",
+            f"| where type =~ {kql_string(BACKUP_INSTANCE_TYPE)}",
+            "| extend clusterId = tolower(tostring(properties.dataSourceInfo.resourceID))",
+            "| where clusterId contains '/providers/microsoft.containerservice/managedclusters/'",
+            "| project id, clusterId, protectionState = tostring(properties.currentProtectionState),",
+            "    errorCode = tostring(properties.protectionErrorDetails.code)",
+        ]
+    )
+
+
+def build_subscription_query() -> str:
+    """KQL: each subscription's display name and management-group ancestry (``resourcecontainers``)."""
+    return "\n".join(
+        [
+            "resourcecontainers",
+            f"| where type =~ {kql_string(SUBSCRIPTION_TYPE)}",
+            "| project id, subscriptionId, name, managementGroups = properties.managementGroupAncestorsChain",
+        ]
+    )
+
+
+def build_role_count_query() -> str:
+    """KQL: how many role assignments each subscription holds (the per-subscription limit counts
+    subscription, resource-group and resource scopes; a subscription-scoped query returns exactly those)."""
+    return "\n".join(
+        [
+            "authorizationresources",
+            f"| where type =~ {kql_string(ROLE_ASSIGNMENT_TYPE)}",
+            "| summarize assignments = count() by subscriptionId",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class RoleLink:
+    """A role the chain assigns, and the targets it assigns it on (one per region's storage account...)."""
+
+    link: str
+    role_guid: str
+    targets: tuple[tuple[str, str], ...]
+    """``(scope id, config field)`` of every target."""
+
+
+def chain_role_links(config: RemediatorConfig) -> tuple[RoleLink, ...]:
+    """The role links of the config's chain that Resource Graph can check: in install and audit mode (with
+    ``remediation.grantStorageAccess``) Storage Blob Data Contributor on every region's storage account."""
+    mode = config.remediation.mode
+    if mode not in ("install", "audit") or not config.remediation.grant_storage_access:
+        return ()
+    field_of = "regionTargets" if config.region_targets is not None else "storage"
+    targets = tuple(
+        (str(target.storage_account), f"{field_of}.{region}")
+        for region, target in sorted(config.targets.items())
+    )
+    return (RoleLink(link=STORAGE_ACCESS_GRANTED, role_guid=STORAGE_BLOB_DATA_CONTRIBUTOR, targets=targets),)
+
+
+def _with_ancestors(scope_id: str) -> list[str]:
+    """The scope and every scope above it up to its subscription (resource group, subscription)."""
+    parts = scope_id.rstrip("/").split("/")
+    out = [scope_id]
+    if len(parts) > 5 and parts[3].lower() == "resourcegroups":
+        out.append("/".join(parts[:5]))
+    if len(parts) > 3 and parts[1].lower() == "subscriptions":
+        out.append("/".join(parts[:3]))
+    return out
+
+
+def _mirror(requests: Sequence[InventoryRequest], query: str) -> tuple[InventoryRequest, ...]:
+    return tuple(
+        InventoryRequest(query=query, subscriptions=r.subscriptions, management_groups=r.management_groups)
+        for r in requests
+    )
+
+
+def plan_role_counts(
+    subscriptions: Iterable[str], *, batch_size: int = DEFAULT_SUBSCRIPTIONS_PER_QUERY
+) -> tuple[InventoryRequest, ...]:
+    """Requests counting role assignments per subscription, in batches of < 300 subscriptions."""
+    subs = sorted(
+        {
+            checked(s, kind="subscription id", pattern=_GUID, field="subscriptions").lower()
+            for s in subscriptions
+        }
+    )
+    query = build_role_count_query()
+    return tuple(
+        InventoryRequest(query=query, subscriptions=batch)
+        for batch in subscription_batches(subs, size=batch_size)
+    )
+
+
+def plan_fleet_inventory(
+    config: RemediatorConfig,
+    *,
+    prefilter_tags: bool = True,
+    backup_instances: bool | None = None,
+    containers: bool = False,
+    batch_size: int = DEFAULT_SUBSCRIPTIONS_PER_QUERY,
+) -> InventoryPlan:
+    """Every in-scope cluster with its backup extension (whatever its state), plus the side queries for the
+    rest of the chain: the grants (:func:`chain_role_links`), the backup instances (default: in protect mode)
+    and, with ``containers``, subscription names and management groups (of the clusters' subscriptions and of
+    those the grants live in).
+
+    The sweep and the report use this; the rows are not narrowed to clusters needing work, because a cluster
+    whose extension is Succeeded may still lack its grant or its backup instance (issue 17 F3).
+
+    :raises UserInputError: a config value could alter a query; ``field`` names it.
+    """
+    base = plan_inventory(config, batch_size=batch_size, prefilter_tags=prefilter_tags, needs_work_only=False)
+    grants: list[InventoryRequest] = []
+    links = chain_role_links(config)
+    if links:
+        scopes: dict[str, tuple[str, str]] = {}
+        for link in links:
+            for target, where in link.targets:
+                for scope in _with_ancestors(target):
+                    scopes.setdefault(ignore_case_key(scope), (scope, where))
+        query = build_role_assignment_query(
+            role_guids=sorted({link.role_guid for link in links}), scopes=list(scopes.values())
+        )
+        subscriptions = sorted({key.split("/")[2] for key in scopes if key.startswith("/subscriptions/")})
+        grants = [
+            InventoryRequest(query=query, subscriptions=batch)
+            for batch in subscription_batches(subscriptions, size=batch_size)
+        ]
+    if backup_instances is None:
+        backup_instances = str(config.remediation.mode) == "protect"
+    return InventoryPlan(
+        requests=base.requests,
+        management_groups=base.management_groups,
+        grants=tuple(grants),
+        backup_instances=_mirror(base.requests, build_backup_instance_query()) if backup_instances else (),
+        containers=_mirror(base.requests, build_subscription_query())
+        + tuple(
+            InventoryRequest(query=build_subscription_query(), subscriptions=r.subscriptions) for r in grants
+        )
+        if containers
+        else (),
+    )

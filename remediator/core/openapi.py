@@ -289,7 +289,21 @@ def _schemas() -> dict[str, Any]:
                 "enqueueFailures": {"type": "integer", "minimum": 0},
                 "blocked": {"type": "integer", "minimum": 0},
                 "deferred": {"type": "integer", "minimum": 0},
+                "satisfied": {"type": "integer", "minimum": 0},
                 "byReason": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                "byNeed": {
+                    "type": "object",
+                    "description": "Clusters needing work by the first link not satisfied (link:state).",
+                    "additionalProperties": {"type": "integer", "minimum": 0},
+                },
+                "clusters": {
+                    "type": "array",
+                    "description": (
+                        "Every cluster the sweep looked at: the report's cluster row plus what the sweep did"
+                        " (decision) and, for work items, their reason (workReason)."
+                    ),
+                    "items": _ref("SweptCluster"),
+                },
             },
             "required": [
                 "scope",
@@ -451,6 +465,16 @@ def _schemas() -> dict[str, Any]:
         },
     }
     schemas.update(_report_schemas())
+    row = copy.deepcopy(schemas["ReportClusterRow"])
+    row["description"] = "A cluster the sweep looked at: the report's cluster row, and what the sweep did."
+    row["properties"]["decision"] = {
+        "type": "string",
+        "description": "enqueued, would-enqueue (+ ' (re-verify)'), enqueue-failed, blocked, deferred,"
+        " not-selected or nothing-to-do.",
+    }
+    row["properties"]["workReason"] = {"type": "string", "description": "The work item's reason."}
+    row["required"] = [*row["required"], "decision"]
+    schemas["SweptCluster"] = row
     return schemas
 
 

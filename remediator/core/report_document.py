@@ -261,6 +261,23 @@ class ClusterRow:
 
 
 @dataclasses.dataclass(frozen=True)
+class RoleAssignmentHeadroom:
+    """One subscription's role assignments against Azure's limit per subscription (4,000, counting
+    subscription, resource-group and resource scopes: MicrosoftDocs/azure-docs@articles/
+    role-based-access-control/troubleshoot-limits.md), and what the chain still has to assign there."""
+
+    subscription_id: str
+    subscription_name: str | None
+    existing: Annotated[Count, Doc("Role assignments in the subscription now (Resource Graph).")]
+    needed: Annotated[
+        Count, Doc("Assignments the chain still has to create there for the selected clusters it can help.")
+    ]
+    limit: Annotated[Count, Doc("Azure's limit of role assignments per subscription.")]
+    headroom: Annotated[int, Doc("limit - existing: how many more fit (negative when already over).")]
+    overflow: Annotated[bool, Doc("needed > headroom: the chain cannot finish in this subscription.")]
+
+
+@dataclasses.dataclass(frozen=True)
 class ReportDocument:
     """The whole report: when, from which config, the totals, the groups and every cluster."""
 
@@ -270,6 +287,13 @@ class ReportDocument:
     totals: Totals
     groups: Groups
     clusters: tuple[ClusterRow, ...]
+    role_assignment_headroom: Annotated[
+        tuple[RoleAssignmentHeadroom, ...],
+        Doc(
+            "Per subscription the chain assigns roles in: existing assignments, what is still needed, the"
+            " limit. Empty when the mode assigns no roles. Optional (added to version 1 additively)."
+        ),
+    ] = ()
 
     @property
     def needs_a_human(self) -> tuple[ClusterRow, ...]:
@@ -288,6 +312,7 @@ def build_document(
     config: ConfigIdentity,
     clusters: Sequence[ClusterRow],
     region_labels: Mapping[str, str] | None = None,
+    role_assignment_headroom: Sequence[RoleAssignmentHeadroom] = (),
 ) -> ReportDocument:
     """A consistent document from the per-cluster rows: totals and all four groupings are derived here.
 
@@ -342,6 +367,9 @@ def build_document(
             by_rule=groups(by_rule),
         ),
         clusters=rows,
+        role_assignment_headroom=tuple(
+            sorted(role_assignment_headroom, key=lambda h: h.subscription_id.lower())
+        ),
     )
 
 
@@ -351,6 +379,12 @@ def build_document(
 def to_dict(document: ReportDocument) -> dict[str, Any]:
     """The document as JSON-ready data (camelCase keys, every field present, tuples as lists)."""
     encoded: dict[str, Any] = _encode(document)
+    return encoded
+
+
+def cluster_to_dict(cluster: ClusterRow) -> dict[str, Any]:
+    """One cluster row as JSON-ready data (the shape of ``clusters[i]`` in the document)."""
+    encoded: dict[str, Any] = _encode(cluster)
     return encoded
 
 
@@ -567,6 +601,22 @@ def consistency_problems(document: ReportDocument) -> list[str]:
                 problems.append(
                     f"{where}.total: {group.total}, but its states add up to {group.states.total}"
                 )
+    seen_subscriptions: set[str] = set()
+    for k, headroom in enumerate(document.role_assignment_headroom):
+        where = f"$.roleAssignmentHeadroom[{k}]"
+        if headroom.subscription_id.lower() in seen_subscriptions:
+            problems.append(f"{where}.subscriptionId: {headroom.subscription_id!r} appears twice")
+        seen_subscriptions.add(headroom.subscription_id.lower())
+        if headroom.headroom != headroom.limit - headroom.existing:
+            problems.append(
+                f"{where}.headroom: {headroom.headroom}, but limit {headroom.limit} - existing"
+                f" {headroom.existing} is {headroom.limit - headroom.existing}"
+            )
+        if headroom.overflow != (headroom.needed > headroom.headroom):
+            problems.append(
+                f"{where}.overflow: {str(headroom.overflow).lower()}, but {headroom.needed} needed against"
+                f" {headroom.headroom} headroom"
+            )
     problems.extend(_partition_problems("bySubscription", groups.by_subscription, clusters, "subscriptionId"))
     problems.extend(_partition_problems("byRegion", groups.by_region, clusters, "region"))
     return problems

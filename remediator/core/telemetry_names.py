@@ -86,10 +86,10 @@ SWEEP_GAUGES: Final[dict[str, tuple[str, ...]]] = {
     METRIC_SWEEP_BLOCKED: ("blocked",),
     METRIC_SWEEP_GAVE_UP: ("gaveUp",),
 }
-"""Gauge -> the ``SweepSummary.to_json()`` keys it reads, first present wins. Today's summary has
-``candidates`` (in-scope clusters without a Succeeded extension) and ``blocked``; ``selected``, ``protected``
-and ``gaveUp`` are read as soon as the sweep reports them (the truthful-report work), and a gauge whose key is
-absent is not recorded (no made-up zero)."""
+"""Gauge -> the ``SweepSummary.to_json()`` keys it reads, first present wins. The summary has ``selected``,
+``protected`` (every link Resource Graph shows is satisfied and no human blocker holds the cluster) and
+``blocked``; ``gaveUp`` is the report's (from the journal), not the sweep's, so the sweep does not record that
+gauge (a gauge whose key is absent is not recorded: no made-up zero)."""
 
 METRIC_NAMES: Final = frozenset(
     {

@@ -7,7 +7,7 @@ invocation tests, the local runner and the CLI can pass recording fakes without 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -15,9 +15,11 @@ from typing import Any, Protocol
 from remediator.adapters.graph import InventoryRow, InventoryStats
 from remediator.adapters.telemetry import NoTelemetry, Telemetry
 from remediator.core.config import RemediatorConfig
+from remediator.core.coverage import DecisionIndex, JournaledDecision, LatestOutcome
 from remediator.core.ids import ResourceId
-from remediator.core.inventory_query import InventoryPlan
+from remediator.core.inventory_query import InventoryPlan, InventoryRequest
 from remediator.core.outcomes import ReconcileReport
+from remediator.core.report_document import ConfigIdentity
 from remediator.core.settings import Settings
 from remediator.core.work_item import Source
 
@@ -84,13 +86,40 @@ class OrdersPolicyStates(Protocol):
 
 
 class StreamsInventory(Protocol):
-    """Streams inventory rows for a plan (``adapters.graph.ResourceGraphInventory``)."""
+    """Streams inventory rows for a plan (``adapters.graph.ResourceGraphInventory``): each cluster joined with
+    the plan's side queries (grants, backup instances, subscription names)."""
 
     def iter_rows(
         self, plan: InventoryPlan, *, stats: InventoryStats | None = None
     ) -> Iterator[InventoryRow]: ...
 
     def policy_summary(self, plan: InventoryPlan, query: str, *, stats: InventoryStats) -> dict[str, int]: ...
+
+
+class QueriesInventory(StreamsInventory, Protocol):
+    """Also runs any one Resource Graph request (the report's role-assignment counts)."""
+
+    def iter_data(
+        self, request: InventoryRequest, *, stats: InventoryStats | None = None
+    ) -> Iterator[Mapping[str, Any]]: ...
+
+
+class JournalsDecisions(Protocol):
+    """The sweep's compact decision journal (``adapters.journal.Journal``): last decisions read in bulk,
+    changed ones journaled, the re-verification window remembered per scope."""
+
+    def decision_index(self, scope: str) -> DecisionIndex: ...
+
+    def record_decisions(self, decisions: Sequence[JournaledDecision]) -> None: ...
+
+    def record_sweep_window(self, scope: str, started_at: float) -> None: ...
+
+
+class ReadsOutcomes(Protocol):
+    """Every cluster's newest journaled outcome, in bulk (``adapters.journal.Journal.latest_outcomes``),
+    keyed by ``core.naming.cluster_key``."""
+
+    def latest_outcomes(self) -> Mapping[str, LatestOutcome]: ...
 
 
 class LimitsRate(Protocol):
@@ -104,9 +133,9 @@ class LimitsRate(Protocol):
 
 class Sweeps(Protocol):
     """The timer sweep (``service.sweep.Sweeper.run``): enumerate in-scope clusters and enqueue those needing
-    work."""
+    work; ``list_clusters`` also names every cluster it saw (the HTTP scope remediation, the CLI)."""
 
-    def run(self, *, dry_run: bool) -> Any: ...
+    def run(self, *, dry_run: bool, list_clusters: bool = False) -> Any: ...
 
 
 class WiresEvents(Protocol):
@@ -134,7 +163,7 @@ class HandlerContext:
     work: EnqueuesWork
     outcomes: RecordsOutcomes
     policy_order: OrdersPolicyStates
-    inventory: StreamsInventory
+    inventory: QueriesInventory
     """Resource Graph inventory (the report streams every in-scope cluster through it)."""
     sweeper: Sweeps
     make_sweeper: Callable[[RemediatorConfig], Sweeps]
@@ -146,6 +175,11 @@ class HandlerContext:
     decisions: RecordsOutcomes | None = None
     """Where decisions that reconciled nothing are journaled (dropped, ignored, stale and out-of-scope events,
     HTTP 403s): the journal alone, without an outcome event. ``None``: ``outcomes``."""
+    outcomes_index: ReadsOutcomes | None = None
+    """Every cluster's newest journaled outcome, in bulk (the report's gave-up state); ``None`` without a
+    journal."""
+    config_identity: ConfigIdentity | None = None
+    """Where the config came from and its SHA-256 (the report names it)."""
     scope_rate_limit: LimitsRate | None = None
     """The per-caller limit of ``POST /api/remediate {scope}`` (``None``: unlimited, e.g. without storage)."""
     wiring: WiresEvents | None = None

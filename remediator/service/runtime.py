@@ -12,8 +12,10 @@ run on several threads. One credential per process is shared by every SDK client
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from remediator.adapters.arm import ArmGateway
@@ -37,9 +39,11 @@ from remediator.core.errors import UserInputError
 from remediator.core.event_wiring import WiringTarget
 from remediator.core.outcomes import ReconcileReport
 from remediator.core.pacing import WritePacer
+from remediator.core.report_document import ConfigIdentity
 from remediator.core.settings import CredentialKind, Settings
 from remediator.service.ports import HandlerContext, HealthCheck
 from remediator.service.reconcile import Reconciler
+from remediator.service.report import config_identity_in_memory
 from remediator.service.sweep import Sweeper
 from remediator.service.wiring import EventWiring
 
@@ -82,6 +86,26 @@ def load_config_from_settings(settings: Settings) -> RemediatorConfig:
     return parse_config(
         decode_document(settings.config_json or "", source=source, prefer_json=True), source=source
     )
+
+
+def config_identity_of(settings: Settings, config: RemediatorConfig) -> ConfigIdentity:
+    """Where the config came from and the SHA-256 of its bytes (the file's, or ``REMEDIATOR_CONFIG_JSON``'s
+    UTF-8); a config given in memory (tests) is hashed in its canonical JSON form."""
+    mode = str(config.remediation.mode)
+    if settings.config_file:
+        try:
+            data = Path(settings.config_file).read_bytes()
+        except OSError as exc:
+            raise UserInputError(f"cannot read the config file: {exc}", source=settings.config_file) from exc
+        return ConfigIdentity(
+            source=settings.config_file,
+            sha256=hashlib.sha256(data).hexdigest(),
+            mode=mode,  # type: ignore[arg-type]
+        )
+    if settings.config_json:
+        digest = hashlib.sha256(settings.config_json.encode("utf-8")).hexdigest()
+        return ConfigIdentity(source="REMEDIATOR_CONFIG_JSON", sha256=digest, mode=mode)  # type: ignore[arg-type]
+    return config_identity_in_memory(config)
 
 
 class Runtime:
@@ -151,6 +175,18 @@ class Runtime:
         if self._config is None:
             self._config = self._part("config", lambda: load_config_from_settings(self.settings))
         return self._config
+
+    @property
+    def config_identity(self) -> ConfigIdentity:
+        """Where the config came from and its SHA-256 (the report names it)."""
+        if self._config is not None and "config" not in self._parts:
+            return self._part(
+                "config_identity",
+                lambda: config_identity_of(
+                    self.settings.model_copy(update={"config_file": None, "config_json": None}), self.config
+                ),
+            )
+        return self._part("config_identity", lambda: config_identity_of(self.settings, self.config))
 
     @property
     def credential(self) -> Any:
@@ -355,7 +391,7 @@ class Runtime:
     @property
     def inventory(self) -> ResourceGraphInventory:
         """Resource Graph inventory."""
-        return self._part("inventory", lambda: ResourceGraphInventory(self.clients.resource_graph()))
+        return self._part("inventory", lambda: ResourceGraphInventory(self.clients.resource_graph_pipeline()))
 
     def make_sweeper(self, config: RemediatorConfig) -> Sweeper:
         """A sweeper for ``config`` over this runtime's inventory, queue and recorders."""
@@ -364,6 +400,7 @@ class Runtime:
             inventory=self.inventory,
             work=self.work_queue,
             recorders=(self.recorder,),
+            decisions=self.journal,
             pacer=self.sweep_pacer,
         )
 
@@ -406,6 +443,8 @@ class Runtime:
             management_groups_of=self.management_groups_of,
             wiring=self.wiring,
             decisions=self.journal if self.journal is not None else OutcomeRecorder(None, None),
+            outcomes_index=self.journal,
+            config_identity=self.config_identity,
             scope_rate_limit=self.scope_rate_limit,
             telemetry=self.telemetry,
             extras={"runtime": self},

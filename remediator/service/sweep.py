@@ -1,44 +1,88 @@
-"""The sweep: find every in-scope cluster that needs work, decide, and enqueue it, at estate scale.
+"""The sweep: find every in-scope cluster whose protection chain is not satisfied, decide, and enqueue it, at
+estate scale; name every cluster it looked at; journal each decision once per change.
 
 Events cover clusters as they change; the sweep catches everything events missed. It must stay cheap at ten
 thousand clusters: the inventory comes from a handful of Resource Graph queries (streamed, never listed in
-full), each row is decided by the same pure core the reconciler uses, and work items are enqueued in batches
-by a bounded pool of threads, so memory and open connections stay flat however big the estate is.
+full; the chain's grants and backup instances joined from side queries), each row is decided by the same
+pure core the reconciler uses, and work items are enqueued in batches by a bounded pool of threads, so memory
+and open connections stay flat however big the estate is.
+
+**Selection rule** (:func:`remediator.core.coverage.sweep_verdict`): a selected cluster without a blocker
+that needs a person (or a long-lived one: stopped) is enqueued when any link of the mode's chain that
+Resource Graph can see is not satisfied: the backup extension Succeeded, the extension identity's Storage Blob
+Data Contributor on the region's storage account (install mode), a backup instance in ProtectionConfigured
+(protect mode). A cluster whose visible links are all satisfied is still enqueued once per
+:data:`~remediator.core.coverage.REVERIFY_PERIOD_S` (re-verification), in a slot fixed by a hash of its id
+that falls between the previous sweep of the same scope and this one, because some links are invisible to
+Resource Graph (the backup container and the storage account's region; in protect mode the trusted-access
+binding).
+
+**Decision journal** (:class:`~remediator.service.ports.JournalsDecisions`): the sweep reads every cluster's
+last decision key in one partition query, and journals a cluster (a history row in its own partition) only
+when the key changed: blocked, deferred (stopped), not selected and satisfied clusters are journaled once per
+change, never once per sweep; enqueued clusters are journaled by their reconcile.
 
 Writes are paced here too. Every enqueued cluster will cost ARM writes (extension PUT in the cluster's
 subscription; container PUT and role assignment in the storage account's subscription), so the sweep reserves
 them in a :class:`~remediator.core.pacing.WritePacer` and turns the wait into the work item's visibility
 delay: workers then meet ARM's write bucket (200 burst, 10/s per subscription) instead of a wall of 429s.
 
-The summary (counts by decision reason, by extension state, by blocker) is journaled and published as an
-``AksBackupRemediator.SweepCompleted`` outcome event, except in dry runs, which write nothing.
+The summary (counts by decision reason, by extension state, by blocker, by link needing work) is journaled and
+published as an ``AksBackupRemediator.SweepCompleted`` outcome event, except in dry runs, which write
+nothing. With ``list_clusters`` the summary also names every cluster (the report's row plus what the sweep
+did), for the CLI and ``POST /api/remediate {"scope"}``; the journaled summary never carries the list.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from remediator.adapters.graph import InventoryRow, InventoryStats
-from remediator.core.blockers import BlockerKind
 from remediator.core.config import RemediatorConfig
-from remediator.core.decision import Reason, decide
+from remediator.core.coverage import (
+    FIRST_WINDOW_S,
+    JOURNALED_VERDICTS,
+    REVERIFY_PERIOD_S,
+    DecisionIndex,
+    JournaledDecision,
+    SweepVerdict,
+    VerdictKind,
+    VisibleChain,
+    assess,
+    cluster_row,
+    decision_key,
+    first_unsatisfied,
+    reason_text,
+    reverification_due,
+    sweep_verdict,
+    visible_links,
+)
+from remediator.core.decision import Decision, decide
 from remediator.core.errors import UserInputError
 from remediator.core.ids import ResourceId
-from remediator.core.inventory_query import InventoryPlan, build_policy_summary_query, plan_inventory
+from remediator.core.inventory_query import InventoryPlan, build_policy_summary_query, plan_fleet_inventory
+from remediator.core.naming import cluster_key
+from remediator.core.outcomes import Outcome, ReconcileReport
 from remediator.core.pacing import WritePacer
+from remediator.core.plan.links import EXTENSION_INSTALLED
+from remediator.core.report_document import cluster_to_dict
 from remediator.core.snapshot import ClusterSnapshot
-from remediator.service.ports import EnqueuesWork, RecordsSweeps, StreamsInventory
+from remediator.service.ports import EnqueuesWork, JournalsDecisions, RecordsSweeps, StreamsInventory
 
 logger = logging.getLogger(__name__)
+
+DECISION_BATCH = 100
+"""Changed decisions journaled per call (the index rows go in one entity-group transaction)."""
 
 
 @dataclass
@@ -51,8 +95,7 @@ class SweepSummary:
     started_at: str
     duration_s: float = 0.0
     candidates: int = 0
-    """Rows the inventory returned: in-scope clusters (narrowed by include tags) without a Succeeded backup
-    extension."""
+    """Rows the inventory returned: in-scope clusters (narrowed by the include tags' prefilter)."""
     enqueued: int = 0
     would_enqueue: int = 0
     """Dry run or audit mode: clusters that would have been enqueued."""
@@ -60,6 +103,15 @@ class SweepSummary:
     """Selected, but a blocker only a human can lift stops the install; not enqueued."""
     deferred: int = 0
     """Selected, but stopped; not enqueued, the next sweep looks again."""
+    selected: int = 0
+    """Clusters the tag rules select (all of them pass the include-tag prefilter)."""
+    protected: int = 0
+    """Selected clusters whose every visible link is satisfied and that no human blocker holds (the report's
+    ``protected``, as far as Resource Graph shows it; telemetry's ``remediator.sweep.protected`` gauge)."""
+    satisfied: int = 0
+    """Selected, every link Resource Graph shows is satisfied, no re-verification due: nothing to do."""
+    reverified: int = 0
+    """Selected and satisfied, but its daily re-verification was due: enqueued (or would be)."""
     invalid: int = 0
     """Rows that could not be read as a cluster (logged, skipped)."""
     enqueue_failures: int = 0
@@ -67,35 +119,51 @@ class SweepSummary:
     by_extension_state: Counter[str] = field(default_factory=Counter)
     by_blocker: Counter[str] = field(default_factory=Counter)
     """Blockers of the selected clusters that were not enqueued."""
+    by_need: Counter[str] = field(default_factory=Counter)
+    """Enqueued clusters by the first link not satisfied (``storage-access-granted:missing``...)."""
+    decisions_journaled: int = 0
+    """Clusters whose decision changed since the last sweep, journaled now."""
+    decision_journal_failures: int = 0
     max_delay_s: float = 0.0
     """Largest visibility delay given to a work item by write pacing."""
     inventory_queries: int = 0
     inventory_throttled: int = 0
     inventory_quota_waits: int = 0
     policy_states: dict[str, int] = field(default_factory=dict)
+    clusters: list[dict[str, Any]] | None = None
+    """With ``list_clusters``: every cluster looked at (the report's row, plus ``decision``: what the sweep
+    did)."""
 
     @property
     def ok(self) -> bool:
         """Every cluster that needed a work item got one."""
         return self.enqueue_failures == 0
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, clusters: bool = False) -> dict[str, Any]:
+        """The summary; ``clusters`` adds the per-cluster list (when the sweep collected one)."""
+        data: dict[str, Any] = {
             "correlationId": self.correlation_id,
             "dryRun": self.dry_run,
             "mode": self.mode,
             "startedAt": self.started_at,
             "durationSeconds": round(self.duration_s, 3),
             "candidates": self.candidates,
+            "selected": self.selected,
+            "protected": self.protected,
             "enqueued": self.enqueued,
             "wouldEnqueue": self.would_enqueue,
             "blocked": self.blocked,
             "deferred": self.deferred,
+            "satisfied": self.satisfied,
+            "reverified": self.reverified,
             "invalid": self.invalid,
             "enqueueFailures": self.enqueue_failures,
             "byReason": dict(sorted(self.by_reason.items())),
             "byExtensionState": dict(sorted(self.by_extension_state.items())),
             "byBlocker": dict(sorted(self.by_blocker.items())),
+            "byNeed": dict(sorted(self.by_need.items())),
+            "decisionsJournaled": self.decisions_journaled,
+            "decisionJournalFailures": self.decision_journal_failures,
             "maxDelaySeconds": round(self.max_delay_s, 3),
             "inventory": {
                 "queries": self.inventory_queries,
@@ -104,6 +172,9 @@ class SweepSummary:
             },
             "policyStates": dict(sorted(self.policy_states.items())),
         }
+        if clusters and self.clusters is not None:
+            data["clusters"] = self.clusters
+        return data
 
 
 @dataclass(frozen=True)
@@ -116,19 +187,41 @@ class _Work:
 ProgressCallback = Callable[[int, int], None]
 """Called with (rows seen, work items enqueued so far) as the sweep advances."""
 
+SWEEP_DECISION_WORDS = {
+    VerdictKind.NOT_SELECTED: "not-selected",
+    VerdictKind.BLOCKED: "blocked",
+    VerdictKind.DEFERRED: "deferred",
+    VerdictKind.SATISFIED: "nothing-to-do",
+}
+"""What the sweep did, as its cluster list says it (enqueue / reverify read ``enqueued``, ``would-enqueue``
+or ``enqueue-failed``)."""
+
+
+def scope_digest(config: RemediatorConfig) -> str:
+    """A short, stable name for a config's scope (the re-verification window is kept per scope: the timer
+    sweep and an HTTP scope sweep of one subscription each have their own)."""
+    canonical = config.scope.model_dump_json(by_alias=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
 
 class Sweeper:
-    """Enumerate, decide, enqueue.
+    """Enumerate, decide, enqueue, journal changed decisions.
 
     :keyword config: the remediator config.
     :keyword inventory: streams inventory rows (Resource Graph).
     :keyword work: the work queue.
     :keyword recorders: where the summary goes (journal, publisher); skipped in dry runs.
+    :keyword decisions: the compact decision journal; ``None`` = decisions are not journaled and nothing is
+        re-verified (the CLI without storage).
     :keyword pacer: write pacing shared with the process; ``None`` = no visibility delays.
     :keyword batch_size: work items per enqueue batch.
     :keyword max_concurrency: enqueue batches in flight at once.
     :keyword policy_states: also count Policy 1/2 compliance states (one extra small query per scope).
     :keyword prefilter_tags: let Resource Graph narrow rows by include tag names.
+    :keyword wall_clock: epoch seconds (the re-verification window), injected in tests.
+    :keyword reverify_period_s: how often a cluster whose visible links are satisfied is reconciled anyway.
+    :keyword backup_instances: read the backup instances (default: in protect mode, where they are a link;
+        the benchmark turns it on to measure the join).
     """
 
     def __init__(
@@ -138,12 +231,16 @@ class Sweeper:
         inventory: StreamsInventory,
         work: EnqueuesWork,
         recorders: tuple[RecordsSweeps, ...] = (),
+        decisions: JournalsDecisions | None = None,
         pacer: WritePacer | None = None,
         batch_size: int = 50,
         max_concurrency: int = 8,
         policy_states: bool = False,
         prefilter_tags: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        reverify_period_s: float = REVERIFY_PERIOD_S,
+        backup_instances: bool | None = None,
     ) -> None:
         if batch_size < 1 or max_concurrency < 1:
             raise ValueError("batch_size and max_concurrency must be at least 1")
@@ -151,49 +248,91 @@ class Sweeper:
         self.inventory = inventory
         self.work = work
         self.recorders = recorders
+        self.decisions = decisions
         self.pacer = pacer
         self.batch_size = batch_size
         self.max_concurrency = max_concurrency
         self.policy_states = policy_states
         self.prefilter_tags = prefilter_tags
         self._clock = clock
+        self._wall_clock = wall_clock
+        self.reverify_period_s = reverify_period_s
+        self.backup_instances = backup_instances
+        self.chain = VisibleChain.of(config)
 
-    def plan(self) -> InventoryPlan:
-        """The Resource Graph requests for this config (raises ``UserInputError`` naming a bad field)."""
-        return plan_inventory(self.config, prefilter_tags=self.prefilter_tags)
+    def plan(self, *, names: bool = False) -> InventoryPlan:
+        """The Resource Graph requests for this config (raises ``UserInputError`` naming a bad field);
+        ``names`` adds the subscription-name side query (for the cluster list)."""
+        return plan_fleet_inventory(
+            self.config,
+            prefilter_tags=self.prefilter_tags,
+            backup_instances=self.backup_instances,
+            containers=names,
+        )
 
-    def run(self, *, dry_run: bool, progress: ProgressCallback | None = None) -> SweepSummary:
-        """Sweep once. Nothing is enqueued in a dry run or audit mode; the summary is recorded unless dry."""
-        plan = self.plan()
+    def run(
+        self, *, dry_run: bool, progress: ProgressCallback | None = None, list_clusters: bool = False
+    ) -> SweepSummary:
+        """Sweep once. Nothing is enqueued in a dry run or audit mode; nothing is recorded or journaled in a
+        dry run. ``list_clusters`` names every cluster in the summary (``to_json(clusters=True)``)."""
+        plan = self.plan(names=list_clusters)
         mode = self.config.remediation.mode
+        started_epoch = self._wall_clock()
         summary = SweepSummary(
             correlation_id=f"sweep-{uuid.uuid4()}",
             dry_run=dry_run,
             mode=mode,
-            started_at=datetime.now(UTC).isoformat(),
+            started_at=datetime.fromtimestamp(started_epoch, UTC).isoformat(),
+            clusters=[] if list_clusters else None,
         )
         start = self._clock()
         stats = InventoryStats()
         enqueue = not dry_run and mode != "audit"
+        scope = scope_digest(self.config)
+        index, window = self._decision_index(scope, started_epoch, dry_run=dry_run, summary=summary)
+        journal = _DecisionWriter(self.decisions, summary) if (self.decisions and not dry_run) else None
         seen = 0
         with _BatchEnqueuer(self.work, summary, max_concurrency=self.max_concurrency) as enqueuer:
             batch: list[_Work] = []
-            for row in self.inventory.iter_rows(plan, stats=stats):
-                seen += 1
-                item = self._consider(row, summary)
-                if item is not None:
-                    if enqueue:
-                        batch.append(item)
-                        if len(batch) >= self.batch_size:
-                            enqueuer.submit(batch)
-                            batch = []
-                    else:
-                        summary.would_enqueue += 1
-                if progress is not None and seen % 100 == 0:
-                    progress(seen, enqueuer.done + len(batch))
-            if batch:
-                enqueuer.submit(batch)
+            try:
+                for row in self.inventory.iter_rows(plan, stats=stats):
+                    seen += 1
+                    considered = self._consider(row, summary, window=window)
+                    if considered is None:
+                        continue
+                    decision, snapshot, verdict = considered
+                    item: _Work | None = None
+                    if verdict.kind in (VerdictKind.ENQUEUE, VerdictKind.REVERIFY):
+                        item = _Work(
+                            cluster_id=snapshot.id,
+                            delay_s=self._reserve_writes(snapshot, decision, verdict) if enqueue else 0.0,
+                            reason=verdict.reason,
+                        )
+                        summary.max_delay_s = max(summary.max_delay_s, item.delay_s)
+                        if enqueue:
+                            batch.append(item)
+                            if len(batch) >= self.batch_size:
+                                enqueuer.submit(batch)
+                                batch = []
+                        else:
+                            summary.would_enqueue += 1
+                    if journal is not None:
+                        self._journal(journal, index, decision, snapshot, row, verdict, summary)
+                    if summary.clusters is not None:
+                        summary.clusters.append(self._listed(decision, snapshot, row, verdict, enqueue))
+                    if progress is not None and seen % 100 == 0:
+                        progress(seen, enqueuer.done + len(batch))
+                if batch:
+                    enqueuer.submit(batch)
+            finally:
+                if journal is not None:
+                    journal.close()
         summary.candidates = seen
+        if summary.clusters is not None:
+            failed = enqueuer.failed_ids
+            for listed in summary.clusters:
+                if listed["decision"].startswith("enqueued") and listed["id"] in failed:
+                    listed["decision"] = "enqueue-failed"
         if self.policy_states:
             summary.policy_states = self.inventory.policy_summary(
                 plan, build_policy_summary_query(), stats=stats
@@ -205,16 +344,24 @@ class Sweeper:
         if progress is not None:
             progress(seen, summary.enqueued)
         logger.info(
-            "sweep %s: %d candidates, %d enqueued, %d blocked, %d deferred, %d failures in %.2f s",
+            "sweep %s: %d candidates, %d enqueued (%d re-verifications), %d blocked, %d deferred,"
+            " %d decisions journaled, %d failures in %.2f s",
             summary.correlation_id,
             summary.candidates,
             summary.enqueued,
+            summary.reverified,
             summary.blocked,
             summary.deferred,
+            summary.decisions_journaled,
             summary.enqueue_failures,
             summary.duration_s,
         )
         if not dry_run:
+            if self.decisions is not None:
+                try:
+                    self.decisions.record_sweep_window(scope, started_epoch)
+                except Exception:  # the next sweep re-verifies a wider window; nothing is lost
+                    logger.exception("could not record the sweep's re-verification window")
             for recorder in self.recorders:
                 try:
                     recorder.record_sweep(summary.to_json())
@@ -222,8 +369,26 @@ class Sweeper:
                     logger.exception("could not record the sweep summary with %s", type(recorder).__name__)
         return summary
 
-    def _consider(self, row: InventoryRow, summary: SweepSummary) -> _Work | None:
-        """Decide one row; return the work item to enqueue, or ``None``."""
+    def _decision_index(
+        self, scope: str, started_epoch: float, *, dry_run: bool, summary: SweepSummary
+    ) -> tuple[DecisionIndex, tuple[float, float] | None]:
+        """The last decisions and this sweep's re-verification window (none in a dry run or without a
+        journal: nothing is re-verified then)."""
+        if dry_run or self.decisions is None:
+            return DecisionIndex(), None
+        try:
+            index = self.decisions.decision_index(scope)
+        except Exception:  # journal every decision once more rather than lose the sweep
+            logger.exception("could not read the sweep's decision index; every decision is journaled again")
+            summary.decision_journal_failures += 1
+            return DecisionIndex(), None
+        previous = index.last_sweep_at or (started_epoch - FIRST_WINDOW_S)
+        return index, (min(previous, started_epoch), started_epoch)
+
+    def _consider(
+        self, row: InventoryRow, summary: SweepSummary, *, window: tuple[float, float] | None
+    ) -> tuple[Decision, ClusterSnapshot, SweepVerdict] | None:
+        """Decide one row and count it; ``None`` for an unreadable row."""
         try:
             snapshot = ClusterSnapshot.from_arm(row.body, source="resource graph")
         except UserInputError as exc:
@@ -233,35 +398,125 @@ class Sweeper:
         groups = row.management_groups
         decision = decide(snapshot, self.config, management_groups_of=lambda _sub: groups)
         summary.by_reason[decision.reason.value] += 1
-        extension_state = (row.extension_state or "missing").lower()
-        summary.by_extension_state[extension_state] += 1
-        if decision.reason is not Reason.SELECTED:
-            return None
-        # the blockers' own policy (core.blockers): a human one would make the reconcile give up, a
-        # long-lived one (stopped) would wait through every attempt; both are left to the next sweep
-        held = [b for b in decision.blockers if b.kind is BlockerKind.HUMAN]
-        if held:
+        summary.by_extension_state[(row.extension_state or "missing").lower()] += 1
+        due = window is not None and reverification_due(
+            cluster_key(snapshot.id.canonical), window=window, period_s=self.reverify_period_s
+        )
+        facts = row.chain_facts()
+        verdict = sweep_verdict(decision, facts, self.chain, reverify_due=due)
+        if decision.selected:
+            summary.selected += 1
+            if verdict.kind in (VerdictKind.SATISFIED, VerdictKind.REVERIFY) or (
+                verdict.kind is VerdictKind.DEFERRED
+                and first_unsatisfied(visible_links(decision, facts, self.chain)) is None
+            ):
+                summary.protected += 1
+        if verdict.kind is VerdictKind.BLOCKED:
             summary.blocked += 1
-            summary.by_blocker.update(b.value for b in held)
-            return None
-        later = [b for b in decision.blockers if b.kind is BlockerKind.LONG_LIVED]
-        if later:
+            summary.by_blocker.update(b.value for b in verdict.blockers)
+        elif verdict.kind is VerdictKind.DEFERRED:
             summary.deferred += 1
-            summary.by_blocker.update(b.value for b in later)
-            return None
-        delay = self._reserve_writes(snapshot, decision.storage_account_id)
-        summary.max_delay_s = max(summary.max_delay_s, delay)
-        return _Work(cluster_id=snapshot.id, delay_s=delay, reason=f"sweep:extension-{extension_state}")
+            summary.by_blocker.update(b.value for b in verdict.blockers)
+        elif verdict.kind is VerdictKind.SATISFIED:
+            summary.satisfied += 1
+        elif verdict.kind is VerdictKind.REVERIFY:
+            summary.reverified += 1
+        elif verdict.kind is VerdictKind.ENQUEUE and verdict.need is not None:
+            summary.by_need[f"{verdict.need.link}:{verdict.need.state.value}"] += 1
+        return decision, snapshot, verdict
 
-    def _reserve_writes(self, snapshot: ClusterSnapshot, storage_account_id: ResourceId | None) -> float:
+    def _journal(
+        self,
+        journal: _DecisionWriter,
+        index: DecisionIndex,
+        decision: Decision,
+        snapshot: ClusterSnapshot,
+        row: InventoryRow,
+        verdict: SweepVerdict,
+        summary: SweepSummary,
+    ) -> None:
+        """Journal the decision if its key changed since the last sweep that journaled it."""
+        key = decision_key(decision, verdict)
+        ck = cluster_key(snapshot.id.canonical)
+        if index.keys.get(ck) == key:
+            return
+        report = None
+        if verdict.kind in JOURNALED_VERDICTS:
+            report = self._decision_report(decision, row, verdict, summary)
+        journal.add(
+            JournaledDecision(cluster_id=snapshot.id.canonical, cluster_key=ck, key=key, report=report)
+        )
+
+    def _decision_report(
+        self, decision: Decision, row: InventoryRow, verdict: SweepVerdict, summary: SweepSummary
+    ) -> ReconcileReport:
+        """The history row of a decision the sweep made (what a reconcile would have concluded, read from
+        Resource Graph instead of ARM)."""
+        if verdict.kind is VerdictKind.NOT_SELECTED:
+            outcome = Outcome.skipped(f"{decision.reason.value}: {reason_text(decision.reason)}")
+        elif verdict.kind is VerdictKind.BLOCKED:
+            outcome = Outcome.gave_up("; ".join(b.describe() for b in verdict.blockers))
+        elif verdict.kind is VerdictKind.DEFERRED:
+            outcome = Outcome.wait(3600.0, "; ".join(b.describe() for b in verdict.blockers))
+        else:
+            outcome = Outcome.done("sweep: every link Resource Graph shows is satisfied")
+        return ReconcileReport(
+            cluster_id=decision.cluster_id.canonical,
+            decision=decision.to_json(),
+            outcome=outcome,
+            mode=self.config.remediation.mode,
+            extension_state=row.extension_state,
+            started_at=summary.started_at,
+            correlation_id=summary.correlation_id,
+            links=tuple({"link": c.link, "state": c.state.value, "why": c.why} for c in verdict.checks),
+        )
+
+    def _listed(
+        self,
+        decision: Decision,
+        snapshot: ClusterSnapshot,
+        row: InventoryRow,
+        verdict: SweepVerdict,
+        enqueue: bool,
+    ) -> dict[str, Any]:
+        facts = row.chain_facts()
+        listed = cluster_to_dict(
+            cluster_row(
+                decision,
+                name=snapshot.name,
+                resource_group=snapshot.resource_group,
+                region=snapshot.location,
+                tags=snapshot.tags,
+                selection=self.config.selection,
+                facts=facts,
+                assessment=assess(decision, facts, self.chain),
+                subscription_name=row.subscription_name,
+                management_groups=row.management_group_chain or row.management_groups,
+            )
+        )
+        if verdict.kind in (VerdictKind.ENQUEUE, VerdictKind.REVERIFY):
+            word = "enqueued" if enqueue else "would-enqueue"
+            listed["decision"] = word if verdict.kind is VerdictKind.ENQUEUE else f"{word} (re-verify)"
+            listed["workReason"] = verdict.reason
+        else:
+            listed["decision"] = SWEEP_DECISION_WORDS[verdict.kind]
+        return listed
+
+    def _reserve_writes(self, snapshot: ClusterSnapshot, decision: Decision, verdict: SweepVerdict) -> float:
         """Reserve the ARM writes this cluster will cost; the longest wait becomes the visibility delay."""
-        if self.pacer is None:
+        if self.pacer is None or verdict.kind is VerdictKind.REVERIFY:
             return 0.0
         mode = self.config.remediation.mode
-        delay = self.pacer.reserve(snapshot.subscription_id, 1)  # extension PUT / remediation task PUT
-        if mode == "install" and storage_account_id is not None and storage_account_id.subscription_id:
-            storage_writes = 2 if self.config.remediation.grant_storage_access else 1
-            delay = max(delay, self.pacer.reserve(str(storage_account_id.subscription_id), storage_writes))
+        need = verdict.need
+        storage = decision.storage_account_id
+        delay = 0.0
+        if need is None or need.link == EXTENSION_INSTALLED:
+            delay = self.pacer.reserve(snapshot.subscription_id, 1)  # extension PUT / remediation task PUT
+            storage_writes = 2 if self.config.remediation.grant_storage_access else 1  # container, grant
+        else:
+            storage_writes = 1  # the grant
+        if mode == "install" and storage is not None and storage.subscription_id:
+            delay = max(delay, self.pacer.reserve(str(storage.subscription_id), storage_writes))
         return delay
 
 
@@ -275,6 +530,7 @@ class _BatchEnqueuer:
         self._slots = threading.BoundedSemaphore(2 * max_concurrency)
         self._lock = threading.Lock()
         self.done = 0
+        self.failed_ids: set[str] = set()
 
     def __enter__(self) -> _BatchEnqueuer:
         return self
@@ -303,7 +559,53 @@ class _BatchEnqueuer:
                 logger.exception("could not enqueue %s", item.cluster_id)
                 with self._lock:
                     summary.enqueue_failures += 1
+                    self.failed_ids.add(item.cluster_id.canonical)
                 continue
             with self._lock:
                 summary.enqueued += 1
                 self.done += 1
+
+
+class _DecisionWriter:
+    """Journals changed decisions in batches on a small pool (history rows are one write each, in the
+    clusters' own partitions); a failed batch is counted and logged, never raised: the enqueued work matters
+    more, and the next sweep journals those decisions again (their keys were not updated)."""
+
+    def __init__(
+        self, journal: JournalsDecisions, summary: SweepSummary, *, max_concurrency: int = 4
+    ) -> None:
+        self._journal = journal
+        self._summary = summary
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="sweep-journal")
+        self._slots = threading.BoundedSemaphore(2 * max_concurrency)
+        self._lock = threading.Lock()
+        self._batch: list[JournaledDecision] = []
+        self._futures: list[Future[None]] = []
+
+    def add(self, decision: JournaledDecision) -> None:
+        self._batch.append(decision)
+        if len(self._batch) >= DECISION_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        self._slots.acquire()
+        future = self._pool.submit(self._write, batch)
+        future.add_done_callback(lambda _f: self._slots.release())
+
+    def _write(self, batch: list[JournaledDecision]) -> None:
+        try:
+            self._journal.record_decisions(batch)
+        except Exception:
+            logger.exception("could not journal %d sweep decisions", len(batch))
+            with self._lock:
+                self._summary.decision_journal_failures += 1
+            return
+        with self._lock:
+            self._summary.decisions_journaled += sum(1 for d in batch if d.report is not None)
+
+    def close(self) -> None:
+        self._flush()
+        self._pool.shutdown(wait=True)

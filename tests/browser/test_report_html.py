@@ -184,6 +184,28 @@ def test_group_tables_show_the_documents_numbers(opened: tuple[Page, PageLog]) -
         assert sorted(rows) == sorted(expected)
 
 
+def test_role_assignment_headroom_shows_the_documents_numbers(opened: tuple[Page, PageLog]) -> None:
+    page, _ = opened
+    rows = page.eval_on_selector_all(
+        "#headroom-table tbody tr",
+        "rows => rows.map(r => [r.dataset.key, r.dataset.overflow, ...[...r.cells].slice(1, 5)"
+        ".map(c => +c.textContent)])",
+    )
+    expected = [
+        [
+            h["subscriptionId"],
+            str(h["overflow"]).lower(),
+            h["existing"],
+            h["needed"],
+            h["limit"],
+            h["headroom"],
+        ]
+        for h in JSON["roleAssignmentHeadroom"]
+    ]
+    assert rows and sorted(rows) == sorted(expected)
+    assert "true" in {row[1] for row in rows}  # the sample's nearly full subscription overflows
+
+
 def test_need_a_human_list_is_exactly_the_blocked_and_gave_up_clusters(opened: tuple[Page, PageLog]) -> None:
     page, _ = opened
     expected = {c["id"]: c for c in JSON["clusters"] if c["state"] in NEEDS_A_HUMAN}

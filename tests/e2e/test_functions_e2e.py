@@ -225,7 +225,7 @@ def test_the_poison_path_is_journaled(functions_app: FunctionsApp) -> None:
     assert app.writes() == []
 
 
-def test_the_sweep_timer_remediates_and_the_report_counts(functions_app: FunctionsApp) -> None:
+def test_the_sweep_timer_remediates_and_the_report_names_every_state(functions_app: FunctionsApp) -> None:
     app = functions_app
     assert app.runner.run_timer("sweep").status == 202
     summary = app.journal().latest_sweep()
@@ -233,12 +233,28 @@ def test_the_sweep_timer_remediates_and_the_report_counts(functions_app: Functio
     app.runner.wait_for(
         lambda: extension_succeeded(app, CLUSTER_ID), timeout_s=30, what="extension Succeeded"
     )
+    # protected = the whole chain: the storage grant follows the extension (the next reconcile makes it)
+    app.runner.wait_for(
+        lambda: app.runner.call("GET", "report").json()["totals"]["protected"] == 1,
+        timeout_s=30,
+        what="aks1 protected (extension and storage grant)",
+    )
     resp = app.runner.call("GET", "report")
     assert resp.status == 200
-    totals = resp.json()["totals"]
+    document = resp.json()
+    totals = document["totals"]
     assert totals["clusters"] == 4  # the test subscription's clusters; aks-other is out of scope
-    assert totals["selected"] == 4 and totals["protected"] == 1 and totals["blocked"] == 1
-    assert totals["pending"] == 2  # aks-stopped and aks-creating
+    assert totals["selected"] == 4 and totals["extensionReady"] == 1 and totals["protected"] == 1
+    states = {c["name"]: c["state"] for c in document["clusters"]}
+    assert states == {
+        "aks1": "protected",
+        "aks-sp": "blocked",
+        "aks-stopped": "waiting",
+        "aks-creating": "waiting",
+    }
+    html = app.runner.call("GET", "report?format=html")
+    assert html.status == 200 and html.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in html.headers["Content-Security-Policy"]
 
 
 def test_a_policy_noncompliant_event_gets_the_cluster_remediated(functions_app: FunctionsApp) -> None:
@@ -272,5 +288,9 @@ def test_the_give_up_at_the_attempt_bound_is_journaled(functions_app_factory: An
         what="the journaled give-up",
     )
     assert "3 attempts" in report.outcome.why and "REMEDIATOR_MAX_ATTEMPTS" in report.outcome.why
+    # the journal is written inside the third invocation, which the runner lists once it has returned
+    app.runner.wait_for(
+        lambda: len(app.runner.invocations("reconcile_worker")) >= 3, timeout_s=10, what="3 worker runs"
+    )
     assert [i["succeeded"] for i in app.runner.invocations("reconcile_worker")] == [True, True, True]
     assert app.writes() == []

@@ -32,6 +32,7 @@ from remediator.cli.errors import (
     exit_code_markdown,
     one_line,
 )
+from remediator.cli.output import OUTPUT_FORMATS
 from remediator.core.errors import UserInputError, UserInputErrors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,7 +213,7 @@ COMMANDS = sorted(_subparsers(build_parser()))
 
 
 def test_the_commands() -> None:
-    assert COMMANDS == ["config check", "config schema", "explain", "reconcile", "sweep"]
+    assert COMMANDS == ["config check", "config schema", "explain", "reconcile", "report", "sweep"]
     assert all(callable(getattr(module, "register", None)) for module in SUBCOMMANDS)
 
 
@@ -223,7 +224,14 @@ def test_every_command_help_has_examples_exit_codes_and_output_options(command: 
     assert "exit codes:" in text
     for code in ExitCode:
         assert f"{code.value:>3}  {EXIT_CODE_DOCS[code]}" in text
-    assert "-o {json,jsonc,table,tsv,yaml,none}, --output" in text and "--query JMESPATH" in text
+    parser = _subparsers(build_parser())[command]
+    [output] = [a for a in parser._actions if "--output" in a.option_strings]
+    # every az format on every command that prints data; report adds its own renderings (csv, html)
+    assert set(OUTPUT_FORMATS) <= set(output.choices or ()) and output.option_strings == ["-o", "--output"]
+    assert set(output.choices or ()) - set(OUTPUT_FORMATS) <= (
+        {"csv", "html"} if command == "report" else set()
+    )
+    assert "--query JMESPATH" in text
     assert "--debug" in text
 
 

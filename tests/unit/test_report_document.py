@@ -19,6 +19,7 @@ from remediator.core.report_document import (
     MatchedRule,
     ReportDocument,
     ReportDocumentError,
+    RoleAssignmentHeadroom,
     StateCounts,
     build_document,
     consistency_problems,
@@ -73,7 +74,15 @@ def test_sample_document_round_trips_through_json() -> None:
 
 def test_json_keys_are_the_contracts_camel_case_names() -> None:
     data = to_dict(document(cluster()))
-    assert list(data) == ["reportVersion", "generatedAt", "config", "totals", "groups", "clusters"]
+    assert list(data) == [
+        "reportVersion",
+        "generatedAt",
+        "config",
+        "totals",
+        "groups",
+        "clusters",
+        "roleAssignmentHeadroom",  # optional, added to version 1 additively
+    ]
     assert list(data["totals"]) == ["clusters", "selected", "extensionReady", "protected", "states"]
     assert list(data["totals"]["states"]) == list(STATES)
     assert list(data["groups"]) == ["bySubscription", "byRegion", "byManagementGroup", "byRule"]
@@ -325,3 +334,58 @@ def test_schema_rejects_what_the_validator_rejects(mutate: Any) -> None:
 def test_schema_file_is_linked_from_the_docs() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert "docs/report.schema.json" in readme
+
+
+def headroom(**overrides: Any) -> RoleAssignmentHeadroom:
+    fields: dict[str, Any] = {
+        "subscription_id": "3f2b8c1e-6d4a-4f7b-9c2e-8a1d5e7f0b24",
+        "subscription_name": "Payments Production",
+        "existing": 3990,
+        "needed": 25,
+        "limit": 4000,
+        "headroom": 10,
+        "overflow": True,
+    }
+    fields.update(overrides)
+    return RoleAssignmentHeadroom(**fields)
+
+
+def test_role_assignment_headroom_is_optional_and_round_trips() -> None:
+    plain = to_dict(document(cluster()))
+    del plain["roleAssignmentHeadroom"]
+    assert from_dict(plain).role_assignment_headroom == ()  # a version 1 document without it stays valid
+    doc = build_document(
+        generated_at="2026-12-05T10:00:00Z",
+        config=CONFIG,
+        clusters=[cluster()],
+        role_assignment_headroom=[headroom()],
+    )
+    assert from_json(to_json(doc)) == doc
+    assert to_dict(doc)["roleAssignmentHeadroom"][0]["overflow"] is True
+
+
+def test_role_assignment_headroom_arithmetic_is_checked() -> None:
+    data = to_dict(document(cluster()))
+    data["roleAssignmentHeadroom"] = [
+        {**to_dict_headroom(headroom()), "headroom": 11},
+        {
+            **to_dict_headroom(headroom(needed=5, overflow=False)),
+            "subscriptionId": "0" * 8 + "-0000-0000-0000-" + "0" * 12,
+        },
+        {**to_dict_headroom(headroom(needed=5)), "subscriptionId": "0" * 8 + "-0000-0000-0000-" + "0" * 12},
+    ]
+    problems = problems_of(data)
+    assert any("roleAssignmentHeadroom[0].headroom: 11" in p for p in problems)
+    assert any("roleAssignmentHeadroom[2].subscriptionId" in p and "twice" in p for p in problems)
+    assert any(
+        "roleAssignmentHeadroom[2].overflow: true, but 5 needed against 10 headroom" in p for p in problems
+    )
+    assert not any("roleAssignmentHeadroom[1]" in p for p in problems)
+
+
+def to_dict_headroom(item: RoleAssignmentHeadroom) -> dict[str, Any]:
+    return to_dict(
+        build_document(
+            generated_at="2026-12-05T10:00:00Z", config=CONFIG, clusters=[], role_assignment_headroom=[item]
+        )
+    )["roleAssignmentHeadroom"][0]

@@ -366,3 +366,19 @@ def test_html_lists_every_cluster_and_who_needs_a_human() -> None:
     assert cluster_table.count("<tr data-state=") == len(document.clusters)
     human = page[page.index('id="need-a-human-table"') : page.index('id="cluster-table"')]
     assert human.count("<tr data-state=") == len(document.needs_a_human) > 0
+
+
+def test_role_assignment_headroom_shows_in_the_table_and_the_page_not_the_csv() -> None:
+    document = sample_document(clusters=60)
+    [room, full] = sorted(document.role_assignment_headroom, key=lambda h: h.existing)
+    assert not room.overflow and full.overflow
+    table = render(document, "table")
+    assert "Role assignments per subscription" in table and "no: overflows" in table
+    page = render(document, "html")
+    rows = re.findall(r'<tr data-key="([^"]+)" data-overflow="(true|false)">', page)
+    assert sorted(rows) == sorted((h.subscription_id, str(h.overflow).lower()) for h in (room, full))
+    assert 'id="headroom-table"' in page
+    assert "Role assignments" not in render(document, "csv")
+    bare = build_document(generated_at="2026-12-05T10:00:00Z", config=document.config, clusters=[])
+    assert "Role assignments per subscription" not in render(bare, "table")
+    assert 'id="headroom"' not in render(bare, "html")

@@ -6,6 +6,7 @@ Resource Graph side is covered against the emulator in tests/integration/sweep/.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -16,6 +17,7 @@ import pytest
 
 from remediator.adapters.graph import InventoryRow, InventoryStats
 from remediator.core.config import load_config
+from remediator.core.coverage import DecisionIndex, RoleGrant
 from remediator.core.ids import ResourceId
 from remediator.core.inventory_query import InventoryPlan
 from remediator.core.pacing import WritePacer
@@ -167,3 +169,67 @@ def test_progress_reports_rows_and_enqueued() -> None:
     )
     assert [r for r, _ in seen] == [100, 200, 250]
     assert seen[-1] == (250, 250)
+
+
+def test_regression_f3_a_cluster_with_the_extension_but_no_grant_is_enqueued() -> None:
+    """Issue 17 F3: the sweep used to keep only clusters whose extension was not Succeeded."""
+    config = load_config(ROOT / "examples" / "policy3-include-tag.yaml")
+    storage = str(config.storage_for("eastus"))
+    principal = "7d9c0a44-1e4f-4c59-9d11-0f5b9c1a2b3c"
+    base = row("tagged", extension_state="Succeeded")
+    ungranted = dataclasses.replace(base, extension_principal_id=principal)
+    granted = dataclasses.replace(
+        ungranted, grants=(RoleGrant(principal, "ba92f5b4-2d11-453d-a403-e96b0029c9fe", storage),)
+    )
+    queue = MemoryQueue()
+    summary = sweeper([ungranted], queue).run(dry_run=False)
+    assert [item["clusterId"].lower() for item in queue.items] == [base.cluster_id.lower()]
+    assert summary.by_need == {"storage-access-granted:missing": 1}
+    assert (summary.selected, summary.protected) == (1, 0)
+    queue = MemoryQueue()
+    summary = sweeper([granted], queue).run(dry_run=False)
+    assert queue.items == [] and summary.satisfied == 1
+    assert (summary.selected, summary.protected) == (1, 1)
+
+
+class MemoryDecisions:
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+        self.journaled: list[Any] = []
+        self.windows: list[float] = []
+
+    def decision_index(self, scope: str) -> DecisionIndex:
+        return DecisionIndex(keys=dict(self.keys), last_sweep_at=self.windows[-1] if self.windows else None)
+
+    def record_decisions(self, decisions: Any) -> None:
+        for decision in decisions:
+            self.keys[decision.cluster_key] = decision.key
+            if decision.report is not None:
+                self.journaled.append(decision.report)
+
+    def record_sweep_window(self, scope: str, started_at: float) -> None:
+        self.windows.append(started_at)
+
+
+def test_decisions_are_journaled_when_they_change_and_dry_runs_journal_nothing() -> None:
+    rows = [row(name) for name in ALL]
+    journal = MemoryDecisions()
+    sweeper(rows, MemoryQueue(), decisions=journal).run(dry_run=True)
+    assert journal.journaled == [] and journal.windows == []
+    first = sweeper(rows, MemoryQueue(), decisions=journal).run(dry_run=False)
+    outcomes = {r.cluster_id.rsplit("/", 1)[-1]: r.outcome.kind.value for r in journal.journaled}
+    assert first.decisions_journaled == len(outcomes) == len(ALL) - 2  # the two enqueued ones are not
+    assert set(outcomes.values()) == {"skipped", "gave_up", "wait"}
+    second = sweeper(rows, MemoryQueue(), decisions=journal).run(dry_run=False)
+    assert second.decisions_journaled == 0 and len(journal.windows) == 2
+
+
+def test_the_cluster_list_names_every_row_and_marks_failed_enqueues() -> None:
+    queue = MemoryQueue(fail_on="aks-payments-eus-01")
+    summary = sweeper([row(name) for name in ALL], queue).run(dry_run=False, list_clusters=True)
+    listed = {c["name"]: c for c in summary.to_json(clusters=True)["clusters"]}
+    assert len(listed) == len(ALL) == summary.candidates
+    assert [c["decision"] for c in listed.values()].count("enqueue-failed") == 1
+    assert [c["decision"] for c in listed.values()].count("enqueued") == 1
+    assert {c["decision"] for c in listed.values()} >= {"blocked", "deferred", "not-selected"}
+    assert all(c["nextAction"] and c["region"] and c["resourceGroup"] for c in listed.values())

@@ -225,7 +225,8 @@ class RunnerRequestHandler(BaseHTTPRequestHandler):
             return
         if isinstance(result, func.HttpResponse):
             headers = dict(result.headers.items())
-            if result.mimetype:
+            # as azure-functions' HttpResponseConverter.encode: an explicit Content-Type header wins
+            if result.mimetype and not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = f"{result.mimetype}; charset={result.charset or 'utf-8'}"
             self._send(result.status_code, result.get_body(), headers)
         elif result is None:

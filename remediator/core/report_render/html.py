@@ -438,6 +438,40 @@ def _cluster_list(document: ReportDocument) -> str:
     )
 
 
+def _headroom(document: ReportDocument) -> str:
+    """Role assignments per subscription against Azure's limit (only when the mode assigns roles)."""
+    items = document.role_assignment_headroom
+    if not items:
+        return ""
+    headers = [
+        _th("Subscription"),
+        _th("Existing", numeric=True),
+        _th("Still needed", numeric=True),
+        _th("Limit", numeric=True),
+        _th("Headroom", numeric=True),
+        _th("Fits"),
+    ]
+    rows = [
+        f'<tr data-key="{esc(h.subscription_id)}" data-overflow="{str(h.overflow).lower()}">'
+        + _td(esc(h.subscription_name or h.subscription_id), title=h.subscription_id)
+        + _td(str(h.existing), css="num")
+        + _td(str(h.needed), css="num")
+        + _td(str(h.limit), css="num")
+        + _td(str(h.headroom), css="num")
+        + _td("no: overflows" if h.overflow else "yes")
+        + "</tr>"
+        for h in items
+    ]
+    table = _table(
+        "headroom-table", "group-table", headers, rows, "Role assignments per subscription against the limit"
+    )
+    return (
+        '<section id="headroom" class="card">'
+        "<h2>Role assignments per subscription"
+        f' <span class="count">({len(items)})</span></h2>{table}</section>'
+    )
+
+
 def _footer() -> str:
     meanings = "".join(f"<dt>{_badge(state)}</dt><dd>{esc(STATE_MEANINGS[state])}</dd>" for state in STATES)
     return (
@@ -481,6 +515,7 @@ def render_html(document: ReportDocument) -> str:
         + _group_table("management-group-table", "By management group", groups.by_management_group)
         + _group_table("rule-table", "By matched rule", groups.by_rule)
         + "</section>"
+        + _headroom(document)
         + _cluster_list(document)
         + "</main>"
         + _footer()

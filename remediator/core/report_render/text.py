@@ -4,6 +4,9 @@ The table reads like ``az -o table`` (headers, a dashed rule, columns two spaces
 totals, states, each grouping, the clusters that need a human, then every cluster. Values are made one-line
 and free of control characters first (:func:`~remediator.core.report_render.common.one_line`).
 
+The role-assignment headroom (when the mode assigns roles) is a section of the table; the CSV, one row per
+cluster, leaves it out (it is in the JSON and the HTML).
+
 The CSV has one row per cluster and the columns :data:`CSV_COLUMNS`, always in that order, so a spreadsheet
 or a script can rely on them. Quoting follows RFC 4180 (fields with a comma, quote or line break are quoted,
 quotes doubled, CRLF line ends). A cell whose first character a spreadsheet would evaluate (``= + - @``, tab,
@@ -136,6 +139,23 @@ def render_table(document: ReportDocument) -> str:
         ("By matched rule", document.groups.by_rule),
     ):
         lines += ["", *_group_table(title, groups)]
+    if document.role_assignment_headroom:
+        lines += ["", "Role assignments per subscription"]
+        lines += _table(
+            ["Subscription", "Existing", "Still needed", "Limit", "Headroom", "Fits"],
+            [
+                [
+                    h.subscription_name or h.subscription_id,
+                    str(h.existing),
+                    str(h.needed),
+                    str(h.limit),
+                    str(h.headroom),
+                    "no: overflows" if h.overflow else "yes",
+                ]
+                for h in document.role_assignment_headroom
+            ],
+            right=[False, True, True, True, True, False],
+        )
     lines += ["", f"Need a human first ({len(need_a_human)})"]
     if need_a_human:
         lines += _table(

@@ -49,9 +49,11 @@ from remediator.core.ids import (
 )
 from remediator.core.outcomes import Outcome, ReconcileReport
 from remediator.core.refusals import out_of_scope_message
+from remediator.core.report_render import MEDIA_TYPES, parse_format, render
+from remediator.core.report_render.html import CONTENT_SECURITY_POLICY
 from remediator.core.untrusted_json import JsonTooLargeError, UntrustedJsonError, parse_untrusted_json
 from remediator.service.ports import HandlerContext, Reconciles
-from remediator.service.report import compliance_report
+from remediator.service.report import build_report, config_identity_in_memory
 from remediator.service.triggers.delivery import (
     HANDOVER_DELAY_S,
     Delivery,
@@ -78,13 +80,20 @@ EXPLAIN_FIELDS = frozenset({"clusterId"})
 
 @dataclass(frozen=True)
 class HttpResult:
-    """An HTTP answer: status code, JSON body and extra headers (``Retry-After``)."""
+    """An HTTP answer: status code, JSON body and extra headers (``Retry-After``; the HTML report's
+    ``Content-Security-Policy``), or, for a rendered report, ``text`` of ``media_type``."""
 
     status: int
     body: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    text: str | None = None
+    """A body that is not the JSON of ``body`` (``GET /api/report?format=html``); ``body`` is then unused."""
+    media_type: str = "application/json"
+    """The ``Content-Type`` of the answer."""
 
     def encode(self) -> bytes:
+        if self.text is not None:
+            return self.text.encode("utf-8")
         return json.dumps(self.body, indent=2, default=str).encode("utf-8")
 
 
@@ -471,11 +480,12 @@ def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool, c
     """Sweep the narrowed scope: 202 with the counts, or 503 when any work item could not be enqueued (the
     caller must retry; a 202 would claim work that is not queued). Rate limited per caller; the request is
     journaled under the scope's id with the caller and the sweep's correlation id (its work items carry
-    it)."""
+    it). The answer names every cluster the sweep looked at (``clusters``)."""
     limited = _rate_limited(ctx, caller)
     if limited is not None:
         return limited
-    summary = ctx.make_sweeper(_narrowed(ctx, scope)).run(dry_run=dry_run).to_json()
+    summary = ctx.make_sweeper(_narrowed(ctx, scope)).run(dry_run=dry_run, list_clusters=True)
+    summary = summary.to_json(clusters=True)
     keys = (
         "correlationId",
         "candidates",
@@ -484,7 +494,10 @@ def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool, c
         "enqueueFailures",
         "blocked",
         "deferred",
+        "satisfied",
         "byReason",
+        "byNeed",
+        "clusters",
     )
     body: dict[str, Any] = {"scope": scope.canonical, "dryRun": dry_run, **{k: summary.get(k) for k in keys}}
     failures = int(summary.get("enqueueFailures") or 0)
@@ -546,14 +559,24 @@ def handle_http_explain(
 def handle_http_report(
     params: Mapping[str, str], *, ctx: HandlerContext, headers: Mapping[str, str] | None = None
 ) -> HttpResult:
-    """``GET /api/report``: per subscription and region, clusters / selected / protected / pending / failed /
-    blocked (the use case is :func:`remediator.service.report.compliance_report`)."""
+    """``GET /api/report[?format=json|table|csv|html]``: the coverage report document (version 1; the use case
+    is :func:`remediator.service.report.build_report`), rendered; the HTML page is served with its own
+    ``Content-Security-Policy`` (it fetches nothing)."""
     try:
         caller = request_caller(ctx, headers or {}, params)
         _authorised(ctx, caller, Role.READER, route="GET /api/report")
     except CallerError as exc:
         return _caller_refused(exc)
-    return HttpResult(200, compliance_report(ctx.config, ctx.inventory))
+    try:
+        fmt = parse_format(str(params.get("format") or "json"), field="format")
+    except UserInputError as exc:
+        return _bad_request(exc)
+    identity = ctx.config_identity or config_identity_in_memory(ctx.config)
+    document = build_report(
+        ctx.config, inventory=ctx.inventory, identity=identity, outcomes=ctx.outcomes_index
+    )
+    extra = {"Content-Security-Policy": CONTENT_SECURITY_POLICY} if fmt == "html" else {}
+    return HttpResult(200, headers=extra, text=render(document, fmt), media_type=MEDIA_TYPES[fmt])
 
 
 def handle_health(

@@ -27,6 +27,9 @@ from remediator.core.config import RemediatorConfig, parse_config
 from remediator.core.errors import UserInputError
 from remediator.core.ids import ResourceId
 from remediator.core.outcomes import Action, ActionStatus, Outcome, ReconcileReport, WriteKind
+from remediator.core.report_document import validate
+from remediator.core.report_render import MEDIA_TYPES
+from remediator.core.report_render.html import CONTENT_SECURITY_POLICY
 from remediator.core.settings import Settings
 from remediator.service import inline
 from remediator.service.inline import InlinePool
@@ -177,17 +180,20 @@ class FakeSummary:
     def ok(self) -> bool:
         return not self.counts.get("enqueueFailures")
 
-    def to_json(self) -> dict[str, Any]:
-        return {"correlationId": "sweep-1", **self.counts}
+    def to_json(self, *, clusters: bool = False) -> dict[str, Any]:
+        listed = {"clusters": [{"id": CLUSTER, "decision": "enqueued"}]} if clusters else {}
+        return {"correlationId": "sweep-1", **self.counts, **listed}
 
 
 class RecordingSweeper:
     def __init__(self, config: RemediatorConfig | None = None) -> None:
         self.config = config
         self.runs: list[bool] = []
+        self.listed = False
 
-    def run(self, *, dry_run: bool) -> FakeSummary:
+    def run(self, *, dry_run: bool, list_clusters: bool = False) -> FakeSummary:
         self.runs.append(dry_run)
+        self.listed = list_clusters
         return FakeSummary(candidates=3, enqueued=0 if dry_run else 2, wouldEnqueue=2 if dry_run else 0)
 
 
@@ -201,6 +207,10 @@ class ListedInventory:
 
     def policy_summary(self, plan: Any, query: str, *, stats: Any) -> dict[str, int]:
         return {}
+
+    def iter_data(self, request: Any, *, stats: Any = None) -> Iterator[dict[str, Any]]:
+        assert "summarize assignments = count() by subscriptionId" in request.query
+        return iter([{"subscriptionId": SUB, "assignments": 17}])
 
 
 def _row(
@@ -790,6 +800,7 @@ def test_remediate_a_scope_sweeps_it_narrowed(ctx: HandlerContext) -> None:
     [sweeper] = ctx.extras["made_sweepers"]
     assert [str(g) for g in sweeper.config.scope.resource_groups] == [group]
     assert sweeper.config.scope.subscriptions == () and sweeper.runs == [False]
+    assert sweeper.listed and body["clusters"] == [{"id": CLUSTER, "decision": "enqueued"}]  # every one named
     dry = function_app.remediate(http("POST", "remediate", {"scope": f"/subscriptions/{SUB}"}, dryRun="true"))
     assert dry.status_code == 200 and json.loads(dry.get_body())["wouldEnqueue"] == 2
 
@@ -820,33 +831,55 @@ def test_explain(ctx: HandlerContext) -> None:
     assert function_app.explain(http("POST", "explain", {"cluster": CLUSTER})).status_code == 400
 
 
-def test_report_counts_per_subscription_and_region(ctx: HandlerContext) -> None:
+def test_report_names_every_cluster_in_one_state(ctx: HandlerContext) -> None:
+    """Replaces the per-region counts test: the same six clusters, now each named in one state. The cluster
+    whose extension is Succeeded has no grant in this inventory, so it is extension-ready but not protected
+    (issue 17 F3); the Failed one is not started (the journal holds no give-up for it)."""
     resp = function_app.report(http("GET", "report"))
-    assert resp.status_code == 200
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
     body = json.loads(resp.get_body())
-    assert body["summary"] == [
-        {
-            "subscriptionId": SUB,
-            "region": "eastus",
-            "clusters": 5,
-            "selected": 4,
-            "protected": 1,
-            "pending": 1,
-            "failed": 1,
-            "blocked": 1,
-        },
-        {
-            "subscriptionId": SUB,
-            "region": "westus2",
-            "clusters": 1,
-            "selected": 0,
-            "protected": 0,
-            "pending": 0,
-            "failed": 0,
-            "blocked": 0,
-        },
-    ]
-    assert body["totals"]["clusters"] == 6 and body["totals"]["blocked"] == 1
+    validate(body)
+    states = {c["name"]: c["state"] for c in body["clusters"]}
+    assert states == {
+        "a": "notStarted",
+        "b": "notStarted",
+        "c": "notStarted",
+        "d": "notSelected",
+        "e": "notSelected",  # westus2 has no storage account
+        "f": "blocked",
+    }
+    totals = body["totals"]
+    assert (totals["clusters"], totals["selected"], totals["extensionReady"], totals["protected"]) == (
+        6,
+        4,
+        1,
+        0,
+    )
+    assert [(g["key"], g["total"]) for g in body["groups"]["byRegion"]] == [("eastus", 5), ("westus2", 1)]
+    assert body["config"]["source"] == "(in memory)" and len(body["config"]["sha256"]) == 64
+    [headroom] = body["roleAssignmentHeadroom"]
+    assert (headroom["existing"], headroom["needed"], headroom["limit"]) == (17, 3, 4000)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "html"])
+def test_report_formats(ctx: HandlerContext, fmt: str) -> None:
+    resp = function_app.report(http("GET", "report", format=fmt))
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"] == MEDIA_TYPES[fmt]  # exactly, parameters included
+    text = resp.get_body().decode("utf-8")
+    assert "f" in text and ("no-managed-identity" in text)
+    if fmt == "html":
+        assert resp.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+    else:
+        assert "Content-Security-Policy" not in resp.headers
+
+
+def test_report_refuses_an_unknown_format_naming_the_field(ctx: HandlerContext) -> None:
+    resp = function_app.report(http("GET", "report", format="pdf"))
+    assert resp.status_code == 400
+    body = json.loads(resp.get_body())
+    assert body["field"] == "format" and "pdf" in body["message"]
 
 
 def test_health(ctx: HandlerContext) -> None:

@@ -58,8 +58,13 @@ def test_dry_run_reports_what_it_would_enqueue_without_storage(emulator: Any, se
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["dryRun"] is True
-    assert summary["wouldEnqueue"] == len(needing_work(estate, config_for(estate)))
+    assert summary["wouldEnqueue"] == len(needing_work(estate, config_for(estate)))  # no re-verification
     assert summary["enqueued"] == 0
+    named = {c["id"].lower(): c for c in summary["clusters"]}
+    assert len(named) == summary["candidates"]
+    assert {k for k, c in named.items() if c["decision"] == "would-enqueue"} == needing_work(
+        estate, config_for(estate)
+    )
     assert graph_calls(emulator)
 
 
@@ -74,7 +79,10 @@ def test_sweep_enqueues_and_journals_the_summary(
         azurite_env["AzureWebJobsStorage"], azurite_env["REMEDIATOR_JOURNAL_TABLE"]
     )
     latest = json.loads(table.get_entity("sweeps", "latest")["Summary"])
-    assert latest["enqueued"] == len(needing_work(estate, config_for(estate)))
+    # plus the satisfied clusters whose daily re-verification slot fell in this first sweep's one-hour window
+    assert latest["enqueued"] == len(needing_work(estate, config_for(estate))) + latest["reverified"]
+    assert latest["decisionsJournaled"] > 0 and latest["decisionJournalFailures"] == 0
+    assert "clusters" not in latest  # the journaled summary never carries the list
     assert latest["enqueueFailures"] == 0
 
 

@@ -5,6 +5,10 @@ Covers: exact rows across page boundaries (``$top`` 50 over a few hundred cluste
 casings, the sweep enqueueing exactly the clusters needing work (to Azurite through the product's work
 queue), quota waits instead of 429s, recovery from a 429 when another caller spent the quota, management-group
 scope, and a KQL-injection attempt refused before any call is made.
+
+"Needing work" is the whole visible chain (issue 17 F3): two of every three clusters with a Succeeded backup
+extension also hold the storage grant (at the account, its resource group or its subscription, in turn); the
+third lacks it and needs work too.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from azure.mgmt.resourcegraph import ResourceGraphClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from emulator.estate import cluster_from_shorthand, generate_estate
+from emulator.model.ids import deterministic_uuid
 from remediator.adapters.graph import InventoryStats, QuotaGate, ResourceGraphInventory
 from remediator.adapters.work_queue import WorkQueue
 from remediator.core.blockers import BlockerKind
@@ -38,12 +43,79 @@ SELECTION = {
 }
 
 
+SBDC = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+
+
+def extension_principal(cluster_id: str, name: str) -> str:
+    """The principal the emulator gives an extension's identity (emulator.model.bodies.extension_body)."""
+    return deterministic_uuid(
+        "extension-identity", f"{cluster_id}/providers/Microsoft.KubernetesConfiguration/extensions/{name}"
+    )
+
+
+def grant(scope: str, principal: str, role: str = SBDC) -> dict[str, Any]:
+    """A role assignment body for an estate's ``roleAssignments``."""
+    name = deterministic_uuid("grant", scope, principal, role)
+    sub = scope.split("/")[2]
+    return {
+        "id": f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}",
+        "name": name,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "properties": {
+            "roleDefinitionId": (
+                f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+            ),
+            "principalId": principal,
+            "principalType": "ServicePrincipal",
+            "scope": scope,
+        },
+    }
+
+
+def add_grants(estate: dict[str, Any]) -> None:
+    """Two of every three Succeeded backup extensions get the storage grant, at the region's storage account,
+    its resource group or its subscription in turn; every third one lacks it."""
+    storage = {acct["location"]: acct["id"] for acct in estate["storageAccounts"]}
+    location = {c["id"]: c["location"] for c in estate["clusters"]}
+    done = [e for e in estate["extensions"] if e["extensionType"] == BACKUP_TYPE]
+    assignments = estate.setdefault("roleAssignments", [])
+    for i, ext in enumerate(e for e in done if e.get("provisioningState", "Succeeded") == "Succeeded"):
+        if i % 3 == 2:
+            continue
+        account = storage[location[ext["clusterId"]]]
+        scope = ["/".join(account.split("/")[:5]), account, "/".join(account.split("/")[:3])][i % 3]
+        assignments.append(grant(scope, extension_principal(ext["clusterId"], ext["name"])))
+
+
+def granted(estate: dict[str, Any]) -> set[str]:
+    """Ids (lower) of the clusters whose backup extension identity holds the storage grant (any scope above
+    the storage account of the cluster's region)."""
+    storage = {acct["location"]: acct["id"].lower() for acct in estate["storageAccounts"]}
+    holders = {
+        (a["properties"]["principalId"], a["properties"]["scope"].lower())
+        for a in estate.get("roleAssignments", [])
+        if a["properties"]["roleDefinitionId"].endswith(SBDC)
+    }
+    location = {c["id"]: c["location"] for c in estate["clusters"]}
+    out = set()
+    for ext in estate["extensions"]:
+        if ext["extensionType"] != BACKUP_TYPE:
+            continue
+        principal = extension_principal(ext["clusterId"], ext["name"])
+        account = storage[location[ext["clusterId"]]]
+        if any(p == principal and (account == s or account.startswith(s + "/")) for p, s in holders):
+            out.add(ext["clusterId"].lower())
+    return out
+
+
 def make_estate() -> dict[str, Any]:
-    """400 clusters in 4 subscriptions; 30 % protected, plus Failed/Creating backup extensions under other
-    names and non-backup extensions that must not count."""
+    """400 clusters in 4 subscriptions; 30 % with a Succeeded backup extension (two thirds of those also
+    granted), plus Failed/Creating backup extensions under other names and non-backup extensions that must
+    not count."""
     estate = generate_estate(
         subscriptions=4, clusters_per_subscription=100, seed=11, share_with_backup_extension=0.3
     )
+    add_grants(estate)
     protected = {e["clusterId"] for e in estate["extensions"]}
     others = [c["id"] for c in estate["clusters"] if c["id"] not in protected]
     for i, cluster_id in enumerate(others[:60]):
@@ -81,9 +153,12 @@ def unprotected(estate: dict[str, Any], subscriptions: set[str] | None = None) -
 
 
 def needing_work(estate: dict[str, Any], config: RemediatorConfig) -> set[str]:
+    """Selected, not held by a blocker, and the extension not Succeeded or its identity not granted."""
     out = set()
+    lacking = set(unprotected(estate))
+    has_grant = granted(estate)
     for item in estate["clusters"]:
-        if item["id"].lower() not in unprotected(estate):
+        if item["id"].lower() not in lacking and item["id"].lower() in has_grant:
             continue
         snapshot = ClusterSnapshot.from_arm(cluster_from_shorthand(item, tenant=estate["tenantId"]))
         decision = decide(snapshot, config)
@@ -160,7 +235,7 @@ def test_sweep_enqueues_exactly_the_clusters_needing_work(
     assert {item.source for item in received} == {"sweep"}
     assert {item.correlation_id for item in received} == {summary.correlation_id}
     # The tag prefilter narrows the rows fetched without losing any cluster that needs work.
-    assert len(expected) <= summary.candidates < len(unprotected(estate))
+    assert len(expected) <= summary.candidates < len(estate["clusters"])
     assert summary.by_reason["selected"] >= len(expected)
     writes = [c for c in emulator.admin.calls() if c["method"] in ("PUT", "PATCH", "DELETE")]
     assert writes == []
@@ -266,5 +341,5 @@ def test_policy_1_and_2_states_are_counted_with_one_small_query(emulator: Any) -
         f"{p1}/Compliant": len(in_sub0) - len(missing),
         f"{p2}/NonCompliant": len(in_sub0),
     }
-    # One inventory page plus one summarize query per subscription batch.
-    assert len(graph_calls(emulator)) == 2
+    # One inventory page, the grants side query, and one summarize query per subscription batch.
+    assert len(graph_calls(emulator)) == 3

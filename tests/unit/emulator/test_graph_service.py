@@ -149,3 +149,54 @@ def test_extension_rows_use_resource_graph_casing():
     svc.set_casing("both")
     row = svc.query({"query": query, "options": {"resultFormat": "objectArray"}})["data"][0]
     assert row["camel"] == "microsoft.dataprotection.kubernetes"
+
+
+def test_role_assignments_are_rows_of_authorizationresources():
+    clock = ManualClock()
+    state = EmulatorState(clock=clock, estate_loader=apply_estate)
+    rg_scope = f"/subscriptions/{SUB_A}/resourceGroups/RG"
+    mg_scope = "/providers/Microsoft.Management/managementGroups/mg1"
+
+    def assignment(scope, name, principal):
+        return {
+            "id": f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}",
+            "name": name,
+            "type": "Microsoft.Authorization/roleAssignments",
+            "properties": {
+                "roleDefinitionId": f"/subscriptions/{SUB_A}/providers/Microsoft.Authorization/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+                "principalId": principal,
+                "principalType": "ServicePrincipal",
+                "scope": scope,
+            },
+        }
+
+    state.load_estate(
+        {
+            "subscriptions": [
+                {"subscriptionId": s, "resourceGroups": [{"name": "RG"}]} for s in (SUB_A, SUB_B)
+            ],
+            "roleAssignments": [
+                assignment(rg_scope, "11111111-1111-1111-1111-111111111111", "p1"),
+                assignment(mg_scope, "22222222-2222-2222-2222-222222222222", "p2"),
+            ],
+        }
+    )
+    svc = GraphService(state, management_groups=lambda: {"mg1": [SUB_A]})
+    query = (
+        "authorizationresources | where type =~ 'microsoft.authorization/roleassignments'"
+        " | project id, subscriptionId, resourceGroup, principalId = tostring(properties.principalId),"
+        " scope = tostring(properties.scope)"
+    )
+    scoped = svc.query({"query": query, "subscriptions": [SUB_A], "options": {"resultFormat": "objectArray"}})
+    assert [
+        (r["subscriptionId"], r["resourceGroup"], r["principalId"], r["scope"]) for r in scoped["data"]
+    ] == [(SUB_A, "rg", "p1", rg_scope)]
+    # an assignment made at a management group belongs to no subscription: only a tenant-wide query sees it
+    tenant = svc.query({"query": query, "options": {"resultFormat": "objectArray"}})
+    assert sorted(r["principalId"] for r in tenant["data"]) == ["p1", "p2"]
+    assert (
+        svc.query({"query": query, "subscriptions": [SUB_B], "options": {"resultFormat": "objectArray"}})[
+            "data"
+        ]
+        == []
+    )
