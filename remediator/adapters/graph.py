@@ -12,11 +12,13 @@ a POST 429 that lacks ``Retry-After`` (``shared/reference/platform_facts.md`` §
 happens (another process of the same principal spent the quota) is retried here, after the reset time, a
 bounded number of times.
 
-The chain's other links come from side queries (grants, backup instances, subscription names; see
-:func:`remediator.core.inventory_query.plan_fleet_inventory`). They are read first, concurrently with the
-first page of clusters, held in memory as small indexes (principal -> grants, cluster -> backup instances,
-subscription -> name), and joined to each cluster row as it streams: a left join in memory, because Resource
-Graph allows one cross-table join per query.
+The chain's other links come from side queries (grants, backup vaults, backup instances, subscription names;
+see :func:`remediator.core.inventory_query.plan_fleet_inventory`). They are read first, concurrently with the
+first page of clusters (the vault identities' grants right after the vaults, whose rows name the principals),
+held in memory as small indexes (one :class:`~remediator.core.coverage.GrantIndex` by principal and scope,
+vault -> its identity, cluster -> backup instances, subscription -> name), and joined to each cluster row as
+it streams: a left join in memory, because Resource Graph allows one cross-table join per query. The grant
+index and the vaults are shared by every row, not copied.
 
 Pages are read as raw JSON when the client is an ``azure.core`` pipeline client (the runtime's
 ``AzureClients.resource_graph_pipeline()``, same policies as the SDK clients): the SDK's
@@ -48,7 +50,14 @@ from azure.core.exceptions import (
 from azure.core.rest import HttpRequest
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
-from remediator.core.coverage import BackupInstanceFacts, ChainFacts, RoleGrant
+from remediator.core.coverage import (
+    EMPTY_GRANTS,
+    BackupInstanceFacts,
+    ChainFacts,
+    GrantIndex,
+    RoleGrant,
+    VaultFacts,
+)
 from remediator.core.inventory_query import MAX_PAGE_ROWS, InventoryPlan, InventoryRequest
 from remediator.core.text import ignore_case_key
 
@@ -194,8 +203,9 @@ class InventoryRow:
     """For rows found through a management-group request: the configured groups the cluster is under."""
     extension_principal_id: str | None = None
     """The extension identity's principal id (``aksAssignedIdentity.principalId``), or ``None``."""
-    grants: tuple[RoleGrant, ...] = ()
-    """Assignments of the chain's roles held by the extension identity (from the grants side query)."""
+    grants: GrantIndex | tuple[RoleGrant, ...] = ()
+    """Assignments of the chain's roles (the grants side queries' index, shared by every row; a tuple in
+    tests)."""
     backup_instances: tuple[BackupInstanceFacts, ...] = ()
     """Backup instances naming this cluster (from the backup-instance side query)."""
     backup_instances_known: bool = False
@@ -204,9 +214,14 @@ class InventoryRow:
     """The subscription's display name (from the subscription side query), or ``None``."""
     management_group_chain: tuple[str, ...] = ()
     """Every management group above the subscription, immediate parent first (subscription side query)."""
+    vaults: Mapping[str, VaultFacts] | None = None
+    """The region targets' backup vaults by id key (protect mode's vault side query), or ``None``."""
 
-    def chain_facts(self) -> ChainFacts:
-        """What this row shows of the cluster's chain (``core.coverage``)."""
+    def chain_facts(
+        self, *, cluster_principal_id: str | None = None, cluster_location: str = ""
+    ) -> ChainFacts:
+        """What this row shows of the cluster's chain (``core.coverage``), with the cluster's identity
+        principal and region as its snapshot reads them."""
         return ChainFacts(
             extension_name=self.extension_name,
             extension_state=self.extension_state,
@@ -214,6 +229,9 @@ class InventoryRow:
             grants=self.grants,
             backup_instances=self.backup_instances,
             backup_instances_known=self.backup_instances_known,
+            cluster_principal_id=cluster_principal_id,
+            cluster_location=cluster_location,
+            vaults=self.vaults,
         )
 
 
@@ -248,30 +266,46 @@ def row_from_graph(data: Mapping[str, Any], *, management_groups: tuple[str, ...
 class SideTables:
     """The side queries' answers, indexed for the in-memory join (a few hundred bytes per cluster)."""
 
-    grants: dict[str, list[RoleGrant]] = field(default_factory=dict)
-    """Principal id (lower-cased) -> its assignments of the chain's roles."""
+    grants: GrantIndex = field(default_factory=GrantIndex)
+    """The chain's roles' assignments, by principal and scope (every grants query, deduplicated)."""
     backup_instances: dict[str, list[BackupInstanceFacts]] = field(default_factory=dict)
     """Cluster key (``ignore_case_key``) -> backup instances naming it."""
     backup_instances_known: bool = False
     subscriptions: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     """Subscription GUID (lower-cased) -> (display name, management groups above it)."""
+    vaults: dict[str, VaultFacts] | None = None
+    """Backup vault id key -> its row (``None``: the plan reads no vaults)."""
+    _instance_ids: set[str] = field(default_factory=set)
 
     def add(self, kind: str, data: Mapping[str, Any]) -> None:
         if kind == "grants":
-            principal = str(data.get("principalId") or "").lower()
-            role = str(data.get("roleDefinitionId") or "").rsplit("/", 1)[-1].lower()
+            principal = str(data.get("principalId") or "")
+            role = str(data.get("roleDefinitionId") or "")
             scope = str(data.get("scope") or "")
             if principal and role and scope:
-                self.grants.setdefault(principal, []).append(RoleGrant(principal, role, scope))
+                self.grants.add(RoleGrant(principal, role, scope))
         elif kind == "backup_instances":
             cluster = str(data.get("clusterId") or "")
-            if cluster:
+            instance = str(data.get("id") or "")
+            if cluster and ignore_case_key(instance) not in self._instance_ids:  # requests may overlap
+                self._instance_ids.add(ignore_case_key(instance))
                 self.backup_instances.setdefault(ignore_case_key(cluster), []).append(
                     BackupInstanceFacts(
-                        id=str(data.get("id") or ""),
+                        id=instance,
                         protection_state=str(data.get("protectionState") or ""),
                         error_code=str(data.get("errorCode") or ""),
                     )
+                )
+        elif kind == "vaults":
+            vault = str(data.get("id") or "")
+            if vault:
+                if self.vaults is None:
+                    self.vaults = {}
+                self.vaults[ignore_case_key(vault)] = VaultFacts(
+                    id=vault,
+                    principal_id=str(data.get("principalId") or "").lower() or None,
+                    provisioning_state=str(data.get("provisioningState") or ""),
+                    location=str(data.get("location") or ""),
                 )
         elif kind == "containers":
             sub = str(data.get("subscriptionId") or "").lower()
@@ -285,8 +319,8 @@ class SideTables:
                 self.subscriptions[sub] = (str(data.get("name") or sub), names)
 
     def join(self, row: InventoryRow) -> InventoryRow:
-        """``row`` with its grants, backup instances, subscription name and management groups."""
-        grants = self.grants.get(row.extension_principal_id or "")
+        """``row`` with the grants and vaults (shared), its backup instances, subscription name and
+        management groups."""
         instances = (
             self.backup_instances.get(ignore_case_key(row.cluster_id)) if self.backup_instances else None
         )
@@ -299,11 +333,12 @@ class SideTables:
             extension_state=row.extension_state,
             management_groups=row.management_groups,
             extension_principal_id=row.extension_principal_id,
-            grants=tuple(grants) if grants else (),
+            grants=self.grants if len(self.grants) else EMPTY_GRANTS,
             backup_instances=tuple(instances) if instances else (),
             backup_instances_known=self.backup_instances_known,
             subscription_name=name,
             management_group_chain=chain,
+            vaults=self.vaults,
         )
 
 
@@ -456,13 +491,17 @@ class ResourceGraphInventory:
             yield from page
 
     def side_tables(self, plan: InventoryPlan, *, stats: InventoryStats | None = None) -> SideTables:
-        """Run the plan's side queries (concurrently, each paged) and index their rows."""
+        """Run the plan's side queries (concurrently, each paged) and index their rows; the vault identities'
+        grants go out as soon as the vault rows named their principals."""
         stats = stats if stats is not None else InventoryStats()
-        tables = SideTables(backup_instances_known=bool(plan.backup_instances))
+        tables = SideTables(
+            backup_instances_known=bool(plan.backup_instances), vaults={} if plan.vaults else None
+        )
+        first = [("vaults", r) for r in plan.vaults]
         jobs = [("grants", r) for r in plan.grants]
         jobs += [("backup_instances", r) for r in plan.backup_instances]
         jobs += [("containers", r) for r in plan.containers]
-        if not jobs:
+        if not jobs and not first:
             return tables
         lock = threading.Lock()
 
@@ -477,8 +516,15 @@ class ResourceGraphInventory:
                 stats.quota_waits += local.quota_waits
                 stats.side_rows += len(rows)
 
-        with ThreadPoolExecutor(max_workers=min(4, len(jobs)), thread_name_prefix="arg-side") as pool:
-            for future in [pool.submit(run, kind, request) for kind, request in jobs]:
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="arg-side") as pool:
+            vault_futures = [pool.submit(run, kind, request) for kind, request in first]
+            futures = [pool.submit(run, kind, request) for kind, request in jobs]
+            for future in vault_futures:
+                future.result()
+            if plan.vault_grants is not None:
+                principals = [v.principal_id for v in (tables.vaults or {}).values() if v.principal_id]
+                futures += [pool.submit(run, "grants", r) for r in plan.vault_grants.requests(principals)]
+            for future in futures:
                 future.result()
         return tables
 

@@ -29,16 +29,31 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from remediator.core.catalog import (
+    CONTRIBUTOR,
+    DATA_OPERATOR_FOR_MANAGED_DISKS,
+    DISK_SNAPSHOT_CONTRIBUTOR,
     EXTENSION_TYPE,
     POLICY_1_DEFINITION,
     POLICY_2_DEFINITION,
+    READER,
     STORAGE_BLOB_DATA_CONTRIBUTOR,
+    STORAGE_BLOB_DATA_READER,
 )
 from remediator.core.config import RemediatorConfig
 from remediator.core.errors import UserInputError
-from remediator.core.plan.links import STORAGE_ACCESS_GRANTED
+from remediator.core.plan.links import (
+    CLUSTER_CONTRIBUTOR_ON_SNAPSHOT_GROUP,
+    STORAGE_ACCESS_GRANTED,
+    VAULT_BLOB_READER,
+    VAULT_DATA_OPERATOR,
+    VAULT_READER_ON_CLUSTER,
+    VAULT_READER_ON_SNAPSHOT_GROUP,
+    VAULT_SNAPSHOT_CONTRIBUTOR,
+)
+from remediator.core.protection import BACKUP_TAG, ProtectionOptions
 from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
@@ -154,11 +169,18 @@ class InventoryPlan:
     containers: tuple[InventoryRequest, ...] = ()
     """Side queries (``resourcecontainers``): subscription display names and management-group ancestry
     (:func:`build_subscription_query`)."""
+    vaults: tuple[InventoryRequest, ...] = ()
+    """Side queries (``resources``, protect mode): the region targets' backup vaults
+    (:func:`build_vault_query`): their identities' principals, and whether they are ready."""
+    vault_grants: VaultGrantPlan | None = None
+    """Protect mode: the vault identities' assignments, planned once the vault query named their
+    principals."""
 
     @property
     def side_requests(self) -> tuple[InventoryRequest, ...]:
-        """Every side query, in the order the adapter runs them."""
-        return (*self.grants, *self.backup_instances, *self.containers)
+        """Every side query known before any runs, in the order the adapter runs them (the vault grants
+        follow the vaults)."""
+        return (*self.vaults, *self.grants, *self.backup_instances, *self.containers)
 
 
 def subscription_batches(subscriptions: Sequence[str], *, size: int) -> Iterator[tuple[str, ...]]:
@@ -460,10 +482,68 @@ SUBSCRIPTION_TYPE = "microsoft.resources/subscriptions"
 _SCOPE_ID = re.compile(r"^/[-\w.()/]{1,1024}$")
 
 
-def build_role_assignment_query(*, role_guids: Sequence[str], scopes: Sequence[tuple[str, str]]) -> str:
-    """KQL: every assignment of one of ``role_guids`` whose scope is one of ``scopes`` (each paired with the
-    config field it came from), as rows ``id, principalId, roleDefinitionId`` (both lower-cased: GUIDs) and
-    ``scope`` (as Azure stores it; compare it by :func:`remediator.core.text.ignore_case_key`).
+BACKUP_VAULT_TYPE = "microsoft.dataprotection/backupvaults"
+"""Type of a backup vault row in ``resources``: a tracked resource, so its row carries the ARM body's
+``identity`` (the system-assigned principal the vault's roles are granted to) and
+``properties.provisioningState``."""
+
+_SCOPE_ID = re.compile(r"^/[-\w.()/]{1,1024}$")
+
+
+@dataclass(frozen=True)
+class GrantFilter:
+    """One clause of a role-assignment side query: assignments of ``roles`` that are
+
+    - at one of ``scopes`` (exact ids, each paired with its config field; pass ancestors explicitly), or
+    - at a resource group named one of ``group_names`` in any subscription, or at a subscription (the
+      snapshot resource group named per cluster subscription, and the scope above it), or
+    - held by one of ``principals`` (any scope: the backup vaults' identities).
+    """
+
+    roles: tuple[str, ...]
+    scopes: tuple[tuple[str, str], ...] = ()
+    group_names: tuple[tuple[str, str], ...] = ()
+    principals: tuple[str, ...] = ()
+
+
+def _grant_clause(grant: GrantFilter) -> str | None:
+    guids = sorted(
+        {checked(g, kind="role definition GUID", pattern=_GUID, field="roles").lower() for g in grant.roles}
+    )
+    if not guids:
+        raise ValueError("at least one role is needed")
+    unique: dict[str, str] = {}
+    for scope, where in grant.scopes:
+        value = checked(scope, kind="scope id", pattern=_SCOPE_ID, field=where)
+        unique.setdefault(ignore_case_key(value), value)  # Azure's case rule, not lower() (see core/text)
+    where_clauses = []
+    if unique:
+        where_clauses.append(f"scope in~ {_in_list(unique[key] for key in sorted(unique))}")
+    names = sorted(
+        {
+            checked(n, kind="resource group name", pattern=_RESOURCE_GROUP, field=f)
+            for n, f in grant.group_names
+        }
+    )
+    if names:
+        where_clauses += [f"scope endswith {kql_string('/resourceGroups/' + name)}" for name in names]
+        # the subscription above each of them (management-group scopes are no subscription's rows)
+        where_clauses.append("(scope !contains '/resourceGroups/' and scope !contains '/providers/')")
+    principals = sorted(
+        {checked(p, kind="principal id", pattern=_GUID, field="principals").lower() for p in grant.principals}
+    )
+    if principals:
+        where_clauses.append(f"principalId in~ {_in_list(principals)}")
+    if not where_clauses:
+        return None
+    role_test = " or ".join(f"roleDefinitionId endswith {kql_string('/' + g)}" for g in guids)
+    return f"(({role_test}) and ({' or '.join(where_clauses)}))"
+
+
+def build_grant_query(filters: Sequence[GrantFilter]) -> str:
+    """KQL: every role assignment that one of ``filters`` keeps (see :class:`GrantFilter`), as rows ``id,
+    principalId, roleDefinitionId`` (both lower-cased: GUIDs) and ``scope`` (as Azure stores it; compare it
+    by :func:`remediator.core.text.ignore_case_key`).
 
     The chain's role links are satisfied by an assignment at the scope or above it (``core/plan/roles.py``),
     so callers pass each target and its ancestors (resource group, subscription). An assignment made at a
@@ -471,19 +551,9 @@ def build_role_assignment_query(*, role_guids: Sequence[str], scopes: Sequence[t
     ungranted here and is re-checked by a reconcile, which lists assignments with ``principalId eq``
     (above-scope ones included) and finds it.
     """
-    guids = [
-        checked(g, kind="role definition GUID", pattern=_GUID, field="roles").lower() for g in role_guids
-    ]
-    if not guids:
-        raise ValueError("at least one role is needed")
-    unique: dict[str, str] = {}
-    for scope, where in scopes:
-        value = checked(scope, kind="scope id", pattern=_SCOPE_ID, field=where)
-        unique.setdefault(ignore_case_key(value), value)  # Azure's case rule, not lower() (see core/text)
-    allowed = [unique[key] for key in sorted(unique)]
-    if not allowed:
-        raise ValueError("at least one scope is needed")
-    role_test = " or ".join(f"roleDefinitionId endswith {kql_string('/' + g)}" for g in guids)
+    clauses = [c for c in (_grant_clause(f) for f in filters) if c is not None]
+    if not clauses:
+        raise ValueError("at least one scope, resource group name or principal is needed")
     return "\n".join(
         [
             "authorizationresources",
@@ -491,11 +561,18 @@ def build_role_assignment_query(*, role_guids: Sequence[str], scopes: Sequence[t
             "| extend roleDefinitionId = tolower(tostring(properties.roleDefinitionId)),",
             "    principalId = tolower(tostring(properties.principalId)),",
             "    scope = tostring(properties.scope)",
-            f"| where {role_test}",
-            f"| where scope in~ {_in_list(allowed)}",
+            f"| where {' or '.join(clauses)}",
             "| project id, principalId, roleDefinitionId, scope",
         ]
     )
+
+
+def build_role_assignment_query(*, role_guids: Sequence[str], scopes: Sequence[tuple[str, str]]) -> str:
+    """KQL: every assignment of one of ``role_guids`` whose scope is one of ``scopes`` (each paired with the
+    config field it came from): :func:`build_grant_query` with one exact-scope filter."""
+    if not scopes:
+        raise ValueError("at least one scope is needed")
+    return build_grant_query([GrantFilter(roles=tuple(role_guids), scopes=tuple(scopes))])
 
 
 def build_backup_instance_query() -> str:
@@ -509,6 +586,26 @@ def build_backup_instance_query() -> str:
             "| where clusterId contains '/providers/microsoft.containerservice/managedclusters/'",
             "| project id, clusterId, protectionState = tostring(properties.currentProtectionState),",
             "    errorCode = tostring(properties.protectionErrorDetails.code)",
+        ]
+    )
+
+
+def build_vault_query(vaults: Sequence[tuple[str, str]]) -> str:
+    """KQL: the given backup vaults (``(id, config field)`` pairs) as rows ``id``, ``location``,
+    ``principalId`` (the system-assigned identity's, lower-cased) and ``provisioningState``."""
+    unique: dict[str, str] = {}
+    for vault, where in vaults:
+        value = checked(vault, kind="backup vault id", pattern=_SCOPE_ID, field=where)
+        unique.setdefault(ignore_case_key(value), value)
+    if not unique:
+        raise ValueError("at least one vault is needed")
+    return "\n".join(
+        [
+            "resources",
+            f"| where type =~ {kql_string(BACKUP_VAULT_TYPE)}",
+            f"| where id in~ {_in_list(unique[key] for key in sorted(unique))}",
+            "| project id, location, principalId = tolower(tostring(identity.principalId)),",
+            "    provisioningState = tostring(properties.provisioningState)",
         ]
     )
 
@@ -536,28 +633,82 @@ def build_role_count_query() -> str:
     )
 
 
+Principal = Literal["extension", "vault", "cluster"]
+
+
 @dataclass(frozen=True)
 class RoleLink:
-    """A role the chain assigns, and the targets it assigns it on (one per region's storage account...)."""
+    """A role the chain assigns: its link, role, whose identity holds it, and where.
+
+    ``targets`` are the fixed scopes (``(scope id, config field)``: storage accounts, given snapshot
+    resource groups); ``group_names`` the snapshot resource groups named in each cluster's subscription;
+    ``per_cluster`` says the scope follows each cluster (the vault's Reader: the cluster, its resource group
+    or its subscription, ``remediation.roleAssignmentScope``).
+    """
 
     link: str
     role_guid: str
-    targets: tuple[tuple[str, str], ...]
-    """``(scope id, config field)`` of every target."""
+    principal: Principal
+    targets: tuple[tuple[str, str], ...] = ()
+    group_names: tuple[tuple[str, str], ...] = ()
+    per_cluster: bool = False
+
+
+def _planned_chain(config: RemediatorConfig) -> str:
+    mode = str(config.remediation.mode)
+    return str(config.remediation.audit_plans) if mode == "audit" else mode
 
 
 def chain_role_links(config: RemediatorConfig) -> tuple[RoleLink, ...]:
-    """The role links of the config's chain that Resource Graph can check: in install and audit mode (with
-    ``remediation.grantStorageAccess``) Storage Blob Data Contributor on every region's storage account."""
-    mode = config.remediation.mode
-    if mode not in ("install", "audit") or not config.remediation.grant_storage_access:
-        return ()
+    """The role links of the config's chain that Resource Graph can check (under the chain's link names,
+    ``core/plan/links.py``):
+
+    - install and audit mode (with ``remediation.grantStorageAccess``): the extension identity's Storage Blob
+      Data Contributor on every region's storage account;
+    - protect mode (and audit mode planning it), also: the vault identity's Reader on each cluster (per
+      cluster), Reader and Disk Snapshot Contributor (and Data Operator for Managed Disks where a region's
+      vault tier needs it) on the snapshot resource groups, Storage Blob Data Reader on the storage accounts;
+      the cluster identity's Contributor on the snapshot resource groups.
+    """
+    planned = _planned_chain(config)
+    links: list[RoleLink] = []
     field_of = "regionTargets" if config.region_targets is not None else "storage"
-    targets = tuple(
+    storage = tuple(
         (str(target.storage_account), f"{field_of}.{region}")
         for region, target in sorted(config.targets.items())
     )
-    return (RoleLink(link=STORAGE_ACCESS_GRANTED, role_guid=STORAGE_BLOB_DATA_CONTRIBUTOR, targets=targets),)
+    if planned in ("install", "protect") and config.remediation.grant_storage_access:
+        links.append(RoleLink(STORAGE_ACCESS_GRANTED, STORAGE_BLOB_DATA_CONTRIBUTOR, "extension", storage))
+    if planned != "protect":
+        return tuple(links)
+    options = ProtectionOptions.from_config(config)
+    groups: list[tuple[str, str]] = []
+    names: list[tuple[str, str]] = []
+    vault_tier = False
+    for region, target in sorted(options.regions.items()):
+        where = f"regionTargets.{region}.snapshotResourceGroup"
+        if target.snapshot_group is not None:
+            groups.append((target.snapshot_group.canonical, where))
+        else:
+            names.append((target.snapshot_group_name or f"{BACKUP_TAG}_{region}", where))
+        vault_tier = (
+            vault_tier
+            or options.data_operator == "always"
+            or (options.data_operator == "auto" and target.policy_strategy == "DisasterRecovery")
+        )
+    group_roles = [
+        (VAULT_READER_ON_SNAPSHOT_GROUP, READER),
+        (VAULT_SNAPSHOT_CONTRIBUTOR, DISK_SNAPSHOT_CONTRIBUTOR),
+    ]
+    if vault_tier:
+        group_roles.append((VAULT_DATA_OPERATOR, DATA_OPERATOR_FOR_MANAGED_DISKS))
+    links.append(RoleLink(VAULT_READER_ON_CLUSTER, READER, "vault", per_cluster=True))
+    links += [RoleLink(link, role, "vault", tuple(groups), tuple(names)) for link, role in group_roles]
+    links.append(RoleLink(VAULT_BLOB_READER, STORAGE_BLOB_DATA_READER, "vault", storage))
+    links.append(
+        RoleLink(CLUSTER_CONTRIBUTOR_ON_SNAPSHOT_GROUP, CONTRIBUTOR, "cluster", tuple(groups), tuple(names))
+    )
+    return tuple(links)
 
 
 def _with_ancestors(scope_id: str) -> list[str]:
@@ -576,6 +727,43 @@ def _mirror(requests: Sequence[InventoryRequest], query: str) -> tuple[Inventory
         InventoryRequest(query=query, subscriptions=r.subscriptions, management_groups=r.management_groups)
         for r in requests
     )
+
+
+def _subscriptions_of(scope_ids: Iterable[str]) -> list[str]:
+    subs = set()
+    for scope in scope_ids:
+        parts = scope.split("/")
+        if len(parts) > 2 and parts[1].lower() == "subscriptions":
+            subs.add(parts[2].lower())
+    return sorted(subs)
+
+
+def _batched(query: str, subscriptions: Sequence[str], *, size: int) -> tuple[InventoryRequest, ...]:
+    return tuple(
+        InventoryRequest(query=query, subscriptions=batch)
+        for batch in subscription_batches(subscriptions, size=size)
+    )
+
+
+@dataclass(frozen=True)
+class VaultGrantPlan:
+    """The vault identities' role assignments: a side query that needs the vaults' principals, which the
+    vault query (``InventoryPlan.vaults``) returns; :meth:`requests` builds it once they are known (principal
+    ids are checked as GUIDs before they reach the query text)."""
+
+    roles: tuple[str, ...]
+    base: tuple[InventoryRequest, ...]
+    """The cluster scopes (the vault's Reader on each cluster, snapshot groups named per subscription)."""
+    subscriptions: tuple[str, ...]
+    """The fixed scopes' subscriptions (storage accounts, given snapshot groups)."""
+    batch_size: int = DEFAULT_SUBSCRIPTIONS_PER_QUERY
+
+    def requests(self, principals: Iterable[str]) -> tuple[InventoryRequest, ...]:
+        found = sorted({p.lower() for p in principals if p and _GUID.match(p)})
+        if not found:
+            return ()
+        query = build_grant_query([GrantFilter(roles=self.roles, principals=tuple(found))])
+        return _mirror(self.base, query) + _batched(query, self.subscriptions, size=self.batch_size)
 
 
 def plan_role_counts(
@@ -604,43 +792,90 @@ def plan_fleet_inventory(
     batch_size: int = DEFAULT_SUBSCRIPTIONS_PER_QUERY,
 ) -> InventoryPlan:
     """Every in-scope cluster with its backup extension (whatever its state), plus the side queries for the
-    rest of the chain: the grants (:func:`chain_role_links`), the backup instances (default: in protect mode)
-    and, with ``containers``, subscription names and management groups (of the clusters' subscriptions and of
-    those the grants live in).
+    rest of the chain:
+
+    - the grants of the chain's roles held by the extension's and the clusters' identities
+      (:func:`chain_role_links`: at the fixed targets and their ancestors; at the snapshot resource groups
+      named per subscription);
+    - in protect mode, the region targets' backup vaults (``resources``) and, once their principals are
+      known, every assignment of the chain's roles held by a vault identity (:class:`VaultGrantPlan`);
+    - the backup instances (default: in protect mode), in the clusters' scopes and in the vaults'
+      subscriptions (an instance lives in its vault's subscription, not the cluster's);
+    - with ``containers``, subscription names and management groups (of the clusters' subscriptions and of
+      those the grants live in).
 
     The sweep and the report use this; the rows are not narrowed to clusters needing work, because a cluster
-    whose extension is Succeeded may still lack its grant or its backup instance (issue 17 F3).
+    whose extension is Succeeded may still lack a role or its backup instance (issue 17 F3).
 
     :raises UserInputError: a config value could alter a query; ``field`` names it.
     """
     base = plan_inventory(config, batch_size=batch_size, prefilter_tags=prefilter_tags, needs_work_only=False)
-    grants: list[InventoryRequest] = []
     links = chain_role_links(config)
-    if links:
+    filters: list[GrantFilter] = []
+    fixed: dict[str, tuple[str, str]] = {}
+    per_subscription = False
+    for link in links:
+        if link.principal == "vault":
+            continue
         scopes: dict[str, tuple[str, str]] = {}
-        for link in links:
-            for target, where in link.targets:
-                for scope in _with_ancestors(target):
-                    scopes.setdefault(ignore_case_key(scope), (scope, where))
-        query = build_role_assignment_query(
-            role_guids=sorted({link.role_guid for link in links}), scopes=list(scopes.values())
+        for target, where in link.targets:
+            for scope in _with_ancestors(target):
+                scopes.setdefault(ignore_case_key(scope), (scope, where))
+        fixed.update(scopes)
+        per_subscription = per_subscription or bool(link.group_names)
+        filters.append(
+            GrantFilter(roles=(link.role_guid,), scopes=tuple(scopes.values()), group_names=link.group_names)
         )
-        subscriptions = sorted({key.split("/")[2] for key in scopes if key.startswith("/subscriptions/")})
-        grants = [
-            InventoryRequest(query=query, subscriptions=batch)
-            for batch in subscription_batches(subscriptions, size=batch_size)
+    fixed_subscriptions = _subscriptions_of(fixed)
+    grants: tuple[InventoryRequest, ...] = ()
+    if filters:
+        query = build_grant_query(filters)
+        grants = (_mirror(base.requests, query) if per_subscription else ()) + _batched(
+            query, fixed_subscriptions, size=batch_size
+        )
+    protect = _planned_chain(config) == "protect"
+    vaults: tuple[InventoryRequest, ...] = ()
+    vault_grants: VaultGrantPlan | None = None
+    vault_subscriptions: list[str] = []
+    if protect and config.targets:
+        options = ProtectionOptions.from_config(config)
+        vault_ids = [
+            (target.vault.canonical, f"regionTargets.{region}.backupVault")
+            for region, target in sorted(options.regions.items())
         ]
+        vault_subscriptions = _subscriptions_of(v for v, _ in vault_ids)
+        vaults = _batched(build_vault_query(vault_ids), vault_subscriptions, size=batch_size)
+        vault_links = [link for link in links if link.principal == "vault"]
+        vault_fixed = {
+            ignore_case_key(s): s for link in vault_links for t, _ in link.targets for s in _with_ancestors(t)
+        }
+        vault_grants = VaultGrantPlan(
+            roles=tuple(sorted({link.role_guid for link in vault_links})),
+            base=base.requests,
+            subscriptions=tuple(_subscriptions_of(vault_fixed.values())),
+            batch_size=batch_size,
+        )
     if backup_instances is None:
-        backup_instances = str(config.remediation.mode) == "protect"
+        backup_instances = protect
+    instance_query = build_backup_instance_query()
+    instances = (
+        _mirror(base.requests, instance_query)
+        + _batched(instance_query, vault_subscriptions, size=batch_size)
+        if backup_instances
+        else ()
+    )
+    names = build_subscription_query()
+    role_subscriptions = sorted(
+        set(fixed_subscriptions) | set(vault_grants.subscriptions if vault_grants is not None else ())
+    )
     return InventoryPlan(
         requests=base.requests,
         management_groups=base.management_groups,
-        grants=tuple(grants),
-        backup_instances=_mirror(base.requests, build_backup_instance_query()) if backup_instances else (),
-        containers=_mirror(base.requests, build_subscription_query())
-        + tuple(
-            InventoryRequest(query=build_subscription_query(), subscriptions=r.subscriptions) for r in grants
-        )
+        grants=grants,
+        backup_instances=instances,
+        containers=_mirror(base.requests, names) + _batched(names, role_subscriptions, size=batch_size)
         if containers
         else (),
+        vaults=vaults,
+        vault_grants=vault_grants,
     )

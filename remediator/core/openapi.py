@@ -290,6 +290,12 @@ def _schemas() -> dict[str, Any]:
                 "blocked": {"type": "integer", "minimum": 0},
                 "deferred": {"type": "integer", "minimum": 0},
                 "satisfied": {"type": "integer", "minimum": 0},
+                "protectedElsewhere": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Protect mode: clusters another vault's backup instance protects (left"
+                    " alone).",
+                },
                 "byReason": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
                 "byNeed": {
                     "type": "object",
@@ -470,7 +476,8 @@ def _schemas() -> dict[str, Any]:
     row["properties"]["decision"] = {
         "type": "string",
         "description": "enqueued, would-enqueue (+ ' (re-verify)'), enqueue-failed, blocked, deferred,"
-        " not-selected or nothing-to-do.",
+        " not-selected, nothing-to-do or protected-elsewhere (protect mode: another vault's backup instance"
+        " protects it; left alone).",
     }
     row["properties"]["workReason"] = {"type": "string", "description": "The work item's reason."}
     row["required"] = [*row["required"], "decision"]

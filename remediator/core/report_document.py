@@ -17,8 +17,9 @@ per-cluster tally, and ``notSelected`` is exactly the clusters that are not sele
 
 States (issue 14 item 2) never overlap; every cluster is in exactly one. ``extensionReady`` counts selected
 clusters whose backup extension is Succeeded (built-in Policy 1 semantics); ``protected`` counts those whose
-whole chain is satisfied (Policy 2 semantics: a backup instance protects it; in install mode, extension
-Succeeded and the storage grant present).
+whole chain is satisfied (in protect mode: a backup instance ProtectionConfigured in the region's vault with
+every prerequisite Resource Graph shows, or one in another vault that the product leaves alone,
+``protectedBy``; in install mode, extension Succeeded and the storage grant present).
 """
 
 from __future__ import annotations
@@ -258,6 +259,15 @@ class ClusterRow:
     ] = None
     blockers: tuple[Blocker, ...] = ()
     cause: Annotated[str | None, Doc("For a cluster that gave up: the journaled cause, in one line.")] = None
+    protected_by: Annotated[
+        str | None,
+        Doc(
+            "Protect mode: the id of the backup instance in a vault other than the configured one that"
+            " protects the cluster (protected elsewhere: left alone, never written). Its state is"
+            " ``protectionState``; the cluster is ``protected`` when it is ProtectionConfigured, else"
+            " ``blocked``. Optional (added to version 1 additively)."
+        ),
+    ] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,8 +29,10 @@ Per cluster that is one assignment in the storage subscription and, in protect m
 subscription (Reader, Contributor) with ``perCluster``; the vault's snapshot-group and storage roles are
 shared by every cluster of a subscription and region. Assignments are counted once per (scope, principal,
 role): clusters sharing a user-assigned identity share their Contributor assignment when their principal is
-known. The count is an upper bound: assignments that already exist are counted again unless ``existing``
-says how many the subscription holds apart from the product's.
+known. Without ``present`` the count is an upper bound: assignments that already exist are counted again
+unless ``existing`` says how many the subscription holds apart from the product's. With ``present`` (the
+report: Resource Graph shows which of them exist) ``existing`` is the subscription's whole count and the
+planned assignments already there are not counted twice.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from remediator.core.catalog import (
+    CONTRIBUTOR,
+    DATA_OPERATOR_FOR_MANAGED_DISKS,
+    DISK_SNAPSHOT_CONTRIBUTOR,
+    READER,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+    STORAGE_BLOB_DATA_READER,
+)
 from remediator.core.config import RemediatorConfig, normalize_region
 from remediator.core.ids import ResourceId
 from remediator.core.protection import ProtectionOptions, targets_for
@@ -70,16 +80,27 @@ class DemandCluster:
 
 @dataclass(frozen=True)
 class SubscriptionDemand:
-    """One subscription's role assignments: what the chain needs there, what exists, the limit."""
+    """One subscription's role assignments: what the chain needs there, what exists, the limit.
+
+    :param planned: every assignment the chain needs there (present or not).
+    :param existing: the subscription's assignments (apart from the product's, unless ``present`` is known).
+    :param present: of ``planned``, how many already exist (and so are part of ``existing``).
+    """
 
     subscription_id: str
     planned: int
     existing: int | None
     limit: int = ROLE_ASSIGNMENT_LIMIT
+    present: int = 0
+
+    @property
+    def missing(self) -> int:
+        """Planned assignments still to be created."""
+        return self.planned - self.present
 
     @property
     def projected(self) -> int:
-        return self.planned + (self.existing or 0)
+        return self.missing + (self.existing or 0)
 
     @property
     def headroom(self) -> int:
@@ -99,6 +120,7 @@ class SubscriptionDemand:
         return {
             "subscriptionId": self.subscription_id,
             "planned": self.planned,
+            "present": self.present,
             "existing": self.existing,
             "limit": self.limit,
             "projected": self.projected,
@@ -153,9 +175,32 @@ def _selected(
     return match.included and not match.excluded
 
 
-def planned_assignments(config: RemediatorConfig, cluster: DemandCluster) -> list[tuple[str, str, str, str]]:
-    """``(subscription, scope key, principal key, role)`` of every assignment the chain needs for one selected
-    cluster. Principals the inventory cannot know (the extension's, a vault's) get a stable placeholder."""
+@dataclass(frozen=True)
+class PlannedAssignment:
+    """One assignment the chain needs: where it counts, its scope and principal (keys: placeholders where
+    the inventory cannot know them), its role, and what :func:`role_assignment_demand`'s ``present`` needs
+    to look it up (the real scope id when there is one, the role GUID, the principal's kind and vault)."""
+
+    subscription: str
+    scope: str
+    principal: str
+    role: str
+    role_guid: str
+    scope_id: str | None
+    """The scope's id (``None``: a placeholder scope, e.g. a container not yet named)."""
+    principal_kind: str
+    """``extension``, ``vault`` or ``cluster``."""
+    vault_id: str | None = None
+    """For a vault identity's assignment: the vault."""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.subscription, self.scope, self.principal, self.role)
+
+
+def planned_assignments(config: RemediatorConfig, cluster: DemandCluster) -> list[PlannedAssignment]:
+    """Every assignment the chain needs for one selected cluster. Principals the inventory cannot know (the
+    extension's, a vault's) get a stable placeholder."""
     region = normalize_region(cluster.location)
     targets = config.targets_for(region)
     if targets is None:
@@ -165,9 +210,22 @@ def planned_assignments(config: RemediatorConfig, cluster: DemandCluster) -> lis
     account = targets.storage_account
     extension = f"extension-of:{cluster.id.key}"
     grant_scope = account.key
+    grant_scope_id: str | None = account.canonical
     if config.remediation.grant_scope == "container":
         grant_scope = f"{account.key}/container-of:{cluster.id.key}"
-    out = [(str(account.subscription_id), grant_scope, extension, "storage-blob-data-contributor")]
+        grant_scope_id = None
+    storage_sub = str(account.subscription_id)
+    out = [
+        PlannedAssignment(
+            storage_sub,
+            grant_scope,
+            extension,
+            "storage-blob-data-contributor",
+            STORAGE_BLOB_DATA_CONTRIBUTOR,
+            grant_scope_id,
+            "extension",
+        )
+    ]
     if chain != "protect":
         return out
     options = ProtectionOptions.from_config(config)
@@ -175,14 +233,15 @@ def planned_assignments(config: RemediatorConfig, cluster: DemandCluster) -> lis
     if found is None:
         return out
     vault = f"vault:{found.vault.key}"
+    vault_id = found.vault.canonical
     sub = str(cluster.id.subscription_id)
     choice = config.remediation.role_assignment_scope
     if choice == "subscription":
-        reader_scope = str(cluster.id.subscription_scope).lower()
+        reader_id = str(cluster.id.subscription_scope)
     elif choice == "resourceGroup":
-        reader_scope = str(cluster.id.resource_group_id).lower()
+        reader_id = str(cluster.id.resource_group_id)
     else:
-        reader_scope = cluster.id.key
+        reader_id = cluster.id.canonical
     group = found.snapshot_group
     group_sub = str(group.subscription_id)
     cluster_principal = (
@@ -190,12 +249,20 @@ def planned_assignments(config: RemediatorConfig, cluster: DemandCluster) -> lis
         if cluster.principal_id
         else f"identity-of:{cluster.id.key}"
     )
+
+    def of_vault(subscription: str, scope: ResourceId | str, role: str, guid: str) -> PlannedAssignment:
+        scope_id = scope if isinstance(scope, str) else scope.canonical
+        key = scope_id.lower() if isinstance(scope, str) else scope.key
+        return PlannedAssignment(subscription, key, vault, role, guid, scope_id, "vault", vault_id)
+
     out += [
-        (sub, reader_scope, vault, "reader"),
-        (group_sub, group.key, vault, "reader"),
-        (group_sub, group.key, vault, "disk-snapshot-contributor"),
-        (str(account.subscription_id), account.key, vault, "storage-blob-data-reader"),
-        (group_sub, group.key, cluster_principal, "contributor"),
+        of_vault(sub, reader_id, "reader", READER),
+        of_vault(group_sub, group, "reader", READER),
+        of_vault(group_sub, group, "disk-snapshot-contributor", DISK_SNAPSHOT_CONTRIBUTOR),
+        of_vault(storage_sub, account, "storage-blob-data-reader", STORAGE_BLOB_DATA_READER),
+        PlannedAssignment(
+            group_sub, group.key, cluster_principal, "contributor", CONTRIBUTOR, group.canonical, "cluster"
+        ),
     ]
     operator = config.protection.data_operator_for_managed_disks
     policy = targets.policy_preset
@@ -203,7 +270,9 @@ def planned_assignments(config: RemediatorConfig, cluster: DemandCluster) -> lis
         operator == "auto" and policy is not None and policy.strategy == "DisasterRecovery"
     )
     if vault_tier:
-        out.append((group_sub, group.key, vault, "data-operator-for-managed-disks"))
+        out.append(
+            of_vault(group_sub, group, "data-operator-for-managed-disks", DATA_OPERATOR_FOR_MANAGED_DISKS)
+        )
     return out
 
 
@@ -214,6 +283,7 @@ def role_assignment_demand(
     existing: Mapping[str, int] | None = None,
     limit: int = ROLE_ASSIGNMENT_LIMIT,
     management_groups_of: Callable[[str], Iterable[str]] | None = None,
+    present: Callable[[DemandCluster, PlannedAssignment], bool] | None = None,
 ) -> RoleAssignmentDemand:
     """The role assignments the chain of ``config`` needs per subscription for ``clusters`` (the selected
     ones), against Azure's per-subscription limit.
@@ -224,15 +294,24 @@ def role_assignment_demand(
         Graph's ``authorizationresources``); subscriptions missing here count as 0 existing.
     :keyword limit: the per-subscription limit (4000).
     :keyword management_groups_of: subscription -> its management groups, when the scope lists groups.
+    :keyword present: whether a planned assignment already exists (asked once per distinct assignment);
+        ``existing`` then counts every assignment of the subscription, the product's included.
     """
     keys: dict[str, set[tuple[str, str, str]]] = {}
+    found: dict[str, set[tuple[str, str, str]]] = {}
     selected = 0
     for cluster in clusters:
         if not _selected(config, cluster, management_groups_of):
             continue
         selected += 1
-        for subscription, scope, principal, role in planned_assignments(config, cluster):
-            keys.setdefault(subscription, set()).add((scope, principal, role))
+        for planned in planned_assignments(config, cluster):
+            key = (planned.scope, planned.principal, planned.role)
+            known = keys.setdefault(planned.subscription, set())
+            if key in known:
+                continue
+            known.add(key)
+            if present is not None and present(cluster, planned):
+                found.setdefault(planned.subscription, set()).add(key)
     counts = {sub.lower(): n for sub, n in (existing or {}).items()}
     subscriptions = set(keys) | {sub for sub in counts if sub in keys}
     by_subscription = {
@@ -241,6 +320,7 @@ def role_assignment_demand(
             planned=len(keys.get(sub, ())),
             existing=counts.get(sub) if existing is not None else None,
             limit=limit,
+            present=len(found.get(sub, ())),
         )
         for sub in sorted(subscriptions)
     }

@@ -10,12 +10,14 @@ and open connections stay flat however big the estate is.
 **Selection rule** (:func:`remediator.core.coverage.sweep_verdict`): a selected cluster without a blocker
 that needs a person (or a long-lived one: stopped) is enqueued when any link of the mode's chain that
 Resource Graph can see is not satisfied: the backup extension Succeeded, the extension identity's Storage Blob
-Data Contributor on the region's storage account (install mode), a backup instance in ProtectionConfigured
-(protect mode). A cluster whose visible links are all satisfied is still enqueued once per
-:data:`~remediator.core.coverage.REVERIFY_PERIOD_S` (re-verification), in a slot fixed by a hash of its id
-that falls between the previous sweep of the same scope and this one, because some links are invisible to
-Resource Graph (the backup container and the storage account's region; in protect mode the trusted-access
-binding).
+Data Contributor on the region's storage account (install mode); in protect mode also the region's vault, the
+vault identity's and the cluster identity's roles, the backup instance in the region's vault and its
+ProtectionConfigured state (an instance in ProtectionError is enqueued at once). A cluster protected by
+another vault's instance is left alone (``elsewhere``: never enqueued). A cluster whose visible links are all
+satisfied is still enqueued once per :data:`~remediator.core.coverage.REVERIFY_PERIOD_S` (re-verification),
+in a slot fixed by a hash of its id that falls between the previous sweep of the same scope and this one,
+because some links are invisible to Resource Graph (the backup container and the storage account's region;
+in protect mode the trusted-access binding, the backup policy and validation).
 
 **Decision journal** (:class:`~remediator.service.ports.JournalsDecisions`): the sweep reads every cluster's
 last decision key in one partition query, and journals a cluster (a history row in its own partition) only
@@ -53,6 +55,7 @@ from remediator.core.coverage import (
     FIRST_WINDOW_S,
     JOURNALED_VERDICTS,
     REVERIFY_PERIOD_S,
+    ChainFacts,
     DecisionIndex,
     JournaledDecision,
     SweepVerdict,
@@ -61,11 +64,9 @@ from remediator.core.coverage import (
     assess,
     cluster_row,
     decision_key,
-    first_unsatisfied,
     reason_text,
     reverification_due,
     sweep_verdict,
-    visible_links,
 )
 from remediator.core.decision import Decision, decide
 from remediator.core.errors import UserInputError
@@ -110,6 +111,8 @@ class SweepSummary:
     ``protected``, as far as Resource Graph shows it; telemetry's ``remediator.sweep.protected`` gauge)."""
     satisfied: int = 0
     """Selected, every link Resource Graph shows is satisfied, no re-verification due: nothing to do."""
+    protected_elsewhere: int = 0
+    """Protect mode: selected, and a backup instance in another vault protects it: left alone."""
     reverified: int = 0
     """Selected and satisfied, but its daily re-verification was due: enqueued (or would be)."""
     invalid: int = 0
@@ -155,6 +158,7 @@ class SweepSummary:
             "blocked": self.blocked,
             "deferred": self.deferred,
             "satisfied": self.satisfied,
+            "protectedElsewhere": self.protected_elsewhere,
             "reverified": self.reverified,
             "invalid": self.invalid,
             "enqueueFailures": self.enqueue_failures,
@@ -192,6 +196,7 @@ SWEEP_DECISION_WORDS = {
     VerdictKind.BLOCKED: "blocked",
     VerdictKind.DEFERRED: "deferred",
     VerdictKind.SATISFIED: "nothing-to-do",
+    VerdictKind.ELSEWHERE: "protected-elsewhere",
 }
 """What the sweep did, as its cluster list says it (enqueue / reverify read ``enqueued``, ``would-enqueue``
 or ``enqueue-failed``)."""
@@ -402,13 +407,13 @@ class Sweeper:
         due = window is not None and reverification_due(
             cluster_key(snapshot.id.canonical), window=window, period_s=self.reverify_period_s
         )
-        facts = row.chain_facts()
+        facts = _facts(row, snapshot)
         verdict = sweep_verdict(decision, facts, self.chain, reverify_due=due)
         if decision.selected:
             summary.selected += 1
             if verdict.kind in (VerdictKind.SATISFIED, VerdictKind.REVERIFY) or (
-                verdict.kind is VerdictKind.DEFERRED
-                and first_unsatisfied(visible_links(decision, facts, self.chain)) is None
+                verdict.kind in (VerdictKind.DEFERRED, VerdictKind.ELSEWHERE)
+                and assess(decision, facts, self.chain).state == "protected"
             ):
                 summary.protected += 1
         if verdict.kind is VerdictKind.BLOCKED:
@@ -419,6 +424,8 @@ class Sweeper:
             summary.by_blocker.update(b.value for b in verdict.blockers)
         elif verdict.kind is VerdictKind.SATISFIED:
             summary.satisfied += 1
+        elif verdict.kind is VerdictKind.ELSEWHERE:
+            summary.protected_elsewhere += 1
         elif verdict.kind is VerdictKind.REVERIFY:
             summary.reverified += 1
         elif verdict.kind is VerdictKind.ENQUEUE and verdict.need is not None:
@@ -455,9 +462,12 @@ class Sweeper:
         if verdict.kind is VerdictKind.NOT_SELECTED:
             outcome = Outcome.skipped(f"{decision.reason.value}: {reason_text(decision.reason)}")
         elif verdict.kind is VerdictKind.BLOCKED:
-            outcome = Outcome.gave_up("; ".join(b.describe() for b in verdict.blockers))
+            held = verdict.need.why if verdict.need is not None else "a person must act"
+            outcome = Outcome.gave_up("; ".join(b.describe() for b in verdict.blockers) or held)
         elif verdict.kind is VerdictKind.DEFERRED:
             outcome = Outcome.wait(3600.0, "; ".join(b.describe() for b in verdict.blockers))
+        elif verdict.kind is VerdictKind.ELSEWHERE:
+            outcome = Outcome.done(f"sweep: {verdict.need.why if verdict.need else 'protected elsewhere'}")
         else:
             outcome = Outcome.done("sweep: every link Resource Graph shows is satisfied")
         return ReconcileReport(
@@ -479,7 +489,7 @@ class Sweeper:
         verdict: SweepVerdict,
         enqueue: bool,
     ) -> dict[str, Any]:
-        facts = row.chain_facts()
+        facts = _facts(row, snapshot)
         listed = cluster_to_dict(
             cluster_row(
                 decision,
@@ -515,9 +525,16 @@ class Sweeper:
             storage_writes = 2 if self.config.remediation.grant_storage_access else 1  # container, grant
         else:
             storage_writes = 1  # the grant
-        if mode == "install" and storage is not None and storage.subscription_id:
+        if mode in ("install", "protect") and storage is not None and storage.subscription_id:
             delay = max(delay, self.pacer.reserve(str(storage.subscription_id), storage_writes))
         return delay
+
+
+def _facts(row: InventoryRow, snapshot: ClusterSnapshot) -> ChainFacts:
+    """The row's chain facts, with the cluster's identity principal and region as its snapshot reads them."""
+    return row.chain_facts(
+        cluster_principal_id=snapshot.identity_principal_id, cluster_location=snapshot.location
+    )
 
 
 class _BatchEnqueuer:

@@ -15,12 +15,15 @@ from remediator.core.config import load_config, parse_config
 from remediator.core.coverage import (
     BackupInstanceFacts,
     ChainFacts,
+    GrantIndex,
     LatestOutcome,
     LinkState,
     RoleGrant,
+    VaultFacts,
     VerdictKind,
     VisibleChain,
     assess,
+    cluster_row,
     decision_key,
     matched_rule,
     reverification_due,
@@ -28,7 +31,9 @@ from remediator.core.coverage import (
     visible_links,
 )
 from remediator.core.decision import decide
+from remediator.core.plan.protect import PROTECT as PROTECT_CHAIN_LINKS
 from remediator.core.snapshot import ClusterSnapshot
+from remediator.core.text import ignore_case_key
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTERS = ROOT / "examples" / "clusters"
@@ -136,24 +141,211 @@ def test_policy_task_mode_has_no_grant_link_and_no_reverification() -> None:
     assert sweep_verdict(TAGGED, facts(), chain, reverify_due=True).kind is VerdictKind.SATISFIED
 
 
-def test_protect_mode_needs_a_protecting_backup_instance() -> None:
-    chain = VisibleChain(mode="protect", grant_role=SBDC, backup_instance=True, reverify=True)
-    whole = facts(grants=(grant_at(STORAGE),))
-    assert sweep_verdict(TAGGED, whole, chain).reason == "sweep:backup-instance-protected-missing"
-    errored = facts(
-        grants=(grant_at(STORAGE),), backup_instances=(BackupInstanceFacts("bi", "ProtectionError", "X"),)
+# --- protect mode: the whole visible chain ------------------------------------------------------------------
+
+PROTECT = load_config(ROOT / "examples" / "protect.yaml")
+PROTECT_CHAIN = VisibleChain.of(PROTECT)
+P_SNAPSHOT = snapshot("tagged")
+P_TAGGED = decide(P_SNAPSHOT, PROTECT)
+P_CLUSTER = P_TAGGED.cluster_id.canonical
+P_STORAGE = str(P_TAGGED.storage_account_id)
+P_SUB = f"/subscriptions/{P_TAGGED.cluster_id.subscription_id}"
+VAULT = f"{'/'.join(P_STORAGE.split('/')[:5])}/providers/Microsoft.DataProtection/backupVaults/AKSAzureBackup-eastus"
+OTHER_VAULT = f"{P_SUB}/resourceGroups/rg-elsewhere/providers/Microsoft.DataProtection/backupVaults/bv-other"
+SNAPSHOT_GROUP = f"{P_SUB}/resourceGroups/AKSAzureBackup_eastus"
+VAULT_PRINCIPAL = "11111111-2222-4333-8444-555555555555"
+CLUSTER_PRINCIPAL = str(P_SNAPSHOT.identity_principal_id)
+READER, DSC, SBDR, CONTRIBUTOR = (
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+    "7efff54f-a5b4-42b5-a1c5-5411624893ce",
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c",
+)
+WHOLE_GRANTS = {
+    "storage-access-granted": grant_at(P_STORAGE),
+    "vault-reader-on-cluster": grant_at(P_CLUSTER, principal=VAULT_PRINCIPAL, role=READER),
+    "vault-reader-on-snapshot-rg": grant_at(SNAPSHOT_GROUP, principal=VAULT_PRINCIPAL, role=READER),
+    "vault-disk-snapshot-contributor": grant_at(SNAPSHOT_GROUP, principal=VAULT_PRINCIPAL, role=DSC),
+    "vault-blob-reader-on-storage": grant_at(P_STORAGE, principal=VAULT_PRINCIPAL, role=SBDR),
+    "cluster-contributor-on-snapshot-rg": grant_at(
+        SNAPSHOT_GROUP, principal=CLUSTER_PRINCIPAL, role=CONTRIBUTOR
+    ),
+}
+
+
+def instance(state: str, *, vault: str = VAULT, code: str = "") -> BackupInstanceFacts:
+    return BackupInstanceFacts(f"{vault}/backupInstances/aks-payments-eus-01-0a1b2c3d", state, code)
+
+
+def protect_facts(
+    *,
+    without: tuple[str, ...] = (),
+    instances: tuple[BackupInstanceFacts, ...] = (),
+    vault: VaultFacts | None = VaultFacts(VAULT, VAULT_PRINCIPAL, "Succeeded", "eastus"),
+    extension: str | None = "Succeeded",
+) -> ChainFacts:
+    return facts(
+        extension,
+        grants=tuple(g for link, g in WHOLE_GRANTS.items() if link not in without),
+        backup_instances=instances,
+        backup_instances_known=True,
+        cluster_principal_id=CLUSTER_PRINCIPAL,
+        cluster_location=P_SNAPSHOT.location,
+        vaults={} if vault is None else {ignore_case_key(VAULT): vault},
     )
-    verdict = sweep_verdict(TAGGED, errored, chain)
-    assert verdict.need is not None and verdict.need.state is LinkState.FAILED and "(X)" in verdict.need.why
-    configuring = facts(
-        grants=(grant_at(STORAGE),), backup_instances=(BackupInstanceFacts("bi", "ConfiguringProtection"),)
+
+
+PROTECTED = protect_facts(instances=(instance("ProtectionConfigured"),))
+
+
+def test_protect_mode_sees_the_whole_chain_under_the_chains_own_link_names() -> None:
+    checks = visible_links(P_TAGGED, PROTECTED, PROTECT_CHAIN)
+    assert all(c.satisfied for c in checks), [(c.link, c.state, c.why) for c in checks]
+    chain_order = [r.key for r in PROTECT_CHAIN_LINKS.requirements]
+    seen = [c.link for c in checks]
+    assert seen == [k for k in chain_order if k in seen]  # the chain's names, in the chain's order
+    assert set(seen) == {
+        "protection-not-elsewhere",
+        "extension-installed",
+        "storage-access-granted",
+        "backup-vault-ready",
+        "vault-reader-on-cluster",
+        "vault-reader-on-snapshot-rg",
+        "vault-disk-snapshot-contributor",
+        "vault-blob-reader-on-storage",
+        "cluster-contributor-on-snapshot-rg",
+        "backup-instance-exists",
+        "protection-configured",
+    }
+    assert sweep_verdict(P_TAGGED, PROTECTED, PROTECT_CHAIN).kind is VerdictKind.SATISFIED
+    assert assess(P_TAGGED, PROTECTED, PROTECT_CHAIN).state == "protected"
+
+
+def test_the_visible_role_links_are_the_chains_roles() -> None:
+    """Each role link the sweep checks has the role the chain's RoleAssigned link assigns (one home for the
+    role of a link: if the chain changes a role, this fails until coverage follows)."""
+    from remediator.core.plan.roles import RoleAssigned
+
+    chain_roles = {
+        r.key: r.role_guid for r in PROTECT_CHAIN_LINKS.requirements if isinstance(r, RoleAssigned)
+    }
+    for link, grant in WHOLE_GRANTS.items():
+        assert chain_roles[link] == grant.role_guid, link
+
+
+@pytest.mark.parametrize("link", sorted(WHOLE_GRANTS))
+def test_a_protected_cluster_missing_any_role_is_enqueued_naming_the_link(link: str) -> None:
+    broken = protect_facts(without=(link,), instances=(instance("ProtectionConfigured"),))
+    verdict = sweep_verdict(P_TAGGED, broken, PROTECT_CHAIN)
+    assert verdict.kind is VerdictKind.ENQUEUE and verdict.reason == f"sweep:{link}-missing"
+    assert assess(P_TAGGED, broken, PROTECT_CHAIN).state != "protected"
+
+
+def test_a_role_above_its_scope_satisfies_it() -> None:
+    above = protect_facts(without=("vault-reader-on-cluster",), instances=(instance("ProtectionConfigured"),))
+    above = ChainFacts(
+        **{
+            **above.__dict__,
+            "grants": GrantIndex(
+                [
+                    *WHOLE_GRANTS.values(),
+                    grant_at(P_SUB.upper(), principal=VAULT_PRINCIPAL.upper(), role=READER),
+                ]
+            ),
+        }
     )
-    assert assess(TAGGED, configuring, chain).state == "installing"
-    protected = facts(
-        grants=(grant_at(STORAGE),), backup_instances=(BackupInstanceFacts("bi", "ProtectionConfigured"),)
+    assert sweep_verdict(P_TAGGED, above, PROTECT_CHAIN).kind is VerdictKind.SATISFIED
+
+
+def test_extension_and_grant_but_no_backup_instance_needs_work_and_is_not_protected() -> None:
+    none = protect_facts()
+    verdict = sweep_verdict(P_TAGGED, none, PROTECT_CHAIN)
+    assert verdict.kind is VerdictKind.ENQUEUE and verdict.reason == "sweep:backup-instance-exists-missing"
+    assessment = assess(P_TAGGED, none, PROTECT_CHAIN)
+    assert assessment.state == "notStarted" and "backup-instance-exists" in assessment.next_action
+
+
+def test_the_vault_comes_first_and_its_roles_wait_for_its_identity() -> None:
+    missing = protect_facts(vault=None)
+    states = {c.link: c.state for c in visible_links(P_TAGGED, missing, PROTECT_CHAIN)}
+    assert states["backup-vault-ready"] is LinkState.MISSING
+    assert states["vault-reader-on-cluster"] is LinkState.DEFERRED
+    assert sweep_verdict(P_TAGGED, missing, PROTECT_CHAIN).reason == "sweep:backup-vault-ready-missing"
+    creating = protect_facts(vault=VaultFacts(VAULT, None, "Provisioning"))
+    states = {c.link: c.state for c in visible_links(P_TAGGED, creating, PROTECT_CHAIN)}
+    assert states["backup-vault-ready"] is LinkState.IN_PROGRESS
+
+
+@pytest.mark.parametrize("state", ["ProtectionError", "ConfiguringProtectionFailed"])
+def test_an_instance_in_error_is_enqueued_at_once(state: str) -> None:
+    errored = protect_facts(instances=(instance(state, code="UserErrorMissingBackupVaultPermissions"),))
+    verdict = sweep_verdict(P_TAGGED, errored, PROTECT_CHAIN)
+    assert verdict.kind is VerdictKind.ENQUEUE and verdict.reason == "sweep:protection-configured-failed"
+    assert verdict.need is not None and "UserErrorMissingBackupVaultPermissions" in verdict.need.why
+
+
+def test_an_instance_being_configured_is_installing() -> None:
+    configuring = protect_facts(instances=(instance("ConfiguringProtection"),))
+    assert sweep_verdict(P_TAGGED, configuring, PROTECT_CHAIN).kind is VerdictKind.ENQUEUE
+    assert assess(P_TAGGED, configuring, PROTECT_CHAIN).state == "installing"
+
+
+def test_protection_stopped_on_purpose_is_left_to_a_person() -> None:
+    stopped = protect_facts(instances=(instance("ProtectionStopped"),))
+    verdict = sweep_verdict(P_TAGGED, stopped, PROTECT_CHAIN)
+    assert verdict.kind is VerdictKind.BLOCKED and verdict.need is not None
+    assessment = assess(P_TAGGED, stopped, PROTECT_CHAIN)
+    assert assessment.state == "blocked" and "stopped on purpose" in assessment.next_action
+
+
+def test_a_cluster_protected_by_another_vault_is_left_alone_and_reported() -> None:
+    other = protect_facts(instances=(instance("ProtectionConfigured", vault=OTHER_VAULT),))
+    verdict = sweep_verdict(P_TAGGED, other, PROTECT_CHAIN)
+    assert verdict.kind is VerdictKind.ELSEWHERE  # never enqueued, not even re-verified
+    assert sweep_verdict(P_TAGGED, other, PROTECT_CHAIN, reverify_due=True).kind is VerdictKind.ELSEWHERE
+    assessment = assess(P_TAGGED, other, PROTECT_CHAIN)
+    assert assessment.state == "protected" and "protected elsewhere" in assessment.next_action
+    assert assessment.elsewhere is not None and "bv-other" in assessment.elsewhere.id
+    row = cluster_row(
+        P_TAGGED,
+        name="aks",
+        resource_group="rg",
+        region="eastus",
+        tags={},
+        selection=PROTECT.selection,
+        facts=other,
+        assessment=assessment,
     )
-    assert sweep_verdict(TAGGED, protected, chain).kind is VerdictKind.SATISFIED
-    assert assess(TAGGED, protected, chain).state == "protected"
+    assert row.protected_by == assessment.elsewhere.id and row.protection_state == "ProtectionConfigured"
+    unhealthy = protect_facts(instances=(instance("ProtectionError", vault=OTHER_VAULT, code="X"),))
+    assessment = assess(P_TAGGED, unhealthy, PROTECT_CHAIN)
+    assert assessment.state == "blocked" and "its owner must repair it" in assessment.next_action
+    assert sweep_verdict(P_TAGGED, unhealthy, PROTECT_CHAIN).kind is VerdictKind.ELSEWHERE
+
+
+def test_the_vault_tier_adds_data_operator_where_the_config_says_so() -> None:
+    config = parse_config(
+        {
+            **json.loads(PROTECT.model_dump_json(by_alias=True, exclude_none=True)),
+            "protection": {"dataOperatorForManagedDisks": "always"},
+        }
+    )
+    chain = VisibleChain.of(config)
+    checks = {c.link: c for c in visible_links(P_TAGGED, PROTECTED, chain)}
+    assert checks["vault-disk-data-operator"].state is LinkState.MISSING
+    assert "vault-disk-data-operator" not in {
+        c.link for c in visible_links(P_TAGGED, PROTECTED, PROTECT_CHAIN)
+    }
+
+
+def test_grant_index_holds_at_the_scope_or_above_under_azures_case_rule() -> None:
+    index = GrantIndex([grant_at(P_SUB.upper() + "/resourceGroups/RG", role=READER)])
+    assert index.holds(PRINCIPAL.upper(), READER, f"{P_SUB}/resourcegroups/rg/providers/X.Y/z/name")
+    assert index.holds(PRINCIPAL, READER.upper(), f"{P_SUB}/resourceGroups/rg")
+    assert not index.holds(PRINCIPAL, READER, f"{P_SUB}/resourceGroups/rg2")  # a sibling, not below
+    assert not index.holds(PRINCIPAL, READER, P_SUB)  # above the assignment: not covered
+    assert not index.holds(VAULT_PRINCIPAL, READER, f"{P_SUB}/resourceGroups/rg")
+    assert len(GrantIndex([grant_at(P_STORAGE), grant_at(P_STORAGE.upper())])) == 1
 
 
 def test_blocked_and_stopped_clusters_are_never_enqueued_whatever_their_links() -> None:

@@ -495,6 +495,7 @@ def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool, c
         "blocked",
         "deferred",
         "satisfied",
+        "protectedElsewhere",
         "byReason",
         "byNeed",
         "clusters",
