@@ -79,7 +79,7 @@ variable "inline_budget_seconds" {
 }
 
 variable "max_attempts" {
-  description = "REMEDIATOR_MAX_ATTEMPTS: re-enqueues of one work item after wait outcomes before the give-up is journaled."
+  description = "REMEDIATOR_MAX_ATTEMPTS: queue hops without progress (no link newly satisfied) before the give-up is journaled."
   type        = string
   default     = "30"
 

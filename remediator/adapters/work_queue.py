@@ -104,6 +104,8 @@ class WorkQueue:
         correlation_id: str,
         delay_s: float,
         timeout_s: float | None = None,
+        progress_attempt: int = 0,
+        satisfied_links: int = 0,
     ) -> None:
         """The handlers' port (``EnqueuesWork``): build the work item and enqueue it within ``timeout_s``."""
         item = WorkItem(
@@ -112,5 +114,7 @@ class WorkQueue:
             source=source,
             reason=reason,
             correlation_id=correlation_id,
+            progress_attempt=progress_attempt,
+            satisfied_links=satisfied_links,
         )
         self.enqueue(item, delay_s=delay_s, timeout_s=timeout_s)

@@ -43,6 +43,8 @@ class _NoQueue:
         correlation_id: str,
         delay_s: float,
         timeout_s: float | None = None,
+        progress_attempt: int = 0,
+        satisfied_links: int = 0,
     ) -> None:
         raise AssertionError("a dry run never enqueues")
 

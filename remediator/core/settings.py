@@ -83,8 +83,9 @@ class Settings(BaseModel):
     capped at 25 to stay well under Event Grid's 30 s delivery timeout."""
 
     max_attempts: int = Field(default=30, ge=1, le=1000, alias="REMEDIATOR_MAX_ATTEMPTS")
-    """How many times one work item is re-enqueued after a ``wait`` outcome before the give-up is
-    journaled."""
+    """How many queue hops **without progress** a chain of work items may take (a ``wait`` re-enqueues the
+    item; a reconcile that finds a link newly satisfied starts the count again) before the give-up is
+    journaled. The same default serves install and protect mode (docs/operations.md)."""
 
     max_wait_seconds: int = Field(default=600, ge=1, le=604800, alias="REMEDIATOR_MAX_WAIT_SECONDS")
     """Longest visibility delay for a re-enqueued work item (a queue message may be hidden up to 7 days)."""

@@ -5,7 +5,15 @@ sweep all become work items that the queue-triggered function picks up later. Pr
 this one typed form; the wire form (docs/architecture.md) is JSON::
 
     {"clusterId": str, "attempt": int, "source": "event"|"policy"|"sweep"|"http"|"queue",
-     "reason": str, "correlationId": str, "enqueuedAt": ISO-8601 UTC}
+     "reason": str, "correlationId": str, "enqueuedAt": ISO-8601 UTC,
+     "progressAttempt"?: int, "satisfiedLinks"?: int}
+
+``attempt`` counts the queue hops of one chain of work items (every ``wait`` adds one); ``progressAttempt`` is
+the hop at which the chain last made progress (a reconcile found more of its links satisfied than any before,
+``satisfiedLinks``). ``REMEDIATOR_MAX_ATTEMPTS`` bounds the hops **without progress**
+(:attr:`WorkItem.attempts_without_progress`), so a slow but healthy protect run (20-28 hops, each link's wait
+bounded by its own budget) is not given up on the count, while a chain stuck on one link still is. Both keys
+are absent (0) on a fresh item and on items made before they existed.
 
 A message is untrusted input (anyone who can write to the queue writes it): :meth:`WorkItem.from_json` rejects
 a malformed one with a :class:`UserInputError` naming the field.
@@ -33,6 +41,8 @@ MAX_MESSAGE_BYTES = 64 * 1024
 """A queue message holds at most 64 KiB (Azure Queue Storage); a decoded work item is far smaller."""
 MAX_MESSAGE_DEPTH = 8
 """A work item is a flat object (depth 1); anything nested deeper than this is not one."""
+MAX_LINKS = 1000
+"""More links than any chain has: a larger ``satisfiedLinks`` is not a work item's."""
 
 
 def _now() -> datetime:
@@ -58,6 +68,8 @@ class WorkItem:
     :param reason: one line for humans (the wait's why, the event type).
     :param correlation_id: ties the item to the event / request / sweep that caused it.
     :param enqueued_at: when the producer made it (UTC).
+    :param progress_attempt: the attempt at which the chain last made progress (``<= attempt``).
+    :param satisfied_links: the most links a reconcile of the chain has found settled so far.
     """
 
     cluster_id: ResourceId
@@ -66,10 +78,17 @@ class WorkItem:
     reason: str = ""
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     enqueued_at: datetime = field(default_factory=_now)
+    progress_attempt: int = 0
+    satisfied_links: int = 0
+
+    @property
+    def attempts_without_progress(self) -> int:
+        """Hops since the chain last made progress: what ``REMEDIATOR_MAX_ATTEMPTS`` bounds."""
+        return self.attempt - self.progress_attempt
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (see the module docstring)."""
-        return {
+        data: dict[str, Any] = {
             "clusterId": self.cluster_id.canonical,
             "attempt": self.attempt,
             "source": self.source,
@@ -77,19 +96,36 @@ class WorkItem:
             "correlationId": self.correlation_id,
             "enqueuedAt": iso_utc(self.enqueued_at),
         }
+        if self.progress_attempt:
+            data["progressAttempt"] = self.progress_attempt
+        if self.satisfied_links:
+            data["satisfiedLinks"] = self.satisfied_links
+        return data
 
     def to_message(self) -> str:
         """The message body (compact JSON; the queue client base64-encodes it for the Functions host)."""
         return json.dumps(self.to_json(), separators=(",", ":"))
 
-    def next_attempt(self, *, reason: str) -> WorkItem:
-        """The follow-up after a ``wait``: same cluster, source and correlation, ``attempt + 1``."""
+    def next_attempt(self, *, reason: str, satisfied_links: int | None = None) -> WorkItem:
+        """The follow-up after a ``wait``: same cluster, source and correlation, ``attempt + 1``.
+
+        ``satisfied_links`` is how many links the wait's reconcile found settled
+        (:func:`remediator.core.plan.requirement.settled_links`). More than any reconcile of the chain found
+        before is progress: the follow-up's :attr:`attempts_without_progress` starts again from 0. The mark
+        only rises (a link that comes and goes is not progress twice), so a chain of ``n`` links ends within
+        ``(n + 1) * REMEDIATOR_MAX_ATTEMPTS`` hops whatever happens."""
+        attempt = self.attempt + 1
+        progressed = satisfied_links is not None and satisfied_links > self.satisfied_links
         return WorkItem(
             cluster_id=self.cluster_id,
-            attempt=self.attempt + 1,
+            attempt=attempt,
             source=self.source,
             reason=reason,
             correlation_id=self.correlation_id,
+            progress_attempt=attempt if progressed else self.progress_attempt,
+            satisfied_links=satisfied_links
+            if progressed and satisfied_links is not None
+            else self.satisfied_links,
         )
 
     @classmethod
@@ -107,6 +143,12 @@ class WorkItem:
         source = data.get("source") or "queue"
         if not isinstance(source, str) or source not in SOURCES:  # a list is unhashable: check the type first
             raise _fail("source", f"must be one of {sorted(SOURCES)}")
+        progress = data.get("progressAttempt", 0)
+        if not isinstance(progress, int) or isinstance(progress, bool) or not 0 <= progress <= attempt:
+            raise _fail("progressAttempt", "must be an integer from 0 to attempt")
+        links = data.get("satisfiedLinks", 0)
+        if not isinstance(links, int) or isinstance(links, bool) or not 0 <= links <= MAX_LINKS:
+            raise _fail("satisfiedLinks", f"must be an integer from 0 to {MAX_LINKS}")
         return cls(
             cluster_id=cluster,
             attempt=attempt,
@@ -114,6 +156,8 @@ class WorkItem:
             reason=str(data.get("reason") or ""),
             correlation_id=str(data.get("correlationId") or uuid.uuid4()),
             enqueued_at=_parse_time(data.get("enqueuedAt")),
+            progress_attempt=progress,
+            satisfied_links=links,
         )
 
     @classmethod

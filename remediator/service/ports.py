@@ -57,8 +57,12 @@ class EnqueuesWork(Protocol):
         correlation_id: str,
         delay_s: float,
         timeout_s: float | None = None,
+        progress_attempt: int = 0,
+        satisfied_links: int = 0,
     ) -> None:
-        """``timeout_s``: time left for the call (an Event Grid invocation's); ``None`` = client defaults."""
+        """``timeout_s``: time left for the call (an Event Grid invocation's); ``None`` = client defaults.
+        ``progress_attempt`` and ``satisfied_links``: the chain's progress mark (a worker's follow-up carries
+        it; see ``remediator.core.work_item``)."""
         ...
 
 

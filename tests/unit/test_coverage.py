@@ -150,7 +150,8 @@ P_TAGGED = decide(P_SNAPSHOT, PROTECT)
 P_CLUSTER = P_TAGGED.cluster_id.canonical
 P_STORAGE = str(P_TAGGED.storage_account_id)
 P_SUB = f"/subscriptions/{P_TAGGED.cluster_id.subscription_id}"
-VAULT = f"{'/'.join(P_STORAGE.split('/')[:5])}/providers/Microsoft.DataProtection/backupVaults/AKSAzureBackup-eastus"
+P_STORAGE_GROUP = "/".join(P_STORAGE.split("/")[:5])
+VAULT = f"{P_STORAGE_GROUP}/providers/Microsoft.DataProtection/backupVaults/AKSAzureBackup-eastus"
 OTHER_VAULT = f"{P_SUB}/resourceGroups/rg-elsewhere/providers/Microsoft.DataProtection/backupVaults/bv-other"
 SNAPSHOT_GROUP = f"{P_SUB}/resourceGroups/AKSAzureBackup_eastus"
 VAULT_PRINCIPAL = "11111111-2222-4333-8444-555555555555"
@@ -173,6 +174,9 @@ WHOLE_GRANTS = {
 }
 
 
+READY_VAULT = VaultFacts(VAULT, VAULT_PRINCIPAL, "Succeeded", "eastus")
+
+
 def instance(state: str, *, vault: str = VAULT, code: str = "") -> BackupInstanceFacts:
     return BackupInstanceFacts(f"{vault}/backupInstances/aks-payments-eus-01-0a1b2c3d", state, code)
 
@@ -181,7 +185,7 @@ def protect_facts(
     *,
     without: tuple[str, ...] = (),
     instances: tuple[BackupInstanceFacts, ...] = (),
-    vault: VaultFacts | None = VaultFacts(VAULT, VAULT_PRINCIPAL, "Succeeded", "eastus"),
+    vault: VaultFacts | None = READY_VAULT,
     extension: str | None = "Succeeded",
 ) -> ChainFacts:
     return facts(

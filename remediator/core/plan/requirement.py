@@ -18,7 +18,7 @@ name, a role assignment by any assignment of that role to that principal at that
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -136,6 +136,15 @@ LINK_STATES: tuple[str, ...] = (
     "superseded",
 )
 """Every state a link can report (:func:`state_of`)."""
+
+SETTLED_STATES: frozenset[str] = frozenset({"satisfied", "not-needed", "superseded"})
+"""The states of a link whose verdict :func:`is_satisfied` (nothing left to do for it)."""
+
+
+def settled_links(links: Iterable[Mapping[str, str]]) -> int:
+    """How many of a report's links (``ReconcileReport.links``) are settled: the chain's progress, which
+    the work queue's attempt bound watches (``WorkItem.next_attempt``)."""
+    return sum(1 for link in links if link.get("state") in SETTLED_STATES)
 
 
 def state_of(verdict: Verdict) -> str:

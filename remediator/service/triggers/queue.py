@@ -1,9 +1,10 @@
 """Queue triggers: a durable work item -> one reconcile; a poisoned work item -> a journaled give-up.
 
-The worker re-enqueues a ``wait`` with a delay and ``attempt + 1``; at ``REMEDIATOR_MAX_ATTEMPTS`` it
-journals a give-up. Anything it raises is retried by the Functions host and, after five dequeues, lands in
-the poison queue, whose handler journals a give-up. Nothing is dropped silently. The work-item contract and
-its one parser are :mod:`remediator.core.work_item`.
+The worker re-enqueues a ``wait`` with a delay and ``attempt + 1``; after ``REMEDIATOR_MAX_ATTEMPTS`` hops
+without progress (no reconcile found more links settled: ``WorkItem.next_attempt``) it journals a give-up.
+Anything it raises is retried by the Functions host and, after five dequeues, lands in the poison queue, whose
+handler journals a give-up. Nothing is dropped silently. The work-item contract and its one parser are
+:mod:`remediator.core.work_item`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from remediator.core.errors import UserInputError
 from remediator.core.outcomes import Outcome, OutcomeKind, ReconcileReport
+from remediator.core.plan.requirement import settled_links
 from remediator.core.work_item import WorkItem
 from remediator.service.ports import HandlerContext
 from remediator.service.triggers.delivery import now_iso, wait_delay
@@ -50,14 +52,16 @@ def handle_work_item(body: bytes | str, *, dequeue_count: int, ctx: HandlerConte
     if report.outcome.kind is not OutcomeKind.WAIT:
         logger.info("work item %s (attempt %d): %s", item.cluster_id, item.attempt, report.outcome.kind)
         return WorkItemResult("done", report)
-    follow_up = item.next_attempt(reason=report.outcome.why)
-    if follow_up.attempt >= ctx.settings.max_attempts:
+    follow_up = item.next_attempt(reason=report.outcome.why, satisfied_links=settled_links(report.links))
+    if follow_up.attempts_without_progress >= ctx.settings.max_attempts:
+        stalled = follow_up.attempts_without_progress
         gave_up = ReconcileReport(
             cluster_id=report.cluster_id,
             decision=report.decision,
             outcome=Outcome.gave_up(
-                f"still waiting after {follow_up.attempt} attempts (REMEDIATOR_MAX_ATTEMPTS):"
-                f" {report.outcome.why}"
+                f"still waiting after {stalled} attempts without progress"
+                f"{f' ({follow_up.attempt} in all)' if follow_up.attempt != stalled else ''}"
+                f" (REMEDIATOR_MAX_ATTEMPTS): {report.outcome.why}"
             ),
             actions=(),
             mode=report.mode,
@@ -68,7 +72,10 @@ def handle_work_item(body: bytes | str, *, dequeue_count: int, ctx: HandlerConte
         )
         ctx.outcomes.record(gave_up)
         logger.warning(
-            "gave up on %s after %d attempts: %s", item.cluster_id, follow_up.attempt, report.outcome.why
+            "gave up on %s after %d attempts without progress: %s",
+            item.cluster_id,
+            stalled,
+            report.outcome.why,
         )
         return WorkItemResult("gave-up", gave_up)
     ctx.work.enqueue_work(
@@ -78,6 +85,8 @@ def handle_work_item(body: bytes | str, *, dequeue_count: int, ctx: HandlerConte
         reason=follow_up.reason,
         correlation_id=follow_up.correlation_id,
         delay_s=wait_delay(ctx, report.outcome),
+        progress_attempt=follow_up.progress_attempt,
+        satisfied_links=follow_up.satisfied_links,
     )
     return WorkItemResult("requeued", report, follow_up.attempt)
 

@@ -79,6 +79,8 @@ class ScriptedReconciler:
         self.barrier: threading.Barrier | None = None
         """When set, every reconcile waits for the others at this barrier (proves they run concurrently)."""
         self.error: Exception | None = None
+        self.links: tuple[dict[str, str], ...] = ()
+        """The chain's links the next reports carry (their settled count is the chain's progress)."""
 
     def reconcile(
         self,
@@ -119,6 +121,7 @@ class ScriptedReconciler:
             extension_state="Creating",
             correlation_id=correlation_id or "",
             caller=caller,
+            links=self.links,
         )
 
 
@@ -128,6 +131,7 @@ class RecordingQueue:
         self.correlations: list[str] = []
         self.timeouts: list[float | None] = []
         self.reasons: list[str] = []
+        self.progress: list[tuple[int, int]] = []
         self.fail = False
 
     def enqueue_work(
@@ -140,8 +144,11 @@ class RecordingQueue:
         correlation_id: str,
         delay_s: float,
         timeout_s: float | None = None,
+        progress_attempt: int = 0,
+        satisfied_links: int = 0,
     ) -> None:
         self.timeouts.append(timeout_s)
+        self.progress.append((progress_attempt, satisfied_links))
         if self.fail:
             raise ConnectionError("queue unreachable")
         assert isinstance(cluster_id, ResourceId), "the port takes a parsed id"
@@ -623,6 +630,32 @@ def test_worker_journals_the_give_up_at_the_bound(ctx: HandlerContext) -> None:
     [report] = _recorded(ctx)
     assert report.outcome.kind.value == "gave_up" and "3 attempts" in report.outcome.why
     assert report.cluster_id == CLUSTER
+
+
+def _links(settled: int, waiting: int = 1) -> tuple[dict[str, str], ...]:
+    return tuple({"link": f"s{i}", "state": "satisfied"} for i in range(settled)) + tuple(
+        {"link": f"w{i}", "state": "waiting"} for i in range(waiting)
+    )
+
+
+def test_worker_counts_the_bound_in_hops_without_progress(ctx: HandlerContext) -> None:
+    """REMEDIATOR_MAX_ATTEMPTS (3 here) bounds hops without progress: a wait that settled a new link starts
+    the count again; a chain stuck on one link gives up at the bound."""
+    assert isinstance(ctx.reconciler, ScriptedReconciler) and isinstance(ctx.work, RecordingQueue)
+    ctx.reconciler.outcome = Outcome.wait(15, "validating")
+    ctx.reconciler.links = _links(5)
+    progressed = {**item(attempt=2), "progressAttempt": 1, "satisfiedLinks": 4}
+    function_app.reconcile_worker(message(progressed))  # the old rule gave up here (attempt 3 of 3)
+    assert _queued(ctx) == [{"clusterId": CLUSTER, "attempt": 3, "source": "event", "delay": 15.0}]
+    assert ctx.work.progress == [(3, 5)] and _recorded(ctx) == []
+    stalled = {**item(attempt=4), "progressAttempt": 3, "satisfiedLinks": 5}
+    function_app.reconcile_worker(message(stalled))  # 5 - 3 = 2 hops without progress: requeued
+    assert ctx.work.progress == [(3, 5), (3, 5)] and _recorded(ctx) == []
+    function_app.reconcile_worker(message({**stalled, "attempt": 5}))  # 6 - 3 = 3: the bound
+    [report] = _recorded(ctx)
+    assert report.outcome.kind.value == "gave_up"
+    assert "3 attempts without progress (6 in all)" in report.outcome.why
+    assert len(_queued(ctx)) == 2
 
 
 def test_worker_raises_on_a_malformed_item_so_the_host_retries_then_poisons(ctx: HandlerContext) -> None:
