@@ -44,9 +44,28 @@ def _calls(calls: dict[str, Any]) -> str:
 
 def sweep_section(data: dict[str, Any]) -> list[str]:
     first = data["runs"][0]
+    protect = first.get("mode") == "protect"
+    title = (
+        "### Sweep in protect mode (plan phase)"
+        if protect
+        else "### Sweep (plan phase: inventory + decide + enqueue)"
+    )
     out = [
-        "### Sweep (plan phase: inventory + decide + enqueue)",
+        title,
         "",
+        *(
+            [
+                "The same comparison on protect mode's visible chain (`python -m bench sweep --mode protect`;"
+                " estate: `bench/estates.py: add_protect_chain`): ours adds the vault query, the vault"
+                " identities' grants (a query that waits for the vault rows), the clusters' Contributor grants"
+                " and the backup instances in the vaults' subscriptions; naive adds a vault GET per region,"
+                " principal-filtered role lists per subscription, the snapshot groups' role lists and one"
+                " backup-instance list (GET) per cluster.",
+                "",
+            ]
+            if protect
+            else []
+        ),
         f"Last written {_when(data)}. Emulator latency {first['latencyMs']:.0f} ms + up to"
         f" {first['jitterMs']:.0f} ms jitter, ARM throttling and the Resource Graph quota on."
         f" Work items go to {first['sink']}.",
@@ -94,8 +113,9 @@ def sweep_section(data: dict[str, Any]) -> list[str]:
         if "oursRoundTripSeconds" not in floor:
             continue
         pages = floor.get("oursPages", [])
+        kinds = "clusters, grants, backup instances" + (", vault + vault grants" if len(pages) > 3 else "")
         out.append(
-            f"- {run['clusters']:,} clusters: pages (clusters, grants, backup instances) {pages},"
+            f"- {run['clusters']:,} clusters: pages ({kinds}) {pages},"
             f" {run['ours'].get('pageBytes', 0) / 1e6:.1f} MB;"
             f" round trips {floor['oursRoundTripSeconds']:.3f} s + decode {floor['oursDecodeSeconds']:.3f} s"
             f" = {floor['oursSeconds']:.3f} s"
@@ -312,6 +332,7 @@ def render() -> str:
     lines += protect_targets(_load("protect")) + [""]
     sections = (
         ("sweep", sweep_section),
+        ("sweep_protect", sweep_section),
         ("writes", writes_section),
         ("events", events_section),
         ("protect", protect_section),
@@ -319,7 +340,8 @@ def render() -> str:
     for name, section in sections:
         data = _load(name)
         if data is None:
-            lines += [f"### {name}", "", f"No results yet: run `python -m bench {name}`.", ""]
+            command = "sweep --mode protect" if name == "sweep_protect" else name
+            lines += [f"### {name}", "", f"No results yet: run `python -m bench {command}`.", ""]
             continue
         lines += section(data) + [""]
     return "\n".join(lines)

@@ -17,6 +17,13 @@ extension not Succeeded, or its identity without the storage grant). Also report
 round trips the pages need (the longest chain of dependent pages, within the Resource Graph quota) plus the
 time a bare ``json.loads`` takes to decode the very page bytes ours received, measured in ours' own process in
 the same run; and the ratios ours/naive and ours/floor. Targets are printed, never asserted.
+
+``--mode protect`` runs the same comparison on protect mode's chain (``bench/estates.py:
+add_protect_chain``): ours adds the vault query and, once it named the vaults' principals, the vault
+identities' grants (a dependent query), the clusters' Contributor grants and the backup instances in the
+vaults' subscriptions; naive adds a vault GET per region, principal-filtered role lists per subscription, the
+snapshot groups' role lists and a backup-instance list per cluster. Results go to
+``bench/results/sweep_protect.json``.
 """
 
 from __future__ import annotations
@@ -34,9 +41,11 @@ from typing import Any
 from bench.estates import (
     bench_config,
     bench_estate,
+    expected_protect_work,
     expected_work,
     granted_without_work,
     in_scope_unprotected,
+    vault_principal,
     write_config,
 )
 from bench.harness import (
@@ -104,13 +113,20 @@ def run_one(
     naive: bool,
     naive_concurrency: int,
     seed: int,
+    mode: str = "install",
 ) -> dict[str, Any]:
-    estate = bench_estate(clusters=clusters, subscriptions=subscriptions, seed=seed)
-    config = bench_config(estate)
-    expected = expected_work(estate, config)
+    estate = bench_estate(clusters=clusters, subscriptions=subscriptions, seed=seed, mode=mode)
+    config = bench_config(estate, mode=mode)
+    expected = expected_protect_work(estate, config) if mode == "protect" else expected_work(estate, config)
     expected_digest = digest_of(expected)
     unprotected = in_scope_unprotected(estate)
-    grants = len(estate.get("roleAssignments", []))
+    vault_principals = {
+        vault_principal(v["id"]) for v in (estate.get("dataProtection") or {}).get("vaults", [])
+    }
+    vault_grants = sum(
+        1 for a in estate.get("roleAssignments", []) if a["properties"]["principalId"] in vault_principals
+    )
+    grants = len(estate.get("roleAssignments", [])) - vault_grants
     instances = len(estate.get("resources", []))
     granted = granted_without_work(estate)
     per_sub = clusters // subscriptions
@@ -120,11 +136,13 @@ def run_one(
         flush=True,
     )
     result: dict[str, Any] = {
+        "mode": mode,
         "clusters": clusters,
         "subscriptions": subscriptions,
         "needWork": len(expected),
         "withoutSucceededExtension": unprotected,
         "storageGrants": grants,
+        "vaultGrants": vault_grants,
         "grantedClusters": granted,
         "backupInstances": instances,
         "latencyMs": latency_ms,
@@ -182,6 +200,8 @@ def run_one(
         math.ceil(max(1, grants) / ARG_PAGE),
         math.ceil(max(1, instances) / ARG_PAGE),
     ]
+    if mode == "protect":  # the vault query, then the vault identities' grants that depend on it
+        chains.append(1 + math.ceil(max(1, vault_grants) / ARG_PAGE))
     round_trips = chain_floor_s(chains, rtt_s=rtt)
     result["floor"] = {
         "oursSeconds": round(round_trips + ours["decodeSeconds"], 3),
@@ -189,15 +209,18 @@ def run_one(
         "oursDecodeSeconds": round(ours["decodeSeconds"], 3),
         "oursPages": chains,
         "oursModel": (
-            "the pages ours needs (clusters, grants, backup instances: ceil(rows/1000) each), the"
-            " longest chain of dependent pages at one round trip each at the emulator's base latency (the"
-            " three queries are independent), at most 15 queries per 5 s; plus a bare json.loads of the same"
+            "the pages ours needs (clusters, grants, backup instances: ceil(rows/1000) each; in protect mode"
+            " also the vault query followed by the vault identities' grants, one chain), the longest chain"
+            " of dependent pages at one round trip each at the emulator's base latency (the queries are"
+            " otherwise independent), at most 15 queries per 5 s; plus a bare json.loads of the same"
             " page bytes ours received, timed in ours' process after its run (best of 3)"
         ),
-        "naiveSeconds": round(arm_read_floor_s([per_sub + 1] * subscriptions, rtt_s=rtt), 3),
+        "naiveSeconds": round(
+            arm_read_floor_s([(2 if mode == "protect" else 1) * per_sub + 1] * subscriptions, rtt_s=rtt), 3
+        ),
         "naiveModel": (
-            "ARM read bucket per subscription (250 burst, 25/s) for 1 list + 1 GET per cluster, plus the two"
-            " dependent round trips"
+            "ARM read bucket per subscription (250 burst, 25/s) for 1 list + 1 GET per cluster (protect:"
+            " 2 GETs), plus the two dependent round trips"
         ),
     }
     ours["vsFloor"] = round(ours["planSeconds"] / result["floor"]["oursSeconds"], 2)
@@ -230,14 +253,16 @@ TARGETS = {
 }
 
 
-def _merge(previous: Mapping[str, Any] | None, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _merge(
+    previous: Mapping[str, Any] | None, runs: list[dict[str, Any]], *, name: str = "sweep"
+) -> dict[str, Any]:
     by_count: dict[int, dict[str, Any]] = {}
     if previous:
         for run in previous.get("runs", []):
             by_count[int(run["clusters"])] = run
     for run in runs:
         by_count[int(run["clusters"])] = run
-    return {"benchmark": "sweep", "targets": TARGETS, "runs": [by_count[k] for k in sorted(by_count)]}
+    return {"benchmark": name, "targets": TARGETS, "runs": [by_count[k] for k in sorted(by_count)]}
 
 
 def chart(data: Mapping[str, Any], path: Path) -> Path:
@@ -264,7 +289,8 @@ def chart(data: Mapping[str, Any], path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("clusters")
     ax.set_ylabel("plan phase wall time (s)")
-    ax.set_title("Sweep plan time (emulator, 50 ms latency, throttling on)")
+    mode = data["runs"][0].get("mode", "install")
+    ax.set_title(f"Sweep plan time, {mode} mode (emulator, 50 ms latency, throttling on)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -286,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         "--naive-max-clusters", type=int, default=100_000, help="skip the naive sweep above this count"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--mode", choices=("install", "protect"), default="install", help="the chain the sweep reads"
+    )
     parser.add_argument("--no-save", action="store_true", help="print only; do not touch bench/results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -299,18 +328,20 @@ def main(argv: list[str] | None = None) -> int:
             naive=n <= args.naive_max_clusters,
             naive_concurrency=args.naive_concurrency,
             seed=args.seed,
+            mode=args.mode,
         )
         for n in counts
     ]
     if args.no_save:
         return 0
-    path = RESULTS / "sweep.json"
+    name = "sweep" if args.mode == "install" else f"sweep_{args.mode}"
+    path = RESULTS / f"{name}.json"
     previous = json.loads(path.read_text()) if path.exists() else None
-    data = _merge(previous, runs)
+    data = _merge(previous, runs, name=name)
     data["machine"] = machine()
-    save_result("sweep", data)
-    chart(data, RESULTS / "sweep.png")
-    print(f"\nsaved {path} and {RESULTS / 'sweep.png'}")
+    save_result(name, data)
+    chart(data, RESULTS / f"{name}.png")
+    print(f"\nsaved {path} and {RESULTS / f'{name}.png'}")
     return 0
 
 

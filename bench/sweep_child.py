@@ -109,8 +109,14 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
             "clusters": len(plan.requests),
             "grants": len(plan.grants),
             "backupInstances": len(plan.backup_instances),
+            "vaults": len(plan.vaults),
+            "vaultGrants": 0 if plan.vault_grants is None else len(plan.vault_grants.requests([_ANY])),
         },
     }
+
+
+_ANY = "00000000-0000-0000-0000-000000000000"
+"""A placeholder principal: how many vault-grant requests the plan makes once it knows any principal."""
 
 
 def _decode_all(pages: list[bytes]) -> float:
