@@ -59,8 +59,8 @@ def sweep_section(data: dict[str, Any]) -> list[str]:
                 " estate: `bench/estates.py: add_protect_chain`): ours adds the vault query, the vault"
                 " identities' grants (a query that waits for the vault rows), the clusters' Contributor"
                 " grants and the backup instances in the vaults' subscriptions; naive adds a vault GET per"
-                " region, principal-filtered role lists per subscription, the snapshot groups' role lists and one"
-                " backup-instance list (GET) per cluster.",
+                " region, principal-filtered role lists per subscription, the snapshot groups' role lists"
+                " and one backup-instance list (GET) per cluster.",
                 "",
             ]
             if protect
