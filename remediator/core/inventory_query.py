@@ -738,6 +738,13 @@ def _subscriptions_of(scope_ids: Iterable[str]) -> list[str]:
     return sorted(subs)
 
 
+def _beyond(requests: Sequence[InventoryRequest], subscriptions: Iterable[str]) -> list[str]:
+    """``subscriptions`` that no subscription-scoped request of ``requests`` already covers (a request by
+    management group may cover them too, but which it covers is not known here: they are kept)."""
+    covered = {s.lower() for r in requests for s in r.subscriptions}
+    return sorted({s.lower() for s in subscriptions} - covered)
+
+
 def _batched(query: str, subscriptions: Sequence[str], *, size: int) -> tuple[InventoryRequest, ...]:
     return tuple(
         InventoryRequest(query=query, subscriptions=batch)
@@ -763,7 +770,8 @@ class VaultGrantPlan:
         if not found:
             return ()
         query = build_grant_query([GrantFilter(roles=self.roles, principals=tuple(found))])
-        return _mirror(self.base, query) + _batched(query, self.subscriptions, size=self.batch_size)
+        extra = _beyond(self.base, self.subscriptions)
+        return _mirror(self.base, query) + _batched(query, extra, size=self.batch_size)
 
 
 def plan_role_counts(
@@ -830,9 +838,11 @@ def plan_fleet_inventory(
     grants: tuple[InventoryRequest, ...] = ()
     if filters:
         query = build_grant_query(filters)
-        grants = (_mirror(base.requests, query) if per_subscription else ()) + _batched(
-            query, fixed_subscriptions, size=batch_size
-        )
+        if per_subscription:
+            extra = _beyond(base.requests, fixed_subscriptions)
+            grants = _mirror(base.requests, query) + _batched(query, extra, size=batch_size)
+        else:
+            grants = _batched(query, fixed_subscriptions, size=batch_size)
     protect = _planned_chain(config) == "protect"
     vaults: tuple[InventoryRequest, ...] = ()
     vault_grants: VaultGrantPlan | None = None
@@ -860,7 +870,7 @@ def plan_fleet_inventory(
     instance_query = build_backup_instance_query()
     instances = (
         _mirror(base.requests, instance_query)
-        + _batched(instance_query, vault_subscriptions, size=batch_size)
+        + _batched(instance_query, _beyond(base.requests, vault_subscriptions), size=batch_size)
         if backup_instances
         else ()
     )
@@ -873,7 +883,8 @@ def plan_fleet_inventory(
         management_groups=base.management_groups,
         grants=grants,
         backup_instances=instances,
-        containers=_mirror(base.requests, names) + _batched(names, role_subscriptions, size=batch_size)
+        containers=_mirror(base.requests, names)
+        + _batched(names, _beyond(base.requests, role_subscriptions), size=batch_size)
         if containers
         else (),
         vaults=vaults,

@@ -196,3 +196,64 @@ def test_policy_summary_is_one_small_aggregate() -> None:
     assert "summarize clusters = count() by definition, complianceState" in query
     with pytest.raises(UserInputError):
         build_policy_summary_query(definitions=["x') | take 1 //"])
+
+
+# --- protect mode's side queries ---------------------------------------------------------------------------
+
+
+def test_protect_mode_plans_vaults_then_their_grants_and_instances_in_the_vaults_subscriptions() -> None:
+    from remediator.core.inventory_query import plan_fleet_inventory
+
+    vault_sub = sub(9)
+    protect = parse_config(
+        {
+            "scope": {"subscriptions": [sub(1), sub(2)]},
+            "remediation": {"mode": "protect"},
+            "regionTargets": {
+                "eastus": {
+                    "storageAccount": SA,
+                    "backupVault": f"/subscriptions/{vault_sub}/resourceGroups/rg-bv/providers/"
+                    "Microsoft.DataProtection/backupVaults/bv-eus",
+                }
+            },
+        },
+        source="test",
+    )
+    plan = plan_fleet_inventory(protect)
+    (vaults,) = plan.vaults
+    assert vaults.subscriptions == (vault_sub,) and "bv-eus" in vaults.query
+    # instances live in the vault's subscription: the clusters' request and one for the vault's
+    assert [r.subscriptions for r in plan.backup_instances] == [(sub(1), sub(2)), (vault_sub,)]
+    # the extension's grant at the storage account (subscription aa) and the clusters' Contributor on the
+    # snapshot group named in each cluster subscription
+    assert [r.subscriptions for r in plan.grants] == [(sub(1), sub(2)), (sub(0xAA),)]
+    [grants] = {r.query for r in plan.grants}
+    assert "endswith '/resourceGroups/AKSAzureBackup_eastus'" in grants
+    assert plan.vault_grants is not None
+    assert plan.vault_grants.requests([]) == ()
+    principal = "7d9c0a44-1e4f-4c59-9d11-0f5b9c1a2b3c"
+    requests = plan.vault_grants.requests([principal.upper(), "not-a-guid') or true or ('"])
+    assert [r.subscriptions for r in requests] == [(sub(1), sub(2)), (sub(0xAA),)]
+    assert all(f"principalId in~ ('{principal}')" in r.query for r in requests)
+    assert all("or true" not in r.query for r in requests)  # only GUIDs reach the text
+
+
+def test_protect_mode_asks_no_subscription_twice() -> None:
+    """The storage account, the vault and the clusters in one subscription: one request per side query."""
+    from remediator.core.inventory_query import plan_fleet_inventory
+
+    protect = config(scope={"subscriptions": [sub(0xAA)]}, remediation={"mode": "protect"})
+    plan = plan_fleet_inventory(protect, containers=True)
+    for requests in (plan.grants, plan.backup_instances, plan.vaults, plan.containers):
+        assert [r.subscriptions for r in requests] == [(sub(0xAA),)]
+    assert plan.vault_grants is not None
+    assert len(plan.vault_grants.requests(["7d9c0a44-1e4f-4c59-9d11-0f5b9c1a2b3c"])) == 1
+
+
+def test_install_mode_side_queries_are_unchanged_in_shape() -> None:
+    from remediator.core.inventory_query import plan_fleet_inventory
+
+    plan = plan_fleet_inventory(config())
+    assert plan.vaults == () and plan.vault_grants is None and plan.backup_instances == ()
+    (grants,) = plan.grants
+    assert grants.subscriptions == (sub(0xAA),) and "principalId in~" not in grants.query

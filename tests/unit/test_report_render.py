@@ -167,6 +167,7 @@ def test_csv_columns_are_stable_and_documented() -> None:
         "cause",
         "nextAction",
         "id",
+        "protectedBy",  # appended (protect mode's protected elsewhere): no column moved
     ]
 
 

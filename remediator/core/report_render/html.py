@@ -391,7 +391,12 @@ def _cluster_rows(clusters: Sequence[ClusterRow]) -> list[str]:
                 sort=rule_text(c.matched_rule) or c.reason,
             )
             + _td(esc(c.extension_state or "–"), css="nowrap", sort=c.extension_state or "")
-            + _td(esc(c.protection_state or "–"), css="nowrap", sort=c.protection_state or "")
+            + _td(
+                esc(c.protection_state or "–") + (" (elsewhere)" if c.protected_by else ""),
+                css="nowrap",
+                sort=c.protection_state or "",
+                title=c.protected_by,
+            )
             + _td(esc(why), css="small-why")
             + _td(esc(c.next_action), css="next")
             + "</tr>"

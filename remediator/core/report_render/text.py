@@ -56,8 +56,10 @@ CSV_COLUMNS: Final[tuple[tuple[str, Callable[[ClusterRow], str]], ...]] = (
     ("cause", lambda c: c.cause or ""),
     ("nextAction", lambda c: c.next_action),
     ("id", lambda c: c.id),
+    ("protectedBy", lambda c: c.protected_by or ""),
 )
-"""CSV header names (the document's own camelCase keys where one exists) and how each cell is read."""
+"""CSV header names (the document's own camelCase keys where one exists) and how each cell is read. New
+columns are appended, so a column's position never changes."""
 
 _FORMULA_STARTS: Final = frozenset("=+-@\t\r\n\0\uff1d\uff0b\uff0d\uff20")
 """First characters that make Excel, LibreOffice Calc or Google Sheets treat a cell as a formula."""
