@@ -15,9 +15,11 @@ emulator that deliver to the runner's webhooks; then tells the story:
    sweep installs;
 7. protect mode: a second Functions app in ``remediation.mode: protect`` takes a new tagged cluster from
    nothing to **protected** (backup instance ProtectionConfigured, Policy 2 Compliant) without a human, and
-   repairs a deleted trusted-access binding and a removed role on the next event.
+   repairs a deleted trusted-access binding and a removed role on the next event (with the default
+   ``REMEDIATOR_MAX_ATTEMPTS``: the bound counts queue hops without progress).
 8. the coverage report: every cluster named in one state, written as a self-contained HTML page whose path
-   is printed last.
+   is printed last; and the protect app's own report of its subscription: protected means the whole chain,
+   and a cluster another team's vault protects is reported as protected elsewhere, left alone.
 
 Every step asserts what it claims against the emulator's state and the journal. The exit code is 0 only if all
 of them held; all child processes are stopped on the way out, also on failure or Ctrl-C.
@@ -64,6 +66,12 @@ scope, so the two apps never act on the same cluster)."""
 PROTECT_STORAGE = (
     f"/subscriptions/{PROTECT_SUB}/resourceGroups/rg-backup/providers/Microsoft.Storage/storageAccounts/"
     "stprotecteastus"
+)
+LEDGER = f"/subscriptions/{PROTECT_SUB}/resourceGroups/rg-apps/providers/{CLUSTER_TYPE}/aks-ledger"
+"""A cluster of the protect subscription that another team's vault already protects (left alone)."""
+LEDGER_VAULT = (
+    f"/subscriptions/{PROTECT_SUB}/resourceGroups/rg-ledger-team/providers/Microsoft.DataProtection/"
+    "backupVaults/bv-ledger-team"
 )
 POLICY_2 = "0b0434ec-2bad-4229-965f-bb7ae5a71257"
 REPORT_PATH = Path(tempfile.gettempdir()) / "aks-backup-remediator-demo" / "report.html"
@@ -185,13 +193,16 @@ class Story:
         self.started = time.monotonic()
         self.deferred = 0
         """Selected clusters the sweep deferred (stopped); they stay pending in the report."""
+        self.protect_app: Http | None = None
+        """Chapter 7's Functions app (protect mode); chapter 8 reads its report too."""
+        self.protect_cluster = ""
         self.estate = build_estate()
         self.config = demo_config(self.estate)
         self._add_protect_subscription()
 
     def _add_protect_subscription(self) -> None:
-        """Chapter 8's subscription: its storage account and Policy 2 ("Azure Backup should be enabled for
-        AKS clusters") assigned to it."""
+        """Chapter 7's subscription: its storage account, Policy 2 ("Azure Backup should be enabled for
+        AKS clusters") assigned to it, and aks-ledger, which another team's vault already protects."""
         self.estate["subscriptions"].append(
             {
                 "subscriptionId": PROTECT_SUB,
@@ -210,6 +221,28 @@ class Story:
                 "definition": "backup-audit",
             }
         )
+        self.estate["clusters"].append({"id": LEDGER, "location": "eastus", "tags": {"backup": "yes"}})
+        self.estate["extensions"].append(
+            {
+                "clusterId": LEDGER,
+                "name": "azure-aks-backup",
+                "extensionType": "microsoft.dataprotection.kubernetes",
+                "provisioningState": "Succeeded",
+            }
+        )
+        self.estate["dataProtection"] = {
+            "vaults": [{"id": LEDGER_VAULT, "location": "eastus", "storageType": "LocallyRedundant"}],
+            "policies": [{"vaultId": LEDGER_VAULT, "name": "ledger-daily", "strategy": "Week"}],
+            "backupInstances": [
+                {
+                    "vaultId": LEDGER_VAULT,
+                    "clusterId": LEDGER,
+                    "name": "aks-ledger-theirs",
+                    "policyName": "ledger-daily",
+                    "currentProtectionState": "ProtectionConfigured",
+                }
+            ],
+        }
 
     # ------------------------------------------------------------------ plumbing
     def say(self, text: str) -> None:
@@ -254,10 +287,14 @@ class Story:
         self.admin.set_config(lroRetryAfterS=0, extensionCreateS=1.5, clusterCreateS=2.0, clusterUpdateS=1.0)
         functions = ", ".join(sorted(runner.info["functions"]))
         self.say(f"emulator {self.base_url}, runner {self.http.url} serving: {functions}")
-        clusters = self.estate["clusters"]
+        in_scope = {sub.lower() for sub in self.config["scope"]["subscriptions"]}
+        clusters = [c for c in self.estate["clusters"] if c["id"].split("/")[2].lower() in in_scope]
+        extensions = [
+            e for e in self.estate["extensions"] if e["clusterId"].split("/")[2].lower() in in_scope
+        ]
         self.say(
             f"estate: {SUBSCRIPTIONS} subscriptions, {len(REGIONS)} regions ({', '.join(REGIONS)}), "
-            f"{len(clusters)} clusters, {len(self.estate['extensions'])} already protected"
+            f"{len(clusters)} clusters, {len(extensions)} already protected"
         )
         self.subscribe()
 
@@ -637,7 +674,57 @@ class Story:
         out.write_bytes(page)
         status, health = self.http.call("GET", "/api/health")
         expect(status == 200, f"health: {health['status']}")
+        self._protect_report()
         console.print(f"[bold]coverage report:[/bold] {out}")
+
+    def _protect_report(self) -> None:
+        """The protect app's report of its own subscription (chapter 7's app; the install app's scope does not
+        include it, so neither report counts the other's clusters)."""
+        app = self.protect_app
+        if app is None:
+            return
+        self.say("the protect app's report of its subscription (GET /api/report on the protect app) ...")
+        status, document = app.call("GET", "/api/report")
+        expect(status == 200, "the protect app answers its own coverage report")
+        rows = {c["id"].lower(): c for c in document["clusters"]}
+        table = Table("cluster", "state", "extension", "protection", "protected by")
+        for row in document["clusters"]:
+            table.add_row(
+                row["name"],
+                row["state"],
+                row["extensionState"] or "-",
+                row["protectionState"] or "-",
+                (row.get("protectedBy") or "-").rsplit("/backupVaults/", 1)[-1],
+            )
+        console.print(table)
+        orders = rows[str(self.protect_cluster).lower()]
+        expect(
+            orders["state"] == "protected"
+            and orders["protectionState"] == "ProtectionConfigured"
+            and orders["protectedBy"] is None,
+            "aks-orders is protected: its whole chain (vault, roles, instance ProtectionConfigured) in place",
+        )
+        ledger = rows[LEDGER.lower()]
+        expect(
+            ledger["state"] == "protected"
+            and str(ledger["protectedBy"]).lower().startswith(LEDGER_VAULT.lower() + "/backupinstances/")
+            and "protected elsewhere" in ledger["nextAction"],
+            "aks-ledger is reported as protected elsewhere (bv-ledger-team's instance), left alone",
+        )
+        totals = document["totals"]
+        expect(
+            totals["clusters"] == 2 and totals["protected"] == 2 and totals["extensionReady"] == 2,
+            f"the protect report counts {totals['protected']} protected of {totals['clusters']}"
+            " (the install report counts none of them: its scope leaves this subscription out)",
+        )
+        (headroom,) = document["roleAssignmentHeadroom"]
+        expect(
+            headroom["subscriptionId"] == PROTECT_SUB
+            and headroom["needed"] == 0
+            and headroom["existing"] >= 6,
+            f"role-assignment headroom of protect-demo: {headroom['existing']} existing (protect's six for"
+            f" aks-orders among them), {headroom['needed']} still needed, limit {headroom['limit']}",
+        )
 
     def step_coexistence(self) -> None:
         console.rule("6. Coexistence: a Deny 'allowed images' assignment is named, not fought")
@@ -751,7 +838,7 @@ class Story:
             "REMEDIATOR_CONFIG_JSON": json.dumps(config),
             "REMEDIATOR_WORK_QUEUE": "protect-work",
             "REMEDIATOR_JOURNAL_TABLE": "protectjournal",
-            "REMEDIATOR_MAX_ATTEMPTS": "200",
+            "REMEDIATOR_MAX_ATTEMPTS": "30",  # the default: it bounds queue hops without progress
         }
         runner = start_runner(settings)
         self.children.append(runner)
@@ -815,8 +902,10 @@ class Story:
             "starting a second Functions app in remediation.mode: protect for subscription protect-demo ..."
         )
         app = self._protect_app()
+        self.protect_app = app
         expect(True, "Event Grid subscription -> the protect app's on_cluster_write passed the handshake")
         cluster = self.new_cluster_id(PROTECT_SUB, "rg-apps", "aks-orders")
+        self.protect_cluster = cluster
         expect(self._policy_2(cluster) in ("unknown", "NonCompliant"), "Policy 2 has nothing to count yet")
         body = {
             "location": "eastus",
