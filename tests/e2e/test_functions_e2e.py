@@ -221,7 +221,11 @@ def test_the_poison_path_is_journaled(functions_app: FunctionsApp) -> None:
     assert report.outcome.kind.value == "gave_up" and "not-a-cluster-id" in report.outcome.why
     worker = app.runner.invocations("reconcile_worker")
     assert len(worker) == 5 and not any(i["succeeded"] for i in worker)
-    assert [i["succeeded"] for i in app.runner.invocations("reconcile_poison")] == [True]
+    # the journal row is written inside the poison invocation, which the runner lists once it has returned
+    poison = app.runner.wait_for(
+        lambda: app.runner.invocations("reconcile_poison"), timeout_s=10, what="the poison invocation listed"
+    )
+    assert [i["succeeded"] for i in poison] == [True]
     assert app.writes() == []
 
 
