@@ -705,17 +705,33 @@ class Story:
             "aks-orders is protected: its whole chain (vault, roles, instance ProtectionConfigured) in place",
         )
         ledger = rows[LEDGER.lower()]
+        theirs = self._protection(LEDGER)
         expect(
-            ledger["state"] == "protected"
-            and str(ledger["protectedBy"]).lower().startswith(LEDGER_VAULT.lower() + "/backupinstances/")
-            and "protected elsewhere" in ledger["nextAction"],
-            "aks-ledger is reported as protected elsewhere (bv-ledger-team's instance), left alone",
+            str(ledger["protectedBy"]).lower().startswith(LEDGER_VAULT.lower() + "/backupinstances/")
+            and "protected elsewhere" in ledger["nextAction"]
+            and ledger["protectionState"] == theirs,
+            f"aks-ledger is reported as protected elsewhere (bv-ledger-team's instance, {theirs}),"
+            " left alone",
         )
+        if theirs == "ProtectionConfigured":
+            expect(ledger["state"] == "protected", "another vault's healthy instance counts as protected")
+        else:
+            # chapter 7's scheduled backup checked every instance: bv-ledger-team's team never gave its vault
+            # the roles and the binding, so Azure Backup put their instance in ProtectionError. Policy 2 only
+            # asks whether an instance exists; the report does not count a broken one as protected
+            expect(
+                ledger["state"] == "blocked"
+                and any(b["code"] == "protected-elsewhere" for b in ledger["blockers"]),
+                f"their instance is {theirs}: aks-ledger is blocked for its owner (never written by the"
+                " remediator), not counted protected",
+            )
         totals = document["totals"]
+        protected = 1 + (theirs == "ProtectionConfigured")
         expect(
-            totals["clusters"] == 2 and totals["protected"] == 2 and totals["extensionReady"] == 2,
-            f"the protect report counts {totals['protected']} protected of {totals['clusters']}"
-            " (the install report counts none of them: its scope leaves this subscription out)",
+            totals["clusters"] == 2 and totals["protected"] == protected and totals["extensionReady"] == 2,
+            f"the protect report counts {totals['protected']} protected of {totals['clusters']}, both"
+            " extension-ready (the install report counts none of them: its scope leaves this subscription"
+            " out)",
         )
         (headroom,) = document["roleAssignmentHeadroom"]
         expect(
