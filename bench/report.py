@@ -278,7 +278,10 @@ def _verdict(ok: bool | None) -> str:
 
 
 def targets_section(
-    sweep: dict[str, Any] | None, writes: dict[str, Any] | None, events: dict[str, Any] | None
+    sweep: dict[str, Any] | None,
+    writes: dict[str, Any] | None,
+    events: dict[str, Any] | None,
+    sweep_protect: dict[str, Any] | None = None,
 ) -> list[str]:
     """The issue's targets next to the measured values (reported, never asserted)."""
     rows: list[list[Any]] = []
@@ -313,6 +316,25 @@ def targets_section(
         )
         rows.append(["peak RSS grows no more than linearly", f"{rss} ({growth * 1000:.1f} KB per cluster)",
                      _verdict(linear)])  # fmt: skip
+    protect10k = next((r for r in (sweep_protect or {}).get("runs", []) if r["clusters"] == 10_000), None)
+    if protect10k is not None:
+        ratio = protect10k["ratios"]
+        rows.append(
+            [
+                "protect mode, 10k plan within 1.5x the floor",
+                f"{ratio['oursOverFloor']:.1f}x"
+                f" ({protect10k['ours'].get('vsFloorNetOfEmulatorCompute', '?')}x net of the emulator's KQL"
+                " compute)",
+                _verdict(ratio["oursOverFloor"] <= 1.5),
+            ]
+        )
+        if "speedupVsNaive" in ratio:
+            speedup = f"{ratio['speedupVsNaive']:.0f}x"
+            rows.append(["protect mode, 10k: at least 10x faster than naive", speedup,
+                         _verdict(ratio["speedupVsNaive"] >= 10)])  # fmt: skip
+        correct = protect10k["ours"]["correct"] and protect10k.get("naive", {}).get("correct", True)
+        rows.append(["protect mode, 10k: both enqueue exactly the clusters computed from the estate",
+                     "yes" if correct else "no", _verdict(bool(correct))])  # fmt: skip
     paced = next((r for r in (writes or {}).get("runs", []) if r["paced"]), None)
     if paced is not None and paced["shareOfBound"] is not None:
         rows.append(["write phase at least 80 % of the bucket bound", f"{100 * paced['shareOfBound']:.0f} %",
@@ -328,7 +350,9 @@ def targets_section(
 
 
 def render() -> str:
-    lines: list[str] = targets_section(_load("sweep"), _load("writes"), _load("events"))
+    lines: list[str] = targets_section(
+        _load("sweep"), _load("writes"), _load("events"), sweep_protect=_load("sweep_protect")
+    )
     lines += protect_targets(_load("protect")) + [""]
     sections = (
         ("sweep", sweep_section),
