@@ -20,10 +20,17 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from remediator.adapters.clients import STORAGE_OPTIONS
+from remediator.core.alerts import state_key
 from remediator.core.errors import UserInputError
 from remediator.core.naming import cluster_key
 from remediator.core.outcomes import ActionStatus, ReconcileReport, WriteKind
@@ -93,8 +100,16 @@ class Journal:
 
     # -- history ---------------------------------------------------------------------------------------------
 
-    def record(self, report: ReconcileReport) -> None:
-        """Append the report to the cluster's history and make it the ``latest`` row."""
+    def record(self, report: ReconcileReport) -> bool:
+        """Append the report to the cluster's history and make it the ``latest`` row; ``True`` when it was
+        journaled as a new state (always, except for a repeat below).
+
+        A report in a state journaled once per change (``core.alerts.state_key``: a give-up with the same
+        cause, a parked wait on the same long-lived blocker) that repeats the latest row's state is not
+        appended: the latest row's ``Repeats`` and ``LastSeenAt`` move instead, and ``False`` is returned, so
+        the caller raises no second alert. The latest row is written with an ETag condition for those reports,
+        so concurrent repeats cannot both count as first.
+        """
         self.ensure_table()
         pk = cluster_key(report.cluster_id)
         payload = json.dumps(report.to_json(), separators=(",", ":"))
@@ -103,6 +118,7 @@ class Journal:
             for a in report.actions
             if a.kind is WriteKind.REINSTALL_EXTENSION and a.status is ActionStatus.DONE
         )
+        key = state_key(report)
         entity: dict[str, Any] = {
             "PartitionKey": pk,
             "ClusterId": report.cluster_id,
@@ -114,14 +130,68 @@ class Journal:
             "Reinstalls": reinstalls,
             "RecordedAt": self.clock(),
             "Report": payload,
+            "StateKey": key or "",
+            "Repeats": 0,
         }
-        # one entity-group transaction (same partition): the history row and the latest row land together
+        if key is None:
+            # one entity-group transaction (same partition): the history row and the latest row land together
+            self.table.submit_transaction(
+                [
+                    ("create", {**entity, "RowKey": history_row_key(self.clock())}),
+                    ("upsert", {**entity, "RowKey": LATEST_ROW}, {"mode": UpdateMode.REPLACE}),
+                ]
+            )
+            return True
+        for _ in range(5):
+            try:
+                latest = self.table.get_entity(pk, LATEST_ROW)
+            except ResourceNotFoundError:
+                latest = None
+            try:
+                if latest is not None and str(latest.get("StateKey") or "") == key:
+                    self.table.update_entity(
+                        {
+                            "PartitionKey": pk,
+                            "RowKey": LATEST_ROW,
+                            "Repeats": int(latest.get("Repeats") or 0) + 1,
+                            "LastSeenAt": self.clock(),
+                        },
+                        mode=UpdateMode.MERGE,
+                        etag=latest.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return False
+                latest_op: tuple[Any, ...] = (
+                    ("create", {**entity, "RowKey": LATEST_ROW})
+                    if latest is None
+                    else (
+                        "update",
+                        {**entity, "RowKey": LATEST_ROW},
+                        {
+                            "mode": UpdateMode.REPLACE,
+                            "etag": latest.metadata["etag"],
+                            "match_condition": MatchConditions.IfNotModified,
+                        },
+                    )
+                )
+                self.table.submit_transaction(
+                    [("create", {**entity, "RowKey": history_row_key(self.clock())}), latest_op]
+                )
+                return True
+            except (TableTransactionError, ResourceExistsError, ResourceModifiedError):
+                continue  # another reconcile wrote the latest row meanwhile: read it again
+            except HttpResponseError as exc:
+                if exc.status_code not in (409, 412):
+                    raise
+                continue
+        # still contended after five tries: journal it (an extra history row beats a lost one)
         self.table.submit_transaction(
             [
                 ("create", {**entity, "RowKey": history_row_key(self.clock())}),
                 ("upsert", {**entity, "RowKey": LATEST_ROW}, {"mode": UpdateMode.REPLACE}),
             ]
         )
+        return True
 
     def record_sweep(self, summary: Mapping[str, Any]) -> None:
         """Append a sweep summary to partition ``sweeps`` (newest first) and make it the ``latest`` sweep."""

@@ -5,7 +5,11 @@ sweep all become work items that the queue-triggered function picks up later. Pr
 this one typed form; the wire form (docs/architecture.md) is JSON::
 
     {"clusterId": str, "attempt": int, "source": "event"|"policy"|"sweep"|"http"|"queue",
-     "reason": str, "correlationId": str, "enqueuedAt": ISO-8601 UTC}
+     "reason": str, "correlationId": str, "enqueuedAt": ISO-8601 UTC, "chainId"?: str}
+
+``chainId`` names the chain of work items the item belongs to (one chain per cluster at a time: see
+:mod:`remediator.core.chains`); it is absent on items made before chains existed, which start a chain of
+their own when they run.
 
 A message is untrusted input (anyone who can write to the queue writes it): :meth:`WorkItem.from_json` rejects
 a malformed one with a :class:`UserInputError` naming the field.
@@ -14,6 +18,7 @@ a malformed one with a :class:`UserInputError` naming the field.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +32,7 @@ Source = Literal["event", "policy", "sweep", "http", "queue"]
 SOURCES: frozenset[str] = frozenset(get_args(Source))
 
 _ORIGIN = "work item"
+_CHAIN_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 def _now() -> datetime:
@@ -52,6 +58,7 @@ class WorkItem:
     :param reason: one line for humans (the wait's why, the event type).
     :param correlation_id: ties the item to the event / request / sweep that caused it.
     :param enqueued_at: when the producer made it (UTC).
+    :param chain_id: the chain of work items it belongs to (``""``: none yet).
     """
 
     cluster_id: ResourceId
@@ -60,10 +67,11 @@ class WorkItem:
     reason: str = ""
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     enqueued_at: datetime = field(default_factory=_now)
+    chain_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (see the module docstring)."""
-        return {
+        data: dict[str, Any] = {
             "clusterId": self.cluster_id.canonical,
             "attempt": self.attempt,
             "source": self.source,
@@ -71,19 +79,23 @@ class WorkItem:
             "correlationId": self.correlation_id,
             "enqueuedAt": iso_utc(self.enqueued_at),
         }
+        if self.chain_id:
+            data["chainId"] = self.chain_id
+        return data
 
     def to_message(self) -> str:
         """The message body (compact JSON; the queue client base64-encodes it for the Functions host)."""
         return json.dumps(self.to_json(), separators=(",", ":"))
 
     def next_attempt(self, *, reason: str) -> WorkItem:
-        """The follow-up after a ``wait``: same cluster, source and correlation, ``attempt + 1``."""
+        """The follow-up after a ``wait``: same cluster, source, correlation and chain, ``attempt + 1``."""
         return WorkItem(
             cluster_id=self.cluster_id,
             attempt=self.attempt + 1,
             source=self.source,
             reason=reason,
             correlation_id=self.correlation_id,
+            chain_id=self.chain_id,
         )
 
     @classmethod
@@ -101,6 +113,9 @@ class WorkItem:
         source = data.get("source") or "queue"
         if source not in SOURCES:
             raise _fail("source", f"must be one of {sorted(SOURCES)}")
+        chain_id = data.get("chainId") or ""
+        if not isinstance(chain_id, str) or (chain_id and not _CHAIN_ID.match(chain_id)):
+            raise _fail("chainId", "must be up to 64 letters, digits and hyphens")
         return cls(
             cluster_id=cluster,
             attempt=attempt,
@@ -108,6 +123,7 @@ class WorkItem:
             reason=str(data.get("reason") or ""),
             correlation_id=str(data.get("correlationId") or uuid.uuid4()),
             enqueued_at=_parse_time(data.get("enqueuedAt")),
+            chain_id=chain_id,
         )
 
     @classmethod

@@ -18,7 +18,7 @@ from remediator.core.ids import ResourceId
 from remediator.core.inventory_query import InventoryPlan
 from remediator.core.outcomes import ReconcileReport
 from remediator.core.settings import Settings
-from remediator.core.work_item import Source
+from remediator.core.work_item import Source, WorkItem
 
 
 class Reconciles(Protocol):
@@ -54,10 +54,37 @@ class EnqueuesWork(Protocol):
         ...
 
 
+class Hop(Protocol):
+    """One running hop of a cluster's chain of work items (``adapters.chains.Hop``)."""
+
+    def next(self, *, delay_s: float, reason: str) -> bool:
+        """Continue the chain after ``delay_s``; ``False``: a newer chain took over (nothing to do)."""
+        ...
+
+    def end(self) -> None:
+        """The chain ends (done, gave up, parked)."""
+        ...
+
+    def abort(self) -> None:
+        """The invocation fails; the host delivers the same work item again."""
+        ...
+
+
+class RunsChains(Protocol):
+    """One chain of work items per cluster (``adapters.chains.ChainedWork``; policy: ``core.chains``)."""
+
+    def begin(self, item: WorkItem) -> Hop | None:
+        """Start the hop of ``item``; ``None``: the item retires (another chain looks after the cluster)."""
+        ...
+
+
 class RecordsOutcomes(Protocol):
     """Where a report goes when no reconcile recorded it: the journal, and the optional publisher."""
 
-    def record(self, report: ReconcileReport) -> None: ...
+    def record(self, report: ReconcileReport) -> bool | None:
+        """``False``: the report repeats the state the journal holds (``core.alerts``) and was neither
+        journaled again nor published; ``True`` or ``None``: recorded."""
+        ...
 
 
 class RecordsSweeps(Protocol):
@@ -124,4 +151,7 @@ class HandlerContext:
     decisions: RecordsOutcomes | None = None
     """Where decisions that reconciled nothing are journaled (dropped, ignored, stale and out-of-scope events,
     HTTP 403s): the journal alone, without an outcome event. ``None``: ``outcomes``."""
+    chains: RunsChains | None = None
+    """The queue worker's chains (``work`` is then the same object's ``enqueue_work``, which joins chains).
+    ``None``: plain work items, each wait re-enqueued (tests with recording ports)."""
     extras: dict[str, Any] = field(default_factory=dict)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from remediator.adapters.arm import ArmGateway
+from remediator.adapters.chains import ChainedWork, ChainStore
 from remediator.adapters.claims import WriteClaims
 from remediator.adapters.clients import AzureClients, ClientOptions
 from remediator.adapters.credentials import credential_from_settings
@@ -47,11 +48,11 @@ class OutcomeRecorder:
         self.journal = journal
         self.publisher = publisher
 
-    def record(self, report: ReconcileReport) -> None:
-        if self.journal is not None:
-            self.journal.record(report)
-        if self.publisher is not None:
+    def record(self, report: ReconcileReport) -> bool:
+        first = self.journal.record(report) is not False if self.journal is not None else True
+        if self.publisher is not None and first:
             self.publisher.publish(report)
+        return first
 
     def record_sweep(self, summary: Mapping[str, Any]) -> None:
         if self.journal is not None:
@@ -189,6 +190,21 @@ class Runtime:
         )
 
     @property
+    def chained_work(self) -> ChainedWork:
+        """Work items, one chain per cluster (``adapters/chains.py``): what the triggers and the sweep enqueue
+        through, and what the queue worker begins its hops with."""
+
+        def build() -> ChainedWork:
+            journal = self.journal
+            if journal is None:
+                raise UserInputError(
+                    "no storage configured", field="AzureWebJobsStorage", source="app settings"
+                )
+            return ChainedWork(self.work_queue, ChainStore(journal.table, ensure_table=journal.ensure_table))
+
+        return self._part("chained_work", build)
+
+    @property
     def poison_queue(self) -> WorkQueue:
         return self._part(
             "poison_queue",
@@ -266,7 +282,7 @@ class Runtime:
         return Sweeper(
             config=config,
             inventory=self.inventory,
-            work=self.work_queue,
+            work=self.chained_work if self.journal is not None else self.work_queue,
             recorders=(self.recorder,),
             pacer=self.sweep_pacer,
         )
@@ -294,11 +310,13 @@ class Runtime:
         if self.settings.storage_configured():
             checks.append(HealthCheck("journal", self._probe_journal))
             checks.append(HealthCheck("work-queue", lambda: self.work_queue.ensure_queue()))
+        chains = self.chained_work if self.journal is not None else None
         return HandlerContext(
             settings=self.settings,
             config=self.config,
             reconciler=self.reconciler,
-            work=self.work_queue,
+            work=chains if chains is not None else self.work_queue,
+            chains=chains,
             outcomes=self.recorder,
             policy_order=self.policy_order,
             inventory=self.inventory,
