@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
     AzureError,
@@ -39,10 +41,12 @@ from azure.core.exceptions import (
 from remediator.adapters.clients import AzureClients
 from remediator.core.catalog import EXTENSION_TYPE
 from remediator.core.ids import ResourceId
-from remediator.core.pacing import WritePacer
+from remediator.core.pacing import Pacer, resource_type_of
 from remediator.core.text import equal_ignoring_case
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 CLUSTER_RP = "Microsoft.ContainerService"
 CLUSTER_RESOURCE = "managedClusters"
@@ -231,15 +235,21 @@ def _scope_path(resource_id: str) -> str:
     return resource_id.lstrip("/")
 
 
-def throttle_feedback(pacer: WritePacer | None, subscription_id: str) -> dict[str, Any]:
-    """Per-call SDK keyword arguments that tell ``pacer`` about every 429 a write receives in
-    ``subscription_id`` (azure-core calls the hook once per attempt, retries included); ``{}`` without a
-    pacer."""
+def throttle_feedback(pacer: Pacer | None, subscription_id: str) -> dict[str, Any]:
+    """Per-call SDK keyword arguments that feed ``pacer`` every answer a write receives in ``subscription_id``
+    (azure-core calls the hook once per attempt, retries included): every ``x-ms-ratelimit-remaining-*``
+    header (``observe_headers``, keyed by the resource type written) and every 429 (``throttled``);
+    ``{}`` without a pacer."""
     if pacer is None:
         return {}
 
     def hook(pipeline_response: Any) -> None:
         response = pipeline_response.http_response
+        try:
+            url = str(pipeline_response.http_request.url)
+            pacer.observe_headers(subscription_id, resource_type_of(urlsplit(url).path), response.headers)
+        except Exception:  # feedback must never fail the call itself
+            logger.debug("reading the rate-limit headers failed", exc_info=True)
         if response.status_code == 429:
             pacer.throttled(subscription_id, _retry_after(response.headers))
 
@@ -253,7 +263,7 @@ class ArmGateway:
     :keyword pacer: the process's write pacer, told about every 429 a write receives; ``None`` = none.
     """
 
-    def __init__(self, clients: AzureClients, *, pacer: WritePacer | None = None) -> None:
+    def __init__(self, clients: AzureClients, *, pacer: Pacer | None = None) -> None:
         self.clients = clients
         self.pacer = pacer
 

@@ -22,16 +22,32 @@ the work items over time (and therefore over instances), plus the 429 feedback (
 gets from ARM itself. The sweep plans with its own pacer (``Runtime.sweep_pacer``): its reservations stand for
 writes the workers will make later, so sharing the workers' pacer would count every write twice.
 
+**Every rate-limit header counts** (issue 13): ARM answers with
+``x-ms-ratelimit-remaining-subscription-writes`` and its ``-global-``/``-tenant-`` siblings, Policy Insights
+with ``x-ms-ratelimit-remaining-policy-insights-requests``, DataProtection with
+``x-ms-ratelimit-remaining-subscription-resource-requests``, Resource Graph with
+``-tenant-resource-requests``. :meth:`WritePacer.observe_headers` reads every ``x-ms-ratelimit-remaining-*``
+header of a write's answer into an :class:`ObservedQuota` per scope and header, and remembers which resource
+type's writes reported it. A later write of that type waits until *every* quota it draws from has a token
+(the lowest one decides). A quota the documents size (:data:`KNOWN_QUOTAS`) refills at its documented rate;
+one they do not (Policy Insights, DataProtection) refills at the rate its own reports show.
+
+Across instances, the process pacer is backed by a shared budget in the host storage account
+(``adapters/shared_pacing.py``): the subscription write bucket lives in one table row per subscription, so N
+instances together spend one subscription's budget, not N of them (docs/operations.md).
+
 The clock and sleep are injected so tests drive time by hand; nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from remediator.core.text import ignore_case_key
 
@@ -45,6 +61,134 @@ ARM_WRITE_REFILL_PER_S = 10.0
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
+
+RATE_LIMIT_PREFIX = "x-ms-ratelimit-remaining-"
+"""Every rate-limit header ARM and the resource providers send starts with this."""
+
+WRITE_BUCKET_HEADER = "subscription-writes"
+"""The header of the subscription write bucket the pacer models itself (fed to that bucket, not to a
+quota)."""
+
+
+@dataclass(frozen=True)
+class QuotaSpec:
+    """A quota's bucket: burst and refill per second (``learned``: no document sizes it; the refill is
+    estimated from the quota's own reports)."""
+
+    capacity: float
+    refill_per_s: float
+    learned: bool = False
+
+
+KNOWN_QUOTAS: dict[str, QuotaSpec] = {
+    # ARM's 2024 token buckets, per principal (platform_facts.md §3.1, request-limits-and-throttling)
+    "subscription-writes": QuotaSpec(200, 10),
+    "subscription-deletes": QuotaSpec(200, 10),
+    "subscription-reads": QuotaSpec(250, 25),
+    "tenant-writes": QuotaSpec(200, 10),
+    "tenant-deletes": QuotaSpec(200, 10),
+    "tenant-reads": QuotaSpec(250, 25),
+    # the global bucket of a subscription is 15x the per-principal one, shared by every principal (same doc)
+    "subscription-global-writes": QuotaSpec(3000, 150),
+    "subscription-global-deletes": QuotaSpec(3000, 150),
+    "subscription-global-reads": QuotaSpec(3750, 375),
+    # Resource Graph: 15 queries per 5-second window (guidance-for-throttled-requests, platform_facts §3.2)
+    "tenant-resource-requests": QuotaSpec(15, 3),
+}
+"""Quotas a document sizes, by header name without :data:`RATE_LIMIT_PREFIX`."""
+
+UNKNOWN_REFILL_WINDOW_S = 300.0
+"""A quota no document sizes is first assumed to refill its observed burst over this long (conservative);
+its own reports then show the real rate."""
+
+
+def rate_limit_remaining(headers: Mapping[str, str]) -> dict[str, float]:
+    """Every ``x-ms-ratelimit-remaining-*`` header of an answer: header name (lower case, prefix removed) ->
+    the remaining count. Unparseable values are skipped."""
+    found: dict[str, float] = {}
+    for name, value in headers.items():
+        lowered = str(name).lower()
+        if not lowered.startswith(RATE_LIMIT_PREFIX):
+            continue
+        try:
+            found[lowered[len(RATE_LIMIT_PREFIX) :]] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return found
+
+
+_PROVIDER_SEGMENT = re.compile(r"/providers/", re.IGNORECASE)
+
+
+def resource_type_of(path: str) -> str:
+    """The resource type a request path (or id) addresses, lower case, names dropped:
+    ``.../managedClusters/c/providers/Microsoft.KubernetesConfiguration/extensions/x`` ->
+    ``microsoft.kubernetesconfiguration/extensions``; ``""`` when the path names no provider."""
+    path = path.split("?", 1)[0]
+    parts = _PROVIDER_SEGMENT.split(path)
+    if len(parts) < 2:
+        return ""
+    segments = [s for s in parts[-1].split("/") if s]
+    if not segments:
+        return ""
+    namespace, rest = segments[0], segments[1:]
+    types = rest[0::2]  # type, name, subtype, name, ...
+    return "/".join([namespace, *types]).lower()
+
+
+class ObservedQuota:
+    """One quota as its rate-limit header reports it: a token bucket lowered to every reported figure.
+
+    Its refill is the documented one (:data:`KNOWN_QUOTAS`) or, for a quota no document sizes, estimated
+    from consecutive reports: between two reports the quota regained ``remaining_now - remaining_before + 1``
+    (the ``+ 1`` is the call that produced the second report), unless it was near full. Draws by other
+    callers make the estimate lower, never higher, so it errs on the slow side.
+
+    :param spec: burst and refill (a learned quota's burst is its first report + 1).
+    :keyword clock: monotonic seconds.
+    """
+
+    def __init__(self, spec: QuotaSpec, *, clock: Clock = time.monotonic) -> None:
+        self.spec = spec
+        self.bucket = TokenBucket(capacity=spec.capacity, refill_per_s=spec.refill_per_s, clock=clock)
+        self._clock = clock
+        self._last: tuple[float, float] | None = None
+
+    @classmethod
+    def for_header(cls, name: str, first_remaining: float, *, clock: Clock = time.monotonic) -> ObservedQuota:
+        spec = KNOWN_QUOTAS.get(name)
+        if spec is None:
+            capacity = max(first_remaining + 1.0, 1.0)
+            spec = QuotaSpec(capacity, capacity / UNKNOWN_REFILL_WINDOW_S, learned=True)
+        return cls(spec, clock=clock)
+
+    @property
+    def refill_per_s(self) -> float:
+        return self.bucket.refill_per_s
+
+    def observe(self, remaining: float) -> None:
+        """Lower the balance to the reported figure; for a learned quota, refine the refill estimate."""
+        now = self._clock()
+        if self.spec.learned:
+            if remaining + 1 > self.bucket.capacity:
+                self.bucket.capacity = remaining + 1
+            last = self._last
+            if last is not None:
+                elapsed = now - last[0]
+                regained = remaining - last[1] + 1
+                near_full = remaining >= self.bucket.capacity - 2
+                if elapsed >= 0.5 and regained > 0 and not near_full:
+                    sample = regained / elapsed
+                    rate = 0.7 * self.bucket.refill_per_s + 0.3 * sample
+                    self.bucket.refill_per_s = max(rate, self.bucket.capacity / 3600.0)
+            self._last = (now, remaining)
+        self.bucket.observe_remaining(remaining)
+
+    def wait_time(self, n: float) -> float:
+        return self.bucket.wait_time(min(n, self.bucket.capacity))
+
+    def take(self, n: float) -> None:
+        self.bucket.reserve(min(n, self.bucket.capacity))
 
 
 class TokenBucket:
@@ -136,6 +280,10 @@ class PaceVerdict:
     subscription_id: str = ""
 
 
+_TENANT = "(tenant)"
+"""The scope key of ``tenant-*`` quotas (one per tenant, i.e. per process: the product serves one tenant)."""
+
+
 class WritePacer:
     """One ARM write bucket per subscription, shared by every thread of this process.
 
@@ -165,6 +313,9 @@ class WritePacer:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._buckets: dict[str, TokenBucket] = {}
+        self._quotas: dict[tuple[str, str], ObservedQuota] = {}
+        self._drawn_by: dict[tuple[str, str], set[str]] = {}
+        """(scope, header) -> the resource types whose write answers reported that quota."""
 
     def _bucket(self, subscription_id: str) -> TokenBucket:
         key = ignore_case_key(subscription_id.strip())
@@ -193,12 +344,22 @@ class WritePacer:
             self._sleep(delay)
         return delay
 
-    def try_acquire(self, demand: Mapping[str, float], *, max_wait_s: float) -> PaceVerdict:
+    def try_acquire(
+        self,
+        demand: Mapping[str, float],
+        *,
+        max_wait_s: float,
+        resource_types: Mapping[str, Collection[str]] | None = None,
+    ) -> PaceVerdict:
         """Take the writes of ``demand`` (subscription -> count) if they are there within ``max_wait_s``.
 
         All or nothing: if any subscription's tokens are further away than ``max_wait_s``, nothing is taken
         and the verdict says how long that subscription needs. Otherwise every subscription's tokens are taken
         under the lock and the (short) wait is slept outside it. Subscription ids compare case-insensitively.
+
+        :keyword resource_types: subscription -> the resource types written there; each write also draws one
+            token from every observed quota (:meth:`observe_headers`) that answers for its type, and the
+            slowest of them decides the wait.
         """
         merged: dict[str, float] = {}
         for subscription_id, n in demand.items():
@@ -208,16 +369,103 @@ class WritePacer:
             return PaceVerdict(granted=True, wait_s=0.0)
         with self._lock:
             waits = {key: self._bucket(key).wait_time(n) for key, n in merged.items()}
+            draws = self._quota_draws(merged, resource_types)
+            for key, quota_wait in self._quota_waits(merged, draws).items():
+                waits[key] = max(waits.get(key, 0.0), quota_wait)
             worst_key = max(waits, key=lambda key: waits[key])
             worst = waits[worst_key]
             if worst > max_wait_s:
                 return PaceVerdict(granted=False, wait_s=worst, subscription_id=worst_key)
             for key, n in merged.items():
                 self._bucket(key).reserve(n)
+            for (scope, header), n in draws.items():
+                self._quotas[(scope, header)].take(n)
         if worst > 0:
             logger.debug("pacing writes in subscription %s for %.3f s", worst_key, worst)
             self._sleep(worst)
         return PaceVerdict(granted=True, wait_s=worst, subscription_id=worst_key)
+
+    def _quota_waits(
+        self, merged: Mapping[str, float], draws: Mapping[tuple[str, str], float]
+    ) -> dict[str, float]:
+        """Subscription -> the longest wait of the observed quotas its writes draw (under the lock)."""
+        waits: dict[str, float] = {}
+        for (scope, header), n in draws.items():
+            quota_wait = self._quotas[(scope, header)].wait_time(n)
+            label = scope if scope != _TENANT else next(iter(merged))
+            waits[label] = max(waits.get(label, 0.0), quota_wait)
+        return waits
+
+    def quota_wait(
+        self, demand: Mapping[str, float], resource_types: Mapping[str, Collection[str]] | None
+    ) -> tuple[float, str]:
+        """The wait the observed quotas alone impose on ``demand`` (not the write buckets), and the
+        subscription that sets it; nothing is taken."""
+        merged = {ignore_case_key(k.strip()): float(n) for k, n in demand.items()}
+        with self._lock:
+            waits = self._quota_waits(merged, self._quota_draws(merged, resource_types))
+        if not waits:
+            return 0.0, ""
+        worst = max(waits, key=lambda key: waits[key])
+        return waits[worst], worst
+
+    def take_quotas(
+        self, demand: Mapping[str, float], resource_types: Mapping[str, Collection[str]] | None
+    ) -> None:
+        """Draw ``demand`` from the observed quotas its writes answer to (not from the write buckets)."""
+        merged = {ignore_case_key(k.strip()): float(n) for k, n in demand.items()}
+        with self._lock:
+            for (scope, header), n in self._quota_draws(merged, resource_types).items():
+                self._quotas[(scope, header)].take(n)
+
+    def _quota_draws(
+        self, merged: Mapping[str, float], resource_types: Mapping[str, Collection[str]] | None
+    ) -> dict[tuple[str, str], float]:
+        """(scope, header) -> tokens the writes draw from observed quotas (under the lock)."""
+        draws: dict[tuple[str, str], float] = {}
+        if not resource_types:
+            return draws
+        for subscription_id, types in resource_types.items():
+            key = ignore_case_key(subscription_id.strip())
+            if key not in merged:
+                continue
+            wanted = {t.lower() for t in types}
+            for (scope, header), drawn_by in self._drawn_by.items():
+                if scope not in (key, _TENANT) or not (drawn_by & wanted):
+                    continue
+                draws[(scope, header)] = draws.get((scope, header), 0.0) + merged[key]
+        return draws
+
+    def observe_headers(self, subscription_id: str, resource_type: str, headers: Mapping[str, str]) -> None:
+        """Read every ``x-ms-ratelimit-remaining-*`` header of a write's answer (see the module docstring).
+
+        ``subscription-writes`` lowers the subscription's write bucket; every other header lowers (or starts)
+        its :class:`ObservedQuota`, scoped to the tenant for ``tenant-*`` headers and to the subscription
+        otherwise, and is remembered as drawn by ``resource_type``'s writes.
+        """
+        remaining = rate_limit_remaining(headers)
+        if not remaining:
+            return
+        sub = ignore_case_key(subscription_id.strip())
+        kind = resource_type.lower()
+        with self._lock:
+            for header, value in remaining.items():
+                if header == WRITE_BUCKET_HEADER:
+                    self._bucket(sub).observe_remaining(value)
+                    continue
+                scope = _TENANT if header.startswith("tenant-") else sub
+                quota = self._quotas.get((scope, header))
+                if quota is None:
+                    quota = ObservedQuota.for_header(header, value, clock=self._clock)
+                    self._quotas[(scope, header)] = quota
+                quota.observe(value)
+                self._drawn_by.setdefault((scope, header), set()).add(kind)
+
+    def quota(self, subscription_id: str, header: str) -> ObservedQuota | None:
+        """The observed quota ``header`` of the subscription (or of the tenant for ``tenant-*``), if seen."""
+        scope = _TENANT if header.startswith("tenant-") else ignore_case_key(subscription_id.strip())
+        with self._lock:
+            return self._quotas.get((scope, header))
 
     def observe_remaining(self, subscription_id: str, remaining: float) -> None:
         """Feed back the server's ``x-ms-ratelimit-remaining-subscription-writes`` for ``subscription_id``."""
@@ -236,6 +484,25 @@ class WritePacer:
         """Tokens available now in ``subscription_id`` (negative while writes are promised)."""
         with self._lock:
             return self._bucket(subscription_id).tokens
+
+
+class Pacer(Protocol):
+    """What the executor and the gateways need of a pacer: :class:`WritePacer` (per process) or the shared
+    budget in the host storage account (``adapters/shared_pacing.SharedWritePacer``)."""
+
+    def try_acquire(
+        self,
+        demand: Mapping[str, float],
+        *,
+        max_wait_s: float,
+        resource_types: Mapping[str, Collection[str]] | None = None,
+    ) -> PaceVerdict: ...
+
+    def throttled(self, subscription_id: str, retry_after_s: float) -> None: ...
+
+    def observe_headers(
+        self, subscription_id: str, resource_type: str, headers: Mapping[str, str]
+    ) -> None: ...
 
 
 def write_bucket_bound_s(

@@ -27,12 +27,13 @@ from remediator.adapters.management_groups import ManagementGroupResolver
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.policy_order import PolicyStateOrder
 from remediator.adapters.publisher import OutcomePublisher
+from remediator.adapters.shared_pacing import SharedWritePacer
 from remediator.adapters.work_queue import WorkQueue
 from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
 from remediator.core.errors import UserInputError
 from remediator.core.outcomes import ReconcileReport
-from remediator.core.pacing import WritePacer
-from remediator.core.settings import CredentialKind, Settings
+from remediator.core.pacing import Pacer, WritePacer
+from remediator.core.settings import CredentialKind, Settings, WriteBudget
 from remediator.service.ports import HandlerContext, HealthCheck
 from remediator.service.reconcile import Reconciler
 from remediator.service.sweep import Sweeper
@@ -92,7 +93,7 @@ class Runtime:
         config: RemediatorConfig | None = None,
         client_options: ClientOptions | None = None,
         credential: Any = None,
-        pacer: WritePacer | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.settings = settings
         self._config = config
@@ -288,10 +289,18 @@ class Runtime:
         )
 
     @property
-    def pacer(self) -> WritePacer:
-        """The ARM write pacer of this process's writes (reconciler, gateways): per process, not shared
-        between Functions instances (see ``remediator.core.pacing``)."""
-        return self._part("pacer", WritePacer)
+    def pacer(self) -> Pacer:
+        """The ARM write pacer of this process's writes (reconciler, gateways): the write buckets shared by
+        every Functions instance through the journal table (``adapters/shared_pacing.py``), unless
+        ``REMEDIATOR_WRITE_BUDGET=process`` or no storage is configured (then per process)."""
+
+        def build() -> Pacer:
+            journal = self.journal
+            if self.settings.write_budget is WriteBudget.PROCESS or journal is None:
+                return WritePacer()
+            return SharedWritePacer(journal.table, WritePacer(), ensure_table=journal.ensure_table)
+
+        return self._part("pacer", build)
 
     @property
     def sweep_pacer(self) -> WritePacer:

@@ -35,7 +35,7 @@ from remediator.adapters.claims import MAX_PLAN_AGE_S, Claim, ClaimHolder, Write
 from remediator.adapters.leases import new_owner
 from remediator.core.ids import ResourceId
 from remediator.core.outcomes import Action, ActionStatus, Outcome
-from remediator.core.pacing import WritePacer
+from remediator.core.pacing import Pacer, resource_type_of
 from remediator.core.plan.writes import Write
 from remediator.service.reconcile.gateways import ReconcileIO
 from remediator.service.reconcile.writes import REGISTRY, Applied, Recheck, WriteSpec
@@ -225,7 +225,7 @@ class Executor:
         io: ReconcileIO,
         pool: Callable[[], ThreadPoolExecutor],
         *,
-        pacer: WritePacer | None = None,
+        pacer: Pacer | None = None,
         max_pacing_wait_s: float = 1.0,
         max_wait_s: float = 600.0,
         registry: dict[object, WriteSpec[Write]] | None = None,
@@ -336,9 +336,11 @@ class Executor:
         if self.pacer is None:
             return None
         demand: dict[str, float] = {}
+        types: dict[str, set[str]] = {}
         for write in writes:
             demand[write.bucket_subscription] = demand.get(write.bucket_subscription, 0.0) + 1.0
-        verdict = self.pacer.try_acquire(demand, max_wait_s=self.max_pacing_wait_s)
+            types.setdefault(write.bucket_subscription, set()).add(resource_type_of(write.target.canonical))
+        verdict = self.pacer.try_acquire(demand, max_wait_s=self.max_pacing_wait_s, resource_types=types)
         if verdict.granted:
             return None
         why = (

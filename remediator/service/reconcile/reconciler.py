@@ -39,7 +39,7 @@ from remediator.core.decision import decide
 from remediator.core.errors import UserInputError
 from remediator.core.ids import ResourceId
 from remediator.core.outcomes import Action, ActionStatus, Outcome, OutcomeKind, ReconcileReport
-from remediator.core.pacing import WritePacer
+from remediator.core.pacing import Pacer
 from remediator.core.plan import chain_for
 from remediator.core.plan.observed import ExtensionRead, ExtensionView
 from remediator.core.plan.planner import Link, gate, plan
@@ -133,7 +133,7 @@ class Reconciler:
         claims: WriteClaims | None = None,
         management_groups_of: Callable[[str], Iterable[str]] | None = None,
         claim_ttl_s: float = CLAIM_TTL_S,
-        pacer: WritePacer | None = None,
+        pacer: Pacer | None = None,
         max_pacing_wait_s: float = MAX_PACING_WAIT_S,
     ) -> None:
         self.gateway = gateway
