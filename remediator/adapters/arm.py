@@ -39,7 +39,7 @@ from azure.core.exceptions import (
 )
 
 from remediator.adapters.clients import AzureClients
-from remediator.core.catalog import EXTENSION_TYPE
+from remediator.core.catalog import EXTENSION_TYPE, SETTING_BUCKET, SETTING_STORAGE_ACCOUNT
 from remediator.core.ids import ResourceId
 from remediator.core.pacing import Pacer, resource_type_of
 from remediator.core.text import equal_ignoring_case
@@ -194,6 +194,10 @@ class ExtensionInfo:
     provisioning_state: str
     principal_id: str | None
     error: str
+    container: str | None = None
+    """``configuration.backupStorageLocation.bucket`` (the blob container it backs up to)."""
+    storage_account: str | None = None
+    """``configuration.backupStorageLocation.config.storageAccount``."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,16 @@ def _scope_path(resource_id: str) -> str:
     return resource_id.lstrip("/")
 
 
+def _code_of(response: Any) -> str:
+    """The ARM error code of an answer (``""`` when its body names none)."""
+    try:
+        body = json.loads(response.text())
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    return str(error.get("code") or "") if isinstance(error, Mapping) else ""
+
+
 def throttle_feedback(pacer: Pacer | None, subscription_id: str) -> dict[str, Any]:
     """Per-call SDK keyword arguments that feed ``pacer`` every answer a write receives in ``subscription_id``
     (azure-core calls the hook once per attempt, retries included): every ``x-ms-ratelimit-remaining-*``
@@ -245,13 +259,16 @@ def throttle_feedback(pacer: Pacer | None, subscription_id: str) -> dict[str, An
 
     def hook(pipeline_response: Any) -> None:
         response = pipeline_response.http_response
+        kind = ""
         try:
-            url = str(pipeline_response.http_request.url)
-            pacer.observe_headers(subscription_id, resource_type_of(urlsplit(url).path), response.headers)
+            kind = resource_type_of(urlsplit(str(pipeline_response.http_request.url)).path)
+            pacer.observe_headers(subscription_id, kind, response.headers)
         except Exception:  # feedback must never fail the call itself
             logger.debug("reading the rate-limit headers failed", exc_info=True)
         if response.status_code == 429:
-            pacer.throttled(subscription_id, _retry_after(response.headers))
+            pacer.throttled(
+                subscription_id, _retry_after(response.headers), resource_type=kind, code=_code_of(response)
+            )
 
     return {"raw_response_hook": hook}
 
@@ -304,6 +321,7 @@ class ArmGateway:
                 str(cluster_id.resource_group), CLUSTER_RP, CLUSTER_RESOURCE, str(cluster_id.name)
             ):
                 error_info = getattr(ext, "error_info", None)
+                settings = getattr(ext, "configuration_settings", None) or {}
                 found.append(
                     ExtensionInfo(
                         id=str(ext.id or ""),
@@ -312,6 +330,8 @@ class ArmGateway:
                         provisioning_state=str(ext.provisioning_state or ""),
                         principal_id=_get(ext, "aks_assigned_identity", "principal_id"),
                         error=str(_get(error_info, "message") or ""),
+                        container=_setting(settings, SETTING_BUCKET),
+                        storage_account=_setting(settings, SETTING_STORAGE_ACCOUNT),
                     )
                 )
             return found
@@ -460,6 +480,11 @@ class ArmGateway:
                 return False
             raise
         return True
+
+
+def _setting(settings: Mapping[str, Any], key: str) -> str | None:
+    value = settings.get(key) if isinstance(settings, Mapping) else None
+    return str(value) if value else None
 
 
 def _sub(resource_id: ResourceId) -> str:

@@ -30,7 +30,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from remediator.adapters.leases import LEASE_S, RENEWER, LeaseRenewer
 from remediator.adapters.work_queue import SentMessage, WorkQueue
-from remediator.core.chains import ChainMark, joinable, new_chain_id
+from remediator.core.chains import GUARD_AFTER_S, ChainMark, joinable, new_chain_id
 from remediator.core.ids import ResourceId
 from remediator.core.naming import cluster_key
 from remediator.core.work_item import Source, WorkItem
@@ -70,6 +70,7 @@ class ChainStore:
             attempt=int(row.get("Attempt") or 0),
             due_at=float(row.get("DueAt") or 0.0),
             running=bool(row.get("Running")),
+            ended=bool(row.get("Ended")),
         )
         return StoredMark(mark, str(row.metadata["etag"]))
 
@@ -84,6 +85,7 @@ class ChainStore:
             "Attempt": mark.attempt,
             "DueAt": mark.due_at,
             "Running": mark.running,
+            "Ended": mark.ended,
             "ClusterId": cluster.canonical,
         }
         try:
@@ -153,28 +155,37 @@ class Hop:
         return sent
 
     def next(self, *, delay_s: float, reason: str) -> bool:
-        """The chain continues: the successor runs after ``delay_s``. ``False`` when the chain was superseded
-        meanwhile (the successor is deleted: the newer chain looks after the cluster)."""
+        """The chain continues: the successor runs after ``delay_s`` (its guard copy
+        ``GUARD_AFTER_S`` later). ``False`` when the chain was superseded meanwhile (the successor is
+        deleted: the newer chain looks after the cluster)."""
         sent = self._stop()
-        store, cluster = self._work.store, self.item.cluster_id
+        work, cluster = self._work, self.item.cluster_id
         follow_up = self.item.next_attempt(reason=reason)
-        mark = ChainMark(self.successor.chain_id, follow_up.attempt, self._work.clock() + delay_s, False)
-        if store.write(cluster, mark, etag=self._etag) is None:
+        mark = ChainMark(self.successor.chain_id, follow_up.attempt, work.clock() + delay_s, False)
+        if (
+            work.remark(cluster, mark, etag=self._etag, owner=(self.item.chain_id, self.successor.attempt))
+            is None
+        ):
             if sent is not None:
-                self._work.queue.delete_sent(sent)
+                work.queue.delete_sent(sent)
             logger.info("chain %s of %s was superseded while it ran; it ends", mark.chain_id, cluster)
             return False
-        if sent is None or self._work.queue.reschedule(sent, delay_s=delay_s, item=follow_up) is None:
+        if sent is None or work.queue.reschedule(sent, delay_s=delay_s, item=follow_up) is None:
             # the successor already surfaced (the hop outlived its lease) or is gone: send it again
-            self._work.queue.send(follow_up, delay_s=delay_s)
+            work.queue.send(follow_up, delay_s=delay_s)
+        work.queue.send(follow_up, delay_s=delay_s + GUARD_AFTER_S)
         return True
 
     def end(self) -> None:
-        """The chain ends (done, gave up, parked): delete the successor and the mark (if still ours)."""
+        """The chain ends (done, gave up, parked): delete the successor, and mark the chain ended (if the mark
+        is still ours) so its guard copies retire."""
         sent = self._stop()
         if sent is not None:
             self._work.queue.delete_sent(sent)
-        self._work.store.delete(self.item.cluster_id, etag=self._etag)
+        ended = ChainMark(self.item.chain_id, self.successor.attempt, self._work.clock(), False, ended=True)
+        self._work.remark(
+            self.item.cluster_id, ended, etag=self._etag, owner=(self.item.chain_id, self.successor.attempt)
+        )
 
     def abort(self) -> None:
         """The invocation failed and the host will deliver ``item`` again: point the mark back at it and
@@ -183,7 +194,12 @@ class Hop:
         sent = self._stop()
         mark = ChainMark(self.item.chain_id, self.item.attempt, self._work.clock() + LEASE_S, False)
         try:
-            restored = self._work.store.write(self.item.cluster_id, mark, etag=self._etag)
+            restored = self._work.remark(
+                self.item.cluster_id,
+                mark,
+                etag=self._etag,
+                owner=(self.item.chain_id, self.successor.attempt),
+            )
         except Exception:
             logger.warning("restoring the chain mark of %s failed", self.item.cluster_id, exc_info=True)
             restored = None
@@ -263,7 +279,32 @@ class ChainedWork:
         self.started += 1
         mark = ChainMark(item.chain_id, attempt, now + delay_s, False)
         if self.store.write(cluster_id, mark, etag=current.etag if current is not None else None) is None:
+            # a concurrent delivery marked its own chain first (its item exists: it sends before marking);
+            # ours retires when it runs
             logger.info("chain %s of %s lost the mark to a concurrent delivery", item.chain_id, cluster_id)
+            return
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.5)
+        try:
+            self.queue.send(item, delay_s=delay_s + GUARD_AFTER_S, timeout_s=left)
+        except Exception:  # the item itself is queued and marked; a missing guard only weakens crash cover
+            logger.warning("the guard copy of chain %s of %s was not sent", item.chain_id, cluster_id)
+
+    def remark(
+        self, cluster: ResourceId, mark: ChainMark, *, etag: str | None, owner: tuple[str, int]
+    ) -> str | None:
+        """Write ``mark`` over the mark read with ``etag``, on behalf of the work item ``owner``
+        (chain id, attempt). When another writer got there first, read again: if the mark still lets
+        ``owner`` run (the other write was a delivery joining, a chain start racing our read, ...),
+        write over the new one; otherwise ``None`` (``owner`` was superseded)."""
+        for _ in range(4):
+            written = self.store.write(cluster, mark, etag=etag)
+            if written is not None:
+                return written
+            current = self.store.read(cluster)
+            if current is not None and current.mark.superseded(*owner):
+                return None
+            etag = current.etag if current is not None else None
+        return None
 
     def begin(self, item: WorkItem) -> Hop | None:
         """Start the hop for ``item``, or ``None`` when the item must retire (another chain, or an earlier hop
@@ -287,10 +328,18 @@ class ChainedWork:
         successor = item.next_attempt(reason=f"successor of attempt {item.attempt} (its worker stopped)")
         sent = self.queue.send(successor, delay_s=LEASE_S)
         mark = ChainMark(item.chain_id, successor.attempt, self.clock() + LEASE_S, True)
-        etag = self.store.write(item.cluster_id, mark, etag=current.etag if current is not None else None)
-        if etag is None:  # a delivery re-marked the cluster just now: its chain wins
+        etag = self.remark(
+            item.cluster_id,
+            mark,
+            etag=current.etag if current is not None else None,
+            owner=(item.chain_id, item.attempt),
+        )
+        if etag is None:  # another chain (or a copy of this hop) took the mark just now: it wins
             self.queue.delete_sent(sent)
             self.retired += 1
+            logger.info(
+                "work item %s/%d of %s retires: the mark moved", item.chain_id, item.attempt, item.cluster_id
+            )
             return None
         hop = Hop(self, item, successor, sent, etag)
         self.renewer.track(hop, hop._renew)

@@ -47,10 +47,10 @@ HELD = "held"
 SENT = "sent"
 """A claim whose write was sent (kept for :data:`SETTLE_S`, not renewed)."""
 
-SETTLE_S = 120.0
+SETTLE_S = 60.0
 """How long a claim still stands after its write was sent."""
 
-MAX_PLAN_AGE_S = 90.0
+MAX_PLAN_AGE_S = 45.0
 """A reconcile whose reads are older than this does not write (it reads again): shorter than
 :data:`SETTLE_S`, so a write that happened after those reads is still claimed when the reconcile tries."""
 

@@ -35,6 +35,7 @@ from remediator.core.pacing import (
     PaceVerdict,
     WritePacer,
     rate_limit_remaining,
+    throttle_scope,
 )
 from remediator.core.text import ignore_case_key
 
@@ -196,10 +197,15 @@ class SharedWritePacer:
             self._sleep(worst)
         return PaceVerdict(granted=True, wait_s=worst, subscription_id=worst_sub)
 
-    def throttled(self, subscription_id: str, retry_after_s: float) -> None:
-        """A 429: empty the shared bucket for ``Retry-After`` (every instance holds back), and the local
-        one."""
-        self.local.throttled(subscription_id, retry_after_s)
+    def throttled(
+        self, subscription_id: str, retry_after_s: float, *, resource_type: str = "", code: str = ""
+    ) -> None:
+        """A 429 from ARM's own throttling empties the shared bucket for ``Retry-After`` (every instance holds
+        back); a resource provider's 429 holds that resource type's writes in this process
+        (:func:`~remediator.core.pacing.throttle_scope`)."""
+        self.local.throttled(subscription_id, retry_after_s, resource_type=resource_type, code=code)
+        if throttle_scope(code, resource_type):
+            return
         debt = -max(0.0, retry_after_s) * self.refill_per_s
         try:
             self._update(self._key(subscription_id), lambda tokens: debt if tokens > debt else None)

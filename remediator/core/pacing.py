@@ -280,6 +280,21 @@ class PaceVerdict:
     subscription_id: str = ""
 
 
+ARM_THROTTLE_CODES = frozenset({"subscriptionrequeststhrottled", "tenantrequeststhrottled"})
+"""The codes of ARM's own token-bucket throttling (request-limits-and-throttling, platform_facts §3.1)."""
+
+RP_THROTTLE_PREFIX = "rp-throttle:"
+"""The observed-quota key of a resource provider's 429 for one resource type."""
+
+
+def throttle_scope(code: str, resource_type: str) -> str:
+    """Whose writes a 429 holds: ``""`` = every write of the subscription (ARM's own throttling, or no code
+    to tell), else the resource type whose provider refused."""
+    if not code or code.lower() in ARM_THROTTLE_CODES or not resource_type:
+        return ""
+    return resource_type.lower()
+
+
 _TENANT = "(tenant)"
 """The scope key of ``tenant-*`` quotas (one per tenant, i.e. per process: the product serves one tenant)."""
 
@@ -472,13 +487,36 @@ class WritePacer:
         with self._lock:
             self._bucket(subscription_id).observe_remaining(remaining)
 
-    def throttled(self, subscription_id: str, retry_after_s: float) -> None:
-        """ARM answered 429 in ``subscription_id``: hold later writes there until ``Retry-After`` passes."""
+    def throttled(
+        self, subscription_id: str, retry_after_s: float, *, resource_type: str = "", code: str = ""
+    ) -> None:
+        """A write got 429 in ``subscription_id``: hold later writes until ``Retry-After`` passes.
+
+        Which writes are held follows the limit that was hit (:func:`throttle_scope`): ARM's own throttling
+        (``SubscriptionRequestsThrottled``, or a 429 that names no code) holds every write of the subscription;
+        a resource provider's (``TooManyRequests`` from Policy Insights, Storage, ...) holds only writes of
+        ``resource_type``, whose own quota ran out.
+        """
+        scoped = throttle_scope(code, resource_type)
         logger.info(
-            "write throttled in subscription %s; holding writes %.1f s", subscription_id, retry_after_s
+            "write throttled in subscription %s (%s); holding %s writes %.1f s",
+            subscription_id,
+            code or "no code",
+            scoped or "all",
+            retry_after_s,
         )
         with self._lock:
-            self._bucket(subscription_id).penalize(retry_after_s)
+            if not scoped:
+                self._bucket(subscription_id).penalize(retry_after_s)
+                return
+            sub = ignore_case_key(subscription_id.strip())
+            key = (sub, f"{RP_THROTTLE_PREFIX}{scoped}")
+            quota = self._quotas.get(key)
+            if quota is None:
+                quota = ObservedQuota(QuotaSpec(1.0, 1.0), clock=self._clock)
+                self._quotas[key] = quota
+                self._drawn_by[key] = {scoped}
+            quota.bucket.penalize(max(0.0, retry_after_s - 1.0))  # its one token is back after Retry-After
 
     def available(self, subscription_id: str) -> float:
         """Tokens available now in ``subscription_id`` (negative while writes are promised)."""
@@ -498,7 +536,9 @@ class Pacer(Protocol):
         resource_types: Mapping[str, Collection[str]] | None = None,
     ) -> PaceVerdict: ...
 
-    def throttled(self, subscription_id: str, retry_after_s: float) -> None: ...
+    def throttled(
+        self, subscription_id: str, retry_after_s: float, *, resource_type: str = "", code: str = ""
+    ) -> None: ...
 
     def observe_headers(
         self, subscription_id: str, resource_type: str, headers: Mapping[str, str]

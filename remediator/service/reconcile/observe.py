@@ -48,7 +48,14 @@ Reader = Callable[[ReconcileIO, Any], object]
 def _extension_view(found: ExtensionInfo | None) -> ExtensionView | None:
     if found is None:
         return None
-    return ExtensionView(found.name, found.provisioning_state, found.principal_id, found.error)
+    return ExtensionView(
+        found.name,
+        found.provisioning_state,
+        found.principal_id,
+        found.error,
+        container=found.container,
+        storage_account=found.storage_account,
+    )
 
 
 def read_extension(io: ReconcileIO, read: ExtensionRead) -> ExtensionView | None:
