@@ -391,7 +391,8 @@ class ChaosRun:
         journal = scan_journal(connection, settings["REMEDIATOR_JOURNAL_TABLE"])
         queues = queue_lengths(connection, settings["REMEDIATOR_WORK_QUEUE"])
         killed = {str(k["pid"]): k for k in state.kills if k.get("pid")}
-        dead_waits = dead_claim_waits(journal["history"], killed)
+        converged_wall = {cid: state.started_wall + at for cid, at in times.items()}
+        dead_waits = dead_claim_waits(journal["history"], killed, converged_wall)
         logs = scan_logs(runners.logs())
         arm_calls = [
             c for c in state.calls if c["path"].lower().startswith(("/subscriptions/", "/providers/"))
@@ -618,16 +619,20 @@ def queue_lengths(connection: str, queue: str) -> dict[str, int]:
 _HOLDER = re.compile(r"held by [^/\s]+/(\d+)/")
 
 
-def dead_claim_waits(history: list[dict[str, Any]], killed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def dead_claim_waits(
+    history: list[dict[str, Any]], killed: dict[str, dict[str, Any]], converged_wall: dict[str, float]
+) -> dict[str, Any]:
     """The longest any cluster waited on a claim a killed process held: from its first reconcile refused by
-    such a claim to its next reconcile that was not."""
+    such a claim to the first reconcile that started later and was not refused by one, or to the moment the
+    cluster converged, whichever came first."""
     by_cluster: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for report in history:
         by_cluster[report["clusterId"].lower()].append(report)
     longest = 0.0
     clusters = 0
-    for reports in by_cluster.values():
+    for cid, reports in by_cluster.items():
         reports.sort(key=lambda r: r.get("startedAt", ""))
+        done_at = converged_wall.get(cid)
         first: float | None = None
         blocked_here = False
         for report in reports:
@@ -642,11 +647,13 @@ def dead_claim_waits(history: list[dict[str, Any]], killed: dict[str, dict[str, 
                 blocked_here = True
                 first = at if first is None else first
             elif first is not None:
-                longest = max(longest, at - first)
+                end = at if done_at is None else min(at, done_at)
+                longest = max(longest, end - first)
                 first = None
         clusters += int(blocked_here)
         if first is not None:
-            longest = max(longest, time.time() - first)
+            end = done_at if done_at is not None else time.time()
+            longest = max(longest, max(0.0, end - first))
     return {"longest": round(longest, 1), "clusters": clusters}
 
 

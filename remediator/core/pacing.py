@@ -97,9 +97,16 @@ KNOWN_QUOTAS: dict[str, QuotaSpec] = {
 }
 """Quotas a document sizes, by header name without :data:`RATE_LIMIT_PREFIX`."""
 
-UNKNOWN_REFILL_WINDOW_S = 300.0
-"""A quota no document sizes is first assumed to refill its observed burst over this long (conservative);
-its own reports then show the real rate."""
+UNKNOWN_REFILL_WINDOW_S = 60.0
+"""A quota no document sizes is first assumed to refill its observed burst over this long; its own reports
+then show the real rate (:class:`ObservedQuota`)."""
+
+LEARNING_SPAN_S = 2.0
+"""The shortest span between two reports a refill estimate is taken over."""
+
+LEARNED_RESERVE = 1.0
+"""Tokens of a learned quota never spent: a margin for the estimate's error (the server's figure is an
+integer, and other callers draw too)."""
 
 
 def rate_limit_remaining(headers: Mapping[str, str]) -> dict[str, float]:
@@ -139,12 +146,16 @@ def resource_type_of(path: str) -> str:
 class ObservedQuota:
     """One quota as its rate-limit header reports it: a token bucket lowered to every reported figure.
 
-    Its refill is the documented one (:data:`KNOWN_QUOTAS`) or, for a quota no document sizes, estimated
-    from consecutive reports: between two reports the quota regained ``remaining_now - remaining_before + 1``
-    (the ``+ 1`` is the call that produced the second report), unless it was near full. Draws by other
-    callers make the estimate lower, never higher, so it errs on the slow side.
+    Its refill is the documented one (:data:`KNOWN_QUOTAS`) or, for a quota no document sizes, estimated from
+    its own reports. Every report is ``remaining`` after the call that carried it, so between two reports at
+    least :data:`LEARNING_SPAN_S` apart the quota regained ``remaining_now - remaining_then + calls`` (the
+    calls that reported in between, the later one included). While the quota never came near full in
+    between, that is a sample of the refill (averaged); when it did, only a lower bound (which may raise the
+    estimate, never lower it). Draws by other callers make samples lower, so the estimate errs slow. The
+    first estimate refills the observed burst over :data:`UNKNOWN_REFILL_WINDOW_S`, and a learned quota keeps
+    :data:`LEARNED_RESERVE` unspent.
 
-    :param spec: burst and refill (a learned quota's burst is its first report + 1).
+    :param spec: burst and refill (a learned quota's burst is its highest report + 1).
     :keyword clock: monotonic seconds.
     """
 
@@ -152,7 +163,10 @@ class ObservedQuota:
         self.spec = spec
         self.bucket = TokenBucket(capacity=spec.capacity, refill_per_s=spec.refill_per_s, clock=clock)
         self._clock = clock
-        self._last: tuple[float, float] | None = None
+        self._reports: list[tuple[float, float, int, bool]] = []
+        """(time, remaining, reports so far, near full) of recent reports, oldest first."""
+        self._count = 0
+        self.samples = 0
 
     @classmethod
     def for_header(cls, name: str, first_remaining: float, *, clock: Clock = time.monotonic) -> ObservedQuota:
@@ -166,26 +180,48 @@ class ObservedQuota:
     def refill_per_s(self) -> float:
         return self.bucket.refill_per_s
 
+    @property
+    def reserve(self) -> float:
+        return LEARNED_RESERVE if self.spec.learned else 0.0
+
     def observe(self, remaining: float) -> None:
         """Lower the balance to the reported figure; for a learned quota, refine the refill estimate."""
         now = self._clock()
+        self._count += 1
         if self.spec.learned:
             if remaining + 1 > self.bucket.capacity:
                 self.bucket.capacity = remaining + 1
-            last = self._last
-            if last is not None:
-                elapsed = now - last[0]
-                regained = remaining - last[1] + 1
-                near_full = remaining >= self.bucket.capacity - 2
-                if elapsed >= 0.5 and regained > 0 and not near_full:
-                    sample = regained / elapsed
-                    rate = 0.7 * self.bucket.refill_per_s + 0.3 * sample
-                    self.bucket.refill_per_s = max(rate, self.bucket.capacity / 3600.0)
-            self._last = (now, remaining)
+            near_full = remaining >= self.bucket.capacity - 2
+            self._learn(now, remaining, near_full)
+            self._reports.append((now, remaining, self._count, near_full))
+            while len(self._reports) > 64 or (self._reports and now - self._reports[0][0] > 60.0):
+                self._reports.pop(0)
         self.bucket.observe_remaining(remaining)
 
+    def _learn(self, now: float, remaining: float, near_full: bool) -> None:
+        base = None
+        for report in reversed(self._reports):
+            if now - report[0] >= LEARNING_SPAN_S:
+                base = report
+                break
+        if base is None:
+            return
+        then, was, count_then, _ = base
+        capped = near_full or any(r[3] for r in self._reports if r[0] >= then)
+        regained = remaining - was + (self._count - count_then)
+        sample = max(0.0, regained) / (now - then)
+        rate = self.bucket.refill_per_s
+        if capped:
+            rate = max(rate, sample)  # the quota may have refilled faster than it could show
+        elif self.samples == 0:
+            rate = sample
+        else:
+            rate = 0.6 * rate + 0.4 * sample
+        self.samples += 1
+        self.bucket.refill_per_s = max(rate, self.bucket.capacity / 3600.0)
+
     def wait_time(self, n: float) -> float:
-        return self.bucket.wait_time(min(n, self.bucket.capacity))
+        return self.bucket.wait_time(min(n + self.reserve, self.bucket.capacity))
 
     def take(self, n: float) -> None:
         self.bucket.reserve(min(n, self.bucket.capacity))
