@@ -1,5 +1,5 @@
-"""``python -m bench chaos``: the whole app under load, faults and host crashes, against a clean run of the same
-estate (issue 17).
+"""``python -m bench chaos``: the whole app under load, faults and host crashes, against a clean run of the
+same estate (issue 17).
 
 How the app runs: N **local Functions runners** (``tools/local_runner``), each its own process, each indexing
 the real ``function_app.py`` and dispatching to it like the host (Event Grid webhook, queue trigger with the

@@ -15,6 +15,7 @@ for the fault-free baseline and the chaos run of one invocation (and for the sma
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -113,7 +114,8 @@ class ChaosEstate:
     estate: dict[str, Any]
     config: dict[str, Any]
     arrivals: list[tuple[float, dict[str, Any]]]
-    """(seconds after the start, cluster shorthand): clusters created during the run (events announce them)."""
+    """(seconds after the start, cluster shorthand): clusters created during the run (events announce
+    them)."""
     expect: Expectations
 
 
@@ -311,10 +313,8 @@ class Runners:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(15)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
     def logs(self) -> list[Path]:
         return sorted(self.workdir.glob("runner-*.log"))

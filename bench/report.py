@@ -173,12 +173,122 @@ def events_section(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def chaos_section(data: dict[str, Any]) -> list[str]:
+    """``bench/results/chaos.json``: per estate size, the fault-free baseline and the chaos run side by side,
+    then the pacing-across-instances comparison."""
+    out = ["### Chaos (the whole app under faults, duplicate and reordered events, and host kills)", ""]
+    if "machine" in data:
+        out += [f"Measured {_when(data)}.", ""]
+    for entry in sorted((data.get("runs") or {}).values(), key=lambda e: e["clusters"]):
+        estate, knobs = entry["estate"], entry["knobs"]
+        out += [
+            f"**{entry['clusters']:,} clusters**, {entry['instances']} instances: {estate['subscriptions']}"
+            f" subscriptions, {estate['regions']} regions; {estate['targets']:,} targets (selected,"
+            f" unblocked, running; {estate['compliantAtStart']} already protected under a grant name the"
+            f" product did not choose), {estate['unselected']:,} unselected, {estate['blocked']} blocked, {estate['stopped']}"
+            f" stopped; {estate['arrivingDuringRun']} created during the run. Chaos: every event delivered"
+            f" {knobs['copies']} times, {100 * knobs['reorder']:.0f} % of the copies held back, ARM calls"
+            f" faulted with probability {knobs['faultProbability']} ({knobs['faults']}), one instance"
+            f" SIGKILLed every {knobs['killEverySeconds']:.0f} s (at most {knobs['maxKills']}), ARM"
+            f" throttling on, {knobs['latencyMs']:.0f} ms + up to {knobs['jitterMs']:.0f} ms latency.",
+            "",
+        ]
+        header = ["", "baseline (no faults, no kills)", "chaos"]
+        out += _table(header, "lrr")
+        base, chaos = entry.get("baseline"), entry["chaos"]
+
+        def cell(run: dict[str, Any] | None, key: str, fmt: Any = str) -> str:
+            if run is None:
+                return "not run"
+            value: Any = run
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            return "-" if value is None else fmt(value)
+
+        rows = [
+            ("converged / targets", lambda r: f"{r['converged']:,} / {r['targets']:,}" if r else "not run"),
+            ("time to 50 % (s)", lambda r: cell(r, "timeToConvergedSeconds.p50")),
+            ("time to 90 % (s)", lambda r: cell(r, "timeToConvergedSeconds.p90")),
+            ("time to 99 % (s)", lambda r: cell(r, "timeToConvergedSeconds.p99")),
+            ("time to 100 % (s)", lambda r: cell(r, "timeToConvergedSeconds.p100")),
+            ("writes to unselected / blocked / stopped clusters", lambda r: "not run" if r is None else
+             f"{r['writesToUnselected']} / {r['writesToBlocked']} / {r['writesToStopped']}"),
+            ("duplicate creates", lambda r: cell(r, "duplicateCreates")),
+            ("lost (targets not converged)", lambda r: cell(r, "lost")),
+            ("poison items (journaled / left in the poison queue)", lambda r: "not run" if r is None else
+             f"{r['poison']['journaled']} / {r['poison']['leftInPoisonQueue']}"),
+            ("give-ups by cause", lambda r: "not run" if r is None else
+             (", ".join(f"{k}: {v}" for k, v in r["giveUpsByCause"].items()) or "none")),
+            ("give-up alert lines", lambda r: cell(r, "giveUpAlertLines")),
+            ("claims left held at the end", lambda r: cell(r, "claimsLeftHeld")),
+            ("longest wait on a killed process's claim (s)",
+             lambda r: cell(r, "longestWaitOnDeadClaimSeconds")),
+            ("killed processes' held claims: longest stand after death (s)",
+             lambda r: cell(r, "deadProcessClaims.longestHoldAfterDeathSeconds")),
+            ("ARM calls per converged cluster", lambda r: cell(r, "armCallsPerConvergedCluster")),
+            ("429s per 1,000 writes (chaos: injected included)",
+             lambda r: cell(r, "throttled429PerThousandWrites")),
+            ("reconciles (queue worker / Event Grid)", lambda r: "not run" if r is None else
+             f"{r['reconciles'].get('reconcile_worker:Succeeded', 0):,} /"
+             f" {r['reconciles'].get('on_cluster_write:Succeeded', 0):,}"),
+            ("work items retired / deliveries that joined a chain", lambda r: "not run" if r is None else
+             f"{r['chains'].get('retired', 0):,} / {r['chains'].get('joined', 0):,}"),
+            ("host kills", lambda r: "not run" if r is None else str(len(r["kills"]))),
+            ("'Connection pool is full' / timeouts in the logs", lambda r: "not run" if r is None else
+             f"{r['connectionPoolFull']} / {r['timeoutsInLogs']}"),
+        ]  # fmt: skip
+        for label, render in rows:
+            out.append(_row([label, render(base), render(chaos)]))
+        verdicts = entry.get("verdicts") or {}
+        if "p99OverBaseline" in verdicts:
+            out += [
+                "",
+                f"Chaos time to 99 % over the baseline's time to 100 %: {verdicts['p99OverBaseline']}x"
+                f" (target at most 2x: {_verdict(verdicts.get('p99WithinTwiceBaseline'))}).",
+            ]
+        out.append("")
+    throttle = data.get("throttle")
+    if throttle:
+        runs = throttle["runs"]
+        out += [
+            f"**Pacing across instances** ({throttle['clusters']:,} clusters in one subscription,"
+            f" {throttle['instances']} instances, ARM throttling on, no faults, no kills):",
+            "",
+        ]
+        out += _table(
+            ["write budget", "writes", "429s per 1,000 writes", "converged", "time to 100 % (s)"], "lrrrr"
+        )
+        for name, label in (
+            ("process", "per process (before)"),
+            ("shared", "shared in Table Storage (after)"),
+        ):
+            run = runs.get(name)
+            if run is None:
+                continue
+            out.append(
+                _row(
+                    [
+                        label,
+                        run["writes"],
+                        run["throttled429PerThousandWrites"],
+                        f"{run['converged']} / {run['targets']}",
+                        run["p100Seconds"],
+                    ]
+                )
+            )
+        out.append("")
+    return out
+
+
 def _verdict(ok: bool | None) -> str:
     return "not measured" if ok is None else ("met" if ok else "**not met**")
 
 
 def targets_section(
-    sweep: dict[str, Any] | None, writes: dict[str, Any] | None, events: dict[str, Any] | None
+    sweep: dict[str, Any] | None,
+    writes: dict[str, Any] | None,
+    events: dict[str, Any] | None,
+    chaos: dict[str, Any] | None = None,
 ) -> list[str]:
     """The issue's targets next to the measured values (reported, never asserted)."""
     rows: list[list[Any]] = []
@@ -221,6 +331,30 @@ def targets_section(
     if slow is not None:
         rows.append([f"event -> extension PUT p99 at most 1.2x its floor ({slow['latencyMs']:.0f} ms)",
                      f"{slow['p99OverFloor']:.2f}x", _verdict(slow["p99OverFloor"] <= 1.2)])  # fmt: skip
+    for entry in sorted(((chaos or {}).get("runs") or {}).values(), key=lambda e: e["clusters"]):
+        v, run = entry["verdicts"], entry["chaos"]
+        n = f"{entry['clusters']:,}"
+        correct = all(
+            v.get(k) for k in ("allConverged", "noWritesToUnselected", "noDuplicateCreates", "nothingLost")
+        )
+        rows.append([f"chaos {n}: 100 % converged, 0 writes to unselected, 0 duplicate creates, 0 lost",
+                     f"{run['converged']}/{run['targets']}, {run['writesToUnselected']},"
+                     f" {run['duplicateCreates']}, {run['lost']}", _verdict(correct)])  # fmt: skip
+        if "p99OverBaseline" in v:
+            rows.append([f"chaos {n}: 99 % converged within 2x the fault-free run",
+                         f"{v['chaosP99Seconds']} s vs {v['baselineSeconds']} s ({v['p99OverBaseline']}x)",
+                         _verdict(v.get("p99WithinTwiceBaseline"))])  # fmt: skip
+        rows.append([f"chaos {n}: no cluster waits on a dead process's claim over a minute",
+                     f"{run['longestWaitOnDeadClaimSeconds']} s",
+                     _verdict(v.get("noDeadClaimWaitOverAMinute"))])  # fmt: skip
+    throttle = (chaos or {}).get("throttle")
+    if throttle:
+        runs = throttle["runs"]
+        before = runs.get("process", {}).get("throttled429PerThousandWrites")
+        after = runs.get("shared", {}).get("throttled429PerThousandWrites")
+        rows.append([f"{throttle['instances']} instances, throttling on: 429s per 1,000 writes (near) zero",
+                     f"before {before}, after {after}",
+                     _verdict(after is not None and after <= 1.0)])  # fmt: skip
     out = ["### Targets (from the issue; reported, never asserted)", ""]
     out += _table(["target", "measured", "verdict"], "ccc")
     out += [_row(r) for r in rows]
@@ -228,8 +362,16 @@ def targets_section(
 
 
 def render() -> str:
-    lines: list[str] = targets_section(_load("sweep"), _load("writes"), _load("events")) + [""]
-    for name, section in (("sweep", sweep_section), ("writes", writes_section), ("events", events_section)):
+    lines: list[str] = targets_section(_load("sweep"), _load("writes"), _load("events"), _load("chaos")) + [
+        ""
+    ]
+    sections = (
+        ("sweep", sweep_section),
+        ("writes", writes_section),
+        ("events", events_section),
+        ("chaos", chaos_section),
+    )
+    for name, section in sections:
         data = _load(name)
         if data is None:
             lines += [f"### {name}", "", f"No results yet: run `python -m bench {name}`.", ""]

@@ -529,9 +529,9 @@ class WritePacer:
         """A write got 429 in ``subscription_id``: hold later writes until ``Retry-After`` passes.
 
         Which writes are held follows the limit that was hit (:func:`throttle_scope`): ARM's own throttling
-        (``SubscriptionRequestsThrottled``, or a 429 that names no code) holds every write of the subscription;
-        a resource provider's (``TooManyRequests`` from Policy Insights, Storage, ...) holds only writes of
-        ``resource_type``, whose own quota ran out.
+        (``SubscriptionRequestsThrottled``, or a 429 that names no code) holds every write of the
+        subscription; a resource provider's (``TooManyRequests`` from Policy Insights, Storage, ...) holds
+        only writes of ``resource_type``, whose own quota ran out.
         """
         scoped = throttle_scope(code, resource_type)
         logger.info(

@@ -31,7 +31,8 @@ def test_a_wait_on_a_stopped_cluster_parks_a_wait_on_a_provisioning_one_does_not
     [
         ("still waiting after 30 attempts (REMEDIATOR_MAX_ATTEMPTS): refills in 3.2 s",
          "still waiting after 31 attempts (REMEDIATOR_MAX_ATTEMPTS): refills in 9.9 s", True),
-        ("ARM refused the request: PUT extension HTTP 400 A", "ARM refused the request: PUT x HTTP 400 B", True),
+        ("ARM refused the request: PUT extension HTTP 400 A",
+         "ARM refused the request: PUT x HTTP 400 B", True),
         ("ProviderNotRegistered: Microsoft.KubernetesConfiguration", "missing permission x: y", False),
     ],
 )  # fmt: skip

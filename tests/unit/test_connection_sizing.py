@@ -17,13 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_pool_sizes_follow_host_json_and_the_product_pools() -> None:
     queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
-    assert clients.HOST_QUEUE_CONCURRENCY == queues["batchSize"] + queues["newBatchThreshold"]
+    assert queues["batchSize"] + queues["newBatchThreshold"] == clients.HOST_QUEUE_CONCURRENCY
     assert clients.INLINE_CONCURRENCY == inline.INLINE_WORKERS
     assert clients.RECONCILE_IO_CONCURRENCY == reconciler.READ_WORKERS
-    assert clients.SWEEP_CONCURRENCY == inspect.signature(Sweeper).parameters["max_concurrency"].default
+    assert inspect.signature(Sweeper).parameters["max_concurrency"].default == clients.SWEEP_CONCURRENCY
     threads = clients.HOST_QUEUE_CONCURRENCY + clients.INLINE_CONCURRENCY + clients.RECONCILE_IO_CONCURRENCY
-    assert clients.ARM_POOL_SIZE > threads
-    assert clients.STORAGE_POOL_SIZE > threads + clients.SWEEP_CONCURRENCY
+    assert threads < clients.ARM_POOL_SIZE
+    assert threads + clients.SWEEP_CONCURRENCY < clients.STORAGE_POOL_SIZE
 
 
 def test_every_arm_client_shares_one_pooled_session() -> None:

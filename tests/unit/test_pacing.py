@@ -217,8 +217,8 @@ def test_every_rate_limit_header_is_read_and_nothing_else() -> None:
 @pytest.mark.parametrize(
     ("path", "kind"),
     [
-        (f"/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c/providers/"
-         f"Microsoft.KubernetesConfiguration/extensions/azure-aks-backup?api-version=1", EXT),
+        ("/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c/providers/"
+         "Microsoft.KubernetesConfiguration/extensions/azure-aks-backup?api-version=1", EXT),
         ("/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/a/blobServices/default/"
          "containers/x", "microsoft.storage/storageaccounts/blobservices/containers"),
         ("/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/g",

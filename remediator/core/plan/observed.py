@@ -40,7 +40,8 @@ class ExtensionView:
     """``aksAssignedIdentity.principalId``: the identity the storage grant is for."""
     error: str = ""
     container: str | None = None
-    """The blob container the extension is configured with (``configuration.backupStorageLocation.bucket``)."""
+    """The blob container the extension is configured with
+    (``configuration.backupStorageLocation.bucket``)."""
     storage_account: str | None = None
     """The storage account name it is configured with (``...config.storageAccount``)."""
 
