@@ -182,12 +182,13 @@ def chaos_section(data: dict[str, Any]) -> list[str]:
     for entry in sorted((data.get("runs") or {}).values(), key=lambda e: e["clusters"]):
         estate, knobs = entry["estate"], entry["knobs"]
         out += [
-            f"**{entry['clusters']:,} clusters**, {entry['instances']} instances: {estate['subscriptions']}"
-            f" subscriptions, {estate['regions']} regions; {estate['targets']:,} targets (selected,"
-            f" unblocked, running; {estate['compliantAtStart']} already protected under a grant name the"
-            f" product did not choose), {estate['unselected']:,} unselected, {estate['blocked']} blocked,"
-            f" {estate['stopped']} stopped; {estate['arrivingDuringRun']} created during the run. Chaos:"
-            f" every event delivered {knobs['copies']} times, {100 * knobs['reorder']:.0f} % of the copies held back, ARM calls"
+            f"**{entry['clusters']:,} clusters**, {entry['instances']} instances:"
+            f" {estate['subscriptions']} subscriptions, {estate['regions']} regions;"
+            f" {estate['targets']:,} targets (selected, unblocked, running; {estate['compliantAtStart']}"
+            " already protected under a grant name the product did not choose),"
+            f" {estate['unselected']:,} unselected, {estate['blocked']} blocked, {estate['stopped']} stopped;"
+            f" {estate['arrivingDuringRun']} created during the run. Chaos: every event delivered"
+            f" {knobs['copies']} times, {100 * knobs['reorder']:.0f} % of the copies held back, ARM calls"
             f" faulted with probability {knobs['faultProbability']} ({knobs['faults']}), one instance"
             f" SIGKILLed every {knobs['killEverySeconds']:.0f} s (at most {knobs['maxKills']}), ARM"
             f" throttling on, {knobs['latencyMs']:.0f} ms + up to {knobs['jitterMs']:.0f} ms latency.",
