@@ -26,6 +26,8 @@ import io
 import json
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -51,6 +53,8 @@ logger = logging.getLogger(__name__)
 CLUSTER_RP = "Microsoft.ContainerService"
 CLUSTER_RESOURCE = "managedClusters"
 DEFAULT_RETRY_AFTER_S = 10.0
+STORAGE_ACCOUNT_TTL_S = 300.0
+"""How long a storage account found is remembered (see :meth:`ArmGateway.get_storage_account`)."""
 
 _NAMESPACE_RE = re.compile(r"namespace '([^']+)'", re.IGNORECASE)
 _ACTION_RE = re.compile(r"perform action '([^']+)'", re.IGNORECASE)
@@ -259,15 +263,20 @@ def throttle_feedback(pacer: Pacer | None, subscription_id: str) -> dict[str, An
 
     def hook(pipeline_response: Any) -> None:
         response = pipeline_response.http_response
-        kind = ""
+        kind = path = ""
         try:
-            kind = resource_type_of(urlsplit(str(pipeline_response.http_request.url)).path)
+            path = urlsplit(str(pipeline_response.http_request.url)).path
+            kind = resource_type_of(path)
             pacer.observe_headers(subscription_id, kind, response.headers)
         except Exception:  # feedback must never fail the call itself
             logger.debug("reading the rate-limit headers failed", exc_info=True)
         if response.status_code == 429:
             pacer.throttled(
-                subscription_id, _retry_after(response.headers), resource_type=kind, code=_code_of(response)
+                subscription_id,
+                _retry_after(response.headers),
+                resource_type=kind,
+                code=_code_of(response),
+                target=path,
             )
 
     return {"raw_response_hook": hook}
@@ -280,9 +289,20 @@ class ArmGateway:
     :keyword pacer: the process's write pacer, told about every 429 a write receives; ``None`` = none.
     """
 
-    def __init__(self, clients: AzureClients, *, pacer: Pacer | None = None) -> None:
+    def __init__(
+        self,
+        clients: AzureClients,
+        *,
+        pacer: Pacer | None = None,
+        storage_account_ttl_s: float = STORAGE_ACCOUNT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.clients = clients
         self.pacer = pacer
+        self.storage_account_ttl_s = storage_account_ttl_s
+        self._clock = clock
+        self._accounts: dict[str, tuple[float, StorageAccountInfo]] = {}
+        self._accounts_lock = threading.Lock()
 
     # -- managed clusters ------------------------------------------------------------------------------------
 
@@ -374,7 +394,20 @@ class ArmGateway:
     # -- storage ---------------------------------------------------------------------------------------------
 
     def get_storage_account(self, storage_account_id: ResourceId) -> StorageAccountInfo | None:
-        """Location and ``primaryEndpoints.blob`` of the account, or ``None`` if it does not exist."""
+        """Location and ``primaryEndpoints.blob`` of the account, or ``None`` if it does not exist.
+
+        An account found is remembered for ``storage_account_ttl_s`` (5 minutes): every reconcile of every
+        cluster in a region reads the same one or two accounts, all in the storage subscription, whose read
+        bucket (250 + 25/s per principal) they would otherwise share with everything else there (the chaos run
+        of issue 17 met its 429s). An account's region and blob endpoint do not change; a missing account is
+        never remembered.
+        """
+        key = storage_account_id.key
+        now = self._clock()
+        with self._accounts_lock:
+            cached = self._accounts.get(key)
+        if cached is not None and now - cached[0] < self.storage_account_ttl_s:
+            return cached[1]
         client = self.clients.storage(_sub(storage_account_id))
         try:
             account = call_arm(
@@ -385,11 +418,15 @@ class ArmGateway:
             )
         except NotFound:
             return None
-        return StorageAccountInfo(
+        info = StorageAccountInfo(
             id=str(account.id or storage_account_id),
             location=str(account.location or ""),
             blob_endpoint=str(_get(account, "primary_endpoints", "blob") or ""),
         )
+        if info.blob_endpoint:
+            with self._accounts_lock:
+                self._accounts[key] = (now, info)
+        return info
 
     def container_exists(self, storage_account_id: ResourceId, container: str) -> bool:
         """Whether the blob container exists (a GET; 404 is ``False``)."""

@@ -198,12 +198,20 @@ class SharedWritePacer:
         return PaceVerdict(granted=True, wait_s=worst, subscription_id=worst_sub)
 
     def throttled(
-        self, subscription_id: str, retry_after_s: float, *, resource_type: str = "", code: str = ""
+        self,
+        subscription_id: str,
+        retry_after_s: float,
+        *,
+        resource_type: str = "",
+        code: str = "",
+        target: str = "",
     ) -> None:
         """A 429 from ARM's own throttling empties the shared bucket for ``Retry-After`` (every instance holds
         back); a resource provider's 429 holds that resource type's writes in this process
         (:func:`~remediator.core.pacing.throttle_scope`)."""
-        self.local.throttled(subscription_id, retry_after_s, resource_type=resource_type, code=code)
+        self.local.throttled(
+            subscription_id, retry_after_s, resource_type=resource_type, code=code, target=target
+        )
         if throttle_scope(code, resource_type):
             return
         debt = -max(0.0, retry_after_s) * self.refill_per_s

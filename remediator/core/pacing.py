@@ -322,6 +322,13 @@ ARM_THROTTLE_CODES = frozenset({"subscriptionrequeststhrottled", "tenantrequests
 RP_THROTTLE_PREFIX = "rp-throttle:"
 """The observed-quota key of a resource provider's 429 for one resource type."""
 
+RP_ESCALATE_AFTER = 3
+"""Different resources of one type refused by their provider within the window before every write of the type
+is held (one refusal may be that resource's own state; several at once are the provider's quota)."""
+
+RP_ESCALATE_WINDOW_S = 10.0
+"""The window of :data:`RP_ESCALATE_AFTER`."""
+
 
 def throttle_scope(code: str, resource_type: str) -> str:
     """Whose writes a 429 holds: ``""`` = every write of the subscription (ARM's own throttling, or no code
@@ -367,6 +374,8 @@ class WritePacer:
         self._quotas: dict[tuple[str, str], ObservedQuota] = {}
         self._drawn_by: dict[tuple[str, str], set[str]] = {}
         """(scope, header) -> the resource types whose write answers reported that quota."""
+        self._refusals: dict[tuple[str, str], list[tuple[float, str]]] = {}
+        """(subscription, resource type) -> recent provider 429s: (when, which resource)."""
 
     def _bucket(self, subscription_id: str) -> TokenBucket:
         key = ignore_case_key(subscription_id.strip())
@@ -408,9 +417,9 @@ class WritePacer:
         and the verdict says how long that subscription needs. Otherwise every subscription's tokens are taken
         under the lock and the (short) wait is slept outside it. Subscription ids compare case-insensitively.
 
-        :keyword resource_types: subscription -> the resource types written there; each write also draws one
-            token from every observed quota (:meth:`observe_headers`) that answers for its type, and the
-            slowest of them decides the wait.
+        :keyword resource_types: subscription -> the resource types written there (and the written resources'
+            ids, for holds of one resource); each write also draws one token from every observed quota
+            (:meth:`observe_headers`) that answers for its type, and the slowest of them decides the wait.
         """
         merged: dict[str, float] = {}
         for subscription_id, n in demand.items():
@@ -524,35 +533,82 @@ class WritePacer:
             self._bucket(subscription_id).observe_remaining(remaining)
 
     def throttled(
-        self, subscription_id: str, retry_after_s: float, *, resource_type: str = "", code: str = ""
+        self,
+        subscription_id: str,
+        retry_after_s: float,
+        *,
+        resource_type: str = "",
+        code: str = "",
+        target: str = "",
     ) -> None:
         """A write got 429 in ``subscription_id``: hold later writes until ``Retry-After`` passes.
 
         Which writes are held follows the limit that was hit (:func:`throttle_scope`): ARM's own throttling
         (``SubscriptionRequestsThrottled``, or a 429 that names no code) holds every write of the
-        subscription; a resource provider's (``TooManyRequests`` from Policy Insights, Storage, ...) holds
-        only writes of ``resource_type``, whose own quota ran out.
+        subscription. A resource provider's 429 (``TooManyRequests`` from Policy Insights, Storage, ...) holds
+        writes to the refused resource (``target``, its id or request path) only, until
+        :data:`RP_ESCALATE_AFTER` different resources of ``resource_type`` were refused within the window:
+        then the provider's own quota for the type ran out, and every write of that type is held. A write
+        answers to its resource type and to its own id (``resource_types`` of :meth:`try_acquire`).
         """
         scoped = throttle_scope(code, resource_type)
-        logger.info(
-            "write throttled in subscription %s (%s); holding %s writes %.1f s",
-            subscription_id,
-            code or "no code",
-            scoped or "all",
-            retry_after_s,
-        )
         with self._lock:
             if not scoped:
+                logger.info(
+                    "write throttled in subscription %s (%s); holding every write %.1f s",
+                    subscription_id,
+                    code or "no code",
+                    retry_after_s,
+                )
                 self._bucket(subscription_id).penalize(retry_after_s)
                 return
             sub = ignore_case_key(subscription_id.strip())
-            key = (sub, f"{RP_THROTTLE_PREFIX}{scoped}")
-            quota = self._quotas.get(key)
-            if quota is None:
-                quota = ObservedQuota(QuotaSpec(1.0, 1.0), clock=self._clock)
-                self._quotas[key] = quota
-                self._drawn_by[key] = {scoped}
-            quota.bucket.penalize(max(0.0, retry_after_s - 1.0))  # its one token is back after Retry-After
+            now = self._clock()
+            refused = ignore_case_key(target.strip()) if target else ""
+            recent = self._refusals.setdefault((sub, scoped), [])
+            recent[:] = [(at, who) for at, who in recent if now - at <= RP_ESCALATE_WINDOW_S]
+            recent.append((now, refused or f"(unnamed {len(recent)})"))
+            self._prune_holds()
+            if len({who for _, who in recent}) < RP_ESCALATE_AFTER:
+                logger.info(
+                    "write to %s throttled by its provider (%s); holding it %.1f s",
+                    target or scoped,
+                    code,
+                    retry_after_s,
+                )
+                if refused:
+                    self._hold(sub, refused, retry_after_s)
+                return
+            logger.info(
+                "writes of %s throttled by their provider in subscription %s (%s, %d resources); holding"
+                " them %.1f s",
+                scoped,
+                subscription_id,
+                code,
+                len(recent),
+                retry_after_s,
+            )
+            self._hold(sub, scoped, retry_after_s)
+
+    def _hold(self, sub: str, key: str, retry_after_s: float) -> None:
+        """Hold writes that answer to ``key`` (a resource type or one resource's id) for ``retry_after_s``
+        (under the lock)."""
+        quota_key = (sub, f"{RP_THROTTLE_PREFIX}{key}")
+        quota = self._quotas.get(quota_key)
+        if quota is None:
+            quota = ObservedQuota(QuotaSpec(1.0, 1.0), clock=self._clock)
+            self._quotas[quota_key] = quota
+            self._drawn_by[quota_key] = {key}
+        quota.bucket.penalize(max(0.0, retry_after_s - 1.0))  # its one token is back after Retry-After
+
+    def _prune_holds(self) -> None:
+        """Forget holds that ran out (one per refused resource would otherwise pile up; under the lock)."""
+        if len(self._quotas) < 256:
+            return
+        for key in [k for k, q in self._quotas.items() if k[1].startswith(RP_THROTTLE_PREFIX)]:
+            if self._quotas[key].bucket.tokens >= 1.0:
+                del self._quotas[key]
+                self._drawn_by.pop(key, None)
 
     def available(self, subscription_id: str) -> float:
         """Tokens available now in ``subscription_id`` (negative while writes are promised)."""
@@ -573,7 +629,13 @@ class Pacer(Protocol):
     ) -> PaceVerdict: ...
 
     def throttled(
-        self, subscription_id: str, retry_after_s: float, *, resource_type: str = "", code: str = ""
+        self,
+        subscription_id: str,
+        retry_after_s: float,
+        *,
+        resource_type: str = "",
+        code: str = "",
+        target: str = "",
     ) -> None: ...
 
     def observe_headers(

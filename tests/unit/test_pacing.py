@@ -301,15 +301,22 @@ def test_known_quotas_keep_their_documented_refill() -> None:
 
 
 def test_arms_throttling_holds_the_subscription_a_providers_holds_its_resource_type() -> None:
-    from remediator.core.pacing import throttle_scope
+    from remediator.core.pacing import RP_ESCALATE_AFTER, throttle_scope
 
     assert throttle_scope("SubscriptionRequestsThrottled", EXT) == ""
     assert throttle_scope("", EXT) == ""  # no code to tell: the conservative choice
     assert throttle_scope("TooManyRequests", PI) == PI
     clock = FakeClock()
     pacer = WritePacer(clock=clock, sleep=clock.sleep)
-    pacer.throttled(SUB, 20, resource_type=PI, code="TooManyRequests")
+    for i in range(RP_ESCALATE_AFTER - 1):  # one resource refused (its reconcile waits): nothing else is held
+        pacer.throttled(SUB, 20, resource_type=PI, code="TooManyRequests", target=f"/c{i}/remediations/t")
+        assert pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI]}).granted
+    # several resources of the type refused at once: the provider's quota ran out, the type is held
+    pacer.throttled(SUB, 20, resource_type=PI, code="TooManyRequests", target="/c9/remediations/t")
     assert not pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI]}).granted
     assert pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [EXT]}).granted
     clock.now += 20
     assert pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI]}).granted
+    # ARM's own throttling holds every write of the subscription
+    pacer.throttled(SUB, 20, resource_type=EXT, code="SubscriptionRequestsThrottled")
+    assert not pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [EXT]}).granted

@@ -37,6 +37,7 @@ from remediator.core.ids import ResourceId
 from remediator.core.outcomes import Action, ActionStatus, Outcome
 from remediator.core.pacing import Pacer, resource_type_of
 from remediator.core.plan.writes import Write
+from remediator.core.text import ignore_case_key
 from remediator.service.reconcile.gateways import ReconcileIO
 from remediator.service.reconcile.writes import REGISTRY, Applied, Recheck, WriteSpec
 
@@ -339,7 +340,9 @@ class Executor:
         types: dict[str, set[str]] = {}
         for write in writes:
             demand[write.bucket_subscription] = demand.get(write.bucket_subscription, 0.0) + 1.0
-            types.setdefault(write.bucket_subscription, set()).add(resource_type_of(write.target.canonical))
+            answers = types.setdefault(write.bucket_subscription, set())
+            answers.add(resource_type_of(write.target.canonical))  # the quotas of its resource type
+            answers.add(ignore_case_key(write.target.canonical))  # a provider's hold on this one resource
         verdict = self.pacer.try_acquire(demand, max_wait_s=self.max_pacing_wait_s, resource_types=types)
         if verdict.granted:
             return None
