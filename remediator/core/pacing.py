@@ -16,11 +16,11 @@ Two ways to spend tokens:
   worker (``service.reconciler``): a Functions invocation must not block long, so a long wait becomes a
   ``wait`` outcome and the work item comes back later.
 
-:class:`WritePacer` is **per process**: Functions instances do not share memory. Alone it keeps one instance
-under ARM's bucket; N instances each pacing alone could send N times the bucket. So the runtime backs it with a
-budget shared through the host storage account (``adapters/shared_pacing.py``, below). The sweep plans with its
-own pacer (``Runtime.sweep_pacer``): its reservations stand for writes the workers will make later, so sharing the
-workers' pacer would count every write twice.
+:class:`WritePacer` is **per process**: Functions instances do not share memory. Alone it keeps one
+instance under ARM's bucket; N instances each pacing alone could send N times the bucket. So the runtime
+backs it with a budget shared through the host storage account (``adapters/shared_pacing.py``, below). The
+sweep plans with its own pacer (``Runtime.sweep_pacer``): its reservations stand for writes the workers will
+make later, so sharing the workers' pacer would count every write twice.
 
 **Every rate-limit header counts** (issue 13): ARM answers with
 ``x-ms-ratelimit-remaining-subscription-writes`` and its ``-global-``/``-tenant-`` siblings, Policy Insights
