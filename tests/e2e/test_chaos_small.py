@@ -1,8 +1,8 @@
 """The small chaos run in ``make test`` (issue 17): the whole app (two local Functions runners, the
-emulator, Azurite) under duplicate and reordered events, ARM faults and one host kill. It asserts the correctness figures
-only — everything targeted converges, nothing is written to a cluster the rules do not select (or that is
-blocked or stopped), nothing is created twice, nothing is lost, no claim of the killed process outlives its
-lease — never times (those are ``python -m bench chaos``'s, docs/performance.md)."""
+emulator, Azurite) under duplicate and reordered events, ARM faults and one host kill. It asserts the
+correctness figures only — everything targeted converges, nothing is written to a cluster the rules do not
+select (or that is blocked or stopped), nothing is created twice, nothing is lost, no claim of the killed
+process outlives its lease — never times (those are ``python -m bench chaos``'s, docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -159,9 +159,9 @@ def test_a_429_the_sdk_retried_inside_the_call_still_reaches_the_pacer(world, em
 
 
 def test_a_resource_providers_429s_hold_only_that_resource_types_writes(world, emulator):
-    """A 429 that is not ARM's own throttling (a provider's ``TooManyRequests``) makes its reconcile wait;
-    when several resources of the type are refused at once, every write of that type is held for the Retry-After,
-    and the subscription's other writes are left alone."""
+    """A 429 that is not ARM's own throttling (a provider's ``TooManyRequests``) makes its reconcile
+    wait; when several resources of the type are refused at once, every write of that type is held for the
+    Retry-After, and the subscription's other writes are left alone."""
     pacer = WritePacer()
     runtime = world.with_pacer(pacer)
     emulator.admin.add_fault(
