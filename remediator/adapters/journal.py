@@ -33,7 +33,7 @@ from remediator.adapters.clients import STORAGE_OPTIONS
 from remediator.core.alerts import state_key
 from remediator.core.errors import UserInputError
 from remediator.core.naming import cluster_key
-from remediator.core.outcomes import ActionStatus, ReconcileReport, WriteKind
+from remediator.core.outcomes import ActionStatus, OutcomeKind, ReconcileReport, WriteKind
 from remediator.core.settings import Settings
 
 LATEST_ROW = "latest"
@@ -105,9 +105,10 @@ class Journal:
         journaled as a new state (always, except for a repeat below).
 
         A report in a state journaled once per change (``core.alerts.state_key``: a give-up with the same
-        cause, a parked wait on the same long-lived blocker) that repeats the latest row's state is not
+        cause, a parked wait on the same long-lived blocker) that repeats the state last journaled is not
         appended: the latest row's ``Repeats`` and ``LastSeenAt`` move instead, and ``False`` is returned, so
-        the caller raises no second alert. The latest row is written with an ETag condition for those reports,
+        the caller raises no second alert. Plain waits in between (an ARM error, pacing) keep that state; any
+        other outcome (done, skipped) ends it. The latest row is written with an ETag condition for those reports,
         so concurrent repeats cannot both count as first.
         """
         self.ensure_table()
@@ -130,18 +131,25 @@ class Journal:
             "Reinstalls": reinstalls,
             "RecordedAt": self.clock(),
             "Report": payload,
-            "StateKey": key or "",
-            "Repeats": 0,
         }
         if key is None:
-            # one entity-group transaction (same partition): the history row and the latest row land together
+            # one entity-group transaction (same partition): the history row and the latest row land together.
+            # A plain wait (an install running, an ARM error, pacing) merges into the latest row, keeping the
+            # state journaled once before it (a give-up, a parked blocker): a transient wait does not change
+            # what a human must do, so it must not arm that alert again. Any other outcome replaces the row.
+            merge = report.outcome.kind is OutcomeKind.WAIT
+            latest_row = {**entity, "RowKey": LATEST_ROW}
+            if not merge:
+                latest_row.update(StateKey="", Repeats=0)
+            mode = UpdateMode.MERGE if merge else UpdateMode.REPLACE
             self.table.submit_transaction(
                 [
                     ("create", {**entity, "RowKey": history_row_key(self.clock())}),
-                    ("upsert", {**entity, "RowKey": LATEST_ROW}, {"mode": UpdateMode.REPLACE}),
+                    ("upsert", latest_row, {"mode": mode}),
                 ]
             )
             return True
+        entity.update(StateKey=key, Repeats=0)
         for _ in range(5):
             try:
                 latest = self.table.get_entity(pk, LATEST_ROW)

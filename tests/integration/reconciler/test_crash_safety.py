@@ -125,15 +125,24 @@ def test_a_stopped_cluster_is_journaled_once_and_not_retried(world: Any, ctx: Ha
 
 
 def test_a_cluster_a_human_must_fix_raises_its_give_up_alert_once(
-    world: Any, ctx: HandlerContext, caplog: pytest.LogCaptureFixture
+    world: Any, emulator: Any, ctx: HandlerContext, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Repeated deliveries, and a transient ARM error in between (a wait), raise no second alert; the cluster
+    being fixed (any other outcome) would arm it again."""
+    cluster = parse_cluster_id(NO_IDENTITY)
     with caplog.at_level(logging.INFO, logger="remediator"):
         for _ in range(3):
             event_triggers.handle_cluster_write_event(write_event(NO_IDENTITY), ctx=ctx)
+        emulator.admin.add_fault(
+            method="GET", path="*/managedClusters/aks-sp-b", status=429, code="TooManyRequests", retryAfterS=30,
+            count=1,
+        )  # fmt: skip
+        assert world.runtime.reconciler.reconcile(cluster).outcome.kind is OutcomeKind.WAIT
+        assert world.runtime.reconciler.reconcile(cluster).outcome.kind is OutcomeKind.GAVE_UP
     alerts = [r for r in caplog.records if "gave up" in r.getMessage() or "gave_up" in r.getMessage()]
     assert len(alerts) == 1 and alerts[0].levelno == logging.WARNING
     assert "blockers:no-managed-identity" in alerts[0].getMessage()
-    assert len(_history(world, NO_IDENTITY)) == 1
+    assert [r.outcome.kind for r in _history(world, NO_IDENTITY)] == [OutcomeKind.WAIT, OutcomeKind.GAVE_UP]
 
 
 def test_the_poison_handler_journals_the_whole_message_before_the_host_deletes_it(
