@@ -12,12 +12,15 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import azure.functions as func
 
+from remediator.core.caller import ANONYMOUS, Caller, caller_of
 from remediator.core.errors import UserInputError
+from remediator.core.settings import http_auth_from_env
 from remediator.service.ports import HandlerContext
 from remediator.service.runtime import build_handler_context
 from remediator.service.triggers import events, http, queue
@@ -58,16 +61,49 @@ def event_json(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
 
 
 def http_response(result: http.HttpResult) -> func.HttpResponse:
-    return func.HttpResponse(result.encode(), status_code=result.status, mimetype="application/json")
+    return func.HttpResponse(
+        result.encode(),
+        status_code=result.status,
+        mimetype="application/json",
+        headers=dict(result.headers) or None,
+    )
 
 
-def _http(call: Callable[[HandlerContext], http.HttpResult]) -> func.HttpResponse:
+def _caller(req: func.HttpRequest, ctx: HandlerContext | None) -> Caller:
+    """The request's caller; without a context (invalid settings), under the ``REMEDIATOR_HTTP_AUTH`` setting
+    alone (anonymous when even that is unreadable)."""
+    auth = ctx.settings.http_auth if ctx is not None else http_auth_from_env(os.environ)
+    if auth is None:
+        return ANONYMOUS
+    try:
+        return caller_of(dict(req.headers), dict(req.params), auth=auth)
+    except UserInputError:
+        return ANONYMOUS
+
+
+def _http(req: func.HttpRequest, call: Callable[[HandlerContext], http.HttpResult]) -> func.HttpResponse:
+    """Build the context and run the handler. An invalid setting is a 503 that names the setting only to an
+    operator; an unexpected error is a 500 with a correlation id (exception text only to an operator), never
+    the host's own error page."""
     try:
         ctx = context()
     except UserInputError as exc:  # settings or config invalid: the operator must fix them
         logger.error("cannot serve the request: %s", exc)
-        return http_response(http.HttpResult(503, {"error": "configuration", **exc.to_json()}))
-    return http_response(call(ctx))
+        detail: Mapping[str, Any] = (
+            exc.to_json()
+            if _caller(req, None).is_operator
+            else {"message": "the app's settings or config are invalid; the app's log names the setting"}
+        )
+        return http_response(http.HttpResult(503, {**detail, "error": "configuration"}))
+    try:
+        return http_response(call(ctx))
+    except Exception as exc:
+        correlation = f"http-{uuid.uuid4()}"
+        logger.exception("HTTP %s failed (%s)", req.url, correlation)
+        body: dict[str, Any] = {"error": "internal", "correlationId": correlation}
+        if _caller(req, ctx).is_operator:
+            body["message"] = f"{type(exc).__name__}: {exc}"
+        return http_response(http.HttpResult(500, body))
 
 
 @app.function_name("on_cluster_write")
@@ -110,32 +146,34 @@ def sweep(timer: func.TimerRequest) -> None:
 @app.function_name("remediate")
 @app.route(route="remediate", methods=["POST"])
 def remediate(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /api/remediate {clusterId} | {scope} [?dryRun=true]."""
-    body, params = req.get_body(), dict(req.params)
-    return _http(lambda ctx: http.handle_http_remediate(body, params, ctx=ctx))
+    """POST /api/remediate {clusterId, dryRun?} | {scope, dryRun?} [?dryRun=true]."""
+    body, params, headers = req.get_body(), dict(req.params), dict(req.headers)
+    return _http(req, lambda ctx: http.handle_http_remediate(body, params, ctx=ctx, headers=headers))
 
 
 @app.function_name("explain")
 @app.route(route="explain", methods=["POST"])
 def explain(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/explain {clusterId}: decision, blockers, extension state."""
-    body = req.get_body()
-    return _http(lambda ctx: http.handle_http_explain(body, ctx=ctx))
+    body, params, headers = req.get_body(), dict(req.params), dict(req.headers)
+    return _http(req, lambda ctx: http.handle_http_explain(body, ctx=ctx, params=params, headers=headers))
 
 
 @app.function_name("report")
 @app.route(route="report", methods=["GET"])
 def report(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/report: compliance summary per subscription and region."""
-    params = dict(req.params)
-    return _http(lambda ctx: http.handle_http_report(params, ctx=ctx))
+    params, headers = dict(req.params), dict(req.headers)
+    return _http(req, lambda ctx: http.handle_http_report(params, ctx=ctx, headers=headers))
 
 
 @app.function_name("health")
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/health: settings/config valid and dependencies reachable (503 otherwise)."""
-    return http_response(http.handle_health(build_context=context))
+    return http_response(
+        http.handle_health(build_context=context, caller_of_request=lambda ctx: _caller(req, ctx))
+    )
 
 
 def _dequeue_count(msg: func.QueueMessage) -> int:

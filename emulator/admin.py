@@ -11,6 +11,7 @@ from emulator.clock import ManualClock
 from emulator.errors import ArmError, bad_request
 from emulator.estate import apply_estate
 from emulator.lifecycle import schedule_cluster_completion
+from emulator.model.hierarchy import normalize_groups
 from emulator.model.ids import fold
 from emulator.routing import PluginContext, Request, Response, Router
 from emulator.state import COLLECTIONS, key_of, provider_registration
@@ -105,9 +106,33 @@ def register(router: Router, ctx: PluginContext) -> None:
         return Response(200, {}, {"now": state.clock.now(), "manual": isinstance(state.clock, ManualClock)})
 
     def put_resources(request: Request) -> Response:
-        """Upsert resources in estate format (``{"clusters": [...], "storageAccounts": [...], ...}``)."""
+        """Upsert resources in estate format (``{"clusters": [...], "storageAccounts": [...], ...}``).
+
+        ``subscriptions`` adds subscriptions; ``managementGroups`` (any estate form) adds groups and moves
+        the subscriptions it lists under them (a subscription has one parent in Azure, so it leaves the group
+        it was in): a subscription that joins a management group at run time."""
         data = request.json_object()
         notes: list[tuple[str, dict[str, Any]]] = []
+        if "managementGroups" in data:
+            try:
+                moved = normalize_groups(data.get("managementGroups"))
+                groups = normalize_groups(state.estate.get("managementGroups"))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise bad_request("InvalidRequestContent", f"managementGroups: {exc}") from exc
+            joining = {fold(sub) for entry in moved.values() for sub in entry.subscriptions}
+            merged: dict[str, Any] = {}
+            for name, entry in {**groups, **moved}.items():
+                old = groups.get(name)
+                kept = [s for s in (old.subscriptions if old else ()) if fold(s) not in joining]
+                new = moved[name].subscriptions if name in moved else ()
+                parent = entry.parent or (old.parent if old else None)
+                merged[name] = {
+                    "subscriptions": [*kept, *new],
+                    **({"parent": parent} if parent else {}),
+                    **({"displayName": entry.display_name} if entry.display_name else {}),
+                }
+            with state.lock:
+                state.estate = {**state.estate, "managementGroups": merged}
         with state.lock:
             before = {name: set(state.collection(name)) for name in COLLECTIONS}
             apply_estate(state, data)

@@ -18,11 +18,26 @@ The allow-lists hold published versions only, each from a source named beside it
 - ``[specs]`` the API versions (tags) of the AKS readme in Azure/azure-rest-api-specs@bff4b7a
   (specification/containerservice/resource-manager/Microsoft.ContainerService/aks/readme.md, through
   package-2024-07) and of the Storage readme in Azure/azure-rest-api-specs@03bbd63
-  (specification/storage/resource-manager/readme.md, the tags read).
+  (specification/storage/resource-manager/readme.md, the tags read);
+- ``[spec folders]`` the version folders of Azure/azure-rest-api-specs ``specification/…/{stable|preview}/
+  <version>/`` — each version below so marked was checked to have the named swagger in its folder (the
+  public-code index, ``find_files`` on the path, 2026-05): AKS ``…/Microsoft.ContainerService/aks/
+  {stable|preview}/<v>/managedClusters.json``; Storage ``…/Microsoft.Storage/{stable|preview}/<v>/
+  storage.json``; Kubernetes Configuration ``…/Microsoft.KubernetesConfiguration/extensions/{stable|preview}/
+  <v>/extensions.json``; DataProtection ``…/Microsoft.DataProtection/{stable|preview}/<v>/
+  dataprotection.json``; Policy Insights ``…/Microsoft.PolicyInsights/{stable|preview}/<v>/{remediations|
+  policyStates}.json``; Resource Graph ``…/Microsoft.ResourceGraph/{stable|preview}/<v>/resourcegraph.json``;
+  Authorization ``specification/resources/resource-manager/Microsoft.Authorization/stable/<v>/
+  {policyAssignments|locks}.json``; Resources ``…/Microsoft.Resources/stable/<v>/{resources|
+  subscriptions}.json``.
+  Versions probed and NOT found there are not listed (AKS 2024-11/12-01, 2025-11/12-01, 2024-08-02-preview
+  (only in a fork), 2024-11/12-02-preview, 2025-11/12-02-preview; Storage 2018-03-01, 2020-08-01).
 
-They are not exhaustive (AKS versions between 2024-08 and 2026-03, older Storage versions): a real, published
-version missing here is an emulator gap, to be added with its source. Namespaces not listed (generic
-resources, Event Grid's data plane, DataProtection until its plug-in lists its own) are not checked.
+The lists cover every version folder of those swaggers up to the newest the index holds (AKS 2026-08-01 /
+2026-08-02-preview); the check is per namespace, not per resource type (ARM's is per type, so a version that
+exists only for another type of the namespace passes here). A real, published version missing here is an
+emulator gap, to be added with its source. Namespaces not listed (generic resources, Event Grid's data plane)
+are not checked.
 
 Answers (ARM's codes; wording ours): a version that is not a date (``YYYY-MM-DD[-suffix]``) → 400
 ``InvalidApiVersionParameter``; a well-formed but unpublished version → 400 ``NoRegisteredProviderFound``
@@ -130,10 +145,46 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2024-04-02-preview",
             "2024-05-02-preview",
             "2024-06-02-preview",
-            "2024-09-01",  # published stable AKS version the tests here send on purpose
+            # [spec folders] aks/stable and aks/preview after the readme's package-2024-07
+            "2024-08-01",
+            "2024-09-01",  # also sent by tests here on purpose
+            "2024-10-01",
+            "2025-01-01",
+            "2025-02-01",
+            "2025-03-01",
+            "2025-04-01",
+            "2025-05-01",
+            "2025-06-01",
+            "2025-07-01",  # also deploymentSafeguards' newest stable (Learn ARM template reference)
+            "2025-08-01",
+            "2025-09-01",
+            "2025-10-01",
+            "2026-01-01",
+            "2026-02-01",
+            "2026-03-01",
+            "2024-07-02-preview",
+            "2024-09-02-preview",
+            "2024-10-02-preview",
+            "2025-01-02-preview",
+            "2025-02-02-preview",
+            "2025-03-02-preview",
+            "2025-04-02-preview",
+            "2025-05-02-preview",
+            "2025-06-02-preview",
+            "2025-07-02-preview",
+            "2025-08-02-preview",
+            "2025-09-02-preview",
+            "2025-10-02-preview",
+            "2026-01-02-preview",
+            "2026-02-02-preview",
+            "2026-03-02-preview",
+            "2026-04-02-preview",
+            "2026-05-02-preview",
+            "2026-06-02-preview",
+            "2026-07-02-preview",
+            "2026-08-02-preview",
             # [recorded] AKS's own async-operation URLs (locations/{loc}/operations/{id}) carry 2016-03-30
             "2016-03-30",
-            "2025-07-01",  # deploymentSafeguards, newest stable (Learn ARM template reference)
         }
     ),
     "microsoft.kubernetesconfiguration": frozenset(
@@ -153,6 +204,9 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2022-11-01",
             "2023-05-01",
             "2025-03-01",  # [examples] the official extension examples
+            # [spec folders] extensions/stable/2024-11-01, extensions/preview/2024-11-02-preview
+            "2024-11-01",
+            "2024-11-02-preview",
             # [provider] more versions of the namespace's resource types (extensions, operations)
             "2019-11-01-preview",
             "2021-06-01-preview",
@@ -172,8 +226,32 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2022-05-01",
             "2021-09-01",
             "2021-08-01",
-            # [recorded] azure-cli__storage__test_storage_container_using_rm_main_scenario.json
+            # [recorded] azure-cli__storage__test_storage_container_using_rm_main_scenario.json (also a
+            # spec folder)
             "2021-02-01",
+            # [spec folders] the older Storage versions (stable, then previews)
+            "2015-06-15",
+            "2016-01-01",
+            "2016-05-01",
+            "2016-12-01",
+            "2017-06-01",
+            "2017-10-01",
+            "2018-02-01",
+            "2018-07-01",
+            "2018-11-01",
+            "2019-04-01",
+            "2019-06-01",
+            "2021-01-01",
+            "2021-04-01",
+            "2021-06-01",
+            "2022-09-01",
+            "2023-01-01",
+            "2023-04-01",
+            "2023-05-01",
+            "2024-01-01",
+            "2015-05-01-preview",
+            "2018-03-01-preview",
+            "2020-08-01-preview",
         }
     ),
     "microsoft.authorization": frozenset(
@@ -199,9 +277,26 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2022-08-01-preview",
             # azure-mgmt-resource-policy 1.0.0 (policy assignments / definitions / set definitions)
             "2026-06-01",
-            # management locks (Microsoft.Authorization/locks; azure-mgmt-resource locks / Bicep)
+            # management locks (Microsoft.Authorization/locks; azure-mgmt-resource locks / Bicep); also
+            # [spec folders] locks.json
             "2016-09-01",
             "2020-05-01",
+            "2015-01-01",  # [spec folders] locks.json
+            # [spec folders] policyAssignments.json (policy assignments, definitions, set definitions)
+            "2016-12-01",
+            "2018-03-01",
+            "2018-05-01",
+            "2019-01-01",
+            "2019-06-01",
+            "2019-09-01",
+            "2020-09-01",
+            "2021-06-01",
+            "2022-06-01",
+            "2023-04-01",
+            "2024-04-01",
+            "2024-05-01",
+            "2025-01-01",
+            "2025-03-01",
         }
     ),
     "microsoft.dataprotection": frozenset(
@@ -211,6 +306,32 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2025-07-01",  # azure-rest-api-specs DataProtection examples/2025-07-01; the CLI's vault create
             "2025-09-01",  # azure-rest-api-specs DataProtection examples/2025-09-01; Terraform
             "2026-06-01",  # azure-mgmt-dataprotection 2.2.0 default; shared/azure-examples/dataprotection
+            # [spec folders] dataprotection.json (stable, then previews)
+            "2021-07-01",
+            "2022-01-01",
+            "2022-03-01",
+            "2022-04-01",
+            "2022-05-01",
+            "2022-12-01",
+            "2023-01-01",
+            "2023-05-01",
+            "2023-11-01",
+            "2023-12-01",
+            "2024-03-01",
+            "2025-01-01",
+            "2025-02-01",
+            "2021-02-01-preview",
+            "2021-06-01-preview",
+            "2021-10-01-preview",
+            "2021-12-01-preview",
+            "2022-02-01-preview",
+            "2022-09-01-preview",
+            "2022-10-01-preview",
+            "2022-11-01-preview",
+            "2023-04-01-preview",
+            "2023-06-01-preview",
+            "2023-08-01-preview",
+            "2024-02-01-preview",
         }
     ),
     "microsoft.policyinsights": frozenset(
@@ -223,6 +344,9 @@ ALLOWED: dict[str, frozenset[str]] = {
             # remediations.json stable 2021-10-01 and 2024-10-01 (aks_backup_facts R2021/R2024; the examples)
             "2021-10-01",
             "2024-10-01",
+            # [spec folders] policyStates.json
+            "2018-04-04",
+            "2022-04-01",
         }
     ),
     "microsoft.resourcegraph": frozenset(
@@ -232,6 +356,16 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2021-03-01",  # azure-mgmt-resourcegraph 8.0.1
             "2022-10-01",  # ResourcesPropertiesQuery.json
             "2024-04-01",  # ResourcesBasicQuery.json and the other official queries
+            # [spec folders] resourcegraph.json previews
+            "2020-04-01-preview",
+            "2020-09-01-preview",
+            "2021-06-01-preview",
+        }
+    ),
+    "microsoft.eventgrid": frozenset(
+        {
+            "2022-06-15",  # [specs] stable/2022-06-15 (SystemTopics_Get.json, ...); infra/events/*.bicep
+            "2025-02-15",  # [sdk] azure-mgmt-eventgrid 10.4.0 (default)
         }
     ),
     "microsoft.resources": frozenset(
@@ -244,6 +378,23 @@ ALLOWED: dict[str, frozenset[str]] = {
             "2021-04-01",
             "2022-09-01",
             "2022-12-01",
+            # [spec folders] Microsoft.Resources resources.json / subscriptions.json
+            "2016-06-01",
+            "2016-09-01",
+            "2017-05-10",
+            "2018-05-01",
+            "2019-05-01",
+            "2019-07-01",
+            "2019-08-01",
+            "2020-06-01",
+            "2020-08-01",
+            "2020-10-01",
+            "2023-07-01",
+            "2024-03-01",
+            "2024-07-01",
+            "2024-11-01",
+            "2025-03-01",
+            "2025-04-01",
         }
     ),
 }
@@ -255,6 +406,7 @@ _TYPE_NAMES = {
     "microsoft.policyinsights": "policyStates",
     "microsoft.resourcegraph": "resources",
     "microsoft.dataprotection": "backupVaults",
+    "microsoft.eventgrid": "systemTopics",
 }
 _PROVIDER_REGISTRATION = re.compile(
     r"^/subscriptions/[^/]+/providers/[^/]+(/(un)?register)?/?$", re.IGNORECASE

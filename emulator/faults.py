@@ -1,5 +1,7 @@
 """Fault-injection rules: make chosen calls fail the way Azure can (status + ARM code, delay, dropped
-connection, or an extension whose provisioning ends Failed), by probability or for the next N matches.
+connection, or an extension whose provisioning ends Failed), by probability or for the next N matches; or
+answer with fields of the real answer replaced (``rewrite``: a response naming another resource than the one
+asked for, which clients must not trust blindly).
 
 Rules are added at run time through ``POST /_emulator/faults``; see README.md for the JSON shape.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-ACTIONS = ("respond", "drop", "delay", "fail-provisioning")
+ACTIONS = ("respond", "drop", "delay", "fail-provisioning", "rewrite")
 
 
 @dataclass
@@ -37,6 +39,8 @@ class FaultRule:
     count: int | None = None
     delay_ms: float = 0.0
     retry_after_s: float | None = None
+    set: dict[str, Any] = field(default_factory=dict)
+    """``rewrite``: top-level fields of the JSON answer replaced (the call itself runs normally)."""
     fired: int = 0
     _regex: re.Pattern[str] = field(init=False, repr=False)
 
@@ -47,6 +51,8 @@ class FaultRule:
             raise ValueError("probability must be within [0, 1]")
         if self.count is not None and self.count < 0:
             raise ValueError("count must be >= 0")
+        if (self.action == "rewrite") != bool(self.set):
+            raise ValueError("'set' (the fields to replace) goes with action 'rewrite', and only with it")
         pattern = self.path[3:] if self.path.startswith("re:") else fnmatch.translate(self.path)
         self._regex = re.compile(pattern, re.IGNORECASE)
 
@@ -68,6 +74,7 @@ class FaultRule:
             "count": self.count,
             "delayMs": self.delay_ms,
             "retryAfterS": self.retry_after_s,
+            "set": dict(self.set),
             "fired": self.fired,
         }
 
@@ -84,6 +91,7 @@ class FaultRule:
             "count",
             "delayMs",
             "retryAfterS",
+            "set",
         }
         unknown = set(data) - known - {"id"}
         if unknown:
@@ -100,6 +108,7 @@ class FaultRule:
             count=None if data.get("count") is None else int(data["count"]),
             delay_ms=float(data.get("delayMs", 0.0)),
             retry_after_s=None if data.get("retryAfterS") is None else float(data["retryAfterS"]),
+            set=dict(data.get("set") or {}),
         )
 
 

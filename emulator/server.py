@@ -308,6 +308,9 @@ class Runtime:
             err.headers.update(throttle_headers)
             raise
         response.headers.update(throttle_headers)
+        rewrite = self.faults.pick(method, path, actions=("rewrite",))
+        if rewrite is not None and isinstance(response.body, dict):
+            response.body = {**response.body, **rewrite.set}
         return response
 
     def _finish(self, request: Request, operation: str, status: int, started: float, response: Any) -> None:

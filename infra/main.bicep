@@ -42,6 +42,15 @@ param inlineBudgetSeconds string = '20'
 param maxAttempts string = '30'
 param maxWaitSeconds string = '600'
 
+@description('REMEDIATOR_EVENT_MAX_AGE_SECONDS: the oldest event acted on (older: a replay). Default 25 h.')
+param eventMaxAgeSeconds string = '90000'
+
+@description('REMEDIATOR_EVENT_MAX_SKEW_SECONDS: how far in the future an event or policy-state time may lie.')
+param eventMaxSkewSeconds string = '300'
+
+@description('REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR: POST /api/remediate {scope} requests per caller and hour.')
+param scopeRemediationsPerHour string = '6'
+
 var remediatorConfig = deployment.config
 var policies = loadJsonContent('policies.json')
 
@@ -69,6 +78,15 @@ var scopeResourceGroups = deployment.resourceGroups
 var eventSubscriptionIds = deployment.eventSubscriptionIds
 var existingTopics = deployment.existingSystemTopics
 var assignAuditPolicies = deployment.assignAuditPolicies
+// Options of issue 15 (docs/deploy.md): App Service authentication (Entra ID) in front of the HTTP routes when an
+// app registration's client id is given; write roles per resource group instead of per listed subscription.
+var entraClientId = contains(deployment, 'entraClientId') ? deployment.entraClientId : ''
+var controlPlaneResourceGroups = contains(deployment, 'controlPlaneResourceGroups') ? deployment.controlPlaneResourceGroups : []
+var perResourceGroupWrites = !empty(controlPlaneResourceGroups)
+// Wiring that follows the scope (docs/deploy.md): on when the scope lists management groups and the Event Wiring
+// custom role exists (its id is a deployment input; management-group-access.bicep assigns it at the groups).
+var eventWiringRoleId = contains(deployment, 'eventWiringRoleId') ? deployment.eventWiringRoleId : ''
+var wireNewSubscriptions = !empty(deployment.managementGroups) && !empty(eventWiringRoleId)
 
 // Per event subscription: the two system topics it feeds from, reused when one already exists for the source
 // ("only one system topic is allowed per source", docs/deploy.md), else created in rg-<prefix>-events.
@@ -189,6 +207,16 @@ module functionApp 'app/function.bicep' = {
     inlineBudgetSeconds: inlineBudgetSeconds
     maxAttempts: maxAttempts
     maxWaitSeconds: maxWaitSeconds
+    eventMaxAgeSeconds: eventMaxAgeSeconds
+    eventMaxSkewSeconds: eventMaxSkewSeconds
+    scopeRemediationsPerHour: scopeRemediationsPerHour
+    entraClientId: entraClientId
+    eventWiring: wireNewSubscriptions ? {
+      resourceGroup: eventsResourceGroupName
+      location: location
+      resourcesTopic: resourcesTopicName
+      policyTopic: policyTopicName
+    } : {}
   }
 }
 
@@ -220,9 +248,20 @@ module workbook 'app/workbook.bicep' = {
 
 // ---- managed scopes: least privilege for the app identity ----
 
+// Per-resource-group variant: the listed subscriptions get Reader only ('audit' assigns nothing else) and the
+// write role goes to each control-plane resource group below.
 module subscriptionRoles 'access/scope-roles.bicep' = [for subscriptionId in scopeSubscriptionGuids: {
   name: 'remediator-roles-${uniqueString(subscriptionId, environmentName)}'
   scope: subscription(subscriptionId)
+  params: {
+    principalId: identity.outputs.principalId
+    mode: perResourceGroupWrites ? 'audit' : mode
+  }
+}]
+
+module controlPlaneGroupRoles 'access/control-plane-rg.bicep' = [for group in controlPlaneResourceGroups: {
+  name: 'remediator-writes-${uniqueString(group.subscriptionId, group.name, environmentName)}'
+  scope: resourceGroup(group.subscriptionId, group.name)
   params: {
     principalId: identity.outputs.principalId
     mode: mode
@@ -329,3 +368,4 @@ output EVENTS_RESOURCE_GROUP string = eventsResourceGroupName
 output DEADLETTER_STORAGE_ACCOUNT_ID string = storage.outputs.id
 output DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output OUTCOME_TOPIC_ENDPOINT string = outcomeTopic.outputs.endpoint
+output WIRE_NEW_SUBSCRIPTIONS bool = wireNewSubscriptions

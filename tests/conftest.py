@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.fixtures.azurite",
     "tests.fixtures.runner",
     "tests.fixtures.iac",
+    "tests.fixtures.fuzz",
 ]

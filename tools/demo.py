@@ -10,7 +10,10 @@ emulator that deliver to the runner's webhooks; then tells the story:
 3. a protected cluster is retagged to an excluded value and is left alone;
 4. Azure Policy reports a cluster NonCompliant and the policy-state event gets it remediated;
 5. an on-demand HTTP remediation, preceded by a dry run, fixes a cluster no event reported;
-6. the compliance summary.
+6. the compliance summary;
+7. coexistence with Azure Policy for Kubernetes: a cluster behind a Deny "allowed images" assignment is not
+   written to, explain names the assignment and the parameter fix, and once the operator applies it the next
+   sweep installs.
 
 Every step asserts what it claims against the emulator's state and the journal. The exit code is 0 only if all
 of them held; all child processes are stopped on the way out, also on failure or Ctrl-C.
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tools.services import ROOT, Child, start_azurite, start_emulator, start_runner, temp_dir
@@ -187,6 +191,11 @@ class Story:
             "REMEDIATOR_INLINE_BUDGET_SECONDS": "20",
             "REMEDIATOR_MAX_WAIT_SECONDS": "2",
             "REMEDIATOR_MAX_ATTEMPTS": "60",
+            # the emulator applies a policy assignment at once; Azure takes minutes (default cache: 5 min)
+            "REMEDIATOR_PREFLIGHT_CACHE_SECONDS": "1",
+            # the story sweeps each subscription on demand (a dry run, then for real) in one sitting; the
+            # default per-caller limit (6 an hour) is for production callers
+            "REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR": "60",
             "SWEEP_SCHEDULE": "0 0 * * * *",
         }
         runner = start_runner(self.settings)
@@ -538,6 +547,104 @@ class Story:
         status, health = self.http.call("GET", "/api/health")
         expect(status == 200, f"health: {health['status']}")
 
+    def step_coexistence(self) -> None:
+        console.rule("7. Coexistence: a Deny 'allowed images' assignment is named, not fought")
+        from azure.mgmt.resource.policy import PolicyClient
+
+        from remediator.adapters.credentials import EmulatorCredential
+
+        sub = self.config["scope"]["subscriptions"][0]
+        group = "rg-aks-00"
+        scope = f"/subscriptions/{sub}/resourceGroups/{group}"
+        policy = PolicyClient(
+            EmulatorCredential(), sub, base_url=self.base_url, connection_verify=self.ca_bundle
+        )
+        images = "/providers/Microsoft.Authorization/policyDefinitions/febd0533-8e55-448f-b837-bd0e06f16469"
+
+        def assign(regex: str) -> None:
+            policy.policy_assignments.create(
+                scope,
+                "only-our-registry",
+                {
+                    "properties": {
+                        "displayName": "Kubernetes: only images from our registry",
+                        "policyDefinitionId": images,
+                        "parameters": {"allowedContainerImagesRegex": {"value": regex}},
+                    }
+                },
+            )
+
+        assign(r"^contoso\.azurecr\.io/.+$")
+        self.say(
+            f"the platform team assigns built-in 'allowed images' (Deny) at {group}: only contoso.azurecr.io"
+        )
+        cluster = self.new_cluster_id(sub, group, "aks-gatekeeper")
+        since = self.last_call_seq()
+        body = {
+            "location": "eastus",
+            "tags": {"backup": "yes"},
+            "identity": {"type": "SystemAssigned"},
+            "properties": {
+                "dnsPrefix": "aks-gatekeeper",
+                "addonProfiles": {"azurepolicy": {"enabled": True}},
+                "agentPoolProfiles": [
+                    {
+                        "name": "system",
+                        "count": 3,
+                        "vmSize": "Standard_D4s_v5",
+                        "osType": "Linux",
+                        "mode": "System",
+                    }
+                ],
+            },
+        }
+        self.say("PUT managedClusters/aks-gatekeeper (backup=yes, Azure Policy add-on on) ...")
+        self.arm(sub).managed_clusters.begin_create_or_update(
+            group, "aks-gatekeeper", body, polling_interval=0.2
+        ).result()
+        latest = wait_until(
+            lambda: (
+                (r := self.journal().latest(cluster)) is not None and r.outcome.kind.value == "gave_up" and r
+            ),
+            what="the reconcile of aks-gatekeeper to give up",
+            timeout_s=40,
+        )
+        self.say(f"journal: gave_up: {escape(latest.outcome.why[:150])}...")
+        expect(
+            self.extension_writes(cluster, since=since) == [],
+            "nothing was written to aks-gatekeeper: the install would end Failed behind the Deny",
+        )
+        expect(
+            any(f["code"] == "gatekeeper-policy" for f in latest.findings),
+            "the journal row carries the preflight finding",
+        )
+        status, answer = self.http.call("POST", "/api/explain", {"clusterId": cluster})
+        blocked = answer["blockedBy"][0] if status == 200 and answer.get("blockedBy") else {}
+        expect(
+            blocked.get("assignment") == "only-our-registry"
+            and blocked.get("parameter") == "allowedContainerImagesRegex",
+            f"explain names assignment {blocked.get('assignment')} and parameter {blocked.get('parameter')}",
+        )
+        console.print(f"    [bold]remedy:[/bold] {escape(str(blocked['remedy']))}")
+        self.say("the operator applies exactly that fix (through the emulator's ARM, as az would) ...")
+        assign(str(blocked["suggested"]))
+        from remediator.core.plan.preflight_check import CONFIRM_AGE_S
+
+        # explain read the policy data a moment ago; a blocking verdict is re-checked against data at most
+        # CONFIRM_AGE_S old, and the hourly sweep comes later than that (here: triggered a moment after)
+        time.sleep(CONFIRM_AGE_S + 0.5)
+        self.say(
+            f"the next sweep (later than the {CONFIRM_AGE_S:g} s within which a blocking read is reused) ..."
+        )
+        status, _ = self.http.call("POST", "/admin/functions/sweep", {}, key=self.http.master_key)
+        expect(status == 202, "the next sweep ran")
+        wait_until(
+            lambda: self.extensions().get(cluster.lower()) == "Succeeded",
+            what="aks-gatekeeper's extension Succeeded",
+            timeout_s=60,
+        )
+        expect(True, "after the fix, the sweep's work item installed the extension: Succeeded")
+
     def run(self) -> None:
         self.start()
         self.step_sweep()
@@ -546,6 +653,7 @@ class Story:
         self.step_policy()
         self.step_http()
         self.step_report()
+        self.step_coexistence()
 
 
 def main() -> int:

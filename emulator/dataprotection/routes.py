@@ -44,6 +44,7 @@ from emulator.dataprotection.model import (
 )
 from emulator.dataprotection.service import DataProtectionService, Operation
 from emulator.errors import ArmError, bad_request, invalid_body, not_found, retry_after
+from emulator.quotas import DATA_PROTECTION
 from emulator.resources.authorization import PRECREATE_HOOK
 from emulator.resources.common import (
     deterministic_uuid,
@@ -126,11 +127,6 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     state.subscribe(on_change)
 
-    def charge(request: Request, kind: str) -> dict[str, str]:
-        return service.quota.charge(
-            request.params.get("subscriptionId", ""), request.principal, kind, state.now()
-        )
-
     def op_headers(request: Request, op: Operation, *, location: str | None, retry: bool) -> dict[str, str]:
         api = request.api_version or ""
         status_url = f"{request.base_url}{op.vault_id}/operationStatus/{op.id}"
@@ -148,7 +144,7 @@ def register(router: Router, ctx: PluginContext) -> None:
         p = request.params
         require_resource_group(state, p["subscriptionId"], p["resourceGroupName"])
         require_registered(state, p["subscriptionId"], DP)
-        headers = charge(request, "vaultWrite")
+        headers: dict[str, str] = {}
         body = request.json_object()
         rid = _vault_id(request)
         location = body.get("location")
@@ -238,7 +234,7 @@ def register(router: Router, ctx: PluginContext) -> None:
     def get_vault(request: Request) -> Response:
         p = request.params
         require_resource_group(state, p["subscriptionId"], p["resourceGroupName"])
-        headers = charge(request, "read")
+        headers: dict[str, str] = {}
         body = state.get("resources", _vault_id(request))
         if body is None:
             raise not_found(VAULT_TYPE, p["vaultName"], p["resourceGroupName"])
@@ -252,7 +248,7 @@ def register(router: Router, ctx: PluginContext) -> None:
         else:
             require_subscription(state, p["subscriptionId"])
             prefix = key_of(f"/subscriptions/{p['subscriptionId']}") + "/"
-        headers = charge(request, "read")
+        headers: dict[str, str] = {}
         with state.lock:
             items = [
                 b
@@ -272,7 +268,7 @@ def register(router: Router, ctx: PluginContext) -> None:
     # ---- policies -------------------------------------------------------------------------------
     def put_policy(request: Request) -> Response:
         vault = vault_or_404(request)
-        headers = charge(request, "write")
+        headers: dict[str, str] = {}
         body = request.json_object()
         props = body.get("properties")
         if not isinstance(props, dict):
@@ -320,7 +316,7 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     def get_policy(request: Request) -> Response:
         vault = vault_or_404(request)
-        headers = charge(request, "read")
+        headers: dict[str, str] = {}
         body = state.get("resources", f"{vault['id']}/backupPolicies/{request.params['backupPolicyName']}")
         if body is None:
             raise not_found(
@@ -330,13 +326,13 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     def list_policies(request: Request) -> Response:
         vault = vault_or_404(request)
-        headers = charge(request, "read")
+        headers: dict[str, str] = {}
         items = list(state.children("resources", vault["id"] + "/backupPolicies"))
         return Response(200, headers, {"value": items})
 
     def delete_policy(request: Request) -> Response:
         vault = vault_or_404(request)
-        headers = charge(request, "write")
+        headers: dict[str, str] = {}
         gone = state.remove(
             "resources",
             f"{vault['id']}/backupPolicies/{request.params['backupPolicyName']}",
@@ -387,7 +383,7 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     def put_instance(request: Request) -> Response:
         vault = vault_or_404(request)
-        headers = charge(request, "write")
+        headers: dict[str, str] = {}
         body = request.json_object()
         rid = f"{vault['id']}/backupInstances/{request.params['backupInstanceName']}"
         props = validate_instance_body(vault, body.get("properties"), bi_id=rid)
@@ -421,7 +417,7 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     def get_instance(request: Request) -> Response:
         vault = vault_or_404(request)
-        headers = charge(request, "read")
+        headers: dict[str, str] = {}
         body = state.get("resources", f"{vault['id']}/backupInstances/{request.params['backupInstanceName']}")
         if body is None:
             raise not_found(
@@ -431,7 +427,7 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     def list_instances(request: Request) -> Response:
         vault = vault_or_404(request)
-        headers = charge(request, "read")
+        headers: dict[str, str] = {}
         with state.lock:
             items = [
                 b
@@ -442,7 +438,7 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     def delete_instance(request: Request) -> Response:
         vault = vault_or_404(request)
-        headers = charge(request, "write")
+        headers: dict[str, str] = {}
         rid = f"{vault['id']}/backupInstances/{request.params['backupInstanceName']}"
         with state.lock:
             previous = state.resources.get(key_of(rid))
@@ -466,7 +462,7 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     def sync_instance(request: Request) -> Response:
         vault = vault_or_404(request)
-        headers = charge(request, "write")
+        headers: dict[str, str] = {}
         rid = f"{vault['id']}/backupInstances/{request.params['backupInstanceName']}"
         data = request.json_object(required=False)
         if data.get("syncType", "Default") not in ("Default", "ForceResync"):
@@ -522,20 +518,20 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     def vault_operation_status(request: Request) -> Response:
         vault_or_404(request)
-        headers = charge(request, "operationStatus")
+        headers: dict[str, str] = {}
         op = op_or_404(request.params["operationId"])
         return Response(200, headers, service.status_body(op, request.path))
 
     def location_operation_status(request: Request) -> Response:
         require_subscription(state, request.params["subscriptionId"])
-        headers = charge(request, "operationStatus")
+        headers: dict[str, str] = {}
         op = op_or_404(request.params["operationId"])
         return Response(200, headers, service.status_body(op, request.path))
 
     def location_operation_result(request: Request) -> Response:
         p = request.params
         require_subscription(state, p["subscriptionId"])
-        headers = charge(request, "write")
+        headers: dict[str, str] = {}
         op = op_or_404(p["operationId"])
         status = service.status(op)
         api = request.api_version or ""
@@ -553,7 +549,7 @@ def register(router: Router, ctx: PluginContext) -> None:
 
     def instance_operation_result(request: Request) -> Response:
         vault = vault_or_404(request)
-        headers = charge(request, "write")
+        headers: dict[str, str] = {}
         op = op_or_404(request.params["operationId"])
         status = service.status(op)
         if status == "Inprogress":
@@ -578,7 +574,7 @@ def register(router: Router, ctx: PluginContext) -> None:
                 parts[-1],
                 parts[3] if len(parts) > 3 else None,
             )
-        headers = charge(request, "read")
+        headers: dict[str, str] = {}
         items = [routing_view(b) for b in service.instances_for(resource_id)]
         return Response(200, headers, {"value": items})
 
@@ -590,7 +586,6 @@ def register(router: Router, ctx: PluginContext) -> None:
         data = request.json_object()
         try:
             service.settings.update(data)
-            service.quota.knobs = service.settings.quota
         except (ValueError, TypeError) as exc:
             raise ArmError(400, "InvalidAdminRequest", str(exc)) from exc
         return Response(200, {}, _admin_view(service))
@@ -686,6 +681,11 @@ def register(router: Router, ctx: PluginContext) -> None:
         operation="Admin_DataProtectionOperations",
         admin=True,
     )
+    if ctx.runtime is not None:
+        # DataProtection's own quota header (x-ms-ratelimit-remaining-subscription-resource-requests) on its
+        # vault, policy, instance and operation calls; the recorded validateForBackup POST carried ARM's
+        # ...-subscription-writes instead, so POST actions (validateForBackup, sync) do not draw from it.
+        ctx.runtime.quotas.attach(DATA_PROTECTION, namespaces=(DP,), methods=("PUT", "GET", "DELETE"))
     trusted_access.register(router, service)
     locks.register(router)
 

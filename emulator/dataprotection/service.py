@@ -26,7 +26,6 @@ from emulator.dataprotection.model import (
     vault_id_of,
 )
 from emulator.dataprotection.prerequisites import Missing, Visibility, check
-from emulator.dataprotection.quota import ResourceRequestQuota
 from emulator.dataprotection.settings import DataProtectionSettings
 from emulator.state import EmulatorState, key_of
 
@@ -59,13 +58,13 @@ class Operation:
 
 
 class DataProtectionService:
-    """Knobs, visibility (propagation), quota and the async operations of the Azure Backup model."""
+    """Knobs, visibility (propagation) and the async operations of the Azure Backup model (its quota is the
+    generic provider quota ``dataProtection``, emulator.quotas)."""
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
         self.settings = DataProtectionSettings()
         self.visibility = Visibility()
-        self.quota = ResourceRequestQuota(self.settings.quota)
         self.operations: dict[str, Operation] = {}
         self.role_assignment_counts: dict[str, int] = {}
         self._lock = threading.RLock()
@@ -76,7 +75,6 @@ class DataProtectionService:
             self.settings = DataProtectionSettings()
             if settings:
                 self.settings.update(settings)
-            self.quota.reset(self.settings.quota)
             self.visibility.clear()
             self.operations.clear()
             self.role_assignment_counts.clear()

@@ -26,50 +26,6 @@ MAX_TRUSTED_ACCESS_BINDINGS = 8
 
 
 @dataclass
-class QuotaKnobs:
-    """``x-ms-ratelimit-remaining-subscription-resource-requests`` (DataProtection's quota header).
-
-    Buckets per subscription × principal × class over a fixed window; capacities read off the recordings'
-    remaining counts (vault write 98 → 100, read 499 → 500, operation status 998 → 1000, other 199 → 200).
-    The window length and the 429 on exhaustion are assumptions (see README)."""
-
-    header: bool = True
-    enforce: bool = False
-    window_s: float = 3600.0
-    limits: dict[str, int] = field(
-        default_factory=lambda: {"vaultWrite": 100, "read": 500, "operationStatus": 1000, "write": 200}
-    )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "header": self.header,
-            "enforce": self.enforce,
-            "windowS": self.window_s,
-            "limits": self.limits,
-        }
-
-    def update(self, data: dict[str, Any]) -> None:
-        for key, value in data.items():
-            if key == "header":
-                self.header = bool(value)
-            elif key == "enforce":
-                self.enforce = bool(value)
-            elif key == "windowS":
-                self.window_s = _non_negative(key, value)
-            elif key == "limits":
-                if not isinstance(value, dict):
-                    raise ValueError("quota.limits must be an object")
-                for name, limit in value.items():
-                    if name not in self.limits:
-                        raise ValueError(f"unknown quota class '{name}'; known: {sorted(self.limits)}")
-                    if int(limit) < 0:
-                        raise ValueError(f"quota.limits.{name} must be >= 0")
-                    self.limits[name] = int(limit)
-            else:
-                raise ValueError(f"unknown quota setting '{key}'")
-
-
-@dataclass
 class DataProtectionSettings:
     """All knobs (JSON names in ``to_json``); times are clock seconds."""
 
@@ -122,7 +78,6 @@ class DataProtectionSettings:
     )
     """Regions with the operational tier only (support matrix, aks_backup_facts.md §2.3): a policy with a
     VaultStore retention there is refused with DppUserErrorVaultTierPolicyNotSupported."""
-    quota: QuotaKnobs = field(default_factory=QuotaKnobs)
 
     _JSON = {
         "vaultCreateS": "vault_create_s",
@@ -145,9 +100,7 @@ class DataProtectionSettings:
     }
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: getattr(self, attr) for name, attr in self._JSON.items()}
-        out["quota"] = self.quota.to_json()
-        return out
+        return {name: getattr(self, attr) for name, attr in self._JSON.items()}
 
     def update(self, data: dict[str, Any]) -> None:
         """Apply a partial JSON update; ``profile`` first (then the other keys override it)."""
@@ -160,10 +113,10 @@ class DataProtectionSettings:
             if key == "profile":
                 continue
             if key == "quota":
-                if not isinstance(value, dict):
-                    raise ValueError("quota must be an object")
-                self.quota.update(value)
-                continue
+                raise ValueError(
+                    "the DataProtection quota is the provider quota 'dataProtection': "
+                    'PATCH /_emulator/config {"quotas": {"dataProtection": {...}}}'
+                )
             attr = self._JSON.get(key)
             if attr is None:
                 raise ValueError(f"unknown dataProtection setting '{key}'; known: {sorted(self._JSON)}")

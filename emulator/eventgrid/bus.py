@@ -116,6 +116,32 @@ class EventSubscription:
     max_delivery_attempts: int = 30
     event_ttl_minutes: float = 1440
     collected: list[dict[str, Any]] = field(default_factory=list)
+    key: str = ""
+    """Index key in the bus: the lower-cased name for admin subscriptions, the folded ARM id for the event
+    subscriptions of ARM system topics (emulator/eventgrid/arm.py)."""
+    source: str | None = None
+    """ARM event subscriptions only: the source of their system topic (``/subscriptions/<id>``); admin
+    subscriptions (``None``) see every event, as before."""
+    topic_type: str | None = None
+    """ARM event subscriptions only: their system topic's type (``Microsoft.Resources.Subscriptions`` ...)."""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = self.name.lower()
+
+    def covers(self, event: Mapping[str, Any], topic_type: str | None) -> bool:
+        """Whether an event published by ``topic_type`` at ``event['topic']`` reaches this subscription's
+        topic: a subscription-scoped topic sees the events of its subscription, a resource-group topic those
+        under its group (``Microsoft.Resources.ResourceGroups``); admin subscriptions see everything."""
+        if self.source is None:
+            return True
+        mine, theirs = (self.topic_type or "").lower(), (topic_type or "").lower()
+        if mine == "microsoft.resources.resourcegroups":
+            prefix = self.source.lower().rstrip("/") + "/"
+            return theirs == "microsoft.resources.subscriptions" and str(
+                event.get("subject", "")
+            ).lower().startswith(prefix)
+        return mine == theirs and str(event.get("topic", "")).lower() == self.source.lower()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EventSubscription:
@@ -272,9 +298,18 @@ class EventBus:
         sub = EventSubscription.from_json(data)
         if data.get("validateEndpoint") and sub.endpoint is not None:
             self.validate_endpoint(sub)
+        return self.register(sub)
+
+    def register(self, sub: EventSubscription) -> EventSubscription:
+        """Add or replace a subscription under its key (events published from now on reach it)."""
         with self.lock:
-            self.subscriptions[sub.name.lower()] = sub
+            self.subscriptions[sub.key] = sub
         return sub
+
+    def unregister(self, key: str) -> bool:
+        """Remove the subscription under ``key``; its queued deliveries are dropped when they come due."""
+        with self.lock:
+            return self.subscriptions.pop(key, None) is not None
 
     def validate_endpoint(self, sub: EventSubscription) -> None:
         """Send Microsoft.EventGrid.SubscriptionValidationEvent (`aeg-event-type: SubscriptionValidation`) and
@@ -363,8 +398,13 @@ class EventBus:
         topic: str,
         data_version: str = "",
         event_time: str | None = None,
+        topic_type: str | None = None,
     ) -> dict[str, Any]:
-        """Publish one system event (Event Grid schema) to every matching subscription."""
+        """Publish one system event (Event Grid schema) to every matching subscription.
+
+        :keyword topic_type: the system-topic type that publishes it (``Microsoft.Resources.Subscriptions``,
+            ``Microsoft.PolicyInsights.PolicyStates``): event subscriptions of ARM system topics receive only
+            events of their topic's type and source (``EventSubscription.covers``)."""
         event = {
             "id": str(uuid.uuid4()),
             "topic": topic,
@@ -379,7 +419,7 @@ class EventBus:
         with self._cond:
             self.published.append(event)
             for sub in self.subscriptions.values():
-                if not sub.wants(event):
+                if not sub.covers(event, topic_type) or not sub.wants(event):
                     continue
                 if sub.endpoint is None:
                     sub.collected.append(event)
@@ -392,7 +432,7 @@ class EventBus:
                 ):
                     delay = self.settings.reorder_delay_s
                     held_for = self.settings.reorder_after_events
-                delivery = _Delivery(now + delay, next(self._seq), sub.name.lower(), event, 0, now)
+                delivery = _Delivery(now + delay, next(self._seq), sub.key, event, 0, now)
                 delivery.reordered = delay > 0 or held_for > 0
                 delivery.held_for = held_for
                 if held_for:
@@ -402,7 +442,7 @@ class EventBus:
                     self.settings.duplicate_probability
                     and self._random.random() < self.settings.duplicate_probability
                 ):
-                    self._push(_Delivery(now + delay, next(self._seq), sub.name.lower(), event, 0, now, True))
+                    self._push(_Delivery(now + delay, next(self._seq), sub.key, event, 0, now, True))
             self._cond.notify_all()
         return event
 

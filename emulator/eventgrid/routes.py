@@ -7,6 +7,8 @@ Admin (all under /_emulator/eventgrid):
   filter{includedEventTypes, advancedFilters[{operatorType,key,values}], subjectBeginsWith, subjectEndsWith},
   retryPolicy}). Without endpointUrl events are collected in memory: `GET /subscriptions/{name}/events`.
 - `GET /events` (every published system event), `GET /deliveries`, `GET /deadletters`,
+  (settings also take `functionApps` {site id: base URL} and `oneSystemTopicPer`, for the ARM system topics
+  of emulator/eventgrid/arm.py, whose event subscriptions are listed here too, keyed by their ARM id)
   `GET /topic/events` (what the custom topic received), `POST /reset`.
 Custom topic: `POST /api/events` with `aeg-sas-key: <topicKey>` (default `emulator-topic-key`) or a bearer
 token; Event Grid schema (`application/json`) or CloudEvents (`application/cloudevents-batch+json`).
@@ -20,6 +22,7 @@ import uuid
 from typing import Any
 
 from emulator.errors import ArmError
+from emulator.eventgrid.arm import POLICY_TOPIC_TYPE, RESOURCES_TOPIC_TYPE, SystemTopics
 from emulator.eventgrid.bus import EventBus
 from emulator.model.ids import canonical_type
 from emulator.routing import PluginContext, Request, Response, Router
@@ -40,11 +43,13 @@ class EventGridPlugin:
         self.bus = EventBus()
         self.write_events_at = "completed"
         self.topic_key = DEFAULT_TOPIC_KEY
+        self.system_topics = SystemTopics(ctx, self.bus, self._tenant)
 
     def reset(self) -> None:
         self.bus.reset()
         self.write_events_at = "completed"
         self.topic_key = DEFAULT_TOPIC_KEY
+        self.system_topics.reset()  # the ARM event subscriptions the (re)loaded state holds deliver again
 
     def _tenant(self, subscription_id: str) -> str:
         sub = self.ctx.state.subscription(subscription_id) if subscription_id else None
@@ -100,10 +105,19 @@ class EventGridPlugin:
             "subscriptionId": sub,
             "tenantId": tenant,
         }
-        self.bus.publish(event_type, resource_id, data, topic=f"/subscriptions/{sub}", data_version="2")
+        self.bus.publish(
+            event_type,
+            resource_id,
+            data,
+            topic=f"/subscriptions/{sub}",
+            data_version="2",
+            topic_type=RESOURCES_TOPIC_TYPE,
+        )
 
     def publish_policy_event(self, event_type: str, subject: str, data: dict[str, Any], topic: str) -> None:
-        self.bus.publish(event_type, subject, data, topic=topic, data_version="1")
+        self.bus.publish(
+            event_type, subject, data, topic=topic, data_version="1", topic_type=POLICY_TOPIC_TYPE
+        )
 
 
 def eventgrid_for(ctx: PluginContext) -> EventGridPlugin:
@@ -144,6 +158,7 @@ def register(router: Router, ctx: PluginContext) -> None:
     plugin = eventgrid_for(ctx)
     ctx.state.subscribe(plugin.on_state_change)
     ctx.state.on_load(lambda _state, _estate: plugin.reset())
+    plugin.system_topics.register(router)
     bus = plugin.bus
 
     def topic_events(request: Request) -> Response:
@@ -189,11 +204,17 @@ def register(router: Router, ctx: PluginContext) -> None:
         return Response(
             200,
             {},
-            {**bus.settings.to_json(), "writeEventsAt": plugin.write_events_at, "topicKey": plugin.topic_key},
+            {
+                **bus.settings.to_json(),
+                "writeEventsAt": plugin.write_events_at,
+                "topicKey": plugin.topic_key,
+                **plugin.system_topics.settings(),
+            },
         )
 
     def patch_settings(request: Request) -> Response:
         data = dict(request.json_object())
+        plugin.system_topics.update_settings(data)
         mode = data.pop("writeEventsAt", None)
         key = data.pop("topicKey", None)
         if mode is not None and mode not in WRITE_MODES:

@@ -35,6 +35,10 @@ NOT_IN_RESOURCES = RECOVERY_SERVICES_TYPES | frozenset(
         "microsoft.dataprotection/backupvaults/backuppolicies",
         "microsoft.containerservice/managedclusters/trustedaccessrolebindings",
         "microsoft.authorization/locks",
+        # Event Grid event subscriptions are proxy resources: the Resource Graph type list names
+        # microsoft.eventgrid/systemtopics in `resources`, not their event subscriptions
+        # (MicrosoftDocs/azure-docs: governance/resource-graph/reference/supported-tables-resources.md)
+        "microsoft.eventgrid/systemtopics/eventsubscriptions",
     }
 )
 

@@ -3,7 +3,8 @@
 // subscription deployment and does not reach management groups):
 //   az deployment mg create --management-group-id <mg> --location <region> \
 //     --template-file infra/access/management-group-access.bicep \
-//     --parameters principalId=<REMEDIATOR_PRINCIPAL_ID> mode=install
+//     --parameters principalId=<REMEDIATOR_PRINCIPAL_ID> mode=install \
+//       [wireNewSubscriptions=true eventWiringRoleId=<GUID of the Event Wiring role>]
 targetScope = 'managementGroup'
 
 @description('Object (principal) id of the remediator user-assigned identity (azd output REMEDIATOR_PRINCIPAL_ID).')
@@ -19,6 +20,12 @@ param mode string = 'install'
 
 @description('Assign the built-in Policy 1/2 audits at this management group (AuditIfNotExists, no identity).')
 param assignAuditPolicies bool = true
+
+@description('Let the app wire subscriptions that join this group to Event Grid (docs/deploy.md, "Wiring that follows the scope"): EventGrid EventSubscription Contributor plus the Event Wiring custom role here.')
+param wireNewSubscriptions bool = false
+
+@description('GUID of the Event Wiring custom role (infra/access/event-wiring-role.bicep, created once by an administrator); required when wireNewSubscriptions.')
+param eventWiringRoleId string = ''
 
 var roles = loadJsonContent('../roles.json')
 var policies = loadJsonContent('../policies.json')
@@ -50,6 +57,30 @@ resource policyContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' 
     principalId: principalId
     principalType: 'ServicePrincipal'
     description: 'aks-backup-remediator: create policy remediation tasks (policy-task mode)'
+  }
+}
+
+// Wiring that follows the scope: the timer's wiring step creates the system topics and event subscriptions of
+// subscriptions that join this group later. EventGrid EventSubscription Contributor carries
+// Microsoft.EventGrid/eventSubscriptions/write, which Event Grid checks on the event source (the subscription);
+// the custom role adds exactly the system-topic and resource-group writes (event-wiring-role.bicep).
+resource eventSubscriptionContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (wireNewSubscriptions) {
+  name: guid(managementGroup().id, principalId, roles.eventGridEventSubscriptionContributor)
+  properties: {
+    roleDefinitionId: tenantResourceId('Microsoft.Authorization/roleDefinitions', roles.eventGridEventSubscriptionContributor)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'aks-backup-remediator: event subscriptions of subscriptions that join this management group'
+  }
+}
+
+resource eventWiring 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (wireNewSubscriptions) {
+  name: guid(managementGroup().id, principalId, 'event-wiring')
+  properties: {
+    roleDefinitionId: tenantResourceId('Microsoft.Authorization/roleDefinitions', eventWiringRoleId)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'aks-backup-remediator: system topics (and their resource group) of subscriptions that join this management group'
   }
 }
 

@@ -40,6 +40,26 @@ param maxAttempts string
 @description('Longest visibility delay of a re-enqueued work item, in seconds.')
 param maxWaitSeconds string
 
+@description('The oldest Event Grid event acted on, in seconds (older: dropped as a replay).')
+param eventMaxAgeSeconds string
+
+@description('How far in the future an event or policy-state time may lie, in seconds.')
+param eventMaxSkewSeconds string
+
+@description('POST /api/remediate {scope} requests one caller may make per hour.')
+param scopeRemediationsPerHour string
+
+@description('Client id of the Entra app registration (app roles reader and operator, infra/auth/app-roles.json) that App Service authentication signs callers in for; empty: no App Service authentication, function keys only.')
+param entraClientId string = ''
+
+@description('Wiring that follows the scope: {resourceGroup, location, resourcesTopic, policyTopic} of the events resource group the app creates in subscriptions that join a managed management group; empty: no wiring step.')
+param eventWiring object = {}
+
+// REMEDIATOR_EVENT_WIRING: the wiring target plus this site's own id (the AzureFunction destination).
+var eventWiringSetting = empty(eventWiring) ? '' : string(union(eventWiring, {
+  functionAppId: resourceId('Microsoft.Web/sites', name)
+}))
+
 @description('Upper bound of Flex Consumption instances.')
 @minValue(40)
 @maxValue(1000)
@@ -55,6 +75,7 @@ param zoneRedundant bool = false
 ])
 param instanceMemoryMB int = 2048
 
+var entraAuth = !empty(entraClientId)
 var armEndpoint = environment().resourceManager
 var armEndpointNoSlash = endsWith(armEndpoint, '/') ? substring(armEndpoint, 0, length(armEndpoint) - 1) : armEndpoint
 
@@ -173,6 +194,27 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'REMEDIATOR_MAX_WAIT_SECONDS'
           value: maxWaitSeconds
         }
+        {
+          name: 'REMEDIATOR_EVENT_MAX_AGE_SECONDS'
+          value: eventMaxAgeSeconds
+        }
+        {
+          name: 'REMEDIATOR_EVENT_MAX_SKEW_SECONDS'
+          value: eventMaxSkewSeconds
+        }
+        {
+          name: 'REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR'
+          value: scopeRemediationsPerHour
+        }
+        // 'entra' only with App Service authentication below: only then are X-MS-CLIENT-PRINCIPAL* trustworthy
+        {
+          name: 'REMEDIATOR_HTTP_AUTH'
+          value: entraAuth ? 'entra' : 'function-key'
+        }
+        {
+          name: 'REMEDIATOR_EVENT_WIRING'
+          value: eventWiringSetting
+        }
         // --- binding expressions in function_app.py ---
         {
           name: 'SWEEP_SCHEDULE'
@@ -217,6 +259,63 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   name: 'scm'
   properties: {
     allow: false
+  }
+}
+
+// App Service authentication (Entra ID) in front of the HTTP routes (docs/deploy.md, "HTTP authorization"). Every
+// request needs an Entra token for the app registration (401 otherwise) AND still a function key (auth level
+// FUNCTION). Two paths are left to the function keys alone: Event Grid's deliveries to the Event Grid trigger
+// (Event Grid presents no Entra token to an AzureFunction destination; with authentication required they fail as
+// Unauthorized, Azure/azure-functions-eventgrid-extension#103) and /api/health (whose answer to a caller without
+// the operator role discloses nothing). The handlers enforce the app roles reader/operator (REMEDIATOR_HTTP_AUTH).
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (entraAuth) {
+  // checkov reads this child resource as a web app and applies the site's checks to it; they are evaluated (and
+  // passed or skipped with reasons) on `site` above. The skips below say which setting of `site` covers each.
+  // checkov:skip=CKV_AZURE_13:This resource IS the authentication setting of the site (App Service authentication, Entra ID).
+  // checkov:skip=CKV_AZURE_63:Not a site: HTTP logging is a setting of `site`.
+  // checkov:skip=CKV_AZURE_65:Not a site: detailed error logging is a setting of `site`.
+  // checkov:skip=CKV_AZURE_66:Not a site: failed request tracing is a setting of `site`.
+  // checkov:skip=CKV_AZURE_80:Not a site: the runtime (.NET version) is a setting of `site`, which runs Python.
+  // checkov:skip=CKV_AZURE_88:Not a site: storage mounts are settings of `site`, which mounts none.
+  // checkov:skip=CKV_AZURE_222:Not a site: public network access is a setting of `site` (see its skip).
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/runtime/webhooks/eventgrid'
+        '/runtime/webhooks/EventGrid'
+        '/api/health'
+      ]
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: entraClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${entraClientId}'
+            entraClientId
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+    httpSettings: {
+      requireHttps: true
+    }
   }
 }
 

@@ -8,7 +8,8 @@
 # `pip install -r requirements.txt`) and `az login` (read-only calls).
 # azd exports AZURE_ENV_NAME, AZURE_LOCATION, AZURE_SUBSCRIPTION_ID and every `azd env set` value; options:
 #   REMEDIATOR_CONTAINER_WRITER_ROLE_ID, REMEDIATOR_HOST_STORAGE_SKU, REMEDIATOR_EVENT_SUBSCRIPTION_IDS,
-#   REMEDIATOR_ASSIGN_AUDIT_POLICIES, REMEDIATOR_DEPLOY_CONFIG (see docs/deploy.md, "Configure").
+#   REMEDIATOR_ASSIGN_AUDIT_POLICIES, REMEDIATOR_EVENT_WIRING_ROLE_ID, REMEDIATOR_DEPLOY_CONFIG,
+#   REMEDIATOR_ENTRA_CLIENT_ID, REMEDIATOR_CONTROL_PLANE_RESOURCE_GROUPS (see docs/deploy.md, "Configure").
 set -eu
 
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)

@@ -16,9 +16,17 @@ locals {
     { for key, group in local.scope_resource_groups : "rg/${key}" => "/subscriptions/${group.subscriptionId}/resourceGroups/${group.name}" },
     { for mg in local.scope_management_group : "mg/${mg}" => "/providers/Microsoft.Management/managementGroups/${mg}" },
   )
+  # Per-resource-group variant (control-plane-rg.bicep): listed subscriptions keep Reader only; the write roles go
+  # to each control-plane resource group (local.control_plane_group_pairs).
   scope_role_pairs = {
     for pair in setproduct(keys(local.managed_scopes), local.control_plane_roles) : "${pair[0]}/${pair[1]}" => {
       scope = local.managed_scopes[pair[0]]
+      role  = pair[1]
+    } if !local.per_resource_group_writes || !startswith(pair[0], "sub/") || pair[1] == "reader"
+  }
+  control_plane_group_pairs = {
+    for pair in setproduct(keys(local.control_plane_resource_groups), [for role in local.control_plane_roles : role if role != "reader"]) : "${pair[0]}/${pair[1]}" => {
+      scope = "/subscriptions/${local.control_plane_resource_groups[pair[0]].subscriptionId}/resourceGroups/${local.control_plane_resource_groups[pair[0]].name}"
       role  = pair[1]
     }
   }
@@ -61,6 +69,15 @@ resource "azurerm_role_assignment" "scope" {
   description        = "aks-backup-remediator: ${each.value.role == "reader" ? "read clusters, extensions and storage accounts; Resource Graph" : each.value.role == "kubernetesExtensionContributor" ? "install the azure-aks-backup cluster extension" : "create policy remediation tasks (policy-task mode)"}"
 }
 
+resource "azurerm_role_assignment" "control_plane_group" {
+  for_each           = local.control_plane_group_pairs
+  scope              = each.value.scope
+  role_definition_id = "/subscriptions/${split("/", each.value.scope)[2]}${local.role_ids[each.value.role]}"
+  principal_id       = azurerm_user_assigned_identity.app.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "aks-backup-remediator: ${each.value.role == "kubernetesExtensionContributor" ? "install the azure-aks-backup cluster extension" : "create policy remediation tasks (policy-task mode)"} (per-resource-group variant)"
+}
+
 # The container-writer custom role is created ONCE by an administrator (docs/deploy.md, "Custom role") and
 # referenced by id, exactly as in the Bicep: no roleDefinitions/write for the deployer, no replication lag.
 resource "azurerm_role_assignment" "container_writer" {
@@ -81,6 +98,27 @@ resource "azurerm_role_assignment" "grant_delegate" {
   description        = "aks-backup-remediator: grant Storage Blob Data Contributor to backup extension identities only"
   condition          = local.grant_condition
   condition_version  = "2.0"
+}
+
+# ---- wiring that follows the scope (management-group-access.bicep): the timer's wiring step creates the system
+# topics and event subscriptions of subscriptions that join a managed management group ----
+
+resource "azurerm_role_assignment" "event_subscription_contributor" {
+  for_each           = local.event_wiring_management_groups
+  scope              = "/providers/Microsoft.Management/managementGroups/${each.value}"
+  role_definition_id = local.role_ids.eventGridEventSubscriptionContributor
+  principal_id       = azurerm_user_assigned_identity.app.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "aks-backup-remediator: event subscriptions of subscriptions that join this management group"
+}
+
+resource "azurerm_role_assignment" "event_wiring" {
+  for_each           = local.event_wiring_management_groups
+  scope              = "/providers/Microsoft.Management/managementGroups/${each.value}"
+  role_definition_id = "/providers/Microsoft.Authorization/roleDefinitions/${local.event_wiring_role_id}"
+  principal_id       = azurerm_user_assigned_identity.app.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "aks-backup-remediator: system topics (and their resource group) of subscriptions that join this management group"
 }
 
 # ---- built-in audits, AuditIfNotExists: no identity, no remediation ----

@@ -150,7 +150,7 @@ resource "azurerm_service_plan" "app" {
 }
 
 resource "azurerm_function_app_flex_consumption" "app" {
-  name                = "func-${local.prefix}-${local.token}"
+  name                = local.function_app_name
   location            = var.location
   resource_group_name = azurerm_resource_group.app.name
   service_plan_id     = azurerm_service_plan.app.id
@@ -183,6 +183,29 @@ resource "azurerm_function_app_flex_consumption" "app" {
     application_insights_connection_string = azurerm_application_insights.app.connection_string
   }
 
+  # App Service authentication (Entra ID), as authSettings in infra/app/function.bicep (the reasons for each
+  # setting are there; tests/unit/infra/test_parity.py compares the two).
+  dynamic "auth_settings_v2" {
+    for_each = local.entra_client_id != "" ? [local.entra_client_id] : []
+    content {
+      auth_enabled           = true
+      require_authentication = true
+      unauthenticated_action = "Return401"
+      excluded_paths         = ["/runtime/webhooks/eventgrid", "/runtime/webhooks/EventGrid", "/api/health"]
+      require_https          = true
+
+      active_directory_v2 {
+        client_id            = auth_settings_v2.value
+        tenant_auth_endpoint = "https://login.microsoftonline.com/${data.azurerm_client_config.current.tenant_id}/v2.0"
+        allowed_audiences    = ["api://${auth_settings_v2.value}", auth_settings_v2.value]
+      }
+
+      login {
+        token_store_enabled = false
+      }
+    }
+  }
+
   # The same app settings as infra/app/function.bicep (tests/unit/infra/test_parity.py compares them).
   app_settings = {
     # host storage, identity-based (no connection string, shared keys are disabled)
@@ -196,15 +219,27 @@ resource "azurerm_function_app_flex_consumption" "app" {
     # telemetry, Entra-authenticated (local auth is disabled on the component)
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING" = "ClientId=${azurerm_user_assigned_identity.app.client_id};Authorization=AAD"
     # the product (remediator/core/settings.py)
-    "REMEDIATOR_CONFIG_JSON"            = jsonencode(local.deployment.config)
-    "REMEDIATOR_TENANT_ID"              = data.azurerm_client_config.current.tenant_id
-    "REMEDIATOR_ARM_ENDPOINT"           = local.arm_endpoint
-    "REMEDIATOR_WORK_QUEUE"             = local.work_queue_name
-    "REMEDIATOR_JOURNAL_TABLE"          = local.journal_table_name
-    "REMEDIATOR_OUTCOME_TOPIC_ENDPOINT" = azurerm_eventgrid_topic.outcomes.endpoint
-    "REMEDIATOR_INLINE_BUDGET_SECONDS"  = var.inline_budget_seconds
-    "REMEDIATOR_MAX_ATTEMPTS"           = var.max_attempts
-    "REMEDIATOR_MAX_WAIT_SECONDS"       = var.max_wait_seconds
+    "REMEDIATOR_CONFIG_JSON"                 = jsonencode(local.deployment.config)
+    "REMEDIATOR_TENANT_ID"                   = data.azurerm_client_config.current.tenant_id
+    "REMEDIATOR_ARM_ENDPOINT"                = local.arm_endpoint
+    "REMEDIATOR_WORK_QUEUE"                  = local.work_queue_name
+    "REMEDIATOR_JOURNAL_TABLE"               = local.journal_table_name
+    "REMEDIATOR_OUTCOME_TOPIC_ENDPOINT"      = azurerm_eventgrid_topic.outcomes.endpoint
+    "REMEDIATOR_INLINE_BUDGET_SECONDS"       = var.inline_budget_seconds
+    "REMEDIATOR_MAX_ATTEMPTS"                = var.max_attempts
+    "REMEDIATOR_MAX_WAIT_SECONDS"            = var.max_wait_seconds
+    "REMEDIATOR_EVENT_MAX_AGE_SECONDS"       = var.event_max_age_seconds
+    "REMEDIATOR_EVENT_MAX_SKEW_SECONDS"      = var.event_max_skew_seconds
+    "REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR" = var.scope_remediations_per_hour
+    # 'entra' only with auth_settings_v2 below: only then are the X-MS-CLIENT-PRINCIPAL* headers trustworthy
+    "REMEDIATOR_HTTP_AUTH" = local.entra_client_id != "" ? "entra" : "function-key"
+    "REMEDIATOR_EVENT_WIRING" = local.wire_new_subscriptions ? jsonencode({
+      functionAppId  = "${azurerm_resource_group.app.id}/providers/Microsoft.Web/sites/${local.function_app_name}"
+      resourceGroup  = local.events_resource_group_name
+      location       = var.location
+      resourcesTopic = local.resources_topic_name
+      policyTopic    = local.policy_topic_name
+    }) : ""
     # binding expressions in function_app.py
     "SWEEP_SCHEDULE" = var.sweep_schedule
   }

@@ -21,6 +21,7 @@ locals {
   resources_topic_name       = "evgt-${local.prefix}-arm"
   policy_topic_name          = "evgt-${local.prefix}-policy"
   app_resource_group_name    = "rg-${local.prefix}"
+  function_app_name          = "func-${local.prefix}-${local.token}"
 
   tags = {
     "azd-env-name" = var.environment_name
@@ -31,7 +32,12 @@ locals {
   grant_storage_access = local.deployment.grantStorageAccess
   grant_scope          = try(local.deployment.grantScope, "account")
   audit_policies       = local.deployment.assignAuditPolicies
-  host_storage_sku     = local.deployment.hostStorageSku
+  # Options of issue 15 (docs/deploy.md), as in infra/main.bicep: App Service authentication (Entra ID) when an app
+  # registration's client id is given; write roles per resource group instead of per listed subscription.
+  entra_client_id               = try(local.deployment.entraClientId, "")
+  control_plane_resource_groups = { for group in try(local.deployment.controlPlaneResourceGroups, []) : "${group.subscriptionId}/${group.name}" => group }
+  per_resource_group_writes     = length(local.control_plane_resource_groups) > 0
+  host_storage_sku              = local.deployment.hostStorageSku
 
   # The subscription deployment is one subscription; scope lists come from the config via the deployment file.
   scope_subscriptions    = toset(local.deployment.subscriptions)
@@ -50,6 +56,13 @@ locals {
   created_resources_topics = { for sub, wiring in local.event_wiring : sub => sub if wiring.resources == null }
   created_policy_topics    = { for sub, wiring in local.event_wiring : sub => sub if wiring.policy == null }
   events_groups            = { for sub, wiring in local.event_wiring : sub => sub if wiring.resources == null || wiring.policy == null }
+
+  # Wiring that follows the scope (docs/deploy.md): on when the scope lists management groups and the Event Wiring
+  # custom role exists (created once by an administrator; its id is a deployment input), as in infra/main.bicep.
+  event_wiring_role_id   = try(local.deployment.eventWiringRoleId, "")
+  wire_new_subscriptions = length(local.deployment.managementGroups) > 0 && local.event_wiring_role_id != ""
+  # the groups this module grants the wiring roles at (none when manage_management_groups is off)
+  event_wiring_management_groups = local.wire_new_subscriptions ? local.scope_management_group : toset([])
 
   # Bicep: environment().resourceManager without the trailing slash.
   arm_endpoint = trimsuffix(var.arm_endpoint, "/")

@@ -100,6 +100,39 @@ variable "max_wait_seconds" {
   }
 }
 
+variable "event_max_age_seconds" {
+  description = "REMEDIATOR_EVENT_MAX_AGE_SECONDS: the oldest Event Grid event acted on (older: dropped as a replay). Default 25 h."
+  type        = string
+  default     = "90000"
+
+  validation {
+    condition     = can(tonumber(var.event_max_age_seconds)) && tonumber(var.event_max_age_seconds) >= 3600
+    error_message = "event_max_age_seconds: seconds, at least 3600 (Event Grid retries for up to 24 h)."
+  }
+}
+
+variable "event_max_skew_seconds" {
+  description = "REMEDIATOR_EVENT_MAX_SKEW_SECONDS: how far in the future an event or policy-state time may lie."
+  type        = string
+  default     = "300"
+
+  validation {
+    condition     = can(tonumber(var.event_max_skew_seconds)) && tonumber(var.event_max_skew_seconds) >= 0 && tonumber(var.event_max_skew_seconds) <= 3600
+    error_message = "event_max_skew_seconds: seconds in [0, 3600]."
+  }
+}
+
+variable "scope_remediations_per_hour" {
+  description = "REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR: POST /api/remediate {scope} requests one caller may make per hour."
+  type        = string
+  default     = "6"
+
+  validation {
+    condition     = can(tonumber(var.scope_remediations_per_hour)) && tonumber(var.scope_remediations_per_hour) >= 1
+    error_message = "scope_remediations_per_hour: a whole number >= 1."
+  }
+}
+
 variable "maximum_instance_count" {
   description = "Upper bound of Flex Consumption instances (40-1000)."
   type        = number

@@ -41,9 +41,10 @@ from azure.core.exceptions import (
 )
 
 from remediator.adapters.clients import AzureClients
-from remediator.core.catalog import EXTENSION_TYPE, SETTING_BUCKET, SETTING_STORAGE_ACCOUNT
+from remediator.core.catalog import EXTENSION_TYPE
 from remediator.core.ids import ResourceId
 from remediator.core.pacing import Pacer, resource_type_of
+from remediator.core.preflight import StorageAccount
 from remediator.core.text import equal_ignoring_case
 
 T = TypeVar("T")
@@ -198,10 +199,8 @@ class ExtensionInfo:
     provisioning_state: str
     principal_id: str | None
     error: str
-    container: str | None = None
-    """``configuration.backupStorageLocation.bucket`` (the blob container it backs up to)."""
-    storage_account: str | None = None
-    """``configuration.backupStorageLocation.config.storageAccount``."""
+    settings: tuple[tuple[str, str], ...] = ()
+    """``configurationSettings`` (sorted pairs)."""
 
 
 @dataclass(frozen=True)
@@ -216,11 +215,13 @@ class RoleAssignmentInfo:
 
 @dataclass(frozen=True)
 class StorageAccountInfo:
-    """The storage account facts the reconciler needs."""
+    """The storage account facts the reconciler needs (``access``: shared-key and firewall settings, for
+    preflight)."""
 
     id: str
     location: str
     blob_endpoint: str
+    access: StorageAccount | None = None
 
 
 def _json_io(body: Mapping[str, Any]) -> io.BytesIO:
@@ -350,8 +351,7 @@ class ArmGateway:
                         provisioning_state=str(ext.provisioning_state or ""),
                         principal_id=_get(ext, "aks_assigned_identity", "principal_id"),
                         error=str(_get(error_info, "message") or ""),
-                        container=_setting(settings, SETTING_BUCKET),
-                        storage_account=_setting(settings, SETTING_STORAGE_ACCOUNT),
+                        settings=tuple(sorted((str(k), str(v)) for k, v in dict(settings).items())),
                     )
                 )
             return found
@@ -422,6 +422,7 @@ class ArmGateway:
             id=str(account.id or storage_account_id),
             location=str(account.location or ""),
             blob_endpoint=str(_get(account, "primary_endpoints", "blob") or ""),
+            access=_storage_access(account, str(account.id or storage_account_id)),
         )
         if info.blob_endpoint:
             with self._accounts_lock:
@@ -519,9 +520,29 @@ class ArmGateway:
         return True
 
 
-def _setting(settings: Mapping[str, Any], key: str) -> str | None:
-    value = settings.get(key) if isinstance(settings, Mapping) else None
-    return str(value) if value else None
+def _enum_text(value: Any) -> str:
+    """An SDK enum (``class X(str, Enum)``: ``str()`` gives ``X.MEMBER``) or plain string, as its value."""
+    return "" if value is None else str(getattr(value, "value", value))
+
+
+def _storage_access(account: Any, account_id: str) -> StorageAccount:
+    """Shared-key access and the firewall of an SDK ``StorageAccount`` model, as preflight reads them."""
+    rules = _get(account, "network_rule_set")
+    body = {
+        "id": account_id,
+        "properties": {
+            "allowSharedKeyAccess": _get(account, "allow_shared_key_access"),
+            "networkAcls": {
+                "defaultAction": _enum_text(_get(rules, "default_action")) or "Allow",
+                "bypass": _enum_text(_get(rules, "bypass")),
+                "resourceAccessRules": [
+                    {"resourceId": str(_get(rule, "resource_id") or "")}
+                    for rule in (_get(rules, "resource_access_rules") or [])
+                ],
+            },
+        },
+    }
+    return StorageAccount.from_arm(body)
 
 
 def _sub(resource_id: ResourceId) -> str:

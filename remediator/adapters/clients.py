@@ -437,6 +437,31 @@ class AzureClients:
             ),
         )
 
+    def policy(self, subscription_id: str) -> Any:
+        """``PolicyClient`` (azure-mgmt-resource-policy: policy assignments and definitions; built-in
+        definitions are tenant-level, any subscription reads them)."""
+        from azure.mgmt.resource.policy import PolicyClient
+
+        return self._cached(
+            "policy",
+            subscription_id,
+            lambda: PolicyClient(
+                self.credential, subscription_id, base_url=self.arm_endpoint, **self._arm_kwargs()
+            ),
+        )
+
+    def event_grid(self, subscription_id: str) -> Any:
+        """``EventGridManagementClient`` (system topics and their event subscriptions; the wiring step)."""
+        from azure.mgmt.eventgrid import EventGridManagementClient
+
+        return self._cached(
+            "eventgridmgmt",
+            subscription_id,
+            lambda: EventGridManagementClient(
+                self.credential, subscription_id, base_url=self.arm_endpoint, **self._arm_kwargs()
+            ),
+        )
+
     def resource_graph(self) -> Any:
         """``ResourceGraphClient`` (tenant-level; no subscription)."""
         from azure.mgmt.resourcegraph import ResourceGraphClient

@@ -40,6 +40,8 @@ LATEST_ROW = "latest"
 HISTORY_PREFIX = "h-"
 SWEEP_PARTITION = "sweeps"
 """Partition of sweep summaries (cluster partitions are 64 hex characters, so they cannot collide)."""
+WIRING_PARTITION = "wiring"
+"""Partition of event-wiring summaries (``remediator/service/wiring.py``), laid out like the sweeps'."""
 _INVERT_BASE_MS = 10**13
 
 
@@ -107,9 +109,9 @@ class Journal:
         A report in a state journaled once per change (``core.alerts.state_key``: a give-up with the same
         cause, a parked wait on the same long-lived blocker) that repeats the state last journaled is not
         appended: the latest row's ``Repeats`` and ``LastSeenAt`` move instead, and ``False`` is returned, so
-        the caller raises no second alert. Plain waits in between (an ARM error, pacing) keep that state; any
-        other outcome (done, skipped) ends it. The latest row is written with an ETag condition for those reports,
-        so concurrent repeats cannot both count as first.
+        the caller raises no second alert. Plain waits in between (an ARM error, pacing) keep that state;
+        any other outcome (done, skipped) ends it. The latest row is written with an ETag condition for those
+        reports, so concurrent repeats cannot both count as first.
         """
         self.ensure_table()
         pk = cluster_key(report.cluster_id)
@@ -132,6 +134,8 @@ class Journal:
             "RecordedAt": self.clock(),
             "Report": payload,
         }
+        if report.caller is not None:  # HTTP-triggered: who asked (core.caller)
+            entity["Caller"] = report.caller[:500]
         if key is None:
             # one entity-group transaction (same partition): the history row and the latest row land together.
             # A plain wait (an install running, an ARM error, pacing) merges into the latest row, keeping the
@@ -211,6 +215,27 @@ class Journal:
         }
         self.table.create_entity({**entity, "RowKey": history_row_key(self.clock())})
         self.table.upsert_entity({**entity, "RowKey": LATEST_ROW}, mode=UpdateMode.REPLACE)
+
+    def record_wiring(self, summary: Mapping[str, Any]) -> None:
+        """Append an event-wiring summary to partition ``wiring`` (newest first) as the ``latest``."""
+        self.ensure_table()
+        entity: dict[str, Any] = {
+            "PartitionKey": WIRING_PARTITION,
+            "RecordedAt": self.clock(),
+            "Summary": json.dumps(dict(summary), separators=(",", ":"), default=str),
+        }
+        self.table.create_entity({**entity, "RowKey": history_row_key(self.clock())})
+        self.table.upsert_entity({**entity, "RowKey": LATEST_ROW}, mode=UpdateMode.REPLACE)
+
+    def latest_wiring(self) -> dict[str, Any] | None:
+        """The most recent event-wiring summary, or ``None``."""
+        self.ensure_table()
+        try:
+            entity = self.table.get_entity(WIRING_PARTITION, LATEST_ROW)
+        except ResourceNotFoundError:
+            return None
+        summary: dict[str, Any] = json.loads(entity["Summary"])
+        return summary
 
     def latest_sweep(self) -> dict[str, Any] | None:
         """The most recent sweep summary, or ``None``."""

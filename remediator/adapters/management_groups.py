@@ -107,6 +107,18 @@ class ManagementGroupResolver:
         members = self._membership()
         return tuple(group for group in self.groups if subscription in members[group])
 
+    def subscriptions(self, *, fresh: bool = False) -> frozenset[str]:
+        """Every subscription below the configured groups (lower-cased GUIDs); ``fresh`` queries Resource
+        Graph now instead of trusting the cached membership (the wiring step; it refreshes the cache that the
+        event handlers' scope check reads, too).
+
+        :raises ManagementGroupLookupError: Resource Graph failed.
+        """
+        if fresh:
+            self.invalidate()
+        members = self._membership()
+        return frozenset().union(*members.values()) if members else frozenset()
+
     def invalidate(self) -> None:
         """Forget the cached membership (the next lookup queries Resource Graph)."""
         with self._lock:

@@ -28,6 +28,8 @@ class RemediationInfo:
     name: str
     provisioning_state: str
     policy_assignment_id: str
+    total_deployments: int | None = None
+    """``deploymentStatus.totalDeployments`` (``None`` when not reported)."""
 
 
 class PolicyGateway:
@@ -78,9 +80,12 @@ class PolicyGateway:
 
 
 def _info(model: object, name: str) -> RemediationInfo:
+    status = getattr(model, "deployment_status", None)
+    total = getattr(status, "total_deployments", None)
     return RemediationInfo(
         id=str(getattr(model, "id", "") or ""),
         name=str(getattr(model, "name", "") or name),
         provisioning_state=str(getattr(model, "provisioning_state", "") or ""),
         policy_assignment_id=str(getattr(model, "policy_assignment_id", "") or ""),
+        total_deployments=int(total) if isinstance(total, int) else None,
     )

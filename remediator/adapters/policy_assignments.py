@@ -48,6 +48,7 @@ from remediator.core.preflight_query import (
     is_definition_id,
 )
 from remediator.core.snapshot import ClusterSnapshot
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,13 @@ class PolicyAssignmentReader:
         self.queries = 0
         self.builtin_reads = 0
 
+    def rows(self, request: InventoryRequest) -> Iterator[Mapping[str, Any]]:
+        """Every row of one Resource Graph request (counted in ``queries``).
+
+        :raises PolicyReadError: Resource Graph failed (chained from the SDK error).
+        """
+        return self._rows(request)
+
     def _rows(self, request: InventoryRequest) -> Iterator[Mapping[str, Any]]:
         self.queries += 1
         try:
@@ -102,8 +110,10 @@ class PolicyAssignmentReader:
         for request in requests:
             for row in self._rows(request):
                 assignment = PolicyAssignment.from_arm(row)
-                assignments.setdefault(assignment.id.lower(), assignment)
-        data = PolicyData(assignments=tuple(sorted(assignments.values(), key=lambda a: a.id.lower())))
+                assignments.setdefault(ignore_case_key(assignment.id), assignment)
+        data = PolicyData(
+            assignments=tuple(sorted(assignments.values(), key=lambda a: ignore_case_key(a.id)))
+        )
         scope = requests[0] if requests else InventoryRequest(query="")
         for _ in range(DEFINITION_ROUNDS):
             wanted = {i for i in data.referenced_ids() if is_definition_id(i)}
@@ -141,14 +151,14 @@ class PolicyAssignmentReader:
         definitions: dict[str, PolicyDefinition],
         sets: dict[str, PolicySetDefinition],
     ) -> None:
-        rid = str(row.get("id") or "").lower()
+        rid = ignore_case_key(str(row.get("id") or ""))
         if str(row.get("type") or "").lower().endswith("policysetdefinitions"):
             sets[rid] = PolicySetDefinition.from_arm(row)
         else:
             definitions[rid] = PolicyDefinition.from_arm(row)
 
     def _builtin(self, definition_id: str) -> PolicyDefinition | PolicySetDefinition | None:
-        key = definition_id.lower()
+        key = ignore_case_key(definition_id)
         if key in self._builtin_cache:
             return self._builtin_cache[key]
         name = definition_name(key)
@@ -232,7 +242,17 @@ def read_safeguards(
     """
     if not cluster.azure_policy_enabled:
         return None
-    path = f"{cluster.id}/providers/Microsoft.ContainerService/deploymentSafeguards/default"
+    return read_safeguards_at(container_service_client, str(cluster.id), api_version=api_version)
+
+
+def read_safeguards_at(
+    container_service_client: Any, cluster_id: str, *, api_version: str = SAFEGUARDS_API_VERSION
+) -> Safeguards | None:
+    """The Deployment Safeguards of the cluster ``cluster_id`` (one GET), or ``None`` when it has none.
+
+    :raises remediator.adapters.arm.ArmError: any failure but a 404 (mapped from azure-core).
+    """
+    path = f"{cluster_id}/providers/Microsoft.ContainerService/deploymentSafeguards/default"
     url = f"{path}?api-version={api_version}"
     try:
         response = container_service_client.send_request(HttpRequest("GET", url))

@@ -1,25 +1,27 @@
-"""``sweep --config FILE [--dry-run] [--output json|table]``: one sweep from a terminal.
+"""``sweep [--config FILE] [--dry-run] [-o ...] [--query ...]``: one sweep from a terminal.
 
 The same :class:`~remediator.service.sweep.Sweeper` the timer function runs, against Azure or the emulator
 as the environment's settings say (``REMEDIATOR_ARM_ENDPOINT``, ``REMEDIATOR_CREDENTIAL``,
 ``AzureWebJobsStorage``; see ``docs/operations.md``), with ``--config`` replacing the configured config.
 ``--dry-run`` (or audit mode) reads Resource Graph and decides but enqueues and records nothing, so it needs
-no storage. On a terminal a rich progress bar shows rows read and work items enqueued. Exit 0 when every
-cluster needing work was enqueued, 1 when some enqueues failed, 2 on bad input.
+no storage. On a terminal a rich progress bar (stderr) shows rows read and work items enqueued. Exit 0
+when every cluster needing work was enqueued, 1 when some enqueues failed, 2 on bad input, 5-11 when Azure
+could not be asked (see ``--help``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from remediator.cli.common import PROG, command_parser
+from remediator.cli.errors import ExitCode
+from remediator.cli.output import emit
 from remediator.core.ids import ResourceId
 from remediator.core.work_item import Source
 from remediator.service.sweep import SweepSummary
@@ -42,7 +44,9 @@ class _NoQueue:
         raise AssertionError("a dry run never enqueues")
 
 
-def run_sweep(config_path: str, *, dry_run: bool, environ: dict[str, str], console: Console) -> SweepSummary:
+def run_sweep(
+    config_path: str | None, *, dry_run: bool, environ: dict[str, str], console: Console
+) -> SweepSummary:
     """Build the runtime from ``environ`` with ``config_path`` and run one sweep (progress on ``console``)."""
     from remediator.service.runtime import Runtime
     from remediator.service.sweep import Sweeper
@@ -79,48 +83,72 @@ def run_sweep(config_path: str, *, dry_run: bool, environ: dict[str, str], conso
         runtime.close()
 
 
-def render_table(summary: SweepSummary, console: Console) -> None:
-    data = summary.to_json()
-    table = Table(title=f"sweep {'(dry run)' if summary.dry_run else ''}".strip(), show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("count", justify="right")
-    for key in (
-        "candidates",
-        "enqueued",
-        "wouldEnqueue",
-        "blocked",
-        "deferred",
-        "invalid",
-        "enqueueFailures",
-    ):
-        table.add_row(key, str(data[key]))
-    for group in ("byReason", "byExtensionState", "byBlocker", "policyStates"):
-        for key, value in data[group].items():
-            table.add_row(f"{group}.{key}", str(value))
-    table.add_row("inventory queries", str(data["inventory"]["queries"]))
-    table.add_row("seconds", f"{data['durationSeconds']:.2f}")
-    console.print(table)
+SUMMARY_COUNTS: tuple[str, ...] = (
+    "candidates",
+    "enqueued",
+    "wouldEnqueue",
+    "blocked",
+    "deferred",
+    "invalid",
+    "enqueueFailures",
+)
+SUMMARY_GROUPS: tuple[str, ...] = ("byReason", "byExtensionState", "byBlocker", "policyStates")
+
+
+def summary_rows(result: Any) -> Any:
+    """``-o table`` for sweep: one row per count (the groups as ``byReason.<reason>`` rows)."""
+    if not isinstance(result, Mapping) or "candidates" not in result:
+        return result
+    rows: list[dict[str, Any]] = [{"What": key, "Count": result.get(key, 0)} for key in SUMMARY_COUNTS]
+    for group in SUMMARY_GROUPS:
+        values = result.get(group)
+        if isinstance(values, Mapping):
+            rows.extend({"What": f"{group}.{key}", "Count": value} for key, value in values.items())
+    inventory = result.get("inventory")
+    if isinstance(inventory, Mapping):
+        rows.append({"What": "inventory queries", "Count": inventory.get("queries", 0)})
+    if "durationSeconds" in result:
+        rows.append({"What": "seconds", "Count": round(float(result["durationSeconds"]), 2)})
+    return rows
 
 
 def _run(args: argparse.Namespace) -> int:
     progress_console = Console(stderr=True)
     summary = run_sweep(args.config, dry_run=args.dry_run, environ=dict(os.environ), console=progress_console)
-    if args.output == "table":
-        render_table(summary, Console())
-    else:
-        print(json.dumps(summary.to_json(), indent=2))
-    sys.stdout.flush()
-    return 0 if summary.ok else 1
+    emit(summary.to_json(), args, table=summary_rows)
+    return int(ExitCode.OK) if summary.ok else int(ExitCode.INCOMPLETE)
 
 
 def register(subparsers: Any) -> None:
     """Add ``sweep``."""
-    parser = subparsers.add_parser(
-        "sweep", help="find every in-scope cluster needing work (Resource Graph) and enqueue it"
+    parser = command_parser(
+        subparsers,
+        "sweep",
+        help="find every in-scope cluster needing work (Resource Graph) and enqueue it (--dry-run: count)",
+        description=(
+            "Run the timer's sweep once: ask Resource Graph for every in-scope cluster, decide for each, and"
+            " enqueue the ones that need work (blocked and stopped clusters are counted, not enqueued)."
+            " --dry-run (or audit mode) decides and reports but enqueues and records nothing, so it needs no"
+            " storage settings."
+        ),
+        examples=(
+            (
+                "What needs work, by reason (reads only)",
+                f"{PROG} sweep --config my-config.yaml --dry-run -o table",
+            ),
+            (
+                "How many clusters would be enqueued",
+                f"{PROG} sweep --config my-config.yaml --dry-run --query wouldEnqueue -o tsv",
+            ),
+            ("Enqueue the work (needs AzureWebJobsStorage)", f"{PROG} sweep --config my-config.yaml"),
+        ),
     )
-    parser.add_argument("--config", required=True, metavar="FILE", help="remediator config (YAML or JSON)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="remediator config (YAML or JSON); default: REMEDIATOR_CONFIG_FILE or REMEDIATOR_CONFIG_JSON",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", help="decide and report; enqueue and record nothing"
     )
-    parser.add_argument("--output", choices=("json", "table"), default="json", help="default: json")
     parser.set_defaults(handler=_run)

@@ -10,11 +10,18 @@ it from here (before, three modules kept their own lists of "human" and "wait" b
 - ``LONG_LIVED``: may last for days and clears only when someone acts on the cluster for another reason (a
   stopped cluster). A reconcile waits; the sweep defers it to the next sweep instead of queueing a work item
   that would wait through all its attempts.
+
+Two families of blockers share that policy: :class:`Blocker`, read from the cluster snapshot alone (the
+decision gate), and :class:`FindingCode`, what preflight (:mod:`remediator.core.preflight`) finds around the
+cluster before anything is written: policy assignments, Deployment Safeguards, storage, providers. A finding
+carries its own remedy (it names the assignment and the parameter); its kind is its code's, from here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 
 class BlockerKind(StrEnum):
@@ -87,3 +94,71 @@ _POLICY: dict[Blocker, tuple[BlockerKind, str]] = {
     ),
 }
 """The policy of every blocker; a test checks that none is missing."""
+
+
+class FindingCode(StrEnum):
+    """What preflight can find in the way of the backup extension. Each finding has a one-line remedy of its
+    own; how it clears (:attr:`kind`) is the code's policy, kept here with the snapshot blockers'."""
+
+    PROVIDER_NOT_REGISTERED = "provider-not-registered"
+    REGION_NOT_SUPPORTED = "region-not-supported"
+    VAULT_TIER_NOT_IN_REGION = "vault-tier-not-in-region"
+    EXTENSION_DENIED_BY_POLICY = "extension-denied-by-policy"
+    """An Azure-side assignment denies ``Microsoft.KubernetesConfiguration/extensions`` (ARM 403
+    ``RequestDisallowedByPolicy`` on the PUT)."""
+    POLICY_NOT_EVALUATED = "policy-not-evaluated"
+    """An Azure-side Deny assignment applies to the scope but its rule could not be evaluated (warn), or the
+    policy data could not be read (warn)."""
+    GATEKEEPER_POLICY = "gatekeeper-policy"
+    """A Kubernetes (Gatekeeper) assignment denies (block) or audits (warn) the extension's pods."""
+    DEPLOYMENT_SAFEGUARDS = "deployment-safeguards"
+    STORAGE_SHARED_KEY_DISABLED = "storage-shared-key-disabled"
+    STORAGE_FIREWALL = "storage-firewall"
+    SNAPSHOT_DISALLOWED_BY_POLICY = "snapshot-disallowed-by-policy"
+    """Only from failure attribution: ``UserErrorPVSnapshotDisallowedByPolicy``."""
+
+    @property
+    def kind(self) -> BlockerKind:
+        """How a blocking finding of this code clears (a provider still ``Registering``: see
+        :func:`finding_kind`)."""
+        return _FINDING_POLICY[self]
+
+    @property
+    def is_policy(self) -> bool:
+        """An Azure Policy (Azure-side or Kubernetes) or Deployment Safeguards finding: the report's
+        "blocked by policy" group."""
+        return self in _POLICY_CODES
+
+
+_FINDING_POLICY: dict[FindingCode, BlockerKind] = {
+    # a person registers the provider (a registration already in progress is transient: finding_kind)
+    FindingCode.PROVIDER_NOT_REGISTERED: BlockerKind.HUMAN,
+    # a platform fact that does not clear by waiting: the operator narrows the scope or the backup policy
+    FindingCode.REGION_NOT_SUPPORTED: BlockerKind.HUMAN,
+    FindingCode.VAULT_TIER_NOT_IN_REGION: BlockerKind.HUMAN,
+    FindingCode.EXTENSION_DENIED_BY_POLICY: BlockerKind.HUMAN,
+    FindingCode.POLICY_NOT_EVALUATED: BlockerKind.HUMAN,
+    FindingCode.GATEKEEPER_POLICY: BlockerKind.HUMAN,
+    FindingCode.DEPLOYMENT_SAFEGUARDS: BlockerKind.HUMAN,
+    FindingCode.STORAGE_SHARED_KEY_DISABLED: BlockerKind.HUMAN,
+    FindingCode.STORAGE_FIREWALL: BlockerKind.HUMAN,
+    FindingCode.SNAPSHOT_DISALLOWED_BY_POLICY: BlockerKind.HUMAN,
+}
+"""The policy of every preflight code; a test checks that none is missing."""
+
+_POLICY_CODES = frozenset(
+    {
+        FindingCode.EXTENSION_DENIED_BY_POLICY,
+        FindingCode.GATEKEEPER_POLICY,
+        FindingCode.DEPLOYMENT_SAFEGUARDS,
+        FindingCode.SNAPSHOT_DISALLOWED_BY_POLICY,
+    }
+)
+
+
+def finding_kind(code: FindingCode, evidence: Mapping[str, Any]) -> BlockerKind:
+    """The kind of one finding: its code's, except a provider whose registration is in progress
+    (``evidence["transient"]``), which clears by itself within minutes."""
+    if code is FindingCode.PROVIDER_NOT_REGISTERED and evidence.get("transient") is True:
+        return BlockerKind.TRANSIENT
+    return code.kind

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from remediator.core.text import ignore_case_key
+
 # --------------------------------------------------------------------------------------------- the extension
 
 EXTENSION_TYPE = "microsoft.dataprotection.kubernetes"
@@ -90,12 +92,12 @@ POLICY_DEFINITION_IDS: Mapping[str, str] = MappingProxyType(
 """The four built-in AKS backup policy definitions (aks_backup_facts.md §1), by role."""
 
 DEFAULT_POLICY_DEFINITIONS: frozenset[str] = frozenset(
-    POLICY_DEFINITION_IDS[role].lower()
+    ignore_case_key(POLICY_DEFINITION_IDS[role])
     for role in ("extension-installed-audit", "install-with-tag-dine", "install-without-tag-dine")
 )
-"""Definitions (lower-cased ids) whose NonCompliant states are acted on when the config names no
-assignments: Policy 1 and the two DINEs (Policy 2 is about backup instances, which install mode does not
-make)."""
+"""Definitions (ids as ``ignore_case_key``, i.e. lower-cased: they are ASCII) whose NonCompliant states are
+acted on when the config names no assignments: Policy 1 and the two DINEs (Policy 2 is about backup
+instances, which install mode does not make)."""
 
 # --------------------------------------------------------------------------------------------- roles
 # Built-in role definition GUIDs are the same in every tenant. Sources: Microsoft's built-in roles reference
@@ -139,5 +141,6 @@ def role_definition_id(subscription_id: str, role_guid: str) -> str:
 
 
 def role_guid_of(role_definition: str) -> str:
-    """The GUID at the end of a role definition id (any scope prefix, any casing), lower-cased."""
-    return role_definition.rstrip("/").rsplit("/", 1)[-1].lower()
+    """The GUID at the end of a role definition id (any scope prefix, any casing), lower-cased
+    (``ignore_case_key``)."""
+    return ignore_case_key(role_definition.rstrip("/").rsplit("/", 1)[-1])

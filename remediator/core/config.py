@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from remediator.core.catalog import (
     CLI_ONLY_SETTING_ALIASES,
@@ -41,7 +42,7 @@ from remediator.core.catalog import (
     DEFAULT_RELEASE_TRAIN,
     DINE_SETTING_KEYS,
 )
-from remediator.core.errors import UserInputError
+from remediator.core.errors import UserInputError, UserInputErrors, plain_validation_message
 from remediator.core.ids import (
     ResourceId,
     parse_management_group_id,
@@ -50,6 +51,7 @@ from remediator.core.ids import (
     parse_storage_account_id,
     parse_subscription_id,
 )
+from remediator.core.regions import is_known_region, unknown_region_message
 from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
@@ -523,6 +525,19 @@ def _unique_region_keys(what: str) -> Callable[[object], object]:
     return check
 
 
+def _region_errors(problems: list[tuple[tuple[int | str, ...], str]]) -> ValidationError:
+    """Several region problems as one pydantic error per problem, each at its own place in the file."""
+    return ValidationError.from_exception_data(
+        "RemediatorConfig",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("region", "{message}", {"message": message}), loc=loc, input=None
+            )
+            for loc, message in problems
+        ],
+    )
+
+
 class RemediatorConfig(_Model):
     """The whole config file."""
 
@@ -537,6 +552,9 @@ class RemediatorConfig(_Model):
 
     schema_: str | None = Field(default=None, alias="$schema", json_schema_extra=_without_null)
     """Optional JSON Schema reference for editors; ignored."""
+    extra_region_names: tuple[Region, ...] = ()
+    """Region names newer than the list this release ships (``remediator/core/regions.py``). Every region in
+    ``scope.regions`` and ``storage`` must be an Azure region name; list a region Azure opened since here."""
     scope: Scope
     """Where to look for clusters."""
     region_targets: (
@@ -571,6 +589,7 @@ class RemediatorConfig(_Model):
     _if_null: ClassVar[Mapping[str, str]] = {
         "region_targets": "map at least one region to its targets, or remove the key and use storage",
         "storage": "map at least one region to a storage account id, or remove the key and use regionTargets",
+        "extra_region_names": "list at least one region name, or remove the key",
         "selection": "give it include/exclude entries, or remove the key to select every in-scope cluster",
         "extension": "give it settings, or remove the key to use the policy's defaults",
         "remediation": "give it settings, or remove the key to use mode 'install'",
@@ -611,6 +630,61 @@ class RemediatorConfig(_Model):
         """The targets of a region (any spelling), or ``None``."""
         return self._targets.get(normalize_region(region))
 
+    @field_validator("scope")
+    @classmethod
+    def _scope_regions_exist(cls, scope: Scope, info: ValidationInfo) -> Scope:
+        extra = info.data.get("extra_region_names", ())
+        problems: list[tuple[tuple[int | str, ...], str]] = [
+            (("regions", index), unknown_region_message(region, extra=extra))
+            for index, region in enumerate(scope.regions or ())
+            if not is_known_region(region, extra=extra)
+        ]
+        if problems:
+            raise _region_errors(problems)
+        return scope
+
+    @field_validator("region_targets", "storage")
+    @classmethod
+    def _target_regions_exist_and_agree_with_scope(
+        cls, storage: dict[str, Any], info: ValidationInfo
+    ) -> dict[str, Any]:
+        """Every key of ``regionTargets`` (or its shorthand ``storage``) is an Azure region; with
+        ``scope.regions``, the two name the same regions (an entry outside them is never used; an allowed
+        region without a storage account selects clusters it cannot protect)."""
+        extra = info.data.get("extra_region_names", ())
+        problems: list[tuple[tuple[int | str, ...], str]] = [
+            ((region, "[key]"), unknown_region_message(region, extra=extra))
+            for region in storage
+            if not is_known_region(region, extra=extra)
+        ]
+        scope = info.data.get("scope")
+        allowed = scope.regions if isinstance(scope, Scope) else None
+        if not problems and allowed is not None:
+            listed = ", ".join(allowed)
+            problems += [
+                (
+                    (region,),
+                    f"{region} is not in scope.regions ({listed}), so no cluster there is ever selected;"
+                    " add it to scope.regions or remove this entry",
+                )
+                for region in storage
+                if region not in allowed
+            ]
+            missing = [region for region in allowed if region not in storage]
+            if missing:
+                names = ", ".join(missing)
+                problems.append(
+                    (
+                        (),
+                        f"no storage account for {names}, which scope.regions allows: clusters there would be"
+                        f" selected and never protected; add a storage account for {names} here, or remove"
+                        f" {names} from scope.regions",
+                    )
+                )
+        if problems:
+            raise _region_errors(problems)
+        return storage
+
     def storage_for(self, region: str) -> ResourceId | None:
         """The storage account for a region (any spelling), or ``None``."""
         targets = self.targets_for(region)
@@ -637,11 +711,13 @@ def _error_message(error: Mapping[str, Any]) -> str:
         return cause.message
     if isinstance(cause, Exception):
         return str(cause)
-    message = str(error["msg"])
     if error.get("type") == "extra_forbidden":
         return "unknown field (check the spelling; field names are camelCase)"
+    message = plain_validation_message(error)
     if error.get("type") == "string_type" and isinstance(error.get("input"), bool | int | float):
-        return f"{message}; got {error['input']!r} (quote it in YAML)"
+        return f"must be a text string; got {error['input']!r} (quote it in YAML)"
+    if error.get("type") == "string_type":
+        return "must be a text string"
     return message
 
 
@@ -655,19 +731,21 @@ def _is_consequence(error: Mapping[str, Any], errors: Iterable[Mapping[str, Any]
 
 
 def user_input_error_from(exc: ValidationError, *, source: str | None) -> UserInputError:
-    """The first pydantic error as a :class:`UserInputError` naming the field (and how many more exist). A
-    model validator that raises a :class:`UserInputError` with a ``field`` names it below its model's path."""
+    """Every pydantic error, in plain words, each naming its field: one :class:`UserInputError` when there is
+    one mistake, a :class:`UserInputErrors` holding all of them otherwise. A model validator that raises a
+    :class:`UserInputError` with a ``field`` names it below its model's path."""
     reported = exc.errors()
     errors = [error for error in reported if not _is_consequence(error, reported)] or reported
-    first = errors[0]
-    message = _error_message(first)
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
-    path = _field_path(tuple(first["loc"]))
-    cause = first.get("ctx", {}).get("error")
-    if isinstance(cause, UserInputError) and cause.field:
-        path = f"{path}.{cause.field}" if path else cause.field
-    return UserInputError(message, field=path or None, source=source)
+
+    def path_of(error: Any) -> str | None:
+        path = _field_path(tuple(error["loc"]))
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, UserInputError) and cause.field:
+            path = f"{path}.{cause.field}" if path else cause.field
+        return path or None
+
+    found = [UserInputError(_error_message(error), field=path_of(error), source=source) for error in errors]
+    return found[0] if len(found) == 1 else UserInputErrors(found)
 
 
 def parse_config(data: object, *, source: str | None = None) -> RemediatorConfig:

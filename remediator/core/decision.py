@@ -28,7 +28,7 @@ from typing import Any
 from remediator.core.blockers import Blocker
 from remediator.core.config import RemediatorConfig
 from remediator.core.ids import ResourceId
-from remediator.core.rules import match_selection
+from remediator.core.rules import TagHit, match_selection
 from remediator.core.snapshot import ClusterSnapshot
 
 logger = logging.getLogger(__name__)
@@ -72,15 +72,20 @@ class Decision:
     """Must the cluster carry the backup extension?"""
     reason: Reason
     rule: str | None
-    """The tag rule that decided (``include[0]``, ``exclude[1]``), or ``None``."""
+    """The tag rule that decided (``include[0]``, ``exclude[1]``), or ``None``. See ``matched`` for the tag
+    and value."""
     storage_account_id: ResourceId | None
     """The backup storage account for the cluster's region; ``None`` when out of scope, region not allowed, or
     no account is configured for the region."""
     blockers: tuple[Blocker, ...]
+    matched: TagHit | None = None
+    """The tag and value behind ``rule`` (``include Backup=yes``), as a person reads it; ``None`` exactly when
+    ``rule`` is."""
 
     def to_json(self) -> dict[str, Any]:
         """The decision as one JSON object with exactly the keys ``clusterId, selected, reason, rule,
-        storageAccountId, blockers``."""
+        storageAccountId, blockers, matchedRule`` (``matchedRule``: ``{kind, tag, value, pattern}`` or
+        null)."""
         return {
             "clusterId": str(self.cluster_id),
             "selected": self.selected,
@@ -88,6 +93,7 @@ class Decision:
             "rule": self.rule,
             "storageAccountId": None if self.storage_account_id is None else str(self.storage_account_id),
             "blockers": [blocker.value for blocker in self.blockers],
+            "matchedRule": None if self.matched is None else self.matched.to_json(),
         }
 
 
@@ -106,7 +112,13 @@ def decide(
     """
     blockers = blockers_of(snapshot)
 
-    def result(reason: Reason, *, rule: str | None = None, storage: ResourceId | None = None) -> Decision:
+    def result(
+        reason: Reason,
+        *,
+        rule: str | None = None,
+        storage: ResourceId | None = None,
+        matched: TagHit | None = None,
+    ) -> Decision:
         decision = Decision(
             cluster_id=snapshot.id,
             selected=reason is Reason.SELECTED,
@@ -114,6 +126,7 @@ def decide(
             rule=rule,
             storage_account_id=storage,
             blockers=blockers,
+            matched=matched,
         )
         logger.debug("decision %s: %s (%s)", snapshot.id.key, reason.value, rule)
         return decision
@@ -125,9 +138,9 @@ def decide(
     storage = config.storage_for(snapshot.location)
     match = match_selection(snapshot.tags, config.selection)
     if match.excluded:
-        return result(Reason.EXCLUDED_BY_TAG, rule=match.rule, storage=storage)
+        return result(Reason.EXCLUDED_BY_TAG, rule=match.rule, storage=storage, matched=match.hit)
     if not match.included:
         return result(Reason.NOT_INCLUDED, storage=storage)
     if storage is None:
-        return result(Reason.NO_STORAGE_FOR_REGION, rule=match.rule)
-    return result(Reason.SELECTED, rule=match.rule, storage=storage)
+        return result(Reason.NO_STORAGE_FOR_REGION, rule=match.rule, matched=match.hit)
+    return result(Reason.SELECTED, rule=match.rule, storage=storage, matched=match.hit)

@@ -169,6 +169,10 @@ class ReconcileReport:
     :param started_at: ISO-8601 UTC time the reconcile started (set by the service).
     :param correlation_id: ties the report to the work item / event / request that caused it.
     :param links: the chain's links and their states.
+    :param caller: who asked for it, when an HTTP request did (``core.caller.Caller.label``); ``None`` for
+        events, the queue and the sweep.
+    :param findings: what preflight found (``Finding.to_json()``: code, severity, kind, remedy, evidence),
+        blockers and warnings alike.
     """
 
     cluster_id: str
@@ -184,6 +188,9 @@ class ReconcileReport:
     links: Sequence[Mapping[str, str]] = field(default_factory=tuple)
     """Every link of the mode's chain with its state (``{"link", "state", "why"}``), when the chain was
     evaluated (not for a skipped or gated cluster)."""
+    caller: str | None = None
+    findings: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    """Preflight findings (blockers and warnings), when the chain was evaluated."""
 
     @property
     def wrote(self) -> bool:
@@ -213,7 +220,7 @@ class ReconcileReport:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "clusterId": self.cluster_id,
             "decision": dict(self.decision) if self.decision is not None else None,
             "outcome": self.outcome.to_json(),
@@ -225,7 +232,11 @@ class ReconcileReport:
             "startedAt": self.started_at,
             "correlationId": self.correlation_id,
             "links": [dict(link) for link in self.links],
+            "findings": [dict(finding) for finding in self.findings],
         }
+        if self.caller is not None:  # additive: reports without a caller keep their earlier shape
+            body["caller"] = self.caller
+        return body
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReconcileReport:
@@ -246,4 +257,6 @@ class ReconcileReport:
                 for link in data.get("links", ())
                 if isinstance(link, Mapping)
             ),
+            caller=str(data["caller"]) if data.get("caller") is not None else None,
+            findings=tuple(dict(f) for f in data.get("findings", ()) if isinstance(f, Mapping)),
         )

@@ -25,6 +25,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from remediator.core.catalog import EXTENSION_NAMESPACE
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -549,12 +550,13 @@ and is evaluated from its rule (the remedy is then an exemption)."""
 
 
 def definition_name(definition_id: str) -> str:
-    """The last segment (GUID or custom name) of a definition or set-definition id, lower case."""
-    return definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+    """The last segment (GUID or custom name) of a definition or set-definition id, as its key under Azure's
+    case rule (``ignore_case_key``: lower case for ASCII names)."""
+    return ignore_case_key(definition_id.rstrip("/").rsplit("/", 1)[-1])
 
 
 def is_set_definition(definition_id: str) -> bool:
-    return "/policysetdefinitions/" in definition_id.lower()
+    return "/policysetdefinitions/" in ignore_case_key(definition_id)
 
 
 def constraint_kind_of(constraint_name: str) -> str | None:

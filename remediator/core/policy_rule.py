@@ -341,6 +341,19 @@ def effective_parameters(
     return values, tuple(missing)
 
 
+def rule_effect(rule: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
+    """The effect a definition's ``policyRule.then.effect`` takes under these parameter values (a literal, or
+    ``[parameters('effect')]`` resolved case-insensitively), as written (``DeployIfNotExists``); ``None`` when
+    it is absent or names a parameter without a value."""
+    then = rule.get("then")
+    raw = then.get("effect") if isinstance(then, Mapping) else None
+    if isinstance(raw, str):
+        m = re.fullmatch(r"\[\s*parameters\(\s*'([^']+)'\s*\)\s*\]", raw)
+        if m:
+            raw = next((v for k, v in values.items() if k.lower() == m.group(1).lower()), None)
+    return str(raw) if isinstance(raw, str) and raw else None
+
+
 def resolve_binding(binding: Any, values: Mapping[str, Any]) -> tuple[Any, str | None]:
     """An initiative member's parameter binding: ``[parameters('x')]`` → (value of x, "x"); a literal →
     (literal, None). ``values`` are the initiative's effective parameters."""

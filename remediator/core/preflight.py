@@ -29,6 +29,7 @@ from typing import Any
 from remediator.core import policy_catalog as catalog
 from remediator.core.backup_regions import BACKUP_REGIONS, VAULT_TIER_REGIONS
 from remediator.core.backup_regions import SOURCE as REGIONS_SOURCE
+from remediator.core.blockers import BlockerKind, FindingCode, finding_kind
 from remediator.core.catalog import (
     DEFAULT_EXTENSION_NAME,
     DEFAULT_RELEASE_TRAIN,
@@ -41,8 +42,10 @@ from remediator.core.policy_rule import (
     evaluate,
     is_unset,
     resolve_binding,
+    rule_effect,
 )
 from remediator.core.snapshot import ClusterSnapshot
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -56,45 +59,6 @@ class Severity(StrEnum):
     """Writing now would fail or leave a broken extension: do not install until fixed."""
     WARN = "warn"
     """Reported; the install goes ahead (Audit effect, DoNotEnforce, Warn level, or cannot tell)."""
-
-
-class FindingCode(StrEnum):
-    """What kind of thing stands in the way. Each has a one-line remedy in its finding."""
-
-    PROVIDER_NOT_REGISTERED = "provider-not-registered"
-    REGION_NOT_SUPPORTED = "region-not-supported"
-    VAULT_TIER_NOT_IN_REGION = "vault-tier-not-in-region"
-    EXTENSION_DENIED_BY_POLICY = "extension-denied-by-policy"
-    """An Azure-side assignment denies ``Microsoft.KubernetesConfiguration/extensions`` (ARM 403
-    ``RequestDisallowedByPolicy`` on the PUT)."""
-    POLICY_NOT_EVALUATED = "policy-not-evaluated"
-    """An Azure-side Deny assignment applies to the scope but its rule could not be evaluated (warn)."""
-    GATEKEEPER_POLICY = "gatekeeper-policy"
-    """A Kubernetes (Gatekeeper) assignment denies (block) or audits (warn) the extension's pods."""
-    DEPLOYMENT_SAFEGUARDS = "deployment-safeguards"
-    STORAGE_SHARED_KEY_DISABLED = "storage-shared-key-disabled"
-    STORAGE_FIREWALL = "storage-firewall"
-    SNAPSHOT_DISALLOWED_BY_POLICY = "snapshot-disallowed-by-policy"
-    """Only from :func:`attribute_failure`: ``UserErrorPVSnapshotDisallowedByPolicy``."""
-
-
-FINDING_KINDS: Mapping[FindingCode, str] = MappingProxyType(
-    {
-        FindingCode.PROVIDER_NOT_REGISTERED: "transient",
-        FindingCode.REGION_NOT_SUPPORTED: "long-lived",
-        FindingCode.VAULT_TIER_NOT_IN_REGION: "long-lived",
-        FindingCode.EXTENSION_DENIED_BY_POLICY: "human",
-        FindingCode.POLICY_NOT_EVALUATED: "human",
-        FindingCode.GATEKEEPER_POLICY: "human",
-        FindingCode.DEPLOYMENT_SAFEGUARDS: "human",
-        FindingCode.STORAGE_SHARED_KEY_DISABLED: "human",
-        FindingCode.STORAGE_FIREWALL: "human",
-        FindingCode.SNAPSHOT_DISALLOWED_BY_POLICY: "human",
-    }
-)
-"""Proposed blocker kind per code for the reconcile chain (human = an operator must change something;
-transient = clears by itself, e.g. a registration in progress; long-lived = a platform fact). A
-``provider-not-registered`` finding whose state is not ``Registering`` needs a human too (see evidence)."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +76,26 @@ class Finding:
     def blocks(self) -> bool:
         return self.severity is Severity.BLOCK
 
+    @property
+    def kind(self) -> BlockerKind:
+        """How it clears, from the blockers' one policy (:mod:`remediator.core.blockers`)."""
+        return finding_kind(self.code, self.evidence)
+
+    @property
+    def assignment_name(self) -> str | None:
+        """The policy assignment the finding names, if any."""
+        name = self.evidence.get("assignmentName")
+        return str(name) if name else None
+
+    def describe(self) -> str:
+        """``<code>: <remedy>``, the form outcomes and reports use (as ``Blocker.describe``)."""
+        return f"{self.code.value}: {self.remedy}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "code": self.code.value,
             "severity": self.severity.value,
+            "kind": self.kind.value,
             "remedy": self.remedy,
             "evidence": dict(self.evidence),
         }
@@ -239,18 +219,19 @@ class PolicySetDefinition:
 
 @dataclass(frozen=True)
 class PolicyData:
-    """Assignments in the estate and the definitions they reference (keys: lower-cased ids)."""
+    """Assignments in the estate and the definitions they reference (keys: ids under Azure's case rule,
+    ``ignore_case_key``)."""
 
     assignments: tuple[PolicyAssignment, ...] = ()
     definitions: Mapping[str, PolicyDefinition] = field(default_factory=dict)
     set_definitions: Mapping[str, PolicySetDefinition] = field(default_factory=dict)
 
     def referenced_ids(self) -> set[str]:
-        """Lower-cased definition / set-definition ids the assignments and read sets reference but that are
-        not read yet (and are not in the product's catalog)."""
-        wanted = {a.definition_id.lower() for a in self.assignments if a.definition_id}
+        """Definition / set-definition ids (``ignore_case_key``) the assignments and read sets reference but
+        that are not read yet (and are not in the product's catalog)."""
+        wanted = {ignore_case_key(a.definition_id) for a in self.assignments if a.definition_id}
         for s in self.set_definitions.values():
-            wanted.update(m.definition_id.lower() for m in s.members)
+            wanted.update(ignore_case_key(m.definition_id) for m in s.members)
         known = set(self.definitions) | set(self.set_definitions)
         return {
             i
@@ -347,12 +328,14 @@ class PreflightInput:
 
 
 def _under(scope: str, resource_id: str, management_groups: Iterable[str]) -> bool:
-    scope_l = scope.lower().rstrip("/")
+    """Whether ``resource_id`` is at or below ``scope`` (or below a listed management group), comparing names
+    under Azure's case rule (``str.lower()`` would put ``rg-a\u212as-prod`` under ``rg-aks-prod``)."""
+    scope_l = ignore_case_key(scope).rstrip("/")
     mg_prefix = "/providers/microsoft.management/managementgroups/"
     if scope_l.startswith(mg_prefix):
         name = scope_l[len(mg_prefix) :].split("/", 1)[0]
-        return name in {m.lower() for m in management_groups}
-    rid = resource_id.lower().rstrip("/")
+        return name in {ignore_case_key(m) for m in management_groups}
+    rid = ignore_case_key(resource_id).rstrip("/")
     return rid == scope_l or rid.startswith(scope_l + "/")
 
 
@@ -546,10 +529,10 @@ class _Run:
 
     def arm_deny(self, policy: PolicyData) -> None:
         body = self.synthetic_extension()
-        for assignment in sorted(policy.assignments, key=lambda a: a.id.lower()):
+        for assignment in sorted(policy.assignments, key=lambda a: ignore_case_key(a.id)):
             if not covers(assignment, self.extension_id, self.inp.management_groups):
                 continue
-            did = assignment.definition_id.lower()
+            did = ignore_case_key(assignment.definition_id)
             name = catalog.definition_name(did)
             if name in catalog.KUBERNETES_DEFINITIONS or name in catalog.INITIATIVES:
                 continue
@@ -597,7 +580,7 @@ class _Run:
         name = catalog.definition_name(definition_id)
         if name in catalog.KUBERNETES_DEFINITIONS:
             return
-        definition = policy.definitions.get(definition_id.lower())
+        definition = policy.definitions.get(ignore_case_key(definition_id))
         if definition is None:
             self.not_read(assignment, definition_id)
             return
@@ -605,12 +588,7 @@ class _Run:
             # Indexed: only types with tags and location (extensions have neither); RP modes: in-cluster
             return
         values, _missing = effective_parameters(definition.parameters, given)
-        effect_raw = (
-            definition.rule.get("then", {}).get("effect")
-            if isinstance(definition.rule.get("then"), Mapping)
-            else None
-        )
-        effect = str(_template_effect(effect_raw, values) or "").lower()
+        effect = (rule_effect(definition.rule, values) or "").lower()
         if effect not in ("deny", "audit"):
             return
         verdict = evaluate(definition.rule.get("if") or {}, body, values)
@@ -666,10 +644,10 @@ class _Run:
 
     # Gatekeeper ----------------------------------------------------------------------------------------
     def gatekeeper(self, policy: PolicyData) -> None:
-        for assignment in sorted(policy.assignments, key=lambda a: a.id.lower()):
+        for assignment in sorted(policy.assignments, key=lambda a: ignore_case_key(a.id)):
             if not covers(assignment, str(self.cluster.id), self.inp.management_groups):
                 continue
-            did = assignment.definition_id.lower()
+            did = ignore_case_key(assignment.definition_id)
             name = catalog.definition_name(did)
             if name in catalog.KUBERNETES_DEFINITIONS and not catalog.is_set_definition(did):
                 definition = catalog.KUBERNETES_DEFINITIONS[name]
@@ -811,7 +789,7 @@ class _Run:
             k: evidence.pop(k)
             for k in ("definitionId", "definitionName", "referenceId", "effect", "impact", "blocks")
         }
-        key = (assignment.id.lower(), remedy)
+        key = (ignore_case_key(assignment.id), remedy)
         if key in self.pending:
             old_severity, merged = self.pending[key]
             merged["members"].append(member)
@@ -890,14 +868,6 @@ class _Run:
             )
 
 
-def _template_effect(raw: Any, values: Mapping[str, Any]) -> Any:
-    if isinstance(raw, str):
-        m = re.fullmatch(r"\[\s*parameters\(\s*'([^']+)'\s*\)\s*\]", raw)
-        if m:
-            return next((v for k, v in values.items() if k.lower() == m.group(1).lower()), None)
-    return raw
-
-
 def preflight(inp: PreflightInput, *, unconfirmed_deny: Severity = Severity.BLOCK) -> tuple[Finding, ...]:
     """Every finding for one cluster, blockers and warnings, in a fixed order.
 
@@ -925,6 +895,31 @@ def blocking(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     return tuple(f for f in findings if f.blocks)
 
 
+def unread(what: str, error: str, *, code: FindingCode = FindingCode.POLICY_NOT_EVALUATED) -> Finding:
+    """A warning that ``what`` could not be read (a permission gap): preflight goes on without that check."""
+    return Finding(
+        code,
+        Severity.WARN,
+        f"could not read {what} ({error}); the install goes ahead without that check: grant the "
+        "remediator's identity Reader where it is missing",
+        MappingProxyType({"unread": what, "error": error}),
+    )
+
+
+def blocked_by_policy(findings: Iterable[Finding]) -> tuple[str, ...]:
+    """The names of the policy assignments (or ``deployment-safeguards``) whose blocking findings stop the
+    install, in order, once each: the report's "blocked by policy" group lists a cluster under these."""
+    names: dict[str, None] = {}
+    for finding in findings:
+        if not finding.blocks or not finding.code.is_policy:
+            continue
+        name = finding.assignment_name
+        if name is None and finding.code is FindingCode.DEPLOYMENT_SAFEGUARDS:
+            name = "deployment-safeguards"
+        names[name or finding.code.value] = None
+    return tuple(names)
+
+
 # ---- failed-extension attribution -----------------------------------------------------------------------
 
 _GATEKEEPER_DENIAL = re.compile(
@@ -936,8 +931,8 @@ _POLICY_CODES = (FindingCode.GATEKEEPER_POLICY, FindingCode.DEPLOYMENT_SAFEGUARD
 
 def _definition_ids(finding: Finding) -> set[str]:
     members = finding.evidence.get("members") or ()
-    ids = {str(m.get("definitionId", "")).lower() for m in members if isinstance(m, Mapping)}
-    ids.add(str(finding.evidence.get("definitionId", "")).lower())
+    ids = {ignore_case_key(str(m.get("definitionId", ""))) for m in members if isinstance(m, Mapping)}
+    ids.add(ignore_case_key(str(finding.evidence.get("definitionId", ""))))
     return ids - {""}
 
 
@@ -969,7 +964,7 @@ def attribute_failure(message: str | None, findings: Iterable[Finding]) -> Findi
     denial = _GATEKEEPER_DENIAL.search(message)
     if denial:
         constraint = denial.group(1).lower()
-        ids = {d.id.lower() for d in catalog.definitions_for_constraint(constraint)}
+        ids = {ignore_case_key(d.id) for d in catalog.definitions_for_constraint(constraint)}
         for f in block:
             if f.code is FindingCode.GATEKEEPER_POLICY and bool(_definition_ids(f) & ids):
                 return f

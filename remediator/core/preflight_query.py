@@ -28,6 +28,7 @@ from remediator.core.inventory_query import (
     kql_string,
     subscription_batches,
 )
+from remediator.core.text import ignore_case_key
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +105,12 @@ def assignment_requests(
     """The paged requests that together return every assignment covering clusters in these subscriptions:
     one per batch of subscriptions, plus one scoped by the management groups (above the subscriptions)."""
     query = build_assignments_query()
-    subs = sorted({s.lower() for s in subscriptions})
+    subs = sorted({ignore_case_key(s) for s in subscriptions})
     requests = [
         InventoryRequest(query=query, subscriptions=batch)
         for batch in subscription_batches(subs, size=batch_size)
     ]
-    groups = sorted({_checked_group(g).lower() for g in management_groups})
+    groups = sorted({ignore_case_key(_checked_group(g)) for g in management_groups})  # Azure's case rule
     if groups:
         mg_query = query.replace(
             "| project",
@@ -148,4 +149,30 @@ def is_definition_id(value: str) -> bool:
 
 def is_builtin(definition_id: str) -> bool:
     """Built-in definitions live at tenant scope: ``/providers/Microsoft.Authorization/...``."""
-    return definition_id.lower().startswith("/providers/microsoft.authorization/")
+    return ignore_case_key(definition_id).startswith("/providers/microsoft.authorization/")
+
+
+def build_addon_query() -> str:
+    """KQL: the ids of managed clusters whose Azure Policy add-on (Gatekeeper) is enabled (the sweep's
+    inventory does not project ``addonProfiles``; Gatekeeper findings block only where the add-on runs)."""
+    return "\n".join(
+        [
+            "resources",
+            "| where type =~ 'microsoft.containerservice/managedclusters'",
+            "| where tostring(properties.addonProfiles.azurepolicy.enabled) =~ 'true'"
+            " or tostring(properties.addonProfiles.azurePolicy.enabled) =~ 'true'",
+            "| project id",
+        ]
+    )
+
+
+def addon_requests(
+    subscriptions: Sequence[str], *, batch_size: int = DEFAULT_SUBSCRIPTIONS_PER_QUERY
+) -> tuple[InventoryRequest, ...]:
+    """One add-on request per batch of subscriptions."""
+    query = build_addon_query()
+    subs = sorted({s.lower() for s in subscriptions})  # subscription GUIDs: ASCII
+    return tuple(
+        InventoryRequest(query=query, subscriptions=batch)
+        for batch in subscription_batches(subs, size=batch_size)
+    )

@@ -16,13 +16,34 @@ The rules mirror the built-in policies' tag conditions (case-insensitive ``in``)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from remediator.core.config import Selection, TagRule
 from remediator.core.text import fold_case
 
 __all__ = ["RuleMatch", "entry_matches", "fold_case", "match_selection", "value_matches"]
+
+
+@dataclass(frozen=True)
+class TagHit:
+    """The cluster tag that made an include/exclude entry match, as a person reads it (not an index)."""
+
+    kind: str
+    """``include`` or ``exclude``."""
+    tag: str
+    """The tag name as written on the cluster (Azure compares names case-insensitively)."""
+    value: str
+    """The cluster's value of that tag."""
+    pattern: str | None
+    """The entry's value pattern that matched (``prod*``); ``None`` when the entry lists no values (any value
+    of the tag matches)."""
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"kind": self.kind, "tag": self.tag, "value": self.value, "pattern": self.pattern}
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.tag}={self.value}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +57,9 @@ class RuleMatch:
     rule: str | None
     """The entry that decided: the first matching ``exclude[i]`` if excluded, else the first matching
     ``include[i]``; ``None`` when no entry matched (or there is no include list)."""
+    hit: TagHit | None = field(default=None, compare=False)
+    """The tag and value behind ``rule`` (``None`` exactly when ``rule`` is); explanation only, so not part of
+    equality."""
 
     @property
     def selected(self) -> bool:
@@ -87,6 +111,20 @@ def entry_matches(entry: TagRule, folded_tags: Mapping[str, tuple[str, ...]]) ->
     return any(value_matches(pattern, value) for pattern in entry.values for value in values)
 
 
+def tag_hit(entry: TagRule, tags: Mapping[str, str], *, kind: str) -> TagHit | None:
+    """The first of the cluster's tags (in their order) that makes ``entry`` match, or ``None``."""
+    name = fold_case(entry.tag)
+    for key, value in tags.items():
+        if fold_case(key) != name:
+            continue
+        if entry.values is None:
+            return TagHit(kind=kind, tag=key, value=value, pattern=None)
+        for pattern in entry.values:
+            if value_matches(pattern, value):
+                return TagHit(kind=kind, tag=key, value=value, pattern=pattern)
+    return None
+
+
 def _fold(tags: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     """Folded name -> values. Azure tag names are case-insensitive, so two spellings cannot both exist on a
     real resource; if a hand-written snapshot has them anyway, every value counts."""
@@ -100,26 +138,21 @@ def _fold(tags: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
 def match_selection(tags: Mapping[str, str], selection: Selection) -> RuleMatch:
     """Evaluate the include/exclude rules against a cluster's tags."""
     folded = _fold(tags)
-    excluded_by = next(
-        (
-            f"exclude[{index}]"
-            for index, entry in enumerate(selection.exclude)
-            if entry_matches(entry, folded)
-        ),
-        None,
+    excluded_at = next(
+        (index for index, entry in enumerate(selection.exclude) if entry_matches(entry, folded)), None
     )
-    if selection.include is None:
-        return RuleMatch(included=True, excluded=excluded_by is not None, rule=excluded_by)
-    included_by = next(
-        (
-            f"include[{index}]"
-            for index, entry in enumerate(selection.include)
-            if entry_matches(entry, folded)
-        ),
-        None,
+    included_at = (
+        None
+        if selection.include is None
+        else next(
+            (index for index, entry in enumerate(selection.include) if entry_matches(entry, folded)), None
+        )
     )
-    return RuleMatch(
-        included=included_by is not None,
-        excluded=excluded_by is not None,
-        rule=excluded_by or included_by,
-    )
+    included = selection.include is None or included_at is not None
+    if excluded_at is not None:
+        hit = tag_hit(selection.exclude[excluded_at], tags, kind="exclude")
+        return RuleMatch(included=included, excluded=True, rule=f"exclude[{excluded_at}]", hit=hit)
+    if selection.include is None or included_at is None:
+        return RuleMatch(included=included, excluded=False, rule=None)
+    hit = tag_hit(selection.include[included_at], tags, kind="include")
+    return RuleMatch(included=True, excluded=False, rule=f"include[{included_at}]", hit=hit)

@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from remediator.core.errors import UserInputError
+from remediator.core.caller import HttpAuth
+from remediator.core.errors import UserInputError, UserInputErrors, plain_validation_message
 
 
 class CredentialKind(StrEnum):
@@ -100,6 +101,41 @@ class Settings(BaseModel):
     journal table, docs/operations.md); ``process``: each instance paces alone (N instances can send N
     times the bucket; kept for benchmarks that compare the two)."""
 
+    event_max_age_seconds: int = Field(
+        default=90000, ge=3600, le=604800, alias="REMEDIATOR_EVENT_MAX_AGE_SECONDS"
+    )
+    """The oldest Event Grid event acted on, by its ``eventTime``/``time``; older ones are dropped as replays.
+    Seconds; default 25 h (Event Grid retries a delivery for up to 24 h, ``eventTimeToLiveInMinutes``)."""
+
+    event_max_skew_seconds: int = Field(default=300, ge=0, le=3600, alias="REMEDIATOR_EVENT_MAX_SKEW_SECONDS")
+    """How far in the future an event's time or a policy state's ``data.timestamp`` may lie (clock skew
+    between Azure and this host). Seconds."""
+
+    http_auth: HttpAuth = Field(default=HttpAuth.FUNCTION_KEY, alias="REMEDIATOR_HTTP_AUTH")
+    """``function-key``: the Functions host's keys authorise HTTP callers (the caller journaled is the
+    key's fingerprint). ``entra``: App Service authentication (Entra ID) is in front of the routes, and the
+    app roles ``reader`` (explain, report) and ``operator`` (remediate) are enforced; set it only when App
+    Service authentication is on, since only then are the ``X-MS-CLIENT-PRINCIPAL*`` headers
+    trustworthy."""
+
+    scope_remediations_per_hour: int = Field(
+        default=6, ge=1, le=3600, alias="REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR"
+    )
+    """``POST /api/remediate {scope}`` requests one caller may make per hour (a token bucket kept in the
+    journal table, shared by every instance); over it: 429 with ``Retry-After``."""
+
+    preflight_cache_seconds: float = Field(
+        default=300.0, ge=0, le=3600, alias="REMEDIATOR_PREFLIGHT_CACHE_SECONDS"
+    )
+    """How long preflight serves the policy assignments of a subscription from its per-process cache. A new
+    Deny assignment is seen by installs at most this late (Azure itself takes up to about 30 minutes to apply
+    a new assignment); a fix that clears a blocker is seen at once (blocking data is re-read first)."""
+    event_wiring: str | None = Field(default=None, alias="REMEDIATOR_EVENT_WIRING")
+    """JSON ``{functionAppId, resourceGroup, location, resourcesTopic, policyTopic}`` (written by the
+    deployment): the timer wires subscriptions that join ``scope.managementGroups`` to these functions,
+    creating missing system topics under these names (``remediator/service/wiring.py``). Unset or empty: no
+    wiring step (the deployment's grants for it are missing too)."""
+
     @model_validator(mode="after")
     def _exactly_one_config_source(self) -> Settings:
         if (self.config_file is None) == (self.config_json is None):
@@ -115,13 +151,31 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(dict(environ))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(part) for part in err["loc"]) or "environment"
-            raise UserInputError(err["msg"], field=loc, source="app settings") from None
+            errors = [
+                UserInputError(
+                    plain_validation_message(err),
+                    field=".".join(str(part) for part in err["loc"]) or "REMEDIATOR_CONFIG_FILE",
+                    source="app settings",
+                )
+                for err in exc.errors()
+            ]
+            raise (errors[0] if len(errors) == 1 else UserInputErrors(errors)) from None
 
     def storage_configured(self) -> bool:
         """Whether queues and the journal can be reached (a connection string or identity-based URIs)."""
         return bool(self.storage_connection_string or (self.queue_service_uri and self.table_service_uri))
+
+
+HTTP_AUTH_SETTING = "REMEDIATOR_HTTP_AUTH"
+
+
+def http_auth_from_env(environ: Mapping[str, str]) -> HttpAuth | None:
+    """``REMEDIATOR_HTTP_AUTH`` alone (for an HTTP answer when the other settings are invalid): ``None`` when
+    it is malformed."""
+    try:
+        return HttpAuth(environ.get(HTTP_AUTH_SETTING, HttpAuth.FUNCTION_KEY.value))
+    except ValueError:
+        return None
 
 
 def _aliases() -> tuple[str, ...]:
@@ -154,6 +208,9 @@ LOCAL_ONLY_ENV_NAMES: Mapping[str, str] = MappingProxyType(
         " its managed identity (EventGrid Data Sender).",
         "REMEDIATOR_WRITE_BUDGET": "Defaults to shared, which is what Azure uses; 'process' is for benchmarks"
         " that measure per-instance pacing against it.",
+        "REMEDIATOR_PREFLIGHT_CACHE_SECONDS": "Azure keeps the default (5 minutes, shorter than Azure"
+        " Policy's own delay in applying a new assignment); a shorter cache is for the local emulator,"
+        " which applies assignments at once.",
     }
 )
 """Settings the product reads that the Azure deployment deliberately leaves unset: name -> why.

@@ -52,7 +52,9 @@ ATTR_ACTION_STATUS: Final = "remediator.action.status"
 ATTR_WROTE: Final = "remediator.wrote"
 """Whether the reconcile sent at least one write."""
 ATTR_TRIGGER: Final = "remediator.trigger"
-"""What started the reconcile: ``event`` / ``queue`` / ``http`` / ``cli`` (given by the caller)."""
+"""What started the reconcile, given by the caller: the work-item source of the trigger (``event`` for a
+cluster-write event, ``policy`` for a policy-state event, ``queue`` for a work item, ``http`` for
+``POST /api/remediate``) or ``cli``; absent when the caller names none (``POST /api/explain``'s dry run)."""
 
 # ---- metrics ---------------------------------------------------------------------------------------
 

@@ -96,6 +96,46 @@ def nesting_depth(text: str, *, stop_above: int | None = None) -> int:
     return deepest
 
 
+def value_depth(value: Any, *, stop_above: int | None = None) -> int:
+    """The deepest nesting of lists and dicts in an already decoded value (``{}`` is depth 1, a scalar 0);
+    iterative, so a value built by someone else's parser (the Functions worker decodes Event Grid payloads
+    itself) is measured without recursion.
+
+    :keyword stop_above: return as soon as the depth exceeds this (the value returned is then
+        ``stop_above + 1``).
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if stop_above is not None and deepest > stop_above:
+                return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def check_value_depth(
+    value: Any, *, max_depth: int = DEFAULT_MAX_DEPTH, source: str | None = None, field: str | None = None
+) -> None:
+    """Reject an already decoded value nested deeper than ``max_depth``.
+
+    :raises JsonTooDeepError: naming the limit.
+    """
+    if value_depth(value, stop_above=max_depth) > max_depth:
+        raise JsonTooDeepError(
+            f"arrays/objects nested more than {max_depth} levels deep (max_depth)", source=source, field=field
+        )
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -192,7 +232,7 @@ def parse_untrusted_json(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=source
         ) from exc
     except (ValueError, RecursionError) as exc:  # parse hooks, int digit limit; RecursionError: cannot happen
-        raise InvalidJsonError(f"invalid JSON: {exc}", source=source) from exc
+        raise InvalidJsonError(f"invalid JSON: {str(exc)[:200]}", source=source) from exc
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise InvalidJsonError(
             "a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff)", source=source

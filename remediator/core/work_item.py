@@ -26,6 +26,7 @@ from typing import Any, Literal, cast, get_args
 
 from remediator.core.errors import UserInputError
 from remediator.core.ids import ResourceId, parse_cluster_id
+from remediator.core.untrusted_json import UntrustedJsonError, parse_untrusted_json
 
 Source = Literal["event", "policy", "sweep", "http", "queue"]
 """What produced a work item; ``queue`` is a re-enqueue by the worker itself (or an unknown producer)."""
@@ -33,6 +34,11 @@ SOURCES: frozenset[str] = frozenset(get_args(Source))
 
 _ORIGIN = "work item"
 _CHAIN_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+MAX_MESSAGE_BYTES = 64 * 1024
+"""A queue message holds at most 64 KiB (Azure Queue Storage); a decoded work item is far smaller."""
+MAX_MESSAGE_DEPTH = 8
+"""A work item is a flat object (depth 1); anything nested deeper than this is not one."""
 
 
 def _now() -> datetime:
@@ -111,7 +117,7 @@ class WorkItem:
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
             raise _fail("attempt", "must be a non-negative integer")
         source = data.get("source") or "queue"
-        if source not in SOURCES:
+        if not isinstance(source, str) or source not in SOURCES:  # a list is unhashable: check the type first
             raise _fail("source", f"must be one of {sorted(SOURCES)}")
         chain_id = data.get("chainId") or ""
         if not isinstance(chain_id, str) or (chain_id and not _CHAIN_ID.match(chain_id)):
@@ -130,12 +136,18 @@ class WorkItem:
     def from_message(cls, body: str | bytes) -> WorkItem:
         """Parse a message body (already base64-decoded, as the trigger hands it over).
 
-        :raises UserInputError: not JSON, or a malformed field.
+        The body is untrusted: it is parsed with a size and a nesting limit
+        (:func:`remediator.core.untrusted_json.parse_untrusted_json`), so a message nested 10^5 levels deep
+        is a malformed work item, not a ``RecursionError``.
+
+        :raises UserInputError: not JSON, over the limits, or a malformed field.
         """
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _fail("body", "message body is not JSON") from exc
+            data = parse_untrusted_json(
+                body, max_bytes=MAX_MESSAGE_BYTES, max_depth=MAX_MESSAGE_DEPTH, source=_ORIGIN
+            )
+        except UntrustedJsonError as exc:
+            raise _fail("body", f"message body is not a work item: {exc.message}") from exc
         return cls.from_json(data)
 
 

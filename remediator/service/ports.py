@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from remediator.adapters.graph import InventoryRow, InventoryStats
+from remediator.adapters.telemetry import NoTelemetry, Telemetry
 from remediator.core.config import RemediatorConfig
 from remediator.core.ids import ResourceId
 from remediator.core.inventory_query import InventoryPlan
@@ -31,8 +32,13 @@ class Reconciles(Protocol):
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
+        caller: str | None = None,
+        trigger: str = "",
+        event_time: datetime | None = None,
     ) -> ReconcileReport:
-        """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request)."""
+        """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request);
+        ``caller`` is who asked, when an HTTP request did (journaled with the report); ``trigger`` (the
+        work-item source) and ``event_time`` (the Event Grid event's) are for telemetry."""
         ...
 
 
@@ -114,11 +120,27 @@ class StreamsInventory(Protocol):
     def policy_summary(self, plan: InventoryPlan, query: str, *, stats: InventoryStats) -> dict[str, int]: ...
 
 
+class LimitsRate(Protocol):
+    """A per-caller rate limit shared by every instance (``adapters.rate_limit.TableRateLimiter``)."""
+
+    def try_acquire(self, key: str) -> float | None:
+        """Take one request for ``key``: ``None`` when allowed, else the seconds until one is
+        (Retry-After)."""
+        ...
+
+
 class Sweeps(Protocol):
     """The timer sweep (``service.sweep.Sweeper.run``): enumerate in-scope clusters and enqueue those needing
     work."""
 
     def run(self, *, dry_run: bool) -> Any: ...
+
+
+class WiresEvents(Protocol):
+    """The wiring step the timer runs after each sweep (``service.wiring.EventWiring.run``): Event Grid
+    wiring for subscriptions that joined a managed management group."""
+
+    def run(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -154,4 +176,11 @@ class HandlerContext:
     chains: RunsChains | None = None
     """The queue worker's chains (``work`` is then the same object's ``enqueue_work``, which joins chains).
     ``None``: plain work items, each wait re-enqueued (tests with recording ports)."""
+    scope_rate_limit: LimitsRate | None = None
+    """The per-caller limit of ``POST /api/remediate {scope}`` (``None``: unlimited, e.g. without storage)."""
+    wiring: WiresEvents | None = None
+    """Set by the runtime when ``REMEDIATOR_EVENT_WIRING`` is set and the scope lists management groups."""
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
+    """Spans and metrics (``adapters.telemetry``); the timer records each sweep's gauges through it. The
+    reconciler holds the same object for the per-reconcile span."""
     extras: dict[str, Any] = field(default_factory=dict)

@@ -21,24 +21,34 @@ from remediator.adapters.chains import ChainedWork, ChainStore
 from remediator.adapters.claims import WriteClaims
 from remediator.adapters.clients import AzureClients, ClientOptions
 from remediator.adapters.credentials import credential_from_settings
+from remediator.adapters.event_grid import EventGridWiring
 from remediator.adapters.graph import ResourceGraphInventory
 from remediator.adapters.journal import Journal
 from remediator.adapters.management_groups import ManagementGroupResolver
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.policy_order import PolicyStateOrder
+from remediator.adapters.preflight_source import PreflightSource
 from remediator.adapters.publisher import OutcomePublisher
+from remediator.adapters.rate_limit import TableRateLimiter
 from remediator.adapters.shared_pacing import SharedWritePacer
+from remediator.adapters.telemetry import NoTelemetry, Telemetry, telemetry_from_environment
 from remediator.adapters.work_queue import WorkQueue
 from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
 from remediator.core.errors import UserInputError
+from remediator.core.event_wiring import WiringTarget
 from remediator.core.outcomes import ReconcileReport
 from remediator.core.pacing import Pacer, WritePacer
 from remediator.core.settings import CredentialKind, Settings, WriteBudget
 from remediator.service.ports import HandlerContext, HealthCheck
 from remediator.service.reconcile import Reconciler
 from remediator.service.sweep import Sweeper
+from remediator.service.wiring import EventWiring
 
 T = TypeVar("T")
+
+
+class PolicyAssignmentNotRemediable(Exception):
+    """Policy-task mode names an assignment a remediation task cannot act on (``/api/health`` reports it)."""
 
 
 class OutcomeRecorder:
@@ -84,6 +94,8 @@ class Runtime:
     :keyword credential: override the credential the settings imply (tests with several principals).
     :keyword pacer: the ARM write pacer of the workers (default: ARM's bucket, 200 burst + 10/s; tests pass a
         tiny one).
+    :keyword telemetry: spans and metrics (default: none; :meth:`from_env` configures Azure Monitor when
+        ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set; tests pass in-memory exporters).
     """
 
     def __init__(
@@ -94,8 +106,10 @@ class Runtime:
         client_options: ClientOptions | None = None,
         credential: Any = None,
         pacer: Pacer | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
+        self.telemetry: Telemetry = telemetry if telemetry is not None else NoTelemetry()
         self._config = config
         self._client_options = client_options
         self._credential = credential
@@ -110,12 +124,15 @@ class Runtime:
         config_path: str | None = None,
         client_options: ClientOptions | None = None,
     ) -> Runtime:
-        """Settings from ``environ``; ``config_path`` (the CLI's ``--config``) overrides the config source."""
+        """Settings from ``environ``; ``config_path`` (the CLI's ``--config``) overrides the config source.
+        Telemetry from ``environ`` too (``adapters.telemetry.telemetry_from_environment``: nothing is imported
+        without a connection string)."""
         env = dict(environ)
         if config_path is not None:
             env.pop("REMEDIATOR_CONFIG_JSON", None)
             env["REMEDIATOR_CONFIG_FILE"] = config_path
-        return cls(Settings.from_env(env), client_options=client_options)
+        settings = Settings.from_env(env)
+        return cls(settings, client_options=client_options, telemetry=telemetry_from_environment(env))
 
     def _part(self, name: str, build: Callable[[], T]) -> T:
         with self._lock:
@@ -236,8 +253,28 @@ class Runtime:
                 claims=self.claims,
                 management_groups_of=self.management_groups_of,
                 pacer=self.pacer,
+                preflight=self.preflight,
+                telemetry=self.telemetry,
             ),
         )
+
+    @property
+    def preflight(self) -> PreflightSource:
+        """What preflight reads (policy assignments, Safeguards, providers, storage), cached per process and
+        shared by the reconciler, the sweep (``preflight.sweep(subscriptions)``) and ``config check``."""
+
+        def build() -> PreflightSource:
+            graph = ResourceGraphInventory(
+                self.clients.resource_graph(),
+                quota=self.inventory.quota,  # one quota gate per principal
+                prefetch=False,
+                max_throttle_retries=2,
+            )
+            return PreflightSource(
+                self.clients, self.gateway, graph=graph, ttl_s=self.settings.preflight_cache_seconds
+            )
+
+        return self._part("preflight", build)
 
     @property
     def management_groups_of(self) -> ManagementGroupResolver | None:
@@ -259,6 +296,30 @@ class Runtime:
         return self._part("management_groups_of", build)
 
     @property
+    def wiring(self) -> EventWiring | None:
+        """The timer's event-wiring step, or ``None`` without ``REMEDIATOR_EVENT_WIRING`` or without
+        management groups in the scope (only their subscriptions are wired at run time; the deployment wires
+        the ones it lists).
+
+        :raises UserInputError: the setting is malformed (the field is named).
+        """
+        text = (self.settings.event_wiring or "").strip()
+        resolver = self.management_groups_of
+        if not text or resolver is None:
+            return None
+        target = WiringTarget.parse(text)
+
+        def build() -> EventWiring:
+            return EventWiring(
+                target=target,
+                subscriptions=lambda: resolver.subscriptions(fresh=True),
+                event_grid=EventGridWiring(self.clients, self.inventory),
+                recorder=self.journal,
+            )
+
+        return self._part("wiring", build)
+
+    @property
     def policy_order(self) -> PolicyStateOrder:
         """Durable policy-state ordering in the journal table."""
 
@@ -272,6 +333,24 @@ class Runtime:
             return PolicyStateOrder(journal.table)
 
         return self._part("policy_order", build)
+
+    @property
+    def scope_rate_limit(self) -> TableRateLimiter | None:
+        """The per-caller limit of ``POST /api/remediate {scope}`` in the journal table (``None`` without
+        storage)."""
+
+        def build() -> TableRateLimiter | None:
+            journal = self.journal
+            if journal is None:
+                return None
+            return TableRateLimiter(
+                journal.table,
+                per_hour=self.settings.scope_remediations_per_hour,
+                name="scope-remediation",
+                ensure_table=journal.ensure_table,
+            )
+
+        return self._part("scope_rate_limit", build)
 
     @property
     def inventory(self) -> ResourceGraphInventory:
@@ -316,6 +395,8 @@ class Runtime:
     def handler_context(self) -> HandlerContext:
         """The ``HandlerContext`` the triggers use (config, journal and queue probes for ``/api/health``)."""
         checks: list[HealthCheck] = [HealthCheck("config", lambda: self.config)]
+        if self.config.remediation.mode == "policy-task":
+            checks.append(HealthCheck("policy-assignments", self._probe_policy_assignments))
         if self.settings.storage_configured():
             checks.append(HealthCheck("journal", self._probe_journal))
             checks.append(HealthCheck("work-queue", lambda: self.work_queue.ensure_queue()))
@@ -333,9 +414,20 @@ class Runtime:
             make_sweeper=self.make_sweeper,
             health_checks=tuple(checks),
             management_groups_of=self.management_groups_of,
+            wiring=self.wiring,
             decisions=self.journal if self.journal is not None else OutcomeRecorder(None, None),
+            scope_rate_limit=self.scope_rate_limit,
+            telemetry=self.telemetry,
             extras={"runtime": self},
         )
+
+    def _probe_policy_assignments(self) -> None:
+        """Policy-task mode: every configured assignment can remediate (its effect is DeployIfNotExists or
+        Modify); raises naming the first that cannot (Azure would end its tasks with zero deployments)."""
+        judged = self.preflight.remediation_effects(self.config.remediation.policy_assignment_ids)
+        refused = [verdict.why for verdict in judged if verdict.remediable is False]
+        if refused:
+            raise PolicyAssignmentNotRemediable("; ".join(refused))
 
     def _probe_journal(self) -> None:
         if self.journal is not None:

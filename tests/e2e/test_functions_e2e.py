@@ -16,6 +16,7 @@ from azure.mgmt.containerservice import ContainerServiceClient
 from azure.storage.queue import QueueClient
 
 from tests.fixtures.emulator import CLUSTER_ID, OTHER_SUB, STORAGE_ID, TEST_RG, TEST_SUB
+from tests.fixtures.events import recent_event_time
 from tests.fixtures.runner import FunctionsApp
 
 pytestmark = pytest.mark.e2e
@@ -66,7 +67,7 @@ def write_event(cluster_id: str, *, event_id: str = "evt-1") -> dict[str, Any]:
         "topic": f"/subscriptions/{TEST_SUB}",
         "subject": cluster_id,
         "eventType": WRITE_SUCCESS,
-        "eventTime": "2026-11-22T04:00:00.1234567Z",
+        "eventTime": recent_event_time(),
         "dataVersion": "2",
         "metadataVersion": "1",
         "data": {

@@ -16,7 +16,7 @@ EXAMPLES = ROOT / "examples"
 CONFIGS = sorted(EXAMPLES.glob("*.yaml"))
 CLUSTERS = sorted((EXAMPLES / "clusters").glob("*.json"))
 MGS = EXAMPLES / "management-groups.json"
-KEYS = ["clusterId", "selected", "reason", "rule", "storageAccountId", "blockers"]
+KEYS = ["clusterId", "selected", "reason", "rule", "storageAccountId", "blockers", "matchedRule"]
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -54,7 +54,14 @@ def test_explain_table_output() -> None:
         "table",
     )
     assert done.returncode == 0, done.stderr
-    assert "reason" in done.stdout and "clusterId" in done.stdout
+    header, rule, row = done.stdout.splitlines()
+    assert header.split() == [
+        "Cluster", "ResourceGroup", "Selected", "Reason", "MatchedRule", "Storage", "Blockers"
+    ]  # fmt: skip
+    assert set(rule.replace(" ", "")) == {"-"}
+    assert row.split()[:7] == [
+        "aks-edge-weu-01", "rg-aks-edge", "True", "selected", "include", "environment=prod-edge", "(prod*)"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -89,7 +96,8 @@ def test_bad_input_exits_2_naming_file_and_field(
 def test_config_check_subprocess(tmp_path: Path) -> None:
     ok = cli("config", "check", EXAMPLES / "multi-region.yaml")
     assert ok.returncode == 0, ok.stderr
-    assert "ok:" in ok.stdout
+    summary = json.loads(ok.stdout)
+    assert summary["valid"] is True and summary["storageRegions"] == ["eastus", "southeastasia", "westeurope"]
     bad = tmp_path / "bad.json"
     bad.write_text(
         json.dumps(
@@ -102,9 +110,13 @@ def test_config_check_subprocess(tmp_path: Path) -> None:
     )
     done = cli("config", "check", bad)
     assert done.returncode == EXIT_BAD_INPUT
+    assert done.stdout == ""
     assert "Traceback" not in done.stderr
-    assert f"{bad}: storage.eastus: " in done.stderr
-    assert "(and 1 more error)" in done.stderr
+    # was: the first error and "(and 1 more error)"; now every error, one line each, naming its field
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2, done.stderr
+    assert lines[0].startswith(f"error: {bad}: storage.eastus: ")
+    assert lines[1].startswith(f"error: {bad}: selection.include[0].values: values is an empty list")
 
 
 # --- in-process, for breadth ---
@@ -301,3 +313,48 @@ def test_explain_with_a_management_group_file_missing_the_subscription(
     mgs.write_text('{"9A7E4D21-0C3B-4E8F-A6D5-2B1C9F8E7D60": []}')
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["reason"] == "out-of-scope"
+
+
+def test_explain_with_policy_assignments_names_the_blocking_assignment_and_the_fix(tmp_path: Path) -> None:
+    body = json.loads((EXAMPLES / "clusters" / "tagged.json").read_text())
+    body["properties"]["addonProfiles"] = {"azurepolicy": {"enabled": True}}
+    cluster = tmp_path / "gatekeeper.json"
+    cluster.write_text(json.dumps(body))
+    sub = body["id"].split("/")[2]
+    assignment_id = f"/subscriptions/{sub}/providers/Microsoft.Authorization/policyAssignments/only-acr"
+    assignments = tmp_path / "assignments.json"
+    assignments.write_text(
+        json.dumps(
+            [
+                {
+                    "id": assignment_id,
+                    "name": "only-acr",
+                    "properties": {
+                        "scope": f"/subscriptions/{sub}",
+                        "policyDefinitionId": "/providers/Microsoft.Authorization/policyDefinitions/"
+                        "febd0533-8e55-448f-b837-bd0e06f16469",
+                        "parameters": {"allowedContainerImagesRegex": {"value": "^myacr/.+$"}},
+                    },
+                }
+            ]
+        )
+    )
+    args = ["explain", "--config", CONFIGS[0], "--cluster", cluster, "--management-groups", MGS]
+    done = cli(*args, "--policy-assignments", assignments)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert list(answer) == [*KEYS, "findings"]
+    (finding,) = answer["findings"]
+    assert finding["severity"] == "block" and finding["evidence"]["assignmentName"] == "only-acr"
+    assert "allowedContainerImagesRegex" in finding["remedy"]
+    table = cli(*args, "--policy-assignments", assignments, "--output", "table")
+    assert table.returncode == 0 and "only-acr" in table.stdout
+    # offline answers without --policy-assignments keep their shape; --cluster-id reads Azure, not the file
+    assert list(json.loads(cli(*args).stdout)) == KEYS
+    live = ["explain", "--config", CONFIGS[0], "--cluster-id", body["id"]]
+    refused = cli(*live, "--policy-assignments", assignments)
+    assert refused.returncode == EXIT_BAD_INPUT and "--policy-assignments" in refused.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"name": "no-id"}]))
+    invalid = cli(*args, "--policy-assignments", bad)
+    assert invalid.returncode == EXIT_BAD_INPUT and "bad.json: [0]" in invalid.stderr

@@ -13,7 +13,7 @@ import pytest
 
 from remediator.cli.config_check import config_schema
 from remediator.core.config import TAG_KEY_PATTERN, load_config, normalize_region, parse_config
-from remediator.core.errors import UserInputError
+from remediator.core.errors import UserInputError, UserInputErrors
 from remediator.core.ids import parse_cluster_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,9 +182,21 @@ def test_not_a_mapping() -> None:
     assert info.value.source == "x.json"
 
 
-def test_many_errors_report_the_first_and_count() -> None:
-    with pytest.raises(UserInputError, match=r"\(and 1 more error\)"):
-        parse_config({"scope": {}, "storage": {}})
+def test_every_error_is_reported_at_once() -> None:
+    """Was: only the first error and a count. Now each error is one line naming its field."""
+    with pytest.raises(UserInputErrors) as info:
+        parse_config({"scope": {}, "storage": {}}, source="c.yaml")
+    assert [(e.field, e.source) for e in info.value.errors] == [("scope", "c.yaml"), ("storage", "c.yaml")]
+    assert info.value.lines() == [
+        "c.yaml: scope: empty: list at least one of managementGroups, subscriptions, resourceGroups"
+        " (an empty scope never means 'everything')",
+        "c.yaml: storage: empty: map at least one region to a storage account id",
+    ]
+    assert str(info.value) == "\n".join(info.value.lines())
+    # one-line consumers (HTTP bodies) keep the first error, with the count; the body lists every error
+    assert info.value.field == "scope" and info.value.message.endswith("(and 1 more error)")
+    body = info.value.to_json()
+    assert [e["field"] for e in body["errors"]] == ["scope", "storage"]
 
 
 class TestScopeContains:

@@ -28,7 +28,7 @@ SA_WEU = (
     f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.Storage/storageAccounts/stbackupweu"
 )
 CLUSTER_TYPE = "Microsoft.ContainerService/managedClusters"
-JSON_KEYS = ["clusterId", "selected", "reason", "rule", "storageAccountId", "blockers"]
+JSON_KEYS = ["clusterId", "selected", "reason", "rule", "storageAccountId", "blockers", "matchedRule"]
 
 
 def body(
@@ -62,7 +62,7 @@ def body(
 
 def config(**overrides: Any) -> RemediatorConfig:
     data: dict[str, Any] = {
-        "scope": {"subscriptions": [SUB], "regions": ["eastus", "westeurope", "centralus"]},
+        "scope": {"subscriptions": [SUB], "regions": ["eastus", "westeurope"]},
         "storage": {"eastus": SA_EUS, "westeurope": SA_WEU},
         "selection": {
             "include": [{"tag": "backup", "values": ["on", "gold-*"]}, {"tag": "env", "values": ["prod*"]}],
@@ -85,14 +85,11 @@ def run(cluster: dict[str, Any], cfg: RemediatorConfig | None = None) -> dict[st
         (body(location="West Europe", tags={"env": "production"}), "selected", "include[1]", SA_WEU),
         (body(sub=SUB2, tags={"backup": "on"}), "out-of-scope", None, None),
         (body(location="japaneast", tags={"backup": "on"}), "region-not-allowed", None, None),
-        (body(location="centralus", tags={"backup": "on"}), "no-storage-for-region", "include[0]", None),
+        (body(location="centralus", tags={"backup": "on"}), "region-not-allowed", None, None),
         (body(tags={"env": "dev"}), "not-included", None, SA_EUS),
         (body(), "not-included", None, SA_EUS),  # untagged
         (body(tags={"backup": "off"}), "excluded-by-tag", "exclude[0]", SA_EUS),
         (body(tags={"env": "prod", "Do-Not-Backup": ""}), "excluded-by-tag", "exclude[1]", SA_EUS),
-        # order: tags before storage, so an excluded cluster in a region without storage says excluded
-        (body(location="centralus", tags={"backup": "off"}), "excluded-by-tag", "exclude[0]", None),
-        (body(location="centralus", tags={"env": "dev"}), "not-included", None, None),
         # order: scope before region before tags
         (body(sub=SUB2, location="japaneast", tags={"backup": "off"}), "out-of-scope", None, None),
         (body(location="japaneast", tags={"backup": "off"}), "region-not-allowed", None, None),
@@ -103,6 +100,21 @@ def test_reasons(cluster: dict[str, Any], reason: str, rule: str | None, storage
     assert list(result) == JSON_KEYS
     assert (result["reason"], result["rule"], result["storageAccountId"]) == (reason, rule, storage)
     assert result["selected"] is (reason == "selected")
+
+
+@pytest.mark.parametrize(
+    ("cluster", "reason", "rule"),
+    [
+        (body(location="centralus", tags={"backup": "on"}), "no-storage-for-region", "include[0]"),
+        # order: tags before storage, so an excluded cluster in a region without storage says excluded
+        (body(location="centralus", tags={"backup": "off"}), "excluded-by-tag", "exclude[0]"),
+        (body(location="centralus", tags={"env": "dev"}), "not-included", None),
+    ],
+)
+def test_reasons_in_a_region_without_storage(cluster: dict[str, Any], reason: str, rule: str | None) -> None:
+    """Only without ``scope.regions``: a config listing an allowed region without storage is refused."""
+    result = run(cluster, config(scope={"subscriptions": [SUB]}))
+    assert (result["reason"], result["rule"], result["storageAccountId"]) == (reason, rule, None)
 
 
 def test_no_include_selects_every_in_scope_cluster_and_no_region_list_allows_all() -> None:
@@ -201,6 +213,7 @@ def test_official_examples_selected_when_scoped_to_them(azure_examples: Path) ->
     cfg = parse_config(
         {
             "scope": {"subscriptions": ["00000000-0000-0000-0000-000000000000"]},
+            "extraRegionNames": ["location1"],  # the REST examples' placeholder region
             "storage": {"location1": SA_EUS},
             "selection": {"include": [{"tag": "tier", "values": ["PRODUCTION"]}]},
         }
@@ -217,7 +230,7 @@ def test_official_examples_selected_when_scoped_to_them(azure_examples: Path) ->
 
 EXPECTED_MULTI_REGION = {
     "arm64-only.json": ("selected", "include[1]", ["no-linux-amd64-pool"]),
-    "central-us.json": ("no-storage-for-region", "include[1]", []),
+    "central-us.json": ("region-not-allowed", None, []),
     "csi-disabled.json": (
         "selected",
         "include[1]",
@@ -287,7 +300,17 @@ def test_tag_key_case_never_changes_a_decision(
     recased = {
         "".join(data.draw(st.sampled_from([c.lower(), c.upper()])) for c in k): v for k, v in tags.items()
     }
-    assert run(body(location=location, tags=recased)) == run(body(location=location, tags=tags))
+    recased_result = run(body(location=location, tags=recased))
+    result = run(body(location=location, tags=tags))
+    # matchedRule names the tag as the cluster spells it: equal up to case, everything else identical
+    recased_hit, hit = recased_result.pop("matchedRule"), result.pop("matchedRule")
+    assert recased_result == result
+    assert (recased_hit is None) == (hit is None)
+    if hit is not None:
+        assert recased_hit["tag"].lower() == hit["tag"].lower() and recased_hit["tag"] in recased
+        assert {k: v for k, v in recased_hit.items() if k != "tag"} == {
+            k: v for k, v in hit.items() if k != "tag"
+        }
 
 
 @given(tags=_tags, location=_locations)

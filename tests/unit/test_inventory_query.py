@@ -97,7 +97,12 @@ def test_management_groups_get_their_own_request_without_listed_or_excluded_subs
 
 
 def test_regions_narrow_the_query() -> None:
-    plan = plan_inventory(config(scope={"subscriptions": [sub(1)], "regions": ["East US", "westeurope"]}))
+    plan = plan_inventory(
+        config(
+            scope={"subscriptions": [sub(1)], "regions": ["East US", "westeurope"]},
+            storage={"eastus": SA, "westeurope": SA},
+        )
+    )
     assert "| where location in~ ('eastus', 'westeurope')" in plan.requests[0].query
 
 

@@ -36,8 +36,12 @@ def test_report_json_round_trip():
         attempt=3,
         extension_state=None,
         correlation_id="abc",
+        findings=({"code": "gatekeeper-policy", "severity": "block", "remedy": "add ...", "evidence": {}},),
     )
     assert ReconcileReport.from_json(r.to_json()) == r
+    assert r.to_json()["findings"][0]["code"] == "gatekeeper-policy"
+    legacy = {k: v for k, v in r.to_json().items() if k != "findings"}  # journal rows from before findings
+    assert ReconcileReport.from_json(legacy).findings == ()
     assert r.to_json()["outcome"] == {"kind": "wait", "why": "install started", "retryAfterSeconds": 30.0}
 
 

@@ -22,10 +22,16 @@ from remediator.core.outcomes import OutcomeKind, WriteKind
 from remediator.core.plan import INSTALL, POLICY_TASK, chain_for
 from remediator.core.plan.links import BACKUP_CONTAINER, EXTENSION_INSTALLED, STORAGE_ACCESS_GRANTED
 from remediator.core.plan.observed import (
+    AssignmentRead,
+    AssignmentView,
     ContainerRead,
     ExtensionRead,
     ExtensionView,
     Observed,
+    PolicyDataRead,
+    PolicyView,
+    ProvidersRead,
+    ProvidersView,
     ReinstallCountRead,
     RemediationTaskRead,
     RoleAssignmentsRead,
@@ -40,8 +46,10 @@ from remediator.core.plan.policy_task import (
     covering_assignment,
     latest_remediation_task,
 )
+from remediator.core.plan.preflight_check import REQUIRED_PROVIDERS
 from remediator.core.plan.requirement import Mode, PlanContext, PlanningOptions
 from remediator.core.plan.writes import INSTALL_CLAIM, AssignRole, CreateContainer, InstallExtension
+from remediator.core.preflight import PolicyAssignment, PolicyData, PolicyDefinition
 from remediator.core.snapshot import ClusterSnapshot
 
 SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
@@ -53,6 +61,27 @@ ASSIGNMENT = parse_resource_id(f"{SUB}/providers/Microsoft.Authorization/policyA
 CONTAINER = backup_container_name("aks", CLUSTER)
 SNAPSHOT = ClusterSnapshot.from_arm({"id": CLUSTER, "location": "westeurope"})
 STORAGE_OK = StorageView(SA_ID, "West Europe", "https://sa.blob.core.windows.net/")
+P3_RULE = {"if": {"field": "type", "equals": "x"}, "then": {"effect": "[parameters('effect')]"}}
+P3_DEFINITION = PolicyDefinition(
+    "/providers/Microsoft.Authorization/policyDefinitions/p3",
+    "Indexed",
+    {"effect": {"type": "String", "defaultValue": "DeployIfNotExists"}},
+    P3_RULE,
+)
+
+
+def p3_assignment(**parameters: str) -> AssignmentView:
+    body = {
+        "id": str(ASSIGNMENT),
+        "properties": {
+            "policyDefinitionId": P3_DEFINITION.id,
+            "parameters": {k: {"value": v} for k, v in parameters.items()},
+        },
+    }
+    return AssignmentView(PolicyAssignment.from_arm(body), P3_DEFINITION)
+
+
+DINE_ASSIGNMENT = p3_assignment()
 
 
 def decision(*, selected: bool = True, blockers: tuple[Blocker, ...] = (), storage: bool = True) -> Decision:
@@ -74,6 +103,7 @@ def observed(
     grants: tuple[RoleAssignmentView, ...] = (),
     prior: int = 0,
     task: TaskView | None = None,
+    assignment: AssignmentView = DINE_ASSIGNMENT,
 ) -> Observed:
     """Every read the chains can ask for, answered (extra answers are never consulted)."""
     found = Observed(SNAPSHOT)
@@ -84,7 +114,19 @@ def observed(
         found.record(RoleAssignmentsRead(SA_ID, extension.principal_id), grants)
     found.record(ReinstallCountRead(CLUSTER_ID), prior)
     found.record(RemediationTaskRead(CLUSTER_ID, ASSIGNMENT), task)
+    record_clear_preflight(found)
+    found.record(AssignmentRead(ASSIGNMENT), assignment)
     return found
+
+
+def record_clear_preflight(found: Observed) -> None:
+    """Preflight's reads answered with nothing in the way: no policy assignment, providers registered."""
+    sub = SNAPSHOT.subscription_id.lower()
+    found.record(PolicyDataRead(sub), PolicyView(PolicyData()))
+    found.record(
+        ProvidersRead(sub, REQUIRED_PROVIDERS),
+        ProvidersView({"Microsoft.KubernetesConfiguration": "Registered"}),
+    )
 
 
 INSTALL_OPTIONS = PlanningOptions(tenant_id="t")

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remediator.core import policy_catalog as catalog
+from remediator.core.blockers import BlockerKind
 from remediator.core.preflight import (
-    FINDING_KINDS,
     FindingCode,
     PolicyAssignment,
     PolicyData,
@@ -475,9 +475,18 @@ def test_region_support(location, protecting, vault, code):
     assert [f.code for f in findings] == ([code] if code else [])
 
 
-def test_every_code_has_a_proposed_kind():
-    assert set(FINDING_KINDS) == set(FindingCode)
-    assert set(FINDING_KINDS.values()) <= {"human", "transient", "long-lived"}
+def test_every_code_has_a_kind_in_the_blockers_one_policy():
+    # replaces the former FINDING_KINDS check: the kinds now live in core.blockers with the snapshot blockers'
+    assert {code: code.kind for code in FindingCode}.keys() == set(FindingCode)
+    assert {code.kind for code in FindingCode} <= set(BlockerKind)
+
+
+def test_a_registering_provider_is_transient_and_an_unregistered_one_needs_a_human():
+    providers = {"Microsoft.KubernetesConfiguration": "Registering"}
+    (registering,) = preflight(PreflightInput(cluster=cluster(), providers=providers))
+    assert registering.kind is BlockerKind.TRANSIENT and registering.to_json()["kind"] == "transient"
+    (missing,) = preflight(PreflightInput(cluster=cluster(), providers={}))
+    assert missing.kind is BlockerKind.HUMAN
 
 
 # ---- attribution -----------------------------------------------------------------------------------------

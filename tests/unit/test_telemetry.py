@@ -209,6 +209,24 @@ def test_without_a_connection_string_nothing_changes() -> None:
     assert out.strip() == "[]"
 
 
+def test_the_runtime_without_a_connection_string_wires_no_telemetry_and_imports_none() -> None:
+    """The composition root (runtime.py) the Functions app and the CLI use: without the setting the
+    reconciler gets the no-op telemetry, and nothing of OpenTelemetry is imported (the handlers get the same
+    object: tests/integration/reconciler/test_telemetry_wired.py)."""
+    code = (
+        "import sys, json;"
+        "from remediator.service.runtime import Runtime;"
+        "r = Runtime.from_env({'REMEDIATOR_TENANT_ID': 't', 'REMEDIATOR_CONFIG_JSON': json.dumps("
+        "{'scope': {'subscriptions': ['11111111-2222-3333-4444-555555555555']}, 'storage': {'eastus':"
+        " '/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/"
+        "Microsoft.Storage/storageAccounts/stbackup'}})});"
+        "print(type(r.telemetry).__name__, r.reconciler.telemetry is r.telemetry);"
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'azure.monitor'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["NoTelemetry True", "[]"]
+
+
 def test_link_is_the_first_unsatisfied_link_else_the_last_action() -> None:
     links = (
         {"link": "storage-usable", "state": "satisfied", "why": "ok"},

@@ -18,8 +18,10 @@ from remediator.core.untrusted_json import (
     InvalidJsonError,
     JsonTooDeepError,
     JsonTooLargeError,
+    check_value_depth,
     nesting_depth,
     parse_untrusted_json,
+    value_depth,
 )
 
 JSON_VALUES = st.recursive(
@@ -155,3 +157,23 @@ def test_scalars_and_finite_floats() -> None:
     assert parse_untrusted_json("1.5e3") == 1500.0
     assert math.isclose(parse_untrusted_json("[-0.1]")[0], -0.1)
     assert parse_untrusted_json(b"null") is None
+
+
+@given(JSON_VALUES)
+@settings(max_examples=200, deadline=None)
+def test_value_depth_of_decoded_values_matches_the_text_depth(value: Any) -> None:
+    """value_depth measures what another parser already decoded (the Functions worker's Event Grid payloads)
+    exactly as nesting_depth measures the text."""
+    assert value_depth(value) == _depth(value) == nesting_depth(json.dumps(value))
+
+
+def test_value_depth_needs_no_recursion_and_stops_early() -> None:
+    deep: Any = []
+    for _ in range(50_000):  # far past the interpreter's recursion limit
+        deep = [deep]
+    assert value_depth(deep) == 50_001
+    assert value_depth(deep, stop_above=DEFAULT_MAX_DEPTH) == DEFAULT_MAX_DEPTH + 1
+    with pytest.raises(JsonTooDeepError, match="max_depth") as err:
+        check_value_depth({"data": deep}, source="event", field="(event)")
+    assert err.value.field == "(event)" and err.value.source == "event"
+    check_value_depth({"a": [1, {"b": None}]}, max_depth=3)  # within the limit: no error

@@ -36,10 +36,12 @@ from tools.deploy.preflight import (
     LiveFacts,
     Problem,
     check_custom_role_given,
+    check_entra_client_id,
     check_environment_name,
     check_live,
     check_placeholders,
     check_storage_sku,
+    control_plane_resource_groups,
     host_storage_sku,
     managed_subscriptions,
     reusable_topics,
@@ -76,6 +78,9 @@ def deployment_document(
     container_writer_role_id: str,
     assign_audit_policies: bool,
     app_subscription: str,
+    entra_client_id: str = "",
+    control_plane_groups: list[dict[str, str]] | None = None,
+    event_wiring_role_id: str = "",
 ) -> dict[str, Any]:
     """What the templates read (``infra/generated/deployment.json``)."""
     subscription = app_subscription.lower()
@@ -120,6 +125,14 @@ def deployment_document(
         "hostStorageSku": host_storage_sku(location, sku),
         "containerWriterRoleId": container_writer_role_id,
         "assignAuditPolicies": assign_audit_policies,
+        # issue 15 options (docs/deploy.md): App Service authentication (Entra ID) for this app
+        # registration ("" = function keys only); write roles per resource group of listed subscriptions
+        # ([] = per subscription)
+        "entraClientId": entra_client_id.lower(),
+        "controlPlaneResourceGroups": list(control_plane_groups or []),
+        # wiring that follows the scope: on when managementGroups is non-empty and this is set (main.bicep,
+        # infra/terraform/locals.tf); the management-group grants use it (management-group-access.bicep)
+        "eventWiringRoleId": event_wiring_role_id,
     }
 
 
@@ -137,7 +150,10 @@ def prepare(args: argparse.Namespace) -> int:
         *check_placeholders(config),
         *check_storage_sku(args.location, args.host_storage_sku),
         *check_custom_role_given(config, args.container_writer_role_id),
+        *check_entra_client_id(args.entra_client_id),
     ]
+    groups, group_problems = control_plane_resource_groups(config, args.control_plane_resource_group)
+    problems += group_problems
     facts = LiveFacts()
     subscriptions = managed_subscriptions(config, extra)
     if not re.fullmatch(r"[0-9a-fA-F-]{36}", args.subscription):
@@ -173,9 +189,26 @@ def prepare(args: argparse.Namespace) -> int:
         container_writer_role_id=args.container_writer_role_id,
         assign_audit_policies=args.audit_policies,
         app_subscription=args.subscription,
+        entra_client_id=args.entra_client_id,
+        control_plane_groups=groups,
+        event_wiring_role_id=args.event_wiring_role_id,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
+    if groups:
+        covered = {g["subscriptionId"] for g in groups}
+        for ref in config.scope.subscriptions:
+            if ref.subscription_id and ref.subscription_id.lower() not in covered:
+                print(
+                    f"preflight: note: subscription {ref.subscription_id} keeps Reader only (no control-plane"
+                    " resource group of it is listed): the app reports on it but cannot write there"
+                )
+    if document["managementGroups"] and not args.event_wiring_role_id:
+        print(
+            "preflight: note: scope.managementGroups without REMEDIATOR_EVENT_WIRING_ROLE_ID: subscriptions"
+            " that join those groups get no Event Grid wiring (the sweep still covers them); docs/deploy.md,"
+            " 'Wiring that follows the scope'"
+        )
     reused = sum(len(v) for v in document["existingSystemTopics"].values())
     print(
         f"preflight: ok ({'offline' if args.offline else 'live'} checks); wrote {args.output}"
@@ -204,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         help="GUID of the container-writer custom role (install mode)",
     )
     p.add_argument(
+        "--event-wiring-role-id",
+        default=env.get("REMEDIATOR_EVENT_WIRING_ROLE_ID", ""),
+        help="GUID of the Event Wiring custom role: subscriptions joining scope.managementGroups get wired",
+    )
+    p.add_argument(
         "--event-subscription",
         action="append",
         default=[s for s in env.get("REMEDIATOR_EVENT_SUBSCRIPTION_IDS", "").split(",") if s.strip()],
@@ -215,6 +253,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         default=_truthy(env.get("REMEDIATOR_ASSIGN_AUDIT_POLICIES", "true")),
         help="do not assign the built-in Policy 1/2 audits at the managed scopes",
+    )
+    p.add_argument(
+        "--entra-client-id",
+        default=env.get("REMEDIATOR_ENTRA_CLIENT_ID", ""),
+        help="client id of the Entra app registration with the app roles of infra/auth/app-roles.json:"
+        " turns on App Service authentication in front of the HTTP routes (REMEDIATOR_HTTP_AUTH=entra)",
+    )
+    p.add_argument(
+        "--control-plane-resource-group",
+        action="append",
+        default=[g for g in env.get("REMEDIATOR_CONTROL_PLANE_RESOURCE_GROUPS", "").split(",") if g.strip()],
+        help="<subscription>/<resource group> (repeatable): assign the write role of the mode there instead"
+        " of on the whole listed subscription (the per-resource-group variant; docs/deploy.md)",
     )
     p.add_argument("--offline", action="store_true", help="skip the checks that ask Azure (az)")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)

@@ -18,6 +18,7 @@ from typing import Any
 
 from remediator.core.config import RemediatorConfig
 from remediator.core.ids import ResourceId
+from remediator.core.text import ignore_case_key
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -258,6 +259,59 @@ def check_custom_role_given(config: RemediatorConfig, role_id: str) -> list[Prob
             " (docs/deploy.md, 'Custom role') and set REMEDIATOR_CONTAINER_WRITER_ROLE_ID to its GUID",
         )
     ]
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def check_entra_client_id(client_id: str) -> list[Problem]:
+    """App Service authentication needs the app registration's client id (a GUID), or nothing."""
+    if not client_id or _GUID.match(client_id):
+        return []
+    return [
+        Problem(
+            "entraClientId",
+            f"{client_id!r} is not a client id (GUID) of an Entra app registration; create it with the app"
+            " roles of infra/auth/app-roles.json (docs/deploy.md, 'HTTP authorization') or leave it empty",
+        )
+    ]
+
+
+def control_plane_resource_groups(
+    config: RemediatorConfig, entries: list[str]
+) -> tuple[list[dict[str, str]], list[Problem]]:
+    """``<subscription>/<resource group>`` entries of the per-resource-group variant, checked: each group must
+    lie in a subscription the config lists whole (scope.subscriptions), since the variant moves exactly those
+    subscriptions' write roles down to their groups.
+
+    :returns: the groups as ``{subscriptionId, name}`` (subscription lower-cased, sorted, no duplicates under
+        Azure's case rule) and the problems.
+    """
+    listed = {ref.subscription_id.lower() for ref in config.scope.subscriptions if ref.subscription_id}
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    problems: list[Problem] = []
+    for i, entry in enumerate(entries):
+        field = f"controlPlaneResourceGroups[{i}]"
+        sub, _, name = entry.strip().strip("/").partition("/")
+        if name.lower().startswith("resourcegroups/"):
+            name = name.split("/", 1)[1]
+        if sub.lower() == "subscriptions":
+            sub, _, rest = name.partition("/")
+            name = rest.split("/", 1)[1] if rest.lower().startswith("resourcegroups/") else rest
+        if not _GUID.match(sub) or not re.fullmatch(r"[-\w.()]{1,90}", name or "") or name.endswith("."):
+            problems.append(Problem(field, f"{entry!r} is not <subscription GUID>/<resource group name>"))
+            continue
+        if sub.lower() not in listed:
+            problems.append(
+                Problem(
+                    field,
+                    f"subscription {sub} is not in scope.subscriptions; the variant narrows the write roles"
+                    " of listed subscriptions only (list resource groups in scope.resourceGroups instead)",
+                )
+            )
+            continue
+        groups.setdefault((sub.lower(), ignore_case_key(name)), {"subscriptionId": sub.lower(), "name": name})
+    return [groups[k] for k in sorted(groups)], problems
 
 
 def reusable_topics(facts: LiveFacts) -> dict[str, dict[str, dict[str, str]]]:

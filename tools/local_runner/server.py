@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+from remediator.core.untrusted_json import nesting_depth
 from tools.local_runner.host import (
     LocalHost,
     RegisteredFunction,
@@ -30,6 +31,8 @@ from tools.local_runner.host import (
 logger = logging.getLogger(__name__)
 
 _VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
+HOST_MAX_JSON_DEPTH = 64
+"""Newtonsoft.Json's default reader MaxDepth, which the host's Event Grid extension parses deliveries with."""
 
 
 def _route_regex(route: str) -> re.Pattern[str]:
@@ -134,6 +137,12 @@ class RunnerRequestHandler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": f"no Event Grid function named {query.get('functionName')!r}"})
             return
         event_type = (self.headers.get("aeg-event-type") or "").strip()
+        # The host's Event Grid extension parses the delivery with Newtonsoft's JToken.Parse, whose reader
+        # stops at a depth of 64 (Json.NET >= 13.0.1): deeper deliveries never reach the worker.
+        limit = HOST_MAX_JSON_DEPTH
+        if nesting_depth(body.decode("utf-8", "replace"), stop_above=limit) > limit:
+            self._send_json(400, {"error": f"the reader's MaxDepth of {limit} has been exceeded"})
+            return
         try:
             payload = json.loads(body or b"null")
         except ValueError:

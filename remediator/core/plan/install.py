@@ -49,6 +49,7 @@ from remediator.core.plan.requirement import (
 )
 from remediator.core.plan.roles import RoleAssigned
 from remediator.core.plan.writes import INSTALL_CLAIM, CreateContainer, InstallExtension, ReinstallExtension
+from remediator.core.preflight import attribute_failure
 from remediator.core.text import equal_ignoring_case
 
 
@@ -188,9 +189,11 @@ class ExtensionInstalled(Requirement):
             prior = observed.get(ReinstallCountRead(ctx.cluster_id))
             if prior >= options.max_reinstalls:
                 detail = f": {extension.error}" if extension.error else ""
+                cause = attribute_failure(extension.error, ())
+                likely = f"; likely cause: {cause.describe()}" if cause is not None else ""
                 return Blocked(
                     f"extension {extension.name} is {extension.provisioning_state} after {prior}"
-                    f" re-install(s) (limit {options.max_reinstalls}){detail}"
+                    f" re-install(s) (limit {options.max_reinstalls}){detail}{likely}"
                 )
             write = self._install(ctx, observed, name=extension.name, attempt=prior + 1)
             why = (

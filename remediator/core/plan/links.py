@@ -3,6 +3,8 @@ renamed. A link shared by several modes (``extension-installed``) has the same n
 
 from __future__ import annotations
 
+PREFLIGHT = "preflight"
+"""The head of every chain: nothing known (policy, Safeguards, storage, providers) blocks the extension."""
 STORAGE_USABLE = "storage-usable"
 BACKUP_CONTAINER = "backup-container"
 EXTENSION_INSTALLED = "extension-installed"

@@ -12,10 +12,19 @@ fact is read once. Views carry typed ids (:class:`~remediator.core.ids.ResourceI
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
+from remediator.core.catalog import SETTING_BUCKET, SETTING_STORAGE_ACCOUNT
 from remediator.core.ids import ResourceId
+from remediator.core.preflight import (
+    PolicyAssignment,
+    PolicyData,
+    PolicyDefinition,
+    Safeguards,
+    StorageAccount,
+)
 from remediator.core.snapshot import ClusterSnapshot
 
 T = TypeVar("T")
@@ -39,11 +48,18 @@ class ExtensionView:
     principal_id: str | None = None
     """``aksAssignedIdentity.principalId``: the identity the storage grant is for."""
     error: str = ""
-    container: str | None = None
-    """The blob container the extension is configured with
-    (``configuration.backupStorageLocation.bucket``)."""
-    storage_account: str | None = None
-    """The storage account name it is configured with (``...config.storageAccount``)."""
+    settings: tuple[tuple[str, str], ...] = ()
+    """Its ``configurationSettings`` (preflight checks them: Entra ID storage access, resource limits)."""
+
+    @property
+    def container(self) -> str | None:
+        """The blob container it is configured with (``configuration.backupStorageLocation.bucket``)."""
+        return dict(self.settings).get(SETTING_BUCKET) or None
+
+    @property
+    def storage_account(self) -> str | None:
+        """The storage account name it is configured with (``...config.storageAccount``)."""
+        return dict(self.settings).get(SETTING_STORAGE_ACCOUNT) or None
 
     @property
     def state(self) -> str:
@@ -65,6 +81,8 @@ class StorageView:
     id: ResourceId
     location: str
     blob_endpoint: str
+    access: StorageAccount | None = None
+    """Shared-key access and firewall, as preflight reads them (``None``: not read)."""
 
 
 @dataclass(frozen=True)
@@ -91,12 +109,65 @@ class TaskView:
     provisioning_state: str
     generation: int = 0
     failed_before: int = 0
+    deployments: int | None = None
+    """``deploymentStatus.totalDeployments`` (``None``: not reported). A task that ends ``Succeeded`` with
+    zero deployments found nothing to remediate (recorded: Azure accepts a task for an Audit assignment and
+    ends it so)."""
 
     @property
     def ended(self) -> bool:
         """Whether the task has ended (it never runs again; the next one needs the next generation)."""
         state = self.provisioning_state.lower()
         return state in SUCCEEDED_TASK_STATES or state in FAILED_TASK_STATES
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """The policy assignments that can cover clusters of one subscription and the definitions behind them.
+
+    :param data: assignments and definitions (``None``: could not be read, see ``error``).
+    :param management_groups: names of every management group above the subscription.
+    :param age_s: how old the data is (a per-process cache serves it; a blocking verdict is confirmed on
+        fresh data).
+    :param error: why it could not be read (a permission gap): preflight warns and goes on.
+    """
+
+    data: PolicyData | None
+    management_groups: tuple[str, ...] = ()
+    age_s: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SafeguardsView:
+    """The cluster's Deployment Safeguards (``None``: it has none), or why they could not be read."""
+
+    safeguards: Safeguards | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ProvidersView:
+    """Provider namespace -> ``registrationState`` in one subscription (``None``: not read, see ``error``)."""
+
+    states: Mapping[str, str] | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class AssignmentView:
+    """A policy assignment and the definition it assigns, for policy-task mode.
+
+    :param assignment: ``None`` when it does not exist.
+    :param definition: the policy definition (``None``: an initiative, or not readable: see ``error``).
+    :param is_set: the assignment assigns an initiative (policy set).
+    :param error: why the definition could not be read.
+    """
+
+    assignment: PolicyAssignment | None
+    definition: PolicyDefinition | None = None
+    is_set: bool = False
+    error: str = ""
 
 
 # --------------------------------------------------------------------------------------------- reads
@@ -156,6 +227,37 @@ class RemediationTaskRead(Read["TaskView | None"]):
     """The newest remediation task of the cluster for the assignment (walking generations), or ``None``."""
 
     cluster: ResourceId
+    assignment: ResourceId
+
+
+@dataclass(frozen=True)
+class PolicyDataRead(Read[PolicyView]):
+    """The policy assignments (and definitions) that can cover clusters of ``subscription`` (lower-cased
+    GUID), read in bulk from Resource Graph and cached per process; ``fresh`` bypasses the cache."""
+
+    subscription: str
+    fresh: bool = False
+
+
+@dataclass(frozen=True)
+class SafeguardsRead(Read[SafeguardsView]):
+    """``Microsoft.ContainerService/deploymentSafeguards/default`` of the cluster."""
+
+    cluster: ResourceId
+
+
+@dataclass(frozen=True)
+class ProvidersRead(Read[ProvidersView]):
+    """The registration state of ``namespaces`` in ``subscription``."""
+
+    subscription: str
+    namespaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AssignmentRead(Read[AssignmentView]):
+    """A policy assignment and its definition (the definition read once per process)."""
+
     assignment: ResourceId
 
 

@@ -1,7 +1,9 @@
 """From the chain's verdicts to one reconcile's writes and outcome, pure.
 
 ``plan`` = gate -> evaluate every link -> every unsatisfied link whose dependencies are satisfied contributes
-its write (so independent writes go out together) -> ``done`` only when EVERY link is satisfied. Precedence
+its write (so independent writes go out together) -> ``done`` only when EVERY link is satisfied. A gating
+link (``Requirement.gates``: preflight, at the head of every chain) is a dependency of every later link, so
+while it is blocked or waiting nothing is written. Precedence
 when links disagree: a failed read the chain needed (the service maps the ARM error) > a blocked link
 (``gave_up``: a human must act first; nothing is written) > writes (``done`` if every unsatisfied link is
 satisfied by its write at once, else ``wait``) > waiting links (``wait``) > ``done``.
@@ -31,6 +33,7 @@ from remediator.core.plan.requirement import (
     state_of,
 )
 from remediator.core.plan.writes import Write
+from remediator.core.preflight import Finding
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,14 @@ class Plan:
     :param writes: the writes, in chain order; independent of each other (send them together).
     :param links: every link's verdict, in chain order (for explain and reports).
     :param error: a read the chain needed failed with this error; the caller maps it to the outcome.
+    :param findings: what preflight found (blockers and warnings), for the report, journal and events.
     """
 
     outcome: Outcome
     writes: tuple[Write, ...] = ()
     links: tuple[Link, ...] = ()
     error: BaseException | None = None
+    findings: tuple[Finding, ...] = ()
 
 
 def gate(decision: Decision) -> Outcome | None:
@@ -91,8 +96,12 @@ def gate(decision: Decision) -> Outcome | None:
 def evaluate(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[Link, ...]:
     """Every link's verdict, in chain order (a link whose dependency is unsatisfied is :class:`Deferred`)."""
     verdicts: dict[str, Verdict] = {}
+    gates: list[str] = []
     for requirement in chain.requirements:
-        unmet = [d for d in requirement.depends_on if not is_satisfied(verdicts[d])]
+        needs = dict.fromkeys([*gates, *requirement.depends_on])
+        unmet = [d for d in needs if not is_satisfied(verdicts[d])]
+        if requirement.gates:
+            gates.append(requirement.key)
         if unmet:
             verdicts[requirement.key] = Deferred(unmet[0])
             continue
@@ -103,20 +112,31 @@ def evaluate(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[Link, 
     return tuple(Link(key, verdicts[key]) for key in chain.keys)
 
 
+def findings_of(links: tuple[Link, ...]) -> tuple[Finding, ...]:
+    """Every finding the links' verdicts carry, in chain order."""
+    found: list[Finding] = []
+    for link in links:
+        found.extend(getattr(link.verdict, "findings", ()))
+    return tuple(found)
+
+
 def plan(chain: Chain, ctx: PlanContext, observed: Observed) -> Plan:
     """The next step for one cluster (see the module docstring for the precedence)."""
     gated = gate(ctx.decision)
     if gated is not None:
         return Plan(gated)
     links = evaluate(chain, ctx, observed)
+    findings = findings_of(links)
     verdicts = [link.verdict for link in links]
     for verdict in verdicts:
         if isinstance(verdict, Unreadable):
             why = f"{verdict.read.label} failed: {verdict.error}"
-            return Plan(Outcome.wait(EXTENSION_POLL_SECONDS, why), links=links, error=verdict.error)
+            return Plan(
+                Outcome.wait(EXTENSION_POLL_SECONDS, why), links=links, error=verdict.error, findings=findings
+            )
     blocked = [v for v in verdicts if isinstance(v, Blocked)]
     if blocked:
-        return Plan(Outcome.gave_up(blocked[0].why), links=links)
+        return Plan(Outcome.gave_up(blocked[0].why), links=links, findings=findings)
     missing = [v for v in verdicts if isinstance(v, Missing)]
     waiting = [v for v in verdicts if isinstance(v, Waiting)]
     settled = [v.why for v in verdicts if isinstance(v, Satisfied | NotNeeded)]
@@ -126,8 +146,10 @@ def plan(chain: Chain, ctx: PlanContext, observed: Observed) -> Plan:
     deferred = any(isinstance(v, Deferred) for v in verdicts)
     if waits:
         retry = min(seconds for seconds, _ in waits)
-        return Plan(Outcome.wait(retry, "; ".join(why for _, why in waits)), writes=writes, links=links)
+        why = "; ".join(why for _, why in waits)
+        return Plan(Outcome.wait(retry, why), writes=writes, links=links, findings=findings)
     if deferred:  # a dependency is missing and will be written now; look again soon
         why = "; ".join(v.why for v in missing) or "waiting for a dependency"
-        return Plan(Outcome.wait(EXTENSION_POLL_SECONDS, why), writes=writes, links=links)
-    return Plan(Outcome.done("; ".join([*settled, *(v.why for v in missing)])), writes=writes, links=links)
+        return Plan(Outcome.wait(EXTENSION_POLL_SECONDS, why), writes=writes, links=links, findings=findings)
+    done = Outcome.done("; ".join([*settled, *(v.why for v in missing)]))
+    return Plan(done, writes=writes, links=links, findings=findings)

@@ -30,6 +30,7 @@ from remediator.core.ids import ResourceId
 from remediator.core.naming import backup_container_name
 from remediator.core.plan.observed import Observed, Read
 from remediator.core.plan.writes import Write
+from remediator.core.preflight import Finding
 from remediator.core.snapshot import ClusterSnapshot
 
 EXTENSION_POLL_SECONDS = 30.0
@@ -44,9 +45,11 @@ TASK_POLL_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class Satisfied:
-    """Azure has what the link asks for. ``why`` says what was found."""
+    """Azure has what the link asks for. ``why`` says what was found; ``findings`` what a human should know
+    anyway (preflight warnings)."""
 
     why: str
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,13 +81,16 @@ class Waiting:
 
     retry_after_s: float
     why: str
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)
 class Blocked:
-    """Not satisfied, and a human must act (named in ``why``)."""
+    """Not satisfied, and a human must act (named in ``why``; ``findings``: the preflight findings behind
+    it, when preflight found it)."""
 
     why: str
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,9 @@ class Requirement(ABC):
     """One line for humans: what the link means (``the backup extension is installed and Succeeded``)."""
     depends_on: tuple[str, ...] = ()
     """Keys of earlier links that must be satisfied before this one is evaluated (and its write sent)."""
+    gates: bool = False
+    """Every later link of the chain depends on this one (preflight: nothing is written while it is not
+    satisfied), whatever their own ``depends_on`` say."""
 
     @abstractmethod
     def reads(self, ctx: PlanContext, observed: Observed) -> Iterable[Read[Any]]:

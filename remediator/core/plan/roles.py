@@ -26,6 +26,7 @@ from remediator.core.plan.requirement import (
     Waiting,
 )
 from remediator.core.plan.writes import AssignRole
+from remediator.core.text import equal_ignoring_case, ignore_case_key
 
 
 def is_within(resource: ResourceId, scope: ResourceId) -> bool:
@@ -36,8 +37,8 @@ def is_within(resource: ResourceId, scope: ResourceId) -> bool:
 def covers(assignment: RoleAssignmentView, *, scope: ResourceId, principal_id: str, role_guid: str) -> bool:
     """Whether an existing assignment grants ``role_guid`` to ``principal_id`` at ``scope``."""
     return (
-        assignment.principal_id.lower() == principal_id.lower()
-        and assignment.role_guid == role_guid.lower()
+        equal_ignoring_case(assignment.principal_id, principal_id)
+        and assignment.role_guid == ignore_case_key(role_guid)
         and is_within(scope, assignment.scope)
     )
 
@@ -72,7 +73,7 @@ class RoleAssigned(Requirement):
     ) -> None:
         self.key = key
         self.title = title
-        self.role_guid = role_guid.lower()
+        self.role_guid = ignore_case_key(role_guid)
         self.depends_on = depends_on
         self._scope = scope
         self._principal = principal

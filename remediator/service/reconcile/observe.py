@@ -1,7 +1,8 @@
 """Reads by dependency: what the chain needs, in rounds, concurrently within a round, each read once.
 
 Round 1 is everything the links can ask for from the cluster and the config alone (the backup extension, the
-storage account, the container); a later round is what needed an earlier answer (the role assignments of the
+storage account, the container, and preflight's policy data, provider registrations and Safeguards); a later
+round is what needed an earlier answer (the role assignments of the
 extension's identity, the re-install count of a Failed extension, the newest remediation task). Equal reads
 are made once (reads are values). Each read type has one reader in :data:`READERS`; an ARM error is recorded
 against its read (only a link that needs the answer turns it into the outcome), anything else propagates.
@@ -13,21 +14,31 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
+from dataclasses import replace
 from typing import Any
 
 from remediator.adapters.arm import ArmError, ExtensionInfo
+from remediator.adapters.preflight_source import PreflightSource
 from remediator.core.catalog import role_guid_of
 from remediator.core.ids import InvalidResourceIdError, parse_resource_id
 from remediator.core.plan.observed import (
+    AssignmentRead,
+    AssignmentView,
     ContainerRead,
     ExtensionRead,
     ExtensionView,
     Observed,
+    PolicyDataRead,
+    PolicyView,
+    ProvidersRead,
+    ProvidersView,
     Read,
     ReinstallCountRead,
     RemediationTaskRead,
     RoleAssignmentsRead,
     RoleAssignmentView,
+    SafeguardsRead,
+    SafeguardsView,
     StorageAccountRead,
     StorageView,
     TaskView,
@@ -49,12 +60,7 @@ def _extension_view(found: ExtensionInfo | None) -> ExtensionView | None:
     if found is None:
         return None
     return ExtensionView(
-        found.name,
-        found.provisioning_state,
-        found.principal_id,
-        found.error,
-        container=found.container,
-        storage_account=found.storage_account,
+        found.name, found.provisioning_state, found.principal_id, found.error, found.settings
     )
 
 
@@ -64,7 +70,9 @@ def read_extension(io: ReconcileIO, read: ExtensionRead) -> ExtensionView | None
 
 def read_storage_account(io: ReconcileIO, read: StorageAccountRead) -> StorageView | None:
     found = io.arm.get_storage_account(read.account)
-    return None if found is None else StorageView(read.account, found.location, found.blob_endpoint)
+    if found is None:
+        return None
+    return StorageView(read.account, found.location, found.blob_endpoint, found.access)
 
 
 def read_container(io: ReconcileIO, read: ContainerRead) -> bool:
@@ -92,11 +100,41 @@ def read_remediation_task(io: ReconcileIO, read: RemediationTaskRead) -> TaskVie
     if policy is None:
         raise ArmError("no policy gateway configured", operation="GET remediation")
 
+    deployments: dict[str, int | None] = {}
+
     def state_of(name: str) -> str | None:
         info = policy.get_remediation_at_resource(resource_id=read.cluster, name=name)
-        return None if info is None else info.provisioning_state
+        if info is None:
+            return None
+        deployments[name] = info.total_deployments
+        return info.provisioning_state
 
-    return latest_remediation_task(read.cluster, read.assignment, state_of)
+    newest = latest_remediation_task(read.cluster, read.assignment, state_of)
+    if newest is None:
+        return None
+    return replace(newest, deployments=deployments.get(newest.name))
+
+
+def _preflight(io: ReconcileIO) -> PreflightSource:
+    if io.preflight is None:
+        raise ArmError("no preflight source configured", operation="preflight")
+    return io.preflight
+
+
+def read_policy_data(io: ReconcileIO, read: PolicyDataRead) -> PolicyView:
+    return _preflight(io).policy(read.subscription, fresh=read.fresh)
+
+
+def read_safeguards(io: ReconcileIO, read: SafeguardsRead) -> SafeguardsView:
+    return _preflight(io).safeguards(read.cluster)
+
+
+def read_providers(io: ReconcileIO, read: ProvidersRead) -> ProvidersView:
+    return _preflight(io).providers(read.subscription, read.namespaces)
+
+
+def read_assignment(io: ReconcileIO, read: AssignmentRead) -> AssignmentView:
+    return _preflight(io).assignment(read.assignment)
 
 
 READERS: dict[type[Read[Any]], Reader] = {
@@ -106,6 +144,10 @@ READERS: dict[type[Read[Any]], Reader] = {
     RoleAssignmentsRead: read_role_assignments,
     ReinstallCountRead: read_reinstall_count,
     RemediationTaskRead: read_remediation_task,
+    PolicyDataRead: read_policy_data,
+    SafeguardsRead: read_safeguards,
+    ProvidersRead: read_providers,
+    AssignmentRead: read_assignment,
 }
 """One reader per read type (a test checks every read type in ``core.plan.observed`` has one)."""
 

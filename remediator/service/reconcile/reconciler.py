@@ -6,8 +6,10 @@ read -> decide -> observe -> plan -> execute -> record:
 2. **decide** with the pure core (``core.decision``) and gate on its blockers (``core.plan.planner.gate``);
 3. **observe** what the mode's chain of requirements needs (``observe.py``: by dependency, concurrently,
    each read once), while the claims a fresh cluster would need are taken in the background;
-4. **plan** (``core.plan``): every unsatisfied link whose dependencies are satisfied contributes its write;
-   ``done`` only when every link is satisfied;
+4. **plan** (``core.plan``): preflight, at the head of every chain, blocks every write while something known
+   (a policy assignment, Safeguards, storage, a provider) stands in the way; otherwise every unsatisfied link
+   whose dependencies are satisfied contributes its write; ``done`` only when every link is satisfied (the
+   findings go into the report, the journal and the outcome event);
 5. **execute** (``execute.py``): claim -> re-check -> pace -> send the writes together; in audit mode and dry
    runs the writes are only reported as planned;
 6. **record**: journal and publish the report (``JournalWriteError`` when a write went unrecorded).
@@ -32,7 +34,9 @@ from remediator.adapters.claims import WriteClaims
 from remediator.adapters.journal import Journal
 from remediator.adapters.leases import LEASE_S
 from remediator.adapters.policy import PolicyGateway
+from remediator.adapters.preflight_source import PreflightSource
 from remediator.adapters.publisher import OutcomePublisher
+from remediator.adapters.telemetry import NoTelemetry, Telemetry
 from remediator.core.alerts import alert_line, describe, repeat_line
 from remediator.core.config import RemediatorConfig
 from remediator.core.decision import decide
@@ -78,11 +82,13 @@ class _Run:
     dry_run: bool
     attempt: int
     correlation_id: str
+    caller: str | None = None
     started_at: str = field(default_factory=_now_iso)
     decision: dict[str, Any] | None = None
     actions: list[Action] = field(default_factory=list)
     extension_state: str | None = None
     links: tuple[Link, ...] = ()
+    findings: tuple[dict[str, Any], ...] = ()
 
     def report(self, outcome: Outcome) -> ReconcileReport:
         return ReconcileReport(
@@ -97,6 +103,8 @@ class _Run:
             started_at=self.started_at,
             correlation_id=self.correlation_id,
             links=tuple(link.to_json() for link in self.links),
+            caller=self.caller,
+            findings=self.findings,
         )
 
 
@@ -119,6 +127,10 @@ class Reconciler:
     :keyword claim_ttl_s: claim lifetime.
     :keyword pacer: the process's ARM write pacer; ``None`` = writes are not paced.
     :keyword max_pacing_wait_s: the longest pacing wait slept in a reconcile (longer: ``wait`` outcome).
+    :keyword preflight: what preflight reads, cached per process (share the runtime's with the sweep);
+        default: one of this reconciler's own over the gateway's clients.
+    :keyword telemetry: spans and metrics of every reconcile (``adapters.telemetry``); the default records
+        nothing. Every trigger reconciles through :meth:`reconcile`, so this is the one call site.
     """
 
     def __init__(
@@ -135,8 +147,11 @@ class Reconciler:
         claim_ttl_s: float = CLAIM_TTL_S,
         pacer: Pacer | None = None,
         max_pacing_wait_s: float = MAX_PACING_WAIT_S,
+        preflight: PreflightSource | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.gateway = gateway
+        self.telemetry: Telemetry = telemetry if telemetry is not None else NoTelemetry()
         self.config = config
         self.settings = settings
         self.journal = journal
@@ -148,7 +163,8 @@ class Reconciler:
         self.chain = chain_for(self.options.mode)
         self._pool_instance: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        io = ReconcileIO(arm=gateway, policy=policy, journal=journal)
+        self.preflight = preflight or PreflightSource(gateway.clients, gateway)
+        io = ReconcileIO(arm=gateway, policy=policy, journal=journal, preflight=self.preflight)
         self.observer = Observer(io, self._pool)
         self.executor = Executor(
             io,
@@ -175,6 +191,9 @@ class Reconciler:
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
+        caller: str | None = None,
+        trigger: str = "",
+        event_time: datetime | None = None,
     ) -> ReconcileReport:
         """Reconcile one cluster and return the report (journaled and published unless ``dry_run``).
 
@@ -182,14 +201,44 @@ class Reconciler:
         :keyword dry_run: compute and report the plan; write nothing (not even to the journal).
         :keyword attempt: how many waits preceded this reconcile (drives backoff).
         :keyword correlation_id: ties the report to its cause; a fresh uuid by default.
+        :keyword caller: who asked (an HTTP request's ``Caller.label``); journaled with the report.
+        :keyword trigger: what started it (the work-item source: ``event``, ``policy``, ``queue``, ``http``,
+            ``cli``), for telemetry only.
+        :keyword event_time: the triggering Event Grid event's time, for the event->write latency.
         :raises JournalWriteError: it wrote to the cluster but could not journal that (see ``_record``).
         """
+        with self.telemetry.reconcile_span(
+            cluster_id.canonical, trigger=trigger, event_time=event_time
+        ) as span:
+            report = self._reconcile_once(
+                cluster_id, dry_run=dry_run, attempt=attempt, correlation_id=correlation_id, caller=caller
+            )
+            span.finish(report.to_json())
+            if not dry_run:
+                first = self._record(report)
+                # a give-up's alert line, once per cluster and cause (core.alerts); a repeat is logged quietly
+                if report.outcome.kind is OutcomeKind.GAVE_UP and first:
+                    logger.warning(alert_line(report))
+                elif report.outcome.kind is OutcomeKind.GAVE_UP:
+                    logger.info(repeat_line(report))
+        return report
+
+    def _reconcile_once(
+        self,
+        cluster_id: ResourceId,
+        *,
+        dry_run: bool,
+        attempt: int,
+        correlation_id: str | None,
+        caller: str | None = None,
+    ) -> ReconcileReport:
         run = _Run(
             cluster_id=cluster_id.canonical,
             mode=self.options.mode.value,
             dry_run=dry_run,
             attempt=attempt,
             correlation_id=correlation_id or str(uuid.uuid4()),
+            caller=caller,
         )
         try:
             outcome = self._reconcile(cluster_id, run)
@@ -198,13 +247,8 @@ class Reconciler:
             outcome = outcome_for_error(error, attempt=attempt, max_wait_s=max_wait_s)
             logger.info("reconcile %s: %s -> %s", cluster_id, error, describe(outcome.kind))
         report = run.report(outcome)
-        first = self._record(report) if not dry_run else True
-        if dry_run or outcome.kind is not OutcomeKind.GAVE_UP:
+        if dry_run or outcome.kind is not OutcomeKind.GAVE_UP:  # a give-up is logged once recorded
             logger.info("reconcile %s: %s (%s)", cluster_id, describe(outcome.kind), outcome.why)
-        elif first:
-            logger.warning(alert_line(report))
-        else:
-            logger.info(repeat_line(report))
         return report
 
     def _record(self, report: ReconcileReport) -> bool:
@@ -249,11 +293,20 @@ class Reconciler:
             snapshot = ClusterSnapshot.from_arm(body, source="ARM managedCluster GET")
         except UserInputError as exc:
             return Outcome.gave_up(f"the cluster body from ARM is not readable: {exc}")
+        if snapshot.id != cid:
+            # Every write below targets the id ARM returned (snapshot.id), and only after it is shown to be
+            # the one requested under Azure's rule (ResourceId.__eq__: OrdinalIgnoreCase). A GET that answers
+            # with another resource (rg-a\u212as-prod for rg-aks-prod, a proxy or emulator bug) gets no write.
+            logger.warning("reconcile %s: the GET answered %s; nothing written", cid, snapshot.id)
+            return Outcome.gave_up(
+                f"the cluster GET for {cid.canonical} answered with another resource,"
+                f" {snapshot.id.canonical}; nothing written"
+            )
         decision = decide(snapshot, self.config, management_groups_of=self.management_groups_of)
         run.decision = decision.to_json()
         ctx = PlanContext(snapshot, decision, self.options)
         planned_only = run.dry_run or self.options.mode is Mode.AUDIT
-        held = HeldClaims(None if planned_only else self.claims, cid, ttl_s=self.claim_ttl_s)
+        held = HeldClaims(None if planned_only else self.claims, snapshot.id, ttl_s=self.claim_ttl_s)
         try:
             return self._plan_and_execute(ctx, run, held, planned_only=planned_only)
         finally:
@@ -271,6 +324,7 @@ class Reconciler:
         run.extension_state = extension.provisioning_state if extension is not None else None
         step = plan(self.chain, ctx, observed)
         run.links = step.links
+        run.findings = tuple(finding.to_json() for finding in step.findings)
         if step.error is not None:
             raise step.error
         if not step.writes:

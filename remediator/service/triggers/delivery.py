@@ -76,6 +76,7 @@ class Delivery:
     :param correlation_id: the cause's id (event id, request id).
     :param started: ``time.monotonic()`` at the start of the invocation.
     :param bounded: whether the hand-over enqueue must fit the Event Grid delivery timeout.
+    :param event_time: the triggering Event Grid event's time (telemetry: event->write latency).
     """
 
     cluster: ResourceId
@@ -83,6 +84,7 @@ class Delivery:
     correlation_id: str
     started: float
     bounded: bool = True
+    event_time: datetime | None = None
 
     def hand_over(self, ctx: HandlerContext, *, reason: str, delay_s: float) -> None:
         """Enqueue a work item (attempt 0) within what is left of the delivery; an error here propagates so
@@ -133,7 +135,11 @@ def reconcile_inline(
     try:
         report = run_inline(
             lambda: ctx.reconciler.reconcile(
-                delivery.cluster, dry_run=dry_run, correlation_id=delivery.correlation_id
+                delivery.cluster,
+                dry_run=dry_run,
+                correlation_id=delivery.correlation_id,
+                trigger=delivery.source,
+                event_time=delivery.event_time,
             ),
             budget_s=budget,
         )

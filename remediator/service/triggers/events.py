@@ -7,6 +7,19 @@
 Events are untrusted input: a malformed one is logged and dropped (raising would make Event Grid retry it for
 24 hours). Every decision is journaled: a reconcile journals itself; a dropped, ignored, stale or out-of-scope
 event is journaled as ``skipped`` with the reason. The delivery policy is :mod:`.delivery`.
+
+Before an event is acted on it must (issue 15, items 3 and 4):
+
+* be nested no deeper than ``untrusted_json.DEFAULT_MAX_DEPTH``. The Functions worker decodes the payload
+  itself (``azure.functions.eventgrid.EventGridEventInConverter.decode``: ``json.loads``) before this module
+  runs; the host in front of it parses every delivery with Newtonsoft's ``JToken.Parse`` (Azure/
+  azure-sdk-for-net ``Microsoft.Azure.WebJobs.Extensions.EventGrid/src/TriggerBinding/HttpRequestProcessor
+  .cs``), whose reader stops at a depth of 64 since Json.NET 13.0.1, so what reaches the worker is far too
+  shallow for a ``RecursionError``; what reaches this module is measured again without recursion;
+* pass :func:`remediator.core.events.check_provenance` against the configured scope and tenant and the
+  ``REMEDIATOR_EVENT_MAX_AGE_SECONDS`` / ``REMEDIATOR_EVENT_MAX_SKEW_SECONDS`` settings: topic, subject,
+  ``data.resourceUri``, ``data.subscriptionId`` and ``data.tenantId`` agree, and the event is neither a
+  replay nor from the future. A policy state is checked before it can move the durable policy-order mark.
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from remediator.adapters.management_groups import ManagementGroupLookupError
@@ -25,11 +39,14 @@ from remediator.core.events import (
     ClusterWriteEvent,
     MalformedEventError,
     PolicyStateEvent,
+    ProvenanceRules,
+    check_provenance,
     parse_cluster_write,
     parse_policy_state,
 )
 from remediator.core.ids import ResourceId, parse_cluster_id
 from remediator.core.outcomes import Outcome, ReconcileReport
+from remediator.core.untrusted_json import JsonTooDeepError, check_value_depth
 from remediator.core.work_item import Source
 from remediator.service.ports import HandlerContext
 from remediator.service.triggers.delivery import (
@@ -93,6 +110,25 @@ def _scope_check(ctx: HandlerContext, delivery: Delivery, *, what: str) -> Event
     return EventResult("out-of-scope", "outside the configured scope", cluster.canonical)
 
 
+def provenance_rules(ctx: HandlerContext) -> ProvenanceRules:
+    """What a trusted event looks like for this deployment: the configured scope and tenant, and the age and
+    skew bounds of the app settings."""
+    return ProvenanceRules(
+        scope=ctx.config.scope,
+        tenant_id=ctx.settings.tenant_id,
+        max_age=timedelta(seconds=ctx.settings.event_max_age_seconds),
+        max_future_skew=timedelta(seconds=ctx.settings.event_max_skew_seconds),
+    )
+
+
+def _shallow(event: object) -> None:
+    """:raises MalformedEventError: the event is nested deeper than any event the product reads."""
+    try:
+        check_value_depth(event, source="event")
+    except JsonTooDeepError as exc:
+        raise MalformedEventError(exc.message, field="(event)", source="event") from exc
+
+
 def _reconcile(ctx: HandlerContext, delivery: Delivery) -> EventResult:
     """Reconcile within the inline budget; anything unfinished (or unexpected) goes to the work queue."""
     cluster = delivery.cluster.canonical
@@ -128,11 +164,17 @@ def _journaled(ctx: HandlerContext, event: dict[str, Any], what: str, result: Ev
         key = _DECISION_KEYS[result.status]
     else:
         return result
-    event_id = str(event.get("id") or "")
+    event_id = _event_id(event)
     about = f" for {result.cluster_id}" if result.cluster_id else ""
     why = f"{what} {event_id or '(no id)'}{about} {result.status}: {result.detail}"
     journal_decision(ctx, key, why[:1000], correlation_id=event_id or str(uuid.uuid4()))
     return result
+
+
+def _event_id(event: dict[str, Any]) -> str:
+    """The event's ``id`` for logs and the journal (whatever was sent, cut to 200 characters)."""
+    raw = event.get("id") if isinstance(event, dict) else None
+    return str(raw)[:200] if raw is not None and raw != "" else ""
 
 
 def _deliver(
@@ -143,8 +185,11 @@ def _deliver(
     source: Source,
     what: str,
     started: float,
+    event_time: datetime | None,
 ) -> EventResult:
-    delivery = Delivery(cluster, source, str(event.get("id") or uuid.uuid4()), started)
+    delivery = Delivery(
+        cluster, source, _event_id(event) or str(uuid.uuid4()), started, event_time=event_time
+    )
     outside = _scope_check(ctx, delivery, what=what)
     return outside if outside is not None else _reconcile(ctx, delivery)
 
@@ -162,15 +207,27 @@ def handle_cluster_write_event(event: dict[str, Any], *, ctx: HandlerContext) ->
 def _cluster_write(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult:
     started = time.monotonic()
     try:
+        _shallow(event)
         parsed = parse_cluster_write(event)
     except MalformedEventError as exc:
-        logger.error("malformed cluster-write event %s dropped: %s", event.get("id"), exc)
+        logger.error("malformed cluster-write event %s dropped: %s", _event_id(event), exc)
         return EventResult("dropped", str(exc))
     if not isinstance(parsed, ClusterWriteEvent):
         logger.debug("event %s ignored: %s", parsed.event_id, parsed.reason)
         return EventResult("ignored", parsed.reason)
+    try:
+        check_provenance(event, parsed, rules=provenance_rules(ctx))
+    except MalformedEventError as exc:
+        logger.error("cluster-write event %s dropped (provenance): %s", parsed.event_id, exc)
+        return EventResult("dropped", str(exc), parsed.cluster_id.canonical)
     return _deliver(
-        ctx, event, parsed.cluster_id, source="event", what="cluster-write event", started=started
+        ctx,
+        event,
+        parsed.cluster_id,
+        source="event",
+        what="cluster-write event",
+        started=started,
+        event_time=parsed.event_time,
     )
 
 
@@ -192,10 +249,12 @@ def handle_policy_state_event(event: dict[str, Any], *, ctx: HandlerContext) -> 
 
 def _policy_state(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult:
     started = time.monotonic()
+    rules = provenance_rules(ctx)
     try:
-        parsed = parse_policy_state(event)
+        _shallow(event)
+        parsed = parse_policy_state(event, max_future_skew=rules.max_future_skew)
     except MalformedEventError as exc:
-        logger.error("malformed policy-state event %s dropped: %s", event.get("id"), exc)
+        logger.error("malformed policy-state event %s dropped: %s", _event_id(event), exc)
         return EventResult("dropped", str(exc))
     if not isinstance(parsed, PolicyStateEvent):
         logger.debug("policy event %s ignored: %s", parsed.event_id, parsed.reason)
@@ -213,6 +272,11 @@ def _policy_state(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult:
     except UserInputError as exc:
         logger.error("policy event %s dropped: %s", parsed.event_id, exc)
         return EventResult("dropped", str(exc))
+    try:
+        check_provenance(event, parsed, rules=rules)  # before it may move the durable policy-order mark
+    except MalformedEventError as exc:
+        logger.error("policy event %s dropped (provenance): %s", parsed.event_id, exc)
+        return EventResult("dropped", str(exc), cluster.canonical)
     if not ctx.policy_order.advance(cluster.key, parsed.policy_assignment_id.key, parsed.timestamp):
         logger.info(
             "policy state of %s at %s is older than one already seen; dropped", cluster, parsed.timestamp
@@ -220,4 +284,12 @@ def _policy_state(event: dict[str, Any], *, ctx: HandlerContext) -> EventResult:
         return EventResult("stale", f"older than the last seen state ({parsed.timestamp})", cluster.canonical)
     if not parsed.non_compliant:
         return EventResult("ignored", "compliant", cluster.canonical)
-    return _deliver(ctx, event, cluster, source="policy", what="policy event", started=started)
+    return _deliver(
+        ctx,
+        event,
+        cluster,
+        source="policy",
+        what="policy event",
+        started=started,
+        event_time=parsed.event_time or parsed.timestamp,
+    )

@@ -1,26 +1,44 @@
 """The HTTP triggers (``/api/remediate``, ``/api/explain``, ``/api/report``, ``/api/health``), framework-free.
 
-Each handler takes the raw body and query parameters and returns an :class:`HttpResult`; ``function_app.py``
-turns it into an ``HttpResponse``. Rules every route follows: a malformed body is a 400 naming the field, a
-cluster or scope outside the configured scope is a 403 with the reason (journaled under the id the request
-named), and nothing is written to a cluster on any 4xx (the checks run before any call that could write).
-When the scope cannot be decided now (the management-group membership lookup in Resource Graph failed) the
-answer is a 503 with ``retryAfterSeconds``, and nothing is written or enqueued.
+Each handler takes the raw body, query parameters and headers and returns an :class:`HttpResult`;
+``function_app.py`` turns it into an ``HttpResponse``. Rules every route follows:
+
+* bodies are strict (issue 15, item 2): parsed by :func:`remediator.core.untrusted_json.parse_untrusted_json`
+  within :data:`MAX_BODY_BYTES` (413 above it) and :data:`MAX_BODY_DEPTH` (400), and a field the route does
+  not know is a 400 naming it (a misspelt ``dryrun`` must not turn a dry run into a real one);
+* ``dryRun`` may be given in the body (a JSON boolean) or the query (``?dryRun=true``); given in both, they
+  must agree (400 otherwise);
+* the caller (:mod:`remediator.core.caller`: the function key's fingerprint, or the Entra principal when
+  ``REMEDIATOR_HTTP_AUTH=entra``) is journaled with every HTTP-triggered reconcile and request; in ``entra``
+  mode the app roles are enforced (``reader``: explain, report; ``operator``: remediate), 401/403 otherwise;
+* ``{scope}`` remediation is rate limited per caller (``REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR``, a token
+  bucket in the journal table): 429 with ``Retry-After``;
+* a malformed body is a 400 naming the field, a cluster or scope outside the configured scope is a 403 with
+  the reason (journaled under the id the request named), and nothing is written to a cluster on any 4xx (the
+  checks run before any call that could write). When the scope cannot be decided now (the management-group
+  membership lookup in Resource Graph failed) the answer is a 503 with ``retryAfterSeconds``, and nothing is
+  written or enqueued;
+* answers do not disclose configuration (configured resource groups, storage or config names, exception text)
+  unless the caller is an operator (:attr:`remediator.core.caller.Caller.is_operator`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from remediator.adapters.management_groups import ManagementGroupLookupError
+from remediator.core.caller import ANONYMOUS, Caller, CallerError, HttpAuth, Role, caller_of
 from remediator.core.config import RemediatorConfig, Scope
 from remediator.core.errors import UserInputError
+from remediator.core.explanation import explanation
 from remediator.core.ids import (
     InvalidResourceIdError,
     ResourceId,
@@ -29,12 +47,15 @@ from remediator.core.ids import (
     parse_resource_id,
     parse_subscription_id,
 )
-from remediator.service.ports import HandlerContext
+from remediator.core.outcomes import Outcome, ReconcileReport
+from remediator.core.refusals import out_of_scope_message
+from remediator.core.untrusted_json import JsonTooLargeError, UntrustedJsonError, parse_untrusted_json
+from remediator.service.ports import HandlerContext, Reconciles
 from remediator.service.report import compliance_report
 from remediator.service.triggers.delivery import (
     HANDOVER_DELAY_S,
     Delivery,
-    journal_decision,
+    now_iso,
     reconcile_inline,
     scope_contains,
 )
@@ -43,57 +64,131 @@ logger = logging.getLogger(__name__)
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
+_BODY = "request body"
+
+MAX_BODY_BYTES = 64 * 1024
+"""The largest request body accepted (413 above it); ``{clusterId}`` or ``{scope}`` is under 1 KiB."""
+MAX_BODY_DEPTH = 4
+"""The deepest nesting accepted in a request body; every body the routes read is one flat object."""
+REMEDIATE_FIELDS = frozenset({"clusterId", "scope", "dryRun"})
+"""The fields ``POST /api/remediate`` reads; any other is a 400 naming it."""
+EXPLAIN_FIELDS = frozenset({"clusterId"})
+"""The fields ``POST /api/explain`` reads."""
 
 
 @dataclass(frozen=True)
 class HttpResult:
-    """An HTTP answer: status code and JSON body."""
+    """An HTTP answer: status code, JSON body and extra headers (``Retry-After``)."""
 
     status: int
     body: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         return json.dumps(self.body, indent=2, default=str).encode("utf-8")
 
 
 class Forbidden(Exception):
-    """The request names a cluster or scope outside the configured scope (HTTP 403)."""
+    """The request names a cluster or scope outside the configured scope (HTTP 403).
+
+    :param reason: what the caller may see (it names only what the request named).
+    :keyword hint: configuration that would help (the configured resource groups): operators only.
+    """
+
+    def __init__(self, reason: str, *, hint: str = "") -> None:
+        super().__init__(reason)
+        self.hint = hint
 
 
 def _bad_request(exc: UserInputError) -> HttpResult:
-    return HttpResult(400, exc.to_json())
+    status = 413 if isinstance(exc, JsonTooLargeError) else 400
+    return HttpResult(status, exc.to_json())
 
 
-def _forbidden(ctx: HandlerContext, subject: str, route: str, reason: str) -> HttpResult:
-    """403, journaled under the cluster (or scope) id the request named, with the reason."""
+def _caller_refused(exc: CallerError) -> HttpResult:
+    body = {"error": "unauthenticated" if exc.status == 401 else "forbidden", "message": exc.message}
+    return HttpResult(exc.status, body)
+
+
+def _journal(ctx: HandlerContext, key: str, outcome: Outcome, *, correlation_id: str, caller: Caller) -> None:
+    """Journal what an HTTP request decided that no reconcile recorded (a 403, a scope remediation), with the
+    caller. Best effort, like ``delivery.journal_decision``: the answer does not depend on it."""
+    report = ReconcileReport(
+        cluster_id=key,
+        decision=None,
+        outcome=outcome,
+        mode=ctx.config.remediation.mode,
+        started_at=now_iso(),
+        correlation_id=correlation_id,
+        caller=caller.label,
+    )
+    try:
+        (ctx.decisions or ctx.outcomes).record(report)
+    except Exception as exc:  # best effort by design
+        logger.warning("journaling the HTTP decision for %s failed: %s: %s", key, type(exc).__name__, exc)
+
+
+def _forbidden(
+    ctx: HandlerContext, subject: str, route: str, exc: Forbidden, *, caller: Caller
+) -> HttpResult:
+    """403, journaled under the cluster (or scope) id the request named, with the reason and the caller."""
     correlation = request_id()
-    journal_decision(ctx, subject, f"{route} refused (403): {reason}", correlation_id=correlation)
-    return HttpResult(403, {"error": "out-of-scope", "message": reason, "correlationId": correlation})
+    reason = f"{exc}{exc.hint}"
+    _journal(
+        ctx,
+        subject,
+        Outcome.skipped(f"{route} by {caller.label} refused (403): {reason}"),
+        correlation_id=correlation,
+        caller=caller,
+    )
+    shown = reason if caller.is_operator else str(exc)
+    return HttpResult(403, {"error": "out-of-scope", "message": shown, "correlationId": correlation})
 
 
 SCOPE_RETRY_AFTER_S = 30
 """``retryAfterSeconds`` of the 503 answered when the management-group scope cannot be looked up."""
 
 
-def _scope_unknown(exc: ManagementGroupLookupError) -> HttpResult:
+def _scope_unknown(exc: ManagementGroupLookupError, *, caller: Caller) -> HttpResult:
     logger.warning("HTTP request refused for now: %s", exc)
+    detail = f": {exc}" if caller.is_operator else ""
     return HttpResult(
         503,
         {
             "error": "scope-unresolved",
-            "message": f"cannot tell now whether the cluster is in scope: {exc}",
+            "message": f"cannot tell now whether the cluster is in scope{detail}",
             "retryAfterSeconds": SCOPE_RETRY_AFTER_S,
         },
+        {"Retry-After": str(SCOPE_RETRY_AFTER_S)},
     )
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def _json_object(body: bytes, *, allowed: frozenset[str]) -> dict[str, Any]:
+    """The request body as a JSON object within the limits, holding only ``allowed`` fields.
+
+    :raises JsonTooLargeError: over :data:`MAX_BODY_BYTES` (answered 413).
+    :raises UserInputError: not JSON, too deep, not an object, or an unknown field (named).
+    """
     try:
-        data = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserInputError("request body is not valid JSON", field="body", source="request body") from exc
+        data = parse_untrusted_json(
+            body or b"", max_bytes=MAX_BODY_BYTES, max_depth=MAX_BODY_DEPTH, source=_BODY
+        )
+    except JsonTooLargeError as exc:
+        raise JsonTooLargeError(exc.message, field="body", source=_BODY) from exc
+    except UntrustedJsonError as exc:
+        raise UserInputError(
+            f"request body is not valid JSON: {exc.message}", field="body", source=_BODY
+        ) from exc
     if not isinstance(data, dict):
-        raise UserInputError("request body must be a JSON object", field="body", source="request body")
+        raise UserInputError("request body must be a JSON object", field="body", source=_BODY)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        shown = unknown[0] if len(unknown[0]) <= 100 else unknown[0][:100] + "..."
+        raise UserInputError(
+            f"unknown field {shown!r}; this route reads only {', '.join(sorted(allowed))}",
+            field=shown,
+            source=_BODY,
+        )
     return data
 
 
@@ -103,7 +198,76 @@ def _flag(params: Mapping[str, str], name: str) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise UserInputError(f"must be true or false, not {params.get(name)!r}", field=name, source="query")
+    raise UserInputError(
+        f"must be true or false, not {str(params.get(name))[:100]!r}", field=name, source="query"
+    )
+
+
+def _dry_run(data: Mapping[str, Any], params: Mapping[str, str]) -> bool:
+    """``dryRun`` from the body (a JSON boolean) or the query (``true``/``false``); both given must agree.
+
+    :raises UserInputError: not a boolean, or the two disagree (field ``dryRun``).
+    """
+    in_body: bool | None = None
+    if "dryRun" in data:
+        if not isinstance(data["dryRun"], bool):
+            raise UserInputError("must be true or false (a JSON boolean)", field="dryRun", source=_BODY)
+        in_body = data["dryRun"]
+    in_query = _flag(params, "dryRun") if "dryRun" in params else None
+    if in_body is not None and in_query is not None and in_body != in_query:
+        raise UserInputError(
+            f"the body says dryRun={str(in_body).lower()} and the query dryRun={str(in_query).lower()};"
+            " give one, or the same in both",
+            field="dryRun",
+            source=_BODY,
+        )
+    return bool(in_body if in_body is not None else in_query)
+
+
+def request_caller(ctx: HandlerContext, headers: Mapping[str, str], params: Mapping[str, str]) -> Caller:
+    """The caller of one request under the configured ``REMEDIATOR_HTTP_AUTH`` (:func:`caller_of`).
+
+    :raises CallerError: 401 in ``entra`` mode without a principal.
+    """
+    return caller_of(headers, params, auth=ctx.settings.http_auth)
+
+
+def _authorised(ctx: HandlerContext, caller: Caller, role: Role, *, route: str) -> None:
+    """Enforce the app role in ``entra`` mode (function keys are checked by the host before the handler).
+
+    :raises CallerError: 403.
+    """
+    if ctx.settings.http_auth is HttpAuth.ENTRA:
+        caller.require(role, route=route)
+
+
+@dataclass(frozen=True)
+class _AsCaller:
+    """The reconciler, with every reconcile journaled under one HTTP caller (the ``Reconciles`` port)."""
+
+    reconciler: Reconciles
+    caller: str
+
+    def reconcile(
+        self,
+        cluster_id: ResourceId,
+        *,
+        dry_run: bool = False,
+        attempt: int = 0,
+        correlation_id: str | None = None,
+        caller: str | None = None,
+        trigger: str = "",
+        event_time: datetime | None = None,
+    ) -> ReconcileReport:
+        return self.reconciler.reconcile(
+            cluster_id,
+            dry_run=dry_run,
+            attempt=attempt,
+            correlation_id=correlation_id,
+            caller=caller or self.caller,
+            trigger=trigger,
+            event_time=event_time,
+        )
 
 
 def _cluster_in_scope(ctx: HandlerContext, cluster: ResourceId) -> None:
@@ -116,10 +280,11 @@ def _cluster_in_scope(ctx: HandlerContext, cluster: ResourceId) -> None:
             " resolve management-group membership (the timer sweep covers management-group scopes)"
         )
     if not inside:
-        where = f"subscription {cluster.subscription_id}"
         if cluster.resource_group is not None:
-            where += f", resource group {cluster.resource_group}"
-        raise Forbidden(f"{cluster.canonical} is outside the configured scope ({where})")
+            raise Forbidden(out_of_scope_message(cluster))
+        raise Forbidden(
+            f"{cluster.canonical} is outside the configured scope (subscription {cluster.subscription_id})"
+        )
 
 
 def _parse_scope(value: object) -> ResourceId:
@@ -153,40 +318,50 @@ def _scope_allowed(ctx: HandlerContext, scope: ResourceId) -> None:
         return
     groups = [g.canonical for g in config_scope.resource_groups if g.subscription_id == scope.subscription_id]
     hint = f"; only these resource groups of it are: {', '.join(groups)}" if groups else ""
-    raise Forbidden(f"subscription {scope.subscription_id} is not in the configured scope{hint}")
+    raise Forbidden(f"subscription {scope.subscription_id} is not in the configured scope", hint=hint)
 
 
 # --------------------------------------------------------------------------------------------- routes
 
 
-def handle_http_remediate(body: bytes, params: Mapping[str, str], *, ctx: HandlerContext) -> HttpResult:
+def handle_http_remediate(
+    body: bytes,
+    params: Mapping[str, str],
+    *,
+    ctx: HandlerContext,
+    headers: Mapping[str, str] | None = None,
+) -> HttpResult:
     """``POST /api/remediate``: ``{clusterId}`` reconciles inline; ``{scope}`` enqueues the clusters below it.
 
-    ``?dryRun=true`` plans without writing (and enqueues nothing).
+    ``dryRun`` (body ``"dryRun": true`` or ``?dryRun=true``) plans without writing (and enqueues nothing).
     """
     subject = ""
+    route = "POST /api/remediate"
+    caller = ANONYMOUS
     try:
-        dry_run = _flag(params, "dryRun")
-        data = _json_object(body)
+        caller = request_caller(ctx, headers or {}, params)
+        _authorised(ctx, caller, Role.OPERATOR, route=route)
+        data = _json_object(body, allowed=REMEDIATE_FIELDS)
+        dry_run = _dry_run(data, params)
         if ("clusterId" in data) == ("scope" in data):
-            raise UserInputError(
-                "give exactly one of clusterId and scope", field="clusterId", source="request body"
-            )
+            raise UserInputError("give exactly one of clusterId and scope", field="clusterId", source=_BODY)
         if "clusterId" in data:
             cluster = parse_cluster_id(data["clusterId"], field="clusterId")
             subject = cluster.canonical
             _cluster_in_scope(ctx, cluster)
-            return _remediate_cluster(ctx, cluster, dry_run=dry_run)
+            return _remediate_cluster(ctx, cluster, dry_run=dry_run, caller=caller)
         scope = _parse_scope(data["scope"])
         subject = scope.canonical
         _scope_allowed(ctx, scope)
-        return _remediate_scope(ctx, scope, dry_run=dry_run)
+        return _remediate_scope(ctx, scope, dry_run=dry_run, caller=caller)
+    except CallerError as exc:
+        return _caller_refused(exc)
     except UserInputError as exc:
         return _bad_request(exc)
     except Forbidden as exc:
-        return _forbidden(ctx, subject, "POST /api/remediate", str(exc))
+        return _forbidden(ctx, subject, route, exc, caller=caller)
     except ManagementGroupLookupError as exc:
-        return _scope_unknown(exc)
+        return _scope_unknown(exc, caller=caller)
 
 
 def request_id() -> str:
@@ -194,10 +369,14 @@ def request_id() -> str:
     return f"http-{uuid.uuid4()}"
 
 
-def _remediate_cluster(ctx: HandlerContext, cluster: ResourceId, *, dry_run: bool) -> HttpResult:
+def _remediate_cluster(
+    ctx: HandlerContext, cluster: ResourceId, *, dry_run: bool, caller: Caller
+) -> HttpResult:
     """Reconcile inline within ``REMEDIATOR_INLINE_BUDGET_SECONDS`` (the HTTP front end gives up after 230 s,
     and SDK timeouts times retries could exceed that). Out of time: 202 with the cluster handed over to the
-    work queue (a dry run, which must not write, answers 503 instead)."""
+    work queue (a dry run, which must not write, answers 503 instead). The reconcile is journaled with the
+    caller; the follow-up work item carries the request's correlation id."""
+    ctx = dataclasses.replace(ctx, reconciler=_AsCaller(ctx.reconciler, caller.label))
     delivery = Delivery(cluster, "http", request_id(), time.monotonic(), bounded=False)
     unfinished: list[str] = []
     inline = reconcile_inline(ctx, delivery, dry_run=dry_run, on_unavailable=unfinished.append)
@@ -212,6 +391,7 @@ def _remediate_cluster(ctx: HandlerContext, cluster: ResourceId, *, dry_run: boo
                     "retryAfterSeconds": SCOPE_RETRY_AFTER_S,
                     "correlationId": delivery.correlation_id,
                 },
+                {"Retry-After": str(SCOPE_RETRY_AFTER_S)},
             )
         delivery.hand_over(ctx, reason=f"HTTP request handed over: {inline.why}", delay_s=HANDOVER_DELAY_S)
         return HttpResult(
@@ -249,9 +429,52 @@ ENQUEUE_RETRY_AFTER_S = 60
 """``retryAfterSeconds`` of the 503 answered when a scope sweep could not enqueue every work item."""
 
 
-def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool) -> HttpResult:
+RATE_LIMIT_UNAVAILABLE_RETRY_S = 30
+"""``retryAfterSeconds`` of the 503 answered when the rate limit's table cannot be read (fail closed)."""
+
+
+def _rate_limited(ctx: HandlerContext, caller: Caller) -> HttpResult | None:
+    """``None`` when the caller may sweep a scope now; else the 429 (or a 503 when the limit cannot be
+    checked: a scope sweep is never started unmetered)."""
+    limiter = ctx.scope_rate_limit
+    if limiter is None:
+        return None
+    try:
+        wait = limiter.try_acquire(caller.rate_key)
+    except Exception as exc:  # the table is down: refuse for now rather than sweep unmetered
+        logger.warning("scope rate limit unavailable: %s: %s", type(exc).__name__, exc)
+        return HttpResult(
+            503,
+            {
+                "error": "rate-limit-unavailable",
+                "message": "the scope rate limit cannot be checked now; retry",
+                "retryAfterSeconds": RATE_LIMIT_UNAVAILABLE_RETRY_S,
+            },
+            {"Retry-After": str(RATE_LIMIT_UNAVAILABLE_RETRY_S)},
+        )
+    if wait is None:
+        return None
+    seconds = max(1, int(wait + 0.999))
+    per_hour = ctx.settings.scope_remediations_per_hour
+    return HttpResult(
+        429,
+        {
+            "error": "rate-limited",
+            "message": f"{caller.label} may remediate a scope {per_hour} times an hour; retry later",
+            "retryAfterSeconds": seconds,
+        },
+        {"Retry-After": str(seconds)},
+    )
+
+
+def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool, caller: Caller) -> HttpResult:
     """Sweep the narrowed scope: 202 with the counts, or 503 when any work item could not be enqueued (the
-    caller must retry; a 202 would claim work that is not queued)."""
+    caller must retry; a 202 would claim work that is not queued). Rate limited per caller; the request is
+    journaled under the scope's id with the caller and the sweep's correlation id (its work items carry
+    it)."""
+    limited = _rate_limited(ctx, caller)
+    if limited is not None:
+        return limited
     summary = ctx.make_sweeper(_narrowed(ctx, scope)).run(dry_run=dry_run).to_json()
     keys = (
         "correlationId",
@@ -265,6 +488,17 @@ def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool) -
     )
     body: dict[str, Any] = {"scope": scope.canonical, "dryRun": dry_run, **{k: summary.get(k) for k in keys}}
     failures = int(summary.get("enqueueFailures") or 0)
+    if not dry_run:
+        _journal(
+            ctx,
+            scope.canonical,
+            Outcome.done(
+                f"POST /api/remediate {{scope}} by {caller.label}: {summary.get('enqueued')} work items"
+                f" enqueued, {failures} failed (sweep {summary.get('correlationId')})"
+            ),
+            correlation_id=str(summary.get("correlationId") or request_id()),
+            caller=caller,
+        )
     if failures:
         logger.error("scope remediation of %s: %d work items could not be enqueued", scope, failures)
         body["error"] = "enqueue-failed"
@@ -273,60 +507,96 @@ def _remediate_scope(ctx: HandlerContext, scope: ResourceId, *, dry_run: bool) -
             " retry the request"
         )
         body["retryAfterSeconds"] = ENQUEUE_RETRY_AFTER_S
-        return HttpResult(503, body)
+        return HttpResult(503, body, {"Retry-After": str(ENQUEUE_RETRY_AFTER_S)})
     return HttpResult(200 if dry_run else 202, body)
 
 
-def handle_http_explain(body: bytes, *, ctx: HandlerContext) -> HttpResult:
-    """``POST /api/explain {clusterId}``: decision, blockers and extension state, from a dry-run reconcile."""
+def handle_http_explain(
+    body: bytes,
+    *,
+    ctx: HandlerContext,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HttpResult:
+    """``POST /api/explain {clusterId}``: decision, blockers and extension state, from a dry-run reconcile;
+    ``blockedBy`` names each blocking policy assignment (or Safeguards, storage, provider) with the exact fix
+    (:func:`remediator.core.explanation.explanation`)."""
+    route = "POST /api/explain"
+    caller = ANONYMOUS
+    subject = ""
     try:
-        data = _json_object(body)
+        caller = request_caller(ctx, headers or {}, params or {})
+        _authorised(ctx, caller, Role.READER, route=route)
+        data = _json_object(body, allowed=EXPLAIN_FIELDS)
         cluster = parse_cluster_id(data.get("clusterId"), field="clusterId")
+        subject = cluster.canonical
         _cluster_in_scope(ctx, cluster)
+    except CallerError as exc:
+        return _caller_refused(exc)
     except UserInputError as exc:
         return _bad_request(exc)
     except Forbidden as exc:
-        return _forbidden(ctx, cluster.canonical, "POST /api/explain", str(exc))
+        return _forbidden(ctx, subject, route, exc, caller=caller)
     except ManagementGroupLookupError as exc:
-        return _scope_unknown(exc)
+        return _scope_unknown(exc, caller=caller)
     report = ctx.reconciler.reconcile(cluster, dry_run=True, correlation_id=request_id())
-    decision = dict(report.decision) if report.decision is not None else None
-    return HttpResult(
-        200,
-        {
-            "clusterId": cluster.canonical,
-            "decision": decision,
-            "blockers": list((decision or {}).get("blockers", [])),
-            "extensionState": report.extension_state,
-            "mode": report.mode,
-            "wouldDo": [a.to_json() for a in report.actions],
-            "links": [dict(link) for link in report.links],
-            "outcome": report.outcome.to_json(),
-        },
-    )
+    return HttpResult(200, {**explanation(report), "clusterId": cluster.canonical})
 
 
-def handle_http_report(params: Mapping[str, str], *, ctx: HandlerContext) -> HttpResult:
+def handle_http_report(
+    params: Mapping[str, str], *, ctx: HandlerContext, headers: Mapping[str, str] | None = None
+) -> HttpResult:
     """``GET /api/report``: per subscription and region, clusters / selected / protected / pending / failed /
     blocked (the use case is :func:`remediator.service.report.compliance_report`)."""
+    try:
+        caller = request_caller(ctx, headers or {}, params)
+        _authorised(ctx, caller, Role.READER, route="GET /api/report")
+    except CallerError as exc:
+        return _caller_refused(exc)
     return HttpResult(200, compliance_report(ctx.config, ctx.inventory))
 
 
-def handle_health(*, build_context: Callable[[], HandlerContext]) -> HttpResult:
-    """``GET /api/health``: settings and config valid, every dependency probe answering. 503 otherwise."""
+def handle_health(
+    *,
+    build_context: Callable[[], HandlerContext],
+    caller_of_request: Callable[[HandlerContext | None], Caller] = lambda _ctx: ANONYMOUS,
+) -> HttpResult:
+    """``GET /api/health``: settings and config valid, every dependency probe answering. 503 otherwise.
+
+    Only an operator sees which setting is invalid and each failed probe's error text; anyone else sees the
+    verdict and the names of the dependencies (storage names, config paths and exception text can tell an
+    attacker where to aim).
+
+    :keyword caller_of_request: the caller, given the context (``None`` when it could not be built).
+    """
     try:
         ctx = build_context()
     except UserInputError as exc:
-        return HttpResult(503, {"status": "unhealthy", "configValid": False, **exc.to_json()})
+        operator = _safe_caller(caller_of_request, None).is_operator
+        detail = exc.to_json() if operator else {"message": "settings or config invalid (see the app's log)"}
+        return HttpResult(503, {"status": "unhealthy", "configValid": False, **detail})
+    operator = _safe_caller(caller_of_request, ctx).is_operator
     checks = []
     for check in ctx.health_checks:
         try:
             check.probe()
             checks.append({"name": check.name, "ok": True})
         except Exception as exc:  # a probe reports any failure as data, never as a crash
-            checks.append({"name": check.name, "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+            logger.warning("health probe %s failed: %s: %s", check.name, type(exc).__name__, exc)
+            entry: dict[str, Any] = {"name": check.name, "ok": False}
+            if operator:
+                entry["error"] = f"{type(exc).__name__}: {exc}"
+            checks.append(entry)
     healthy = all(c["ok"] for c in checks)
     return HttpResult(
         200 if healthy else 503,
         {"status": "healthy" if healthy else "unhealthy", "configValid": True, "dependencies": checks},
     )
+
+
+def _safe_caller(find: Callable[[HandlerContext | None], Caller], ctx: HandlerContext | None) -> Caller:
+    """The caller, or anonymous when it cannot be told (the health route answers whoever asks)."""
+    try:
+        return find(ctx)
+    except Exception:  # no readable principal: not an operator
+        return ANONYMOUS

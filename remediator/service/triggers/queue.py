@@ -78,7 +78,7 @@ def handle_work_item(body: bytes | str, *, dequeue_count: int, ctx: HandlerConte
             return WorkItemResult("retired", None)
     try:
         report = ctx.reconciler.reconcile(
-            item.cluster_id, attempt=item.attempt, correlation_id=item.correlation_id
+            item.cluster_id, attempt=item.attempt, correlation_id=item.correlation_id, trigger="queue"
         )
     except BaseException:
         if hop is not None:

@@ -1,4 +1,5 @@
-"""The timer trigger: the periodic sweep (``service/sweep.py``) that catches everything events missed."""
+"""The timer trigger: the periodic sweep (``service/sweep.py``) that catches everything events missed, then
+the event wiring of subscriptions that joined a managed management group (``service/wiring.py``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,15 @@ def handle_sweep(*, past_due: bool, ctx: HandlerContext) -> Any:
         logger.warning("sweep timer is past due; running now")
     summary = ctx.sweeper.run(dry_run=False)
     logger.info("sweep finished: %s", summary)
+    try:
+        ctx.telemetry.swept(summary.to_json())  # gauges: selected, protected, blocked, gave up (as reported)
+    except Exception:  # telemetry must never fail the sweep
+        logger.exception("recording the sweep's gauges failed")
+    if ctx.wiring is not None:  # subscriptions that joined a managed management group get their events
+        try:
+            ctx.wiring.run()
+        except Exception:  # the step records its own failures; anything else must not fail the sweep
+            logger.exception("event wiring failed")
     if not summary.ok:
         counts = summary.to_json()
         raise SweepIncompleteError(

@@ -188,16 +188,23 @@ def test_policy_validation_and_delete(world: BackupWorld) -> None:
 
 
 def test_quota_header_counts_down_and_can_be_enforced(world: BackupWorld) -> None:
+    """DataProtection's quota is the generic provider quota ``dataProtection`` (emulator.quotas): its header
+    on every vault/policy/instance call, counting down and refusing with 429 once switched on."""
     world.create_vault()
     emu = world.emu
     path = f"{VAULT_ID}?api-version=2026-06-01"
-    first = int(raw_https(emu.base_url, emu.ca_bundle, "GET", path)[1][QUOTA])
-    second = int(raw_https(emu.base_url, emu.ca_bundle, "GET", path)[1][QUOTA])
-    assert second == first - 1
-    world.knobs(quota={"enforce": True, "limits": {"read": 1}})
+    off = [raw_https(emu.base_url, emu.ca_bundle, "GET", path) for _ in range(3)]
+    assert all(status == 200 and int(headers[QUOTA]) > 0 for status, headers, _ in off)  # off: never refused
+    emu.admin.set_config(quotas={"dataProtection": {"enabled": True, "burst": 3, "perSecond": 0.001}})
+    counted = [int(raw_https(emu.base_url, emu.ca_bundle, "GET", path)[1][QUOTA]) for _ in range(3)]
+    assert counted == [2, 1, 0]
     status, headers, body = raw_https(emu.base_url, emu.ca_bundle, "GET", path)
-    assert status == 429 and body["error"]["code"] == "SubscriptionRequestsThrottled"
+    code = emu.admin.config()["quotas"]["dataProtection"]["errorCode"]
+    assert status == 429 and body["error"]["code"] == code
     assert int(headers["retry-after"]) >= 1 and headers[QUOTA] == "0"
+    # the knob moved to the provider quota: the old dataProtection knob is refused, naming the new place
+    with pytest.raises(Exception, match="quotas"):
+        world.knobs(quota={"enforce": True})
 
 
 def test_profiles_and_knob_validation(world: BackupWorld) -> None:

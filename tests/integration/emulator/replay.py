@@ -7,14 +7,20 @@ replay:
    resource group in a URL; every resource a request needs before the recording creates it (a parent, or the
    target of a GET/DELETE/POST answered 2xx before any PUT of it); resources that recorded list answers
    (``value[]``) and Resource Graph answers (``data``) carry, with their recorded bodies where they are whole
-   ARM bodies; plus :data:`ESTATE_EXTRAS`, the few facts traffic cannot show (which policy definition an
-   assignment uses). Names, ids and subscriptions are the recordings' own.
+   ARM bodies (DataProtection vaults, policies and instances go to the plug-in's ``dataProtection`` keys; a
+   DELETE answered 204 shows its target was absent, ARM's "204 No Content" for a missing resource); plus
+   :data:`ESTATE_EXTRAS`, the few facts traffic cannot show (which policy definition an assignment uses, what
+   a recorded validateForBackup found in place), and :data:`ESTATE_SETTINGS` (plug-in knobs at Azure's pace).
+   Names, ids and subscriptions are the recordings' own.
 2. resets the emulator to that estate before each recording and sends every request in order, raw (exact
    method, path, query and JSON body) over HTTPS, following the recording's ``replay`` hints:
    ``url_from`` (use the async/Location URL the EMULATOR answered to an earlier interaction),
    ``skip_token_from`` / ``skip_token_prefetch`` (use the emulator's own ``$skipToken``), ``sleep_before_s``
-   (advance the emulator's manual clock), ``$SUBSCRIPTION`` (the emulator's subscription).
-3. compares status, the headers that matter and the body's shape (:func:`compare`).
+   (advance the emulator's manual clock), ``$SUBSCRIPTION`` (the emulator's subscription). Hints the
+   trimmed recordings lack (the pauses of polls cut from a cassette) are added here, in :data:`REPLAY_HINTS`,
+   each with the original cassette's evidence.
+3. compares status, the headers that matter, the body's shape and an operation's ``status`` value
+   (:func:`compare`).
 
 Supplementary interactions (``replay.supplementary``) are not Azure's answer to their request but a copy of
 the answer to the interaction before them, added so a replay could continue past an emulator gap. They are
@@ -33,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from emulator.resources.common import deterministic_uuid
 
 # ----- recordings -------------------------------------------------------------------------------------------
 
@@ -77,6 +85,27 @@ class Recording:
     interactions: tuple[Interaction, ...]
 
 
+REPLAY_HINTS: dict[str, dict[str, dict[str, Any]]] = {
+    # Pauses of the polls trimmed from the cassettes, from the original cassettes' Date headers (whole
+    # seconds): Azure/azure-cli-extensions@125996eee1f0c6a9e74c468b78c09987545449bb:src/dataprotection/
+    # azext_dataprotection/tests/latest/recordings/test_dataprotection_update_msi_permissions_aks.yaml
+    "azure-cli-extensions__dataprotection__test_dataprotection_update_msi_permissions_aks": {
+        # vault PUT answered 09:27:21, its status poll (Succeeded, endTime 09:27:22) answered 09:27:22
+        "vault-op": {"sleep_before_s": 1.0},
+    },
+    # Azure/azure-cli-extensions@010df219325fbea4a9ef26456762cd56b7513406:src/dataprotection/
+    # azext_dataprotection/tests/latest/recordings/test_dataprotection_backup_and_restore_aks.yaml
+    "azure-cli-extensions__dataprotection__test_dataprotection_backup_and_restore_aks": {
+        # validateForBackup answered 10:31:38, the first status poll (Inprogress) 10:31:39
+        "validate-op": {"sleep_before_s": 1.0},
+        # two more polls (10:32:10 Inprogress, 10:32:41 Succeeded with endTime 10:32:20) were trimmed;
+        # the operationResults GET followed the last one (10:32:41): 62 s after the first poll
+        "validate-result": {"sleep_before_s": 62.0},
+    },
+}
+"""Replay hints a trimmed recording lacks, per recording and interaction (merged into its ``replay``)."""
+
+
 def load_recordings(folder: Path) -> list[Recording]:
     out = []
     for path in sorted(folder.glob("*.json")):
@@ -92,7 +121,7 @@ def load_recordings(folder: Path) -> list[Recording]:
                 status=int(item["status"]),
                 headers={k.lower(): v for k, v in (item.get("headers") or {}).items()},
                 body=item.get("body"),
-                replay=dict(item.get("replay") or {}),
+                replay={**(item.get("replay") or {}), **REPLAY_HINTS.get(name, {}).get(item["id"], {})},
             )
             for item in data["interactions"]
         )
@@ -101,6 +130,79 @@ def load_recordings(folder: Path) -> list[Recording]:
 
 
 # ----- the estate -------------------------------------------------------------------------------------------
+
+_SUB_RG = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups"
+_DPP_RG = f"{_SUB_RG}/clitest-dpp-rg"
+_DPP_VAULT = f"{_DPP_RG}/providers/Microsoft.DataProtection/backupVaults/clitest-bkp-vault-aks-donotdelete"
+_DPP_CLUSTER = (
+    f"{_SUB_RG}/oss-clitest-rg/providers/Microsoft.ContainerService/managedClusters/"
+    "clitest-cluster1-donotdelete"
+)
+_DPP_STORAGE = f"{_DPP_RG}/providers/Microsoft.Storage/storageAccounts/clitestbkpsa"
+_DPP_EXTENSION = f"{_DPP_CLUSTER}/providers/Microsoft.KubernetesConfiguration/extensions/azure-aks-backup"
+_DPP_VAULT_PRINCIPAL = "6f1b7a52-5d0e-4c4b-9d43-3c1e1f6a2b7e"
+_DPP_CLUSTER_PRINCIPAL = "5b1c6a60-0a5e-4d5f-9a5b-7c1d2e3f4a5b"
+_BACKUP_LOCATION = "configuration.backupStorageLocation."
+_RECORDED_VALIDATION: dict[str, Any] = {
+    # The recorded validateForBackup (2024-05-08) ended Succeeded with OperationJobExtendedInfo, so every
+    # prerequisite the backup side checks (emulator/README.md Part 3) was in place: the vault (eastus2euap,
+    # the region of its operationResults URL) and its AKS policy "akspolicy" (the request's policyId), the
+    # cluster of the request (eastus2euap, its resourceLocation) with the backup extension, the extension's
+    # storage account and container, the role assignments of the chain, and the trusted-access binding. The
+    # traffic names the vault, policy, cluster and snapshot resource group (clitest-dpp-rg); the storage
+    # account, container, binding name and principal ids are not in it (assumed names).
+    "clusters": [
+        {
+            "id": _DPP_CLUSTER,
+            "location": "eastus2euap",
+            "identity": {"type": "SystemAssigned", "principalId": _DPP_CLUSTER_PRINCIPAL},
+        }
+    ],
+    "storageAccounts": [{"id": _DPP_STORAGE, "location": "eastus2euap"}],
+    "containers": [{"storageAccountId": _DPP_STORAGE, "name": "clitest-cluster1"}],
+    "extensions": [
+        {
+            "clusterId": _DPP_CLUSTER,
+            "name": "azure-aks-backup",
+            "extensionType": "microsoft.dataprotection.kubernetes",
+            "configurationSettings": {
+                _BACKUP_LOCATION + "bucket": "clitest-cluster1",
+                _BACKUP_LOCATION + "config.storageAccount": "clitestbkpsa",
+                _BACKUP_LOCATION + "config.resourceGroup": "clitest-dpp-rg",
+                _BACKUP_LOCATION + "config.subscriptionId": "00000000-0000-0000-0000-000000000000",
+            },
+        }
+    ],
+    "dataProtection": {
+        "vaults": [{"id": _DPP_VAULT, "location": "eastus2euap", "principalId": _DPP_VAULT_PRINCIPAL}],
+        "policies": [{"vaultId": _DPP_VAULT, "name": "akspolicy", "strategy": "Week"}],
+        "roleAssignments": [
+            {"scope": _DPP_CLUSTER, "principalId": _DPP_VAULT_PRINCIPAL, "role": "Reader"},
+            {"scope": _DPP_RG, "principalId": _DPP_VAULT_PRINCIPAL, "role": "Reader"},
+            {"scope": _DPP_RG, "principalId": _DPP_VAULT_PRINCIPAL, "role": "Disk Snapshot Contributor"},
+            {"scope": _DPP_STORAGE, "principalId": _DPP_VAULT_PRINCIPAL, "role": "Storage Blob Data Reader"},
+            {"scope": _DPP_RG, "principalId": _DPP_CLUSTER_PRINCIPAL, "role": "Contributor"},
+            {
+                "scope": _DPP_STORAGE,
+                # the principal the emulator gives the extension's aksAssignedIdentity
+                "principalId": deterministic_uuid("extension-identity", _DPP_EXTENSION),
+                "role": "Storage Blob Data Contributor",
+            },
+        ],
+    },
+    "trustedAccessRoleBindings": [
+        {"clusterId": _DPP_CLUSTER, "name": "tarb-vault", "sourceResourceId": _DPP_VAULT},
+    ],
+}
+
+ESTATE_SETTINGS: dict[str, Any] = {
+    # The suite replays with the emulator's default config (Azure's behaviour, not test speed); the
+    # DataProtection plug-in's defaults are test-speed, so its realistic profile (durations from recorded
+    # traffic and Microsoft's docs, README Part 3): e.g. the recorded validation was still Inprogress 1 s in.
+    "dataProtection": {"settings": {"profile": "realistic"}},
+}
+"""Plug-in knobs for the replay (estate ``settings`` blocks)."""
+
 
 ESTATE_EXTRAS: dict[str, dict[str, Any]] = {
     "azure-cli__storage__test_storage_container_using_rm_main_scenario": {
@@ -127,8 +229,9 @@ ESTATE_EXTRAS: dict[str, dict[str, Any]] = {
             },
         ]
     },
+    "azure-cli-extensions__dataprotection__test_dataprotection_backup_and_restore_aks": _RECORDED_VALIDATION,
 }
-"""What traffic cannot show, per recording: merged into the estate."""
+"""What traffic cannot show, per recording: merged into the estate (nested keys merge, lists extend)."""
 
 ESTATE_KEYS_BY_TYPE: dict[str, str] = {
     "microsoft.containerservice/managedclusters": "clusters",
@@ -137,10 +240,13 @@ ESTATE_KEYS_BY_TYPE: dict[str, str] = {
     "microsoft.kubernetesconfiguration/extensions": "extensions",
     "microsoft.authorization/roleassignments": "roleAssignments",
     "microsoft.storage/storageaccounts/blobservices": "",
+    "microsoft.dataprotection/backupvaults": "dataProtection.vaults",
+    "microsoft.dataprotection/backupvaults/backuppolicies": "dataProtection.policies",
+    "microsoft.dataprotection/backupvaults/backupinstances": "dataProtection.backupInstances",
 }
-"""Estate list for a resource type; any other type goes to ``resources`` as a generic body. (A plug-in with
-an estate key of its own, e.g. backup vaults, adds its type here.) ``""``: implied by its parent (the
-``blobServices/default`` pseudo-resource), nothing to add."""
+"""Estate list for a resource type (``a.b``: the list ``b`` inside the object ``a``, a plug-in's estate
+block, README Part 3 for ``dataProtection``); any other type goes to ``resources`` as a generic body.
+``""``: implied by its parent (the ``blobServices/default`` pseudo-resource), nothing to add."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +341,14 @@ def _estate_entry(resource_id: str, resource_type: str, body: Mapping[str, Any] 
         return key, {"id": resource_id, "location": (body or {}).get("location", "eastus")}
     if key == "containers":
         return key, {"id": resource_id}
+    if key == "dataProtection.vaults":
+        return key, {"id": resource_id, "location": (body or {}).get("location", "eastus")}
+    if key == "dataProtection.policies":  # the CLI's default AKS policy
+        return key, {"id": resource_id, "vaultId": resource_id.rsplit("/", 2)[0], "strategy": "Week"}
+    if key == "dataProtection.backupInstances":
+        raise ValueError(
+            f"{resource_id}: a backup instance needs its cluster and policy; give it in ESTATE_EXTRAS"
+        )
     return "resources", {
         "id": resource_id,
         "name": name,
@@ -313,7 +427,10 @@ def estate_for(recordings: Iterable[Recording], *, default_subscription: str) ->
                         continue
                     is_target = target.targets_resource and rid.lower() == target.resource_id.lower()
                     if is_target:
-                        if interaction.method == "PUT" or interaction.status == 404:
+                        absent = interaction.status == 404 or (
+                            interaction.method == "DELETE" and interaction.status == 204
+                        )
+                        if interaction.method == "PUT" or absent:
                             created.add(rid.lower())
                             continue
                         if not 200 <= interaction.status < 300:
@@ -331,11 +448,26 @@ def estate_for(recordings: Iterable[Recording], *, default_subscription: str) ->
                 want(rid, parsed.resource_type, body)
     estate["subscriptions"] = list(subscriptions.values())
     for key, entry in entries.values():
-        estate.setdefault(key, []).append(entry)
+        *blocks, name = key.split(".")
+        target = estate
+        for block in blocks:
+            target = target.setdefault(block, {})
+        target.setdefault(name, []).append(entry)
     for recording in recordings:  # after the derived entries: a later entry for the same id wins
-        for key, value in (ESTATE_EXTRAS.get(recording.name) or {}).items():
-            estate.setdefault(key, []).extend(copy.deepcopy(value))
+        _merge_into(estate, ESTATE_EXTRAS.get(recording.name) or {})
+    _merge_into(estate, ESTATE_SETTINGS)
     return estate
+
+
+def _merge_into(estate: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """Objects merge key by key, lists extend, anything else is replaced."""
+    for key, value in extra.items():
+        if isinstance(value, Mapping):
+            _merge_into(estate.setdefault(key, {}), value)
+        elif isinstance(value, list):
+            estate.setdefault(key, []).extend(copy.deepcopy(value))
+        else:
+            estate[key] = copy.deepcopy(value)
 
 
 # ----- comparing ------------------------------------------------------------------------------------------
@@ -346,7 +478,8 @@ class Deviation:
     recording: str
     interaction: str
     where: str
-    """``status``, ``header:<name>`` or a body path (``value[].properties.x``, ``<body>`` for the whole)."""
+    """``status``, ``header:<name>``, a body path (``value[].properties.x``, ``<body>`` for the whole) or
+    ``value:status`` (an operation's status value)."""
     detail: str
 
     @property
@@ -407,7 +540,8 @@ def compare_shape(
     its own; integers and fractions are both ``number``). Arrays: the recorded items together are the
     template of every emulator item (recordings keep one or two items of a list, which may differ in optional
     fields: a key is required when every recorded item has it, allowed when any has it); an empty array on
-    one side only is a difference. ``opaque`` paths: the JSON type alone. ``map_paths``: objects whose keys
+    one side only is a difference (where one place has several recorded arrays, an empty one matches when
+    any of them is empty). ``opaque`` paths: the JSON type alone. ``map_paths``: objects whose keys
     are data (addon names, key names): present on either side or both; where both have a key, the values
     are compared.
     """
@@ -445,8 +579,8 @@ def compare_shape(
         return out
     if isinstance(actual, list):
         items = [item for v in variants for item in v]
-        if not items and not actual:
-            return []
+        if not actual and any(not v for v in variants):
+            return []  # a recorded variant is empty too (e.g. one lifecycle without copy settings)
         if not items or not actual:
             return [(where, f"recorded {len(items)} items, emulator {len(actual)}")]
         template = _merge(items)
@@ -478,17 +612,32 @@ def compare_headers(recorded: Mapping[str, str], actual: Mapping[str, str]) -> l
     return out
 
 
+def compare_operation_status(recorded: Any, actual: Any) -> list[tuple[str, str]]:
+    """An async operation's ``status`` value (``InProgress``, the DataProtection RP's ``Inprogress``,
+    ``Succeeded``…) where the recorded body is an operation-status body: the value, spelling included, says
+    whether the emulator's operation had finished when Azure's had (or not)."""
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("status"), str):
+        return []
+    value = actual.get("status") if isinstance(actual, dict) else None
+    if not isinstance(value, str) or value == recorded["status"]:
+        return []  # a missing or mistyped status is the shape comparison's finding
+    return [("value:status", f"recorded {recorded['status']!r}, emulator {value!r}")]
+
+
 def compare(interaction: Interaction, status: int, headers: Mapping[str, str], body: Any) -> list[Deviation]:
     found: list[tuple[str, str]] = []
     if status != interaction.status:
         found.append(("status", f"recorded {interaction.status}, emulator {status}"))
     found += compare_headers(interaction.headers, headers)
+    opaque = interaction.replay.get("opaque") or ()
     found += compare_shape(
         interaction.body,
         body,
-        opaque=interaction.replay.get("opaque") or (),
+        opaque=opaque,
         map_paths=interaction.replay.get("map_paths") or (),
     )
+    if "status" not in opaque:
+        found += compare_operation_status(interaction.body, body)
     return [Deviation(interaction.recording, interaction.id, where, detail) for where, detail in found]
 
 

@@ -1,10 +1,12 @@
 """The emulator answers as real Azure answered: every recording in ``../shared/recordings/`` is replayed.
 
-Status, the headers that matter and the body's shape of every interaction must match the recording, except
-the documented deviations listed (with their reasons) in emulator/README.md — and every listed deviation must
-still occur, so the list can only shrink. See tests/integration/emulator/replay.py for how the estate is
-built, how requests are sent and what "shape" means. The suite prints its counts; emulator/README.md states
-them.
+Status, the headers that matter, the body's shape and an async operation's status value of every
+interaction must match the recording, except the documented deviations listed (with their reasons) in
+emulator/README.md — and every listed deviation must still occur, so the list can only shrink. Every
+interaction of every recording is asserted (there is no pending list). See
+tests/integration/emulator/replay.py for how the estate is built (DataProtection vaults, policies and the
+state a recorded validateForBackup found included), how requests are sent and what "shape" means. The suite
+prints its counts; emulator/README.md states them.
 """
 
 from __future__ import annotations
@@ -35,25 +37,6 @@ RECORDINGS = ROOT.parent / "shared" / "recordings"
 README = ROOT / "emulator" / "README.md"
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 """The emulator's subscription for ``$SUBSCRIPTION`` (the recordings' own subscription id)."""
-
-PENDING: dict[str, frozenset[str] | None] = {
-    # Merged from "dp" (emulator/dataprotection/), which replays these against an estate of its own
-    # (tests/integration/dataprotection/test_recordings_replay.py, 0 deviations); this suite's
-    # recording-derived estate does not hold the right vault/instance state yet. Being folded in (issue 13);
-    # then this is empty.
-    "azure-cli-extensions__dataprotection__test_dataprotection_backup_and_restore_aks": None,
-    "azure-cli-extensions__dataprotection__test_dataprotection_update_msi_permissions_aks": None,
-}
-"""PENDING (not the deviation allow-list): interactions that need resources another branch is building.
-They are replayed (so later interactions see the same state) and reported, but not asserted. ``None`` = the
-whole recording."""
-
-
-def is_pending(recording: str, interaction: str) -> bool:
-    if recording not in PENDING:
-        return False
-    ids = PENDING[recording]
-    return ids is None or interaction in ids
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +73,8 @@ def test_recorded_azure_traffic_replays_against_the_emulator(
         emu.reset()
         outcomes += replay(recording, client, advance_clock=clock.advance, subscription=SUBSCRIPTION)
 
-    counted = [o for o in outcomes if not o.interaction.supplementary]
-    pending = [o for o in counted if is_pending(o.interaction.recording, o.interaction.id)]
-    replayed = [o for o in counted if o not in pending]
-    found: list[Deviation] = [d for o in outcomes if o not in pending for d in o.deviations]
+    replayed = [o for o in outcomes if not o.interaction.supplementary]
+    found: list[Deviation] = [d for o in outcomes for d in o.deviations]
     unexpected = [d for d in found if not any(row.covers(d) for row in allowed)]
     stale = [row for row in allowed if not any(row.covers(d) for d in found)]
     allowed_seen = [d for d in found if any(row.covers(d) for row in allowed)]
@@ -104,16 +85,16 @@ def test_recorded_azure_traffic_replays_against_the_emulator(
             f"\nrecorded-traffic replay: {len(recordings)} recordings, "
             f"{len(replayed)} interactions replayed, "
             f"{len(allowed)} allowed deviations ({len(allowed_seen)} differences they cover), "
-            f"{len(pending)} pending ({sum(1 for o in pending if not o.deviations)} of them already match), "
             f"{supplementary_sent} supplementary steps sent"
         )
-        for outcome in pending:
-            if outcome.deviations:
-                print(
-                    f"  pending {outcome.interaction.recording} / {outcome.interaction.id}: "
-                    f"{len(outcome.deviations)} differences"
-                )
+        for recording in recordings:
+            mine = [o for o in replayed if o.interaction.recording == recording.name]
+            print(
+                f"  {recording.name}: {len(mine)} interactions, "
+                f"{sum(1 for o in mine if o.deviations)} with allowed deviations"
+            )
 
+    assert {r.name for r in recordings} == {p.stem for p in RECORDINGS.glob("*.json")}, "every file replayed"
     assert not unexpected, "the emulator answers differently from recorded Azure traffic:\n" + "\n".join(
         map(str, unexpected)
     )
@@ -121,4 +102,4 @@ def test_recorded_azure_traffic_replays_against_the_emulator(
         "documented deviations that no longer occur (remove them from emulator/README.md):\n"
         + ("\n".join(f"{row.recording} / {sorted(row.interactions)} / {sorted(row.places)}" for row in stale))
     )
-    assert all(o.sent for o in replayed), "every counted interaction was sent"
+    assert all(o.sent for o in replayed), "every interaction was sent"

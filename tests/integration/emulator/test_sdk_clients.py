@@ -18,7 +18,15 @@ from azure.mgmt.kubernetesconfiguration.models import Extension
 from azure.mgmt.storage import StorageManagementClient
 
 from emulator.server import Emulator
-from tests.fixtures.emulator import BACKUP_RG, OTHER_SUB, STORAGE_ID, TEST_ESTATE, TEST_RG, TEST_SUB
+from tests.fixtures.emulator import (
+    BACKUP_RG,
+    CLUSTER_ID,
+    OTHER_SUB,
+    STORAGE_ID,
+    TEST_ESTATE,
+    TEST_RG,
+    TEST_SUB,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -419,3 +427,20 @@ def test_tags_differing_only_by_case_are_400(mgmt_client: Callable[..., Any], ta
         client.managed_clusters.begin_create_or_update(TEST_RG, "aks1", cluster).result()
     assert info.value.status_code == 400 and info.value.error.code == "InvalidTagNameCaseDuplicate"
     assert client.managed_clusters.get(TEST_RG, "aks1").tags == {"Backup": "Yes", "env": "Prod"}
+
+
+def test_a_rewrite_rule_replaces_fields_of_the_real_answer(
+    mgmt_client: Callable[..., Any], emulator: Emulator
+) -> None:
+    """Fault action ``rewrite``: the call runs normally and the answer names something else (for clients that
+    must check the id they get back, issue 15 item 5); ``count`` bounds it like any rule."""
+    other = CLUSTER_ID.replace(f"/{TEST_RG}/", "/rg-other/")
+    rule = emulator.admin.add_fault(
+        method="GET", path=CLUSTER_ID, action="rewrite", set={"id": other}, count=1
+    )
+    aks = mgmt_client(ContainerServiceClient)
+    assert aks.managed_clusters.get(TEST_RG, "aks1").id == other
+    assert aks.managed_clusters.get(TEST_RG, "aks1").id.lower() == CLUSTER_ID.lower()  # count spent
+    assert emulator.admin.faults()[0]["fired"] == 1 and rule["set"] == {"id": other}
+    with pytest.raises(Exception, match="set"):
+        emulator.admin.add_fault(method="GET", path="*", action="respond", set={"id": "x"})

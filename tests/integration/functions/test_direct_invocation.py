@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
@@ -50,6 +50,17 @@ P3 = "/providers/Microsoft.Authorization/policyDefinitions/bdff5235-9f40-4a32-89
 ASSIGNMENT = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/policyAssignments/backup-p3"
 
 
+def recent(*, minutes: float = 1) -> str:
+    """An event time ``minutes`` ago, as Event Grid writes it (7 fractional digits): the handlers drop events
+    older than REMEDIATOR_EVENT_MAX_AGE_SECONDS (25 h) as replays."""
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def topic_of(resource_id: str) -> str:
+    """The system topic of a resource's subscription (``/subscriptions/<guid>``), as Azure sets it."""
+    return "/".join(resource_id.split("/")[:3])
+
+
 # --------------------------------------------------------------------------------------------- doubles
 
 
@@ -57,6 +68,7 @@ class ScriptedReconciler:
     def __init__(self) -> None:
         self.calls: list[tuple[str, bool, int]] = []
         self.correlations: list[str | None] = []
+        self.callers: list[str | None] = []
         self.outcome: Outcome = Outcome.done("extension Succeeded")
         self.delay_s = 0.0
         self.hold: threading.Event | None = None
@@ -72,10 +84,14 @@ class ScriptedReconciler:
         dry_run: bool = False,
         attempt: int = 0,
         correlation_id: str | None = None,
+        caller: str | None = None,
+        trigger: str = "",
+        event_time: datetime | None = None,
     ) -> ReconcileReport:
         assert isinstance(cluster_id, ResourceId), "the port takes a parsed id"
         self.calls.append((cluster_id.canonical, dry_run, attempt))
         self.correlations.append(correlation_id)
+        self.callers.append(caller)
         if self.delay_s:
             time.sleep(self.delay_s)
         if self.hold is not None:
@@ -99,6 +115,7 @@ class ScriptedReconciler:
             attempt=attempt,
             extension_state="Creating",
             correlation_id=correlation_id or "",
+            caller=caller,
         )
 
 
@@ -306,10 +323,10 @@ def write_event(
     """A ResourceWriteSuccess decoded by the library's own converter, exactly as the worker would pass it."""
     raw = {
         "id": "evt-1",
-        "topic": f"/subscriptions/{SUB}",
+        "topic": topic_of(uri),
         "subject": uri,
         "eventType": "Microsoft.Resources.ResourceWriteSuccess",
-        "eventTime": "2026-11-22T04:00:00.1234567Z",
+        "eventTime": recent(),
         "dataVersion": "2",
         "data": {
             "operationName": operation,
@@ -486,7 +503,7 @@ def test_cloud_events_schema_is_accepted(ctx: HandlerContext) -> None:
         "id": "ce-1",
         "source": f"/subscriptions/{SUB}",
         "type": "Microsoft.Resources.ResourceWriteSuccess",
-        "time": "2026-11-22T04:00:00Z",
+        "time": recent(),
         "subject": CLUSTER,
         "data": {"operationName": "Microsoft.ContainerService/managedClusters/write", "resourceUri": CLUSTER},
     }
@@ -497,10 +514,22 @@ def test_cloud_events_schema_is_accepted(ctx: HandlerContext) -> None:
 
 
 def test_out_of_scope_cluster_is_left_alone(ctx: HandlerContext) -> None:
-    function_app.on_cluster_write(write_event(uri=FOREIGN))
+    # the subscription holds a listed resource group, so its events are wanted; this cluster is not in it
+    group = f"/subscriptions/{SUB}/resourceGroups/rg-x"
+    ctx.config = parse_config({**CONFIG, "scope": {"resourceGroups": [group]}})
+    function_app.on_cluster_write(write_event())
     assert _calls(ctx) == []
     [journaled] = _recorded(ctx)  # under the cluster's own id
-    assert journaled.cluster_id == FOREIGN and "outside the configured scope" in journaled.outcome.why
+    assert journaled.cluster_id == CLUSTER and "outside the configured scope" in journaled.outcome.why
+
+
+def test_an_event_from_a_subscription_outside_the_scope_is_dropped(ctx: HandlerContext) -> None:
+    """Provenance (issue 15, item 4): the topic's subscription must be one the scope can contain."""
+    function_app.on_cluster_write(write_event(uri=FOREIGN))
+    assert _calls(ctx) == [] and _queued(ctx) == []
+    [journaled] = _recorded(ctx)
+    assert journaled.cluster_id == "(malformed event)" and FOREIGN in journaled.outcome.why
+    assert f"subscription {OTHER_SUB} is not in the configured scope" in journaled.outcome.why
 
 
 def policy_event(
@@ -508,10 +537,10 @@ def policy_event(
 ) -> Any:
     return func.EventGridEvent(
         id=f"p-{timestamp}",
-        topic=f"/subscriptions/{SUB}",
+        topic=topic_of(subject),
         subject=subject,
         event_type="Microsoft.PolicyInsights.PolicyStateChanged",
-        event_time=datetime(2026, 11, 22, 4, 0, tzinfo=UTC),
+        event_time=datetime.now(UTC) - timedelta(minutes=1),
         data_version="1",
         data={
             "timestamp": timestamp,
@@ -519,7 +548,7 @@ def policy_event(
             "policyDefinitionId": definition,
             "policyDefinitionReferenceId": "",
             "complianceState": state,
-            "subscriptionId": SUB,
+            "subscriptionId": topic_of(subject).rsplit("/", 1)[-1],
             "complianceReasonCode": "",
         },
     )
@@ -652,9 +681,22 @@ def test_sweep_timer_fails_after_recording_when_work_items_could_not_be_enqueued
 # --------------------------------------------------------------------------------------------- HTTP
 
 
-def http(method: str, route: str, body: Any = None, **params: str) -> func.HttpRequest:
+KEY = "a-function-key-the-host-checked"
+"""Sent as x-functions-key by the operator requests below (in Azure the host checks it before the handler)."""
+
+
+def http(
+    method: str, route: str, body: Any = None, *, headers: dict[str, str] | None = None, **params: str
+) -> func.HttpRequest:
     raw = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
-    return func.HttpRequest(method=method, url=f"http://localhost/api/{route}", params=params, body=raw)
+    return func.HttpRequest(
+        method=method, url=f"http://localhost/api/{route}", params=params, body=raw, headers=headers or {}
+    )
+
+
+def keyed(method: str, route: str, body: Any = None, **params: str) -> func.HttpRequest:
+    """A request carrying a function key (the caller is then function-key:<fingerprint>, an operator)."""
+    return http(method, route, body, headers={"x-functions-key": KEY}, **params)
 
 
 def test_remediate_a_cluster_inline(ctx: HandlerContext) -> None:
@@ -815,26 +857,48 @@ def test_health(ctx: HandlerContext) -> None:
         raise ConnectionError("queue unreachable")
 
     ctx.health_checks = (*ctx.health_checks, HealthCheck("queue", down))
-    resp = function_app.health(http("GET", "health"))
+    resp = function_app.health(keyed("GET", "health"))  # an operator sees the probe's error
     body = json.loads(resp.get_body())
     assert resp.status_code == 503 and body["dependencies"][1] == {
         "name": "queue",
         "ok": False,
         "error": "ConnectionError: queue unreachable",
     }
+    # anyone else sees the verdict, not the exception text (issue 15, item 7)
+    resp = function_app.health(http("GET", "health"))
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 503 and body["dependencies"][1] == {"name": "queue", "ok": False}
+    assert "unreachable" not in resp.get_body().decode()
 
 
-def test_invalid_settings_answer_503_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_settings_answer_503_naming_the_setting_to_an_operator_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def broken() -> HandlerContext:
-        raise UserInputError("Field required", field="REMEDIATOR_TENANT_ID", source="app settings")
+        raise UserInputError(
+            "no such file", field="REMEDIATOR_CONFIG_FILE", source="/home/site/secret/config.yaml"
+        )
 
     monkeypatch.setattr(function_app, "context", broken)
+    for resp in (
+        function_app.health(keyed("GET", "health")),
+        function_app.remediate(keyed("POST", "remediate", {"clusterId": CLUSTER})),
+    ):
+        assert resp.status_code == 503
+        assert json.loads(resp.get_body())["field"] == "REMEDIATOR_CONFIG_FILE"
     for resp in (
         function_app.health(http("GET", "health")),
         function_app.remediate(http("POST", "remediate", {"clusterId": CLUSTER})),
     ):
         assert resp.status_code == 503
-        assert json.loads(resp.get_body())["field"] == "REMEDIATOR_TENANT_ID"
+        text = resp.get_body().decode()
+        assert "REMEDIATOR_CONFIG_FILE" not in text and "secret" not in text, text
+    for request in (
+        keyed("POST", "remediate", {"clusterId": CLUSTER}),
+        http("POST", "remediate", {"clusterId": CLUSTER}),
+    ):
+        body = json.loads(function_app.remediate(request).get_body())
+        assert body["error"] == "configuration"  # not the error's own "invalid-input": the request was fine
 
 
 def test_the_inline_pool_does_not_block_concurrent_events(ctx: HandlerContext) -> None:

@@ -147,6 +147,19 @@ def test_event_grid_header_rules(probe: Any) -> None:
     assert len(_rows(log, "on_event")) == before
 
 
+def test_a_delivery_deeper_than_the_hosts_reader_is_refused(probe: Any) -> None:
+    """Like the host (Newtonsoft JToken.Parse, MaxDepth 64): deeper deliveries never reach the function."""
+    runner, log, _, _ = probe
+    before = len(_rows(log, "on_event"))
+    nested: Any = 1
+    for _ in range(70):
+        nested = [nested]
+    resp = runner.post_events("on_event", [_event(n=nested)])
+    assert resp.status == 400 and "MaxDepth of 64" in resp.json()["error"]
+    assert runner.post_events("on_event", [_event(n=[[[[1]]]])]).status == 202  # shallow: delivered
+    assert len(_rows(log, "on_event")) == before + 1
+
+
 def test_a_failing_event_function_answers_500(probe: Any) -> None:
     runner = probe[0]
     assert runner.post_events("on_event", [_event(fail=True)]).status == 500

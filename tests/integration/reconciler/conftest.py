@@ -20,6 +20,7 @@ import pytest
 from remediator.adapters.clients import ClientOptions
 from remediator.core.pacing import WritePacer
 from remediator.core.settings import Settings
+from remediator.core.text import ignore_case_key
 from remediator.service.runtime import Runtime
 from tests.fixtures.emulator import BACKUP_RG, TEST_ESTATE, TEST_SUB, TEST_TENANT
 
@@ -187,20 +188,22 @@ def wait_until() -> Callable[..., Any]:
 
 
 def arm_writes(world: World, *, path_contains: str = "") -> list[dict[str, Any]]:
-    """Write calls (PUT/PATCH/POST/DELETE) against ARM resources (not the admin API or the event topic)."""
-    needle = path_contains.lower()
+    """Write calls (PUT/PATCH/POST/DELETE) against ARM resources (not the admin API or the event topic);
+    paths compared under Azure's case rule (``str.lower()`` would fold U+212A KELVIN SIGN into ``k``)."""
+    needle = ignore_case_key(path_contains)
     return [
         c
         for c in world.calls()
         if c["method"].upper() in WRITE_METHODS
         and c["path"].lower().startswith("/subscriptions/")
-        and needle in c["path"].lower()
+        and needle in ignore_case_key(c["path"])
     ]
 
 
 def extensions_of(world: World, cid: str) -> list[dict[str, Any]]:
-    prefix = cid.lower() + "/providers/microsoft.kubernetesconfiguration/extensions/"
-    return [e for e in world.state("extensions") if e["id"].lower().startswith(prefix)]
+    """The cluster's extensions in the emulator's state (ids compared under Azure's case rule)."""
+    prefix = ignore_case_key(cid + "/providers/Microsoft.KubernetesConfiguration/extensions/")
+    return [e for e in world.state("extensions") if ignore_case_key(e["id"]).startswith(prefix)]
 
 
 def extension_state(world: World, cid: str) -> str | None:

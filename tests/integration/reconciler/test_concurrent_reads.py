@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 AKS_OK = cluster_id("aks-ok")
 EXTENSIONS_LIST = "*/managedClusters/aks-ok/providers/Microsoft.KubernetesConfiguration/extensions"
-READS = {"Extensions_List", "StorageAccounts_GetProperties", "BlobContainers_Get"}
+READS = {"Extensions_List", "StorageAccounts_GetProperties", "BlobContainers_Get", "Providers_Get"}
+"""The first round: the chain's reads and preflight's provider registrations (its policy data comes from
+Resource Graph, outside ``/subscriptions/``, in the same round)."""
 
 
 def _interval(call: dict) -> tuple[float, float]:
@@ -47,8 +49,18 @@ def test_independent_reads_and_writes_overlap_and_the_install_takes_two_rounds(w
     assert all(start >= cluster_end - 0.01 for start, _ in intervals)  # after the cluster GET (it decides)
     # nothing else before the writes: no second extension list after the claim
     first_write = next(i for i, c in enumerate(calls) if c["method"] == "PUT")
-    assert len(calls[:first_write]) == 4
+    assert len(calls[:first_write]) == 5
     assert ops.count("Extensions_List") == 1
+    # preflight's Resource Graph reads (policy assignments, management-group ancestry) ran in that round too:
+    # after the cluster GET, begun while the other reads were in flight, done before the first write
+    graph = [
+        _interval(c)
+        for c in world.calls()
+        if c["path"].lower().startswith("/providers/microsoft.resourcegraph")
+    ]
+    assert graph and min(start for start, _ in graph) >= cluster_end - 0.01
+    assert min(start for start, _ in graph) < min(end for _, end in intervals)
+    assert max(end for _, end in graph) <= _interval(calls[first_write])[0] + 0.01
     # the container PUT and the extension PUT were in flight together (neither waits for the other)
     puts = [_interval(c) for c in calls if c["method"] == "PUT"]
     assert len(puts) == 2 and max(start for start, _ in puts) < min(end for _, end in puts)

@@ -134,9 +134,13 @@ def test_a_cluster_a_human_must_fix_raises_its_give_up_alert_once(
         for _ in range(3):
             event_triggers.handle_cluster_write_event(write_event(NO_IDENTITY), ctx=ctx)
         emulator.admin.add_fault(
-            method="GET", path="*/managedClusters/aks-sp-b", status=429, code="TooManyRequests", retryAfterS=30,
+            method="GET",
+            path="*/managedClusters/aks-sp-b",
+            status=429,
+            code="TooManyRequests",
+            retryAfterS=30,
             count=1,
-        )  # fmt: skip
+        )
         assert world.runtime.reconciler.reconcile(cluster).outcome.kind is OutcomeKind.WAIT
         assert world.runtime.reconciler.reconcile(cluster).outcome.kind is OutcomeKind.GAVE_UP
     alerts = [r for r in caplog.records if "gave up" in r.getMessage() or "gave_up" in r.getMessage()]

@@ -20,6 +20,8 @@ from remediator.service.runtime import build_handler_context
 from remediator.service.triggers import events as event_triggers
 from remediator.service.triggers import http as http_triggers
 from remediator.service.triggers import queue as queue_triggers
+from tests.fixtures.emulator import TEST_SUB
+from tests.fixtures.events import recent_event_time
 from tests.integration.reconciler.conftest import arm_writes, cluster_id
 
 pytestmark = pytest.mark.integration
@@ -87,7 +89,8 @@ def test_an_event_whose_journal_write_fails_is_handed_over_to_the_queue(
         "id": "evt-journal-down",
         "subject": AKS_OK,
         "eventType": "Microsoft.Resources.ResourceWriteSuccess",
-        "eventTime": "2026-11-22T04:00:00Z",
+        "topic": f"/subscriptions/{TEST_SUB}",
+        "eventTime": recent_event_time(),
         "dataVersion": "2",
         "data": {"operationName": "Microsoft.ContainerService/managedClusters/write", "resourceUri": AKS_OK},
     }
@@ -123,7 +126,8 @@ def test_the_correlation_id_of_the_cause_reaches_the_journal(world: Any, ctx: Ha
         "id": "evt-42",
         "subject": other,
         "eventType": "Microsoft.Resources.ResourceWriteSuccess",
-        "eventTime": "2026-11-22T04:00:00Z",
+        "topic": f"/subscriptions/{TEST_SUB}",
+        "eventTime": recent_event_time(),
         "dataVersion": "2",
         "data": {"operationName": "Microsoft.ContainerService/managedClusters/write", "resourceUri": other},
     }

@@ -19,6 +19,7 @@ from remediator.core.outcomes import OutcomeKind
 from remediator.service.runtime import Runtime
 from remediator.service.triggers import events as event_triggers
 from remediator.service.triggers import http as http_triggers
+from tests.fixtures.events import recent_event_time
 from tests.integration.reconciler.conftest import (
     ESTATE,
     World,
@@ -97,9 +98,11 @@ def test_runtime_wires_the_resolver_only_for_management_group_scopes(
     assert isinstance(mg_runtime.management_groups_of, ManagementGroupResolver)
     assert mg_runtime.reconciler.management_groups_of is mg_runtime.management_groups_of
     assert mg_runtime.handler_context().management_groups_of is mg_runtime.management_groups_of
-    assert world.runtime.management_groups_of is None  # subscription scope: no resolver, no ARG call
+    assert world.runtime.management_groups_of is None  # subscription scope: no resolver, no scope query
     world.runtime.reconciler.reconcile(parse_cluster_id(cluster_id("aks-ok")))
-    assert world.runtime.reconciler.management_groups_of is None and _graph_calls(world) == []
+    assert world.runtime.reconciler.management_groups_of is None
+    # every Resource Graph call was preflight's (policy assignments and ancestry), none a scope lookup
+    assert len(_graph_calls(world)) == world.runtime.preflight.graph_queries > 0
 
 
 def test_cluster_in_a_nested_group_is_reconciled(world: World, mg_runtime: Runtime) -> None:
@@ -109,10 +112,11 @@ def test_cluster_in_a_nested_group_is_reconciled(world: World, mg_runtime: Runti
     assert extensions_of(world, MG_CLUSTER), "extension created"
     assert len(arm_writes(world, path_contains="/extensions/")) == 1
     graph = _graph_calls(world)
-    assert len(graph) == 1  # one scoped query for the one configured group
-    # later reconciles use the cached membership
+    # one scoped query for the one configured group; the others are preflight's (policy assignments)
+    assert len(graph) - mg_runtime.preflight.graph_queries == 1
+    # later reconciles use the cached membership (and preflight's cached policy data)
     mg_runtime.reconciler.reconcile(parse_cluster_id(MG_CLUSTER))
-    assert len(_graph_calls(world)) == 1
+    assert len(_graph_calls(world)) == len(graph)
 
 
 def test_cluster_outside_the_group_is_skipped_without_writes(world: World, mg_runtime: Runtime) -> None:
@@ -182,7 +186,7 @@ def _write_event(cid: str) -> dict[str, Any]:
         "topic": f"/subscriptions/{cid.split('/')[2]}",
         "subject": cid,
         "eventType": "Microsoft.Resources.ResourceWriteSuccess",
-        "eventTime": "2026-11-22T04:00:00.1234567Z",
+        "eventTime": recent_event_time(),
         "dataVersion": "2",
         "data": {
             "operationName": "Microsoft.ContainerService/managedClusters/write",

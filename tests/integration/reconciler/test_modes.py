@@ -131,10 +131,15 @@ def _cli(world, *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_dry_run_prints_the_plan_and_writes_nothing(world):
     started = time.monotonic()
     result = _cli(world, "--cluster", AKS_OK, "--dry-run", "--output", "json")
-    assert result.returncode == 3, result.stderr  # wait: the plan starts an install
+    # was exit 3 ("wait") with the outcome "extension ... install started"; a dry run says what it WOULD do
+    assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [a["kind"] for a in report["actions"]] == ["create-container", "create-extension"]
     assert {a["status"] for a in report["actions"]} == {"planned"}
+    assert report["wouldDo"] == report["actions"]
+    why = report["outcome"]["why"]
+    assert why.startswith("dry run, nothing written: would create blob container ")
+    assert "then install the backup extension azure-aks-backup" in why and "started" not in why
     assert arm_writes(world) == []
     assert time.monotonic() - started < 30
 

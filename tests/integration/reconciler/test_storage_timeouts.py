@@ -20,6 +20,8 @@ from remediator.core.settings import Settings
 from remediator.core.work_item import WorkItem
 from remediator.service.runtime import build_handler_context
 from remediator.service.triggers import events as event_triggers
+from tests.fixtures.emulator import TEST_SUB
+from tests.fixtures.events import recent_event_time
 from tests.integration.reconciler.conftest import arm_writes, cluster_id
 
 pytestmark = pytest.mark.integration
@@ -84,7 +86,8 @@ def test_an_event_hand_over_to_unreachable_storage_raises_well_under_the_deliver
             "id": "evt-storage-down",
             "subject": AKS_OK,
             "eventType": "Microsoft.Resources.ResourceWriteSuccess",
-            "eventTime": "2026-11-22T04:00:00Z",
+            "topic": f"/subscriptions/{TEST_SUB}",
+            "eventTime": recent_event_time(),
             "dataVersion": "2",
             "data": {
                 "operationName": "Microsoft.ContainerService/managedClusters/write",

@@ -51,6 +51,16 @@ def test_lists_take_every_recorded_item_as_the_template() -> None:
     assert places({"value": []}, {"value": []}) == []
 
 
+def test_one_place_with_several_recorded_arrays_matches_an_empty_one_only_when_one_of_them_is_empty() -> None:
+    # the recorded policy PUT: one lifecycle copies to the vault tier, another has an empty copy list, a
+    # third has none; the template of lifecycles[] holds all three
+    recorded = {"l": [{"copy": [{"to": "VaultStore"}]}, {"copy": []}, {}]}
+    assert places(recorded, {"l": [{"copy": []}, {"copy": [{"to": "x"}]}, {}]}) == []
+    assert places({"l": [{"copy": [{"to": "VaultStore"}]}]}, {"l": [{"copy": []}]}) == ["l[].copy"]
+    assert places({"l": [{"copy": []}, {"copy": []}]}, {"l": [{"copy": [{"to": "x"}]}]}) == ["l[].copy"]
+    assert places(recorded, {"l": [{"copy": [{"other": 1}]}]}) == ["l[].copy[].to", "l[].copy[].other"]
+
+
 def test_opaque_and_map_paths() -> None:
     recorded = {"props": {"x": 1}, "tags": {"k1": "v"}}
     assert places(recorded, {"props": {"y": []}, "tags": {"k1": "v"}}, opaque=["props"]) == []
@@ -81,6 +91,42 @@ def test_headers_that_matter() -> None:
     ]
     bad = {**sent, "x-ms-ratelimit-remaining-subscription-writes": "lots", "Azure-AsyncOperation": "/rel"}
     assert len(compare_headers(recorded, bad)) == 2
+
+
+def test_the_checks_the_focused_dataprotection_replay_made() -> None:
+    """Ported from the removed tests/integration/dataprotection/test_recordings_replay.py (its comparator's
+    own test): each kind of difference it caught, the generic comparison catches too."""
+    assert places({"a": 1, "b": {"c": "x"}}, {"a": 1, "b": {"c": "y"}}) == []
+    assert places({"a": 1}, {"a": "1"}) == ["a"]
+    assert places({"a": 1}, {}) == ["a"]
+    assert places({}, {"tags": {}}) == ["tags"]
+    assert places({"v": [{"x": 1}]}, {"v": []}) == ["v"]
+    # stricter than the focused replay, which let a recorded null match anything: null is a type of its own
+    assert places({"n": None}, {"n": {"anything": 1}}) == ["n"]
+    assert [w for w, _ in compare_headers({"azure-asyncoperation": "https://u"}, {})] == [
+        "header:azure-asyncoperation"
+    ]
+    assert [w for w, _ in compare_headers({}, {"retry-after-ms": "50"})] == ["header:retry-after-ms"]
+    quota = "x-ms-ratelimit-remaining-subscription-resource-requests"
+    assert [w for w, _ in compare_headers({quota: "199"}, {})] == [f"header:{quota}"]
+
+
+def test_an_operation_status_value_is_compared() -> None:
+    recorded = {"id": "op", "name": "op", "status": "Inprogress", "startTime": "t", "endTime": "t"}
+    running = Interaction("rec", "op", "GET", "/op", None, 200, {}, recorded, {})
+    assert compare(running, 200, {}, dict(recorded)) == []
+    assert compare(running, 200, {}, {**recorded, "status": "Succeeded"}) == [
+        Deviation("rec", "op", "value:status", "recorded 'Inprogress', emulator 'Succeeded'")
+    ]
+    # the spelling counts (DataProtection's recorded "Inprogress" is not ARM's "InProgress")
+    assert [d.where for d in compare(running, 200, {}, {**recorded, "status": "InProgress"})] == [
+        "value:status"
+    ]
+    opaque = Interaction("rec", "op", "GET", "/op", None, 200, {}, recorded, {"opaque": ["status"]})
+    assert compare(opaque, 200, {}, {**recorded, "status": "Succeeded"}) == []
+    # a resource body without a top-level status (a remediation, a vault) has no such value
+    resource = Interaction("rec", "r", "GET", "/r", None, 200, {}, {"properties": {"status": "x"}}, {})
+    assert compare(resource, 200, {}, {"properties": {"status": "y"}}) == []
 
 
 def test_compare_names_the_interaction() -> None:
@@ -161,3 +207,33 @@ def test_the_estate_holds_what_the_traffic_needs_and_not_what_it_creates() -> No
     [subscription] = estate["subscriptions"]
     assert {g["name"] for g in subscription["resourceGroups"]} == {"rg", "other"}
     assert "extensions" not in estate
+
+
+def test_dataprotection_resources_go_to_their_estate_keys_and_a_204_delete_means_absent() -> None:
+    sub = "00000000-0000-0000-0000-000000000000"
+    vault = f"/subscriptions/{sub}/resourceGroups/dpp/providers/Microsoft.DataProtection/backupVaults/v"
+    recording = Recording(
+        "dp",
+        {},
+        (
+            Interaction(
+                "dp", "bi-delete", "DELETE", f"{vault}/backupInstances/gone", None, 204, {}, None, {}
+            ),
+            Interaction("dp", "policy-get", "GET", f"{vault}/backupPolicies/p", None, 200, {}, None, {}),
+            Interaction("dp", "validate", "POST", f"{vault}/validateForBackup", {}, 202, {}, None, {}),
+        ),
+    )
+    estate = estate_for([recording], default_subscription=sub)
+    block = estate["dataProtection"]
+    assert block["vaults"] == [{"id": vault, "location": "eastus"}]
+    assert block["policies"] == [{"id": f"{vault}/backupPolicies/p", "vaultId": vault, "strategy": "Week"}]
+    assert "backupInstances" not in block and "resources" not in estate  # the 204 DELETE: it was absent
+    assert block["settings"] == {"profile": "realistic"}  # ESTATE_SETTINGS: Azure's pace
+
+    kept = Recording(
+        "dp",
+        {},
+        (Interaction("dp", "bi-get", "GET", f"{vault}/backupInstances/bi", None, 200, {}, None, {}),),
+    )
+    with pytest.raises(ValueError, match="ESTATE_EXTRAS"):  # an instance needs its cluster and policy
+        estate_for([kept], default_subscription=sub)

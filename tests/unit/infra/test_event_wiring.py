@@ -157,3 +157,26 @@ def test_outcome_topic_schema_matches_the_publisher(infra_templates: dict[Path, 
     expected = next(schema for schema, used in sends.items() if used)
     assert parameter_default(infra_templates[Path("main.bicep")], "outcomeTopicInputSchema") == expected
     assert parameter_default(infra_templates[Path("app/outcome-topic.bicep")], "inputSchema") == expected
+
+
+def test_the_wiring_step_creates_what_the_bicep_creates(infra_templates: dict[Path, Any]) -> None:
+    """remediator/core/event_wiring.py declares the event subscriptions the timer's wiring step creates for
+    subscriptions that join a managed management group; they must be the Bicep's, field for field (the
+    Terraform's are held to the Bicep's by test_parity.py). Dead-lettering is the one deliberate difference
+    (docs/deploy.md, "Wiring that follows the scope")."""
+    from remediator.core.event_wiring import EVENT_SUBSCRIPTIONS
+    from tests.unit.infra.parity import bicep_event_subscriptions
+
+    bicep = bicep_event_subscriptions(infra_templates)
+    assert {spec.function for spec in EVENT_SUBSCRIPTIONS} == set(bicep)
+    for spec in EVENT_SUBSCRIPTIONS:
+        deployed = bicep[spec.function]
+        assert spec.name == deployed["name"]
+        assert spec.filter_json() == deployed["filter"]
+        assert spec.event_delivery_schema == deployed["eventDeliverySchema"]
+        assert spec.max_events_per_batch == deployed["maxEventsPerBatch"]
+        assert spec.preferred_batch_size_in_kilobytes == deployed["preferredBatchSizeInKilobytes"]
+        assert spec.max_delivery_attempts == deployed["maxDeliveryAttempts"]
+        assert spec.event_time_to_live_in_minutes == deployed["eventTimeToLiveInMinutes"]
+    topics = {r.properties["topicType"] for r in resources(infra_templates, SYSTEM_TOPIC)}
+    assert {spec.topic_type for spec in EVENT_SUBSCRIPTIONS} == topics

@@ -212,3 +212,61 @@ def test_same_workbook_queries(infra_templates: dict[Path, Any], terraform_files
         )["items"]
     }
     assert bicep_files == layout  # Bicep loads every query the layout names (Terraform loops over the layout)
+
+
+def test_the_per_resource_group_variant_is_the_same_on_both_sides(
+    infra_templates: dict[Path, Any], terraform_files: dict[Path, Any]
+) -> None:
+    """docs/deploy.md "Narrower control-plane roles": with deployment.controlPlaneResourceGroups, the listed
+    subscriptions keep Reader only and the mode's write role goes to each listed resource group."""
+    bicep = parity.bicep_grants(infra_templates)
+    terraform = parity.tf_grants(terraform_files)
+    for role, mode in (
+        ("kubernetesExtensionContributor", "install"),
+        ("resourcePolicyContributor", "policy-task"),
+    ):
+        variant = (role, "control-plane-resource-group", frozenset({f"mode=={mode}"}))
+        subscription = (role, "managed-subscription", frozenset({f"mode=={mode}", "!perResourceGroupWrites"}))
+        assert variant in bicep and variant in terraform
+        assert subscription in bicep and subscription in terraform
+    assert ("reader", "managed-subscription", frozenset()) in bicep & terraform  # Reader stays everywhere
+    assert not any(role == "reader" and kind == "control-plane-resource-group" for role, kind, _ in terraform)
+
+
+def test_variant_parity_catches_a_one_sided_change(terraform_files: dict[Path, Any]) -> None:
+    changed = copy.deepcopy(terraform_files)
+    for block in changed[Path("access.tf")]["locals"]:
+        if "scope_role_pairs" in block:
+            block["scope_role_pairs"] = [
+                str(block["scope_role_pairs"][0]).replace(parity.TF_PER_GROUP_FILTER, "")
+            ]
+    before, after = parity.tf_grants(terraform_files), parity.tf_grants(changed)
+    assert before != after
+    assert ("kubernetesExtensionContributor", "managed-subscription", frozenset({"mode==install"})) in after
+
+
+def test_same_app_service_authentication(
+    infra_templates: dict[Path, Any], terraform_files: dict[Path, Any]
+) -> None:
+    bicep = parity.bicep_auth_settings(infra_templates)
+    terraform = parity.tf_auth_settings(terraform_files)
+    assert bicep == terraform
+    assert bicep["when"] == "entraAuth" and bicep["requireAuthentication"] is True
+    assert bicep["unauthenticated"] == "Return401" and bicep["tokenStore"] is False
+    # Event Grid's deliveries carry no Entra token: the webhook path must stay reachable with the system key
+    assert "/runtime/webhooks/EventGrid" in bicep["excludedPaths"]
+    assert bicep["audiences"] == ["<client-id>", "api://<client-id>"]
+    settings = parity.bicep_app_settings(infra_templates)
+    assert settings["REMEDIATOR_HTTP_AUTH"] == parity.tf_app_settings(terraform_files)["REMEDIATOR_HTTP_AUTH"]
+
+
+def test_authentication_parity_catches_a_one_sided_change(terraform_files: dict[Path, Any]) -> None:
+    changed = copy.deepcopy(terraform_files)
+    for block in changed[Path("app.tf")]["resource"]:
+        app = block.get("azurerm_function_app_flex_consumption", {}).get("app")
+        if app is None:
+            continue
+        for dynamic in app["dynamic"]:
+            if "auth_settings_v2" in dynamic:
+                dynamic["auth_settings_v2"]["content"][0]["excluded_paths"] = [["/api/health"]]
+    assert parity.tf_auth_settings(changed) != parity.tf_auth_settings(terraform_files)

@@ -169,9 +169,47 @@ def test_a_good_config_passes_and_the_deployment_file_holds_what_the_templates_r
     assert document["assignAuditPolicies"] is True
     assert document["containerWriterRoleId"] == ROLE_ID
     assert len(document["nameToken"]) == 13
+    assert document["entraClientId"] == "" and document["controlPlaneResourceGroups"] == []  # options off
     # read-only calls only
     verbs = {" ".join(call[:3]) for call in calls}
     assert all(call[1] in ("list", "show") or call[2] in ("list", "show") for call in calls), verbs
+
+
+def test_the_issue_15_options_reach_the_deployment_file(tmp_path: Path) -> None:
+    client = "44444444-4444-4444-4444-44444444AAAA"
+    args = [
+        *common(good_config(tmp_path)),
+        "--entra-client-id",
+        client,
+        "--control-plane-resource-group",
+        f"{MANAGED_SUB.upper()}/rg-aks-prod",
+        "--control-plane-resource-group",
+        f"/subscriptions/{MANAGED_SUB}/resourceGroups/RG-AKS-PROD",  # the same group: kept once
+    ]
+    proc, _, output = run_prepare(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(output.read_text())
+    assert document["entraClientId"] == client.lower()
+    assert document["controlPlaneResourceGroups"] == [{"subscriptionId": MANAGED_SUB, "name": "rg-aks-prod"}]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "field"),
+    [
+        ("--entra-client-id", "not-a-guid", "entraClientId"),
+        ("--control-plane-resource-group", "rg-only", "controlPlaneResourceGroups[0]"),
+        # a group outside scope.subscriptions would narrow nothing: refused
+        (
+            "--control-plane-resource-group",
+            "99999999-9999-9999-9999-999999999999/rg",
+            "controlPlaneResourceGroups[0]",
+        ),
+    ],
+)
+def test_bad_issue_15_options_are_refused(tmp_path: Path, option: str, value: str, field: str) -> None:
+    proc, _, output = run_prepare(tmp_path, *common(good_config(tmp_path)), option, value)
+    assert proc.returncode == 2 and f"preflight: {field}:" in proc.stderr, proc.stderr
+    assert not output.exists()
 
 
 def test_westus_gets_lrs_and_a_requested_zrs_there_is_refused(tmp_path: Path) -> None:
@@ -300,3 +338,27 @@ def test_host_storage_sku_rule_uses_the_cited_region_list() -> None:
         assert absent not in regions["zrsRegions"]
         assert preflight.host_storage_sku(absent) == "Standard_LRS"
     assert preflight.host_storage_sku("eastus") == "Standard_ZRS"
+
+
+def test_management_groups_turn_the_wiring_on_only_with_the_event_wiring_role(tmp_path: Path) -> None:
+    """Wiring that follows the scope needs the Event Wiring custom role (docs/deploy.md): with its id the
+    deployment file carries it (main.bicep and Terraform then set REMEDIATOR_EVENT_WIRING); without it the
+    preflight still passes and says, in one line, that new subscriptions of the groups will not be wired."""
+    config = tmp_path / "mg.yaml"
+    config.write_text(
+        f"scope:\n  managementGroups: [mg-platform]\nstorage:\n  eastus: {STORAGE_ID}\n"
+        "selection:\n  include:\n    - tag: backup\n      values: [enabled]\n"
+    )
+    wiring_role = "9d2b2b51-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+    proc, _calls, output = run_prepare(
+        tmp_path, *common(config), "--offline", "--event-wiring-role-id", wiring_role
+    )
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(output.read_text())
+    assert document["managementGroups"] == ["mg-platform"] and document["eventWiringRoleId"] == wiring_role
+    assert "get no Event Grid wiring" not in proc.stdout
+    proc, _calls, output = run_prepare(tmp_path, *common(config), "--offline")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(output.read_text())["eventWiringRoleId"] == ""
+    (note,) = [line for line in proc.stdout.splitlines() if "note:" in line]
+    assert note.startswith("preflight: note: scope.managementGroups without REMEDIATOR_EVENT_WIRING_ROLE_ID")

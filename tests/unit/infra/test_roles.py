@@ -23,8 +23,11 @@ FORBIDDEN = {
 }
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-# The one role not from roles.json: the container-writer custom role, passed in as a GUID parameter.
-CUSTOM_ROLE_PARAMETERS = {(Path("access/storage-access.bicep"), "containerWriterRoleGuid")}
+# The roles not from roles.json: the two custom roles (created once by an administrator), passed in as GUIDs.
+CUSTOM_ROLE_PARAMETERS = {
+    (Path("access/storage-access.bicep"), "containerWriterRoleGuid"),
+    (Path("access/management-group-access.bicep"), "eventWiringRoleId"),
+}
 
 
 def built_in_roles() -> dict[str, str]:
@@ -126,13 +129,61 @@ def test_storage_grant_delegation_only_for_blob_data_contributor(infra_templates
     assert delegation.config["scope"] == "storage"
 
 
-def test_custom_role_is_container_write_only(infra_templates: dict[Path, Any]) -> None:
+def _role_definitions(infra_templates: dict[Path, Any]) -> dict[str, Resource]:
     definitions = resources(infra_templates, "Microsoft.Authorization/roleDefinitions")
-    assert len(definitions) == 1
-    permissions = definitions[0].properties["permissions"]
+    by_file = {d.file.as_posix(): d for d in definitions}
+    assert set(by_file) == {"access/container-writer-role.bicep", "access/event-wiring-role.bicep"}, by_file
+    return by_file
+
+
+def test_custom_role_is_container_write_only(infra_templates: dict[Path, Any]) -> None:
+    permissions = _role_definitions(infra_templates)["access/container-writer-role.bicep"].properties[
+        "permissions"
+    ]
     actions = [a for p in permissions for a in p["actions"]]
     assert "Microsoft.Storage/storageAccounts/blobServices/containers/write" in actions
     for action in actions:
         assert "*" not in action and action.startswith("Microsoft.Storage/storageAccounts"), action
         assert not re.search(r"listkeys|regeneratekey|/delete$|/action$", action, re.IGNORECASE), action
     assert all(not p.get("dataActions") for p in permissions)
+
+
+EVENT_WIRING_ACTIONS = {
+    "Microsoft.Resources/subscriptions/resourceGroups/read",
+    "Microsoft.Resources/subscriptions/resourceGroups/write",
+    "Microsoft.EventGrid/systemTopics/read",
+    "Microsoft.EventGrid/systemTopics/write",
+    "Microsoft.EventGrid/systemTopics/eventSubscriptions/read",
+    "Microsoft.EventGrid/systemTopics/eventSubscriptions/write",
+}
+
+
+def test_event_wiring_role_creates_system_topics_and_nothing_else(infra_templates: dict[Path, Any]) -> None:
+    """The wiring step's custom role: exactly the writes remediator/adapters/event_grid.py sends (resource
+    group, system topic, system-topic event subscription) and their reads; no wildcard, no delete, no data."""
+    permissions = _role_definitions(infra_templates)["access/event-wiring-role.bicep"].properties[
+        "permissions"
+    ]
+    assert {a for p in permissions for a in p["actions"]} == EVENT_WIRING_ACTIONS
+    assert all(not p.get("dataActions") and not p.get("notActions") for p in permissions)
+
+
+def test_wiring_grants_only_at_management_groups_and_only_when_asked(
+    infra_templates: dict[Path, Any],
+) -> None:
+    """EventGrid EventSubscription Contributor (GUID from MicrosoftDocs/azure-docs
+    articles/role-based-access-control/built-in-roles/integration.md) and the custom role are granted at the
+    managed management groups only (the subscriptions that will join them are not known at deploy time), and
+    only with wireNewSubscriptions."""
+    roles = built_in_roles()
+    assert roles["eventGridEventSubscriptionContributor"] == "428e0ff0-5e57-4d9c-a221-2c70d0e0a443"
+    wiring = [
+        a
+        for a in assignments(infra_templates)
+        if role_reference(a).built_in_key == "eventGridEventSubscriptionContributor"
+        or role_reference(a).parameter == "eventWiringRoleId"
+    ]
+    assert len(wiring) == 2
+    for assignment in wiring:
+        assert assignment.file == Path("access/management-group-access.bicep")
+        assert assignment.body["config"].get("condition") == "wireNewSubscriptions"
