@@ -26,8 +26,6 @@ import io
 import json
 import logging
 import re
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -54,8 +52,6 @@ logger = logging.getLogger(__name__)
 CLUSTER_RP = "Microsoft.ContainerService"
 CLUSTER_RESOURCE = "managedClusters"
 DEFAULT_RETRY_AFTER_S = 10.0
-STORAGE_ACCOUNT_TTL_S = 300.0
-"""How long a storage account found is remembered (see :meth:`ArmGateway.get_storage_account`)."""
 
 _NAMESPACE_RE = re.compile(r"namespace '([^']+)'", re.IGNORECASE)
 _ACTION_RE = re.compile(r"perform action '([^']+)'", re.IGNORECASE)
@@ -290,20 +286,9 @@ class ArmGateway:
     :keyword pacer: the process's write pacer, told about every 429 a write receives; ``None`` = none.
     """
 
-    def __init__(
-        self,
-        clients: AzureClients,
-        *,
-        pacer: Pacer | None = None,
-        storage_account_ttl_s: float = STORAGE_ACCOUNT_TTL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, clients: AzureClients, *, pacer: Pacer | None = None) -> None:
         self.clients = clients
         self.pacer = pacer
-        self.storage_account_ttl_s = storage_account_ttl_s
-        self._clock = clock
-        self._accounts: dict[str, tuple[float, StorageAccountInfo]] = {}
-        self._accounts_lock = threading.Lock()
 
     # -- managed clusters ------------------------------------------------------------------------------------
 
@@ -394,20 +379,7 @@ class ArmGateway:
     # -- storage ---------------------------------------------------------------------------------------------
 
     def get_storage_account(self, storage_account_id: ResourceId) -> StorageAccountInfo | None:
-        """Location and ``primaryEndpoints.blob`` of the account, or ``None`` if it does not exist.
-
-        An account found is remembered for ``storage_account_ttl_s`` (5 minutes): every reconcile of every
-        cluster in a region reads the same one or two accounts, all in the storage subscription, whose read
-        bucket (250 + 25/s per principal) they would otherwise share with everything else there (the chaos run
-        of issue 17 met its 429s). An account's region and blob endpoint do not change; a missing account is
-        never remembered.
-        """
-        key = storage_account_id.key
-        now = self._clock()
-        with self._accounts_lock:
-            cached = self._accounts.get(key)
-        if cached is not None and now - cached[0] < self.storage_account_ttl_s:
-            return cached[1]
+        """Location and ``primaryEndpoints.blob`` of the account, or ``None`` if it does not exist."""
         client = self.clients.storage(_sub(storage_account_id))
         try:
             account = call_arm(
@@ -418,16 +390,12 @@ class ArmGateway:
             )
         except NotFound:
             return None
-        info = StorageAccountInfo(
+        return StorageAccountInfo(
             id=str(account.id or storage_account_id),
             location=str(account.location or ""),
             blob_endpoint=str(_get(account, "primary_endpoints", "blob") or ""),
             access=_storage_access(account, str(account.id or storage_account_id)),
         )
-        if info.blob_endpoint:
-            with self._accounts_lock:
-                self._accounts[key] = (now, info)
-        return info
 
     def container_exists(self, storage_account_id: ResourceId, container: str) -> bool:
         """Whether the blob container exists (a GET; 404 is ``False``)."""

@@ -20,6 +20,8 @@ from remediator.service.ports import HandlerContext
 from remediator.service.runtime import build_handler_context
 from remediator.service.triggers import events as event_triggers
 from remediator.service.triggers import queue as queue_triggers
+from tests.fixtures.emulator import TEST_TENANT
+from tests.fixtures.events import recent_event_time
 from tests.integration.reconciler.conftest import arm_writes, cluster_id
 
 pytestmark = pytest.mark.integration
@@ -29,14 +31,23 @@ CLUSTER_WRITE = "Microsoft.ContainerService/managedClusters/write"
 
 
 def write_event(cid: str) -> dict[str, Any]:
+    sub = cid.split("/")[2]
     return {
         "id": str(uuid.uuid4()),
-        "topic": "/subscriptions/" + cid.split("/")[2],
+        "topic": "/subscriptions/" + sub,
         "subject": cid,
         "eventType": "Microsoft.Resources.ResourceWriteSuccess",
-        "eventTime": "2026-12-01T00:00:00Z",
+        "eventTime": recent_event_time(),
         "dataVersion": "2",
-        "data": {"operationName": CLUSTER_WRITE, "resourceUri": cid, "status": "Succeeded"},
+        "metadataVersion": "1",
+        "data": {
+            "operationName": CLUSTER_WRITE,
+            "resourceUri": cid,
+            "resourceProvider": "Microsoft.ContainerService",
+            "status": "Succeeded",
+            "subscriptionId": sub,
+            "tenantId": TEST_TENANT,
+        },
     }
 
 
