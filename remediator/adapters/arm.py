@@ -26,6 +26,8 @@ import io
 import json
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -52,6 +54,8 @@ logger = logging.getLogger(__name__)
 CLUSTER_RP = "Microsoft.ContainerService"
 CLUSTER_RESOURCE = "managedClusters"
 DEFAULT_RETRY_AFTER_S = 10.0
+STORAGE_ACCOUNT_TTL_S = 60.0
+"""How long a storage account found is remembered (:meth:`ArmGateway.get_storage_account`)."""
 
 _NAMESPACE_RE = re.compile(r"namespace '([^']+)'", re.IGNORECASE)
 _ACTION_RE = re.compile(r"perform action '([^']+)'", re.IGNORECASE)
@@ -286,9 +290,20 @@ class ArmGateway:
     :keyword pacer: the process's write pacer, told about every 429 a write receives; ``None`` = none.
     """
 
-    def __init__(self, clients: AzureClients, *, pacer: Pacer | None = None) -> None:
+    def __init__(
+        self,
+        clients: AzureClients,
+        *,
+        pacer: Pacer | None = None,
+        storage_account_ttl_s: float = STORAGE_ACCOUNT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.clients = clients
         self.pacer = pacer
+        self.storage_account_ttl_s = storage_account_ttl_s
+        self._clock = clock
+        self._accounts: dict[str, tuple[float, StorageAccountInfo]] = {}
+        self._accounts_lock = threading.Lock()
 
     # -- managed clusters ------------------------------------------------------------------------------------
 
@@ -379,7 +394,21 @@ class ArmGateway:
     # -- storage ---------------------------------------------------------------------------------------------
 
     def get_storage_account(self, storage_account_id: ResourceId) -> StorageAccountInfo | None:
-        """Location and ``primaryEndpoints.blob`` of the account, or ``None`` if it does not exist."""
+        """Location, ``primaryEndpoints.blob`` and access of the account, or ``None`` if it does not exist.
+
+        An account found is remembered for ``storage_account_ttl_s`` (1 minute): every reconcile of every
+        cluster in a region reads the same account, and all of them live in the storage subscription, whose
+        read bucket (250 + 25/s per principal) every reconcile shares — it throttled the issue 17 chaos run's
+        fault-free baseline. A missing account is never remembered, and a reconcile that finds a blocked link
+        :meth:`forget_storage_account` s it, so a fix (a firewall opened, shared keys allowed) is seen by the
+        next reconcile; a change for the worse is seen within the minute.
+        """
+        key = storage_account_id.key
+        with self._accounts_lock:
+            cached = self._accounts.get(key)
+        if cached is not None and self._clock() - cached[0] < self.storage_account_ttl_s:
+            return cached[1]
+        read_at = self._clock()
         client = self.clients.storage(_sub(storage_account_id))
         try:
             account = call_arm(
@@ -390,12 +419,20 @@ class ArmGateway:
             )
         except NotFound:
             return None
-        return StorageAccountInfo(
+        info = StorageAccountInfo(
             id=str(account.id or storage_account_id),
             location=str(account.location or ""),
             blob_endpoint=str(_get(account, "primary_endpoints", "blob") or ""),
             access=_storage_access(account, str(account.id or storage_account_id)),
         )
+        with self._accounts_lock:
+            self._accounts[key] = (read_at, info)
+        return info
+
+    def forget_storage_account(self, storage_account_id: ResourceId) -> None:
+        """Read the account afresh next time (see :meth:`get_storage_account`)."""
+        with self._accounts_lock:
+            self._accounts.pop(storage_account_id.key, None)
 
     def container_exists(self, storage_account_id: ResourceId, container: str) -> bool:
         """Whether the blob container exists (a GET; 404 is ``False``)."""

@@ -22,10 +22,13 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import requests
 from azure.core.exceptions import ResourceExistsError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient, QueueServiceClient
 from azure.storage.queue import QueueMessage as StorageQueueMessage
+from requests.adapters import HTTPAdapter
 
 from tools.local_runner.host import FunctionIndex, RegisteredFunction
 from tools.local_runner.settings import HostConfig
@@ -90,12 +93,12 @@ class QueueTriggerPoller:
         self.environ = environ
         self.config = config
         self.queue_name = str(function.trigger["queueName"])
+        self.threshold = config.new_batch_threshold or max(1, config.batch_size // 2)
         self.service = self.service_for(str(function.trigger.get("connection") or "AzureWebJobsStorage"))
         self.queue = self.service.get_queue_client(self.queue_name)
         self.poison = self.service.get_queue_client(f"{self.queue_name}-poison")
         self.max_poll_s = min(max_poll_s or 1e9, config.max_polling_interval.total_seconds()) or _MIN_POLL_S
         self._stop = threading.Event()
-        self.threshold = config.new_batch_threshold or max(1, config.batch_size // 2)
         self._pool = ThreadPoolExecutor(max_workers=config.batch_size + self.threshold)
         self._running = 0
         self._running_lock = threading.Condition()
@@ -107,7 +110,16 @@ class QueueTriggerPoller:
             raise KeyError(
                 f"queue trigger {self.function.name}: connection setting {connection!r} is not set"
             )
-        return QueueServiceClient.from_connection_string(conn)
+        # one connection per invocation in flight (batchSize + newBatchThreshold) plus the poller's own:
+        # the default pool of 10 overflowed ("Connection pool is full") with 24 invocations deleting their
+        # messages
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_maxsize=self.config.batch_size + self.threshold + 8)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return QueueServiceClient.from_connection_string(
+            conn, transport=RequestsTransport(session=session, session_owner=True)
+        )
 
     def start(self) -> None:
         for client in (self.queue, self.poison):

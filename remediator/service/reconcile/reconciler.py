@@ -323,6 +323,9 @@ class Reconciler:
         extension: ExtensionView | None = observed.peek(ExtensionRead(ctx.cluster_id))
         run.extension_state = extension.provisioning_state if extension is not None else None
         step = plan(self.chain, ctx, observed)
+        if ctx.storage_account is not None and any(link.state == "blocked" for link in step.links):
+            # a blocker is cleared by a fix the next reconcile must see: read the account afresh
+            self.gateway.forget_storage_account(ctx.storage_account)
         run.links = step.links
         run.findings = tuple(finding.to_json() for finding in step.findings)
         if step.error is not None:

@@ -161,3 +161,13 @@ def test_the_poison_handler_journals_the_whole_message_before_the_host_deletes_i
     latest = world.runtime.journal.latest(AKS_OK)
     assert latest is not None and '"correlationId":"poisoned-1"' in latest.outcome.why
     assert '"attempt":7' in latest.outcome.why
+
+
+def test_the_storage_account_is_read_once_a_minute_not_once_a_reconcile(world: Any) -> None:
+    """Every reconcile in a region reads the same storage account, in the storage subscription whose read
+    bucket they all share: a found account is remembered for a minute (a blocked link forgets it, so a fix is
+    seen at once: tests/integration/reconciler/test_preflight_blockers.py)."""
+    for name in ("aks-ok", "aks-ok-2", "Prod_AKS_Upper"):
+        world.runtime.reconciler.reconcile(parse_cluster_id(cluster_id(name)))
+    gets = [c for c in world.calls() if c["operation"] == "StorageAccounts_GetProperties"]
+    assert len(gets) == 1
