@@ -268,7 +268,9 @@ def throttle_feedback(pacer: Pacer | None, subscription_id: str) -> dict[str, An
         try:
             path = urlsplit(str(pipeline_response.http_request.url)).path
             kind = resource_type_of(path)
-            pacer.observe_headers(subscription_id, kind, response.headers)
+            pacer.observe_headers(
+                subscription_id, kind, response.headers, refused=response.status_code == 429
+            )
         except Exception:  # feedback must never fail the call itself
             logger.debug("reading the rate-limit headers failed", exc_info=True)
         if response.status_code == 429:

@@ -220,10 +220,17 @@ class SharedWritePacer:
         except Exception:  # feedback is best effort; the local penalty holds this instance anyway
             logger.warning("recording a 429 in the shared write bucket failed", exc_info=True)
 
-    def observe_headers(self, subscription_id: str, resource_type: str, headers: Mapping[str, str]) -> None:
+    def observe_headers(
+        self,
+        subscription_id: str,
+        resource_type: str,
+        headers: Mapping[str, str],
+        *,
+        refused: bool = False,
+    ) -> None:
         """Observed quotas stay local; ARM's own figure for the write bucket lowers the shared row when it is
         clearly below it (other writers of the principal, or a bucket that refilled slower than modelled)."""
-        self.local.observe_headers(subscription_id, resource_type, headers)
+        self.local.observe_headers(subscription_id, resource_type, headers, refused=refused)
         remaining = rate_limit_remaining(headers).get(WRITE_BUCKET_HEADER)
         if remaining is None or remaining > self.capacity / 2:
             return

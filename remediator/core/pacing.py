@@ -329,6 +329,10 @@ is held (one refusal may be that resource's own state; several at once are the p
 RP_ESCALATE_WINDOW_S = 10.0
 """The window of :data:`RP_ESCALATE_AFTER`."""
 
+RP_ESCALATE_SHARE = 0.5
+"""...and at least this share of the type's write answers in the window were refusals: a provider out of quota
+refuses nearly everything, a provider with a hiccup (or a resource in a bad state) a few."""
+
 
 def throttle_scope(code: str, resource_type: str) -> str:
     """Whose writes a 429 holds: ``""`` = every write of the subscription (ARM's own throttling, or no code
@@ -376,6 +380,8 @@ class WritePacer:
         """(scope, header) -> the resource types whose write answers reported that quota."""
         self._refusals: dict[tuple[str, str], list[tuple[float, str]]] = {}
         """(subscription, resource type) -> recent provider 429s: (when, which resource)."""
+        self._answers: dict[tuple[str, str], list[tuple[float, bool]]] = {}
+        """(subscription, resource type) -> recent write answers: (when, refused)."""
 
     def _bucket(self, subscription_id: str) -> TokenBucket:
         key = ignore_case_key(subscription_id.strip())
@@ -496,18 +502,34 @@ class WritePacer:
                 draws[(scope, header)] = draws.get((scope, header), 0.0) + merged[key]
         return draws
 
-    def observe_headers(self, subscription_id: str, resource_type: str, headers: Mapping[str, str]) -> None:
+    def observe_headers(
+        self,
+        subscription_id: str,
+        resource_type: str,
+        headers: Mapping[str, str],
+        *,
+        refused: bool = False,
+    ) -> None:
         """Read every ``x-ms-ratelimit-remaining-*`` header of a write's answer (see the module docstring).
 
         ``subscription-writes`` lowers the subscription's write bucket; every other header lowers (or starts)
         its :class:`ObservedQuota`, scoped to the tenant for ``tenant-*`` headers and to the subscription
-        otherwise, and is remembered as drawn by ``resource_type``'s writes.
+        otherwise, and is remembered as drawn by ``resource_type``'s writes. Every answer is also counted
+        (``refused``: it was a 429), so :meth:`throttled` can tell a provider that refuses most writes of a
+        type from one that refused a few.
         """
         remaining = rate_limit_remaining(headers)
-        if not remaining:
-            return
         sub = ignore_case_key(subscription_id.strip())
         kind = resource_type.lower()
+        if kind:
+            now = self._clock()
+            with self._lock:
+                answers = self._answers.setdefault((sub, kind), [])
+                answers.append((now, refused))
+                if len(answers) > 256 or now - answers[0][0] > RP_ESCALATE_WINDOW_S:
+                    answers[:] = [a for a in answers if now - a[0] <= RP_ESCALATE_WINDOW_S][-256:]
+        if not remaining:
+            return
         with self._lock:
             for header, value in remaining.items():
                 if header == WRITE_BUCKET_HEADER:
@@ -548,8 +570,9 @@ class WritePacer:
         subscription. A resource provider's 429 (``TooManyRequests`` from Policy Insights, Storage, ...) holds
         writes to the refused resource (``target``, its id or request path) only, until
         :data:`RP_ESCALATE_AFTER` different resources of ``resource_type`` were refused within the window:
-        then the provider's own quota for the type ran out, and every write of that type is held. A write
-        answers to its resource type and to its own id (``resource_types`` of :meth:`try_acquire`).
+        while they were at least :data:`RP_ESCALATE_SHARE` of the type's answers: then the provider's own
+        quota for the type ran out, and every write of that type is held. A write answers to its resource type
+        and to its own id (``resource_types`` of :meth:`try_acquire`).
         """
         scoped = throttle_scope(code, resource_type)
         with self._lock:
@@ -569,7 +592,10 @@ class WritePacer:
             recent[:] = [(at, who) for at, who in recent if now - at <= RP_ESCALATE_WINDOW_S]
             recent.append((now, refused or f"(unnamed {len(recent)})"))
             self._prune_holds()
-            if len({who for _, who in recent}) < RP_ESCALATE_AFTER:
+            answers = [a for a in self._answers.get((sub, scoped), []) if now - a[0] <= RP_ESCALATE_WINDOW_S]
+            refusals = sum(1 for _, was_refused in answers if was_refused) or len(recent)
+            share = refusals / max(len(answers), refusals)
+            if len({who for _, who in recent}) < RP_ESCALATE_AFTER or share < RP_ESCALATE_SHARE:
                 logger.info(
                     "write to %s throttled by its provider (%s); holding it %.1f s",
                     target or scoped,
@@ -639,7 +665,12 @@ class Pacer(Protocol):
     ) -> None: ...
 
     def observe_headers(
-        self, subscription_id: str, resource_type: str, headers: Mapping[str, str]
+        self,
+        subscription_id: str,
+        resource_type: str,
+        headers: Mapping[str, str],
+        *,
+        refused: bool = False,
     ) -> None: ...
 
 

@@ -320,3 +320,18 @@ def test_arms_throttling_holds_the_subscription_a_providers_holds_its_resource_t
     # ARM's own throttling holds every write of the subscription
     pacer.throttled(SUB, 20, resource_type=EXT, code="SubscriptionRequestsThrottled")
     assert not pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [EXT]}).granted
+
+
+def test_a_few_refusals_among_many_answers_hold_only_the_refused_resources() -> None:
+    """A provider out of quota refuses nearly every write of the type; one that refused three of twenty had
+    a hiccup (or three resources in a bad state): the type stays open, the three are held."""
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    for i in range(20):
+        refused = i % 7 == 0  # 0, 7, 14: three refusals among twenty answers
+        pacer.observe_headers(SUB, PI, {}, refused=refused)
+        if refused:
+            pacer.throttled(SUB, 20, resource_type=PI, code="TooManyRequests", target=f"/c{i}/remediations/t")
+    assert pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI]}).granted
+    held = pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI, "/c7/remediations/t"]})
+    assert not held.granted

@@ -27,8 +27,10 @@ QUOTA = {"enabled": True, "burst": 6, "perSecond": 1.0}
 class HeaderBlindPacer(WritePacer):
     """The pacer before issue 13: it paced the ARM write bucket and never read a provider's quota header."""
 
-    def observe_headers(self, subscription_id: str, resource_type: str, headers: Mapping[str, str]) -> None:
-        del subscription_id, resource_type, headers
+    def observe_headers(
+        self, subscription_id: str, resource_type: str, headers: Mapping[str, str], *, refused: bool = False
+    ) -> None:
+        del subscription_id, resource_type, headers, refused
 
 
 def _estate() -> dict[str, Any]:
