@@ -248,17 +248,21 @@ def chaos_section(data: dict[str, Any]) -> list[str]:
                 f" (target at most 2x: {_verdict(verdicts.get('p99WithinTwiceBaseline'))}).",
             ]
         out.append("")
-    throttle = data.get("throttle")
-    if throttle:
+    for key in ("throttle", "throttleWriteBound"):
+        throttle = data.get(key)
+        if not throttle:
+            continue
         runs = throttle["runs"]
         out += [
-            f"**Pacing across instances** ({throttle['clusters']:,} clusters in one subscription,"
-            f" {throttle['instances']} instances, ARM throttling on, no faults, no kills):",
+            f"**Pacing across instances** ({throttle['clusters']:,} clusters in one subscription, most of"
+            f" them created during the run and installed from their events, {throttle['instances']}"
+            f" instances, ARM throttling on with the read bucket {throttle.get('readBucket', 'as ARM')}, no"
+            " faults, no"
+            " kills):",
             "",
         ]
-        out += _table(
-            ["write budget", "writes", "429s per 1,000 writes", "converged", "time to 100 % (s)"], "lrrrr"
-        )
+        header = ["write budget", "writes", "429s per 1,000 writes", "429s on reads and writes"]
+        out += _table([*header, "converged", "time to 100 % (s)"], "lrrrrr")
         for name, label in (
             ("process", "per process (before)"),
             ("shared", "shared in Table Storage (after)"),
@@ -272,6 +276,7 @@ def chaos_section(data: dict[str, Any]) -> list[str]:
                         label,
                         run["writes"],
                         run["throttled429PerThousandWrites"],
+                        run.get("all429", run["callsByStatus"].get("429", 0)),
                         f"{run['converged']} / {run['targets']}",
                         run["p100Seconds"],
                     ]
@@ -348,7 +353,7 @@ def targets_section(
         rows.append([f"chaos {n}: no cluster waits on a dead process's claim over a minute",
                      f"{run['longestWaitOnDeadClaimSeconds']} s",
                      _verdict(v.get("noDeadClaimWaitOverAMinute"))])  # fmt: skip
-    throttle = (chaos or {}).get("throttle")
+    throttle = (chaos or {}).get("throttleWriteBound") or (chaos or {}).get("throttle")
     if throttle:
         runs = throttle["runs"]
         before = runs.get("process", {}).get("throttled429PerThousandWrites")
