@@ -254,6 +254,119 @@ def protect_section(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def chaos_section(data: dict[str, Any]) -> list[str]:
+    """``bench/results/chaos.json``: per estate size, the fault-free baseline and the chaos run side by side,
+    then the pacing-across-instances comparison."""
+    out = ["### Chaos (the whole app under faults, duplicate and reordered events, and host kills)", ""]
+    if "machine" in data:
+        out += [f"Measured {_when(data)}.", ""]
+    for entry in sorted((data.get("runs") or {}).values(), key=lambda e: e["clusters"]):
+        estate, knobs = entry["estate"], entry["knobs"]
+        out += [
+            f"**{entry['clusters']:,} clusters**, {entry['instances']} instances:"
+            f" {estate['subscriptions']} subscriptions, {estate['regions']} regions;"
+            f" {estate['targets']:,} targets (selected, unblocked, running; {estate['compliantAtStart']}"
+            " already protected under a grant name the product did not choose),"
+            f" {estate['unselected']:,} unselected, {estate['blocked']} blocked, {estate['stopped']} stopped;"
+            f" {estate['arrivingDuringRun']} created during the run. Chaos: every event delivered"
+            f" {knobs['copies']} times, {100 * knobs['reorder']:.0f} % of the copies held back, ARM calls"
+            f" faulted with probability {knobs['faultProbability']} ({knobs['faults']}), one instance"
+            f" SIGKILLed every {knobs['killEverySeconds']:.0f} s (at most {knobs['maxKills']}), ARM"
+            f" throttling on, {knobs['latencyMs']:.0f} ms + up to {knobs['jitterMs']:.0f} ms latency.",
+            "",
+        ]
+        header = ["", "baseline (no faults, no kills)", "chaos"]
+        out += _table(header, "lrr")
+        base, chaos = entry.get("baseline"), entry["chaos"]
+
+        def cell(run: dict[str, Any] | None, key: str, fmt: Any = str) -> str:
+            if run is None:
+                return "not run"
+            value: Any = run
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            return "-" if value is None else fmt(value)
+
+        rows = [
+            ("converged / targets", lambda r: f"{r['converged']:,} / {r['targets']:,}" if r else "not run"),
+            ("time to 50 % (s)", lambda r: cell(r, "timeToConvergedSeconds.p50")),
+            ("time to 90 % (s)", lambda r: cell(r, "timeToConvergedSeconds.p90")),
+            ("time to 99 % (s)", lambda r: cell(r, "timeToConvergedSeconds.p99")),
+            ("time to 100 % (s)", lambda r: cell(r, "timeToConvergedSeconds.p100")),
+            ("writes to unselected / blocked / stopped clusters", lambda r: "not run" if r is None else
+             f"{r['writesToUnselected']} / {r['writesToBlocked']} / {r['writesToStopped']}"),
+            ("duplicate creates", lambda r: cell(r, "duplicateCreates")),
+            ("lost (targets not converged)", lambda r: cell(r, "lost")),
+            ("poison items (journaled / left in the poison queue)", lambda r: "not run" if r is None else
+             f"{r['poison']['journaled']} / {r['poison']['leftInPoisonQueue']}"),
+            ("give-ups by cause", lambda r: "not run" if r is None else
+             (", ".join(f"{k}: {v}" for k, v in r["giveUpsByCause"].items()) or "none")),
+            ("give-up alert lines", lambda r: cell(r, "giveUpAlertLines")),
+            ("claims left held at the end", lambda r: cell(r, "claimsLeftHeld")),
+            ("longest wait on a killed process's claim (s)",
+             lambda r: cell(r, "longestWaitOnDeadClaimSeconds")),
+            ("killed processes' held claims: longest stand after death (s)",
+             lambda r: cell(r, "deadProcessClaims.longestHoldAfterDeathSeconds")),
+            ("ARM calls per converged cluster", lambda r: cell(r, "armCallsPerConvergedCluster")),
+            ("429s per 1,000 writes (chaos: injected included)",
+             lambda r: cell(r, "throttled429PerThousandWrites")),
+            ("reconciles (queue worker / Event Grid)", lambda r: "not run" if r is None else
+             f"{r['reconciles'].get('reconcile_worker:Succeeded', 0):,} /"
+             f" {r['reconciles'].get('on_cluster_write:Succeeded', 0):,}"),
+            ("work items retired / deliveries that joined a chain", lambda r: "not run" if r is None else
+             f"{r['chains'].get('retired', 0):,} / {r['chains'].get('joined', 0):,}"),
+            ("host kills", lambda r: "not run" if r is None else str(len(r["kills"]))),
+            ("'Connection pool is full' / timeouts in the logs", lambda r: "not run" if r is None else
+             f"{r['connectionPoolFull']} / {r['timeoutsInLogs']}"),
+        ]  # fmt: skip
+        for label, render in rows:
+            out.append(_row([label, render(base), render(chaos)]))
+        verdicts = entry.get("verdicts") or {}
+        if "p99OverBaseline" in verdicts:
+            out += [
+                "",
+                f"Chaos time to 99 % over the baseline's time to 100 %: {verdicts['p99OverBaseline']}x"
+                f" (target at most 2x: {_verdict(verdicts.get('p99WithinTwiceBaseline'))}).",
+            ]
+        out.append("")
+    for key in ("throttle", "throttleWriteBound"):
+        throttle = data.get(key)
+        if not throttle:
+            continue
+        runs = throttle["runs"]
+        out += [
+            f"**Pacing across instances** ({throttle['clusters']:,} clusters in one subscription, most of"
+            f" them created during the run and installed from their events, {throttle['instances']}"
+            f" instances, ARM throttling on with the read bucket {throttle.get('readBucket', 'as ARM')}, no"
+            " faults, no"
+            " kills):",
+            "",
+        ]
+        header = ["write budget", "writes", "429s per 1,000 writes", "429s on reads and writes"]
+        out += _table([*header, "converged", "time to 100 % (s)"], "lrrrrr")
+        for name, label in (
+            ("process", "per process (before)"),
+            ("shared", "shared in Table Storage (after)"),
+        ):
+            run = runs.get(name)
+            if run is None:
+                continue
+            out.append(
+                _row(
+                    [
+                        label,
+                        run["writes"],
+                        run["throttled429PerThousandWrites"],
+                        run.get("all429", run["callsByStatus"].get("429", 0)),
+                        f"{run['converged']} / {run['targets']}",
+                        run["p100Seconds"],
+                    ]
+                )
+            )
+        out.append("")
+    return out
+
+
 def protect_targets(data: dict[str, Any] | None) -> list[str]:
     """The protect target next to its measured value (a table of its own, after the issue's targets)."""
     if data is None:
@@ -282,6 +395,7 @@ def targets_section(
     writes: dict[str, Any] | None,
     events: dict[str, Any] | None,
     sweep_protect: dict[str, Any] | None = None,
+    chaos: dict[str, Any] | None = None,
 ) -> list[str]:
     """The issue's targets next to the measured values (reported, never asserted)."""
     rows: list[list[Any]] = []
@@ -343,6 +457,30 @@ def targets_section(
     if slow is not None:
         rows.append([f"event -> extension PUT p99 at most 1.2x its floor ({slow['latencyMs']:.0f} ms)",
                      f"{slow['p99OverFloor']:.2f}x", _verdict(slow["p99OverFloor"] <= 1.2)])  # fmt: skip
+    for entry in sorted(((chaos or {}).get("runs") or {}).values(), key=lambda e: e["clusters"]):
+        v, run = entry["verdicts"], entry["chaos"]
+        n = f"{entry['clusters']:,}"
+        correct = all(
+            v.get(k) for k in ("allConverged", "noWritesToUnselected", "noDuplicateCreates", "nothingLost")
+        )
+        rows.append([f"chaos {n}: 100 % converged, 0 writes to unselected, 0 duplicate creates, 0 lost",
+                     f"{run['converged']}/{run['targets']}, {run['writesToUnselected']},"
+                     f" {run['duplicateCreates']}, {run['lost']}", _verdict(correct)])  # fmt: skip
+        if "p99OverBaseline" in v:
+            rows.append([f"chaos {n}: 99 % converged within 2x the fault-free run",
+                         f"{v['chaosP99Seconds']} s vs {v['baselineSeconds']} s ({v['p99OverBaseline']}x)",
+                         _verdict(v.get("p99WithinTwiceBaseline"))])  # fmt: skip
+        rows.append([f"chaos {n}: no cluster waits on a dead process's claim over a minute",
+                     f"{run['longestWaitOnDeadClaimSeconds']} s",
+                     _verdict(v.get("noDeadClaimWaitOverAMinute"))])  # fmt: skip
+    throttle = (chaos or {}).get("throttleWriteBound") or (chaos or {}).get("throttle")
+    if throttle:
+        runs = throttle["runs"]
+        before = runs.get("process", {}).get("throttled429PerThousandWrites")
+        after = runs.get("shared", {}).get("throttled429PerThousandWrites")
+        rows.append([f"{throttle['instances']} instances, throttling on: 429s per 1,000 writes (near) zero",
+                     f"before {before}, after {after}",
+                     _verdict(after is not None and after <= 1.0)])  # fmt: skip
     out = ["### Targets (from the issue; reported, never asserted)", ""]
     out += _table(["target", "measured", "verdict"], "ccc")
     out += [_row(r) for r in rows]
@@ -351,7 +489,11 @@ def targets_section(
 
 def render() -> str:
     lines: list[str] = targets_section(
-        _load("sweep"), _load("writes"), _load("events"), sweep_protect=_load("sweep_protect")
+        _load("sweep"),
+        _load("writes"),
+        _load("events"),
+        sweep_protect=_load("sweep_protect"),
+        chaos=_load("chaos"),
     )
     lines += protect_targets(_load("protect")) + [""]
     sections = (
@@ -360,6 +502,7 @@ def render() -> str:
         ("writes", writes_section),
         ("events", events_section),
         ("protect", protect_section),
+        ("chaos", chaos_section),
     )
     for name, section in sections:
         data = _load(name)

@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
     AzureError,
@@ -39,15 +43,19 @@ from azure.core.exceptions import (
 from remediator.adapters.clients import AzureClients
 from remediator.core.catalog import EXTENSION_TYPE
 from remediator.core.ids import ResourceId
-from remediator.core.pacing import WritePacer
+from remediator.core.pacing import Pacer, resource_type_of
 from remediator.core.preflight import StorageAccount
 from remediator.core.text import equal_ignoring_case
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 CLUSTER_RP = "Microsoft.ContainerService"
 CLUSTER_RESOURCE = "managedClusters"
 DEFAULT_RETRY_AFTER_S = 10.0
+STORAGE_ACCOUNT_TTL_S = 60.0
+"""How long a storage account found is remembered (:meth:`ArmGateway.get_storage_account`)."""
 
 _NAMESPACE_RE = re.compile(r"namespace '([^']+)'", re.IGNORECASE)
 _ACTION_RE = re.compile(r"perform action '([^']+)'", re.IGNORECASE)
@@ -236,17 +244,43 @@ def _scope_path(resource_id: str) -> str:
     return resource_id.lstrip("/")
 
 
-def throttle_feedback(pacer: WritePacer | None, subscription_id: str) -> dict[str, Any]:
-    """Per-call SDK keyword arguments that tell ``pacer`` about every 429 a write receives in
-    ``subscription_id`` (azure-core calls the hook once per attempt, retries included); ``{}`` without a
-    pacer."""
+def _code_of(response: Any) -> str:
+    """The ARM error code of an answer (``""`` when its body names none)."""
+    try:
+        body = json.loads(response.text())
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    return str(error.get("code") or "") if isinstance(error, Mapping) else ""
+
+
+def throttle_feedback(pacer: Pacer | None, subscription_id: str) -> dict[str, Any]:
+    """Per-call SDK keyword arguments that feed ``pacer`` every answer a write receives in ``subscription_id``
+    (azure-core calls the hook once per attempt, retries included): every ``x-ms-ratelimit-remaining-*``
+    header (``observe_headers``, keyed by the resource type written) and every 429 (``throttled``);
+    ``{}`` without a pacer."""
     if pacer is None:
         return {}
 
     def hook(pipeline_response: Any) -> None:
         response = pipeline_response.http_response
+        kind = path = ""
+        try:
+            path = urlsplit(str(pipeline_response.http_request.url)).path
+            kind = resource_type_of(path)
+            pacer.observe_headers(
+                subscription_id, kind, response.headers, refused=response.status_code == 429
+            )
+        except Exception:  # feedback must never fail the call itself
+            logger.debug("reading the rate-limit headers failed", exc_info=True)
         if response.status_code == 429:
-            pacer.throttled(subscription_id, _retry_after(response.headers))
+            pacer.throttled(
+                subscription_id,
+                _retry_after(response.headers),
+                resource_type=kind,
+                code=_code_of(response),
+                target=path,
+            )
 
     return {"raw_response_hook": hook}
 
@@ -258,9 +292,20 @@ class ArmGateway:
     :keyword pacer: the process's write pacer, told about every 429 a write receives; ``None`` = none.
     """
 
-    def __init__(self, clients: AzureClients, *, pacer: WritePacer | None = None) -> None:
+    def __init__(
+        self,
+        clients: AzureClients,
+        *,
+        pacer: Pacer | None = None,
+        storage_account_ttl_s: float = STORAGE_ACCOUNT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.clients = clients
         self.pacer = pacer
+        self.storage_account_ttl_s = storage_account_ttl_s
+        self._clock = clock
+        self._accounts: dict[str, tuple[float, StorageAccountInfo]] = {}
+        self._accounts_lock = threading.Lock()
 
     # -- managed clusters ------------------------------------------------------------------------------------
 
@@ -351,7 +396,21 @@ class ArmGateway:
     # -- storage ---------------------------------------------------------------------------------------------
 
     def get_storage_account(self, storage_account_id: ResourceId) -> StorageAccountInfo | None:
-        """Location and ``primaryEndpoints.blob`` of the account, or ``None`` if it does not exist."""
+        """Location, ``primaryEndpoints.blob`` and access of the account, or ``None`` if it does not exist.
+
+        An account found is remembered for ``storage_account_ttl_s`` (1 minute): every reconcile of every
+        cluster in a region reads the same account, and all of them live in the storage subscription, whose
+        read bucket (250 + 25/s per principal) every reconcile shares — it throttled the issue 17 chaos run's
+        fault-free baseline. A missing account is never remembered, and a reconcile that finds a blocked link
+        :meth:`forget_storage_account` s it, so a fix (a firewall opened, shared keys allowed) is seen by the
+        next reconcile; a change for the worse is seen within the minute.
+        """
+        key = storage_account_id.key
+        with self._accounts_lock:
+            cached = self._accounts.get(key)
+        if cached is not None and self._clock() - cached[0] < self.storage_account_ttl_s:
+            return cached[1]
+        read_at = self._clock()
         client = self.clients.storage(_sub(storage_account_id))
         try:
             account = call_arm(
@@ -362,12 +421,20 @@ class ArmGateway:
             )
         except NotFound:
             return None
-        return StorageAccountInfo(
+        info = StorageAccountInfo(
             id=str(account.id or storage_account_id),
             location=str(account.location or ""),
             blob_endpoint=str(_get(account, "primary_endpoints", "blob") or ""),
             access=_storage_access(account, str(account.id or storage_account_id)),
         )
+        with self._accounts_lock:
+            self._accounts[key] = (read_at, info)
+        return info
+
+    def forget_storage_account(self, storage_account_id: ResourceId) -> None:
+        """Read the account afresh next time (see :meth:`get_storage_account`)."""
+        with self._accounts_lock:
+            self._accounts.pop(storage_account_id.key, None)
 
     def container_exists(self, storage_account_id: ResourceId, container: str) -> bool:
         """Whether the blob container exists (a GET; 404 is ``False``)."""

@@ -7,6 +7,13 @@ policy registers the provider and then polls every 10 s with no timeout (platfor
 would block a Function invocation indefinitely; without it the 409 reaches the gateway, which reports
 ``ProviderNotRegistered`` naming the namespace. The pipeline is otherwise the generated clients' standard
 one.
+
+Connections are sized for the concurrency one host process runs (issue 17 item 5): every ARM client of the
+process shares one ``requests`` session whose pool holds :data:`ARM_POOL_SIZE` connections per host, and every
+storage client (queue, tables) shares one of :data:`STORAGE_POOL_SIZE`. azure-core's default transport gives
+each client its own pool of 10, so more than 10 concurrent calls through one client (the queue host runs up
+to 24 invocations, each reconcile reads on a pool of 16) made urllib3 discard connections ("Connection pool is
+full") and open new TLS connections under load.
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import requests
 from azure.core.credentials import AzureKeyCredential, TokenCredential
 from azure.core.pipeline import policies
-from azure.core.pipeline.transport import HttpRequest, HttpResponse
+from azure.core.pipeline.transport import HttpRequest, HttpResponse, RequestsTransport
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from remediator.adapters.credentials import EmulatorCredential, credential_from_settings
 from remediator.core.settings import CredentialKind, Settings
@@ -32,6 +42,56 @@ USER_AGENT = "aks-backup-remediator/0.1"
 
 T = TypeVar("T")
 
+HOST_QUEUE_CONCURRENCY = 16 + 8
+"""Queue invocations one host process runs at once: host.json ``extensions.queues`` ``batchSize`` +
+``newBatchThreshold`` (platform_facts §2.5; a unit test keeps this equal to host.json)."""
+INLINE_CONCURRENCY = 4
+"""Event Grid / HTTP reconciles one process runs inline at once (``service.inline.INLINE_WORKERS``; a unit
+test keeps them equal)."""
+RECONCILE_IO_CONCURRENCY = 16
+"""The reconciles' shared pool for concurrent reads, claims and writes (``service.reconcile.reconciler.
+READ_WORKERS``; a unit test keeps them equal)."""
+SWEEP_CONCURRENCY = 8
+"""The sweep's enqueue batches in flight (``Sweeper(max_concurrency=)`` default)."""
+
+ARM_POOL_SIZE = HOST_QUEUE_CONCURRENCY + INLINE_CONCURRENCY + RECONCILE_IO_CONCURRENCY + 8
+"""Connections kept per ARM host: every thread that can call ARM at once, plus the sweep's inventory and the
+health probe (8 spare)."""
+STORAGE_POOL_SIZE = (
+    HOST_QUEUE_CONCURRENCY + INLINE_CONCURRENCY + RECONCILE_IO_CONCURRENCY + SWEEP_CONCURRENCY + 8
+)
+"""Connections kept per storage endpoint: the same threads (journal, claims, chain marks, work items), the
+sweep's enqueuers, the lease renewer (8 spare)."""
+
+
+def pooled_session(pool_maxsize: int) -> requests.Session:
+    """A ``requests`` session whose pools keep ``pool_maxsize`` connections per host, with urllib3's own
+    retries off (azure-core's retry policy retries), as azure-core's transport mounts its adapter."""
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=8,
+        pool_maxsize=pool_maxsize,
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+_STORAGE_SESSION: requests.Session | None = None
+_STORAGE_SESSION_LOCK = threading.Lock()
+
+
+def storage_transport() -> RequestsTransport:
+    """A transport over the process's one pooled storage session (queue and table clients)."""
+    global _STORAGE_SESSION
+    with _STORAGE_SESSION_LOCK:
+        if _STORAGE_SESSION is None:
+            _STORAGE_SESSION = pooled_session(STORAGE_POOL_SIZE)
+        session = _STORAGE_SESSION
+    return RequestsTransport(session=session, session_owner=False)
+
+
 __all__ = [
     "AzureClients",
     "BoundedRetryAfterPolicy",
@@ -41,6 +101,8 @@ __all__ = [
     "StorageClientOptions",
     "TopicSender",
     "arm_pipeline_policies",
+    "pooled_session",
+    "storage_transport",
 ]
 
 
@@ -116,6 +178,7 @@ class StorageClientOptions:
             "retry_policy": retry,
             "connection_timeout": self.connection_timeout,
             "read_timeout": self.read_timeout,
+            "transport": storage_transport(),
         }
 
     def table_kwargs(self) -> dict[str, Any]:
@@ -129,6 +192,7 @@ class StorageClientOptions:
             "retry_backoff_max": self.backoff_s + self.jitter_s,
             "connection_timeout": self.connection_timeout,
             "read_timeout": self.read_timeout,
+            "transport": storage_transport(),
         }
 
     def within(self, budget_s: float) -> dict[str, Any]:
@@ -256,6 +320,8 @@ class AzureClients:
         self.options = options or ClientOptions()
         self._cache: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        self._session: requests.Session | None = None
+        self._session_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -284,11 +350,22 @@ class AzureClients:
             kwargs["connection_verify"] = self.ca_bundle
         return kwargs
 
+    def _transport(self) -> RequestsTransport:
+        """A transport over this object's one pooled ARM session (built on first use; every ARM client
+        shares it). Timeouts and the CA bundle ride on the transport's connection configuration."""
+        with self._session_lock:
+            if self._session is None:
+                self._session = pooled_session(ARM_POOL_SIZE)
+            session = self._session
+        options = {k: v for k, v in self.transport_kwargs().items() if not k.startswith("retry_")}
+        return RequestsTransport(session=session, session_owner=False, **options)
+
     def _arm_kwargs(self) -> dict[str, Any]:
         kwargs = self.transport_kwargs()
         kwargs["policies"] = arm_pipeline_policies(
             self.credential, scope=self.scope, max_retry_after_s=self.options.max_retry_after_s, **kwargs
         )
+        kwargs["transport"] = self._transport()
         kwargs["credential_scopes"] = [self.scope]
         return kwargs
 
@@ -438,6 +515,10 @@ class AzureClients:
         with self._lock:
             clients = list(self._cache.values())
             self._cache.clear()
+        with self._session_lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
         for client in clients:
             close = getattr(client, "close", None)
             if callable(close):

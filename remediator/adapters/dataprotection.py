@@ -28,7 +28,7 @@ from azure.core.rest import HttpRequest
 from remediator.adapters.arm import NotFound, call_arm, throttle_feedback
 from remediator.adapters.clients import AzureClients
 from remediator.core.ids import ResourceId, parse_resource_id
-from remediator.core.pacing import WritePacer
+from remediator.core.pacing import Pacer
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class DataProtectionGateway:
     :keyword pacer: the process's write pacer, told about every 429 a write receives; ``None`` = none.
     """
 
-    def __init__(self, clients: AzureClients, *, pacer: WritePacer | None = None) -> None:
+    def __init__(self, clients: AzureClients, *, pacer: Pacer | None = None) -> None:
         self.clients = clients
         self.pacer = pacer
 

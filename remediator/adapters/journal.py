@@ -33,14 +33,21 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from remediator.adapters.clients import STORAGE_OPTIONS
+from remediator.core.alerts import state_key
 from remediator.core.coverage import DecisionIndex, JournaledDecision, LatestOutcome
 from remediator.core.errors import UserInputError
 from remediator.core.naming import cluster_key
-from remediator.core.outcomes import ActionStatus, ReconcileReport, WriteKind
+from remediator.core.outcomes import ActionStatus, OutcomeKind, ReconcileReport, WriteKind
 from remediator.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -144,18 +151,98 @@ class Journal:
             entity["Caller"] = report.caller[:500]
         return entity
 
-    def record(self, report: ReconcileReport) -> None:
+    def record(self, report: ReconcileReport) -> bool:
         """Append the report to the cluster's history and make it the ``latest`` row (then index it in
-        ``latest-outcomes``, best effort: the history is the truth, the index serves the report)."""
+        ``latest-outcomes``, best effort: the history is the truth, the index serves the report); ``True``
+        when it was journaled as a new state (always, except for a repeat below).
+
+        A report in a state journaled once per change (``core.alerts.state_key``: a give-up with the same
+        cause, a parked wait on the same long-lived blocker) that repeats the state last journaled is not
+        appended: the latest row's ``Repeats`` and ``LastSeenAt`` move instead, and ``False`` is returned, so
+        the caller raises no second alert. Plain waits in between (an ARM error, pacing) keep that state;
+        any other outcome (done, skipped) ends it. The latest row is written with an ETag condition for those
+        reports, so concurrent repeats cannot both count as first.
+        """
         self.ensure_table()
         entity = self._entity(report)
-        # one entity-group transaction (same partition): the history row and the latest row land together
+        recorded = self._record_latest(report, entity)
+        if recorded:
+            self._index_outcome(report, entity)
+        return recorded
+
+    def _record_latest(self, report: ReconcileReport, entity: dict[str, Any]) -> bool:
+        pk = entity["PartitionKey"]
+        key = state_key(report)
+        if key is None:
+            # one entity-group transaction (same partition): the history row and the latest row land together.
+            # A plain wait (an install running, an ARM error, pacing) merges into the latest row, keeping the
+            # state journaled once before it (a give-up, a parked blocker): a transient wait does not change
+            # what a human must do, so it must not arm that alert again. Any other outcome replaces the row.
+            merge = report.outcome.kind is OutcomeKind.WAIT
+            latest_row = {**entity, "RowKey": LATEST_ROW}
+            if not merge:
+                latest_row.update(StateKey="", Repeats=0)
+            mode = UpdateMode.MERGE if merge else UpdateMode.REPLACE
+            self.table.submit_transaction(
+                [
+                    ("create", {**entity, "RowKey": history_row_key(self.clock())}),
+                    ("upsert", latest_row, {"mode": mode}),
+                ]
+            )
+            return True
+        entity.update(StateKey=key, Repeats=0)
+        for _ in range(5):
+            try:
+                latest = self.table.get_entity(pk, LATEST_ROW)
+            except ResourceNotFoundError:
+                latest = None
+            try:
+                if latest is not None and str(latest.get("StateKey") or "") == key:
+                    self.table.update_entity(
+                        {
+                            "PartitionKey": pk,
+                            "RowKey": LATEST_ROW,
+                            "Repeats": int(latest.get("Repeats") or 0) + 1,
+                            "LastSeenAt": self.clock(),
+                        },
+                        mode=UpdateMode.MERGE,
+                        etag=latest.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return False
+                latest_op: tuple[Any, ...] = (
+                    ("create", {**entity, "RowKey": LATEST_ROW})
+                    if latest is None
+                    else (
+                        "update",
+                        {**entity, "RowKey": LATEST_ROW},
+                        {
+                            "mode": UpdateMode.REPLACE,
+                            "etag": latest.metadata["etag"],
+                            "match_condition": MatchConditions.IfNotModified,
+                        },
+                    )
+                )
+                self.table.submit_transaction(
+                    [("create", {**entity, "RowKey": history_row_key(self.clock())}), latest_op]
+                )
+                return True
+            except (TableTransactionError, ResourceExistsError, ResourceModifiedError):
+                continue  # another reconcile wrote the latest row meanwhile: read it again
+            except HttpResponseError as exc:
+                if exc.status_code not in (409, 412):
+                    raise
+                continue
+        # still contended after five tries: journal it (an extra history row beats a lost one)
         self.table.submit_transaction(
             [
                 ("create", {**entity, "RowKey": history_row_key(self.clock())}),
                 ("upsert", {**entity, "RowKey": LATEST_ROW}, {"mode": UpdateMode.REPLACE}),
             ]
         )
+        return True
+
+    def _index_outcome(self, report: ReconcileReport, entity: dict[str, Any]) -> None:
         try:
             self.table.upsert_entity(
                 {

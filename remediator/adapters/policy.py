@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from remediator.adapters.arm import NotFound, call_arm, throttle_feedback
 from remediator.adapters.clients import AzureClients
 from remediator.core.ids import ResourceId
-from remediator.core.pacing import WritePacer
+from remediator.core.pacing import Pacer
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class PolicyGateway:
     :keyword pacer: the process's write pacer, told about every 429 the task PUT receives.
     """
 
-    def __init__(self, clients: AzureClients, *, pacer: WritePacer | None = None) -> None:
+    def __init__(self, clients: AzureClients, *, pacer: Pacer | None = None) -> None:
         self.clients = clients
         self.pacer = pacer
 

@@ -11,9 +11,10 @@ import contextlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from remediator.adapters.clients import STORAGE_OPTIONS
@@ -31,6 +32,15 @@ MAX_VISIBILITY_DELAY_S = 7 * 24 * 3600
 def poison_queue_name(queue: str) -> str:
     """The Functions host's poison queue for ``queue``."""
     return f"{queue}-poison"
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message this process sent, with the pop receipt that lets it change or delete the message later
+    (``send_message`` answers one; each update answers a new one)."""
+
+    id: str
+    pop_receipt: str
 
 
 class WorkQueue:
@@ -93,6 +103,48 @@ class WorkQueue:
         message = self.queue.send_message(item.to_message(), visibility_timeout=delay or None, **call)
         logger.debug("enqueued %s (attempt %d, delay %d s)", item.cluster_id, item.attempt, delay)
         return str(message.id)
+
+    def send(self, item: WorkItem, *, delay_s: float, timeout_s: float | None = None) -> SentMessage:
+        """Send the item hidden for ``delay_s`` seconds and return what it takes to change it later."""
+        deadline = time.monotonic() + timeout_s if timeout_s is not None else None
+        self.ensure_queue(timeout_s=timeout_s / 2 if timeout_s is not None else None)
+        delay = int(max(0.0, min(float(delay_s), MAX_VISIBILITY_DELAY_S)))
+        call = STORAGE_OPTIONS.within(deadline - time.monotonic()) if deadline is not None else {}
+        message = self.queue.send_message(item.to_message(), visibility_timeout=delay or None, **call)
+        return SentMessage(str(message.id), str(message.pop_receipt))
+
+    def reschedule(
+        self, sent: SentMessage, *, delay_s: float, item: WorkItem | None = None
+    ) -> SentMessage | None:
+        """Hide a message this process sent for ``delay_s`` more seconds (and replace its body with ``item``);
+        ``None`` when the message is gone or a worker already received it (its pop receipt changed)."""
+        delay = int(max(0.0, min(float(delay_s), MAX_VISIBILITY_DELAY_S)))
+        try:
+            updated = self.queue.update_message(
+                sent.id,
+                pop_receipt=sent.pop_receipt,
+                content=item.to_message() if item is not None else None,
+                visibility_timeout=delay,
+            )
+        except ResourceNotFoundError:
+            return None
+        except HttpResponseError as exc:
+            if exc.status_code in (400, 404):  # 400: pop receipt mismatch (a worker received it)
+                return None
+            raise
+        return SentMessage(sent.id, str(updated.pop_receipt))
+
+    def delete_sent(self, sent: SentMessage) -> bool:
+        """Delete a message this process sent; ``False`` when it is gone or a worker received it."""
+        try:
+            self.queue.delete_message(sent.id, sent.pop_receipt)
+        except ResourceNotFoundError:
+            return False
+        except HttpResponseError as exc:
+            if exc.status_code in (400, 404):
+                return False
+            raise
+        return True
 
     def enqueue_work(
         self,

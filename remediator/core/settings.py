@@ -29,6 +29,13 @@ class CredentialKind(StrEnum):
     """An unsigned test token accepted by the local ARM emulator. Never use against Azure."""
 
 
+class WriteBudget(StrEnum):
+    """Whose ARM write budget a process paces against."""
+
+    SHARED = "shared"
+    PROCESS = "process"
+
+
 class Settings(BaseModel):
     """Everything the product reads from its environment. Field aliases are the environment variable names."""
 
@@ -89,6 +96,11 @@ class Settings(BaseModel):
 
     max_wait_seconds: int = Field(default=600, ge=1, le=604800, alias="REMEDIATOR_MAX_WAIT_SECONDS")
     """Longest visibility delay for a re-enqueued work item (a queue message may be hidden up to 7 days)."""
+
+    write_budget: WriteBudget = Field(default=WriteBudget.SHARED, alias="REMEDIATOR_WRITE_BUDGET")
+    """``shared``: the ARM write bucket of each subscription is one budget for every instance (a row in the
+    journal table, docs/operations.md); ``process``: each instance paces alone (N instances can send N
+    times the bucket; kept for benchmarks that compare the two)."""
 
     event_max_age_seconds: int = Field(
         default=90000, ge=3600, le=604800, alias="REMEDIATOR_EVENT_MAX_AGE_SECONDS"
@@ -195,6 +207,8 @@ LOCAL_ONLY_ENV_NAMES: Mapping[str, str] = MappingProxyType(
         " Azure; the identity-based AzureWebJobsStorage__* settings replace it.",
         "REMEDIATOR_OUTCOME_TOPIC_KEY": "Key auth is disabled on the outcome topic; the app publishes with"
         " its managed identity (EventGrid Data Sender).",
+        "REMEDIATOR_WRITE_BUDGET": "Defaults to shared, which is what Azure uses; 'process' is for benchmarks"
+        " that measure per-instance pacing against it.",
         "REMEDIATOR_PREFLIGHT_CACHE_SECONDS": "Azure keeps the default (5 minutes, shorter than Azure"
         " Policy's own delay in applying a new assignment); a shorter cache is for the local emulator,"
         " which applies assignments at once.",

@@ -6,7 +6,7 @@ this one typed form; the wire form (docs/architecture.md) is JSON::
 
     {"clusterId": str, "attempt": int, "source": "event"|"policy"|"sweep"|"http"|"queue",
      "reason": str, "correlationId": str, "enqueuedAt": ISO-8601 UTC,
-     "progressAttempt"?: int, "satisfiedLinks"?: int}
+     "progressAttempt"?: int, "satisfiedLinks"?: int, "chainId"?: str}
 
 ``attempt`` counts the queue hops of one chain of work items (every ``wait`` adds one); ``progressAttempt`` is
 the hop at which the chain last made progress (a reconcile found more of its links satisfied than any before,
@@ -15,6 +15,10 @@ the hop at which the chain last made progress (a reconcile found more of its lin
 bounded by its own budget) is not given up on the count, while a chain stuck on one link still is. Both keys
 are absent (0) on a fresh item and on items made before they existed.
 
+``chainId`` names the chain of work items the item belongs to (one chain per cluster at a time: see
+:mod:`remediator.core.chains`); it is absent on items made before chains existed, which start a chain of
+their own when they run.
+
 A message is untrusted input (anyone who can write to the queue writes it): :meth:`WorkItem.from_json` rejects
 a malformed one with a :class:`UserInputError` naming the field.
 """
@@ -22,6 +26,7 @@ a malformed one with a :class:`UserInputError` naming the field.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +41,7 @@ Source = Literal["event", "policy", "sweep", "http", "queue"]
 SOURCES: frozenset[str] = frozenset(get_args(Source))
 
 _ORIGIN = "work item"
+_CHAIN_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 MAX_MESSAGE_BYTES = 64 * 1024
 """A queue message holds at most 64 KiB (Azure Queue Storage); a decoded work item is far smaller."""
@@ -70,6 +76,7 @@ class WorkItem:
     :param enqueued_at: when the producer made it (UTC).
     :param progress_attempt: the attempt at which the chain last made progress (``<= attempt``).
     :param satisfied_links: the most links a reconcile of the chain has found settled so far.
+    :param chain_id: the chain of work items it belongs to (``""``: none yet).
     """
 
     cluster_id: ResourceId
@@ -80,6 +87,7 @@ class WorkItem:
     enqueued_at: datetime = field(default_factory=_now)
     progress_attempt: int = 0
     satisfied_links: int = 0
+    chain_id: str = ""
 
     @property
     def attempts_without_progress(self) -> int:
@@ -100,6 +108,8 @@ class WorkItem:
             data["progressAttempt"] = self.progress_attempt
         if self.satisfied_links:
             data["satisfiedLinks"] = self.satisfied_links
+        if self.chain_id:
+            data["chainId"] = self.chain_id
         return data
 
     def to_message(self) -> str:
@@ -107,7 +117,7 @@ class WorkItem:
         return json.dumps(self.to_json(), separators=(",", ":"))
 
     def next_attempt(self, *, reason: str, satisfied_links: int | None = None) -> WorkItem:
-        """The follow-up after a ``wait``: same cluster, source and correlation, ``attempt + 1``.
+        """The follow-up after a ``wait``: same cluster, source, correlation and chain, ``attempt + 1``.
 
         ``satisfied_links`` is how many links the wait's reconcile found settled
         (:func:`remediator.core.plan.requirement.settled_links`). More than any reconcile of the chain found
@@ -126,6 +136,7 @@ class WorkItem:
             satisfied_links=satisfied_links
             if progressed and satisfied_links is not None
             else self.satisfied_links,
+            chain_id=self.chain_id,
         )
 
     @classmethod
@@ -149,6 +160,9 @@ class WorkItem:
         links = data.get("satisfiedLinks", 0)
         if not isinstance(links, int) or isinstance(links, bool) or not 0 <= links <= MAX_LINKS:
             raise _fail("satisfiedLinks", f"must be an integer from 0 to {MAX_LINKS}")
+        chain_id = data.get("chainId") or ""
+        if not isinstance(chain_id, str) or (chain_id and not _CHAIN_ID.match(chain_id)):
+            raise _fail("chainId", "must be up to 64 letters, digits and hyphens")
         return cls(
             cluster_id=cluster,
             attempt=attempt,
@@ -158,6 +172,7 @@ class WorkItem:
             enqueued_at=_parse_time(data.get("enqueuedAt")),
             progress_attempt=progress,
             satisfied_links=links,
+            chain_id=chain_id,
         )
 
     @classmethod

@@ -21,7 +21,7 @@ from remediator.core.inventory_query import InventoryPlan, InventoryRequest
 from remediator.core.outcomes import ReconcileReport
 from remediator.core.report_document import ConfigIdentity
 from remediator.core.settings import Settings
-from remediator.core.work_item import Source
+from remediator.core.work_item import Source, WorkItem
 
 
 class Reconciles(Protocol):
@@ -66,10 +66,38 @@ class EnqueuesWork(Protocol):
         ...
 
 
+class Hop(Protocol):
+    """One running hop of a cluster's chain of work items (``adapters.chains.Hop``)."""
+
+    def next(self, *, delay_s: float, reason: str, satisfied_links: int | None = None) -> bool:
+        """Continue the chain after ``delay_s`` (carrying the progress mark, ``WorkItem.next_attempt``);
+        ``False``: a newer chain took over (nothing to do)."""
+        ...
+
+    def end(self) -> None:
+        """The chain ends (done, gave up, parked)."""
+        ...
+
+    def abort(self) -> None:
+        """The invocation fails; the host delivers the same work item again."""
+        ...
+
+
+class RunsChains(Protocol):
+    """One chain of work items per cluster (``adapters.chains.ChainedWork``; policy: ``core.chains``)."""
+
+    def begin(self, item: WorkItem) -> Hop | None:
+        """Start the hop of ``item``; ``None``: the item retires (another chain looks after the cluster)."""
+        ...
+
+
 class RecordsOutcomes(Protocol):
     """Where a report goes when no reconcile recorded it: the journal, and the optional publisher."""
 
-    def record(self, report: ReconcileReport) -> None: ...
+    def record(self, report: ReconcileReport) -> bool | None:
+        """``False``: the report repeats the state the journal holds (``core.alerts``) and was neither
+        journaled again nor published; ``True`` or ``None``: recorded."""
+        ...
 
 
 class RecordsSweeps(Protocol):
@@ -184,6 +212,9 @@ class HandlerContext:
     journal."""
     config_identity: ConfigIdentity | None = None
     """Where the config came from and its SHA-256 (the report names it)."""
+    chains: RunsChains | None = None
+    """The queue worker's chains (``work`` is then the same object's ``enqueue_work``, which joins chains).
+    ``None``: plain work items, each wait re-enqueued (tests with recording ports)."""
     scope_rate_limit: LimitsRate | None = None
     """The per-caller limit of ``POST /api/remediate {scope}`` (``None``: unlimited, e.g. without storage)."""
     wiring: WiresEvents | None = None

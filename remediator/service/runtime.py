@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from remediator.adapters.arm import ArmGateway
+from remediator.adapters.chains import ChainedWork, ChainStore
 from remediator.adapters.claims import WriteClaims
 from remediator.adapters.clients import AzureClients, ClientOptions
 from remediator.adapters.credentials import credential_from_settings
@@ -32,15 +33,16 @@ from remediator.adapters.policy_order import PolicyStateOrder
 from remediator.adapters.preflight_source import PreflightSource
 from remediator.adapters.publisher import OutcomePublisher
 from remediator.adapters.rate_limit import TableRateLimiter
+from remediator.adapters.shared_pacing import SharedWritePacer
 from remediator.adapters.telemetry import NoTelemetry, Telemetry, telemetry_from_environment
 from remediator.adapters.work_queue import WorkQueue
 from remediator.core.config import RemediatorConfig, decode_document, load_config, parse_config
 from remediator.core.errors import UserInputError
 from remediator.core.event_wiring import WiringTarget
 from remediator.core.outcomes import ReconcileReport
-from remediator.core.pacing import WritePacer
+from remediator.core.pacing import Pacer, WritePacer
 from remediator.core.report_document import ConfigIdentity
-from remediator.core.settings import CredentialKind, Settings
+from remediator.core.settings import CredentialKind, Settings, WriteBudget
 from remediator.service.ports import HandlerContext, HealthCheck
 from remediator.service.reconcile import Reconciler
 from remediator.service.report import config_identity_in_memory
@@ -62,11 +64,11 @@ class OutcomeRecorder:
         self.journal = journal
         self.publisher = publisher
 
-    def record(self, report: ReconcileReport) -> None:
-        if self.journal is not None:
-            self.journal.record(report)
-        if self.publisher is not None:
+    def record(self, report: ReconcileReport) -> bool:
+        first = self.journal.record(report) is not False if self.journal is not None else True
+        if self.publisher is not None and first:
             self.publisher.publish(report)
+        return first
 
     def record_sweep(self, summary: Mapping[str, Any]) -> None:
         if self.journal is not None:
@@ -130,7 +132,7 @@ class Runtime:
         config: RemediatorConfig | None = None,
         client_options: ClientOptions | None = None,
         credential: Any = None,
-        pacer: WritePacer | None = None,
+        pacer: Pacer | None = None,
         clock: Callable[[], float] | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
@@ -252,6 +254,21 @@ class Runtime:
             "work_queue",
             lambda: WorkQueue.from_settings(self.settings, credential=self._storage_credential()),
         )
+
+    @property
+    def chained_work(self) -> ChainedWork:
+        """Work items, one chain per cluster (``adapters/chains.py``): what the triggers and the sweep enqueue
+        through, and what the queue worker begins its hops with."""
+
+        def build() -> ChainedWork:
+            journal = self.journal
+            if journal is None:
+                raise UserInputError(
+                    "no storage configured", field="AzureWebJobsStorage", source="app settings"
+                )
+            return ChainedWork(self.work_queue, ChainStore(journal.table, ensure_table=journal.ensure_table))
+
+        return self._part("chained_work", build)
 
     @property
     def poison_queue(self) -> WorkQueue:
@@ -398,17 +415,25 @@ class Runtime:
         return Sweeper(
             config=config,
             inventory=self.inventory,
-            work=self.work_queue,
+            work=self.chained_work if self.journal is not None else self.work_queue,
             recorders=(self.recorder,),
             decisions=self.journal,
             pacer=self.sweep_pacer,
         )
 
     @property
-    def pacer(self) -> WritePacer:
-        """The ARM write pacer of this process's writes (reconciler, gateways): per process, not shared
-        between Functions instances (see ``remediator.core.pacing``)."""
-        return self._part("pacer", WritePacer)
+    def pacer(self) -> Pacer:
+        """The ARM write pacer of this process's writes (reconciler, gateways): the write buckets shared by
+        every Functions instance through the journal table (``adapters/shared_pacing.py``), unless
+        ``REMEDIATOR_WRITE_BUDGET=process`` or no storage is configured (then per process)."""
+
+        def build() -> Pacer:
+            journal = self.journal
+            if self.settings.write_budget is WriteBudget.PROCESS or journal is None:
+                return WritePacer()
+            return SharedWritePacer(journal.table, WritePacer(), ensure_table=journal.ensure_table)
+
+        return self._part("pacer", build)
 
     @property
     def sweep_pacer(self) -> WritePacer:
@@ -429,11 +454,13 @@ class Runtime:
         if self.settings.storage_configured():
             checks.append(HealthCheck("journal", self._probe_journal))
             checks.append(HealthCheck("work-queue", lambda: self.work_queue.ensure_queue()))
+        chains = self.chained_work if self.journal is not None else None
         return HandlerContext(
             settings=self.settings,
             config=self.config,
             reconciler=self.reconciler,
-            work=self.work_queue,
+            work=chains if chains is not None else self.work_queue,
+            chains=chains,
             outcomes=self.recorder,
             policy_order=self.policy_order,
             inventory=self.inventory,

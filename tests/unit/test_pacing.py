@@ -183,3 +183,155 @@ def test_a_throttled_subscription_defers_try_acquire_for_retry_after() -> None:
     clock.now += 11.5
     assert pacer.try_acquire({"sub": 1}, max_wait_s=1.0).granted
     assert clock.slept == [pytest.approx(0.6)]
+
+
+# --------------------------------------------------------------------------------------------- every header
+# (issue 13: the pacer reads every rate-limit header these providers send and backs off by the lowest)
+
+PI = "microsoft.policyinsights/remediations"
+EXT = "microsoft.kubernetesconfiguration/extensions"
+SUB = "sub-a"
+
+
+def test_every_rate_limit_header_is_read_and_nothing_else() -> None:
+    from remediator.core.pacing import rate_limit_remaining
+
+    headers = {
+        "x-ms-ratelimit-remaining-subscription-writes": "199",
+        "X-MS-RateLimit-Remaining-Subscription-Global-Writes": "2999",
+        "x-ms-ratelimit-remaining-policy-insights-requests": "149",
+        "x-ms-ratelimit-remaining-subscription-resource-requests": "198",
+        "x-ms-ratelimit-remaining-tenant-resource-requests": "14",
+        "x-ms-ratelimit-remaining-subscription-reads": "not a number",
+        "x-ms-request-id": "abc",
+    }
+    assert rate_limit_remaining(headers) == {
+        "subscription-writes": 199,
+        "subscription-global-writes": 2999,
+        "policy-insights-requests": 149,
+        "subscription-resource-requests": 198,
+        "tenant-resource-requests": 14,
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c/providers/"
+         "Microsoft.KubernetesConfiguration/extensions/azure-aks-backup?api-version=1", EXT),
+        ("/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/a/blobServices/default/"
+         "containers/x", "microsoft.storage/storageaccounts/blobservices/containers"),
+        ("/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/g",
+         "microsoft.authorization/roleassignments"),
+        ("/subscriptions/s/resourceGroups/r", ""),
+    ],
+)  # fmt: skip
+def test_the_resource_type_a_write_addresses(path: str, kind: str) -> None:
+    from remediator.core.pacing import resource_type_of
+
+    assert resource_type_of(path) == kind
+
+
+def test_a_quota_reported_by_one_resource_type_paces_that_type_only() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    pacer.observe_headers(SUB, PI, {"x-ms-ratelimit-remaining-policy-insights-requests": "1"})
+    # the remediation quota is down to its reserve: a remediation write waits, an extension write does not
+    held = pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI]})
+    assert not held.granted and held.wait_s > 1.0
+    assert pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [EXT]}).granted
+    # without the types it knows nothing more than the write bucket (the former behaviour)
+    assert pacer.try_acquire({SUB: 1}, max_wait_s=1.0).granted
+
+
+def test_the_lowest_quota_decides_the_wait() -> None:
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    pacer.observe_headers(
+        SUB,
+        PI,
+        {
+            "x-ms-ratelimit-remaining-subscription-writes": "150",
+            "x-ms-ratelimit-remaining-subscription-global-writes": "2900",
+            "x-ms-ratelimit-remaining-policy-insights-requests": "0",
+        },
+    )
+    verdict = pacer.try_acquire({SUB: 1}, max_wait_s=0.5, resource_types={SUB: [PI]})
+    quota = pacer.quota(SUB, "policy-insights-requests")
+    assert quota is not None and quota.spec.learned
+    # policy-insights (learned, at 0 with a reserve of 1) is the lowest: it decides, not the write bucket
+    assert not verdict.granted and verdict.wait_s == pytest.approx(quota.wait_time(1))
+    assert verdict.wait_s > 0.5
+
+
+def test_a_learned_quota_estimates_its_refill_from_its_own_reports() -> None:
+    from remediator.core.pacing import ObservedQuota
+
+    clock = FakeClock()
+    quota = ObservedQuota.for_header("policy-insights-requests", 99, clock=clock)
+    assert quota.spec.learned and quota.refill_per_s == pytest.approx(100 / 60)  # the first guess
+    remaining = 50.0  # halfway down a burst of 100
+    quota.observe(remaining)
+    for _ in range(20):  # one call every 2 s; the server regains 0.5 a second
+        clock.now += 2.0
+        remaining = remaining + 2 * 0.5 - 1
+        quota.observe(remaining)
+    assert quota.refill_per_s == pytest.approx(0.5, rel=0.05)
+
+
+def test_a_quota_that_refilled_to_the_top_raises_the_estimate_only() -> None:
+    from remediator.core.pacing import ObservedQuota
+
+    clock = FakeClock()
+    quota = ObservedQuota.for_header("subscription-resource-requests", 9, clock=clock)  # burst 10
+    quota.observe(9)
+    quota.bucket.refill_per_s = 0.01
+    for _ in range(9):
+        quota.observe(quota.bucket.tokens - 1)
+    clock.now += 5.0
+    quota.observe(9)  # full again after 5 s: at least (9 - 0 + 1) / 5 = 2 per second
+    assert quota.refill_per_s >= 1.9
+
+
+def test_known_quotas_keep_their_documented_refill() -> None:
+    from remediator.core.pacing import ObservedQuota
+
+    quota = ObservedQuota.for_header("subscription-global-writes", 2990, clock=FakeClock())
+    assert not quota.spec.learned and quota.refill_per_s == 150 and quota.reserve == 0
+
+
+def test_arms_throttling_holds_the_subscription_a_providers_holds_its_resource_type() -> None:
+    from remediator.core.pacing import RP_ESCALATE_AFTER, throttle_scope
+
+    assert throttle_scope("SubscriptionRequestsThrottled", EXT) == ""
+    assert throttle_scope("", EXT) == ""  # no code to tell: the conservative choice
+    assert throttle_scope("TooManyRequests", PI) == PI
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    for i in range(RP_ESCALATE_AFTER - 1):  # one resource refused (its reconcile waits): nothing else is held
+        pacer.throttled(SUB, 20, resource_type=PI, code="TooManyRequests", target=f"/c{i}/remediations/t")
+        assert pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI]}).granted
+    # several resources of the type refused at once: the provider's quota ran out, the type is held
+    pacer.throttled(SUB, 20, resource_type=PI, code="TooManyRequests", target="/c9/remediations/t")
+    assert not pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI]}).granted
+    assert pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [EXT]}).granted
+    clock.now += 20
+    assert pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI]}).granted
+    # ARM's own throttling holds every write of the subscription
+    pacer.throttled(SUB, 20, resource_type=EXT, code="SubscriptionRequestsThrottled")
+    assert not pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [EXT]}).granted
+
+
+def test_a_few_refusals_among_many_answers_hold_only_the_refused_resources() -> None:
+    """A provider out of quota refuses nearly every write of the type; one that refused three of twenty had
+    a hiccup (or three resources in a bad state): the type stays open, the three are held."""
+    clock = FakeClock()
+    pacer = WritePacer(clock=clock, sleep=clock.sleep)
+    for i in range(20):
+        refused = i % 7 == 0  # 0, 7, 14: three refusals among twenty answers
+        pacer.observe_headers(SUB, PI, {}, refused=refused)
+        if refused:
+            pacer.throttled(SUB, 20, resource_type=PI, code="TooManyRequests", target=f"/c{i}/remediations/t")
+    assert pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI]}).granted
+    held = pacer.try_acquire({SUB: 1}, max_wait_s=1.0, resource_types={SUB: [PI, "/c7/remediations/t"]})
+    assert not held.granted

@@ -5,6 +5,11 @@ count, deleted after a successful invocation, released again after ``visibilityT
 fails, and moved to ``<queue>-poison`` once it has been dequeued ``maxDequeueCount`` times. Queue output
 bindings are sent base64-encoded too. Polling backs off from 100 ms to ``maxPollingInterval`` while a queue
 is empty.
+
+Like the host's ``QueueListener`` (azure-webjobs-sdk, ``_visibilityTimeout = TimeSpan.FromMinutes(10)``), a
+message is received hidden for 10 minutes and that lock is renewed while its function runs, so a host that
+dies leaves its in-flight messages hidden for up to 10 minutes. A new batch is fetched as soon as fewer than
+``newBatchThreshold`` messages are in flight (the host's parallelism is ``batchSize + newBatchThreshold``).
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import requests
 from azure.core.exceptions import ResourceExistsError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient, QueueServiceClient
 from azure.storage.queue import QueueMessage as StorageQueueMessage
+from requests.adapters import HTTPAdapter
 
 from tools.local_runner.host import FunctionIndex, RegisteredFunction
 from tools.local_runner.settings import HostConfig
@@ -28,6 +36,8 @@ from tools.local_runner.settings import HostConfig
 logger = logging.getLogger(__name__)
 
 _MIN_POLL_S = 0.1
+MESSAGE_LOCK_S = 600
+"""How long a received message stays hidden while its function runs (renewed at half of it)."""
 
 
 def _decode_body(content: str) -> bytes:
@@ -37,6 +47,33 @@ def _decode_body(content: str) -> bytes:
 def _encode_body(value: Any) -> str:
     raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
     return base64.b64encode(raw).decode("ascii")
+
+
+class _MessageLock:
+    """Keeps a received message hidden while its function runs (renewed at half of ``MESSAGE_LOCK_S``)."""
+
+    def __init__(self, queue: QueueClient, message: StorageQueueMessage) -> None:
+        self.queue = queue
+        self.message = message
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._done.wait(MESSAGE_LOCK_S / 2):
+            try:
+                updated = self.queue.update_message(
+                    self.message.id, self.message.pop_receipt, visibility_timeout=MESSAGE_LOCK_S
+                )
+                self.message.pop_receipt = updated.pop_receipt
+                self.message.next_visible_on = updated.next_visible_on
+            except Exception:
+                logger.warning("renewing the lock of message %s failed", self.message.id, exc_info=True)
+
+    def stop(self) -> StorageQueueMessage:
+        self._done.set()
+        self._thread.join(timeout=30)  # a renewal in flight changes the pop receipt the caller needs
+        return self.message
 
 
 class QueueTriggerPoller:
@@ -56,12 +93,15 @@ class QueueTriggerPoller:
         self.environ = environ
         self.config = config
         self.queue_name = str(function.trigger["queueName"])
+        self.threshold = config.new_batch_threshold or max(1, config.batch_size // 2)
         self.service = self.service_for(str(function.trigger.get("connection") or "AzureWebJobsStorage"))
         self.queue = self.service.get_queue_client(self.queue_name)
         self.poison = self.service.get_queue_client(f"{self.queue_name}-poison")
         self.max_poll_s = min(max_poll_s or 1e9, config.max_polling_interval.total_seconds()) or _MIN_POLL_S
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, min(config.batch_size, 8)))
+        self._pool = ThreadPoolExecutor(max_workers=config.batch_size + self.threshold)
+        self._running = 0
+        self._running_lock = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name=f"queue-{self.queue_name}", daemon=True)
 
     def service_for(self, connection: str) -> QueueServiceClient:
@@ -70,7 +110,16 @@ class QueueTriggerPoller:
             raise KeyError(
                 f"queue trigger {self.function.name}: connection setting {connection!r} is not set"
             )
-        return QueueServiceClient.from_connection_string(conn)
+        # one connection per invocation in flight (batchSize + newBatchThreshold) plus the poller's own:
+        # the default pool of 10 overflowed ("Connection pool is full") with 24 invocations deleting their
+        # messages
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_maxsize=self.config.batch_size + self.threshold + 8)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return QueueServiceClient.from_connection_string(
+            conn, transport=RequestsTransport(session=session, session_owner=True)
+        )
 
     def start(self) -> None:
         for client in (self.queue, self.poison):
@@ -80,18 +129,26 @@ class QueueTriggerPoller:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._running_lock:
+            self._running_lock.notify_all()
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _loop(self) -> None:
         delay = _MIN_POLL_S
         while not self._stop.is_set():
+            with self._running_lock:  # like the host: fetch again once fewer than newBatchThreshold run
+                self._running_lock.wait_for(
+                    lambda: self._running < self.threshold or self._stop.is_set(), timeout=1.0
+                )
+                if self._running >= self.threshold:
+                    continue
             try:
                 batch = list(
                     self.queue.receive_messages(
                         messages_per_page=self.config.batch_size,
                         max_messages=self.config.batch_size,
-                        visibility_timeout=300,
+                        visibility_timeout=MESSAGE_LOCK_S,
                     )
                 )
             except Exception:
@@ -102,8 +159,20 @@ class QueueTriggerPoller:
                 delay = min(delay * 2, self.max_poll_s)
                 continue
             delay = _MIN_POLL_S
-            for future in [self._pool.submit(self._process, message) for message in batch]:
-                future.result()
+            with self._running_lock:
+                self._running += len(batch)
+            for message in batch:
+                self._pool.submit(self._run_one, message)
+
+    def _run_one(self, message: StorageQueueMessage) -> None:
+        try:
+            self._process(message)
+        except Exception:
+            logger.exception("handling message %s of %s failed", message.id, self.queue_name)
+        finally:
+            with self._running_lock:
+                self._running -= 1
+                self._running_lock.notify_all()
 
     def _process(self, message: StorageQueueMessage) -> None:
         count = int(message.dequeue_count or 0)
@@ -127,11 +196,13 @@ class QueueTriggerPoller:
             time_next_visible=message.next_visible_on,
             pop_receipt=message.pop_receipt,
         )
+        lock = _MessageLock(self.queue, message)
         try:
             _, outputs = self.index.invoke(self.function, trigger, reason="New queue message detected")
         except Exception:
-            self._failed(message, count)
+            self._failed(lock.stop(), count)
             return
+        message = lock.stop()
         self.send_outputs(outputs)
         self.queue.delete_message(message.id, message.pop_receipt)
 

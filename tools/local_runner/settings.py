@@ -63,6 +63,8 @@ class HostConfig:
     visibility_timeout: timedelta = timedelta(0)
     max_polling_interval: timedelta = timedelta(minutes=1)
     batch_size: int = 16
+    new_batch_threshold: int = 0
+    """0: the host's default, ``batchSize / 2``."""
     route_prefix: str = "api"
 
     @classmethod
@@ -77,4 +79,5 @@ class HostConfig:
             visibility_timeout=_timespan(queues.get("visibilityTimeout"), timedelta(0)),
             max_polling_interval=_timespan(queues.get("maxPollingInterval"), timedelta(minutes=1)),
             batch_size=int(queues.get("batchSize", 16)),
+            new_batch_threshold=int(queues.get("newBatchThreshold", 0)),
         )

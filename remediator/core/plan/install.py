@@ -50,6 +50,7 @@ from remediator.core.plan.requirement import (
 from remediator.core.plan.roles import RoleAssigned
 from remediator.core.plan.writes import INSTALL_CLAIM, CreateContainer, InstallExtension, ReinstallExtension
 from remediator.core.preflight import attribute_failure
+from remediator.core.text import equal_ignoring_case
 
 
 def _storage_read(ctx: PlanContext) -> StorageAccountRead | None:
@@ -89,8 +90,10 @@ class StorageUsable(Requirement):
 
 
 class BackupContainer(Requirement):
-    """Our backup container exists whenever we install (the extension is absent or Failed). An extension
-    that is installed (or installing) came with its own container; that one is not ours to check."""
+    """Our backup container exists whenever we install (the extension is absent or Failed), and whenever an
+    installed extension is configured with it (issue 17: the container PUT can fail while the extension PUT
+    sent with it succeeds; the next reconcile must create the container, not call the cluster done). An
+    extension configured with another container came with its own; that one is not ours to check."""
 
     key = BACKUP_CONTAINER
     title = "the cluster's backup container exists in the storage account"
@@ -105,9 +108,9 @@ class BackupContainer(Requirement):
 
     def evaluate(self, ctx: PlanContext, observed: Observed) -> Verdict:
         extension = _extension(ctx, observed)
-        if extension is not None and not extension.failed:
-            return NotNeeded(f"container: extension {extension.name} is installed with its own")
         account = ctx.storage_account
+        if extension is not None and not extension.failed and not _configured_with(extension, ctx):
+            return NotNeeded(f"container: extension {extension.name} is installed with its own")
         assert account is not None  # storage-usable is satisfied
         if observed.get(ContainerRead(account, ctx.container)):
             return Satisfied(f"container {ctx.container} exists")
@@ -118,6 +121,17 @@ class BackupContainer(Requirement):
 
     def claim_ahead(self, ctx: PlanContext) -> str | None:
         return INSTALL_CLAIM
+
+
+def _configured_with(extension: ExtensionView, ctx: PlanContext) -> bool:
+    """Whether the extension is configured with this cluster's container in the region's storage account."""
+    account = ctx.storage_account
+    if extension.container is None or account is None:
+        return False
+    same_account = extension.storage_account is None or equal_ignoring_case(
+        extension.storage_account, str(account.name)
+    )
+    return same_account and extension.container == ctx.container
 
 
 class ExtensionInstalled(Requirement):

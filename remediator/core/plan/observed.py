@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
+from remediator.core.catalog import SETTING_BUCKET, SETTING_STORAGE_ACCOUNT
 from remediator.core.ids import ResourceId
 from remediator.core.preflight import (
     PolicyAssignment,
@@ -49,6 +50,16 @@ class ExtensionView:
     error: str = ""
     settings: tuple[tuple[str, str], ...] = ()
     """Its ``configurationSettings`` (preflight checks them: Entra ID storage access, resource limits)."""
+
+    @property
+    def container(self) -> str | None:
+        """The blob container it is configured with (``configuration.backupStorageLocation.bucket``)."""
+        return dict(self.settings).get(SETTING_BUCKET) or None
+
+    @property
+    def storage_account(self) -> str | None:
+        """The storage account name it is configured with (``...config.storageAccount``)."""
+        return dict(self.settings).get(SETTING_STORAGE_ACCOUNT) or None
 
     @property
     def state(self) -> str:

@@ -31,8 +31,9 @@ from remediator.core.protection import (
 
 INSTALL_CLAIM = "install"
 """The claim of a first install (the container and the extension PUT, which go out together). It is kept
-for its TTL after a successful write, so a reconcile whose read predates the PUT cannot take it and install
-a second time (this is why a first install needs no re-read after claiming)."""
+(settled) for a while after a successful write, so a reconcile whose read predates the PUT cannot take it and
+install a second time (this is why a first install needs no re-read after claiming; see
+``adapters/claims.py``)."""
 
 
 def _child(parent: ResourceId, suffix: str) -> ResourceId:

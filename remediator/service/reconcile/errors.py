@@ -25,6 +25,14 @@ ROLE_ASSIGNMENT_LIMIT_CODE = "RoleAssignmentLimitExceeded"
 CONFLICT_WAIT_S = 15.0
 """Base wait after a 409 conflict (another operation on the cluster is in progress)."""
 
+TRANSIENT_MAX_DOUBLINGS = 3
+"""Transient errors back off 5, 10, 20, 40 s, then stay at 40 s. ``attempt`` counts every hop of the cluster's
+chain, polls included, so an uncapped exponent made the third error of a healthy install wait minutes (the
+issue 17 chaos run); a dependency that keeps failing is bounded by ``REMEDIATOR_MAX_ATTEMPTS`` instead."""
+
+CONFLICT_MAX_DOUBLINGS = 2
+"""Conflicts back off 15, 30, 60 s, then stay at 60 s (same reason)."""
+
 
 def backoff_seconds(attempt: int, *, base: float = 5.0, cap: float = 600.0) -> float:
     """Exponential backoff for transient errors: ``base * 2**attempt`` seconds, capped."""
@@ -52,10 +60,11 @@ def outcome_for_error(error: ArmError, *, attempt: int, max_wait_s: float = 600.
         permission = error.action or "unknown action (ARM did not name it)"
         return Outcome.gave_up(f"missing permission {permission}: {error}")
     if isinstance(error, Conflict):
-        wait = backoff_seconds(attempt, base=CONFLICT_WAIT_S, cap=max_wait_s)
+        wait = backoff_seconds(min(attempt, CONFLICT_MAX_DOUBLINGS), base=CONFLICT_WAIT_S, cap=max_wait_s)
         return Outcome.wait(wait, f"conflict ({error.code or 'Conflict'}), will retry: {error}")
     if isinstance(error, Transient | NotFound):
         return Outcome.wait(
-            backoff_seconds(attempt, cap=max_wait_s), f"transient ARM error, will retry: {error}"
+            backoff_seconds(min(attempt, TRANSIENT_MAX_DOUBLINGS), cap=max_wait_s),
+            f"transient ARM error, will retry: {error}",
         )
     return Outcome.gave_up(f"ARM refused the request: {error}")

@@ -2,10 +2,14 @@
 
 - **Claims** (``adapters/claims.py``) make each write exactly-once across Function instances. The claims a
   fresh cluster would need are taken while the reconcile reads (:meth:`HeldClaims.take_ahead`), so on the
-  event path the claim is off the critical path. A claim is released on every path where its write was not
-  sent (:meth:`HeldClaims.release_unkept` runs in a ``finally``): another reconcile holds a claim, a re-check
-  says the state moved, a re-check fails (issue 17 F1), pacing defers, a write fails. A claim is kept after
-  its writes succeeded, until it expires.
+  event path the claim is off the critical path. A held claim is a short lease renewed while this reconcile
+  works, so a process that dies holds nobody up for more than the lease (issue 17). A claim is released on
+  every path where its write was not sent (:meth:`HeldClaims.release_unkept` runs in a ``finally``): another
+  reconcile holds a claim, a re-check says the state moved, a re-check fails (issue 17 F1), pacing defers, a
+  write fails. After its write was sent a claim is *settled*: kept a while (``SETTLE_S``) so a reconcile whose
+  reads predate the write cannot repeat it; a reconcile never writes on reads older than ``MAX_PLAN_AGE_S``.
+  A claim taken over from a holder that stopped renewing mid-write makes the reconcile read again first (the
+  holder may have written just before it died).
 - **Re-checks** run together, only for specs that ask (``writes.py``).
 - **Pacing** takes one token per write from its subscription's bucket, all or nothing; a short wait is
   slept, a longer one becomes a ``wait`` outcome with every write ``deferred``.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
@@ -26,11 +31,13 @@ from functools import partial
 from typing import TypeVar
 
 from remediator.adapters.arm import ArmError
-from remediator.adapters.claims import Claim, WriteClaims
+from remediator.adapters.claims import MAX_PLAN_AGE_S, Claim, ClaimHolder, WriteClaims
+from remediator.adapters.leases import new_owner
 from remediator.core.ids import ResourceId
 from remediator.core.outcomes import Action, ActionStatus, Outcome
-from remediator.core.pacing import WritePacer
+from remediator.core.pacing import Pacer, resource_type_of
 from remediator.core.plan.writes import Write
+from remediator.core.text import ignore_case_key
 from remediator.service.reconcile.gateways import ReconcileIO
 from remediator.service.reconcile.writes import REGISTRY, Applied, Recheck, WriteSpec
 
@@ -39,7 +46,17 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CLAIMED_ELSEWHERE_WAIT_S = 30.0
-"""How long to wait when another reconcile holds a claim this one needs."""
+"""The longest wait when another reconcile holds a claim this one needs (it is shorter when the holder's
+lease or settle time runs out sooner)."""
+
+CLAIM_EXPIRY_MARGIN_S = 1.0
+"""Added to a holder's remaining time, so the retry comes just after the claim runs out."""
+
+TAKEN_OVER_WAIT_S = 1.0
+"""The wait after taking over a claim whose holder died mid-write: the next reconcile reads the state anew."""
+
+STALE_READS_WAIT_S = 1.0
+"""The wait when a reconcile's reads are too old to write on (``MAX_PLAN_AGE_S``)."""
 
 STATE_MOVED_WAIT_S = 5.0
 """How long to wait when a re-check after claiming found the write no longer needed."""
@@ -53,18 +70,34 @@ def action_for(write: Write, status: ActionStatus, detail: str) -> Action:
 class HeldClaims:
     """The claims one reconcile holds (or is taking), by name.
 
+    Held claims are renewed by the process's lease renewer while the reconcile works; a claim whose write was
+    sent is *settled* (kept a while, no longer renewed), every other one is released
+    (:meth:`release_unkept`, in the reconciler's ``finally``).
+
     :param claims: the claim store; ``None``: no claims (journal-less CLI use).
     :param cluster: the cluster.
-    :param ttl_s: claim lifetime.
+    :param ttl_s: the lease of a held claim.
+    :keyword clock: monotonic seconds (the age of the reconcile's reads is measured from construction, which
+        the reconciler does before it reads).
     """
 
-    def __init__(self, claims: WriteClaims | None, cluster: ResourceId, *, ttl_s: float) -> None:
+    def __init__(
+        self,
+        claims: WriteClaims | None,
+        cluster: ResourceId,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._claims = claims
         self._cluster = cluster
         self._ttl_s = ttl_s
+        self._clock = clock
+        self.started = clock()
         self._pending: dict[str, Future[Claim | None]] = {}
         self._held: dict[str, Claim] = {}
         self._kept: set[str] = set()
+        self._owners: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def _key(self, name: str, scope: ResourceId | None) -> str:
@@ -76,13 +109,26 @@ class HeldClaims:
     def enabled(self) -> bool:
         return self._claims is not None
 
+    def age(self) -> float:
+        """Seconds since this reconcile began reading."""
+        return self._clock() - self.started
+
+    def _try(self, name: str, scope: ResourceId | None = None) -> Claim | None:
+        assert self._claims is not None
+        with self._lock:  # one owner per claim and reconcile, so a retry recognises its own row
+            owner = self._owners.setdefault(self._key(name, scope), new_owner())
+        on = self._cluster if scope is None else scope
+        claim = self._claims.try_claim(on, name, ttl_s=self._ttl_s, owner=owner)
+        if claim is not None:
+            self._claims.hold(claim)
+        return claim
+
     def take_ahead(self, names: Sequence[str], pool: ThreadPoolExecutor) -> None:
         """Start taking ``names`` in the background (the reconcile reads meanwhile)."""
-        claims = self._claims
-        if claims is None:
+        if self._claims is None:
             return
         for name in names:
-            self._pending[name] = pool.submit(claims.try_claim, self._cluster, name, ttl_s=self._ttl_s)
+            self._pending[name] = pool.submit(self._try, name)
 
     def take(self, name: str, scope: ResourceId | None = None) -> bool:
         """Hold ``name`` (on ``scope``, default the cluster): the claim taken ahead if it was won, else one
@@ -103,20 +149,44 @@ class HeldClaims:
                     "claim %s on %s taken ahead failed; trying again", name, self._cluster, exc_info=True
                 )
         if claim is None:
-            on = self._cluster if scope is None else scope
-            claim = claims.try_claim(on, name, ttl_s=self._ttl_s)
+            claim = self._try(name, scope)
         if claim is None:
             return False
         with self._lock:
             self._held[key] = claim
         return True
 
+    def taken_over(self) -> dict[str, str]:
+        """Held claims taken over from a holder that stopped renewing mid-write: claim key -> that holder."""
+        return {
+            key: claim.taken_over_from
+            for key, claim in self._held.items()
+            if claim.taken_over_from is not None
+        }
+
+    def lost(self) -> list[str]:
+        """Held claims a renewal found taken over (this process stalled past the lease)."""
+        return [key for key, claim in self._held.items() if claim.lost]
+
+    def holder(self, name: str, scope: ResourceId | None = None) -> ClaimHolder | None:
+        """Who holds ``name`` (on ``scope``, default the cluster) elsewhere now (``None``: nobody, or no
+        claims)."""
+        if self._claims is None:
+            return None
+        on = self._cluster if scope is None else scope
+        try:
+            return self._claims.holder_info(on, name)
+        except Exception:  # diagnostics only
+            logger.debug("reading the holder of %s on %s failed", name, on, exc_info=True)
+            return None
+
     def keep(self, name: str, scope: ResourceId | None = None) -> None:
-        """Keep ``name`` (on ``scope``) after the reconcile (its write was sent): it expires on its own."""
+        """Keep ``name`` (on ``scope``) after the reconcile (its write was sent): it is settled, then expires
+        on its own."""
         self._kept.add(self._key(name, scope))
 
     def release_unkept(self) -> None:
-        """Release every claim held (or still being taken) whose write was not sent."""
+        """Settle every claim whose write was sent; release every other one held (or still being taken)."""
         claims = self._claims
         if claims is None:
             return
@@ -130,12 +200,14 @@ class HeldClaims:
                 self._held[name] = claim
         self._pending.clear()
         for name, claim in list(self._held.items()):
-            if name in self._kept:
-                continue
             try:
-                claims.release(claim)
-            except Exception:  # the claim expires on its own; never mask the reconcile's own outcome
-                logger.warning("releasing claim %s on %s failed", name, self._cluster, exc_info=True)
+                if name in self._kept:
+                    claims.settle(claim)
+                else:
+                    claims.release(claim)
+            except Exception:  # the lease runs out on its own; never mask the reconcile's own outcome
+                claims.renewer.untrack(claim)
+                logger.warning("settling/releasing claim %s on %s failed", name, self._cluster, exc_info=True)
             del self._held[name]
 
 
@@ -165,7 +237,7 @@ class Executor:
         io: ReconcileIO,
         pool: Callable[[], ThreadPoolExecutor],
         *,
-        pacer: WritePacer | None = None,
+        pacer: Pacer | None = None,
         max_pacing_wait_s: float = 1.0,
         max_wait_s: float = 600.0,
         registry: dict[object, WriteSpec[Write]] | None = None,
@@ -185,20 +257,45 @@ class Executor:
         the caller's :meth:`HeldClaims.release_unkept`."""
         result = Execution()
         claims = list(dict.fromkeys((w.claim, w.claim_scope) for w in writes))
+        if held.enabled and held.age() > MAX_PLAN_AGE_S:
+            for write in writes:
+                result.actions.append(action_for(write, ActionStatus.DEFERRED, "reads too old"))
+            result.outcome = Outcome.wait(
+                STALE_READS_WAIT_S,
+                f"the reads are {held.age():.0f} s old (more than {MAX_PLAN_AGE_S:.0f} s); reading again"
+                " before writing",
+            )
+            return result
         elsewhere = [claim for claim in claims if not held.take(*claim)]
         if elsewhere:
+            holder = held.holder(*elsewhere[0])
+            wait = CLAIMED_ELSEWHERE_WAIT_S
+            by = ""
+            if holder is not None:
+                left = holder.expires_at - time.time()
+                wait = min(CLAIMED_ELSEWHERE_WAIT_S, max(1.0, left + CLAIM_EXPIRY_MARGIN_S))
+                by = f" by {holder.owner} ({holder.state}, {max(0.0, left):.0f} s left)"
             for write in writes:
-                status = (
-                    ActionStatus.CLAIMED_ELSEWHERE
-                    if (write.claim, write.claim_scope) in elsewhere
-                    else ActionStatus.DEFERRED
-                )
-                result.actions.append(action_for(write, status, write.claim))
+                mine = (write.claim, write.claim_scope) in elsewhere
+                status = ActionStatus.CLAIMED_ELSEWHERE if mine else ActionStatus.DEFERRED
+                detail = f"{write.claim} held{by}" if mine else write.claim
+                result.actions.append(action_for(write, status, detail))
             name, scope = elsewhere[0]
             on = "this cluster" if scope is None else str(scope.name)
             result.outcome = Outcome.wait(
-                min(CLAIMED_ELSEWHERE_WAIT_S, self.max_wait_s),
-                f"another reconcile holds the {name} claim for {on}",
+                min(wait, self.max_wait_s),
+                f"another reconcile holds the {name} claim for {on}{by}",
+            )
+            return result
+        taken_over = held.taken_over()
+        if taken_over:
+            name, previous = next(iter(taken_over.items()))
+            for write in writes:
+                result.actions.append(action_for(write, ActionStatus.DEFERRED, f"{write.claim} taken over"))
+            result.outcome = Outcome.wait(
+                TAKEN_OVER_WAIT_S,
+                f"took over the {name} claim from {previous}, which stopped renewing it mid-write;"
+                " reading the state again before writing",
             )
             return result
         moved = self._recheck(writes)
@@ -210,6 +307,15 @@ class Executor:
             for write in writes:
                 result.actions.append(action_for(write, ActionStatus.DEFERRED, deferred.why))
             result.outcome = deferred
+            return result
+        lost = held.lost()
+        if lost:
+            for write in writes:
+                result.actions.append(action_for(write, ActionStatus.DEFERRED, f"{write.claim} lost"))
+            result.outcome = Outcome.wait(
+                TAKEN_OVER_WAIT_S,
+                f"the {lost[0]} claim was taken over while this reconcile stalled; nothing written",
+            )
             return result
         outcomes = self._together([partial(self._spec(w).apply, self.io, w) for w in writes])
         failed_claims: set[tuple[str, ResourceId | None]] = set()
@@ -249,9 +355,13 @@ class Executor:
         if self.pacer is None:
             return None
         demand: dict[str, float] = {}
+        types: dict[str, set[str]] = {}
         for write in writes:
             demand[write.bucket_subscription] = demand.get(write.bucket_subscription, 0.0) + 1.0
-        verdict = self.pacer.try_acquire(demand, max_wait_s=self.max_pacing_wait_s)
+            answers = types.setdefault(write.bucket_subscription, set())
+            answers.add(resource_type_of(write.target.canonical))  # the quotas of its resource type
+            answers.add(ignore_case_key(write.target.canonical))  # a provider's hold on this one resource
+        verdict = self.pacer.try_acquire(demand, max_wait_s=self.max_pacing_wait_s, resource_types=types)
         if verdict.granted:
             return None
         why = (

@@ -34,16 +34,18 @@ from remediator.adapters.arm import ArmError, ArmGateway
 from remediator.adapters.claims import WriteClaims
 from remediator.adapters.dataprotection import DataProtectionGateway
 from remediator.adapters.journal import Journal
+from remediator.adapters.leases import LEASE_S
 from remediator.adapters.policy import PolicyGateway
 from remediator.adapters.preflight_source import PreflightSource
 from remediator.adapters.publisher import OutcomePublisher
 from remediator.adapters.telemetry import NoTelemetry, Telemetry
+from remediator.core.alerts import alert_line, describe, repeat_line
 from remediator.core.config import RemediatorConfig
 from remediator.core.decision import decide
 from remediator.core.errors import UserInputError
 from remediator.core.ids import ResourceId
-from remediator.core.outcomes import Action, ActionStatus, Outcome, ReconcileReport
-from remediator.core.pacing import WritePacer
+from remediator.core.outcomes import Action, ActionStatus, Outcome, OutcomeKind, ReconcileReport
+from remediator.core.pacing import Pacer
 from remediator.core.plan import chain_for
 from remediator.core.plan.observed import ExtensionRead, ExtensionView
 from remediator.core.plan.planner import Link, gate, plan
@@ -57,9 +59,9 @@ from remediator.service.reconcile.observe import Observer
 
 logger = logging.getLogger(__name__)
 
-CLAIM_TTL_S = 300.0
-"""How long a write claim holds when it is not released (a crashed holder blocks the write at most this
-long)."""
+CLAIM_TTL_S = LEASE_S
+"""The lease of a held write claim; it is renewed while the reconcile works, so a crashed holder blocks the
+write at most this long (``adapters/leases.py``)."""
 
 MAX_PACING_WAIT_S = 1.0
 """The longest write-pacing wait slept inside a reconcile; a longer one becomes a ``wait`` outcome."""
@@ -148,7 +150,7 @@ class Reconciler:
         claims: WriteClaims | None = None,
         management_groups_of: Callable[[str], Iterable[str]] | None = None,
         claim_ttl_s: float = CLAIM_TTL_S,
-        pacer: WritePacer | None = None,
+        pacer: Pacer | None = None,
         max_pacing_wait_s: float = MAX_PACING_WAIT_S,
         protection: DataProtectionGateway | None = None,
         clock: Callable[[], float] = time.time,
@@ -223,7 +225,12 @@ class Reconciler:
             )
             span.finish(report.to_json())
             if not dry_run:
-                self._record(report)
+                first = self._record(report)
+                # a give-up's alert line, once per cluster and cause (core.alerts); a repeat is logged quietly
+                if report.outcome.kind is OutcomeKind.GAVE_UP and first:
+                    logger.warning(alert_line(report))
+                elif report.outcome.kind is OutcomeKind.GAVE_UP:
+                    logger.info(repeat_line(report))
         return report
 
     def _reconcile_once(
@@ -249,22 +256,26 @@ class Reconciler:
         except ArmError as error:
             max_wait_s = float(self.settings.max_wait_seconds)
             outcome = outcome_for_error(error, attempt=attempt, max_wait_s=max_wait_s)
-            logger.info("reconcile %s: %s -> %s", cluster_id, error, outcome.kind.value)
+            logger.info("reconcile %s: %s -> %s", cluster_id, error, describe(outcome.kind))
         report = run.report(outcome)
-        logger.info("reconcile %s: %s (%s)", cluster_id, outcome.kind.value, outcome.why)
+        if dry_run or outcome.kind is not OutcomeKind.GAVE_UP:  # a give-up is logged once recorded
+            logger.info("reconcile %s: %s (%s)", cluster_id, describe(outcome.kind), outcome.why)
         return report
 
-    def _record(self, report: ReconcileReport) -> None:
-        """Journal (and publish) the report.
+    def _record(self, report: ReconcileReport) -> bool:
+        """Journal (and publish) the report; ``False`` when it repeats a state the journal already holds (a
+        give-up with the same cause, a parked wait: ``core.alerts``), which is then neither journaled again
+        nor published, so its alert fires once.
 
         :raises JournalWriteError: the journal write failed after this reconcile wrote to the cluster. The
             write must not go unrecorded (the re-install bound counts journaled re-installs), so the caller
             retries: the queue host re-delivers the work item, an event hands over to the queue; the
             reconciler's writes are idempotent. A report that wrote nothing is journaled best effort.
         """
+        first = True
         if self.journal is not None:
             try:
-                self.journal.record(report)
+                first = self.journal.record(report) is not False
             except Exception as exc:
                 wrote = [a for a in report.actions if a.status is ActionStatus.DONE]
                 if wrote:
@@ -279,8 +290,9 @@ class Reconciler:
                     type(exc).__name__,
                     exc,
                 )
-        if self.publisher is not None:
+        if self.publisher is not None and first:
             self.publisher.publish(report)
+        return first
 
     # -- the steps ------------------------------------------------------------------------------------------
 
@@ -322,6 +334,9 @@ class Reconciler:
         extension: ExtensionView | None = observed.peek(ExtensionRead(ctx.cluster_id))
         run.extension_state = extension.provisioning_state if extension is not None else None
         step = plan(self.chain, ctx, observed)
+        if ctx.storage_account is not None and any(link.state == "blocked" for link in step.links):
+            # a blocker is cleared by a fix the next reconcile must see: read the account afresh
+            self.gateway.forget_storage_account(ctx.storage_account)
         run.links = step.links
         run.findings = tuple(finding.to_json() for finding in step.findings)
         if step.error is not None:

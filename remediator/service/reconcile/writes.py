@@ -135,9 +135,10 @@ INSTALL = WriteSpec(
     InstallExtension,
     "PUT extension",
     NoRecheck(
-        "the install claim is an atomic insert kept for its TTL after a successful PUT, so a reconcile whose"
-        " read predates another's PUT cannot take it; it is free again only after the holder's write failed,"
-        " and then repeating the identical PUT is right"
+        "the install claim is an atomic insert, settled (kept) after a successful PUT for longer than any"
+        " read a reconcile may write on, so a reconcile whose read predates another's PUT cannot take it; it"
+        " is free again only after the holder's write failed (then repeating the identical PUT is right), or"
+        " after a holder died mid-write, and then the executor makes the taker read again before writing"
     ),
     _apply_extension,
 )

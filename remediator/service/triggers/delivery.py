@@ -8,6 +8,11 @@ clamp, the scope check and the journaling of decisions that reconciled nothing.
   is handed over to the work queue as a delayed work item, sized to what is left of the delivery timeout; a
   trigger raises only when that hand-over cannot be enqueued (then the trigger's own retry takes over).
 - Every wait becomes a visibility delay clamped to ``[1 s, REMEDIATOR_MAX_WAIT_SECONDS]``.
+- A hand-over goes through the work port, which keeps one chain of work items per cluster (issue 17 F4,
+  ``core.chains``): it joins the chain in flight when that chain will look at the cluster after this
+  delivery and no later than it wants, and starts a chain otherwise.
+- A wait that only a change of the cluster's state ends (a long-lived blocker, ``core.alerts.parks``: a
+  stopped cluster) is not handed over: the cluster's next event, or the sweep, brings it back.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from remediator.core.alerts import parks
 from remediator.core.ids import ResourceId
 from remediator.core.outcomes import Outcome, OutcomeKind, ReconcileReport
 from remediator.core.work_item import Source
@@ -145,6 +151,8 @@ def reconcile_inline(
             return Inline(None, None, why)
         delivery.hand_over(ctx, reason=why, delay_s=HANDOVER_DELAY_S)
         return Inline(None, HANDOVER_DELAY_S, why)
+    if report.outcome.kind is OutcomeKind.WAIT and parks(report):
+        return Inline(report, None, report.outcome.why)
     if report.outcome.kind is OutcomeKind.WAIT and hand_over_waits and not dry_run:
         delay = wait_delay(ctx, report.outcome)
         delivery.hand_over(ctx, reason=report.outcome.why, delay_s=delay)

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from remediator.adapters.management_groups import ManagementGroupLookupError
+from remediator.core.alerts import describe
 from remediator.core.catalog import DEFAULT_POLICY_DEFINITIONS, PROTECT_POLICY_DEFINITIONS
 from remediator.core.errors import UserInputError
 from remediator.core.events import (
@@ -146,7 +147,8 @@ def _reconcile(ctx: HandlerContext, delivery: Delivery) -> EventResult:
     assert inline.report is not None
     elapsed = time.monotonic() - delivery.started
     outcome = inline.report.outcome
-    logger.info("reconciled %s inline in %.1f s: %s (%s)", cluster, elapsed, outcome.kind, outcome.why)
+    kind = describe(outcome.kind)
+    logger.info("reconciled %s inline in %.1f s: %s (%s)", cluster, elapsed, kind, outcome.why)
     return EventResult("reconciled", outcome.why, cluster, inline.report)
 
 

@@ -166,7 +166,17 @@ def test_an_event_reconcile_a_queue_reconcile_and_a_sweep_are_recorded(world: An
 
         # a queue worker's reconcile of the same cluster is a second span, trigger "queue" (no event time:
         # the work item carries none, so no second latency point)
-        item = WorkItem(cluster_id=parse_cluster_id(NEW_CLUSTER), source="event", correlation_id=event["id"])
+        # (the work item the event handed over: its chain's, as the chain mark names it, core.chains)
+        cluster = parse_cluster_id(NEW_CLUSTER)
+        mark = runtime.chained_work.store.read(cluster)
+        assert mark is not None
+        item = WorkItem(
+            cluster_id=cluster,
+            attempt=mark.mark.attempt,
+            source="event",
+            correlation_id=event["id"],
+            chain_id=mark.mark.chain_id,
+        )
         queue_triggers.handle_work_item(json.dumps(item.to_json()), dequeue_count=1, ctx=ctx)
         assert [s[names.ATTR_TRIGGER] for s in captured.reconcile_spans()] == ["event", "queue"]
         points = captured.points()

@@ -119,7 +119,12 @@ def test_a_429_on_a_write_holds_that_subscription_in_the_pacer(world, emulator):
     pacer = WritePacer()
     runtime = world.with_pacer(pacer)
     emulator.admin.add_fault(
-        method="PUT", path="*/extensions/*", status=429, code="TooManyRequests", retryAfterS=30, count=1
+        method="PUT",
+        path="*/extensions/*",
+        status=429,
+        code="SubscriptionRequestsThrottled",  # ARM's own throttling (request-limits-and-throttling)
+        retryAfterS=30,
+        count=1,
     )
     report = runtime.reconciler.reconcile(parse_cluster_id(INSTALLS[0]))
     assert report.outcome.kind is OutcomeKind.WAIT and "throttled" in report.outcome.why
@@ -136,7 +141,12 @@ def test_a_429_the_sdk_retried_inside_the_call_still_reaches_the_pacer(world, em
     pacer = WritePacer()
     runtime = world.with_pacer(pacer)
     emulator.admin.add_fault(
-        method="PUT", path="*/extensions/*", status=429, code="TooManyRequests", retryAfterS=1, count=1
+        method="PUT",
+        path="*/extensions/*",
+        status=429,
+        code="SubscriptionRequestsThrottled",
+        retryAfterS=1,
+        count=1,
     )
     report = runtime.reconciler.reconcile(parse_cluster_id(INSTALLS[0]))
     assert report.actions[-1].status is ActionStatus.DONE, report  # azure-core slept 1 s and retried
@@ -145,4 +155,25 @@ def test_a_429_the_sdk_retried_inside_the_call_still_reaches_the_pacer(world, em
     # the hidden 429 still told the pacer: it set the bucket to one second of refill in debt (-10), and the
     # second the SDK slept refilled about that much; without the hook it would hold 190 - 2 = 188 tokens
     assert pacer.available(TEST_SUB) < 10
+    runtime.close()
+
+
+def test_a_resource_providers_429s_hold_only_that_resource_types_writes(world, emulator):
+    """A 429 that is not ARM's own throttling (a provider's ``TooManyRequests``) makes its reconcile
+    wait; when several resources of the type are refused at once, every write of that type is held for the
+    Retry-After, and the subscription's other writes are left alone."""
+    pacer = WritePacer()
+    runtime = world.with_pacer(pacer)
+    emulator.admin.add_fault(
+        method="PUT", path="*/extensions/*", status=429, code="TooManyRequests", retryAfterS=30, count=3
+    )
+    for cid in INSTALLS[:3]:
+        report = runtime.reconciler.reconcile(parse_cluster_id(cid))
+        assert report.outcome.kind is OutcomeKind.WAIT and "throttled" in report.outcome.why
+    assert pacer.available(TEST_SUB) > 0  # the subscription's write bucket is not emptied
+    extension = {TEST_SUB: ["microsoft.kubernetesconfiguration/extensions"]}
+    container = {TEST_SUB: ["microsoft.storage/storageaccounts/blobservices/containers"]}
+    held = pacer.try_acquire({TEST_SUB: 1}, max_wait_s=1.0, resource_types=extension)
+    assert not held.granted and 25 < held.wait_s <= 30.5
+    assert pacer.try_acquire({TEST_SUB: 1}, max_wait_s=1.0, resource_types=container).granted
     runtime.close()

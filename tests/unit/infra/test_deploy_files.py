@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
+from remediator.core.alerts import alert_line, describe, repeat_line
 from remediator.core.config import load_config
+from remediator.core.outcomes import Outcome, OutcomeKind, ReconcileReport
 from tests.fixtures.iac import INFRA, ROOT
 from tests.unit.infra.model import resources
 
@@ -138,13 +140,26 @@ def test_alerts_cover_poison_gave_up_and_failures(infra_templates: dict[Path, An
         "function-failures",
     }
     assert "${poisonFunctionName}" in rules["poison-queue-not-empty"]["query"]
-    # Every give-up the product logs (poison path, attempts exhausted) must match one of the query's terms.
-    handlers = (ROOT / "remediator" / "service" / "triggers" / "queue.py").read_text()
-    logged = re.findall(r"logger\.(?:warning|error|critical)\(\s*\"([^\"]*gave[ _]up[^\"]*)\"", handlers)
-    assert len(logged) >= 2, logged
+    # The product logs a give-up (a reconcile's, attempts exhausted, the poison path) with one line,
+    # core.alerts.alert_line, once per cluster and cause; it must match one of the query's terms, and the
+    # lines for repeats and every other outcome must not (issue 17 item 4: the alert fires once).
     terms = re.findall(r"message contains \\'([^\\]+)\\'", rules["gave-up-outcomes"]["query"])
-    for line in logged:
-        assert any(term in line for term in terms), f"gave-up alert misses the log line {line!r} ({terms})"
+    give_up = ReconcileReport(
+        cluster_id="/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c",
+        decision=None,
+        outcome=Outcome.gave_up("work item failed on every delivery and was moved to the poison queue"),
+    )
+    line = alert_line(give_up)
+    assert any(term in line for term in terms), f"gave-up alert misses the log line {line!r} ({terms})"
+    quiet = [repeat_line(give_up), *(describe(kind) for kind in OutcomeKind)]
+    for text in quiet:
+        assert not any(term in text for term in terms), f"{text!r} would fire the gave-up alert again"
+    for module in ("service/triggers/queue.py", "service/reconcile/reconciler.py"):
+        source = (ROOT / "remediator" / module).read_text()
+        assert "logger.warning(alert_line(" in source, f"{module} does not log the alert line"
+        assert not re.search(r"logger\.\w+\(\s*f?\"[^\"]*gave[ _]up", source), (
+            f"{module} logs gave up directly"
+        )
     assert rules["function-failures"]["query"] == "requests | where success == false"
     (rule_resource,) = resources(infra_templates, "Microsoft.Insights/scheduledQueryRules")
     props = rule_resource.properties

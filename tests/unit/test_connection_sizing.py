@@ -1,0 +1,47 @@
+"""The SDK and storage connection pools are sized for the concurrency one host process runs (issue 17 item 5):
+the constants in ``adapters/clients.py`` must match where that concurrency is set."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+from remediator.adapters import clients
+from remediator.service import inline
+from remediator.service.reconcile import reconciler
+from remediator.service.sweep import Sweeper
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_pool_sizes_follow_host_json_and_the_product_pools() -> None:
+    queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
+    assert queues["batchSize"] + queues["newBatchThreshold"] == clients.HOST_QUEUE_CONCURRENCY
+    assert clients.INLINE_CONCURRENCY == inline.INLINE_WORKERS
+    assert clients.RECONCILE_IO_CONCURRENCY == reconciler.READ_WORKERS
+    assert inspect.signature(Sweeper).parameters["max_concurrency"].default == clients.SWEEP_CONCURRENCY
+    threads = clients.HOST_QUEUE_CONCURRENCY + clients.INLINE_CONCURRENCY + clients.RECONCILE_IO_CONCURRENCY
+    assert threads < clients.ARM_POOL_SIZE
+    assert threads + clients.SWEEP_CONCURRENCY < clients.STORAGE_POOL_SIZE
+
+
+def test_every_arm_client_shares_one_pooled_session() -> None:
+    from remediator.adapters.credentials import EmulatorCredential
+
+    built = clients.AzureClients(EmulatorCredential(), arm_endpoint="https://127.0.0.1:1")
+    try:
+        first = built.container_service("sub-a")._client._pipeline._transport
+        second = built.extensions("sub-b")._client._pipeline._transport
+        assert first.session is second.session
+        adapter = first.session.get_adapter("https://127.0.0.1:1/")
+        assert adapter._pool_maxsize == clients.ARM_POOL_SIZE
+    finally:
+        built.close()
+
+
+def test_storage_clients_share_one_pooled_session() -> None:
+    table = clients.STORAGE_OPTIONS.table_kwargs()["transport"]
+    queue = clients.STORAGE_OPTIONS.queue_kwargs()["transport"]
+    assert table.session is queue.session
+    assert table.session.get_adapter("http://127.0.0.1/")._pool_maxsize == clients.STORAGE_POOL_SIZE
