@@ -13,6 +13,9 @@ instances cannot both believe they own the chain. :class:`ChainedWork` is what t
   running; the renewer keeps it hidden while the hop runs. :class:`Hop` then reschedules the successor to the
   reconcile's wait (``next``), deletes it when the chain ends (``end``), or restores the mark for the host's
   retry of a failed invocation (``abort``).
+
+Every scheduled item's guard copy is named in the mark (message id and pop receipt); :meth:`ChainedWork.begin`
+deletes it when the item it guards begins, so a guard costs an invocation only when its original was lost.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class ChainStore:
             due_at=float(row.get("DueAt") or 0.0),
             running=bool(row.get("Running")),
             ended=bool(row.get("Ended")),
+            guard=(str(row["GuardId"]), str(row["GuardReceipt"])) if row.get("GuardId") else None,
         )
         return StoredMark(mark, str(row.metadata["etag"]))
 
@@ -86,6 +90,8 @@ class ChainStore:
             "DueAt": mark.due_at,
             "Running": mark.running,
             "Ended": mark.ended,
+            "GuardId": mark.guard[0] if mark.guard is not None else "",
+            "GuardReceipt": mark.guard[1] if mark.guard is not None else "",
             "ClusterId": cluster.canonical,
         }
         try:
@@ -162,19 +168,26 @@ class Hop:
         sent = self._stop()
         work, cluster = self._work, self.item.cluster_id
         follow_up = self.item.next_attempt(reason=reason, satisfied_links=satisfied_links)
-        mark = ChainMark(self.successor.chain_id, follow_up.attempt, work.clock() + delay_s, False)
+        guard = work.send_guard(follow_up, delay_s=delay_s)
+        mark = ChainMark(
+            self.successor.chain_id,
+            follow_up.attempt,
+            work.clock() + delay_s,
+            False,
+            guard=(guard.id, guard.pop_receipt) if guard is not None else None,
+        )
         if (
             work.remark(cluster, mark, etag=self._etag, owner=(self.item.chain_id, self.successor.attempt))
             is None
         ):
-            if sent is not None:
-                work.queue.delete_sent(sent)
+            for message in (sent, guard):
+                if message is not None:
+                    work.queue.delete_sent(message)
             logger.info("chain %s of %s was superseded while it ran; it ends", mark.chain_id, cluster)
             return False
         if sent is None or work.queue.reschedule(sent, delay_s=delay_s, item=follow_up) is None:
             # the successor already surfaced (the hop outlived its lease) or is gone: send it again
             work.queue.send(follow_up, delay_s=delay_s)
-        work.queue.send(follow_up, delay_s=delay_s + GUARD_AFTER_S)
         return True
 
     def end(self) -> None:
@@ -215,6 +228,15 @@ def legacy_chain_id(item: WorkItem) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
+def _guard_of(current: StoredMark | None, item: WorkItem) -> SentMessage | None:
+    """The guard copy the mark names for exactly ``item`` (same chain and attempt), if any."""
+    if current is None or current.mark.guard is None:
+        return None
+    if (current.mark.chain_id, current.mark.attempt) != (item.chain_id, item.attempt):
+        return None
+    return SentMessage(*current.mark.guard)
+
+
 class ChainedWork:
     """Work items, one chain per cluster (see the module docstring).
 
@@ -239,6 +261,7 @@ class ChainedWork:
         self.joined = 0
         self.started = 0
         self.retired = 0
+        self.withdrawn = 0
 
     def enqueue_work(
         self,
@@ -280,19 +303,48 @@ class ChainedWork:
             satisfied_links=satisfied_links,
         )
         left = None if deadline is None else max(deadline - time.monotonic(), 0.5)
-        self.queue.send(item, delay_s=delay_s, timeout_s=left)
+        sent = self.queue.send(item, delay_s=delay_s, timeout_s=left)
         self.started += 1
-        mark = ChainMark(item.chain_id, attempt, now + delay_s, False)
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.5)
+        guard = self.send_guard(item, delay_s=delay_s, timeout_s=left)
+        mark = ChainMark(
+            item.chain_id,
+            attempt,
+            now + delay_s,
+            False,
+            guard=(guard.id, guard.pop_receipt) if guard is not None else None,
+        )
         if self.store.write(cluster_id, mark, etag=current.etag if current is not None else None) is None:
-            # a concurrent delivery marked its own chain first (its item exists: it sends before marking);
-            # ours retires when it runs
+            # a concurrent delivery marked its own chain first (its item exists: it sends before marking):
+            # ours is withdrawn (a worker that already received it runs or retires it by the mark)
+            self._withdraw(sent, guard)
             logger.info("chain %s of %s lost the mark to a concurrent delivery", item.chain_id, cluster_id)
             return
-        left = None if deadline is None else max(deadline - time.monotonic(), 0.5)
+
+    def send_guard(
+        self, item: WorkItem, *, delay_s: float, timeout_s: float | None = None
+    ) -> SentMessage | None:
+        """Send ``item``'s guard copy, due :data:`GUARD_AFTER_S` after ``delay_s``; ``None`` when that
+        failed (the item itself is queued; a missing guard only weakens crash cover)."""
         try:
-            self.queue.send(item, delay_s=delay_s + GUARD_AFTER_S, timeout_s=left)
-        except Exception:  # the item itself is queued and marked; a missing guard only weakens crash cover
-            logger.warning("the guard copy of chain %s of %s was not sent", item.chain_id, cluster_id)
+            return self.queue.send(item, delay_s=delay_s + GUARD_AFTER_S, timeout_s=timeout_s)
+        except Exception:
+            logger.warning("the guard copy of chain %s of %s was not sent", item.chain_id, item.cluster_id)
+            return None
+
+    def _withdraw(self, *messages: SentMessage | None) -> None:
+        """Delete messages this process sent that no chain needs, best effort: one that was already received
+        (or a delete that fails) retires by the mark when it runs."""
+        for message in messages:
+            if message is None:
+                continue
+            try:
+                if self.queue.delete_sent(message):
+                    self.withdrawn += 1
+            except Exception:
+                logger.info(
+                    "withdrawing message %s failed; it retires when it runs", message.id, exc_info=True
+                )
 
     def remark(
         self, cluster: ResourceId, mark: ChainMark, *, etag: str | None, owner: tuple[str, int]
@@ -346,6 +398,9 @@ class ChainedWork:
                 "work item %s/%d of %s retires: the mark moved", item.chain_id, item.attempt, item.cluster_id
             )
             return None
+        # this item's guard copy is not needed now that its hop began (if this item *is* the guard, its pop
+        # receipt changed when the host received it, and the delete misses it)
+        self._withdraw(_guard_of(current, item))
         hop = Hop(self, item, successor, sent, etag)
         self.renewer.track(hop, hop._renew)
         return hop

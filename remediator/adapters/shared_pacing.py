@@ -20,6 +20,7 @@ refill a little early or late, never faster than ``refill_per_s`` on average.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -44,9 +45,19 @@ logger = logging.getLogger(__name__)
 PACING_PARTITION = "pacing"
 """Partition of the shared write buckets in the journal table (cluster partitions are 64 hex characters)."""
 
-MAX_CONFLICT_RETRIES = 8
+MAX_CONFLICT_RETRIES = 16
 """Tries of one read-draw-replace before the take is given up as contended (the caller then waits a
 little)."""
+
+CONFLICT_BACKOFF_S = 0.02
+"""After a lost replace, a try sleeps a random time up to this, doubled per lost try (capped at
+:data:`CONFLICT_BACKOFF_CAP_S`). Without it, every instance's concurrent reconciles retried in lockstep and
+kept colliding: the 2,000-cluster chaos run turned 327 takes into "contended" waits, each costing the
+cluster a whole queue hop (docs/performance.md, chaos)."""
+
+CONFLICT_BACKOFF_CAP_S = 0.25
+"""The longest single sleep between two tries of one take (all tries together stay around two seconds at
+worst: short next to the queue hop a contended take costs)."""
 
 CONTENDED_WAIT_S = 1.0
 """The wait reported when the shared row stayed contended through every try."""
@@ -129,7 +140,7 @@ class SharedWritePacer:
         """Read-modify-write the row: ``change(tokens now)`` returns the new balance, or ``None`` to leave it.
         Returns the new balance (``None``: left alone, or contended through every try)."""
         self.ensure_table()
-        for _ in range(MAX_CONFLICT_RETRIES):
+        for lost in range(MAX_CONFLICT_RETRIES):
             row = self._read(key)
             now = self._clock()
             current = self._refilled(row, now)
@@ -139,6 +150,9 @@ class SharedWritePacer:
             if self._write(key, wanted, now, row.etag):
                 return wanted
             self.conflicts += 1
+            # another instance replaced the row between our read and write: back off a random, growing
+            # moment so that the contenders spread out instead of colliding again
+            self._sleep(random.uniform(0.0, min(CONFLICT_BACKOFF_CAP_S, CONFLICT_BACKOFF_S * 2**lost)))  # noqa: S311
         logger.warning("shared write bucket %s stayed contended through %d tries", key, MAX_CONFLICT_RETRIES)
         return None
 

@@ -24,6 +24,11 @@ dies, the successor appears within the lease and carries the chain on (the dead 
 the Functions host hides for 10 minutes, retires when it reappears). Every scheduled item also has a
 **guard**: a copy due :data:`GUARD_AFTER_S` later, for a host that received the item and died before its hop
 began (the host's lock would hide it for 10 minutes); whichever copy begins first runs, the other retires.
+The mark names the guard's message (``guard``: its id and pop receipt), so the hop that begins the item
+deletes the guard before it surfaces: a healthy chain costs the queue one invocation per hop, not two (the
+chaos run's workers spent half their invocations retiring guards, which delayed every hop behind them). A
+guard already received (its original sat on a dead host) keeps running: its pop receipt changed, so the
+delete misses it.
 A delivery that finds a chain running on a dead worker does not join it either, so the next delivery always
 gets the cluster's next requirement done.
 
@@ -57,6 +62,9 @@ class ChainMark:
     due_at: float
     running: bool
     ended: bool = False
+    guard: tuple[str, str] | None = None
+    """The guard copy of the item the mark names: (message id, pop receipt), for its deletion when the item
+    begins; ``None`` when there is none (a running hop's successor, an ended chain, a mark made before)."""
 
     def names(self, chain_id: str, attempt: int) -> bool:
         """Whether the work item ``(chain_id, attempt)`` is the one this mark lets run."""

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 import remediator.adapters.chains as chains_module
@@ -194,3 +195,59 @@ def test_a_continued_hop_carries_the_chains_progress_mark(world: Any, ctx: Handl
     assert follow_ups, sent
     assert {(f.progress_attempt, f.satisfied_links) for f in follow_ups} == {(5, 3)}
     assert all(f.attempts_without_progress == 0 for f in follow_ups)
+
+
+def test_an_item_that_begins_withdraws_its_guard_copy(world: Any, ctx: HandlerContext) -> None:
+    """The mark names the guard copy of the item it lets run; the hop that begins the item deletes the guard
+    before it surfaces, so a healthy chain costs one invocation per hop (before: every guard surfaced a
+    minute later and retired, half the chaos run's worker invocations)."""
+    chains = ctx.chains
+    assert isinstance(chains, ChainedWork)
+    cluster = parse_cluster_id(AKS_OK)
+    hop = chains.begin(WorkItem(cluster_id=cluster, source="sweep", chain_id="0dd"))
+    assert hop is not None and hop.next(delay_s=0, reason="again")
+    marked = chains.store.read(cluster)
+    assert marked is not None and marked.mark.guard is not None
+    guard_id, guard_receipt = marked.mark.guard
+    queue = _queue(world)
+    following = chains.begin(WorkItem(cluster_id=cluster, attempt=1, source="sweep", chain_id="0dd"))
+    assert following is not None
+    assert chains.withdrawn == 1
+    with pytest.raises(ResourceNotFoundError):  # gone (were it there, its own receipt would update it)
+        queue.update_message(guard_id, pop_receipt=guard_receipt, visibility_timeout=60)
+    following.end()
+
+
+def test_a_guard_whose_item_sits_on_a_dead_host_runs_the_hop(
+    world: Any, ctx: HandlerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Crash cover stays: a host that received the item and died holds it for ten minutes; the guard copy
+    surfaces and runs the hop (its own withdrawal misses it: the host's receive changed its pop receipt)."""
+    monkeypatch.setattr(chains_module, "GUARD_AFTER_S", 1.0)
+    chains = ctx.chains
+    assert isinstance(chains, ChainedWork)
+    cluster = parse_cluster_id(AKS_OK)
+    ctx.work.enqueue_work(cluster, attempt=0, source="event", reason="r", correlation_id="c", delay_s=0)
+    queue = _queue(world)
+    (held,) = list(queue.receive_messages(max_messages=1, visibility_timeout=600))  # the dead host's lock
+    time.sleep(1.5)
+    (guard,) = list(queue.receive_messages(max_messages=5, visibility_timeout=60))
+    assert WorkItem.from_message(guard.content) == WorkItem.from_message(held.content)
+    result = queue_triggers.handle_work_item(guard.content, dequeue_count=1, ctx=ctx)
+    assert result.status in ("requeued", "done") and result.report is not None
+    late = queue_triggers.handle_work_item(held.content, dequeue_count=2, ctx=ctx)
+    assert late.status == "retired"
+
+
+def test_a_delivery_that_loses_the_mark_withdraws_its_items(world: Any, ctx: HandlerContext) -> None:
+    """Two deliveries start chains at once; the one whose mark write loses deletes its item and guard instead
+    of leaving them to surface and retire."""
+    runtime = ctx.extras["runtime"]
+    cluster = parse_cluster_id(AKS_OK)
+    store = _RacingStore(runtime.journal.table, ChainMark("c0ffee", 0, time.time() + 30, False))
+    chains = ChainedWork(runtime.work_queue, store)
+    chains.enqueue_work(cluster, attempt=0, source="event", reason="r", correlation_id="c", delay_s=0)
+    assert chains.started == 1 and chains.withdrawn == 2
+    assert list(_queue(world).receive_messages(max_messages=16, visibility_timeout=1)) == []
+    current = store.read(cluster)
+    assert current is not None and current.mark.chain_id == "c0ffee"
