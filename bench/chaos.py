@@ -429,11 +429,13 @@ class ChaosRun:
             "writesToCompliantAtStart": writes["compliant"],
             "unattributedWrites": writes["unattributed"],
             "duplicateCreates": writes["duplicates"],
+            "duplicateCreateCalls": writes["duplicated"],
             "lost": len(lost),
             "lostClusters": lost[:20],
             "poison": {"journaled": journal["poison"], "leftInPoisonQueue": queues["poison"]},
             "workQueueLeft": queues["work"],
             "giveUpsByCause": journal["giveUps"],
+            "sweepBlockedDecisions": journal["sweepBlockedDecisions"],
             "giveUpAlertLines": logs["alerts"],
             "claimsLeftHeld": journal["claimsHeld"],
             "deadProcessClaims": journal_dead_claims(journal["claims"], killed),
@@ -532,6 +534,7 @@ def attribute_writes(
     containers = {expect.container_of(cid).lower(): cid for cid in expect.names}
     counts = Counter()
     accepted: Counter[str] = Counter()
+    accepted_calls: dict[str, list[str]] = defaultdict(list)
     for call in calls:
         method = call["method"].upper()
         path = call["path"].lower().split("?")[0]
@@ -558,7 +561,9 @@ def attribute_writes(
         status = int(call["status"])
         if method == "PUT" and (status == 201 or (status == 200 and "/extensions/" in path)):
             accepted[path] += 1
+            accepted_calls[path].append(f"{status} at {float(call['time']):.1f}")
     duplicates = sum(n - 1 for n in accepted.values() if n > 1)
+    duplicated = {path: accepted_calls[path] for path, n in accepted.items() if n > 1}
     return {
         "unselected": counts["unselected"],
         "blocked": counts["blocked"],
@@ -566,6 +571,7 @@ def attribute_writes(
         "compliant": counts["compliant"],
         "unattributed": counts["unattributed"],
         "duplicates": duplicates,
+        "duplicated": dict(list(duplicated.items())[:10]),
     }
 
 
@@ -581,6 +587,7 @@ def scan_journal(connection: str, table_name: str) -> dict[str, Any]:
     claims: list[dict[str, Any]] = []
     gave_up: Counter[str] = Counter()
     poison = 0
+    sweep_blocked = 0
     now = time.time()
     held = 0
     for row in table.list_entities():
@@ -593,8 +600,12 @@ def scan_journal(connection: str, table_name: str) -> dict[str, Any]:
             report = json.loads(row["Report"])
             history.append(report)
             if row.get("Outcome") == "gave_up":
-                cause = str(row.get("StateKey") or "").removeprefix("gave_up|") or "(unknown)"
-                gave_up[cause] += 1
+                cause = str(row.get("StateKey") or "").removeprefix("gave_up|")
+                if not cause and str(report.get("correlationId", "")).startswith("sweep-"):
+                    # the sweep's journaled decision about a blocked cluster (no alert, no retry)
+                    sweep_blocked += 1
+                    continue
+                gave_up[cause or "(unknown)"] += 1
                 if str(row.get("Why", "")).startswith(("work item failed on every delivery", "malformed")):
                     poison += 1
     return {
@@ -602,6 +613,7 @@ def scan_journal(connection: str, table_name: str) -> dict[str, Any]:
         "claims": claims,
         "claimsHeld": held,
         "giveUps": dict(gave_up.most_common()),
+        "sweepBlockedDecisions": sweep_blocked,
         "poison": poison,
     }
 
