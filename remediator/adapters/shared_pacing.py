@@ -12,15 +12,28 @@ What stays per process (the local :class:`~remediator.core.pacing.WritePacer`): 
 rate-limit headers (Policy Insights, DataProtection, the global and tenant buckets: their headers report the
 server's figure, which already counts every instance's calls) and the sweep's planning pacer.
 
-Cost: two table operations per paced write (a reconcile's writes in one subscription are taken together), and
-the instances' clocks must agree to within a second or so (they do: NTP); a skew makes the shared bucket
-refill a little early or late, never faster than ``refill_per_s`` on average.
+Cost: two table operations per draw, and the instances' clocks must agree to within a second or so (they do:
+NTP); a skew makes the shared bucket refill a little early or late, never faster than ``refill_per_s`` on
+average.
+
+**One row, many writers.** A row replaced under an ETag serves one read-draw-replace at a time: with every
+instance's concurrent reconciles drawing one write each, the 2,000-cluster chaos run saw hundreds of draws
+lose every try and end their reconcile with a "pacing" wait (a whole queue hop for nothing).
+So each process draws for itself, not for each reconcile: one thread per subscription touches the row at a
+time (the others wait for it, :attr:`SharedWritePacer._locks`), and while the bucket is more than half full a
+draw takes up to :data:`DRAW_AHEAD` writes more than it needs, held by the process for
+:data:`ALLOTMENT_S` (an **allotment**) and spent by its next reconciles without touching the row. What an
+allotment still holds when it lapses goes back to the row with the process's next draw (netted into it), and
+a 429 or a refusal drops it. So the row sees about one writer per instance, the writes drawn never exceed the
+bucket (an allotment is drawn before it is spent), and what a dying process held is lost to the bucket for
+at most the refill of :data:`DRAW_AHEAD` writes.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -45,22 +58,30 @@ logger = logging.getLogger(__name__)
 PACING_PARTITION = "pacing"
 """Partition of the shared write buckets in the journal table (cluster partitions are 64 hex characters)."""
 
-MAX_CONFLICT_RETRIES = 16
+MAX_CONFLICT_RETRIES = 8
 """Tries of one read-draw-replace before the take is given up as contended (the caller then waits a
 little)."""
 
-CONFLICT_BACKOFF_S = 0.02
-"""After a lost replace, a try sleeps a random time up to this, doubled per lost try (capped at
-:data:`CONFLICT_BACKOFF_CAP_S`). Without it, every instance's concurrent reconciles retried in lockstep and
-kept colliding: the 2,000-cluster chaos run turned 327 takes into "contended" waits, each costing the
-cluster a whole queue hop (docs/performance.md, chaos)."""
-
-CONFLICT_BACKOFF_CAP_S = 0.25
-"""The longest single sleep between two tries of one take (all tries together stay around two seconds at
-worst: short next to the queue hop a contended take costs)."""
-
 CONTENDED_WAIT_S = 1.0
 """The wait reported when the shared row stayed contended through every try."""
+
+CONFLICT_BACKOFF_S = 0.01
+"""After a lost replace, the next try waits a random moment up to this, doubled per lost try (so the
+instances' writers spread out instead of colliding again)."""
+
+DRAW_AHEAD = 4.0
+"""Writes a draw takes beyond what it needs while the bucket is more than half full (see the module
+docstring)."""
+
+ALLOTMENT_S = 1.0
+"""How long a process spends writes it drew ahead before they go back to the row (netted into its next
+draw)."""
+
+
+@dataclass
+class _Allotment:
+    tokens: float
+    until: float
 
 
 @dataclass(frozen=True)
@@ -104,6 +125,15 @@ class SharedWritePacer:
         self._clock = clock
         self._sleep = sleep
         self.conflicts = 0
+        self.draws = 0
+        self.allotted = 0
+        self._allotments: dict[str, _Allotment] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
 
     # -- the shared rows ------------------------------------------------------------------------------------
 
@@ -150,9 +180,7 @@ class SharedWritePacer:
             if self._write(key, wanted, now, row.etag):
                 return wanted
             self.conflicts += 1
-            # another instance replaced the row between our read and write: back off a random, growing
-            # moment so that the contenders spread out instead of colliding again
-            self._sleep(random.uniform(0.0, min(CONFLICT_BACKOFF_CAP_S, CONFLICT_BACKOFF_S * 2**lost)))  # noqa: S311
+            self._sleep(random.uniform(0.0, CONFLICT_BACKOFF_S * 2**lost))  # noqa: S311 - jitter, not crypto
         logger.warning("shared write bucket %s stayed contended through %d tries", key, MAX_CONFLICT_RETRIES)
         return None
 
@@ -161,19 +189,58 @@ class SharedWritePacer:
         return "writes-" + ignore_case_key(subscription_id.strip())
 
     def _take(self, key: str, n: float, max_wait_s: float) -> float | None:
-        """Draw ``n`` from the shared bucket if they are there within ``max_wait_s``; the wait, or
-        ``None``."""
-        waited: list[float] = []
+        """Take ``n`` writes: from this process's allotment, or drawn from the shared bucket if they are there
+        within ``max_wait_s`` (see the module docstring); the wait, or ``None``."""
+        with self._lock(key):
+            now = self._clock()
+            held = self._allotments.get(key)
+            if held is not None and held.until > now and held.tokens >= n:
+                held.tokens -= n
+                self.allotted += 1
+                return 0.0
+            leftover = self._allotments.pop(key).tokens if held is not None else 0.0
+            waited: list[float] = []
+            ahead: list[float] = []
 
-        def draw(tokens: float) -> float | None:
-            wait = max(0.0, (n - tokens) / self.refill_per_s)
-            waited[:] = [wait]
-            return None if wait > max_wait_s else tokens - n
+            def draw(tokens: float) -> float | None:
+                # the lapsed allotment goes back to the row in the same replace (netted)
+                available = min(self.capacity, tokens + leftover)
+                wait = max(0.0, (n - available) / self.refill_per_s)
+                waited[:] = [wait]
+                if wait > max_wait_s:
+                    return None
+                extra = DRAW_AHEAD if available - n - DRAW_AHEAD >= self.capacity / 2 else 0.0
+                ahead[:] = [extra]
+                return available - n - extra
 
-        return waited[0] if self._update(key, draw) is not None else None
+            try:
+                drawn = self._update(key, draw)
+            except BaseException:
+                self._keep(key, leftover, now)
+                raise
+            if drawn is None:
+                self._keep(key, leftover, now)  # refused or contended: the row did not take it back
+                return None
+            self.draws += 1
+            if ahead and ahead[0] > 0:
+                self._allotments[key] = _Allotment(ahead[0], now + ALLOTMENT_S)
+            return waited[0]
+
+    def _keep(self, key: str, leftover: float, now: float) -> None:
+        """An allotment the row did not take back stays with the process (lapsed: netted into its next
+        draw)."""
+        if leftover > 0:
+            self._allotments[key] = _Allotment(leftover, now)
 
     def _give_back(self, key: str, n: float) -> None:
-        self._update(key, lambda tokens: min(self.capacity, tokens + n))
+        with self._lock(key):
+            held = self._allotments.get(key)
+            if held is not None:
+                held.tokens += (
+                    n  # back to the allotment it may have come from; the row gets it when it lapses
+                )
+                return
+            self._allotments[key] = _Allotment(n, self._clock())
 
     # -- the Pacer protocol ---------------------------------------------------------------------------------
 
@@ -228,6 +295,9 @@ class SharedWritePacer:
         )
         if throttle_scope(code, resource_type):
             return
+        key = self._key(subscription_id)
+        with self._lock(key):
+            self._allotments.pop(key, None)  # ARM says the bucket is empty: spend nothing drawn ahead
         debt = -max(0.0, retry_after_s) * self.refill_per_s
         try:
             self._update(self._key(subscription_id), lambda tokens: debt if tokens > debt else None)
@@ -255,6 +325,13 @@ class SharedWritePacer:
             )
         except Exception:
             logger.debug("lowering the shared write bucket failed", exc_info=True)
+
+    def held(self, subscription_id: str) -> float:
+        """Writes this process drew ahead for the subscription and has not spent (lapsed or not)."""
+        key = self._key(subscription_id)
+        with self._lock(key):
+            held = self._allotments.get(key)
+            return held.tokens if held is not None else 0.0
 
     def available(self, subscription_id: str) -> float:
         """Tokens in the shared bucket now (negative while writes are promised)."""

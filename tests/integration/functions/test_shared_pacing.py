@@ -8,8 +8,12 @@ import threading
 import pytest
 from azure.data.tables import TableClient
 
-from remediator.adapters import shared_pacing
-from remediator.adapters.shared_pacing import PACING_PARTITION, SharedWritePacer
+from remediator.adapters.shared_pacing import (
+    ALLOTMENT_S,
+    DRAW_AHEAD,
+    PACING_PARTITION,
+    SharedWritePacer,
+)
 from remediator.core.pacing import WritePacer
 from tests.fixtures.azurite import Azurite
 
@@ -30,10 +34,27 @@ def table(azurite: Azurite) -> TableClient:
     return client
 
 
-def _contend(table: TableClient) -> list[bool]:
-    """Every instance's reconciles take one write each, all at once, on a frozen clock (no refill, so the
-    row must end exactly ``taken`` lower)."""
-    pacers = [SharedWritePacer(table, WritePacer(), clock=lambda: NOW) for _ in range(INSTANCES)]
+class Clock:
+    """Epoch seconds that stand still unless moved (no refill during a test)."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _row_tokens(table: TableClient) -> float:
+    return float(table.get_entity(PACING_PARTITION, "writes-" + SUBSCRIPTION)["Tokens"])
+
+
+def test_concurrent_takes_are_granted_and_each_write_is_counted_once(table: TableClient) -> None:
+    """Four instances with eight reconciles each take one write three times, all at once: none is refused as
+    contended (before: eight back-to-back tries per reconcile on one row, and the chaos run's reconciles
+    lost hundreds of draws, each a queue hop), the row is touched far less than once per write, and what
+    the row lost is exactly what was taken plus what the instances still hold."""
+    clock = Clock()
+    pacers = [SharedWritePacer(table, WritePacer(), clock=clock) for _ in range(INSTANCES)]
     granted: list[bool] = []
     lock = threading.Lock()
     start = threading.Barrier(INSTANCES * CONCURRENCY)
@@ -52,30 +73,40 @@ def _contend(table: TableClient) -> list[bool]:
         t.start()
     for t in threads:
         t.join()
-    return granted
-
-
-def test_concurrent_takes_are_all_granted_and_the_row_counts_each_once(table: TableClient) -> None:
-    """96 takes against a bucket of 190: none is refused. Before, eight back-to-back tries let contenders
-    collide in lockstep, and a refused take cost the cluster a whole queue hop (the chaos run's "pacing"
-    waits); the random, growing pause between tries spreads them."""
-    granted = _contend(table)
     assert len(granted) == INSTANCES * CONCURRENCY * TAKES
-    assert all(granted), f"{granted.count(False)} takes refused as contended"
-    row = table.get_entity(PACING_PARTITION, "writes-" + SUBSCRIPTION)
-    capacity = SharedWritePacer(table, WritePacer()).capacity
-    assert float(row["Tokens"]) == pytest.approx(capacity - len(granted))  # each take counted exactly once
+    assert all(granted), f"{granted.count(False)} takes refused"
+    held = sum(p.held(SUBSCRIPTION) for p in pacers)
+    assert _row_tokens(table) + held == pytest.approx(pacers[0].capacity - len(granted))
+    assert sum(p.draws for p in pacers) <= len(granted) / 2  # most takes came from an allotment
 
 
-def test_back_to_back_tries_are_what_loses_under_contention(
-    table: TableClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same load with the old policy (eight tries, no pause between them) refuses takes: the pause is
-    what the first test measures, not luck."""
-    monkeypatch.setattr(shared_pacing, "MAX_CONFLICT_RETRIES", 8)
-    monkeypatch.setattr(shared_pacing, "CONFLICT_BACKOFF_S", 0.0)
-    granted = _contend(table)
-    row = table.get_entity(PACING_PARTITION, "writes-" + SUBSCRIPTION)
-    capacity = SharedWritePacer(table, WritePacer()).capacity
-    assert float(row["Tokens"]) == pytest.approx(capacity - granted.count(True))  # never an overspend
-    assert granted.count(False) > 0
+def test_an_allotment_lapses_back_into_the_row(table: TableClient) -> None:
+    """Writes drawn ahead and not spent within ALLOTMENT_S go back to the bucket with the next draw."""
+    clock = Clock()
+    pacer = SharedWritePacer(table, WritePacer(), clock=clock)
+    assert pacer.try_acquire({SUBSCRIPTION: 1.0}, max_wait_s=0.0).granted
+    assert pacer.held(SUBSCRIPTION) == DRAW_AHEAD
+    assert _row_tokens(table) == pacer.capacity - 1 - DRAW_AHEAD
+    assert pacer.try_acquire({SUBSCRIPTION: 1.0}, max_wait_s=0.0).granted  # from the allotment
+    assert pacer.draws == 1 and _row_tokens(table) == pacer.capacity - 1 - DRAW_AHEAD
+    clock.now += ALLOTMENT_S + 0.5  # lapsed (the clock stands still for the refill: the row says NOW)
+    assert pacer.try_acquire({SUBSCRIPTION: 1.0}, max_wait_s=0.0).granted
+    # the row refilled, got the lapsed DRAW_AHEAD - 1 back, and gave this write and a new allotment
+    refilled = min(pacer.capacity, pacer.capacity - 1 - DRAW_AHEAD + (ALLOTMENT_S + 0.5) * pacer.refill_per_s)
+    expected = min(pacer.capacity, refilled + DRAW_AHEAD - 1) - 1 - DRAW_AHEAD
+    assert _row_tokens(table) == pytest.approx(expected)
+
+
+def test_a_low_bucket_draws_nothing_ahead_and_a_429_drops_the_allotment(table: TableClient) -> None:
+    """Below half full, a draw takes exactly what it needs (nothing is held back from other instances); a
+    429 from ARM's own throttling empties the row and drops what this process held."""
+    clock = Clock()
+    pacer = SharedWritePacer(table, WritePacer(), clock=clock)
+    assert pacer.try_acquire({SUBSCRIPTION: 1.0}, max_wait_s=0.0).granted
+    assert pacer.held(SUBSCRIPTION) == DRAW_AHEAD
+    pacer.throttled(SUBSCRIPTION, 2.0, code="SubscriptionRequestsThrottled")
+    assert pacer.held(SUBSCRIPTION) == 0.0
+    assert _row_tokens(table) < 0
+    clock.now += 2.0 + pacer.capacity / (2 * pacer.refill_per_s)  # refilled to under half
+    assert pacer.try_acquire({SUBSCRIPTION: 1.0}, max_wait_s=0.0).granted
+    assert pacer.held(SUBSCRIPTION) == 0.0
