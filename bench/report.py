@@ -302,15 +302,20 @@ def chaos_section(data: dict[str, Any]) -> list[str]:
             ("give-ups by cause", lambda r: "not run" if r is None else
              (", ".join(f"{k}: {v}" for k, v in r["giveUpsByCause"].items()) or "none")),
             ("give-up alert lines", lambda r: cell(r, "giveUpAlertLines")),
+            ("the sweep's journaled decisions about blocked clusters",
+             lambda r: cell(r, "sweepBlockedDecisions")),
             ("claims left held at the end", lambda r: cell(r, "claimsLeftHeld")),
             ("longest wait on a killed process's claim (s)",
              lambda r: cell(r, "longestWaitOnDeadClaimSeconds")),
+            ("... counting refusals while that process was alive too (s)",
+             lambda r: cell(r, "longestWaitOnClaimOfAProcessKilledAnyTimeSeconds")),
             ("killed processes' held claims: longest stand after death (s)",
              lambda r: cell(r, "deadProcessClaims.longestHoldAfterDeathSeconds")),
             ("ARM calls per converged cluster", lambda r: cell(r, "armCallsPerConvergedCluster")),
             ("429s per 1,000 writes (chaos: injected included)",
              lambda r: cell(r, "throttled429PerThousandWrites")),
-            ("reconciles (queue worker / Event Grid)", lambda r: "not run" if r is None else
+            ("invocations: queue worker (retiring ones included) / Event Grid",
+             lambda r: "not run" if r is None else
              f"{r['reconciles'].get('reconcile_worker:Succeeded', 0):,} /"
              f" {r['reconciles'].get('on_cluster_write:Succeeded', 0):,}"),
             ("work items retired / deliveries that joined a chain", lambda r: "not run" if r is None else
