@@ -84,6 +84,18 @@ class InventoryError(Exception):
     """Resource Graph refused or failed the inventory query (after the bounded 429 retries)."""
 
 
+class ExpiredSkipToken(InventoryError):
+    """A later page's ``$skipToken`` was refused as invalid or expired (400 ``InvalidSkipToken``): the query
+    result it pointed into is gone, and the query must run again from its first page."""
+
+
+MAX_QUERY_RESTARTS = 3
+"""How often a paged query runs again from its first page after its ``$skipToken`` expired. A sweep that
+consumes pages slowly (enqueueing thousands of clusters) can outlive a page token: at 10,000 clusters the
+emulator's sweep lost its token after five minutes and left 137 clusters without a work item until the next
+sweep (docs/performance.md, chaos). Rows already yielded (by ``id``) are skipped on the new run."""
+
+
 def parse_resets_after(value: str) -> float:
     """``hh:mm:ss`` (seconds may have a fraction) -> seconds. Raises ``ValueError`` on anything else."""
     match = _RESETS_AFTER.match(value.strip())
@@ -444,6 +456,8 @@ class ResourceGraphInventory:
             except HttpResponseError as exc:
                 headers = _headers_of(exc)
                 self.quota.observe(headers)
+                if exc.status_code == 400 and skip_token and "skiptoken" in str(exc.message).lower():
+                    raise ExpiredSkipToken(f"Resource Graph query failed: {exc.message}") from exc
                 if exc.status_code != 429 or attempt == self.max_throttle_retries:
                     raise InventoryError(f"Resource Graph query failed: {exc.message}") from exc
                 stats.throttled += 1
@@ -480,13 +494,35 @@ class ResourceGraphInventory:
                 if not token:
                     return
 
+    def _resumable_pages(
+        self, request: InventoryRequest, stats: InventoryStats
+    ) -> Iterator[list[Mapping[str, Any]]]:
+        """:meth:`_pages`, run again from the first page when a ``$skipToken`` expired
+        (:data:`MAX_QUERY_RESTARTS`), without the rows already yielded (by ``id``)."""
+        seen: set[str] = set()
+        for restart in range(MAX_QUERY_RESTARTS + 1):
+            try:
+                for page in self._pages(request, stats):
+                    fresh = [row for row in page if _row_id(row) not in seen] if restart else page
+                    seen.update(key for key in map(_row_id, fresh) if key)
+                    yield fresh
+                return
+            except ExpiredSkipToken:
+                if restart == MAX_QUERY_RESTARTS:
+                    raise
+                logger.warning(
+                    "Resource Graph page token expired after %d rows; running the query again (restart %d)",
+                    len(seen),
+                    restart + 1,
+                )
+
     def iter_data(
         self, request: InventoryRequest, *, stats: InventoryStats | None = None
     ) -> Iterator[Mapping[str, Any]]:
         """Every raw ``objectArray`` row of one request (any query, not only the inventory's), paged with
         ``$skipToken`` under the quota gate and the bounded 429 retries. Raises :class:`InventoryError`."""
         stats = stats if stats is not None else InventoryStats()
-        for page in self._pages(request, stats):
+        for page in self._resumable_pages(request, stats):
             stats.rows += len(page)
             yield from page
 
@@ -543,7 +579,7 @@ class ResourceGraphInventory:
             tables: SideTables | None = None
             for request in plan.requests:
                 groups = plan.management_groups if request.management_groups else ()
-                for page in self._pages(request, stats):
+                for page in self._resumable_pages(request, stats):
                     if side is not None and tables is None:
                         tables = side.result()
                         stats.subscription_names.update(
@@ -573,6 +609,11 @@ class ResourceGraphInventory:
                 totals[key] = totals.get(key, 0) + int(row.get("clusters") or 0)
         stats.policy_states = totals
         return totals
+
+
+def _row_id(row: Mapping[str, Any]) -> str:
+    """A row's ``id`` (case-insensitive), ``""`` when it has none (such a query gets no ``$skipToken``)."""
+    return str(row.get("id") or "").lower()
 
 
 def _headers_of(exc: HttpResponseError) -> Mapping[str, str]:
