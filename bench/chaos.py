@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
 import signal
 import sys
@@ -390,6 +391,7 @@ class ChaosRun:
             state.converged_at.setdefault(cid, state.ended)
         times = self._convergence_times(final, converged)
         needed = sorted(t for cid, t in times.items() if cid not in expect.compliant_at_start)
+        never_converged = [math.inf] * (len(expect.targets - expect.compliant_at_start) - len(needed))
         writes = attribute_writes(state.calls, final, expect)
         journal = scan_journal(connection, settings["REMEDIATOR_JOURNAL_TABLE"])
         queues = queue_lengths(connection, settings["REMEDIATOR_WORK_QUEUE"])
@@ -417,9 +419,11 @@ class ChaosRun:
             "targetsNeedingWork": len(expect.targets - expect.compliant_at_start),
             "converged": len(converged),
             "timeToConvergedSeconds": {
-                "p50": _round(percentile(needed, 50)),
-                "p90": _round(percentile(needed, 90)),
-                "p99": _round(percentile(needed, 99)),
+                # over every target that needed work: one that never converged counts as later than any
+                # (a percentile it decides is null), so a run cut short cannot look fast
+                "p50": _round(percentile(never_converged + needed, 50)),
+                "p90": _round(percentile(never_converged + needed, 90)),
+                "p99": _round(percentile(never_converged + needed, 99)),
                 "p100": _round(
                     max(needed) if len(needed) == len(expect.targets - expect.compliant_at_start) else None
                 ),
@@ -494,7 +498,7 @@ class ChaosRun:
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None or value != value else round(float(value), 1)
+    return None if value is None or value != value or math.isinf(value) else round(float(value), 1)
 
 
 def _curve(times: list[float]) -> list[list[float]]:
@@ -768,6 +772,9 @@ def verdicts(baseline: dict[str, Any] | None, chaos: dict[str, Any]) -> dict[str
         if base_all and chaos_99 is not None:
             out["p99OverBaseline"] = round(chaos_99 / base_all, 2)
             out["p99WithinTwiceBaseline"] = chaos_99 <= 2 * base_all
+        elif base_all:  # 99 % never converged within the run (cut by its timeout)
+            out["p99OverBaseline"] = None
+            out["p99WithinTwiceBaseline"] = False
     return out
 
 
