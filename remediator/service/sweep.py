@@ -82,6 +82,12 @@ from remediator.service.ports import EnqueuesWork, JournalsDecisions, RecordsSwe
 
 logger = logging.getLogger(__name__)
 
+ENQUEUE_RETRY_DELAYS_S = (0.5, 2.0)
+"""Pauses before the retries of one work item's enqueue that failed (a storage hiccup: a connection reset, a
+timeout). A work item the sweep cannot enqueue waits for the next sweep (an hour), which the 10,000-cluster
+chaos baseline did for 4 clusters after one failed try each; a failure that outlasts the retries is still
+counted and fails the sweep (``SweepIncompleteError``)."""
+
 DECISION_BATCH = 100
 """Changed decisions journaled per call (the index rows go in one entity-group transaction)."""
 
@@ -540,9 +546,19 @@ def _facts(row: InventoryRow, snapshot: ClusterSnapshot) -> ChainFacts:
 class _BatchEnqueuer:
     """Runs enqueue batches on a bounded pool; at most ``2 * max_concurrency`` batches wait in memory."""
 
-    def __init__(self, work: EnqueuesWork, summary: SweepSummary, *, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        work: EnqueuesWork,
+        summary: SweepSummary,
+        *,
+        max_concurrency: int,
+        retry_delays_s: tuple[float, ...] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._work = work
         self._summary = summary
+        self._retry_delays_s = ENQUEUE_RETRY_DELAYS_S if retry_delays_s is None else retry_delays_s
+        self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="sweep-enqueue")
         self._slots = threading.BoundedSemaphore(2 * max_concurrency)
         self._lock = threading.Lock()
@@ -564,14 +580,7 @@ class _BatchEnqueuer:
         summary = self._summary
         for item in batch:
             try:
-                self._work.enqueue_work(
-                    item.cluster_id,
-                    attempt=0,
-                    source="sweep",
-                    reason=item.reason,
-                    correlation_id=summary.correlation_id,
-                    delay_s=item.delay_s,
-                )
+                self._enqueue(item)
             except Exception:
                 logger.exception("could not enqueue %s", item.cluster_id)
                 with self._lock:
@@ -581,6 +590,32 @@ class _BatchEnqueuer:
             with self._lock:
                 summary.enqueued += 1
                 self.done += 1
+
+    def _enqueue(self, item: _Work) -> None:
+        """One work item, tried again after :data:`ENQUEUE_RETRY_DELAYS_S` (the last error propagates)."""
+        for retry, pause in enumerate((*self._retry_delays_s, None)):
+            try:
+                self._work.enqueue_work(
+                    item.cluster_id,
+                    attempt=0,
+                    source="sweep",
+                    reason=item.reason,
+                    correlation_id=self._summary.correlation_id,
+                    delay_s=item.delay_s,
+                )
+                return
+            except Exception as exc:
+                if pause is None:
+                    raise
+                logger.warning(
+                    "enqueueing %s failed (%s: %s); retry %d in %.1f s",
+                    item.cluster_id,
+                    type(exc).__name__,
+                    exc,
+                    retry + 1,
+                    pause,
+                )
+                self._sleep(pause)
 
 
 class _DecisionWriter:

@@ -21,6 +21,7 @@ from remediator.core.coverage import DecisionIndex, RoleGrant
 from remediator.core.ids import ResourceId
 from remediator.core.inventory_query import InventoryPlan
 from remediator.core.pacing import WritePacer
+from remediator.service import sweep as sweep_module
 from remediator.service.sweep import Sweeper
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +130,38 @@ def test_dry_run_enqueues_and_records_nothing() -> None:
     assert summary.would_enqueue == 2 and summary.enqueued == 0
 
 
-def test_enqueue_failures_are_counted_not_raised() -> None:
+class FlakyQueue(MemoryQueue):
+    """Refuses the first ``failures`` enqueues (a storage hiccup), then works."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.tries = 0
+
+    def enqueue_work(self, cluster_id: ResourceId, **kwargs: Any) -> None:
+        with self.lock:
+            self.tries += 1
+            refuse = self.tries <= self.failures
+        if refuse:
+            raise OSError("connection reset by peer")
+        super().enqueue_work(cluster_id, **kwargs)
+
+
+def test_an_enqueue_that_fails_once_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A storage hiccup does not leave a cluster without work until the next sweep (an hour): the enqueue is
+    tried again after a short pause; only a failure that outlasts the retries counts."""
+    monkeypatch.setattr(sweep_module, "ENQUEUE_RETRY_DELAYS_S", (0.0, 0.0))
+    queue = FlakyQueue(failures=2)
+    summary = sweeper([row("tagged")], queue).run(dry_run=False)
+    assert queue.tries == 3 and len(queue.items) == 1
+    assert summary.enqueued == 1 and summary.enqueue_failures == 0 and summary.ok
+    broken = FlakyQueue(failures=3)
+    summary = sweeper([row("tagged")], broken).run(dry_run=False)
+    assert broken.tries == 3 and summary.enqueue_failures == 1 and not summary.ok
+
+
+def test_enqueue_failures_are_counted_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep_module, "ENQUEUE_RETRY_DELAYS_S", (0.0, 0.0))
     queue = MemoryQueue(fail_on="aks-payments-eus-01")
     summary = sweeper([row("tagged"), row("ephemeral")], queue).run(dry_run=False)
     assert summary.enqueued == 1
