@@ -15,6 +15,13 @@ server's figure, which already counts every instance's calls) and the sweep's pl
 Cost: two table operations per paced write (a reconcile's writes in one subscription are taken together), and
 the instances' clocks must agree to within a second or so (they do: NTP); a skew makes the shared bucket
 refill a little early or late, never faster than ``refill_per_s`` on average.
+
+Off the critical path (issue 11 item 3): a reconcile that may install takes its writes' tokens while it
+reads (:meth:`SharedWritePacer.draw_ahead`, started with its claims by the reconciler); the writes spend them
+(:meth:`SharedWritePacer.try_acquire_prepaid`, which draws only a shortfall, and checks the local observed
+quotas and 429 holds at write time as always), and tokens no write spent are given back
+(:meth:`SharedWritePacer.give_back`). A token is taken a read's latency early, never spent twice, and the
+shared bucket never holds more than it would without the draw ahead.
 """
 
 from __future__ import annotations
@@ -172,30 +179,88 @@ class SharedWritePacer:
     ) -> PaceVerdict:
         """Take the writes of ``demand`` from the shared buckets (and the local observed quotas), all or
         nothing; sleep a wait up to ``max_wait_s``; otherwise take nothing and say how long to come back."""
+        verdict, _unspent = self.try_acquire_prepaid(
+            demand, {}, max_wait_s=max_wait_s, resource_types=resource_types
+        )
+        return verdict
+
+    def draw_ahead(self, demand: Mapping[str, float]) -> dict[str, float]:
+        """Take ``demand``'s tokens now, for writes a reconcile may send once its reads are in (it reads
+        meanwhile, so the table round trips are off its critical path): per subscription, all of its tokens
+        if the shared bucket holds them now, else none (the write then draws, and waits, as usual). Returns
+        what was drawn, by subscription, to be spent by :meth:`try_acquire_prepaid` or returned by
+        :meth:`give_back`. A storage error leaves that subscription undrawn (logged)."""
+        drawn: dict[str, float] = {}
+        for subscription_id, n in sorted(demand.items()):
+            if n <= 0:
+                continue
+            try:
+                if self._take(self._key(subscription_id), float(n), 0.0) is not None:
+                    drawn[subscription_id] = float(n)
+            except Exception:  # the write draws at write time instead
+                logger.debug("drawing write tokens ahead for %s failed", subscription_id, exc_info=True)
+        return drawn
+
+    def give_back(self, drawn: Mapping[str, float]) -> None:
+        """Return tokens drawn ahead and not spent (best effort: a token not returned only makes the shared
+        bucket a little more careful until it refills)."""
+        for subscription_id, n in sorted(drawn.items()):
+            if n <= 0:
+                continue
+            try:
+                self._give_back(self._key(subscription_id), float(n))
+            except Exception:
+                logger.warning(
+                    "returning %.0f write token(s) of %s failed", n, subscription_id, exc_info=True
+                )
+
+    def try_acquire_prepaid(
+        self,
+        demand: Mapping[str, float],
+        prepaid: Mapping[str, float],
+        *,
+        max_wait_s: float,
+        resource_types: Mapping[str, Collection[str]] | None = None,
+    ) -> tuple[PaceVerdict, dict[str, float]]:
+        """:meth:`try_acquire`, spending tokens drawn ahead (``prepaid``, from :meth:`draw_ahead`) first and
+        drawing only the shortfall. Returns the verdict and the prepaid tokens left unspent (all of them when
+        the verdict is not granted), which the caller gives back."""
         wanted = {k: float(n) for k, n in demand.items() if n > 0}
+        left = {ignore_case_key(k): float(n) for k, n in prepaid.items() if n > 0}
         if not wanted:
-            return PaceVerdict(granted=True, wait_s=0.0)
+            return PaceVerdict(granted=True, wait_s=0.0), left
         quota_wait, quota_sub = self.local.quota_wait(wanted, resource_types)
         if quota_wait > max_wait_s:
-            return PaceVerdict(granted=False, wait_s=quota_wait, subscription_id=quota_sub)
+            return PaceVerdict(granted=False, wait_s=quota_wait, subscription_id=quota_sub), left
+        spent: dict[str, float] = {}
         taken: list[tuple[str, float]] = []
         worst, worst_sub = quota_wait, quota_sub
         for subscription_id, n in sorted(wanted.items()):
+            folded = ignore_case_key(subscription_id)
+            covered = min(n, left.get(folded, 0.0) - spent.get(folded, 0.0))
+            if covered > 0:
+                spent[folded] = spent.get(folded, 0.0) + covered
+            shortfall = n - max(covered, 0.0)
+            if shortfall <= 0:
+                continue
             key = self._key(subscription_id)
-            wait = self._take(key, n, max_wait_s)
+            wait = self._take(key, shortfall, max_wait_s)
             if wait is None:
                 for done_key, done_n in taken:
                     self._give_back(done_key, done_n)
                 row = self._read(key)
-                needed = max(CONTENDED_WAIT_S, (n - self._refilled(row, self._clock())) / self.refill_per_s)
-                return PaceVerdict(granted=False, wait_s=needed, subscription_id=subscription_id)
-            taken.append((key, n))
+                needed = max(
+                    CONTENDED_WAIT_S, (shortfall - self._refilled(row, self._clock())) / self.refill_per_s
+                )
+                return PaceVerdict(granted=False, wait_s=needed, subscription_id=subscription_id), left
+            taken.append((key, shortfall))
             if wait > worst:
                 worst, worst_sub = wait, subscription_id
         self.local.take_quotas(wanted, resource_types)
+        unspent = {k: n - spent.get(k, 0.0) for k, n in left.items() if n - spent.get(k, 0.0) > 0}
         if worst > 0:
             self._sleep(worst)
-        return PaceVerdict(granted=True, wait_s=worst, subscription_id=worst_sub)
+        return PaceVerdict(granted=True, wait_s=worst, subscription_id=worst_sub), unspent
 
     def throttled(
         self,
