@@ -28,9 +28,12 @@ Measured per event, from the emulator's call log (wall-clock ``time`` and ``dura
      therefore need not wait for the cluster GET: the provider registrations (read until ``Registered``) and,
      when the process has no policy data of the subscription cached (its first event within
      ``REMEDIATOR_PREFLIGHT_CACHE_SECONDS``: a *cold* event), the policy data from Resource Graph: the
-     subscription's management-group ancestry, then the assignments at those scopes, then the custom
-     definitions they reference, each query needing the previous one's answer (their durations add up). The
-     bench checks that the process made one policy load and no more queries than that chain for the event.
+     subscription's management-group ancestry then the assignments at those groups, beside the assignments
+     at the subscription's own scopes (which need no ancestry), then the custom definitions they reference
+     if any: ``max(ancestry + group assignments, own assignments) + definitions``. The emulator logs no
+     query text, so its calls are matched to the requests the process sent (:class:`GraphLog`). The bench
+     checks that the process made one policy load for a cold event, none for a warm one, and no Resource
+     Graph query after the PUT that the load needed.
 
   Preflight gates every write (nothing is written while a known policy or setting stands in the way), so a
   cold event's policy data is a prerequisite of the PUT. The backup container is *not*: the built-in
@@ -56,11 +59,13 @@ and 50 ms (+ up to 10 ms jitter) emulator latency.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -128,8 +133,6 @@ them)."""
 REQUIRED_IN_ROUND = "Extensions_List"
 PROVIDERS = "Providers_Get"
 GRAPH = "ResourceGraph_Resources"
-POLICY_CHAIN_MAX = 3
-"""A cold policy load in this estate (no management groups): ancestry -> assignments -> definitions."""
 COLD_SPACING_S = 1.2
 """At least this long between the starts of two cold events (3 queries each; Resource Graph: 15 per 5 s)."""
 
@@ -139,18 +142,102 @@ def _first(calls: list[dict[str, Any]], operation: str) -> dict[str, Any] | None
     return next((c for c in calls if c["operation"] == operation), None)
 
 
-def event_floor(calls: list[dict[str, Any]]) -> dict[str, float]:
+class GraphLog:
+    """What each Resource Graph request of the process asked for, and when (client side), so the emulator's
+    calls (which log no body) can be told apart: the ancestry, the assignments at the subscription's own
+    scopes, the assignments at its management groups, the definitions. A measurement hook on
+    ``ResourceGraphInventory.iter_data``; it changes nothing the product does."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._original: Any = None
+
+    @staticmethod
+    def kind(request: Any) -> str:
+        query = request.query.lower()
+        if "resourcecontainers" in query:
+            return "ancestry"
+        if "policyassignments" in query:
+            return "group-assignments" if request.management_groups else "assignments"
+        if "policydefinitions" in query or "policysetdefinitions" in query:
+            return "definitions"
+        return "other"
+
+    def install(self) -> None:
+        from remediator.adapters.graph import ResourceGraphInventory
+
+        original = self._original = ResourceGraphInventory.iter_data
+        log = self
+
+        def iter_data(inventory: Any, request: Any, **kwargs: Any) -> Any:
+            started = time.time()
+            try:
+                yield from original(inventory, request, **kwargs)
+            finally:
+                with log._lock:
+                    log.entries.append({"kind": log.kind(request), "start": started, "end": time.time()})
+
+        ResourceGraphInventory.iter_data = iter_data  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        from remediator.adapters.graph import ResourceGraphInventory
+
+        if self._original is not None:
+            ResourceGraphInventory.iter_data = self._original  # type: ignore[method-assign]
+
+    def since(self, when: float) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.entries if e["start"] >= when]
+
+
+def label_graph_calls(calls: list[dict[str, Any]], entries: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """``(kind, durationMs)`` of each emulator Resource Graph call, matched one to one with the client-side
+    requests by the closest start and end (the assignment of least total distance)."""
+    if len(calls) != len(entries):
+        raise RuntimeError(f"{len(calls)} Resource Graph calls at the emulator, {len(entries)} sent")
+    if len(calls) > 6:
+        raise RuntimeError(f"{len(calls)} Resource Graph calls in one event")
+
+    def distance(call: dict[str, Any], entry: dict[str, Any]) -> float:
+        begin = call["time"] - call["durationMs"] / 1000
+        return float(abs(begin - entry["start"]) + abs(call["time"] - entry["end"]))
+
+    best = min(
+        itertools.permutations(range(len(entries))),
+        key=lambda order: sum(distance(c, entries[i]) for c, i in zip(calls, order, strict=True)),
+        default=(),
+    )
+    return [(entries[i]["kind"], float(c["durationMs"])) for c, i in zip(calls, best, strict=True)]
+
+
+def policy_path_ms(labelled: list[tuple[str, float]]) -> float:
+    """The policy data's dependent Resource Graph time: the ancestry, then the assignments at the groups it
+    names, beside the assignments at the subscription's own scopes (which need no ancestry); then the
+    definitions they reference."""
+    by_kind: dict[str, list[float]] = {}
+    for kind, duration in labelled:
+        by_kind.setdefault(kind, []).append(duration)
+    if "other" in by_kind:
+        raise RuntimeError("a Resource Graph query preflight's policy load does not make")
+    ancestry = max(by_kind.get("ancestry", [0.0]))
+    groups = max(by_kind.get("group-assignments", [0.0]))
+    own = max(by_kind.get("assignments", [0.0]))
+    definitions = max(by_kind.get("definitions", [0.0]))
+    return max(ancestry + groups, own) + definitions
+
+
+def event_floor(calls: list[dict[str, Any]], graph: list[dict[str, Any]] | None = None) -> dict[str, float]:
     """The floor of one event, in seconds, and its two paths (see the module docstring), from the calls made
-    before its extension PUT."""
+    before its extension PUT and (cold events) the client-side log of its Resource Graph requests."""
     get = _first(calls, CLUSTER_GET)
     if get is None or _first(calls, REQUIRED_IN_ROUND) is None:
         raise RuntimeError(f"no {CLUSTER_GET} or {REQUIRED_IN_ROUND} call before the extension PUT")
     round_two = [c for c in (_first(calls, op) for op in CLUSTER_ROUND) if c is not None]
     cluster_path = (float(get["durationMs"]) + max(float(c["durationMs"]) for c in round_two)) / 1000
-    graph = [c for c in calls if c["operation"] == GRAPH]
-    if len(graph) > POLICY_CHAIN_MAX:
-        raise RuntimeError(f"{len(graph)} Resource Graph queries before the PUT (at most {POLICY_CHAIN_MAX})")
-    policy_path = sum(float(c["durationMs"]) for c in graph) / 1000
+    graph_calls = [c for c in calls if c["operation"] == GRAPH]
+    labelled = label_graph_calls(graph_calls, graph or []) if graph_calls else []
+    policy_path = policy_path_ms(labelled) / 1000
     providers = _first(calls, PROVIDERS)
     providers_path = 0.0 if providers is None else float(providers["durationMs"]) / 1000
     subscription_path = max(policy_path, providers_path)
@@ -179,6 +266,7 @@ def measure(
     latency_ms: float,
     warmup: int,
     preflight: Any,
+    graph: GraphLog,
 ) -> dict[str, Any]:
     to_put: list[float] = []
     overhead: list[float] = []
@@ -232,7 +320,7 @@ def measure(
         if container_puts and container_puts[0]["time"] < put_at:
             container_first += 1
         if latency_ms:
-            floor = event_floor(before)
+            floor = event_floor(before, graph.since(started))
             floors.append(floor["floor"])
             ratio = elapsed / floor["floor"]
             ratios.append(ratio)
@@ -246,7 +334,10 @@ def measure(
         "armCallsBeforePut": sorted(set(calls_before)),
         "floorPaths": {
             "cluster": [CLUSTER_GET, list(CLUSTER_ROUND)],
-            "subscription": [PROVIDERS, f"{GRAPH} x up to {POLICY_CHAIN_MAX}, in sequence (cold events)"],
+            "subscription": [
+                PROVIDERS,
+                f"{GRAPH}: max(ancestry + group assignments, own assignments) + definitions (cold events)",
+            ],
         },
         "eventsLedBySubscriptionPath": subscription_led if latency_ms else None,
         "toPutP50Ms": round(percentile(to_put, 50) * 1000, 1),
@@ -320,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with EmulatorProcess.start(estate=estate) as emu:
                 admin = emu.admin()
+                graph = GraphLog()
+                graph.install()
                 env = {
                     "REMEDIATOR_TENANT_ID": estate["tenantId"],
                     "REMEDIATOR_ARM_ENDPOINT": emu.base_url,
@@ -341,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                         latency_ms=latency,
                         warmup=args.warmup,
                         preflight=runtime.reconciler.preflight,
+                        graph=graph,
                     )
                     run["loadAverage1mAfter"] = round(os.getloadavg()[0], 2)
                     run["jitterMs"] = args.jitter_ms if latency else 0.0

@@ -12,9 +12,10 @@ What stays per process (the local :class:`~remediator.core.pacing.WritePacer`): 
 rate-limit headers (Policy Insights, DataProtection, the global and tenant buckets: their headers report the
 server's figure, which already counts every instance's calls) and the sweep's planning pacer.
 
-Cost: two table operations per paced write (a reconcile's writes in one subscription are taken together), and
-the instances' clocks must agree to within a second or so (they do: NTP); a skew makes the shared bucket
-refill a little early or late, never faster than ``refill_per_s`` on average.
+Cost: two table operations per paced write (a reconcile's writes in one subscription are taken together), one
+when the row is as this process last saw it (its ETag is remembered), and the instances' clocks must agree
+to within a second or so (they do: NTP); a skew makes the shared bucket refill a little early or late, never
+faster than ``refill_per_s`` on average.
 
 Off the critical path (issue 11 item 3): a reconcile that may install takes its writes' tokens while it
 reads (:meth:`SharedWritePacer.draw_ahead`, started with its claims by the reconciler); the writes spend them
@@ -27,6 +28,7 @@ shared bucket never holds more than it would without the draw ahead.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -100,6 +102,8 @@ class SharedWritePacer:
         self._clock = clock
         self._sleep = sleep
         self.conflicts = 0
+        self._known: dict[str, _Row] = {}
+        self._known_lock = threading.Lock()
 
     # -- the shared rows ------------------------------------------------------------------------------------
 
@@ -108,9 +112,22 @@ class SharedWritePacer:
             row = self.table.get_entity(PACING_PARTITION, key)
         except ResourceNotFoundError:
             return _Row(self.capacity, self._clock(), None)
-        return _Row(
+        found = _Row(
             float(row.get("Tokens", self.capacity)), float(row.get("Stamp", 0.0)), row.metadata["etag"]
         )
+        self._remember(key, found)
+        return found
+
+    def _remember(self, key: str, row: _Row | None) -> None:
+        with self._known_lock:
+            if row is None:
+                self._known.pop(key, None)
+            else:
+                self._known[key] = row
+
+    def _last_known(self, key: str) -> _Row | None:
+        with self._known_lock:
+            return self._known.get(key)
 
     def _refilled(self, row: _Row, now: float) -> float:
         return min(self.capacity, row.tokens + max(0.0, now - row.stamp) * self.refill_per_s)
@@ -119,33 +136,50 @@ class SharedWritePacer:
         entity = {"PartitionKey": PACING_PARTITION, "RowKey": key, "Tokens": tokens, "Stamp": now}
         try:
             if etag is None:
-                self.table.create_entity(entity)
+                meta = self.table.create_entity(entity)
             else:
-                self.table.update_entity(
+                meta = self.table.update_entity(
                     entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
                 )
         except ResourceExistsError:
+            self._remember(key, None)
             return False
         except HttpResponseError as exc:
             if exc.status_code in (404, 409, 412):
+                self._remember(key, None)
                 return False
             raise
+        new_etag = meta.get("etag") if isinstance(meta, Mapping) else None
+        self._remember(key, _Row(tokens, now, str(new_etag)) if new_etag else None)
         return True
 
     def _update(self, key: str, change: Callable[[float], float | None]) -> float | None:
         """Read-modify-write the row: ``change(tokens now)`` returns the new balance, or ``None`` to leave it.
-        Returns the new balance (``None``: left alone, or contended through every try)."""
+        Returns the new balance (``None``: left alone, or contended through every try).
+
+        The first try starts from the row this process last wrote or read, when it has one (one table round
+        trip instead of two: the write is conditional on that row's ETag, so a row someone else changed since
+        fails the write and is read afresh); a ``None`` from ``change`` on a remembered row is confirmed on a
+        fresh read before it is believed."""
         self.ensure_table()
-        for _ in range(MAX_CONFLICT_RETRIES):
-            row = self._read(key)
+        remembered = self._last_known(key)
+        tries = 0
+        while tries < MAX_CONFLICT_RETRIES:
+            row = remembered if remembered is not None else self._read(key)
             now = self._clock()
             current = self._refilled(row, now)
             wanted = change(current)
             if wanted is None:
+                if remembered is not None:
+                    remembered = None  # maybe stale (another instance gave tokens back): read, decide again
+                    continue
                 return None
             if self._write(key, wanted, now, row.etag):
                 return wanted
-            self.conflicts += 1
+            if remembered is None:
+                self.conflicts += 1
+                tries += 1
+            remembered = None
         logger.warning("shared write bucket %s stayed contended through %d tries", key, MAX_CONFLICT_RETRIES)
         return None
 

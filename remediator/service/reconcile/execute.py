@@ -16,8 +16,8 @@
   through Table Storage, the tokens a fresh cluster's writes need are drawn while the reconcile reads
   (:class:`TokensAhead`, like the claims); the writes spend them, and the unspent ones are given back.
 - **Writes** go out together (they are independent by construction: the planner only emits writes whose
-  dependencies are satisfied). Every write's action is recorded; the first error, in chain order, is raised
-  after all of them finished.
+  dependencies are satisfied), a long-running one first, on the reconcile's own thread. Every write's action
+  is recorded; the first error, in chain order, is raised after all of them finished.
 """
 
 from __future__ import annotations
@@ -398,7 +398,7 @@ class Executor:
                 f"the {lost[0]} claim was taken over while this reconcile stalled; nothing written",
             )
             return result
-        outcomes = self._together([partial(self._spec(w).apply, self.io, w) for w in writes])
+        outcomes = self._apply(writes)
         failed_claims: set[tuple[str, ResourceId | None]] = set()
         released: set[tuple[str, ResourceId | None]] = set()
         for write, (applied, error) in zip(writes, outcomes, strict=True):
@@ -417,6 +417,16 @@ class Executor:
             if claim not in failed_claims and claim not in released:
                 held.keep(*claim)
         return result
+
+    def _apply(self, writes: Sequence[Write]) -> list[tuple[Applied | None, ArmError | None]]:
+        """Send ``writes`` together; each result or ARM error, in the writes' order. A long-running write goes
+        first, on this thread (no hand-off to the pool before it leaves: it takes longest to complete)."""
+        order = sorted(range(len(writes)), key=lambda i: not self._spec(writes[i]).long_running)
+        sent = self._together([partial(self._spec(writes[i]).apply, self.io, writes[i]) for i in order])
+        results: list[tuple[Applied | None, ArmError | None]] = [(None, None)] * len(writes)
+        for position, index in enumerate(order):
+            results[index] = sent[position]
+        return results
 
     def _recheck(self, writes: Sequence[Write]) -> str | None:
         """Why a write is no longer needed (first in chain order), or ``None``. An ARM error propagates."""

@@ -301,17 +301,28 @@ class Reconciler:
     def _reconcile(self, cid: ResourceId, run: _Run) -> Outcome:
         planned_only = run.dry_run or self.options.mode is Mode.AUDIT
         # what needs only the cluster's id goes out with the cluster GET, whose wait it fills: preflight's
-        # subscription reads, the claims and write tokens of a fresh cluster's writes (in the journal table)
-        ahead = self.observer.start(self.chain.reads_ahead(cid, self.options))
+        # subscription reads, the claims and write tokens of a fresh cluster's writes (in the journal table);
+        # not for a cluster its id already puts out of scope (nothing but its GET is read for it)
+        ahead = ReadsAhead({})
         held = HeldClaims(None if planned_only else self.claims, cid, ttl_s=self.claim_ttl_s)
         tokens = TokensAhead(None if planned_only else self.executor.pacer)
         try:
-            held.take_ahead(self.chain.claims_ahead(cid, self.options), self._pool())
-            tokens.take_ahead(self.chain.buckets_ahead(cid, self.options), self._pool())
+            if self._in_scope_by_id(cid):
+                ahead = self.observer.start(self.chain.reads_ahead(cid, self.options))
+                held.take_ahead(self.chain.claims_ahead(cid, self.options), self._pool())
+                tokens.take_ahead(self.chain.buckets_ahead(cid, self.options), self._pool())
             return self._read_and_reconcile(cid, run, held, tokens, ahead, planned_only=planned_only)
         finally:
             held.release_unkept()
             tokens.give_back_unspent()
+
+    def _in_scope_by_id(self, cid: ResourceId) -> bool:
+        """Whether the cluster's id leaves it in the configured scope (``True`` when only its management-group
+        ancestry could tell, which is not looked up before the cluster GET)."""
+        try:
+            return self.config.scope.contains(cid)
+        except ValueError:
+            return True
 
     def _read_and_reconcile(
         self,
