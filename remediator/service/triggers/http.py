@@ -1,4 +1,5 @@
-"""The HTTP triggers (``/api/remediate``, ``/api/explain``, ``/api/report``, ``/api/health``), framework-free.
+"""The HTTP triggers (``/api/remediate``, ``/api/explain``, ``/api/report``, ``/api/health``,
+``/api/openapi.json``), framework-free.
 
 Each handler takes the raw body, query parameters and headers and returns an :class:`HttpResult`;
 ``function_app.py`` turns it into an ``HttpResponse``. Rules every route follows:
@@ -47,6 +48,7 @@ from remediator.core.ids import (
     parse_resource_id,
     parse_subscription_id,
 )
+from remediator.core.openapi import openapi_document
 from remediator.core.outcomes import Outcome, ReconcileReport
 from remediator.core.refusals import out_of_scope_message
 from remediator.core.report_render import MEDIA_TYPES, parse_format, render
@@ -624,3 +626,14 @@ def _safe_caller(find: Callable[[HandlerContext | None], Caller], ctx: HandlerCo
         return find(ctx)
     except Exception:  # no readable principal: not an operator
         return ANONYMOUS
+
+
+def handle_openapi() -> HttpResult:
+    """``GET /api/openapi.json``: the OpenAPI 3.1 description of these routes
+    (:func:`remediator.core.openapi.openapi_document`, committed as ``docs/openapi.json``).
+
+    It needs no handler context: the document holds no setting, config or key (it is the repository's file),
+    so it is served even when the settings are invalid and tells nothing a deployment's config would.
+    The route's auth level and why: docs/security.md, "HTTP callers".
+    """
+    return HttpResult(200, openapi_document())
