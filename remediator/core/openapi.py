@@ -1,20 +1,21 @@
 """The HTTP API's OpenAPI 3.1 description, built from one Python source.
 
-Callers of ``/api/remediate``, ``/api/explain``, ``/api/report`` and ``/api/health`` (scripts, portals, API
-gateways, a property-based test) need a machine-readable contract. It is built here, from the same enums and
-shapes the handlers use (``Reason``, ``Blocker``, ``OutcomeKind``, ``ActionKind``, the report document's JSON
-Schema), so a new reason or report field reaches the description without a hand edit.
-``docs/openapi.json`` is this document as committed (``python -m tools.openapi_doc``; a test keeps it
-current and validates it with openapi-spec-validator); the service can serve :func:`openapi_document` at
-``/api/openapi.json``.
+Callers of ``/api/remediate``, ``/api/explain``, ``/api/report``, ``/api/health`` and ``/api/openapi.json``
+(scripts, portals, API gateways, the property-based test) need a machine-readable contract. It is built here,
+from the same enums and shapes the handlers use (``Reason``, ``Blocker``, ``OutcomeKind``, ``ActionKind``, the
+report document's JSON Schema, the id rules of :mod:`remediator.core.ids`), so a new reason or report field
+reaches the description without a hand edit. ``docs/openapi.json`` is this document as committed
+(``python -m tools.openapi_doc``; a test keeps it current and validates it with openapi-spec-validator), and
+``GET /api/openapi.json`` serves it.
 
-The bodies are those of ``remediator/service/http_api.py`` and ``function_app.py`` as read at the time of
-writing: 400 is a :class:`~remediator.core.errors.UserInputError` body, 403 names the scope refusal
-(:mod:`remediator.core.refusals`), 202 carries ``followUp``, 503 has ``retryAfterSeconds`` (or, from the
-health route, the failed dependencies). Two statuses are described ahead of the handlers, as the issue asks:
-404 for a cluster ARM does not know (today the handler answers 200 ``done`` "cluster not found") and 413 for
-a request body over the size limit. ``GET /api/report`` is described with its ``format`` parameter and the
-version 1 report document (``docs/report.schema.json``) that the report use case returns.
+The bodies are those of ``remediator/service/triggers/http.py`` and ``function_app.py``: 400 is a
+:class:`~remediator.core.errors.UserInputError` body, 401 the host's refusal of a missing or wrong function
+key (or, with App Service authentication, of a caller without a principal), 403 names the scope refusal
+(:mod:`remediator.core.refusals`), 404 a cluster ARM does not know, 413 a body over the size limit, 202
+carries ``followUp``, 503 has ``retryAfterSeconds`` (or, from the health route, the failed dependencies).
+``tests/integration/functions/test_openapi_property.py`` sends generated requests to the running app and
+checks every answer against this document. ``GET /api/report`` is described with its ``format`` parameter
+and the version 1 report document (``docs/report.schema.json``) that the report use case returns.
 """
 
 from __future__ import annotations
@@ -447,7 +448,7 @@ def _schemas() -> dict[str, Any]:
         },
         "NotFound": {
             "type": "object",
-            "description": "ARM has no managed cluster with this id.",
+            "description": "ARM has no managed cluster with this id (the CLI says the same words, exit 8).",
             "properties": {
                 "error": {"const": NOT_FOUND_ERROR},
                 "message": {"type": "string"},

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
@@ -229,3 +230,29 @@ def test_every_generated_request_conforms_and_writes_nothing(
     )
     assert api.arm_writes() == [], f"{case.operation.label} wrote to ARM for {case.body!r}"
     assert api.enqueued() == [], f"{case.operation.label} enqueued work for {case.body!r}"
+
+
+GONE = EXAMPLE_CLUSTER.replace("aks-prod-1", "aks-gone")
+"""In scope, well formed, and not in the estate."""
+
+
+@pytest.mark.parametrize("route", ["remediate", "explain"])
+def test_a_cluster_arm_does_not_know_is_a_404_naming_it(api: WriteWatch, route: str) -> None:
+    """Was: 200 with outcome ``done`` "cluster not found (deleted); nothing to do" for a misspelt cluster
+    id, while the document (and the CLI, exit 8) said 404. Now the document's 404 in the CLI's words, and
+    nothing written."""
+    from remediator.core.ids import parse_cluster_id
+    from remediator.core.refusals import cluster_not_found_message
+
+    body = {"clusterId": GONE} if route == "explain" else {"clusterId": GONE, "dryRun": False}
+    response = requests.post(
+        f"{api.app.runner.url}/api/{route}",
+        json=body,
+        headers={"x-functions-key": api.app.runner.function_key},
+        timeout=60,
+    )
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "not-found"
+    assert response.json()["message"] == cluster_not_found_message(parse_cluster_id(GONE))
+    schema[f"/api/{route}"]["POST"].validate_response(response)  # the document's 404
+    assert api.arm_writes() == [] and api.enqueued() == []
