@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=program_name(),
         description=paragraph(
-            "Keeps the Azure Backup extension on every AKS cluster that the tag rules select. Every command"
+            "Brings every AKS cluster the tag rules select to Azure Backup: the backup extension and its"
+            " storage grant (install mode), the whole backup chain (protect mode), or Azure Policy remediation"
+            " tasks (policy-task mode); audit mode only reports. Every command"
             " that prints data takes -o/--output json|jsonc|table|tsv|yaml|none and --query JMESPATH, as az"
             " does. Run COMMAND --help for its options and examples."
         ),
