@@ -75,7 +75,6 @@ def test_the_served_document_is_the_committed_one() -> None:
     served = handle_openapi()
     assert served.status == 200 and served.media_type == "application/json"
     assert json.loads(served.encode()) == json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
-    schema_validator("InvalidInput")  # the document still resolves as a JSON Schema root
     response = DOC["paths"]["/api/openapi.json"]["get"]["responses"]["200"]
     Draft202012Validator({**DOC, **response["content"]["application/json"]["schema"]}).validate(
         json.loads(served.encode())
