@@ -26,8 +26,8 @@ scope remediations reach the sweep instead of stopping at 429.
 Bounded and deterministic: derandomized generation with a fixed budget per operation (:data:`MAX_EXAMPLES`),
 no feedback from the answers, so the same test selection sends the same requests every run (measured: equal
 figures in repeated runs). Hypothesis also mixes in constants it finds in the project modules the session has
-imported, so ``make test`` and a run of this file alone send slightly different (each stable) sets. The figures (requests per operation and status, writes found) are
-printed in the terminal summary.
+imported, so ``make test`` and a run of this file alone send slightly different (each stable) sets. The
+figures (requests per operation and status, writes found) are printed in the terminal summary.
 """
 
 from __future__ import annotations
