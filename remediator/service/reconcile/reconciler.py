@@ -52,6 +52,7 @@ from remediator.core.plan import chain_for
 from remediator.core.plan.observed import ExtensionRead, ExtensionView
 from remediator.core.plan.planner import Link, gate, plan
 from remediator.core.plan.requirement import Mode, PlanContext, PlanningOptions
+from remediator.core.refusals import CLUSTER_GONE_WHY
 from remediator.core.settings import Settings
 from remediator.core.snapshot import ClusterSnapshot
 from remediator.service.reconcile.errors import outcome_for_error
@@ -336,7 +337,7 @@ class Reconciler:
     ) -> Outcome:
         body = self.gateway.get_cluster(cid)
         if body is None:
-            return Outcome.done("cluster not found (deleted); nothing to do")
+            return Outcome.done(CLUSTER_GONE_WHY)
         try:
             snapshot = ClusterSnapshot.from_arm(body, source="ARM managedCluster GET")
         except UserInputError as exc:
