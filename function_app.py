@@ -173,5 +173,13 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
+@app.function_name("openapi")
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/openapi.json: the OpenAPI 3.1 description of these routes (docs/openapi.json). Function key
+    like every route, no app role and no settings needed (docs/security.md, "HTTP callers")."""
+    return http_response(http.handle_openapi())
+
+
 def _dequeue_count(msg: func.QueueMessage) -> int:
     return int(getattr(msg, "dequeue_count", None) or 1)

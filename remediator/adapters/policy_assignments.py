@@ -19,6 +19,7 @@ deployment-safeguards doc, "Prerequisites").
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -84,6 +85,7 @@ class PolicyAssignmentReader:
         self._policy = policy_client
         self._builtin_cache: dict[str, PolicyDefinition | PolicySetDefinition | None] = {}
         self.queries = 0
+        self._queries_lock = threading.Lock()
         self.builtin_reads = 0
 
     def rows(self, request: InventoryRequest) -> Iterator[Mapping[str, Any]]:
@@ -94,7 +96,8 @@ class PolicyAssignmentReader:
         return self._rows(request)
 
     def _rows(self, request: InventoryRequest) -> Iterator[Mapping[str, Any]]:
-        self.queries += 1
+        with self._queries_lock:  # requests of one read may run on two threads (PreflightSource.policy)
+            self.queries += 1
         try:
             yield from self._graph.iter_data(request)
         except InventoryError as exc:
@@ -105,16 +108,28 @@ class PolicyAssignmentReader:
     def read(self, *, subscriptions: Sequence[str], management_groups: Sequence[str] = ()) -> PolicyData:
         """Every assignment visible in these subscriptions and management groups, and the definitions they
         reference (minus the catalog's built-ins)."""
-        assignments: dict[str, PolicyAssignment] = {}
         requests = assignment_requests(subscriptions, management_groups)
+        return self.complete(self.assignments(requests), scope=requests[0] if requests else None)
+
+    def assignments(self, requests: Sequence[InventoryRequest]) -> dict[str, PolicyAssignment]:
+        """The assignments these requests return (``assignment_requests``), by id (Azure's case rule; the
+        first answer of an id wins)."""
+        assignments: dict[str, PolicyAssignment] = {}
         for request in requests:
             for row in self._rows(request):
                 assignment = PolicyAssignment.from_arm(row)
                 assignments.setdefault(ignore_case_key(assignment.id), assignment)
+        return assignments
+
+    def complete(
+        self, assignments: Mapping[str, PolicyAssignment], *, scope: InventoryRequest | None
+    ) -> PolicyData:
+        """:class:`PolicyData` of these assignments and the definitions they reference, read in ``scope``'s
+        scope (the first assignment request's)."""
         data = PolicyData(
             assignments=tuple(sorted(assignments.values(), key=lambda a: ignore_case_key(a.id)))
         )
-        scope = requests[0] if requests else InventoryRequest(query="")
+        scope = scope if scope is not None else InventoryRequest(query="")
         for _ in range(DEFINITION_ROUNDS):
             wanted = {i for i in data.referenced_ids() if is_definition_id(i)}
             if not wanted:

@@ -5,7 +5,9 @@ the policy assignments that can cover the cluster. Reading them per cluster woul
 per event, so :class:`PreflightSource` reads them per subscription (assignments at the subscription, its
 resource groups and resources, and at every management group above it, through
 :class:`~remediator.adapters.policy_assignments.PolicyAssignmentReader`) and serves them from a per-process
-cache for :data:`POLICY_TTL_S`; the link asks for a fresh read before it blocks on data older than a few
+cache for :data:`POLICY_TTL_S` (a miss costs two dependent rounds of queries: the ancestry together with the
+assignments at the subscription's own scopes, then those at its management groups; then the definitions they
+reference, if any); the link asks for a fresh read before it blocks on data older than a few
 seconds, so an operator's fix is seen at once. Provider registrations are cached only once ``Registered``;
 policy definitions (what an assignment's effect is, for policy-task mode) are read once per process.
 Deployment Safeguards has no Resource Graph table, so it is one GET per reconcile, and only for clusters whose
@@ -28,6 +30,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import replace
 from typing import Any
 
@@ -65,7 +69,7 @@ from remediator.core.preflight import (
     preflight,
     unread,
 )
-from remediator.core.preflight_query import addon_requests
+from remediator.core.preflight_query import addon_requests, assignment_requests
 from remediator.core.snapshot import ClusterSnapshot
 
 logger = logging.getLogger(__name__)
@@ -169,6 +173,7 @@ class PreflightSource:
         self._providers = _Cache(ttl_s, clock)
         self._definitions: dict[str, PolicyDefinition | None] = {}
         self._definitions_lock = threading.Lock()
+        self._pool_instance: ThreadPoolExecutor | None = None
         self.policy_reads = 0
         """Policy-data reads that went to Resource Graph (cache misses), for tests and logs."""
 
@@ -219,8 +224,7 @@ class PreflightSource:
         def load() -> tuple[PolicyData | None, tuple[str, ...], str]:
             self.policy_reads += 1
             try:
-                groups = self.ancestors([sub]).get(sub, ())
-                data = self.reader(sub).read(subscriptions=[sub], management_groups=groups)
+                groups, data = self._read_policy(sub)
             except (ArmError, AzureError) as exc:
                 why = refusal(exc)
                 if why is None:
@@ -233,6 +237,28 @@ class PreflightSource:
         if error:
             self._policy.drop(sub)  # a permission gap may be fixed any time: ask again next reconcile
         return PolicyView(data, groups, age, error)
+
+    def _read_policy(self, sub: str) -> tuple[tuple[str, ...], PolicyData]:
+        """The subscription's management-group ancestry and policy data, in two dependent rounds rather than
+        three: the assignments at the subscription's own scopes need no ancestry, so they are read while the
+        ancestry is; the assignments at the groups follow it; then the definitions they reference."""
+        reader = self.reader(sub)
+        own = assignment_requests([sub])
+        pending = self._pool().submit(reader.assignments, own)
+        try:
+            groups = self.ancestors([sub]).get(sub, ())
+        finally:
+            wait_for_futures([pending])  # never leave the other query running behind an error
+        found = pending.result()
+        for key, assignment in reader.assignments(assignment_requests([], groups)).items():
+            found.setdefault(key, assignment)
+        return groups, reader.complete(found, scope=own[0] if own else None)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._reader_lock:
+            if self._pool_instance is None:
+                self._pool_instance = ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight")
+            return self._pool_instance
 
     def prime(
         self, subscriptions: Iterable[str], data: PolicyData, groups: Mapping[str, tuple[str, ...]]

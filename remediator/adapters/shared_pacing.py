@@ -12,27 +12,22 @@ What stays per process (the local :class:`~remediator.core.pacing.WritePacer`): 
 rate-limit headers (Policy Insights, DataProtection, the global and tenant buckets: their headers report the
 server's figure, which already counts every instance's calls) and the sweep's planning pacer.
 
-Cost: two table operations per draw, and the instances' clocks must agree to within a second or so (they do:
-NTP); a skew makes the shared bucket refill a little early or late, never faster than ``refill_per_s`` on
-average.
+Cost: two table operations per paced write (a reconcile's writes in one subscription are taken together), one
+when the row is as this process last saw it (its ETag is remembered), and the instances' clocks must agree
+to within a second or so (they do: NTP); a skew makes the shared bucket refill a little early or late, never
+faster than ``refill_per_s`` on average.
 
-**One row, many writers.** A row replaced under an ETag serves one read-draw-replace at a time: with every
-instance's concurrent reconciles drawing one write each, the 2,000-cluster chaos run saw hundreds of draws
-lose every try and end their reconcile with a "pacing" wait (a whole queue hop for nothing).
-So each process draws for itself, not for each reconcile: one thread per subscription touches the row at a
-time (the others wait for it, :attr:`SharedWritePacer._locks`), and while the bucket is more than half full a
-draw takes up to :data:`DRAW_AHEAD` writes more than it needs, held by the process for
-:data:`ALLOTMENT_S` (an **allotment**) and spent by its next reconciles without touching the row. What an
-allotment still holds when it lapses goes back to the row with the process's next draw (netted into it), and
-a 429 or a refusal drops it. So the row sees about one writer per instance, the writes drawn never exceed the
-bucket (an allotment is drawn before it is spent), and what a dying process held is lost to the bucket for
-at most the refill of :data:`DRAW_AHEAD` writes.
+Off the critical path (issue 11 item 3): a reconcile that may install takes its writes' tokens while it
+reads (:meth:`SharedWritePacer.draw_ahead`, started with its claims by the reconciler); the writes spend them
+(:meth:`SharedWritePacer.try_acquire_prepaid`, which draws only a shortfall, and checks the local observed
+quotas and 429 holds at write time as always), and tokens no write spent are given back
+(:meth:`SharedWritePacer.give_back`). A token is taken a read's latency early, never spent twice, and the
+shared bucket never holds more than it would without the draw ahead.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -64,24 +59,6 @@ little)."""
 
 CONTENDED_WAIT_S = 1.0
 """The wait reported when the shared row stayed contended through every try."""
-
-CONFLICT_BACKOFF_S = 0.01
-"""After a lost replace, the next try waits a random moment up to this, doubled per lost try (so the
-instances' writers spread out instead of colliding again)."""
-
-DRAW_AHEAD = 4.0
-"""Writes a draw takes beyond what it needs while the bucket is more than half full (see the module
-docstring)."""
-
-ALLOTMENT_S = 1.0
-"""How long a process spends writes it drew ahead before they go back to the row (netted into its next
-draw)."""
-
-
-@dataclass
-class _Allotment:
-    tokens: float
-    until: float
 
 
 @dataclass(frozen=True)
@@ -125,15 +102,8 @@ class SharedWritePacer:
         self._clock = clock
         self._sleep = sleep
         self.conflicts = 0
-        self.draws = 0
-        self.allotted = 0
-        self._allotments: dict[str, _Allotment] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def _lock(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
+        self._known: dict[str, _Row] = {}
+        self._known_lock = threading.Lock()
 
     # -- the shared rows ------------------------------------------------------------------------------------
 
@@ -142,9 +112,22 @@ class SharedWritePacer:
             row = self.table.get_entity(PACING_PARTITION, key)
         except ResourceNotFoundError:
             return _Row(self.capacity, self._clock(), None)
-        return _Row(
+        found = _Row(
             float(row.get("Tokens", self.capacity)), float(row.get("Stamp", 0.0)), row.metadata["etag"]
         )
+        self._remember(key, found)
+        return found
+
+    def _remember(self, key: str, row: _Row | None) -> None:
+        with self._known_lock:
+            if row is None:
+                self._known.pop(key, None)
+            else:
+                self._known[key] = row
+
+    def _last_known(self, key: str) -> _Row | None:
+        with self._known_lock:
+            return self._known.get(key)
 
     def _refilled(self, row: _Row, now: float) -> float:
         return min(self.capacity, row.tokens + max(0.0, now - row.stamp) * self.refill_per_s)
@@ -153,34 +136,50 @@ class SharedWritePacer:
         entity = {"PartitionKey": PACING_PARTITION, "RowKey": key, "Tokens": tokens, "Stamp": now}
         try:
             if etag is None:
-                self.table.create_entity(entity)
+                meta = self.table.create_entity(entity)
             else:
-                self.table.update_entity(
+                meta = self.table.update_entity(
                     entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
                 )
         except ResourceExistsError:
+            self._remember(key, None)
             return False
         except HttpResponseError as exc:
             if exc.status_code in (404, 409, 412):
+                self._remember(key, None)
                 return False
             raise
+        new_etag = meta.get("etag") if isinstance(meta, Mapping) else None
+        self._remember(key, _Row(tokens, now, str(new_etag)) if new_etag else None)
         return True
 
     def _update(self, key: str, change: Callable[[float], float | None]) -> float | None:
         """Read-modify-write the row: ``change(tokens now)`` returns the new balance, or ``None`` to leave it.
-        Returns the new balance (``None``: left alone, or contended through every try)."""
+        Returns the new balance (``None``: left alone, or contended through every try).
+
+        The first try starts from the row this process last wrote or read, when it has one (one table round
+        trip instead of two: the write is conditional on that row's ETag, so a row someone else changed since
+        fails the write and is read afresh); a ``None`` from ``change`` on a remembered row is confirmed on a
+        fresh read before it is believed."""
         self.ensure_table()
-        for lost in range(MAX_CONFLICT_RETRIES):
-            row = self._read(key)
+        remembered = self._last_known(key)
+        tries = 0
+        while tries < MAX_CONFLICT_RETRIES:
+            row = remembered if remembered is not None else self._read(key)
             now = self._clock()
             current = self._refilled(row, now)
             wanted = change(current)
             if wanted is None:
+                if remembered is not None:
+                    remembered = None  # maybe stale (another instance gave tokens back): read, decide again
+                    continue
                 return None
             if self._write(key, wanted, now, row.etag):
                 return wanted
-            self.conflicts += 1
-            self._sleep(random.uniform(0.0, CONFLICT_BACKOFF_S * 2**lost))  # noqa: S311 - jitter, not crypto
+            if remembered is None:
+                self.conflicts += 1
+                tries += 1
+            remembered = None
         logger.warning("shared write bucket %s stayed contended through %d tries", key, MAX_CONFLICT_RETRIES)
         return None
 
@@ -189,58 +188,19 @@ class SharedWritePacer:
         return "writes-" + ignore_case_key(subscription_id.strip())
 
     def _take(self, key: str, n: float, max_wait_s: float) -> float | None:
-        """Take ``n`` writes: from this process's allotment, or drawn from the shared bucket if they are there
-        within ``max_wait_s`` (see the module docstring); the wait, or ``None``."""
-        with self._lock(key):
-            now = self._clock()
-            held = self._allotments.get(key)
-            if held is not None and held.until > now and held.tokens >= n:
-                held.tokens -= n
-                self.allotted += 1
-                return 0.0
-            leftover = self._allotments.pop(key).tokens if held is not None else 0.0
-            waited: list[float] = []
-            ahead: list[float] = []
+        """Draw ``n`` from the shared bucket if they are there within ``max_wait_s``; the wait, or
+        ``None``."""
+        waited: list[float] = []
 
-            def draw(tokens: float) -> float | None:
-                # the lapsed allotment goes back to the row in the same replace (netted)
-                available = min(self.capacity, tokens + leftover)
-                wait = max(0.0, (n - available) / self.refill_per_s)
-                waited[:] = [wait]
-                if wait > max_wait_s:
-                    return None
-                extra = DRAW_AHEAD if available - n - DRAW_AHEAD >= self.capacity / 2 else 0.0
-                ahead[:] = [extra]
-                return available - n - extra
+        def draw(tokens: float) -> float | None:
+            wait = max(0.0, (n - tokens) / self.refill_per_s)
+            waited[:] = [wait]
+            return None if wait > max_wait_s else tokens - n
 
-            try:
-                drawn = self._update(key, draw)
-            except BaseException:
-                self._keep(key, leftover, now)
-                raise
-            if drawn is None:
-                self._keep(key, leftover, now)  # refused or contended: the row did not take it back
-                return None
-            self.draws += 1
-            if ahead and ahead[0] > 0:
-                self._allotments[key] = _Allotment(ahead[0], now + ALLOTMENT_S)
-            return waited[0]
-
-    def _keep(self, key: str, leftover: float, now: float) -> None:
-        """An allotment the row did not take back stays with the process (lapsed: netted into its next
-        draw)."""
-        if leftover > 0:
-            self._allotments[key] = _Allotment(leftover, now)
+        return waited[0] if self._update(key, draw) is not None else None
 
     def _give_back(self, key: str, n: float) -> None:
-        with self._lock(key):
-            held = self._allotments.get(key)
-            if held is not None:
-                held.tokens += (
-                    n  # back to the allotment it may have come from; the row gets it when it lapses
-                )
-                return
-            self._allotments[key] = _Allotment(n, self._clock())
+        self._update(key, lambda tokens: min(self.capacity, tokens + n))
 
     # -- the Pacer protocol ---------------------------------------------------------------------------------
 
@@ -253,30 +213,88 @@ class SharedWritePacer:
     ) -> PaceVerdict:
         """Take the writes of ``demand`` from the shared buckets (and the local observed quotas), all or
         nothing; sleep a wait up to ``max_wait_s``; otherwise take nothing and say how long to come back."""
+        verdict, _unspent = self.try_acquire_prepaid(
+            demand, {}, max_wait_s=max_wait_s, resource_types=resource_types
+        )
+        return verdict
+
+    def draw_ahead(self, demand: Mapping[str, float]) -> dict[str, float]:
+        """Take ``demand``'s tokens now, for writes a reconcile may send once its reads are in (it reads
+        meanwhile, so the table round trips are off its critical path): per subscription, all of its tokens
+        if the shared bucket holds them now, else none (the write then draws, and waits, as usual). Returns
+        what was drawn, by subscription, to be spent by :meth:`try_acquire_prepaid` or returned by
+        :meth:`give_back`. A storage error leaves that subscription undrawn (logged)."""
+        drawn: dict[str, float] = {}
+        for subscription_id, n in sorted(demand.items()):
+            if n <= 0:
+                continue
+            try:
+                if self._take(self._key(subscription_id), float(n), 0.0) is not None:
+                    drawn[subscription_id] = float(n)
+            except Exception:  # the write draws at write time instead
+                logger.debug("drawing write tokens ahead for %s failed", subscription_id, exc_info=True)
+        return drawn
+
+    def give_back(self, drawn: Mapping[str, float]) -> None:
+        """Return tokens drawn ahead and not spent (best effort: a token not returned only makes the shared
+        bucket a little more careful until it refills)."""
+        for subscription_id, n in sorted(drawn.items()):
+            if n <= 0:
+                continue
+            try:
+                self._give_back(self._key(subscription_id), float(n))
+            except Exception:
+                logger.warning(
+                    "returning %.0f write token(s) of %s failed", n, subscription_id, exc_info=True
+                )
+
+    def try_acquire_prepaid(
+        self,
+        demand: Mapping[str, float],
+        prepaid: Mapping[str, float],
+        *,
+        max_wait_s: float,
+        resource_types: Mapping[str, Collection[str]] | None = None,
+    ) -> tuple[PaceVerdict, dict[str, float]]:
+        """:meth:`try_acquire`, spending tokens drawn ahead (``prepaid``, from :meth:`draw_ahead`) first and
+        drawing only the shortfall. Returns the verdict and the prepaid tokens left unspent (all of them when
+        the verdict is not granted), which the caller gives back."""
         wanted = {k: float(n) for k, n in demand.items() if n > 0}
+        left = {ignore_case_key(k): float(n) for k, n in prepaid.items() if n > 0}
         if not wanted:
-            return PaceVerdict(granted=True, wait_s=0.0)
+            return PaceVerdict(granted=True, wait_s=0.0), left
         quota_wait, quota_sub = self.local.quota_wait(wanted, resource_types)
         if quota_wait > max_wait_s:
-            return PaceVerdict(granted=False, wait_s=quota_wait, subscription_id=quota_sub)
+            return PaceVerdict(granted=False, wait_s=quota_wait, subscription_id=quota_sub), left
+        spent: dict[str, float] = {}
         taken: list[tuple[str, float]] = []
         worst, worst_sub = quota_wait, quota_sub
         for subscription_id, n in sorted(wanted.items()):
+            folded = ignore_case_key(subscription_id)
+            covered = min(n, left.get(folded, 0.0) - spent.get(folded, 0.0))
+            if covered > 0:
+                spent[folded] = spent.get(folded, 0.0) + covered
+            shortfall = n - max(covered, 0.0)
+            if shortfall <= 0:
+                continue
             key = self._key(subscription_id)
-            wait = self._take(key, n, max_wait_s)
+            wait = self._take(key, shortfall, max_wait_s)
             if wait is None:
                 for done_key, done_n in taken:
                     self._give_back(done_key, done_n)
                 row = self._read(key)
-                needed = max(CONTENDED_WAIT_S, (n - self._refilled(row, self._clock())) / self.refill_per_s)
-                return PaceVerdict(granted=False, wait_s=needed, subscription_id=subscription_id)
-            taken.append((key, n))
+                needed = max(
+                    CONTENDED_WAIT_S, (shortfall - self._refilled(row, self._clock())) / self.refill_per_s
+                )
+                return PaceVerdict(granted=False, wait_s=needed, subscription_id=subscription_id), left
+            taken.append((key, shortfall))
             if wait > worst:
                 worst, worst_sub = wait, subscription_id
         self.local.take_quotas(wanted, resource_types)
+        unspent = {k: n - spent.get(k, 0.0) for k, n in left.items() if n - spent.get(k, 0.0) > 0}
         if worst > 0:
             self._sleep(worst)
-        return PaceVerdict(granted=True, wait_s=worst, subscription_id=worst_sub)
+        return PaceVerdict(granted=True, wait_s=worst, subscription_id=worst_sub), unspent
 
     def throttled(
         self,
@@ -295,9 +313,6 @@ class SharedWritePacer:
         )
         if throttle_scope(code, resource_type):
             return
-        key = self._key(subscription_id)
-        with self._lock(key):
-            self._allotments.pop(key, None)  # ARM says the bucket is empty: spend nothing drawn ahead
         debt = -max(0.0, retry_after_s) * self.refill_per_s
         try:
             self._update(self._key(subscription_id), lambda tokens: debt if tokens > debt else None)
@@ -325,13 +340,6 @@ class SharedWritePacer:
             )
         except Exception:
             logger.debug("lowering the shared write bucket failed", exc_info=True)
-
-    def held(self, subscription_id: str) -> float:
-        """Writes this process drew ahead for the subscription and has not spent (lapsed or not)."""
-        key = self._key(subscription_id)
-        with self._lock(key):
-            held = self._allotments.get(key)
-            return held.tokens if held is not None else 0.0
 
     def available(self, subscription_id: str) -> float:
         """Tokens in the shared bucket now (negative while writes are promised)."""

@@ -1,20 +1,21 @@
 """The HTTP API's OpenAPI 3.1 description, built from one Python source.
 
-Callers of ``/api/remediate``, ``/api/explain``, ``/api/report`` and ``/api/health`` (scripts, portals, API
-gateways, a property-based test) need a machine-readable contract. It is built here, from the same enums and
-shapes the handlers use (``Reason``, ``Blocker``, ``OutcomeKind``, ``ActionKind``, the report document's JSON
-Schema), so a new reason or report field reaches the description without a hand edit.
-``docs/openapi.json`` is this document as committed (``python -m tools.openapi_doc``; a test keeps it
-current and validates it with openapi-spec-validator); the service can serve :func:`openapi_document` at
-``/api/openapi.json``.
+Callers of ``/api/remediate``, ``/api/explain``, ``/api/report``, ``/api/health`` and ``/api/openapi.json``
+(scripts, portals, API gateways, the property-based test) need a machine-readable contract. It is built here,
+from the same enums and shapes the handlers use (``Reason``, ``Blocker``, ``OutcomeKind``, ``ActionKind``, the
+report document's JSON Schema, the id rules of :mod:`remediator.core.ids`), so a new reason or report field
+reaches the description without a hand edit. ``docs/openapi.json`` is this document as committed
+(``python -m tools.openapi_doc``; a test keeps it current and validates it with openapi-spec-validator), and
+``GET /api/openapi.json`` serves it.
 
-The bodies are those of ``remediator/service/http_api.py`` and ``function_app.py`` as read at the time of
-writing: 400 is a :class:`~remediator.core.errors.UserInputError` body, 403 names the scope refusal
-(:mod:`remediator.core.refusals`), 202 carries ``followUp``, 503 has ``retryAfterSeconds`` (or, from the
-health route, the failed dependencies). Two statuses are described ahead of the handlers, as the issue asks:
-404 for a cluster ARM does not know (today the handler answers 200 ``done`` "cluster not found") and 413 for
-a request body over the size limit. ``GET /api/report`` is described with its ``format`` parameter and the
-version 1 report document (``docs/report.schema.json``) that the report use case returns.
+The bodies are those of ``remediator/service/triggers/http.py`` and ``function_app.py``: 400 is a
+:class:`~remediator.core.errors.UserInputError` body, 401 the host's refusal of a missing or wrong function
+key (or, with App Service authentication, of a caller without a principal), 403 names the scope refusal
+(:mod:`remediator.core.refusals`), 404 a cluster ARM does not know, 413 a body over the size limit, 202
+carries ``followUp``, 503 has ``retryAfterSeconds`` (or, from the health route, the failed dependencies).
+``tests/integration/functions/test_openapi_property.py`` sends generated requests to the running app and
+checks every answer against this document. ``GET /api/report`` is described with its ``format`` parameter
+and the version 1 report document (``docs/report.schema.json``) that the report use case returns.
 """
 
 from __future__ import annotations
@@ -45,13 +46,28 @@ REPORT_MEDIA_TYPES: dict[str, str] = {
     "html": "text/html",
 }
 
+
+def _any_case(word: str) -> str:
+    """``word`` matched in any casing (ECMA-262 patterns have no inline ``(?i)``; ARM keywords compare
+    case-insensitively)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+_GUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_RESOURCE_GROUP = r"[-\w.()]{0,89}[-\w()]"
+"""1-90 word characters, ``-``, ``.``, ``(`` or ``)``, not ending in ``.`` (``remediator.core.ids``)."""
+_CLUSTER_NAME = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9])"
+_SUBSCRIPTION_PREFIX = f"/{_any_case('subscriptions')}/{_GUID}"
+_RESOURCE_GROUP_PREFIX = f"{_SUBSCRIPTION_PREFIX}/{_any_case('resourceGroups')}/{_RESOURCE_GROUP}"
+
 CLUSTER_ID_PATTERN = (
-    r"^/[sS][uU][bB][sS][cC][rR][iI][pP][tT][iI][oO][nN][sS]/[^/]+/[rR][eE][sS][oO][uU][rR][cC][eE]"
-    r"[gG][rR][oO][uU][pP][sS]/[^/]+/[pP][rR][oO][vV][iI][dD][eE][rR][sS]/[mM][iI][cC][rR][oO][sS][oO][fF][tT]"
-    r"\.[cC][oO][nN][tT][aA][iI][nN][eE][rR][sS][eE][rR][vV][iI][cC][eE]/[mM][aA][nN][aA][gG][eE][dD]"
-    r"[cC][lL][uU][sS][tT][eE][rR][sS]/[^/]+$"
+    f"^{_RESOURCE_GROUP_PREFIX}/{_any_case('providers')}/{_any_case('Microsoft.ContainerService')}"
+    f"/{_any_case('managedClusters')}/{_CLUSTER_NAME}$"
 )
-"""A managed cluster id; ARM ids compare case-insensitively (ECMA-262 patterns have no inline ``(?i)``)."""
+"""A managed cluster id as ``remediator.core.ids.parse_cluster_id`` accepts it: a GUID subscription, a valid
+resource group and AKS cluster name, keywords in any casing (ARM ids compare case-insensitively)."""
+SCOPE_PATTERN = f"^{_SUBSCRIPTION_PREFIX}(?:/{_any_case('resourceGroups')}/{_RESOURCE_GROUP})?$"
+"""A subscription or resource group id, as ``POST /api/remediate {scope}`` accepts it."""
 
 _TRUE_FALSE = ("true", "false", "1", "0", "yes", "no")
 
@@ -118,6 +134,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "scope": {
                     "type": "string",
+                    "pattern": SCOPE_PATTERN,
                     "description": "A subscription id (/subscriptions/<guid>) or resource group id.",
                     "examples": ["/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-aks"],
                 },
@@ -398,6 +415,15 @@ def _schemas() -> dict[str, Any]:
             },
             "required": ["error", "message"],
         },
+        "HostRefused": {
+            "type": "object",
+            "description": (
+                "The Functions host's own refusal of a request without a valid function key (query `code` or"
+                " header `x-functions-key`): the app never runs. Azure's host answers with an empty body;"
+                " tools/local_runner answers {error: <why>}."
+            ),
+            "properties": {"error": {"type": "string"}},
+        },
         "RateLimited": {
             "type": "object",
             "description": "Too many {scope} remediations by this caller; retry after retryAfterSeconds.",
@@ -422,7 +448,7 @@ def _schemas() -> dict[str, Any]:
         },
         "NotFound": {
             "type": "object",
-            "description": "ARM has no managed cluster with this id.",
+            "description": "ARM has no managed cluster with this id (the CLI says the same words, exit 8).",
             "properties": {
                 "error": {"const": NOT_FOUND_ERROR},
                 "message": {"type": "string"},
@@ -493,7 +519,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
     bodies = {
         400: _json(_ref("InvalidInput"), "Malformed body or parameter; the field is named; nothing written."),
         401: _json(
-            _ref("CallerRefused"), "No Entra principal (App Service authentication); nothing written."
+            {"anyOf": [_ref("CallerRefused"), _ref("HostRefused")]},
+            "No valid function key (the Functions host refuses before the app runs), or, with App Service"
+            " authentication, no Entra principal; nothing written.",
         ),
         403: _json(
             {"oneOf": [_ref("Refused"), _ref("CallerRefused")]},
@@ -628,6 +656,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Settings and config valid, every dependency answering.",
                     "responses": {
                         "200": _json(_ref("Health"), "Healthy."),
+                        **_errors(401),
                         "503": _json(_ref("Health"), "Unhealthy: the config or a dependency failed (named)."),
                     },
                 }
@@ -635,9 +664,24 @@ def openapi_document() -> dict[str, Any]:
             "/api/openapi.json": {
                 "get": {
                     "operationId": "openapi",
-                    "summary": "This document.",
+                    "summary": "This document (docs/openapi.json).",
+                    "description": (
+                        "Served with the function key like every route; no app role and no setting needed"
+                        " (the document holds no configuration; docs/security.md, HTTP callers)."
+                    ),
                     "responses": {
-                        "200": _json({"type": "object"}, "The OpenAPI 3.1 description of this API."),
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "openapi": {"const": OPENAPI_VERSION},
+                                    "paths": {"type": "object"},
+                                },
+                                "required": ["openapi", "info", "paths", "components"],
+                            },
+                            "The OpenAPI 3.1 description of this API.",
+                        ),
+                        **_errors(401, 500),
                     },
                 }
             },
@@ -664,4 +708,11 @@ def operations(document: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     ]
 
 
-__all__ = ["CLUSTER_ID_PATTERN", "OPENAPI_VERSION", "REPORT_FORMATS", "openapi_document", "operations"]
+__all__ = [
+    "CLUSTER_ID_PATTERN",
+    "OPENAPI_VERSION",
+    "SCOPE_PATTERN",
+    "REPORT_FORMATS",
+    "openapi_document",
+    "operations",
+]

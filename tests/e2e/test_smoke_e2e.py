@@ -25,7 +25,7 @@ def run(argv: list[str]) -> tuple[int, str]:
 def test_the_smoke_test_passes_against_the_app_and_writes_nothing(functions_app: FunctionsApp) -> None:
     app = functions_app
     code, out = run(
-        ["--url", app.runner.url, "--key", app.runner.function_key, "--cluster-id", CLUSTER_ID, "--report"]
+        ["--url", app.runner.url, f"--key={app.runner.function_key}", "--cluster-id", CLUSTER_ID, "--report"]
     )
     assert code == 0, out
     lines = out.splitlines()
@@ -46,7 +46,7 @@ def test_a_wrong_key_and_an_out_of_scope_cluster_fail(functions_app: FunctionsAp
     code, out = run(["--url", app.runner.url, "--key", "not-a-key", "--wait", "0"])
     assert code == 1 and out.splitlines()[0].startswith("FAIL health: 401")
     other = CLUSTER_ID.replace(TEST_SUB, OTHER_SUB)
-    code, out = run(["--url", app.runner.url, "--key", app.runner.function_key, "--cluster-id", other])
+    code, out = run(["--url", app.runner.url, f"--key={app.runner.function_key}", "--cluster-id", other])
     assert code == 1
     assert "FAIL explain: POST /api/explain: 403" in out and "out-of-scope" in out
     assert app.writes() == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ from openapi_spec_validator import validate
 from remediator.core.caller import HttpAuth
 from remediator.core.decision import Blocker, Reason
 from remediator.core.errors import UserInputError, UserInputErrors
-from remediator.core.openapi import openapi_document, operations
+from remediator.core.ids import parse_cluster_id
+from remediator.core.openapi import CLUSTER_ID_PATTERN, SCOPE_PATTERN, openapi_document, operations
 from remediator.core.outcomes import Action, ActionKind, ActionStatus, Outcome, ReconcileReport
 from remediator.core.report_document import to_dict
-from remediator.service.triggers.http import handle_http_explain, handle_http_remediate
+from remediator.service.triggers.http import handle_http_explain, handle_http_remediate, handle_openapi
 from tests.unit.test_cli_explain import OUTSIDE, _context
 from tools.openapi_doc import OPENAPI_PATH, document_text
 from tools.sample_report import sample_document
@@ -62,9 +64,56 @@ def _routes_of_function_app() -> set[str]:
 
 
 def test_every_http_route_of_the_app_is_described() -> None:
-    described = {path for _, path in operations(DOC)}
-    assert _routes_of_function_app() <= described
-    assert described - _routes_of_function_app() <= {"/api/openapi.json"}  # served once the triggers move
+    """Every route function_app.py registers is described, and the document describes nothing it does not
+    serve (``/api/openapi.json`` included: served by ``function_app.openapi``)."""
+    assert "/api/openapi.json" in _routes_of_function_app()
+    assert {path for _, path in operations(DOC)} == _routes_of_function_app()
+
+
+def test_the_served_document_is_the_committed_one() -> None:
+    """``GET /api/openapi.json`` answers the committed document, without settings or a handler context."""
+    served = handle_openapi()
+    assert served.status == 200 and served.media_type == "application/json"
+    assert json.loads(served.encode()) == json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    response = DOC["paths"]["/api/openapi.json"]["get"]["responses"]["200"]
+    Draft202012Validator({**DOC, **response["content"]["application/json"]["schema"]}).validate(
+        json.loads(served.encode())
+    )
+
+
+def test_every_operation_describes_the_hosts_401() -> None:
+    """Every route needs the function key, so every operation may answer the host's 401."""
+    for method, path in operations(DOC):
+        assert "401" in DOC["paths"][path][method.lower()]["responses"], (method, path)
+    host_refusal = {"error": "a valid function key is required (?code= or x-functions-key)"}
+    Draft202012Validator(
+        {
+            **DOC,
+            **DOC["paths"]["/api/health"]["get"]["responses"]["401"]["content"]["application/json"]["schema"],
+        }
+    ).validate(host_refusal)
+
+
+def test_id_patterns_accept_what_the_parsers_accept() -> None:
+    """The document's id patterns and ``remediator.core.ids`` agree on valid and invalid ids."""
+    good = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg.(x)_1/providers/"
+        "Microsoft.ContainerService/managedClusters/aks-1"
+    )
+    assert re.search(CLUSTER_ID_PATTERN, good) and parse_cluster_id(good)
+    assert re.search(CLUSTER_ID_PATTERN, good.upper())
+    for bad in (
+        good.replace("00000000-0000-0000-0000-000000000000", "0"),  # not a GUID
+        good.replace("rg.(x)_1", "rg."),  # a resource group name cannot end in '.'
+        good.replace("aks-1", "aks-"),  # nor a cluster name in '-'
+        good + "/x",
+    ):
+        assert not re.search(CLUSTER_ID_PATTERN, bad), bad
+        with pytest.raises(UserInputError):
+            parse_cluster_id(bad)
+    sub = "/subscriptions/00000000-0000-0000-0000-000000000000"
+    assert re.search(SCOPE_PATTERN, sub) and re.search(SCOPE_PATTERN, sub + "/resourceGroups/rg")
+    assert not re.search(SCOPE_PATTERN, sub + "/resourceGroups/rg/providers/x")
 
 
 def test_enums_come_from_the_code() -> None:

@@ -322,9 +322,32 @@ def test_reads_come_in_dependency_rounds():
 
 
 def test_the_claims_taken_ahead_are_the_claims_of_a_fresh_install():
-    ctx = PlanContext(SNAPSHOT, decision(), INSTALL_OPTIONS)
-    assert set(INSTALL.claims_ahead(ctx)) == {w.claim for w in step().writes} == {INSTALL_CLAIM}
-    assert POLICY_TASK.claims_ahead(PlanContext(SNAPSHOT, decision(), POLICY)) == ()
+    assert set(INSTALL.claims_ahead(CLUSTER_ID, INSTALL_OPTIONS)) == {w.claim for w in step().writes}
+    assert set(INSTALL.claims_ahead(CLUSTER_ID, INSTALL_OPTIONS)) == {INSTALL_CLAIM}
+    assert POLICY_TASK.claims_ahead(CLUSTER_ID, POLICY) == ()
+
+
+def test_the_write_tokens_taken_ahead_are_the_buckets_of_a_fresh_install():
+    # every configured storage account in one subscription: both writes' buckets are known from the id
+    options = replace(INSTALL_OPTIONS, storage_subscription=str(SA_ID.subscription_id))
+    demand: dict[str, float] = {}
+    for write in step(options=options).writes:
+        demand[write.bucket_subscription] = demand.get(write.bucket_subscription, 0.0) + 1.0
+    assert INSTALL.buckets_ahead(CLUSTER_ID, options) == demand
+    # accounts in several subscriptions: only the extension's bucket is known before the cluster's region
+    assert INSTALL.buckets_ahead(CLUSTER_ID, INSTALL_OPTIONS) == {str(CLUSTER_ID.subscription_id): 1.0}
+    assert POLICY_TASK.buckets_ahead(CLUSTER_ID, POLICY) == {}
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_the_reads_ahead_are_first_round_reads_of_every_chain(mode):
+    # a read started with the cluster GET must be one the first round asks for, or it would be made twice
+    options = replace(INSTALL_OPTIONS, mode=mode, policy_assignment_ids=POLICY.policy_assignment_ids)
+    chain = chain_for(options.chain_mode)
+    ahead = chain.reads_ahead(CLUSTER_ID, options)
+    assert ahead  # preflight heads every chain: its subscription's policy data and providers
+    first = chain.reads(PlanContext(SNAPSHOT, decision(), options), Observed(SNAPSHOT))
+    assert set(ahead) <= set(first)
 
 
 def test_writes_state_their_pure_facts():
@@ -556,3 +579,20 @@ def test_reinstalls_never_exceed_the_bound(found, bound):
 @given(OBSERVED)
 def test_audit_plans_exactly_what_install_would_do(found):
     assert step(found, options=replace(INSTALL_OPTIONS, mode=Mode.AUDIT)) == step(found)
+
+
+def test_the_storage_subscription_is_known_only_when_every_account_shares_it():
+    from remediator.core.config import parse_config
+
+    guid = SUB.rsplit("/", 1)[-1]
+
+    def options(storage: dict[str, str]) -> PlanningOptions:
+        config = parse_config({"scope": {"subscriptions": [guid]}, "storage": storage})
+        return PlanningOptions.from_config(config, tenant_id="t")
+
+    account = "/subscriptions/{}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/{}"
+    east, west = account.format(guid.upper(), "steast"), account.format(guid, "stwest")
+    other = account.format("22222222-2222-2222-2222-222222222222", "stnorth")
+    # the same subscription however it is spelled: the container's bucket is known before the region is
+    assert options({"eastus": east, "westeurope": west}).storage_subscription in (guid, guid.upper())
+    assert options({"eastus": east, "northeurope": other}).storage_subscription is None

@@ -90,7 +90,12 @@ class RunnerRequestHandler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _key_matches(given: str | None, *keys: str | None) -> bool:
-        return given is not None and any(k is not None and hmac.compare_digest(given, k) for k in keys)
+        """Constant-time comparison of UTF-8 bytes: ``hmac.compare_digest`` refuses ``str`` with non-ASCII
+        characters (TypeError, which was a 500 for ``?code=%C2%80``; the host answers 401)."""
+        if given is None:
+            return False
+        given_bytes = given.encode("utf-8", "surrogatepass")
+        return any(k is not None and hmac.compare_digest(given_bytes, k.encode("utf-8")) for k in keys)
 
     def _dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)

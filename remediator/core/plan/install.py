@@ -19,6 +19,7 @@ from typing import Any
 
 from remediator.core.catalog import STORAGE_BLOB_DATA_CONTRIBUTOR
 from remediator.core.config import normalize_region
+from remediator.core.ids import ResourceId
 from remediator.core.plan.links import (
     BACKUP_CONTAINER,
     EXTENSION_INSTALLED,
@@ -42,6 +43,7 @@ from remediator.core.plan.requirement import (
     Missing,
     NotNeeded,
     PlanContext,
+    PlanningOptions,
     Requirement,
     Satisfied,
     Verdict,
@@ -119,8 +121,13 @@ class BackupContainer(Requirement):
             f"container {ctx.container} created",
         )
 
-    def claim_ahead(self, ctx: PlanContext) -> str | None:
+    def claim_ahead(self, cluster: ResourceId, options: PlanningOptions) -> str | None:
         return INSTALL_CLAIM
+
+    def bucket_ahead(self, cluster: ResourceId, options: PlanningOptions) -> str | None:
+        # CreateContainer's bucket is the storage account's subscription: known before the cluster's region
+        # when every configured account lives in one subscription
+        return options.storage_subscription
 
 
 def _configured_with(extension: ExtensionView, ctx: PlanContext) -> bool:
@@ -206,8 +213,11 @@ class ExtensionInstalled(Requirement):
             f"extension {extension.name} is in unknown state {extension.provisioning_state}",
         )
 
-    def claim_ahead(self, ctx: PlanContext) -> str | None:
+    def claim_ahead(self, cluster: ResourceId, options: PlanningOptions) -> str | None:
         return INSTALL_CLAIM
+
+    def bucket_ahead(self, cluster: ResourceId, options: PlanningOptions) -> str | None:
+        return str(cluster.subscription_id)  # InstallExtension's bucket
 
 
 def _extension_principal(ctx: PlanContext, observed: Observed) -> str | None:

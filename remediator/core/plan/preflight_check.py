@@ -33,6 +33,7 @@ from typing import Any
 
 from remediator.core.blockers import BlockerKind
 from remediator.core.catalog import SETTING_USE_AAD
+from remediator.core.ids import ResourceId
 from remediator.core.plan.links import PREFLIGHT
 from remediator.core.plan.observed import (
     ExtensionRead,
@@ -50,6 +51,7 @@ from remediator.core.plan.requirement import (
     Blocked,
     Mode,
     PlanContext,
+    PlanningOptions,
     Requirement,
     Satisfied,
     Verdict,
@@ -83,12 +85,20 @@ no change when that mode joins ``Mode``."""
 def protecting(ctx: PlanContext) -> bool:
     """Does the planned chain also configure protection (Microsoft.DataProtection, region support matter)?
     Protect mode, or audit mode auditing the protect chain (``remediation.auditPlans: protect``)."""
-    return str(ctx.options.chain_mode.value) == PROTECT_MODE
+    return _protecting(ctx.options)
+
+
+def _protecting(options: PlanningOptions) -> bool:
+    return str(options.chain_mode.value) == PROTECT_MODE
 
 
 def providers_for(ctx: PlanContext) -> tuple[str, ...]:
     """The providers the mode's chain needs registered in the cluster's subscription."""
-    return (*REQUIRED_PROVIDERS, DATA_PROTECTION) if protecting(ctx) else REQUIRED_PROVIDERS
+    return _providers_for(ctx.options)
+
+
+def _providers_for(options: PlanningOptions) -> tuple[str, ...]:
+    return (*REQUIRED_PROVIDERS, DATA_PROTECTION) if _protecting(options) else REQUIRED_PROVIDERS
 
 
 def planned_settings(ctx: PlanContext, extension: ExtensionView | None) -> dict[str, str]:
@@ -124,6 +134,12 @@ class PreflightClear(Requirement):
         if ctx.storage_account is not None:
             reads.append(StorageAccountRead(ctx.storage_account))
         return reads
+
+    def reads_ahead(self, cluster: ResourceId, options: PlanningOptions) -> Iterable[Read[Any]]:
+        # the subscription's policy data (a chain of Resource Graph queries when the process has none cached)
+        # and provider registrations need only the subscription, which the cluster's id names
+        subscription = str(cluster.subscription_id).lower()
+        return (PolicyDataRead(subscription), ProvidersRead(subscription, _providers_for(options)))
 
     def reads(self, ctx: PlanContext, observed: Observed) -> Iterable[Read[Any]]:
         reads = self._base_reads(ctx)

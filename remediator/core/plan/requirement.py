@@ -33,6 +33,7 @@ from remediator.core.plan.writes import Write
 from remediator.core.preflight import Finding
 from remediator.core.protection import ProtectionOptions
 from remediator.core.snapshot import ClusterSnapshot
+from remediator.core.text import ignore_case_key
 
 EXTENSION_POLL_SECONDS = 30.0
 """How long to wait before looking at an extension operation again (installs take minutes)."""
@@ -191,6 +192,9 @@ class PlanningOptions:
     :param tenant_id: written to the extension as ``credentials.tenantId``.
     :param audit_plans: the chain audit mode plans (``install`` or ``protect``).
     :param protection: protect mode's targets and knobs (``core.protection``).
+    :param storage_subscription: the subscription of every configured backup storage account when they all
+        live in one (the container PUT's write bucket, known before the cluster's region is); ``None``:
+        several, or none.
     """
 
     mode: Mode = Mode.INSTALL
@@ -204,6 +208,7 @@ class PlanningOptions:
     tenant_id: str = ""
     audit_plans: Mode = Mode.INSTALL
     protection: ProtectionOptions = field(default_factory=ProtectionOptions)
+    storage_subscription: str | None = None
 
     @classmethod
     def from_config(cls, config: RemediatorConfig, *, tenant_id: str) -> PlanningOptions:
@@ -219,12 +224,21 @@ class PlanningOptions:
             tenant_id=tenant_id,
             audit_plans=Mode(config.remediation.audit_plans),
             protection=ProtectionOptions.from_config(config),
+            storage_subscription=_one_subscription(
+                str(t.storage_account.subscription_id) for t in config.targets.values()
+            ),
         )
 
     @property
     def chain_mode(self) -> Mode:
         """The mode whose chain is planned: the mode itself, or for ``audit`` the chain it audits."""
         return self.audit_plans if self.mode is Mode.AUDIT else self.mode
+
+
+def _one_subscription(subscriptions: Iterable[str]) -> str | None:
+    """The one subscription all of ``subscriptions`` name (compared by Azure's case rule), else ``None``."""
+    found = {ignore_case_key(s): s for s in subscriptions}
+    return next(iter(found.values())) if len(found) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -279,10 +293,24 @@ class Requirement(ABC):
         """The link's verdict (:class:`Satisfied`, :class:`NotNeeded`, :class:`Missing`, :class:`Waiting` or
         :class:`Blocked`). Reading a failed read raises ``ReadFailed``, which the planner reports."""
 
-    def claim_ahead(self, ctx: PlanContext) -> str | None:
+    def claim_ahead(self, cluster: ResourceId, options: PlanningOptions) -> str | None:
         """The claim this link's write takes on a cluster where nothing exists yet, so the reconciler can
-        take it while it reads (off the critical path); ``None``: no such guess."""
+        take it together with the cluster GET (off the critical path); ``None``: no such guess."""
         return None
+
+    def bucket_ahead(self, cluster: ResourceId, options: PlanningOptions) -> str | None:
+        """The subscription whose ARM write bucket this link's write draws from on a cluster where nothing
+        exists yet (its ``Write.bucket_subscription``), when the cluster's id and the options tell it, so the
+        reconciler can take the write token together with the cluster GET, like :meth:`claim_ahead`;
+        ``None``: no such guess (the write draws its token when it is sent)."""
+        return None
+
+    def reads_ahead(self, cluster: ResourceId, options: PlanningOptions) -> Iterable[Read[Any]]:
+        """Reads this link needs that depend on nothing but the cluster's id and the options (preflight's
+        policy data and provider registrations of the cluster's subscription), so the reconciler can start
+        them together with the cluster GET. Each must equal a read :meth:`reads` lists for that cluster
+        before anything was read (a test checks it), or it is read twice."""
+        return ()
 
 
 @dataclass(frozen=True)
@@ -321,7 +349,26 @@ class Chain:
                     wanted[read] = None
         return list(wanted)
 
-    def claims_ahead(self, ctx: PlanContext) -> tuple[str, ...]:
+    def claims_ahead(self, cluster: ResourceId, options: PlanningOptions) -> tuple[str, ...]:
         """The claims a reconcile may take while it reads (see :meth:`Requirement.claim_ahead`)."""
-        found = (r.claim_ahead(ctx) for r in self.requirements)
+        found = (r.claim_ahead(cluster, options) for r in self.requirements)
         return tuple(dict.fromkeys(c for c in found if c is not None))
+
+    def buckets_ahead(self, cluster: ResourceId, options: PlanningOptions) -> dict[str, float]:
+        """Subscription -> write tokens a reconcile may take while it reads (one per link whose
+        :meth:`Requirement.bucket_ahead` names a subscription: the writes a fresh cluster gets)."""
+        demand: dict[str, float] = {}
+        for requirement in self.requirements:
+            subscription = requirement.bucket_ahead(cluster, options)
+            if subscription is not None:
+                demand[subscription] = demand.get(subscription, 0.0) + 1.0
+        return demand
+
+    def reads_ahead(self, cluster: ResourceId, options: PlanningOptions) -> list[Read[Any]]:
+        """Every read the links can name from the cluster's id alone (:meth:`Requirement.reads_ahead`),
+        deduplicated, in chain order."""
+        wanted: dict[Read[Any], None] = {}
+        for requirement in self.requirements:
+            for read in requirement.reads_ahead(cluster, options):
+                wanted[read] = None
+        return list(wanted)

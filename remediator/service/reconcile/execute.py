@@ -12,10 +12,12 @@
   holder may have written just before it died).
 - **Re-checks** run together, only for specs that ask (``writes.py``).
 - **Pacing** takes one token per write from its subscription's bucket, all or nothing; a short wait is
-  slept, a longer one becomes a ``wait`` outcome with every write ``deferred``.
+  slept, a longer one becomes a ``wait`` outcome with every write ``deferred``. When the bucket is shared
+  through Table Storage, the tokens a fresh cluster's writes need are drawn while the reconcile reads
+  (:class:`TokensAhead`, like the claims); the writes spend them, and the unspent ones are given back.
 - **Writes** go out together (they are independent by construction: the planner only emits writes whose
-  dependencies are satisfied). Every write's action is recorded; the first error, in chain order, is raised
-  after all of them finished.
+  dependencies are satisfied), a long-running one first, on the reconcile's own thread. Every write's action
+  is recorded; the first error, in chain order, is raised after all of them finished.
 """
 
 from __future__ import annotations
@@ -23,19 +25,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from remediator.adapters.arm import ArmError
 from remediator.adapters.claims import MAX_PLAN_AGE_S, Claim, ClaimHolder, WriteClaims
 from remediator.adapters.leases import new_owner
 from remediator.core.ids import ResourceId
 from remediator.core.outcomes import Action, ActionStatus, Outcome
-from remediator.core.pacing import Pacer, resource_type_of
+from remediator.core.pacing import Pacer, PaceVerdict, resource_type_of
 from remediator.core.plan.writes import Write
 from remediator.core.text import ignore_case_key
 from remediator.service.reconcile.gateways import ReconcileIO
@@ -211,6 +213,82 @@ class HeldClaims:
             del self._held[name]
 
 
+@runtime_checkable
+class DrawsAhead(Protocol):
+    """A pacer whose write tokens cost I/O to take (the shared budget in Table Storage,
+    ``adapters/shared_pacing.SharedWritePacer``), so a reconcile takes them while it reads."""
+
+    def draw_ahead(self, demand: Mapping[str, float]) -> dict[str, float]: ...
+
+    def give_back(self, drawn: Mapping[str, float]) -> None: ...
+
+    def try_acquire_prepaid(
+        self,
+        demand: Mapping[str, float],
+        prepaid: Mapping[str, float],
+        *,
+        max_wait_s: float,
+        resource_types: Mapping[str, Collection[str]] | None = None,
+    ) -> tuple[PaceVerdict, dict[str, float]]: ...
+
+
+class TokensAhead:
+    """The write tokens one reconcile took while it read (its writes' table round trips off the critical
+    path, as its claims are: :class:`HeldClaims`).
+
+    Tokens are drawn only from a pacer that :class:`DrawsAhead`; the writes spend them
+    (:meth:`Executor.execute`), and whatever no write spent is given back (:meth:`give_back_unspent`, in the
+    reconciler's ``finally``).
+    """
+
+    def __init__(self, pacer: Pacer | None) -> None:
+        self._pacer = pacer if isinstance(pacer, DrawsAhead) else None
+        self._pending: Future[dict[str, float]] | None = None
+        self._unspent: dict[str, float] = {}
+
+    def take_ahead(self, demand: Mapping[str, float], pool: ThreadPoolExecutor) -> None:
+        """Start drawing ``demand`` (subscription -> tokens) in the background."""
+        pacer = self._pacer
+        if pacer is None or not demand or self._pending is not None:
+            return
+        self._pending = pool.submit(pacer.draw_ahead, dict(demand))
+
+    def _collect(self) -> dict[str, float]:
+        """What was drawn ahead and is not spent yet (waits for the draw to finish)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                for subscription, n in pending.result().items():
+                    self._unspent[subscription] = self._unspent.get(subscription, 0.0) + n
+            except Exception:  # draw_ahead catches storage errors itself; anything else: draw at write time
+                logger.debug("drawing write tokens ahead failed", exc_info=True)
+        return dict(self._unspent)
+
+    def acquire(
+        self,
+        pacer: Pacer,
+        demand: Mapping[str, float],
+        *,
+        max_wait_s: float,
+        resource_types: Mapping[str, Collection[str]],
+    ) -> PaceVerdict:
+        """``pacer.try_acquire`` for ``demand``, spending the tokens drawn ahead first."""
+        prepaid = self._collect()
+        if self._pacer is None or pacer is not self._pacer:
+            return pacer.try_acquire(demand, max_wait_s=max_wait_s, resource_types=resource_types)
+        verdict, self._unspent = self._pacer.try_acquire_prepaid(
+            demand, prepaid, max_wait_s=max_wait_s, resource_types=resource_types
+        )
+        return verdict
+
+    def give_back_unspent(self) -> None:
+        """Return every token drawn ahead that no write spent."""
+        unspent = self._collect()
+        self._unspent = {}
+        if unspent and self._pacer is not None:
+            self._pacer.give_back(unspent)
+
+
 @dataclass
 class Execution:
     """What the executor did: the actions, and the outcome if it differs from the plan's (a wait because of
@@ -252,9 +330,12 @@ class Executor:
     def _spec(self, write: Write) -> WriteSpec[Write]:
         return self.registry[write.kind]
 
-    def execute(self, writes: Sequence[Write], held: HeldClaims) -> Execution:
+    def execute(
+        self, writes: Sequence[Write], held: HeldClaims, tokens: TokensAhead | None = None
+    ) -> Execution:
         """Claim, re-check, pace and send ``writes`` (see the module docstring). Claims not kept are left for
-        the caller's :meth:`HeldClaims.release_unkept`."""
+        the caller's :meth:`HeldClaims.release_unkept`, write tokens drawn ahead (``tokens``) and not spent
+        for its :meth:`TokensAhead.give_back_unspent`."""
         result = Execution()
         claims = list(dict.fromkeys((w.claim, w.claim_scope) for w in writes))
         if held.enabled and held.age() > MAX_PLAN_AGE_S:
@@ -302,7 +383,7 @@ class Executor:
         if moved is not None:
             result.outcome = Outcome.wait(STATE_MOVED_WAIT_S, f"state changed while claiming: {moved}")
             return result
-        deferred = self._pace(writes)
+        deferred = self._pace(writes, tokens)
         if deferred is not None:
             for write in writes:
                 result.actions.append(action_for(write, ActionStatus.DEFERRED, deferred.why))
@@ -317,7 +398,7 @@ class Executor:
                 f"the {lost[0]} claim was taken over while this reconcile stalled; nothing written",
             )
             return result
-        outcomes = self._together([partial(self._spec(w).apply, self.io, w) for w in writes])
+        outcomes = self._apply(writes)
         failed_claims: set[tuple[str, ResourceId | None]] = set()
         released: set[tuple[str, ResourceId | None]] = set()
         for write, (applied, error) in zip(writes, outcomes, strict=True):
@@ -337,6 +418,16 @@ class Executor:
                 held.keep(*claim)
         return result
 
+    def _apply(self, writes: Sequence[Write]) -> list[tuple[Applied | None, ArmError | None]]:
+        """Send ``writes`` together; each result or ARM error, in the writes' order. A long-running write goes
+        first, on this thread (no hand-off to the pool before it leaves: it takes longest to complete)."""
+        order = sorted(range(len(writes)), key=lambda i: not self._spec(writes[i]).long_running)
+        sent = self._together([partial(self._spec(writes[i]).apply, self.io, writes[i]) for i in order])
+        results: list[tuple[Applied | None, ArmError | None]] = [(None, None)] * len(writes)
+        for position, index in enumerate(order):
+            results[index] = sent[position]
+        return results
+
     def _recheck(self, writes: Sequence[Write]) -> str | None:
         """Why a write is no longer needed (first in chain order), or ``None``. An ARM error propagates."""
         checks: list[Callable[[], str | None]] = []
@@ -350,8 +441,9 @@ class Executor:
                 raise error
         return next((moved for moved, _ in results if moved), None)
 
-    def _pace(self, writes: Sequence[Write]) -> Outcome | None:
-        """One write token per write from its subscription's bucket, all or nothing; ``None`` = go ahead."""
+    def _pace(self, writes: Sequence[Write], tokens: TokensAhead | None = None) -> Outcome | None:
+        """One write token per write from its subscription's bucket, all or nothing (spending the tokens
+        drawn ahead first); ``None`` = go ahead."""
         if self.pacer is None:
             return None
         demand: dict[str, float] = {}
@@ -361,7 +453,12 @@ class Executor:
             answers = types.setdefault(write.bucket_subscription, set())
             answers.add(resource_type_of(write.target.canonical))  # the quotas of its resource type
             answers.add(ignore_case_key(write.target.canonical))  # a provider's hold on this one resource
-        verdict = self.pacer.try_acquire(demand, max_wait_s=self.max_pacing_wait_s, resource_types=types)
+        if tokens is not None:
+            verdict = tokens.acquire(
+                self.pacer, demand, max_wait_s=self.max_pacing_wait_s, resource_types=types
+            )
+        else:
+            verdict = self.pacer.try_acquire(demand, max_wait_s=self.max_pacing_wait_s, resource_types=types)
         if verdict.granted:
             return None
         why = (
@@ -400,4 +497,4 @@ class Executor:
         return results
 
 
-__all__ = ["Applied", "Execution", "Executor", "HeldClaims", "action_for"]
+__all__ = ["Applied", "DrawsAhead", "Execution", "Executor", "HeldClaims", "TokensAhead", "action_for"]

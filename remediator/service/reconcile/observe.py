@@ -1,6 +1,9 @@
 """Reads by dependency: what the chain needs, in rounds, concurrently within a round, each read once.
 
-Round 1 is everything the links can ask for from the cluster and the config alone (the backup extension, the
+Reads that need only the cluster's *id* (preflight's policy data and provider registrations of its
+subscription: :meth:`~remediator.core.plan.requirement.Requirement.reads_ahead`) are started by the reconciler
+together with the cluster GET (:meth:`Observer.start`) and taken by the round that asks for them. Round 1 is
+everything the links can ask for from the cluster and the config alone (the backup extension, the
 storage account, the container, and preflight's policy data, provider registrations and Safeguards); a later
 round is what needed an earlier answer (the role assignments of the
 extension's identity, the re-install count of a Failed extension, the newest remediation task). Equal reads
@@ -11,7 +14,7 @@ against its read (only a link that needs the answer turns it into the outcome), 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from dataclasses import replace
@@ -261,6 +264,22 @@ READERS: dict[type[Read[Any]], Reader] = {
 """One reader per read type (a test checks every read type in ``core.plan.observed`` has one)."""
 
 
+class ReadsAhead:
+    """Reads started before the reconcile knew it needed them (:meth:`Observer.start`), by read.
+
+    A read ahead that no round asks for (the cluster was not found, or not selected) is left to finish on its
+    own: its answer lands in the per-process caches behind it (``PreflightSource``), and any error is
+    dropped with it.
+    """
+
+    def __init__(self, futures: dict[Read[Any], Future[object]]) -> None:
+        self._futures = dict(futures)
+
+    def take(self, reads: Iterable[Read[Any]]) -> dict[Read[Any], Future[object]]:
+        """The futures of those of ``reads`` that were started ahead (each handed out once)."""
+        return {read: self._futures.pop(read) for read in reads if read in self._futures}
+
+
 class Observer:
     """Runs the reads a chain asks for.
 
@@ -272,14 +291,21 @@ class Observer:
         self.io = io
         self._pool = pool
 
-    def observe(self, chain: Chain, ctx: PlanContext) -> Observed:
-        """Every read the chain needs, round after round, until no link asks for more."""
+    def start(self, reads: Iterable[Read[Any]]) -> ReadsAhead:
+        """Start ``reads`` on the pool now (the reconciler's reads ahead: they go out together with the
+        cluster GET); :meth:`observe` takes their answers instead of reading again."""
+        pool = self._pool()
+        return ReadsAhead({read: pool.submit(self.read, read) for read in reads})
+
+    def observe(self, chain: Chain, ctx: PlanContext, *, ahead: ReadsAhead | None = None) -> Observed:
+        """Every read the chain needs, round after round, until no link asks for more (a read started
+        ahead is waited for, not made again)."""
         observed = Observed(ctx.cluster)
         for _ in range(MAX_ROUNDS):
             reads = chain.reads(ctx, observed)
             if not reads:
                 return observed
-            self._round(reads, observed)
+            self._round(reads, observed, ahead)
         leftover = chain.reads(ctx, observed)
         if leftover:
             raise RuntimeError(
@@ -291,19 +317,22 @@ class Observer:
         """One read, now (the write specs' re-checks use this)."""
         return READERS[type(read)](self.io, read)
 
-    def _round(self, reads: list[Read[Any]], observed: Observed) -> None:
-        first, rest = reads[0], reads[1:]
-        futures: list[tuple[Read[Any], Future[object]]] = []
-        if rest:
-            pool = self._pool()
-            futures = [(read, pool.submit(self.read, read)) for read in rest]
+    def _round(self, reads: list[Read[Any]], observed: Observed, ahead: ReadsAhead | None = None) -> None:
+        started = ahead.take(reads) if ahead is not None else {}
+        futures: list[tuple[Read[Any], Future[object]]] = list(started.items())
+        fresh = [read for read in reads if read not in started]
         unexpected: list[BaseException] = []
-        try:
-            observed.record(first, self.read(first))
-        except ArmError as error:
-            observed.record_failure(first, error)
-        except Exception as error:  # not an ARM answer: surface it after the round (no read is left running)
-            unexpected.append(error)
+        if fresh:
+            first, rest = fresh[0], fresh[1:]
+            if rest:
+                pool = self._pool()
+                futures += [(read, pool.submit(self.read, read)) for read in rest]
+            try:
+                observed.record(first, self.read(first))
+            except ArmError as error:
+                observed.record_failure(first, error)
+            except Exception as error:  # not an ARM answer: surface it after the round (none is left running)
+                unexpected.append(error)
         wait_for_futures([future for _, future in futures])
         for read, future in futures:
             failure = future.exception()

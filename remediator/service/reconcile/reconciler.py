@@ -2,10 +2,12 @@
 
 read -> decide -> observe -> plan -> execute -> record:
 
-1. **read** the cluster (one GET; nothing can be decided without it);
+1. **read** the cluster (one GET; nothing can be decided without it), while what needs only its id goes out
+   with it: preflight's policy data and provider registrations of its subscription, and the claims and write
+   tokens (shared write budget) a fresh cluster's writes would need, in the journal table;
 2. **decide** with the pure core (``core.decision``) and gate on its blockers (``core.plan.planner.gate``);
 3. **observe** what the mode's chain of requirements needs (``observe.py``: by dependency, concurrently,
-   each read once), while the claims a fresh cluster would need are taken in the background;
+   each read once);
 4. **plan** (``core.plan``): preflight, at the head of every chain, blocks every write while something known
    (a policy assignment, Safeguards, storage, a provider) stands in the way; otherwise every unsatisfied link
    whose dependencies are satisfied contributes its write; ``done`` only when every link is satisfied (the
@@ -50,12 +52,13 @@ from remediator.core.plan import chain_for
 from remediator.core.plan.observed import ExtensionRead, ExtensionView
 from remediator.core.plan.planner import Link, gate, plan
 from remediator.core.plan.requirement import Mode, PlanContext, PlanningOptions
+from remediator.core.refusals import CLUSTER_GONE_WHY
 from remediator.core.settings import Settings
 from remediator.core.snapshot import ClusterSnapshot
 from remediator.service.reconcile.errors import outcome_for_error
-from remediator.service.reconcile.execute import Executor, HeldClaims, action_for
+from remediator.service.reconcile.execute import Executor, HeldClaims, TokensAhead, action_for
 from remediator.service.reconcile.gateways import ReconcileIO
-from remediator.service.reconcile.observe import Observer
+from remediator.service.reconcile.observe import Observer, ReadsAhead
 
 logger = logging.getLogger(__name__)
 
@@ -297,9 +300,44 @@ class Reconciler:
     # -- the steps ------------------------------------------------------------------------------------------
 
     def _reconcile(self, cid: ResourceId, run: _Run) -> Outcome:
+        planned_only = run.dry_run or self.options.mode is Mode.AUDIT
+        # what needs only the cluster's id goes out with the cluster GET, whose wait it fills: preflight's
+        # subscription reads, the claims and write tokens of a fresh cluster's writes (in the journal table);
+        # not for a cluster its id already puts out of scope (nothing but its GET is read for it)
+        ahead = ReadsAhead({})
+        held = HeldClaims(None if planned_only else self.claims, cid, ttl_s=self.claim_ttl_s)
+        tokens = TokensAhead(None if planned_only else self.executor.pacer)
+        try:
+            if self._in_scope_by_id(cid):
+                ahead = self.observer.start(self.chain.reads_ahead(cid, self.options))
+                held.take_ahead(self.chain.claims_ahead(cid, self.options), self._pool())
+                tokens.take_ahead(self.chain.buckets_ahead(cid, self.options), self._pool())
+            return self._read_and_reconcile(cid, run, held, tokens, ahead, planned_only=planned_only)
+        finally:
+            held.release_unkept()
+            tokens.give_back_unspent()
+
+    def _in_scope_by_id(self, cid: ResourceId) -> bool:
+        """Whether the cluster's id leaves it in the configured scope (``True`` when only its management-group
+        ancestry could tell, which is not looked up before the cluster GET)."""
+        try:
+            return self.config.scope.contains(cid)
+        except ValueError:
+            return True
+
+    def _read_and_reconcile(
+        self,
+        cid: ResourceId,
+        run: _Run,
+        held: HeldClaims,
+        tokens: TokensAhead,
+        ahead: ReadsAhead,
+        *,
+        planned_only: bool,
+    ) -> Outcome:
         body = self.gateway.get_cluster(cid)
         if body is None:
-            return Outcome.done("cluster not found (deleted); nothing to do")
+            return Outcome.done(CLUSTER_GONE_WHY)
         try:
             snapshot = ClusterSnapshot.from_arm(body, source="ARM managedCluster GET")
         except UserInputError as exc:
@@ -316,21 +354,23 @@ class Reconciler:
         decision = decide(snapshot, self.config, management_groups_of=self.management_groups_of)
         run.decision = decision.to_json()
         ctx = PlanContext(snapshot, decision, self.options)
-        planned_only = run.dry_run or self.options.mode is Mode.AUDIT
-        held = HeldClaims(None if planned_only else self.claims, snapshot.id, ttl_s=self.claim_ttl_s)
-        try:
-            return self._plan_and_execute(ctx, run, held, planned_only=planned_only)
-        finally:
-            held.release_unkept()
+        # the claims are keyed by the requested id, which is snapshot.id under Azure's rule (checked above)
+        return self._plan_and_execute(ctx, run, held, tokens, ahead, planned_only=planned_only)
 
     def _plan_and_execute(
-        self, ctx: PlanContext, run: _Run, held: HeldClaims, *, planned_only: bool
+        self,
+        ctx: PlanContext,
+        run: _Run,
+        held: HeldClaims,
+        tokens: TokensAhead,
+        ahead: ReadsAhead,
+        *,
+        planned_only: bool,
     ) -> Outcome:
         gated = gate(ctx.decision)
         if gated is not None:
             return gated  # skipped, blocked or waiting on the decision alone: nothing more is read
-        held.take_ahead(self.chain.claims_ahead(ctx), self._pool())
-        observed = self.observer.observe(self.chain, ctx)
+        observed = self.observer.observe(self.chain, ctx, ahead=ahead)
         extension: ExtensionView | None = observed.peek(ExtensionRead(ctx.cluster_id))
         run.extension_state = extension.provisioning_state if extension is not None else None
         step = plan(self.chain, ctx, observed)
@@ -350,7 +390,7 @@ class Reconciler:
                 kinds = ", ".join(w.kind.value for w in step.writes)
                 return Outcome.done(f"audit mode: would {kinds}; nothing written ({step.outcome.why})")
             return step.outcome
-        execution = self.executor.execute(step.writes, held)
+        execution = self.executor.execute(step.writes, held, tokens)
         run.actions.extend(execution.actions)
         if execution.error is not None:
             raise execution.error

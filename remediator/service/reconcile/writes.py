@@ -90,6 +90,9 @@ class WriteSpec(Generic[W]):
     """For logs and errors: ``PUT extension``."""
     recheck: Recheck[W] | NoRecheck
     apply: Callable[[ReconcileIO, W], Applied]
+    long_running: bool = False
+    """ARM answers with a long-running operation (``begin_``): the write that takes longest to complete, so
+    the executor sends it first, on the reconcile's own thread, when writes go out together."""
 
     @property
     def kind(self) -> WriteKind:
@@ -141,10 +144,15 @@ INSTALL = WriteSpec(
         " after a holder died mid-write, and then the executor makes the taker read again before writing"
     ),
     _apply_extension,
+    long_running=True,
 )
 
 REINSTALL = WriteSpec(
-    ReinstallExtension, "PUT extension (re-install)", Recheck(_reinstall_moved), _apply_extension
+    ReinstallExtension,
+    "PUT extension (re-install)",
+    Recheck(_reinstall_moved),
+    _apply_extension,
+    long_running=True,
 )
 
 # --------------------------------------------------------------------------------------------- role
@@ -224,7 +232,9 @@ def _apply_vault(io: ReconcileIO, write: CreateBackupVault) -> Applied:
     )
 
 
-VAULT = WriteSpec(CreateBackupVault, "PUT backup vault", Recheck(_vault_moved), _apply_vault)
+VAULT = WriteSpec(
+    CreateBackupVault, "PUT backup vault", Recheck(_vault_moved), _apply_vault, long_running=True
+)
 
 
 def _policy_moved(io: ReconcileIO, write: CreateBackupPolicy) -> str | None:
@@ -271,7 +281,11 @@ def _apply_binding(io: ReconcileIO, write: BindTrustedAccess) -> Applied:
 
 
 BINDING = WriteSpec(
-    BindTrustedAccess, "PUT trusted access role binding", Recheck(_binding_moved), _apply_binding
+    BindTrustedAccess,
+    "PUT trusted access role binding",
+    Recheck(_binding_moved),
+    _apply_binding,
+    long_running=True,
 )
 
 
@@ -299,6 +313,7 @@ VALIDATE = WriteSpec(
         " after the POST, so two reconciles cannot send the same validation; a validation writes nothing"
     ),
     _apply_validation,
+    long_running=True,
 )
 
 
@@ -318,7 +333,13 @@ def _apply_instance(io: ReconcileIO, write: CreateBackupInstance) -> Applied:
     return Applied(ActionStatus.DONE, f"{write.detail}: HTTP {sent.status}")
 
 
-INSTANCE = WriteSpec(CreateBackupInstance, "PUT backup instance", Recheck(_instance_moved), _apply_instance)
+INSTANCE = WriteSpec(
+    CreateBackupInstance,
+    "PUT backup instance",
+    Recheck(_instance_moved),
+    _apply_instance,
+    long_running=True,
+)
 
 
 def _sync_moved(io: ReconcileIO, write: SyncBackupInstance) -> str | None:
@@ -335,7 +356,9 @@ def _apply_sync(io: ReconcileIO, write: SyncBackupInstance) -> Applied:
     return Applied(ActionStatus.DONE, f"{write.detail}: HTTP {sent.status}")
 
 
-SYNC = WriteSpec(SyncBackupInstance, "POST backup instance sync", Recheck(_sync_moved), _apply_sync)
+SYNC = WriteSpec(
+    SyncBackupInstance, "POST backup instance sync", Recheck(_sync_moved), _apply_sync, long_running=True
+)
 
 # --------------------------------------------------------------------------------------------- registry
 

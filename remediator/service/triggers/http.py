@@ -1,4 +1,5 @@
-"""The HTTP triggers (``/api/remediate``, ``/api/explain``, ``/api/report``, ``/api/health``), framework-free.
+"""The HTTP triggers (``/api/remediate``, ``/api/explain``, ``/api/report``, ``/api/health``,
+``/api/openapi.json``), framework-free.
 
 Each handler takes the raw body, query parameters and headers and returns an :class:`HttpResult`;
 ``function_app.py`` turns it into an ``HttpResponse``. Rules every route follows:
@@ -14,10 +15,11 @@ Each handler takes the raw body, query parameters and headers and returns an :cl
 * ``{scope}`` remediation is rate limited per caller (``REMEDIATOR_SCOPE_REMEDIATIONS_PER_HOUR``, a token
   bucket in the journal table): 429 with ``Retry-After``;
 * a malformed body is a 400 naming the field, a cluster or scope outside the configured scope is a 403 with
-  the reason (journaled under the id the request named), and nothing is written to a cluster on any 4xx (the
-  checks run before any call that could write). When the scope cannot be decided now (the management-group
-  membership lookup in Resource Graph failed) the answer is a 503 with ``retryAfterSeconds``, and nothing is
-  written or enqueued;
+  the reason (journaled under the id the request named), a cluster ARM does not know is a 404 (the reconcile's
+  quiet "done", right for an event about a deleted cluster, is not an answer for a person who named it), and
+  nothing is written to a cluster on any 4xx (the checks run before any call that could write). When the
+  scope cannot be decided now (the management-group membership lookup in Resource Graph failed) the answer is
+  a 503 with ``retryAfterSeconds``, and nothing is written or enqueued;
 * answers do not disclose configuration (configured resource groups, storage or config names, exception text)
   unless the caller is an operator (:attr:`remediator.core.caller.Caller.is_operator`).
 """
@@ -47,8 +49,14 @@ from remediator.core.ids import (
     parse_resource_id,
     parse_subscription_id,
 )
-from remediator.core.outcomes import Outcome, ReconcileReport
-from remediator.core.refusals import out_of_scope_message
+from remediator.core.openapi import openapi_document
+from remediator.core.outcomes import Outcome, OutcomeKind, ReconcileReport
+from remediator.core.refusals import (
+    CLUSTER_GONE_WHY,
+    NOT_FOUND_ERROR,
+    cluster_not_found_message,
+    out_of_scope_message,
+)
 from remediator.core.report_render import MEDIA_TYPES, parse_format, render
 from remediator.core.report_render.html import CONTENT_SECURITY_POLICY
 from remediator.core.untrusted_json import JsonTooLargeError, UntrustedJsonError, parse_untrusted_json
@@ -373,6 +381,25 @@ def handle_http_remediate(
         return _scope_unknown(exc, caller=caller)
 
 
+def _cluster_gone(report: ReconcileReport) -> bool:
+    """The reconcile found no such cluster in ARM (:data:`~remediator.core.refusals.CLUSTER_GONE_WHY`)."""
+    return (
+        report.outcome.kind is OutcomeKind.DONE
+        and report.outcome.why == CLUSTER_GONE_WHY
+        and not report.actions
+    )
+
+
+def _not_found(cluster: ResourceId, report: ReconcileReport) -> HttpResult:
+    """404 naming the cluster, in the CLI's words (exit 8); the reconcile journaled it under this id."""
+    body = {
+        "error": NOT_FOUND_ERROR,
+        "message": cluster_not_found_message(cluster),
+        "correlationId": report.correlation_id,
+    }
+    return HttpResult(404, body)
+
+
 def request_id() -> str:
     """A fresh id for one HTTP request: the journaled report and any follow-up work item carry it."""
     return f"http-{uuid.uuid4()}"
@@ -412,6 +439,8 @@ def _remediate_cluster(
                 "followUp": {"enqueued": True, "delaySeconds": HANDOVER_DELAY_S},
             },
         )
+    if _cluster_gone(inline.report):
+        return _not_found(cluster, inline.report)
     body: dict[str, Any] = inline.report.to_json()
     if inline.handed_over is not None:
         body["followUp"] = {"enqueued": True, "delaySeconds": inline.handed_over}
@@ -554,6 +583,8 @@ def handle_http_explain(
     except ManagementGroupLookupError as exc:
         return _scope_unknown(exc, caller=caller)
     report = ctx.reconciler.reconcile(cluster, dry_run=True, correlation_id=request_id())
+    if _cluster_gone(report):
+        return _not_found(cluster, report)
     return HttpResult(200, {**explanation(report), "clusterId": cluster.canonical})
 
 
@@ -624,3 +655,14 @@ def _safe_caller(find: Callable[[HandlerContext | None], Caller], ctx: HandlerCo
         return find(ctx)
     except Exception:  # no readable principal: not an operator
         return ANONYMOUS
+
+
+def handle_openapi() -> HttpResult:
+    """``GET /api/openapi.json``: the OpenAPI 3.1 description of these routes
+    (:func:`remediator.core.openapi.openapi_document`, committed as ``docs/openapi.json``).
+
+    It needs no handler context: the document holds no setting, config or key (it is the repository's file),
+    so it is served even when the settings are invalid and tells nothing a deployment's config would.
+    The route's auth level and why: docs/security.md, "HTTP callers".
+    """
+    return HttpResult(200, openapi_document())

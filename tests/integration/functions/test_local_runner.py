@@ -174,6 +174,8 @@ def test_http_routes_need_the_function_key(probe: Any) -> None:
     assert runner.call("POST", "echo/x", body={"a": 1}).status == 201
     assert runner.call("GET", "echo/x").status == 404  # method not allowed for the route
     assert runner.call("GET", "open", key=None).status == 200
+    # a non-ASCII key is a wrong key (401), not a crash (hmac.compare_digest refuses non-ASCII str: was 500)
+    assert runner.request("POST", "/api/echo/x?code=%C2%80", body={"a": 1}).status == 401
 
 
 def test_timer_runs_through_the_admin_api_with_the_master_key(probe: Any) -> None:

@@ -63,6 +63,7 @@ def test_every_function_is_indexed_and_loaded(indexed: dict[str, dict[str, Any]]
         "explain",
         "report",
         "health",
+        "openapi",
     }
     assert all(f["load_ok"] and f["script_file"] == "function_app.py" for f in indexed.values())
 
@@ -103,6 +104,7 @@ def test_sweep_timer_binding(indexed: dict[str, dict[str, Any]]) -> None:
         ("explain", "explain", ["POST"]),
         ("report", "report", ["GET"]),
         ("health", "health", ["GET"]),
+        ("openapi", "openapi.json", ["GET"]),
     ],
 )
 def test_http_routes_need_a_function_key(
@@ -194,7 +196,7 @@ def test_the_deployed_package_alone_loads(tmp_path: Path) -> None:
         shutil.copy2(ROOT / relative, target)
     rc, out = run_indexer(app_dir, harness_only=True)
     assert rc == 0 and out["init_ok"], out.get("error")
-    assert len(out["functions"]) == 9 and all(f["load_ok"] for f in out["functions"])
+    assert len(out["functions"]) == 10 and all(f["load_ok"] for f in out["functions"])
     loaded = out["loaded_from"]
     assert "function_app" in loaded and "remediator.service.triggers.queue" in loaded
     outside = {name: path for name, path in loaded.items() if not path.startswith(str(app_dir))}

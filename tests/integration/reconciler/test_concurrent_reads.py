@@ -1,7 +1,8 @@
 """The reads of one reconcile that do not depend on each other (extension list, storage account GET,
-container GET) go out together after the cluster GET, and so do the independent writes (container and
-extension PUT); an error in any read keeps its ARM mapping; the re-read after the write claim is made where
-it is still needed (re-installs), and a failed re-read releases the claim (issue 17 F1)."""
+container GET) go out together after the cluster GET, preflight's reads of the subscription go out with the
+cluster GET, and the independent writes (container and extension PUT) go out together; an error in any read
+keeps its ARM mapping; the re-read after the write claim is made where it is still needed (re-installs), and
+a failed re-read releases the claim (issue 17 F1)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ pytestmark = pytest.mark.integration
 
 AKS_OK = cluster_id("aks-ok")
 EXTENSIONS_LIST = "*/managedClusters/aks-ok/providers/Microsoft.KubernetesConfiguration/extensions"
-READS = {"Extensions_List", "StorageAccounts_GetProperties", "BlobContainers_Get", "Providers_Get"}
-"""The first round: the chain's reads and preflight's provider registrations (its policy data comes from
-Resource Graph, outside ``/subscriptions/``, in the same round)."""
+READS = {"Extensions_List", "StorageAccounts_GetProperties", "BlobContainers_Get"}
+"""The round after the cluster GET: the chain's reads that need its answer."""
+AHEAD = {"Providers_Get"}
+"""Preflight's reads of the cluster's subscription, which need only the cluster's id: they go out with the
+cluster GET (and so does its policy data, from Resource Graph, outside ``/subscriptions/``)."""
 
 
 def _interval(call: dict) -> tuple[float, float]:
@@ -39,27 +42,35 @@ def test_independent_reads_and_writes_overlap_and_the_install_takes_two_rounds(w
     ]
     calls = [c for c in world.calls() if c["path"].lower().startswith("/subscriptions/")]
     ops = [c["operation"] for c in calls]
-    assert ops[0] == "ManagedClusters_Get"
+    cluster_get = next(c for c in calls if c["operation"] == "ManagedClusters_Get")
+    cluster_start, cluster_end = _interval(cluster_get)
     reads = [c for c in calls if c["operation"] in READS]
     assert sorted(c["operation"] for c in reads) == sorted(READS)
     intervals = [_interval(c) for c in reads]
     # all three were in flight at the same moment: the latest start precedes the earliest end
     assert max(start for start, _ in intervals) < min(end for _, end in intervals)
-    cluster_end = _interval(calls[0])[1]
     assert all(start >= cluster_end - 0.01 for start, _ in intervals)  # after the cluster GET (it decides)
+    # preflight's reads of the subscription were in flight together with the cluster GET, not after it
+    ahead = [_interval(c) for c in calls if c["operation"] in AHEAD]
+    assert len(ahead) == len(AHEAD)
+    assert all(start < cluster_end and end > cluster_start for start, end in ahead)
     # nothing else before the writes: no second extension list after the claim
     first_write = next(i for i, c in enumerate(calls) if c["method"] == "PUT")
     assert len(calls[:first_write]) == 5
     assert ops.count("Extensions_List") == 1
-    # preflight's Resource Graph reads (policy assignments, management-group ancestry) ran in that round too:
-    # after the cluster GET, begun while the other reads were in flight, done before the first write
-    graph = [
+    assert ops.count("Providers_Get") == 1  # read ahead, and taken by the round that asked for it
+    # preflight's policy data (Resource Graph: the subscription's management-group ancestry and the
+    # assignments at its own scopes together, then those at its groups) began with the cluster GET and was
+    # in before the first write: two dependent rounds, not three
+    graph = sorted(
         _interval(c)
         for c in world.calls()
         if c["path"].lower().startswith("/providers/microsoft.resourcegraph")
-    ]
-    assert graph and min(start for start, _ in graph) >= cluster_end - 0.01
-    assert min(start for start, _ in graph) < min(end for _, end in intervals)
+    )
+    assert len(graph) == 3
+    assert graph[0][0] < cluster_end  # started before the cluster's answer was in
+    assert graph[1][0] < graph[0][1]  # the ancestry and the subscription's own assignments overlapped
+    assert graph[2][0] >= min(end for _, end in graph[:2]) - 0.01  # the groups' assignments followed
     assert max(end for _, end in graph) <= _interval(calls[first_write])[0] + 0.01
     # the container PUT and the extension PUT were in flight together (neither waits for the other)
     puts = [_interval(c) for c in calls if c["method"] == "PUT"]

@@ -28,10 +28,20 @@ def test_unselected_cluster_is_skipped_with_zero_writes(world, name, reason):
     assert report.outcome.why == reason and report.decision is not None
     assert report.decision["selected"] is False and report.actions == ()
     assert arm_writes(world) == []
-    # only the cluster itself was read
-    assert [c["operation"] for c in world.calls() if c["path"].startswith("/subscriptions/")] == [
-        "ManagedClusters_Get"
-    ]
+    reads = sorted(c["operation"] for c in world.calls() if c["path"].startswith("/subscriptions/"))
+    if name == "aks-other":
+        assert reads == ["ManagedClusters_Get"]  # its id puts it out of scope: nothing is read ahead
+        return
+    # the cluster, and its subscription's preflight reads, which go out with the cluster GET (before the
+    # tags are known) and are cached for every cluster of the subscription: a second unselected cluster there
+    # costs its GET alone
+    assert reads == ["ManagedClusters_Get", "Providers_Get"]
+    seen = len(world.calls())
+    other = "aks-excluded" if name == "aks-untagged" else "aks-untagged"
+    assert world.runtime.reconciler.reconcile(parse_cluster_id(cluster_id(other))).actions == ()
+    later = [c["operation"] for c in world.calls()[seen:] if c["path"].startswith("/subscriptions/")]
+    assert later == ["ManagedClusters_Get"]
+    assert arm_writes(world) == []
 
 
 @pytest.mark.parametrize(
