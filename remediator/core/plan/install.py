@@ -121,9 +121,6 @@ class BackupContainer(Requirement):
             f"container {ctx.container} created",
         )
 
-    def claim_ahead(self, cluster: ResourceId, options: PlanningOptions) -> str | None:
-        return INSTALL_CLAIM
-
     def bucket_ahead(self, cluster: ResourceId, options: PlanningOptions) -> str | None:
         # CreateContainer's bucket is the storage account's subscription: known before the cluster's region
         # when every configured account lives in one subscription

@@ -85,6 +85,33 @@ def test_long_retry_after_becomes_a_wait_for_that_long_then_converges(world, emu
     runtime.close()
 
 
+def test_a_failed_container_put_keeps_the_claim_of_the_extension_put_sent_beside_it(world, emulator):
+    """Issue 17's chaos run: the container PUT (429) and the extension PUT (201) went out together, the
+    container's failure released the install claim they shared, and a reconcile whose reads predated the
+    extension PUT took the claim and installed a second time. The claim of a write that was sent is kept;
+    the container PUT takes none (repeating it changes nothing), so it is sent again at once."""
+    clock = ManualClock()
+    runtime = world.with_pacer(WritePacer(clock=clock, sleep=clock.sleep))
+    emulator.admin.add_fault(
+        method="PUT", path="*/containers/*", status=429, code="TooManyRequests", retryAfterS=37
+    )
+    cluster = parse_cluster_id(AKS_OK)
+    first = runtime.reconciler.reconcile(cluster)
+    assert [(a.kind, a.status) for a in first.actions] == [
+        (WriteKind.CREATE_CONTAINER, ActionStatus.FAILED),
+        (WriteKind.CREATE_EXTENSION, ActionStatus.DONE),
+    ], first.actions
+    holder = runtime.claims.holder_info(cluster, "install")
+    assert holder is not None and holder.state == "sent"  # a reconcile with older reads cannot take it
+    emulator.admin.clear_faults()
+    clock.now += 38  # past the container's Retry-After
+    second = runtime.reconciler.reconcile(cluster)
+    assert (WriteKind.CREATE_CONTAINER, ActionStatus.DONE) in [(a.kind, a.status) for a in second.actions]
+    assert not any(a.status is ActionStatus.CLAIMED_ELSEWHERE for a in second.actions), second.actions
+    assert len(arm_writes(world, path_contains="/extensions/")) == 1
+    runtime.close()
+
+
 class ManualClock:
     """A pacer clock that moves only when a test moves it (``sleep`` advances it too)."""
 
