@@ -322,7 +322,9 @@ def test_reads_come_in_dependency_rounds():
 
 
 def test_the_claims_taken_ahead_are_the_claims_of_a_fresh_install():
-    assert set(INSTALL.claims_ahead(CLUSTER_ID, INSTALL_OPTIONS)) == {w.claim for w in step().writes if w.claim is not None}
+    assert set(INSTALL.claims_ahead(CLUSTER_ID, INSTALL_OPTIONS)) == {
+        w.claim for w in step().writes if w.claim is not None
+    }
     assert set(INSTALL.claims_ahead(CLUSTER_ID, INSTALL_OPTIONS)) == {INSTALL_CLAIM}
     assert POLICY_TASK.claims_ahead(CLUSTER_ID, POLICY) == ()
 

@@ -30,7 +30,7 @@ from remediator.core.protection import (
 )
 
 INSTALL_CLAIM = "install"
-"""The claim of a first install's extension PUT (the container PUT goes out with it and takes no claim). It is kept
+"""The claim of a first install's extension PUT (the container PUT beside it takes none). It is kept
 (settled) for a while after a successful write, so a reconcile whose read predates the PUT cannot take it and
 install a second time (this is why a first install needs no re-read after claiming; see
 ``adapters/claims.py``)."""

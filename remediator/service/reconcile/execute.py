@@ -359,7 +359,8 @@ class Executor:
             for write in writes:
                 mine = write.claim is not None and _claim_key(write) in elsewhere
                 status = ActionStatus.CLAIMED_ELSEWHERE if mine else ActionStatus.DEFERRED
-                detail = f"{write.claim} held{by}" if mine else (write.claim or f"waits for {elsewhere[0][0]}")
+                waits = write.claim or f"waits for {elsewhere[0][0]}"
+                detail = f"{write.claim} held{by}" if mine else waits
                 result.actions.append(action_for(write, status, detail))
             name, scope = elsewhere[0]
             on = "this cluster" if scope is None else str(scope.name)
