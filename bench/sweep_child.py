@@ -78,7 +78,26 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
         ca_bundle=args.ca_bundle,
         options=ClientOptions(read_timeout=600.0),
     )
-    inventory = ResourceGraphInventory(
+    page_log: list[dict[str, Any]] = []
+
+    class TimedInventory(ResourceGraphInventory):
+        """Notes each page's request (which query chain it belongs to) and the emulator's request id, so the
+        parent can read what the server took for it from the call log (the floor as served)."""
+
+        def _send(self, request: Any, skip_token: str | None, *, top: int | None) -> Any:
+            sent = time.time()
+            answer = super()._send(request, skip_token, top=top)
+            page_log.append(
+                {
+                    "request": request,
+                    "first": not skip_token,
+                    "sent": sent,
+                    "requestId": answer[2].get("x-ms-request-id"),
+                }
+            )
+            return answer
+
+    inventory = TimedInventory(
         clients.resource_graph_pipeline(), page_size=args.page_size, page_hook=pages.append
     )
     sweeper = Sweeper(
@@ -95,7 +114,21 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     plan = sweeper.plan()
     # The floor's decode: the same page bytes, decoded by a bare json.loads in this process, now (best of 3)
     decode_s = min(_decode_all(pages) for _ in range(3))
+    chain_of = {}
+    for kind, requests in (
+        ("clusters", plan.requests),
+        ("grants", plan.grants),
+        ("backupInstances", plan.backup_instances),
+        ("vaults", plan.vaults),
+    ):
+        for index, request in enumerate(requests):
+            # the vault identities' grants need the vaults' rows: one chain with the vault query
+            chain_of[request] = "vaults" if kind == "vaults" else f"{kind}-{index}"
     return {
+        "pageLog": [
+            {"chain": chain_of.get(entry["request"], "vaults"), "requestId": entry["requestId"]}
+            for entry in sorted(page_log, key=lambda e: e["sent"])
+        ],
         "contender": "ours",
         "planSeconds": wall,
         "enqueued": sink.count,

@@ -330,6 +330,9 @@ class Runtime:
                 "principal": request.principal,
                 "operation": operation,
                 "durationMs": round((time.monotonic() - started) * 1000, 3),
+                "requestId": response.headers.get("x-ms-request-id")
+                if isinstance(response, Response)
+                else None,
             }
         )
 

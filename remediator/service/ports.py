@@ -37,10 +37,12 @@ class Reconciles(Protocol):
         caller: str | None = None,
         trigger: str = "",
         event_time: datetime | None = None,
+        take_ahead: bool = True,
     ) -> ReconcileReport:
         """``correlation_id`` ties the journaled report to its cause (event id, work item, HTTP request);
         ``caller`` is who asked, when an HTTP request did (journaled with the report); ``trigger`` (the
-        work-item source) and ``event_time`` (the Event Grid event's) are for telemetry."""
+        work-item source) and ``event_time`` (the Event Grid event's) are for telemetry; ``take_ahead``:
+        take a fresh cluster's claims and write tokens while reading (``False`` for queued work)."""
         ...
 
 

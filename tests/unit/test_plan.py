@@ -48,7 +48,13 @@ from remediator.core.plan.policy_task import (
 )
 from remediator.core.plan.preflight_check import REQUIRED_PROVIDERS
 from remediator.core.plan.requirement import Mode, PlanContext, PlanningOptions
-from remediator.core.plan.writes import INSTALL_CLAIM, AssignRole, CreateContainer, InstallExtension
+from remediator.core.plan.writes import (
+    CONTAINER_CLAIM,
+    INSTALL_CLAIM,
+    AssignRole,
+    CreateContainer,
+    InstallExtension,
+)
 from remediator.core.preflight import PolicyAssignment, PolicyData, PolicyDefinition
 from remediator.core.snapshot import ClusterSnapshot
 
@@ -325,7 +331,7 @@ def test_the_claims_taken_ahead_are_the_claims_of_a_fresh_install():
     assert set(INSTALL.claims_ahead(CLUSTER_ID, INSTALL_OPTIONS)) == {
         w.claim for w in step().writes if w.claim is not None
     }
-    assert set(INSTALL.claims_ahead(CLUSTER_ID, INSTALL_OPTIONS)) == {INSTALL_CLAIM}
+    assert set(INSTALL.claims_ahead(CLUSTER_ID, INSTALL_OPTIONS)) == {INSTALL_CLAIM, CONTAINER_CLAIM}
     assert POLICY_TASK.claims_ahead(CLUSTER_ID, POLICY) == ()
 
 

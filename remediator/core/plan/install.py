@@ -50,7 +50,13 @@ from remediator.core.plan.requirement import (
     Waiting,
 )
 from remediator.core.plan.roles import RoleAssigned
-from remediator.core.plan.writes import INSTALL_CLAIM, CreateContainer, InstallExtension, ReinstallExtension
+from remediator.core.plan.writes import (
+    CONTAINER_CLAIM,
+    INSTALL_CLAIM,
+    CreateContainer,
+    InstallExtension,
+    ReinstallExtension,
+)
 from remediator.core.preflight import attribute_failure
 from remediator.core.text import equal_ignoring_case
 
@@ -120,6 +126,9 @@ class BackupContainer(Requirement):
             CreateContainer(link=self.key, account=account, name=ctx.container),
             f"container {ctx.container} created",
         )
+
+    def claim_ahead(self, cluster: ResourceId, options: PlanningOptions) -> str | None:
+        return CONTAINER_CLAIM
 
     def bucket_ahead(self, cluster: ResourceId, options: PlanningOptions) -> str | None:
         # CreateContainer's bucket is the storage account's subscription: known before the cluster's region

@@ -30,10 +30,15 @@ from remediator.core.protection import (
 )
 
 INSTALL_CLAIM = "install"
-"""The claim of a first install's extension PUT (the container PUT beside it takes none). It is kept
+"""The claim of a first install's extension PUT (the container PUT beside it takes its own). It is kept
 (settled) for a while after a successful write, so a reconcile whose read predates the PUT cannot take it and
 install a second time (this is why a first install needs no re-read after claiming; see
 ``adapters/claims.py``)."""
+
+CONTAINER_CLAIM = "container"
+"""The claim of the backup container's PUT. Not the install claim: the two PUTs go out together and either
+can fail alone, and a failed container PUT must not release the claim of an extension PUT that was sent
+(issue 17's chaos run: a reconcile whose reads predated that PUT then installed a second time)."""
 
 
 def _child(parent: ResourceId, suffix: str) -> ResourceId:
@@ -55,10 +60,8 @@ class Write(ABC):
 
     @property
     @abstractmethod
-    def claim(self) -> str | None:
-        """The durable claim name (``[a-z0-9-]``) taken before the write, per cluster; ``None`` for a write
-        that takes no claim because any number of reconciles may send it with the same effect (an idempotent
-        PUT under a deterministic name that nothing else depends on being sent once: the container)."""
+    def claim(self) -> str:
+        """The durable claim name (``[a-z0-9-]``) taken before the write, per cluster."""
 
     @property
     @abstractmethod
@@ -102,11 +105,8 @@ class CreateContainer(Write):
         return _child(self.account, f"blobServices/default/containers/{self.name}")
 
     @property
-    def claim(self) -> None:
-        # No claim: a repeated container PUT answers 200 and changes nothing. Sharing the extension's install
-        # claim made a failed container PUT release the claim of an extension PUT sent beside it, so a
-        # reconcile whose reads predated that PUT could install a second time (issue 17's chaos run).
-        return None
+    def claim(self) -> str:
+        return CONTAINER_CLAIM
 
     @property
     def bucket_subscription(self) -> str:

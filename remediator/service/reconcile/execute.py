@@ -337,7 +337,7 @@ class Executor:
         the caller's :meth:`HeldClaims.release_unkept`, write tokens drawn ahead (``tokens``) and not spent
         for its :meth:`TokensAhead.give_back_unspent`."""
         result = Execution()
-        claims = list(dict.fromkeys(_claim_key(w) for w in writes if w.claim is not None))
+        claims = list(dict.fromkeys((w.claim, w.claim_scope) for w in writes))
         if held.enabled and held.age() > MAX_PLAN_AGE_S:
             for write in writes:
                 result.actions.append(action_for(write, ActionStatus.DEFERRED, "reads too old"))
@@ -357,10 +357,9 @@ class Executor:
                 wait = min(CLAIMED_ELSEWHERE_WAIT_S, max(1.0, left + CLAIM_EXPIRY_MARGIN_S))
                 by = f" by {holder.owner} ({holder.state}, {max(0.0, left):.0f} s left)"
             for write in writes:
-                mine = write.claim is not None and _claim_key(write) in elsewhere
+                mine = (write.claim, write.claim_scope) in elsewhere
                 status = ActionStatus.CLAIMED_ELSEWHERE if mine else ActionStatus.DEFERRED
-                waits = write.claim or f"waits for {elsewhere[0][0]}"
-                detail = f"{write.claim} held{by}" if mine else waits
+                detail = f"{write.claim} held{by}" if mine else write.claim
                 result.actions.append(action_for(write, status, detail))
             name, scope = elsewhere[0]
             on = "this cluster" if scope is None else str(scope.name)
@@ -373,7 +372,7 @@ class Executor:
         if taken_over:
             name, previous = next(iter(taken_over.items()))
             for write in writes:
-                result.actions.append(action_for(write, ActionStatus.DEFERRED, f"{name} taken over"))
+                result.actions.append(action_for(write, ActionStatus.DEFERRED, f"{write.claim} taken over"))
             result.outcome = Outcome.wait(
                 TAKEN_OVER_WAIT_S,
                 f"took over the {name} claim from {previous}, which stopped renewing it mid-write;"
@@ -393,7 +392,7 @@ class Executor:
         lost = held.lost()
         if lost:
             for write in writes:
-                result.actions.append(action_for(write, ActionStatus.DEFERRED, f"{lost[0]} lost"))
+                result.actions.append(action_for(write, ActionStatus.DEFERRED, f"{write.claim} lost"))
             result.outcome = Outcome.wait(
                 TAKEN_OVER_WAIT_S,
                 f"the {lost[0]} claim was taken over while this reconcile stalled; nothing written",
@@ -412,8 +411,8 @@ class Executor:
                 continue
             assert applied is not None
             result.actions.append(action_for(write, applied.status, applied.detail))
-            if write.claim is not None and write.keep_claim:
-                kept.add(_claim_key(write))
+            if write.keep_claim:
+                kept.add((write.claim, write.claim_scope))
         for name, scope in claims:
             if (name, scope) in kept:
                 held.keep(name, scope)
@@ -496,12 +495,6 @@ class Executor:
         if unexpected:
             raise unexpected[0]
         return results
-
-
-def _claim_key(write: Write) -> tuple[str, ResourceId | None]:
-    """The claim ``write`` takes, as (name, scope); only for a write that takes one."""
-    assert write.claim is not None
-    return write.claim, write.claim_scope
 
 
 __all__ = ["Applied", "DrawsAhead", "Execution", "Executor", "HeldClaims", "TokensAhead", "action_for"]

@@ -207,6 +207,7 @@ class Reconciler:
         caller: str | None = None,
         trigger: str = "",
         event_time: datetime | None = None,
+        take_ahead: bool = True,
     ) -> ReconcileReport:
         """Reconcile one cluster and return the report (journaled and published unless ``dry_run``).
 
@@ -218,13 +219,23 @@ class Reconciler:
         :keyword trigger: what started it (the work-item source: ``event``, ``policy``, ``queue``, ``http``,
             ``cli``), for telemetry only.
         :keyword event_time: the triggering Event Grid event's time, for the event->write latency.
+        :keyword take_ahead: take a fresh cluster's write claims and write tokens while reading (the event
+            path, where the table round trips would otherwise delay the first write). ``False`` for queued
+            work (mostly follow-ups that write nothing): the claims and tokens are taken when a write is
+            planned, so a reconcile that writes nothing costs the journal table's shared write-budget rows
+            nothing (the chaos run's instances contended on them).
         :raises JournalWriteError: it wrote to the cluster but could not journal that (see ``_record``).
         """
         with self.telemetry.reconcile_span(
             cluster_id.canonical, trigger=trigger, event_time=event_time
         ) as span:
             report = self._reconcile_once(
-                cluster_id, dry_run=dry_run, attempt=attempt, correlation_id=correlation_id, caller=caller
+                cluster_id,
+                dry_run=dry_run,
+                attempt=attempt,
+                correlation_id=correlation_id,
+                caller=caller,
+                take_ahead=take_ahead,
             )
             span.finish(report.to_json())
             if not dry_run:
@@ -244,6 +255,7 @@ class Reconciler:
         attempt: int,
         correlation_id: str | None,
         caller: str | None = None,
+        take_ahead: bool = True,
     ) -> ReconcileReport:
         run = _Run(
             cluster_id=cluster_id.canonical,
@@ -255,7 +267,7 @@ class Reconciler:
             caller=caller,
         )
         try:
-            outcome = self._reconcile(cluster_id, run)
+            outcome = self._reconcile(cluster_id, run, take_ahead=take_ahead)
         except ArmError as error:
             max_wait_s = float(self.settings.max_wait_seconds)
             outcome = outcome_for_error(error, attempt=attempt, max_wait_s=max_wait_s)
@@ -299,7 +311,7 @@ class Reconciler:
 
     # -- the steps ------------------------------------------------------------------------------------------
 
-    def _reconcile(self, cid: ResourceId, run: _Run) -> Outcome:
+    def _reconcile(self, cid: ResourceId, run: _Run, *, take_ahead: bool = True) -> Outcome:
         planned_only = run.dry_run or self.options.mode is Mode.AUDIT
         # what needs only the cluster's id goes out with the cluster GET, whose wait it fills: preflight's
         # subscription reads, the claims and write tokens of a fresh cluster's writes (in the journal table);
@@ -310,8 +322,9 @@ class Reconciler:
         try:
             if self._in_scope_by_id(cid):
                 ahead = self.observer.start(self.chain.reads_ahead(cid, self.options))
-                held.take_ahead(self.chain.claims_ahead(cid, self.options), self._pool())
-                tokens.take_ahead(self.chain.buckets_ahead(cid, self.options), self._pool())
+                if take_ahead:
+                    held.take_ahead(self.chain.claims_ahead(cid, self.options), self._pool())
+                    tokens.take_ahead(self.chain.buckets_ahead(cid, self.options), self._pool())
             return self._read_and_reconcile(cid, run, held, tokens, ahead, planned_only=planned_only)
         finally:
             held.release_unkept()

@@ -275,6 +275,7 @@ class _AsCaller:
         caller: str | None = None,
         trigger: str = "",
         event_time: datetime | None = None,
+        take_ahead: bool = True,
     ) -> ReconcileReport:
         return self.reconciler.reconcile(
             cluster_id,
@@ -284,6 +285,7 @@ class _AsCaller:
             caller=caller or self.caller,
             trigger=trigger,
             event_time=event_time,
+            take_ahead=take_ahead,
         )
 
 

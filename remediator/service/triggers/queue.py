@@ -80,7 +80,11 @@ def handle_work_item(body: bytes | str, *, dequeue_count: int, ctx: HandlerConte
             return WorkItemResult("retired", None)
     try:
         report = ctx.reconciler.reconcile(
-            item.cluster_id, attempt=item.attempt, correlation_id=item.correlation_id, trigger="queue"
+            item.cluster_id,
+            attempt=item.attempt,
+            correlation_id=item.correlation_id,
+            trigger="queue",
+            take_ahead=False,  # queued work is not latency-bound; most of it writes nothing
         )
     except BaseException:
         if hop is not None:

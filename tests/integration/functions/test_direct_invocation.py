@@ -79,6 +79,8 @@ class ScriptedReconciler:
         self.barrier: threading.Barrier | None = None
         """When set, every reconcile waits for the others at this barrier (proves they run concurrently)."""
         self.error: Exception | None = None
+        self.took_ahead: list[bool] = []
+        """Whether each reconcile took claims and write tokens while reading (events do, queued work not)."""
         self.links: tuple[dict[str, str], ...] = ()
         """The chain's links the next reports carry (their settled count is the chain's progress)."""
 
@@ -92,9 +94,11 @@ class ScriptedReconciler:
         caller: str | None = None,
         trigger: str = "",
         event_time: datetime | None = None,
+        take_ahead: bool = True,
     ) -> ReconcileReport:
         assert isinstance(cluster_id, ResourceId), "the port takes a parsed id"
         self.calls.append((cluster_id.canonical, dry_run, attempt))
+        self.took_ahead.append(take_ahead)
         self.correlations.append(correlation_id)
         self.callers.append(caller)
         if self.delay_s:
@@ -361,6 +365,8 @@ def test_cluster_write_reconciles_inline(ctx: HandlerContext) -> None:
     function_app.on_cluster_write(event)
     assert _calls(ctx) == [(CLUSTER, False, 0)]
     assert _queued(ctx) == []
+    assert isinstance(ctx.reconciler, ScriptedReconciler)
+    assert ctx.reconciler.took_ahead == [True]  # the event path takes them while it reads
 
 
 def test_the_cause_s_id_is_the_reconcile_s_correlation_id(ctx: HandlerContext) -> None:
@@ -620,6 +626,7 @@ def test_worker_requeues_a_wait_with_the_next_attempt(ctx: HandlerContext) -> No
     assert _calls(ctx) == [(CLUSTER, False, 1)]
     assert _queued(ctx) == [{"clusterId": CLUSTER, "attempt": 2, "source": "event", "delay": 15.0}]
     assert _recorded(ctx) == []
+    assert ctx.reconciler.took_ahead == [False]  # queued work takes claims and tokens when it writes
 
 
 def test_worker_journals_the_give_up_at_the_bound(ctx: HandlerContext) -> None:
