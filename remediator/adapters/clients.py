@@ -14,13 +14,23 @@ storage client (queue, tables) shares one of :data:`STORAGE_POOL_SIZE`. azure-co
 each client its own pool of 10, so more than 10 concurrent calls through one client (the queue host runs up
 to 24 invocations, each reconcile reads on a pool of 16) made urllib3 discard connections ("Connection pool is
 full") and open new TLS connections under load.
+
+Those sessions also skip what ``requests`` repeats on every request for nothing (issue 11: the event path's
+overhead): with ``trust_env`` on, each request scans the whole environment for proxy variables and stats
+``~/.netrc`` twice, and with a CA bundle path each request stats it to tell a file from a directory. A
+session here reads the environment once, when it is built: when no proxy or CA-bundle variable is set (the
+usual Functions host) it does not trust the environment per request, which also keeps a stray ``~/.netrc``
+from replacing the bearer token with basic auth; when one is set, it keeps requests' per-request behaviour.
+Whether the CA bundle path is a directory is looked up once per path.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -64,11 +74,46 @@ STORAGE_POOL_SIZE = (
 sweep's enqueuers, the lease renewer (8 spare)."""
 
 
+ENVIRONMENT_SETTINGS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+"""Variables besides the proxy ones (``*_proxy``, any case) that ``requests`` reads per request."""
+
+
+def environment_matters(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``requests`` would find anything in the environment (``os.environ`` by default): a proxy
+    variable (``HTTPS_PROXY``, ``no_proxy``, ...: a name ending in ``_proxy``, as
+    ``urllib.request.getproxies_environment`` reads them) or a CA-bundle variable."""
+    env = os.environ if environ is None else environ
+    proxies = any(value and name.lower().endswith("_proxy") for name, value in env.items())
+    return proxies or any(env.get(name) for name in ENVIRONMENT_SETTINGS)
+
+
+@functools.lru_cache(maxsize=8)
+def _is_directory(path: str) -> bool:
+    return os.path.isdir(path)
+
+
+class PooledAdapter(HTTPAdapter):
+    """``requests``' adapter, with whether a CA bundle path is a directory looked up once per path (requests
+    stats it on every request)."""
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not isinstance(verify, str):
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, True, cert)
+        pool_kwargs["ca_cert_dir" if _is_directory(verify) else "ca_certs"] = verify
+        return host_params, pool_kwargs
+
+
 def pooled_session(pool_maxsize: int) -> requests.Session:
     """A ``requests`` session whose pools keep ``pool_maxsize`` connections per host, with urllib3's own
-    retries off (azure-core's retry policy retries), as azure-core's transport mounts its adapter."""
+    retries off (azure-core's retry policy retries), as azure-core's transport mounts its adapter; it trusts
+    the environment per request only when the environment sets something requests would use (see the module
+    docstring)."""
     session = requests.Session()
-    adapter = HTTPAdapter(
+    session.trust_env = environment_matters()
+    adapter = PooledAdapter(
         pool_connections=8,
         pool_maxsize=pool_maxsize,
         max_retries=Retry(total=False, redirect=False, raise_on_status=False),

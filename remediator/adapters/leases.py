@@ -31,13 +31,18 @@ RENEW_EVERY_S = 8.0
 """How often a live holder renews its leases (a renewal may be late by up to ``LEASE_S - RENEW_EVERY_S``)."""
 
 
+_HOST = socket.gethostname()
+"""The host name, read once (a syscall every claim took on the event path)."""
+
+
 def process_identity() -> str:
     """``<host>/<pid>``: who holds a lease, for diagnostics (and so a crashed process's leases are
     attributable).
 
     In Azure the host name is the Functions instance's; locally it tells the local runner's processes apart.
+    The pid is read each time: a forked process is another holder.
     """
-    return f"{socket.gethostname()}/{os.getpid()}"
+    return f"{_HOST}/{os.getpid()}"
 
 
 def new_owner() -> str:
