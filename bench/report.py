@@ -114,10 +114,11 @@ def sweep_section(data: dict[str, Any]) -> list[str]:
     out += [
         "",
         "The floor, run by run: the longest chain of dependent pages *as served in this run* (each page at"
-        " the time the emulator's call log says it took to answer it: latency drawn, jitter and the server's"
-        " query time, matched by request id) + a bare `json.loads` of the same bytes. Beside it, the same"
-        " pages at the base latency alone (what a Resource Graph that evaluated every query instantly would"
-        " allow):",
+        " the time the emulator's call log says it took to answer it, from its arrival (a new connection's"
+        " TLS handshake included) to the response written: latency drawn, jitter, the server's query time"
+        " and serialization, matched by request id) + a bare `json.loads` of the same bytes. Beside it, the"
+        " same pages at the base latency alone (what a Resource Graph that evaluated every query instantly"
+        " would allow):",
         "",
     ]
     for run in data["runs"]:

@@ -100,6 +100,12 @@ def _topic_key_principal(path: str, headers: CaseInsensitiveDict) -> str | None:
     return None
 
 
+_CONNECTION = threading.local()
+"""Per server thread: when its connection was accepted (a new connection's first request counts its TLS
+handshake), and the call-log entry of the request being answered, whose ``servedMs`` is filled in once the
+response is written (``durationMs`` covers the dispatch only)."""
+
+
 class _DropConnection(Exception):
     """Raised inside the handler to close the socket without a response (fault action ``drop``)."""
 
@@ -112,6 +118,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         logger.debug("%s " + format, self.client_address[0], *args)
+
+    def parse_request(self) -> bool:
+        # the request line has just been read: the request has arrived (or, first on a new connection, the
+        # connection was accepted before its TLS handshake)
+        self._arrived = getattr(_CONNECTION, "accepted", None) or time.monotonic()
+        _CONNECTION.accepted = None
+        _CONNECTION.entry = None
+        return super().parse_request()
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -154,6 +168,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if payload and self.command != "HEAD":
             self.wfile.write(payload)
+        entry = getattr(_CONNECTION, "entry", None)
+        if entry is not None:  # from arrival (handshake included) to the response written
+            entry["servedMs"] = round((time.monotonic() - self._arrived) * 1000, 3)
+            _CONNECTION.entry = None
 
     do_GET = do_PUT = do_PATCH = do_POST = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
@@ -172,6 +190,7 @@ class _TLSServer(http.server.ThreadingHTTPServer):
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # TLS handshake in the connection's own thread, not the accept loop.
+        _CONNECTION.accepted = time.monotonic()
         try:
             tls = self.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
@@ -320,21 +339,19 @@ class Runtime:
                 "x-ms-correlation-request-id",
                 request.headers.get("x-ms-client-request-id") or response.headers["x-ms-request-id"],
             )
-        self.calls.record(
-            {
-                "time": self.state.clock.now(),
-                "method": request.method,
-                "path": request.path,
-                "apiVersion": request.query.get("api-version"),
-                "status": status,
-                "principal": request.principal,
-                "operation": operation,
-                "durationMs": round((time.monotonic() - started) * 1000, 3),
-                "requestId": response.headers.get("x-ms-request-id")
-                if isinstance(response, Response)
-                else None,
-            }
-        )
+        entry: dict[str, Any] = {
+            "time": self.state.clock.now(),
+            "method": request.method,
+            "path": request.path,
+            "apiVersion": request.query.get("api-version"),
+            "status": status,
+            "principal": request.principal,
+            "operation": operation,
+            "durationMs": round((time.monotonic() - started) * 1000, 3),
+            "requestId": response.headers.get("x-ms-request-id") if isinstance(response, Response) else None,
+        }
+        self.calls.record(entry)
+        _CONNECTION.entry = entry  # a server thread adds servedMs once the response is written
 
     def _throttle(self, method: str, path: str, principal: str) -> dict[str, str]:
         """ARM's request buckets: the remaining-requests headers on every answer; 429 only while throttling is

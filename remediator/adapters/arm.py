@@ -318,8 +318,12 @@ class ArmGateway:
                 lambda: client.managed_clusters.get(
                     str(cluster_id.resource_group),
                     str(cluster_id.name),
-                    cls=lambda pipeline_response, deserialized, headers: (
-                        pipeline_response.http_response.json()
+                    # stream=True: the SDK hands the body over undecoded instead of building its model of
+                    # the cluster first (several ms of CPU between the cluster GET and the reads that wait
+                    # for it, on the event path), and it is decoded once, here
+                    stream=True,
+                    cls=lambda pipeline_response, deserialized, headers: json.loads(
+                        pipeline_response.http_response.read()
                     ),
                 ),
             )

@@ -28,6 +28,7 @@ shared bucket never holds more than it would without the draw ahead.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -59,6 +60,11 @@ little)."""
 
 CONTENDED_WAIT_S = 1.0
 """The wait reported when the shared row stayed contended through every try."""
+
+CONFLICT_BACKOFF_S = 0.01
+"""After the n-th conflict a try waits a random 0..n x this long first: instances that collided on the row
+spread out instead of colliding again at once (the fault-free 2,000-cluster chaos run saw ~550 takes give up
+as contended, each costing its reconcile a 1 s wait and a re-queue)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,7 @@ class SharedWritePacer:
             if remembered is None:
                 self.conflicts += 1
                 tries += 1
+                self._sleep(random.uniform(0.0, CONFLICT_BACKOFF_S * tries))  # noqa: S311 - jitter only
             remembered = None
         logger.warning("shared write bucket %s stayed contended through %d tries", key, MAX_CONFLICT_RETRIES)
         return None

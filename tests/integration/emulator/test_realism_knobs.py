@@ -173,3 +173,19 @@ def test_probability_rule_fires_about_that_often(emulator: Emulator) -> None:
     failures = statuses.count(500)
     assert statuses.count(200) + failures == 300
     assert 50 <= failures <= 130  # binomial(300, 0.3): mean 90, sd ~8
+
+
+def test_call_log_gives_each_call_its_request_id_and_the_time_it_was_served(emulator: Emulator) -> None:
+    """``durationMs`` is the dispatch; ``servedMs`` runs from the request's arrival (a new connection's accept,
+    so its TLS handshake counts) to the response written; ``requestId`` is the x-ms-request-id answered."""
+    emulator.admin.set_config(latencyMs=50, jitterMs=0)
+    try:
+        status, headers, _ = _get(emulator)
+    finally:
+        emulator.admin.set_config(latencyMs=0, jitterMs=0)
+    assert status == 200
+    [call] = emulator.admin.calls()
+    request_id = next(v for k, v in headers.items() if k.lower() == "x-ms-request-id")
+    assert call["requestId"] == request_id
+    assert call["durationMs"] >= 50
+    assert call["servedMs"] >= call["durationMs"]
