@@ -13,9 +13,10 @@ rate-limit headers (Policy Insights, DataProtection, the global and tenant bucke
 server's figure, which already counts every instance's calls) and the sweep's planning pacer.
 
 Cost: two table operations per paced write (a reconcile's writes in one subscription are taken together), one
-when the row is as this process last saw it (its ETag is remembered), and the instances' clocks must agree
-to within a second or so (they do: NTP); a skew makes the shared bucket refill a little early or late, never
-faster than ``refill_per_s`` on average.
+when the row is as this process last saw it (its ETag is remembered; the process's threads take turns on a
+row, so only instances collide, and a collision is tried again after a random pause), and the instances'
+clocks must agree to within a second or so (they do: NTP); a skew makes the shared bucket refill a little
+early or late, never faster than ``refill_per_s`` on average.
 
 Off the critical path (issue 11 item 3): a reconcile that may install takes its writes' tokens while it
 reads (:meth:`SharedWritePacer.draw_ahead`, started with its claims by the reconciler); the writes spend them
@@ -110,6 +111,7 @@ class SharedWritePacer:
         self.conflicts = 0
         self._known: dict[str, _Row] = {}
         self._known_lock = threading.Lock()
+        self._row_locks: dict[str, threading.Lock] = {}
 
     # -- the shared rows ------------------------------------------------------------------------------------
 
@@ -166,8 +168,18 @@ class SharedWritePacer:
         The first try starts from the row this process last wrote or read, when it has one (one table round
         trip instead of two: the write is conditional on that row's ETag, so a row someone else changed since
         fails the write and is read afresh); a ``None`` from ``change`` on a remembered row is confirmed on a
-        fresh read before it is believed."""
+        fresh read before it is believed.
+
+        The threads of this process take turns on a row (one lock per row), so they never collide with each
+        other and each starts from the row the previous one wrote; only instances collide, and the loser tries
+        again after a random pause (:data:`CONFLICT_BACKOFF_S`)."""
         self.ensure_table()
+        with self._known_lock:
+            row_lock = self._row_locks.setdefault(key, threading.Lock())
+        with row_lock:
+            return self._update_row(key, change)
+
+    def _update_row(self, key: str, change: Callable[[float], float | None]) -> float | None:
         remembered = self._last_known(key)
         tries = 0
         while tries < MAX_CONFLICT_RETRIES:

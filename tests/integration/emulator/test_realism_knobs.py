@@ -176,8 +176,9 @@ def test_probability_rule_fires_about_that_often(emulator: Emulator) -> None:
 
 
 def test_call_log_gives_each_call_its_request_id_and_the_time_it_was_served(emulator: Emulator) -> None:
-    """``durationMs`` is the dispatch; ``servedMs`` runs from the request's arrival (a new connection's accept,
-    so its TLS handshake counts) to the response written; ``requestId`` is the x-ms-request-id answered."""
+    """``durationMs`` is the dispatch; ``servedMs`` runs from the request's arrival (a new connection's
+    accept, so its TLS handshake counts) to the response written; ``requestId`` is the x-ms-request-id
+    answered."""
     emulator.admin.set_config(latencyMs=50, jitterMs=0)
     try:
         status, headers, _ = _get(emulator)
