@@ -442,7 +442,7 @@ class ChaosRun:
             "giveUpsByCause": journal["giveUps"],
             "sweepBlockedDecisions": journal["sweepBlockedDecisions"],
             "giveUpAlertLines": logs["alerts"],
-            "claimsLeftHeld": journal["claimsHeld"],
+            "claimsLeftHeld": live_held_claims(journal["claims"], killed),
             "deadProcessClaims": journal_dead_claims(journal["claims"], killed),
             "longestWaitOnDeadClaimSeconds": dead_waits["longest"],
             "clustersBlockedByDeadClaims": dead_waits["clusters"],
@@ -594,14 +594,10 @@ def scan_journal(connection: str, table_name: str) -> dict[str, Any]:
     gave_up: Counter[str] = Counter()
     poison = 0
     sweep_blocked = 0
-    now = time.time()
-    held = 0
     for row in table.list_entities():
         key = str(row["RowKey"])
         if key.startswith("claim-"):
             claims.append(dict(row))
-            if row.get("State", "held") == "held" and float(row.get("ExpiresAt", 0)) > now:
-                held += 1
         elif key.startswith("h-") and row.get("Report"):
             report = json.loads(row["Report"])
             history.append(report)
@@ -617,7 +613,6 @@ def scan_journal(connection: str, table_name: str) -> dict[str, Any]:
     return {
         "history": history,
         "claims": claims,
-        "claimsHeld": held,
         "giveUps": dict(gave_up.most_common()),
         "sweepBlockedDecisions": sweep_blocked,
         "poison": poison,
@@ -685,6 +680,21 @@ def dead_claim_waits(
             end = done_at if done_at is not None else time.time()
             longest = max(longest, max(0.0, end - first))
     return {"longest": round(longest, 1), "clusters": clusters}
+
+
+def live_held_claims(claims: list[dict[str, Any]], killed: dict[str, dict[str, Any]]) -> int:
+    """Claims still *held* (lease running) at the end by a process that was not killed: work in progress or
+    a leak. A killed process's held claim is not counted here: it stands until its lease runs out, which
+    :func:`journal_dead_claims` measures (at most the lease past the death)."""
+    now = time.time()
+    held = 0
+    for row in claims:
+        parts = str(row.get("Owner") or "").split("/")
+        if len(parts) >= 2 and parts[1] in killed:
+            continue
+        if row.get("State", "held") == "held" and float(row.get("ExpiresAt", 0)) > now:
+            held += 1
+    return held
 
 
 def journal_dead_claims(claims: list[dict[str, Any]], killed: dict[str, dict[str, Any]]) -> dict[str, Any]:

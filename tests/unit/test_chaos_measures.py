@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.chaos import _round, dead_claim_waits, scan_logs
+from bench.chaos import _round, dead_claim_waits, live_held_claims, scan_logs
 from bench.harness import percentile
 
 CLUSTER = "/subscriptions/s/resourcegroups/rg/providers/microsoft.containerservice/managedclusters/aks"
@@ -62,3 +63,16 @@ def test_a_target_that_never_converged_is_later_than_every_percentile_it_decides
     never = [math.inf] * 4
     assert _round(percentile(never + needed, 50)) == 50.0
     assert _round(percentile(never + needed, 99)) is None
+
+
+def test_claims_left_held_count_live_holders_only() -> None:
+    """A killed process's held claim stands until its lease runs out (measured as deadProcessClaims); a live
+    process's held claim at the end is work in progress or a leak, and is counted."""
+    later = time.time() + 20
+    rows = [
+        {"Owner": "vm/111/abc", "State": "held", "ExpiresAt": later},  # killed holder
+        {"Owner": "vm/222/def", "State": "held", "ExpiresAt": later},  # live holder
+        {"Owner": "vm/222/ghi", "State": "sent", "ExpiresAt": later},  # write sent: settled, not held
+        {"Owner": "vm/222/jkl", "State": "held", "ExpiresAt": time.time() - 1},  # lease ran out
+    ]
+    assert live_held_claims(rows, {"111": {"pid": 111, "wall": 0.0}}) == 1
