@@ -2,11 +2,12 @@
 
 - **Claims** (``adapters/claims.py``) make each write exactly-once across Function instances. The claims a
   fresh cluster would need are taken while the reconcile reads (:meth:`HeldClaims.take_ahead`), so on the
-  event path the claim is off the critical path. A held claim is a short lease renewed while this reconcile
-  works, so a process that dies holds nobody up for more than the lease (issue 17). A claim is released on
-  every path where its write was not sent (:meth:`HeldClaims.release_unkept` runs in a ``finally``): another
-  reconcile holds a claim, a re-check says the state moved, a re-check fails (issue 17 F1), pacing defers, a
-  write fails. After its write was sent a claim is *settled*: kept a while (``SETTLE_S``) so a reconcile whose
+  event path the claim is off the critical path. Each write is guarded by its own claim: the writes whose
+  claims another reconcile holds are left to it, the others go ahead. A held claim is a short lease renewed
+  while this reconcile works, so a process that dies holds nobody up for more than the lease (issue 17). A
+  claim is released on every path where its write was not sent (:meth:`HeldClaims.release_unkept` runs in a
+  ``finally``): a re-check says the state moved, a re-check fails (issue 17 F1), pacing defers, a write
+  fails. After its write was sent a claim is *settled*: kept a while (``SETTLE_S``) so a reconcile whose
   reads predate the write cannot repeat it; a reconcile never writes on reads older than ``MAX_PLAN_AGE_S``.
   A claim taken over from a holder that stopped renewing mid-write makes the reconcile read again first (the
   holder may have written just before it died).
@@ -297,6 +298,8 @@ class Execution:
     actions: list[Action] = field(default_factory=list)
     outcome: Outcome | None = None
     error: ArmError | None = None
+    elsewhere: Outcome | None = None
+    """Some writes went ahead while another reconcile holds the claims of the others: the wait for those."""
 
 
 class Executor:
@@ -349,25 +352,16 @@ class Executor:
             return result
         elsewhere = [(name, scope) for name, scope in claims if not held.take(name, scope)]
         if elsewhere:
-            holder = held.holder(*elsewhere[0])
-            wait = CLAIMED_ELSEWHERE_WAIT_S
-            by = ""
-            if holder is not None:
-                left = holder.expires_at - time.time()
-                wait = min(CLAIMED_ELSEWHERE_WAIT_S, max(1.0, left + CLAIM_EXPIRY_MARGIN_S))
-                by = f" by {holder.owner} ({holder.state}, {max(0.0, left):.0f} s left)"
-            for write in writes:
-                mine = (write.claim, write.claim_scope) in elsewhere
-                status = ActionStatus.CLAIMED_ELSEWHERE if mine else ActionStatus.DEFERRED
-                detail = f"{write.claim} held{by}" if mine else write.claim
-                result.actions.append(action_for(write, status, detail))
-            name, scope = elsewhere[0]
-            on = "this cluster" if scope is None else str(scope.name)
-            result.outcome = Outcome.wait(
-                min(wait, self.max_wait_s),
-                f"another reconcile holds the {name} claim for {on}{by}",
-            )
-            return result
+            claim_wait = self._claimed_elsewhere(writes, elsewhere, held, result)
+            writes = [w for w in writes if (w.claim, w.claim_scope) not in elsewhere]
+            claims = [c for c in claims if c not in elsewhere]
+            if not writes:  # every write is another reconcile's to send
+                result.outcome = claim_wait
+                return result
+            # The writes under claims this reconcile holds go ahead: they are independent of the others by
+            # construction, so two reconciles that each won some of a cluster's claims (taken ahead, at the
+            # same moment) send one share each instead of both standing down (issue 17).
+            result.elsewhere = claim_wait
         taken_over = held.taken_over()
         if taken_over:
             name, previous = next(iter(taken_over.items()))
@@ -417,6 +411,32 @@ class Executor:
             if (name, scope) in kept:
                 held.keep(name, scope)
         return result
+
+    def _claimed_elsewhere(
+        self,
+        writes: Sequence[Write],
+        elsewhere: Sequence[tuple[str, ResourceId | None]],
+        held: HeldClaims,
+        result: Execution,
+    ) -> Outcome:
+        """Record the writes whose claims another reconcile holds; the wait until that claim runs out."""
+        holder = held.holder(*elsewhere[0])
+        wait = CLAIMED_ELSEWHERE_WAIT_S
+        by = ""
+        if holder is not None:
+            left = holder.expires_at - time.time()
+            wait = min(CLAIMED_ELSEWHERE_WAIT_S, max(1.0, left + CLAIM_EXPIRY_MARGIN_S))
+            by = f" by {holder.owner} ({holder.state}, {max(0.0, left):.0f} s left)"
+        for write in writes:
+            if (write.claim, write.claim_scope) in elsewhere:
+                result.actions.append(
+                    action_for(write, ActionStatus.CLAIMED_ELSEWHERE, f"{write.claim} held{by}")
+                )
+        name, scope = elsewhere[0]
+        on = "this cluster" if scope is None else str(scope.name)
+        return Outcome.wait(
+            min(wait, self.max_wait_s), f"another reconcile holds the {name} claim for {on}{by}"
+        )
 
     def _apply(self, writes: Sequence[Write]) -> list[tuple[Applied | None, ArmError | None]]:
         """Send ``writes`` together; each result or ARM error, in the writes' order. A long-running write goes

@@ -407,7 +407,17 @@ class Reconciler:
         run.actions.extend(execution.actions)
         if execution.error is not None:
             raise execution.error
-        return execution.outcome or step.outcome
+        if execution.outcome is not None:
+            return execution.outcome
+        elsewhere = execution.elsewhere
+        if elsewhere is None:
+            return step.outcome
+        # another reconcile sends a share of the writes: not done, and back when its claim runs out if sooner
+        if step.outcome.kind is OutcomeKind.WAIT and (step.outcome.retry_after_s or 0.0) <= (
+            elsewhere.retry_after_s or 0.0
+        ):
+            return step.outcome
+        return elsewhere
 
 
 __all__ = ["CLAIM_TTL_S", "JournalWriteError", "Reconciler"]

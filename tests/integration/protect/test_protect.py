@@ -180,9 +180,12 @@ def test_the_region_shares_one_vault_policy_and_snapshot_group(world: ProtectWor
 
 
 def test_role_propagation_and_binding_effect_are_waited_out_with_backoff_not_slept(world: ProtectWorld):
-    # roles reach Azure Backup 0.5 s after ARM shows them, a binding takes effect 0.4 s after Succeeded: the
-    # product's clock runs 50x, so that is 25 s and 20 s of "Azure time" the chain must wait out
-    world.knobs(rolePropagationS=0.5, trustedAccessEffectS=0.4)
+    # roles reach Azure Backup 4 s after ARM shows them, a binding takes effect 3 s after Succeeded: the
+    # product's clock runs 50x, so that is 200 s and 150 s of "Azure time" the chain must wait out (the CLI
+    # sleeps 120 s; AKS says "up to five minutes"). Windows this long stay open however slowly a loaded
+    # machine brings the chain to its first validation (at 0.5 s and 0.4 s a fresh-clone CI run once
+    # validated after the window had closed, and this test saw a single validation).
+    world.knobs(rolePropagationS=4.0, trustedAccessEffectS=3.0)
     started = time.monotonic()
     reports = _protect(world)
     elapsed = time.monotonic() - started

@@ -42,28 +42,28 @@ def _history(world: Any, cid: str) -> list[Any]:
 
 
 def test_a_dead_holders_claim_stalls_a_cluster_no_longer_than_its_lease(world: Any) -> None:
-    """A process died holding the install claim (it never renews it): the next reconcile waits only for what
-    is left of the lease, naming the holder; then it takes the claim over, reads the state again (the dead
-    holder may have written just before it died) and only then writes, once."""
+    """A process died holding the install claim (it never renews it): the next reconcile sends the write
+    whose claim it holds (the container's) and waits for the extension only for what is left of the lease,
+    naming the holder; then it takes the claim over, reads the state again (the dead holder may have written
+    just before it died) and only then sends the extension, once."""
     claims = world.runtime.claims
     cluster = parse_cluster_id(AKS_OK)
     assert claims.try_claim(cluster, "install", ttl_s=3.0, owner="deadhost/4242/abcdef") is not None
     blocked = world.runtime.reconciler.reconcile(cluster)
     assert blocked.outcome.kind is OutcomeKind.WAIT and blocked.outcome.retry_after_s is not None
     assert blocked.outcome.retry_after_s <= 4.0  # the lease's remainder, not a 300 s TTL
-    assert any(
-        a.status is ActionStatus.CLAIMED_ELSEWHERE and "deadhost/4242/abcdef" in a.detail
-        for a in blocked.actions
-    )
+    assert [(a.kind, a.status) for a in blocked.actions] == [
+        (WriteKind.CREATE_EXTENSION, ActionStatus.CLAIMED_ELSEWHERE),
+        (WriteKind.CREATE_CONTAINER, ActionStatus.DONE),
+    ]
+    assert "deadhost/4242/abcdef" in blocked.actions[0].detail
+    assert arm_writes(world, path_contains="/extensions/") == []
     time.sleep(3.2)
     taken = world.runtime.reconciler.reconcile(cluster)
     assert "took over the install claim from deadhost/4242/abcdef" in taken.outcome.why
-    assert arm_writes(world) == []
+    assert arm_writes(world, path_contains="/extensions/") == []
     done = world.runtime.reconciler.reconcile(cluster)
-    assert [(a.kind, a.status) for a in done.actions] == [
-        (WriteKind.CREATE_CONTAINER, ActionStatus.DONE),
-        (WriteKind.CREATE_EXTENSION, ActionStatus.DONE),
-    ]
+    assert [(a.kind, a.status) for a in done.actions] == [(WriteKind.CREATE_EXTENSION, ActionStatus.DONE)]
     assert len(arm_writes(world, path_contains="/extensions/")) == 1
 
 

@@ -213,6 +213,25 @@ def test_ten_sequential_reconciles_write_once(world, wait_until):
     assert len(extensions_of(world, AKS_OK)) == 1
 
 
+def test_reconciles_that_each_won_one_of_a_clusters_claims_each_send_their_share(world, wait_until):
+    """Two reconciles of a fresh cluster took its claims ahead at the same moment and each won one (the CI
+    failure of 0d9feda: both stood down and nothing was written until a follow-up). Each claim guards its own
+    write, so the one holding ``install`` sends the extension while ``container`` is another's to send."""
+    cid = cluster_id("aks-ok-2")
+    cluster = parse_cluster_id(cid)
+    other = world.runtime.claims.try_claim(cluster, "container", ttl_s=30.0, owner="otherhost/1/abc")
+    assert other is not None
+    first = world.runtime.reconciler.reconcile(cluster)
+    assert [(a.kind, a.status) for a in first.actions] == [
+        (WriteKind.CREATE_CONTAINER, ActionStatus.CLAIMED_ELSEWHERE),
+        (WriteKind.CREATE_EXTENSION, ActionStatus.DONE),
+    ]
+    assert first.outcome.kind is OutcomeKind.WAIT
+    world.runtime.claims.release(other)
+    converge(world, cid, wait_until)
+    assert _counts(world, cid, "aks-ok-2") == (1, 1, 1)
+
+
 def test_five_concurrent_reconciles_from_separate_instances_write_once(world, wait_until):
     """Five runtimes = five Function instances sharing nothing but Azure and the journal table."""
     cid = cluster_id("aks-ok-2")
