@@ -300,6 +300,11 @@ class Execution:
     error: ArmError | None = None
     elsewhere: Outcome | None = None
     """Some writes went ahead while another reconcile holds the claims of the others: the wait for those."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase: claims, re-checks, pacing, writes."""
+
+    def timed(self, phase: str, since: float) -> None:
+        self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - since
 
 
 class Executor:
@@ -350,7 +355,9 @@ class Executor:
                 " before writing",
             )
             return result
+        started = time.monotonic()
         elsewhere = [(name, scope) for name, scope in claims if not held.take(name, scope)]
+        result.timed("claims", started)
         if elsewhere:
             claim_wait = self._claimed_elsewhere(writes, elsewhere, held, result)
             writes = [w for w in writes if (w.claim, w.claim_scope) not in elsewhere]
@@ -373,11 +380,15 @@ class Executor:
                 " reading the state again before writing",
             )
             return result
+        started = time.monotonic()
         moved = self._recheck(writes)
+        result.timed("rechecks", started)
         if moved is not None:
             result.outcome = Outcome.wait(STATE_MOVED_WAIT_S, f"state changed while claiming: {moved}")
             return result
+        started = time.monotonic()
         deferred = self._pace(writes, tokens)
+        result.timed("pacing", started)
         if deferred is not None:
             for write in writes:
                 result.actions.append(action_for(write, ActionStatus.DEFERRED, deferred.why))
@@ -392,7 +403,9 @@ class Executor:
                 f"the {lost[0]} claim was taken over while this reconcile stalled; nothing written",
             )
             return result
+        started = time.monotonic()
         outcomes = self._apply(writes)
+        result.timed("writes", started)
         # A claim is kept when a write under it was sent and asks for it (keep_claim), whatever happened to
         # the other writes under it; every other claim is released by the caller (no write was sent under it,
         # or its write is safe to repeat at once).

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -94,6 +94,12 @@ class _Run:
     extension_state: str | None = None
     links: tuple[Link, ...] = ()
     findings: tuple[dict[str, Any], ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per phase (cluster GET, reads, claims, re-checks, pacing, writes, journal), for the log
+    line: where a slow reconcile's time went."""
+
+    def timed(self, phase: str, since: float) -> None:
+        self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - since
 
     def report(self, outcome: Outcome) -> ReconcileReport:
         return ReconcileReport(
@@ -111,6 +117,12 @@ class _Run:
             caller=self.caller,
             findings=self.findings,
         )
+
+
+def _phases(total_s: float, timings: Mapping[str, float]) -> str:
+    """``2.31 s (cluster 0.10, reads 1.80, writes 0.30, journal 0.05)``: the phases it went through."""
+    spent = ", ".join(f"{phase} {seconds:.2f}" for phase, seconds in timings.items())
+    return f"{total_s:.2f} s ({spent})" if spent else f"{total_s:.2f} s"
 
 
 class JournalWriteError(RuntimeError):
@@ -229,7 +241,8 @@ class Reconciler:
         with self.telemetry.reconcile_span(
             cluster_id.canonical, trigger=trigger, event_time=event_time
         ) as span:
-            report = self._reconcile_once(
+            started = time.monotonic()
+            report, timings = self._reconcile_once(
                 cluster_id,
                 dry_run=dry_run,
                 attempt=attempt,
@@ -238,8 +251,20 @@ class Reconciler:
                 take_ahead=take_ahead,
             )
             span.finish(report.to_json())
+            first = True
             if not dry_run:
+                journal_started = time.monotonic()
                 first = self._record(report)
+                timings["journal"] = time.monotonic() - journal_started
+            if dry_run or report.outcome.kind is not OutcomeKind.GAVE_UP:  # a give-up is logged once recorded
+                logger.info(
+                    "reconcile %s: %s (%s) in %s",
+                    cluster_id,
+                    describe(report.outcome.kind),
+                    report.outcome.why,
+                    _phases(time.monotonic() - started, timings),
+                )
+            if not dry_run:
                 # a give-up's alert line, once per cluster and cause (core.alerts); a repeat is logged quietly
                 if report.outcome.kind is OutcomeKind.GAVE_UP and first:
                     logger.warning(alert_line(report))
@@ -256,7 +281,7 @@ class Reconciler:
         correlation_id: str | None,
         caller: str | None = None,
         take_ahead: bool = True,
-    ) -> ReconcileReport:
+    ) -> tuple[ReconcileReport, dict[str, float]]:
         run = _Run(
             cluster_id=cluster_id.canonical,
             mode=self.options.mode.value,
@@ -272,10 +297,7 @@ class Reconciler:
             max_wait_s = float(self.settings.max_wait_seconds)
             outcome = outcome_for_error(error, attempt=attempt, max_wait_s=max_wait_s)
             logger.info("reconcile %s: %s -> %s", cluster_id, error, describe(outcome.kind))
-        report = run.report(outcome)
-        if dry_run or outcome.kind is not OutcomeKind.GAVE_UP:  # a give-up is logged once recorded
-            logger.info("reconcile %s: %s (%s)", cluster_id, describe(outcome.kind), outcome.why)
-        return report
+        return run.report(outcome), run.timings
 
     def _record(self, report: ReconcileReport) -> bool:
         """Journal (and publish) the report; ``False`` when it repeats a state the journal already holds (a
@@ -348,7 +370,9 @@ class Reconciler:
         *,
         planned_only: bool,
     ) -> Outcome:
+        started = time.monotonic()
         body = self.gateway.get_cluster(cid)
+        run.timed("cluster", started)
         if body is None:
             return Outcome.done(CLUSTER_GONE_WHY)
         try:
@@ -383,7 +407,9 @@ class Reconciler:
         gated = gate(ctx.decision)
         if gated is not None:
             return gated  # skipped, blocked or waiting on the decision alone: nothing more is read
+        started = time.monotonic()
         observed = self.observer.observe(self.chain, ctx, ahead=ahead)
+        run.timed("reads", started)
         extension: ExtensionView | None = observed.peek(ExtensionRead(ctx.cluster_id))
         run.extension_state = extension.provisioning_state if extension is not None else None
         step = plan(self.chain, ctx, observed)
@@ -404,6 +430,8 @@ class Reconciler:
                 return Outcome.done(f"audit mode: would {kinds}; nothing written ({step.outcome.why})")
             return step.outcome
         execution = self.executor.execute(step.writes, held, tokens)
+        for phase, seconds in execution.timings.items():
+            run.timings[phase] = run.timings.get(phase, 0.0) + seconds
         run.actions.extend(execution.actions)
         if execution.error is not None:
             raise execution.error
