@@ -110,3 +110,61 @@ def test_the_threads_of_one_process_take_turns_on_a_row() -> None:
         thread.join()
     assert drawn == [{"sub-a": 1.0}] * 8
     assert pacer.conflicts == 0 and table.row["Tokens"] == 42.0
+
+
+class HeldTable(ContendedTable):
+    """A table whose first write waits until the test lets it go (a slow table under load)."""
+
+    def __init__(self, tokens: float) -> None:
+        super().__init__(losses=0)
+        self.row["Tokens"] = tokens
+        self.release = threading.Event()
+        self.writing = threading.Event()
+
+    def update_entity(self, entity: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        self.writing.set()
+        assert self.release.wait(10)
+        return super().update_entity(entity, **kwargs)
+
+
+def _queued(pacer: SharedWritePacer, subscription: str) -> int:
+    with pacer._known_lock:  # the test reads the queue the pacer keeps under this lock
+        return len(pacer._asks.get(pacer._key(subscription), []))
+
+
+def test_draws_that_wait_for_a_slow_row_update_go_out_together_with_their_own_verdicts() -> None:
+    """While one thread's update of a row is in flight, the draws and give-backs other threads ask for queue
+    and then go out as one update (a group commit), each with the verdict it would have had alone, in the
+    order they came: 8 threads drawing 1 token from a row holding 5 make 2 table writes, not 8; 5 draws are
+    granted and 3 refused, and the row ends at 0 (the 10,000-cluster chaos baseline: threads queued one
+    table round trip each behind a slow Azurite, pacing p50 2 s)."""
+    table = HeldTable(tokens=5.0)
+    pacer = SharedWritePacer(table, WritePacer(), clock=lambda: 1000.0, headroom=0.0)  # type: ignore[arg-type]
+    results: list[dict[str, float]] = []
+    lock = threading.Lock()
+
+    def draw() -> None:
+        got = pacer.draw_ahead({"sub-a": 1.0})
+        with lock:
+            results.append(got)
+
+    first = threading.Thread(target=draw)
+    first.start()
+    assert table.writing.wait(10)  # the first draw's update is in flight
+    others = [threading.Thread(target=draw) for _ in range(7)]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while _queued(pacer, "sub-a") < 7 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert _queued(pacer, "sub-a") == 7
+    table.release.set()
+    for thread in [first, *others]:
+        thread.join()
+    assert table.writes == 2
+    assert sorted(len(r) for r in results) == [0, 0, 0, 1, 1, 1, 1, 1]
+    assert table.row["Tokens"] == 0.0
+    assert pacer.conflicts == 0
+    # a give-back joins the next commit too, and the row never holds more than the capacity
+    pacer.give_back({"sub-a": 3.0})
+    assert table.row["Tokens"] == 3.0
