@@ -290,6 +290,21 @@ class TokensAhead:
             self._pacer.give_back(unspent)
 
 
+class PhaseTimings(dict[str, float]):
+    """Seconds one reconcile spent per phase (cluster GET, reads, claims, re-checks, pacing, writes, release,
+    journal), in the order the phases were first entered: its log line says where a slow reconcile's time
+    went."""
+
+    def add(self, phase: str, since: float) -> None:
+        """Count the time from ``since`` (``time.monotonic()``) to now under ``phase``."""
+        self[phase] = self.get(phase, 0.0) + time.monotonic() - since
+
+    def describe(self, total_s: float) -> str:
+        """``2.31 s (cluster 0.10, reads 1.80, writes 0.30, journal 0.05)``."""
+        spent = ", ".join(f"{phase} {seconds:.2f}" for phase, seconds in self.items())
+        return f"{total_s:.2f} s ({spent})" if spent else f"{total_s:.2f} s"
+
+
 @dataclass
 class Execution:
     """What the executor did: the actions, and the outcome if it differs from the plan's (a wait because of
@@ -300,11 +315,6 @@ class Execution:
     error: ArmError | None = None
     elsewhere: Outcome | None = None
     """Some writes went ahead while another reconcile holds the claims of the others: the wait for those."""
-    timings: dict[str, float] = field(default_factory=dict)
-    """Seconds per phase: claims, re-checks, pacing, writes."""
-
-    def timed(self, phase: str, since: float) -> None:
-        self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - since
 
 
 class Executor:
@@ -339,12 +349,18 @@ class Executor:
         return self.registry[write.kind]
 
     def execute(
-        self, writes: Sequence[Write], held: HeldClaims, tokens: TokensAhead | None = None
+        self,
+        writes: Sequence[Write],
+        held: HeldClaims,
+        tokens: TokensAhead | None = None,
+        *,
+        timings: PhaseTimings | None = None,
     ) -> Execution:
         """Claim, re-check, pace and send ``writes`` (see the module docstring). Claims not kept are left for
         the caller's :meth:`HeldClaims.release_unkept`, write tokens drawn ahead (``tokens``) and not spent
-        for its :meth:`TokensAhead.give_back_unspent`."""
+        for its :meth:`TokensAhead.give_back_unspent`; the phases' times are added to ``timings``."""
         result = Execution()
+        timings = timings if timings is not None else PhaseTimings()
         claims = list(dict.fromkeys((w.claim, w.claim_scope) for w in writes))
         if held.enabled and held.age() > MAX_PLAN_AGE_S:
             for write in writes:
@@ -357,7 +373,7 @@ class Executor:
             return result
         started = time.monotonic()
         elsewhere = [(name, scope) for name, scope in claims if not held.take(name, scope)]
-        result.timed("claims", started)
+        timings.add("claims", started)
         if elsewhere:
             claim_wait = self._claimed_elsewhere(writes, elsewhere, held, result)
             writes = [w for w in writes if (w.claim, w.claim_scope) not in elsewhere]
@@ -382,13 +398,13 @@ class Executor:
             return result
         started = time.monotonic()
         moved = self._recheck(writes)
-        result.timed("rechecks", started)
+        timings.add("rechecks", started)
         if moved is not None:
             result.outcome = Outcome.wait(STATE_MOVED_WAIT_S, f"state changed while claiming: {moved}")
             return result
         started = time.monotonic()
         deferred = self._pace(writes, tokens)
-        result.timed("pacing", started)
+        timings.add("pacing", started)
         if deferred is not None:
             for write in writes:
                 result.actions.append(action_for(write, ActionStatus.DEFERRED, deferred.why))
@@ -405,7 +421,7 @@ class Executor:
             return result
         started = time.monotonic()
         outcomes = self._apply(writes)
-        result.timed("writes", started)
+        timings.add("writes", started)
         # A claim is kept when a write under it was sent and asks for it (keep_claim), whatever happened to
         # the other writes under it; every other claim is released by the caller (no write was sent under it,
         # or its write is safe to repeat at once).
@@ -530,4 +546,13 @@ class Executor:
         return results
 
 
-__all__ = ["Applied", "DrawsAhead", "Execution", "Executor", "HeldClaims", "TokensAhead", "action_for"]
+__all__ = [
+    "Applied",
+    "DrawsAhead",
+    "Execution",
+    "Executor",
+    "HeldClaims",
+    "PhaseTimings",
+    "TokensAhead",
+    "action_for",
+]

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,7 +56,13 @@ from remediator.core.refusals import CLUSTER_GONE_WHY
 from remediator.core.settings import Settings
 from remediator.core.snapshot import ClusterSnapshot
 from remediator.service.reconcile.errors import outcome_for_error
-from remediator.service.reconcile.execute import Executor, HeldClaims, TokensAhead, action_for
+from remediator.service.reconcile.execute import (
+    Executor,
+    HeldClaims,
+    PhaseTimings,
+    TokensAhead,
+    action_for,
+)
 from remediator.service.reconcile.gateways import ReconcileIO
 from remediator.service.reconcile.observe import Observer, ReadsAhead
 
@@ -94,12 +100,7 @@ class _Run:
     extension_state: str | None = None
     links: tuple[Link, ...] = ()
     findings: tuple[dict[str, Any], ...] = ()
-    timings: dict[str, float] = field(default_factory=dict)
-    """Seconds spent per phase (cluster GET, reads, claims, re-checks, pacing, writes, journal), for the log
-    line: where a slow reconcile's time went."""
-
-    def timed(self, phase: str, since: float) -> None:
-        self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - since
+    timings: PhaseTimings = field(default_factory=PhaseTimings)
 
     def report(self, outcome: Outcome) -> ReconcileReport:
         return ReconcileReport(
@@ -117,12 +118,6 @@ class _Run:
             caller=self.caller,
             findings=self.findings,
         )
-
-
-def _phases(total_s: float, timings: Mapping[str, float]) -> str:
-    """``2.31 s (cluster 0.10, reads 1.80, writes 0.30, journal 0.05)``: the phases it went through."""
-    spent = ", ".join(f"{phase} {seconds:.2f}" for phase, seconds in timings.items())
-    return f"{total_s:.2f} s ({spent})" if spent else f"{total_s:.2f} s"
 
 
 class JournalWriteError(RuntimeError):
@@ -255,14 +250,14 @@ class Reconciler:
             if not dry_run:
                 journal_started = time.monotonic()
                 first = self._record(report)
-                timings["journal"] = time.monotonic() - journal_started
+                timings.add("journal", journal_started)
             if dry_run or report.outcome.kind is not OutcomeKind.GAVE_UP:  # a give-up is logged once recorded
                 logger.info(
                     "reconcile %s: %s (%s) in %s",
                     cluster_id,
                     describe(report.outcome.kind),
                     report.outcome.why,
-                    _phases(time.monotonic() - started, timings),
+                    timings.describe(time.monotonic() - started),
                 )
             if not dry_run:
                 # a give-up's alert line, once per cluster and cause (core.alerts); a repeat is logged quietly
@@ -281,7 +276,7 @@ class Reconciler:
         correlation_id: str | None,
         caller: str | None = None,
         take_ahead: bool = True,
-    ) -> tuple[ReconcileReport, dict[str, float]]:
+    ) -> tuple[ReconcileReport, PhaseTimings]:
         run = _Run(
             cluster_id=cluster_id.canonical,
             mode=self.options.mode.value,
@@ -349,8 +344,10 @@ class Reconciler:
                     tokens.take_ahead(self.chain.buckets_ahead(cid, self.options), self._pool())
             return self._read_and_reconcile(cid, run, held, tokens, ahead, planned_only=planned_only)
         finally:
+            started = time.monotonic()
             held.release_unkept()
             tokens.give_back_unspent()
+            run.timings.add("release", started)
 
     def _in_scope_by_id(self, cid: ResourceId) -> bool:
         """Whether the cluster's id leaves it in the configured scope (``True`` when only its management-group
@@ -372,7 +369,7 @@ class Reconciler:
     ) -> Outcome:
         started = time.monotonic()
         body = self.gateway.get_cluster(cid)
-        run.timed("cluster", started)
+        run.timings.add("cluster", started)
         if body is None:
             return Outcome.done(CLUSTER_GONE_WHY)
         try:
@@ -409,7 +406,7 @@ class Reconciler:
             return gated  # skipped, blocked or waiting on the decision alone: nothing more is read
         started = time.monotonic()
         observed = self.observer.observe(self.chain, ctx, ahead=ahead)
-        run.timed("reads", started)
+        run.timings.add("reads", started)
         extension: ExtensionView | None = observed.peek(ExtensionRead(ctx.cluster_id))
         run.extension_state = extension.provisioning_state if extension is not None else None
         step = plan(self.chain, ctx, observed)
@@ -429,9 +426,7 @@ class Reconciler:
                 kinds = ", ".join(w.kind.value for w in step.writes)
                 return Outcome.done(f"audit mode: would {kinds}; nothing written ({step.outcome.why})")
             return step.outcome
-        execution = self.executor.execute(step.writes, held, tokens)
-        for phase, seconds in execution.timings.items():
-            run.timings[phase] = run.timings.get(phase, 0.0) + seconds
+        execution = self.executor.execute(step.writes, held, tokens, timings=run.timings)
         run.actions.extend(execution.actions)
         if execution.error is not None:
             raise execution.error

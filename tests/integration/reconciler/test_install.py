@@ -3,6 +3,8 @@ Azurite."""
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 
 import pytest
@@ -270,15 +272,13 @@ def test_five_concurrent_reconciles_from_separate_instances_write_once(world, wa
 
 def test_the_reconcile_log_line_says_where_the_time_went(world, caplog):
     """An operator reading a slow reconcile's line sees its phases (the chaos runs' multi-second reconciles
-    were diagnosed from these): the cluster GET, the reads, the claims and the writes, and the journal."""
-    import logging
-    import re
-
+    were diagnosed from these): the cluster GET, the reads, the claims and the writes, the release of what
+    was not spent, and the journal."""
     with caplog.at_level(logging.INFO, logger="remediator.service.reconcile.reconciler"):
         world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reconcile ")]
     match = re.search(r" in (\d+\.\d\d) s \((.*)\)$", line)
     assert match is not None, line
     phases = dict(part.split(" ") for part in match.group(2).split(", "))
-    assert {"cluster", "reads", "claims", "pacing", "writes", "journal"} <= set(phases), line
+    assert {"cluster", "reads", "claims", "pacing", "writes", "release", "journal"} <= set(phases), line
     assert sum(float(v) for v in phases.values()) <= float(match.group(1)) + 0.01
