@@ -30,8 +30,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 		azure-functions-runtime==1.3.0 azurefunctions-extensions-base==1.2.0
 	@touch $@
 
-node_modules/.installed: package.json package-lock.json
+node_modules/.installed: package.json package-lock.json tools/azurite_patch.py
 	npm ci --no-audit --no-fund --loglevel=error
+	$(PY) -m tools.azurite_patch
 	@touch $@
 
 $(IAC_VENV)/.installed:

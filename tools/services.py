@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.azurite_patch import require_patched
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,18 +120,29 @@ def start_emulator(estate_file: Path, *, timeout_s: float = 60.0) -> Child:
     return child
 
 
-def start_azurite(workdir: Path, *, timeout_s: float = 30.0) -> Child:
-    """Azurite in memory on free loopback ports; ``info["connectionString"]`` goes to AzureWebJobsStorage."""
+def azurite_argv(*, blob: int, queue: int, table: int) -> list[str]:
+    """The one Azurite command line (the demo, the benchmarks and the tests' fixture all start it so).
+
+    In memory, on loopback only, ``--skipApiVersionCheck`` (azure-storage-queue 12.18 sends an x-ms-version
+    newer than Azurite 3.35 knows, shared/reference/spike.md Q5) and ``--disableTelemetry`` (without it
+    Azurite 3.35 sends usage telemetry to Application Insights: traffic off this machine). Refuses an
+    unpatched queue store (see tools/azurite_patch.py).
+    """
     if not AZURITE_BIN.exists():
         raise FileNotFoundError(f"{AZURITE_BIN} not found: run `make deps` (npm ci)")
-    blob, queue, table = free_ports(3)
-    cmd = [
-        str(AZURITE_BIN), "--silent", "--inMemoryPersistence", "--skipApiVersionCheck",
+    require_patched()
+    return [
+        str(AZURITE_BIN), "--silent", "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry",
         "--blobHost", "127.0.0.1", "--blobPort", str(blob),
         "--queueHost", "127.0.0.1", "--queuePort", str(queue),
         "--tableHost", "127.0.0.1", "--tablePort", str(table),
     ]  # fmt: skip
-    child = _spawn("azurite", cmd, cwd=workdir)
+
+
+def start_azurite(workdir: Path, *, timeout_s: float = 30.0) -> Child:
+    """Azurite in memory on free loopback ports; ``info["connectionString"]`` goes to AzureWebJobsStorage."""
+    blob, queue, table = free_ports(3)
+    child = _spawn("azurite", azurite_argv(blob=blob, queue=queue, table=table), cwd=workdir)
     deadline = time.monotonic() + timeout_s
     for port in (blob, queue, table):
         while True:
