@@ -74,6 +74,25 @@ STORAGE_POOL_SIZE = (
 sweep's enqueuers, the lease renewer (8 spare)."""
 
 
+SDK_REQUEST_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
+"""azure-core's ``HttpLoggingPolicy`` logger: every ARM and table request and response, URL and headers, at
+INFO (the mgmt clients' ``ARMHttpLoggingPolicy`` and the tables client's ``HttpLoggingPolicy`` use it)."""
+
+
+def quiet_sdk_request_logs() -> None:
+    """Log the SDK's per-request lines only at WARNING and above, unless a level was set for that logger.
+
+    The Functions Python worker forwards function code's records at INFO ("Function": "Information" in
+    host.json), so without this every ARM and table call of every reconcile becomes several log lines (known
+    in Function apps: Azure/azure-sdk-for-python#19925) — at thousands of clusters, most of the log volume
+    and its ingestion cost, and CPU on the event path. The product's own lines (one per reconcile) say what
+    was done; the journal keeps every decision.
+    """
+    request_logger = logging.getLogger(SDK_REQUEST_LOGGER)
+    if request_logger.level == logging.NOTSET:
+        request_logger.setLevel(logging.WARNING)
+
+
 ENVIRONMENT_SETTINGS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 """Variables besides the proxy ones (``*_proxy``, any case) that ``requests`` reads per request."""
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from remediator.adapters.arm import ArmGateway
 from remediator.adapters.chains import ChainedWork, ChainStore
 from remediator.adapters.claims import WriteClaims
-from remediator.adapters.clients import AzureClients, ClientOptions
+from remediator.adapters.clients import AzureClients, ClientOptions, quiet_sdk_request_logs
 from remediator.adapters.credentials import credential_from_settings
 from remediator.adapters.dataprotection import DataProtectionGateway
 from remediator.adapters.event_grid import EventGridWiring
@@ -161,6 +161,7 @@ class Runtime:
             env.pop("REMEDIATOR_CONFIG_JSON", None)
             env["REMEDIATOR_CONFIG_FILE"] = config_path
         settings = Settings.from_env(env)
+        quiet_sdk_request_logs()
         return cls(settings, client_options=client_options, telemetry=telemetry_from_environment(env))
 
     def _part(self, name: str, build: Callable[[], T]) -> T:

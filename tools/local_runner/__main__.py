@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "urllib3"):
+    # not azure-core's per-request logger: the product quiets that itself, as it must under the real worker
+    for noisy in ("azure.identity", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.settings:
         apply_settings(load_local_settings(args.settings), os.environ)
