@@ -40,14 +40,14 @@ from remediator.core.plan.observed import (
     StorageView,
     TaskView,
 )
-from remediator.core.plan.planner import plan
+from remediator.core.plan.planner import plan, settled_writes
 from remediator.core.plan.policy_task import (
     MAX_TASK_GENERATIONS,
     covering_assignment,
     latest_remediation_task,
 )
 from remediator.core.plan.preflight_check import REQUIRED_PROVIDERS
-from remediator.core.plan.requirement import Mode, PlanContext, PlanningOptions
+from remediator.core.plan.requirement import Blocked, Mode, PlanContext, PlanningOptions, Superseded
 from remediator.core.plan.writes import (
     CONTAINER_CLAIM,
     INSTALL_CLAIM,
@@ -604,3 +604,64 @@ def test_the_storage_subscription_is_known_only_when_every_account_shares_it():
     # the same subscription however it is spelled: the container's bucket is known before the region is
     assert options({"eastus": east, "westeurope": west}).storage_subscription in (guid, guid.upper())
     assert options({"eastus": east, "northeurope": other}).storage_subscription is None
+
+
+# --------------------------------------------------------------------------------------------- settled early
+
+
+def without(found: Observed, *reads) -> Observed:
+    """``found`` with ``reads`` not answered yet (still outstanding)."""
+    partial = Observed(found.cluster, dict(found.answers), dict(found.failures))
+    for read in reads:
+        partial.answers.pop(read, None)
+    return partial
+
+
+def settled(found: Observed, *, options=INSTALL_OPTIONS, **decided):
+    ctx = PlanContext(SNAPSHOT, decision(**decided), options)
+    return settled_writes(chain_for(options.mode), ctx, found)
+
+
+def test_the_extension_put_is_settled_while_the_container_get_is_outstanding():
+    (write,) = settled(without(observed(), ContainerRead(SA_ID, CONTAINER)))
+    assert isinstance(write, InstallExtension) and write.link == EXTENSION_INSTALLED
+    # the whole plan, once the container's answer is in, holds that same write (sent once, not twice)
+    assert write in step().writes
+
+
+def test_nothing_is_settled_while_a_link_that_can_veto_is_open():
+    # the extension's own read outstanding: its link (which can block every write) is open
+    assert settled(without(observed(), ExtensionRead(CLUSTER_ID))) == ()
+    # preflight's policy data outstanding: preflight gates every link
+    sub = SNAPSHOT.subscription_id.lower()
+    assert settled(without(observed(), PolicyDataRead(sub), ContainerRead(SA_ID, CONTAINER))) == ()
+
+
+def test_nothing_is_settled_when_the_known_verdicts_already_withhold_every_write():
+    failed = without(observed(), ContainerRead(SA_ID, CONTAINER))
+    failed.record_failure(StorageAccountRead(SA_ID), RuntimeError("storage GET failed"))
+    failed.answers.pop(StorageAccountRead(SA_ID))
+    assert settled(failed) == ()  # a failed read the chain needs: plan() writes nothing
+    gone = without(observed(storage=None), ContainerRead(SA_ID, CONTAINER))
+    assert step(observed(storage=None)).writes == () and settled(gone) == ()  # storage blocked
+    assert settled(without(observed(), ContainerRead(SA_ID, CONTAINER)), selected=False) == ()
+
+
+def test_every_settled_write_is_one_the_whole_plan_emits_for_any_container_answer():
+    for container in (True, False):
+        for extension in (None, SUCCEEDED, ExtensionView("azure-aks-backup", "Failed", "p", "boom")):
+            found = observed(extension=extension, container=container)
+            early = settled(without(found, ContainerRead(SA_ID, CONTAINER)))
+            assert set(early) <= set(step(found).writes), (container, extension)
+
+
+def test_a_link_waived_from_vetoing_never_blocks_nor_supersedes():
+    waived = {r for m in Mode for r in chain_for(m).requirements if not r.vetoes}
+    assert {r.key for r in waived} == {BACKUP_CONTAINER}
+    ctx = PlanContext(SNAPSHOT, decision(), INSTALL_OPTIONS)
+    extensions = (None, SUCCEEDED, ExtensionView("azure-aks-backup", "Failed", "p", "boom"))
+    for requirement in waived:
+        for container in (True, False):
+            for extension in extensions:
+                verdict = requirement.evaluate(ctx, observed(extension=extension, container=container))
+                assert not isinstance(verdict, Blocked | Superseded), (requirement.key, verdict)

@@ -106,6 +106,7 @@ class BackupContainer(Requirement):
     key = BACKUP_CONTAINER
     title = "the cluster's backup container exists in the storage account"
     depends_on = (STORAGE_USABLE,)
+    vetoes = False  # satisfied, not needed or missing: the extension PUT need not wait for the container GET
 
     def reads(self, ctx: PlanContext, observed: Observed) -> Iterable[Read[Any]]:
         # read together with the extension, before we know whether an install needs it: one extra read for a

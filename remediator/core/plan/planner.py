@@ -137,6 +137,47 @@ def evaluate(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[Link, 
     return tuple(Link(r.key, verdicts[r.key], r.title) for r in chain.requirements)
 
 
+def settled_writes(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[Write, ...]:
+    """The writes :func:`plan` will emit whatever the reads not made yet answer, so they can be sent before
+    those answers are in (issue 11: the extension PUT does not wait for the container GET of its round).
+
+    A link is *open* while a read it lists is not known, and so is every link that depends on (or is gated
+    by) an open one. Nothing is settled while :func:`plan` could still withhold every write: a known verdict
+    that stops them (a failed read, a blocked or superseded link), or an open link that could
+    (:attr:`Requirement.vetoes`). A link that cannot veto may still fail its read: the writes sent early
+    stand, and the plan's error outcome covers the rest (the next reconcile reads again).
+    """
+    if gate(ctx.decision) is not None:
+        return ()
+    verdicts: dict[str, Verdict | None] = {}  # None: open
+    gates: list[str] = []
+    for requirement in chain.requirements:
+        needs = dict.fromkeys([*gates, *requirement.depends_on])
+        if requirement.gates:
+            gates.append(requirement.key)
+        verdict: Verdict | None
+        known = {d: verdicts[d] for d in needs}
+        if any(v is None for v in known.values()):
+            verdict = None
+        else:
+            unmet = [d for d, v in known.items() if v is not None and not is_satisfied(v)]
+            if unmet:
+                verdict = Deferred(unmet[0])
+            elif not all(observed.knows(read) for read in requirement.reads(ctx, observed)):
+                verdict = None
+            else:
+                try:
+                    verdict = requirement.evaluate(ctx, observed)
+                except ReadFailed:
+                    return ()
+        if verdict is None and requirement.vetoes:
+            return ()
+        if isinstance(verdict, Blocked | Superseded):
+            return ()
+        verdicts[requirement.key] = verdict
+    return tuple(v.write for v in verdicts.values() if isinstance(v, Missing))
+
+
 def findings_of(links: tuple[Link, ...]) -> tuple[Finding, ...]:
     """Every finding the links' verdicts carry, in chain order."""
     found: list[Finding] = []

@@ -281,6 +281,10 @@ class Requirement(ABC):
     gates: bool = False
     """Every later link of the chain depends on this one (preflight: nothing is written while it is not
     satisfied), whatever their own ``depends_on`` say."""
+    vetoes: bool = True
+    """Its verdict can stop every other link's write (it can be :class:`Blocked` or :class:`Superseded`), so
+    no write goes out before its reads are in (``planner.settled_writes``). ``False`` only for a link whose
+    :meth:`evaluate` never blocks nor supersedes."""
 
     @abstractmethod
     def reads(self, ctx: PlanContext, observed: Observed) -> Iterable[Read[Any]]:

@@ -316,6 +316,31 @@ class Execution:
     elsewhere: Outcome | None = None
     """Some writes went ahead while another reconcile holds the claims of the others: the wait for those."""
 
+    def _only_elsewhere(self) -> bool:
+        """Every write of this execution is another reconcile's to send (its outcome is that claim's wait)."""
+        return bool(self.actions) and all(a.status is ActionStatus.CLAIMED_ELSEWHERE for a in self.actions)
+
+    def then(self, later: Execution) -> Execution:
+        """This execution (the writes settled early, ``planner.settled_writes``) followed by ``later`` (the
+        rest of the plan's writes), reported as one: every action; the first error; an outcome of either
+        (a stale read, a taken-over or lost claim, pacing, a moved state) wins; writes left to another
+        reconcile make the outcome that claim's wait when nothing else was sent, else ``elsewhere``."""
+        both = (self, later)
+        merged = Execution(actions=[*self.actions, *later.actions], error=self.error or later.error)
+        own = [e.outcome for e in both if e.outcome is not None and not e._only_elsewhere()]
+        if own:
+            merged.outcome = own[0]
+            return merged
+        waits = [e.outcome if e._only_elsewhere() else e.elsewhere for e in both]
+        claimed = [w for w in waits if w is not None]
+        if not claimed:
+            return merged
+        if all(e._only_elsewhere() for e in both if e.actions):
+            merged.outcome = claimed[0]
+        else:
+            merged.elsewhere = min(claimed, key=lambda w: w.retry_after_s or 0.0)
+        return merged
+
 
 class Executor:
     """Runs writes for the reconciler.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from concurrent.futures import wait as wait_for_futures
 from dataclasses import replace
 from typing import Any
@@ -297,15 +297,24 @@ class Observer:
         pool = self._pool()
         return ReadsAhead({read: pool.submit(self.read, read) for read in reads})
 
-    def observe(self, chain: Chain, ctx: PlanContext, *, ahead: ReadsAhead | None = None) -> Observed:
+    def observe(
+        self,
+        chain: Chain,
+        ctx: PlanContext,
+        *,
+        ahead: ReadsAhead | None = None,
+        on_answer: Callable[[Observed], None] | None = None,
+    ) -> Observed:
         """Every read the chain needs, round after round, until no link asks for more (a read started
-        ahead is waited for, not made again)."""
+        ahead is waited for, not made again). ``on_answer`` is called with what is known so far after each
+        answer that leaves others of its round outstanding (the reconciler sends the writes already
+        settled: ``planner.settled_writes``); on this thread, so nothing is recorded meanwhile."""
         observed = Observed(ctx.cluster)
         for _ in range(MAX_ROUNDS):
             reads = chain.reads(ctx, observed)
             if not reads:
                 return observed
-            self._round(reads, observed, ahead)
+            self._round(reads, observed, ahead, on_answer)
         leftover = chain.reads(ctx, observed)
         if leftover:
             raise RuntimeError(
@@ -317,30 +326,43 @@ class Observer:
         """One read, now (the write specs' re-checks use this)."""
         return READERS[type(read)](self.io, read)
 
-    def _round(self, reads: list[Read[Any]], observed: Observed, ahead: ReadsAhead | None = None) -> None:
+    def _round(
+        self,
+        reads: list[Read[Any]],
+        observed: Observed,
+        ahead: ReadsAhead | None = None,
+        on_answer: Callable[[Observed], None] | None = None,
+    ) -> None:
         started = ahead.take(reads) if ahead is not None else {}
-        futures: list[tuple[Read[Any], Future[object]]] = list(started.items())
+        futures: dict[Future[object], Read[Any]] = {future: read for read, future in started.items()}
         fresh = [read for read in reads if read not in started]
         unexpected: list[BaseException] = []
-        if fresh:
-            first, rest = fresh[0], fresh[1:]
-            if rest:
-                pool = self._pool()
-                futures += [(read, pool.submit(self.read, read)) for read in rest]
-            try:
-                observed.record(first, self.read(first))
-            except ArmError as error:
-                observed.record_failure(first, error)
-            except Exception as error:  # not an ARM answer: surface it after the round (none is left running)
-                unexpected.append(error)
-        wait_for_futures([future for _, future in futures])
-        for read, future in futures:
-            failure = future.exception()
-            if failure is None:
-                observed.record(read, future.result())
-            elif isinstance(failure, ArmError):
-                observed.record_failure(read, failure)
-            else:
-                unexpected.append(failure)
+        try:
+            if fresh:
+                first, rest = fresh[0], fresh[1:]
+                if rest:
+                    pool = self._pool()
+                    futures.update({pool.submit(self.read, read): read for read in rest})
+                try:
+                    observed.record(first, self.read(first))
+                except ArmError as error:
+                    observed.record_failure(first, error)
+                except Exception as error:  # not an ARM answer: surface it after the round
+                    unexpected.append(error)
+                if on_answer is not None and futures and not unexpected:
+                    on_answer(observed)
+            for left, future in enumerate(as_completed(futures), start=1):
+                read = futures[future]
+                failure = future.exception()
+                if failure is None:
+                    observed.record(read, future.result())
+                elif isinstance(failure, ArmError):
+                    observed.record_failure(read, failure)
+                else:
+                    unexpected.append(failure)
+                if on_answer is not None and left < len(futures) and not unexpected:
+                    on_answer(observed)
+        finally:
+            wait_for_futures(futures)  # none is left running, whatever was raised
         if unexpected:
             raise unexpected[0]

@@ -49,14 +49,16 @@ from remediator.core.ids import ResourceId
 from remediator.core.outcomes import Action, ActionStatus, Outcome, OutcomeKind, ReconcileReport
 from remediator.core.pacing import Pacer
 from remediator.core.plan import chain_for
-from remediator.core.plan.observed import ExtensionRead, ExtensionView
-from remediator.core.plan.planner import Link, gate, plan
+from remediator.core.plan.observed import ExtensionRead, ExtensionView, Observed
+from remediator.core.plan.planner import Link, Plan, gate, plan, settled_writes
 from remediator.core.plan.requirement import Mode, PlanContext, PlanningOptions
+from remediator.core.plan.writes import Write
 from remediator.core.refusals import CLUSTER_GONE_WHY
 from remediator.core.settings import Settings
 from remediator.core.snapshot import ClusterSnapshot
 from remediator.service.reconcile.errors import outcome_for_error
 from remediator.service.reconcile.execute import (
+    Execution,
     Executor,
     HeldClaims,
     PhaseTimings,
@@ -82,6 +84,15 @@ caller's thread)."""
 
 def _now_iso(clock: Callable[[], float] = time.time) -> str:
     return datetime.fromtimestamp(clock(), UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _EarlyWave:
+    """The writes a reconcile sent while some of its reads were outstanding (``planner.settled_writes``)."""
+
+    writes: tuple[Write, ...] = ()
+    execution: Execution | None = None
+    seconds: float = 0.0
 
 
 @dataclass
@@ -404,9 +415,25 @@ class Reconciler:
         gated = gate(ctx.decision)
         if gated is not None:
             return gated  # skipped, blocked or waiting on the decision alone: nothing more is read
+        early = _EarlyWave()
+
+        def send_settled(observed: Observed) -> None:
+            # once per reconcile: the writes no outstanding read can change go now (issue 11)
+            if early.writes:
+                return
+            writes = settled_writes(self.chain, ctx, observed)
+            if writes:
+                began = time.monotonic()
+                early.writes = writes
+                early.execution = self.executor.execute(writes, held, tokens, timings=run.timings)
+                run.actions.extend(early.execution.actions)
+                early.seconds = time.monotonic() - began
+
         started = time.monotonic()
-        observed = self.observer.observe(self.chain, ctx, ahead=ahead)
-        run.timings.add("reads", started)
+        observed = self.observer.observe(
+            self.chain, ctx, ahead=ahead, on_answer=None if planned_only else send_settled
+        )
+        run.timings.add("reads", started + early.seconds)  # the early writes count as claims, pacing, writes
         extension: ExtensionView | None = observed.peek(ExtensionRead(ctx.cluster_id))
         run.extension_state = extension.provisioning_state if extension is not None else None
         step = plan(self.chain, ctx, observed)
@@ -417,6 +444,8 @@ class Reconciler:
         run.findings = tuple(finding.to_json() for finding in step.findings)
         if step.error is not None:
             raise step.error
+        if early.execution is not None:
+            return self._execute_rest(step, early, held, tokens, run)
         if not step.writes:
             return step.outcome
         if planned_only:
@@ -428,6 +457,23 @@ class Reconciler:
             return step.outcome
         execution = self.executor.execute(step.writes, held, tokens, timings=run.timings)
         run.actions.extend(execution.actions)
+        return self._outcome_of(step, execution)
+
+    def _execute_rest(
+        self, step: Plan, early: _EarlyWave, held: HeldClaims, tokens: TokensAhead, run: _Run
+    ) -> Outcome:
+        """The plan's writes that were not sent early, then both waves' outcome as one execution's."""
+        assert early.execution is not None
+        rest = [write for write in step.writes if write not in early.writes]
+        later = Execution()
+        if rest:
+            later = self.executor.execute(rest, held, tokens, timings=run.timings)
+            run.actions.extend(later.actions)
+        order = {write.link: index for index, write in enumerate(step.writes)}
+        run.actions.sort(key=lambda action: order.get(action.link, len(order)))  # chain order, as one wave
+        return self._outcome_of(step, early.execution.then(later))
+
+    def _outcome_of(self, step: Plan, execution: Execution) -> Outcome:
         if execution.error is not None:
             raise execution.error
         if execution.outcome is not None:

@@ -204,6 +204,26 @@ def _counts(world: World, cid: str, name: str) -> tuple[int, int, int]:
     return len(ext_creates), len(containers), len(grants)
 
 
+def test_the_extension_put_does_not_wait_for_the_container_get_of_its_round(world, emulator):
+    """Issue 11: the container is no dependency of the extension (the DINE template deploys it in a nested
+    deployment that dependsOn the extension), so a slow container GET, read in the extension list's round,
+    does not hold the extension PUT back; the container PUT follows once its GET answered."""
+    emulator.admin.add_fault(method="GET", path="*/containers/*", action="delay", delayMs=1500, count=1)
+    emulator.admin.clear_calls()
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
+    calls = emulator.admin.calls()
+    container_get = next(c for c in calls if c["operation"] == "BlobContainers_Get")
+    extension_put = next(c for c in calls if c["operation"] == "Extensions_Create")
+    container_put = next(c for c in calls if c["operation"] == "BlobContainers_Create")
+    assert extension_put["time"] - extension_put["durationMs"] / 1000 < container_get["time"]
+    assert container_put["seq"] > container_get["seq"]
+    assert report.outcome.kind is OutcomeKind.WAIT, report.outcome
+    assert [(a.kind, a.status) for a in report.actions] == [  # chain order, as when sent in one wave
+        (WriteKind.CREATE_CONTAINER, ActionStatus.DONE),
+        (WriteKind.CREATE_EXTENSION, ActionStatus.DONE),
+    ]
+
+
 def test_ten_sequential_reconciles_write_once(world, wait_until):
     for _ in range(10):
         world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
