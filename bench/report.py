@@ -233,7 +233,8 @@ def events_section(data: dict[str, Any]) -> list[str]:
     header += ["to PUT p99 (ms)", "floor p50 (ms)", "floor p99 (ms)", "to PUT / floor p50"]
     header += ["to PUT / floor p99", "warm p50 / p99", "cold p50 / max", "our overhead p50 / p99 (ms)"]
     header += ["container GET answered after the extension list, p50 / p99 (ms)"]
-    out += _table(header, "rrrrrrrrrrrrr")
+    header += ["extension PUTs sent before the container GET answered"]
+    out += _table(header, "rrrrrrrrrrrrrr")
 
     def ratio(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
@@ -261,6 +262,7 @@ def events_section(data: dict[str, Any]) -> list[str]:
                     f"{run['ourOverheadP50Ms']} / {run['ourOverheadP99Ms']}",
                     f"{run.get('containerGetAfterExtensionListP50Ms', '-')} /"
                     f" {run.get('containerGetAfterExtensionListP99Ms', '-')}",
+                    run.get("extensionPutBeforeContainerGetAnswered", "-"),
                 ]
             )
         )

@@ -86,6 +86,13 @@ def _now_iso(clock: Callable[[], float] = time.time) -> str:
     return datetime.fromtimestamp(clock(), UTC).isoformat().replace("+00:00", "Z")
 
 
+def _in_chain_order(actions: list[Action], step: Plan) -> None:
+    """Sort a reconcile's actions in the order of the plan's writes (chain order), however they were sent:
+    in one wave or two, left to another reconcile or not."""
+    order = {write.link: index for index, write in enumerate(step.writes)}
+    actions.sort(key=lambda action: order.get(action.link, len(order)))
+
+
 @dataclass
 class _EarlyWave:
     """The writes a reconcile sent while some of its reads were outstanding (``planner.settled_writes``)."""
@@ -457,6 +464,7 @@ class Reconciler:
             return step.outcome
         execution = self.executor.execute(step.writes, held, tokens, timings=run.timings)
         run.actions.extend(execution.actions)
+        _in_chain_order(run.actions, step)
         return self._outcome_of(step, execution)
 
     def _execute_rest(
@@ -469,8 +477,7 @@ class Reconciler:
         if rest:
             later = self.executor.execute(rest, held, tokens, timings=run.timings)
             run.actions.extend(later.actions)
-        order = {write.link: index for index, write in enumerate(step.writes)}
-        run.actions.sort(key=lambda action: order.get(action.link, len(order)))  # chain order, as one wave
+        _in_chain_order(run.actions, step)
         return self._outcome_of(step, early.execution.then(later))
 
     def _outcome_of(self, step: Plan, execution: Execution) -> Outcome:

@@ -52,11 +52,11 @@ def test_a_dead_holders_claim_stalls_a_cluster_no_longer_than_its_lease(world: A
     blocked = world.runtime.reconciler.reconcile(cluster)
     assert blocked.outcome.kind is OutcomeKind.WAIT and blocked.outcome.retry_after_s is not None
     assert blocked.outcome.retry_after_s <= 4.0  # the lease's remainder, not a 300 s TTL
-    assert [(a.kind, a.status) for a in blocked.actions] == [
-        (WriteKind.CREATE_EXTENSION, ActionStatus.CLAIMED_ELSEWHERE),
+    assert [(a.kind, a.status) for a in blocked.actions] == [  # chain order
         (WriteKind.CREATE_CONTAINER, ActionStatus.DONE),
+        (WriteKind.CREATE_EXTENSION, ActionStatus.CLAIMED_ELSEWHERE),
     ]
-    assert "deadhost/4242/abcdef" in blocked.actions[0].detail
+    assert "deadhost/4242/abcdef" in blocked.actions[1].detail
     assert arm_writes(world, path_contains="/extensions/") == []
     time.sleep(3.2)
     taken = world.runtime.reconciler.reconcile(cluster)
