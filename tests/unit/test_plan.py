@@ -308,7 +308,13 @@ def test_a_failed_read_the_chain_needs_is_the_plan_s_error_and_one_it_does_not_n
     needed = observed()
     del needed.answers[ContainerRead(SA_ID, CONTAINER)]
     needed.record_failure(ContainerRead(SA_ID, CONTAINER), boom)
-    assert step(needed).error is boom and step(needed).writes == ()
+    # the container link cannot veto: its failed read withholds its own write, not the extension's
+    assert step(needed).error is boom and kinds(step(needed)) == [WriteKind.CREATE_EXTENSION]
+    # a link that can veto (the extension's) withholds every write when its read fails
+    unreadable = observed()
+    del unreadable.answers[ExtensionRead(CLUSTER_ID)]
+    unreadable.record_failure(ExtensionRead(CLUSTER_ID), boom)
+    assert step(unreadable).error is boom and step(unreadable).writes == ()
     not_needed = observed(extension=SUCCEEDED, grants=(grant("principal-1"),))
     del not_needed.answers[ContainerRead(SA_ID, CONTAINER)]
     not_needed.record_failure(ContainerRead(SA_ID, CONTAINER), boom)

@@ -1,13 +1,15 @@
 """From the chain's verdicts to one reconcile's writes and outcome, pure.
 
 ``plan`` = gate -> evaluate every link -> every unsatisfied link whose dependencies are satisfied contributes
-its write (so independent writes go out together) -> ``done`` only when EVERY link is satisfied. A gating
-link (``Requirement.gates``: preflight, at the head of every chain) is a dependency of every later link, so
-while it is blocked or waiting nothing is written. Precedence when links disagree: a failed read the chain
-needed (the service maps the ARM error) > a superseded link (``done``: the goal is met by something to leave
-alone, e.g. another vault's backup instance; nothing is written) > a blocked link (``gave_up``: a human must
-act first; nothing is written) > writes (``done`` if every unsatisfied link is satisfied by its write at once,
-else ``wait``) > waiting links (``wait``) > ``done``.
+its write (so independent writes go out together) -> ``done`` only when EVERY link is satisfied. A failed read
+withholds every write when the link that needed it can veto (``Requirement.vetoes``), else only that link's
+(the container GET's 429 does not hold the extension PUT back); the read's error is the outcome either way. A
+gating link (``Requirement.gates``: preflight, at the head of every chain) is a dependency of every later
+link, so while it is blocked or waiting nothing is written. Precedence when links disagree: a failed read the
+chain needed (the service maps the ARM error) > a superseded link (``done``: the goal is met by something to
+leave alone, e.g. another vault's backup instance; nothing is written) > a blocked link (``gave_up``: a human
+must act first; nothing is written) > writes (``done`` if every unsatisfied link is satisfied by its write at
+once, else ``wait``) > waiting links (``wait``) > ``done``.
 """
 
 from __future__ import annotations
@@ -143,9 +145,10 @@ def settled_writes(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[
 
     A link is *open* while a read it lists is not known, and so is every link that depends on (or is gated
     by) an open one. Nothing is settled while :func:`plan` could still withhold every write: a known verdict
-    that stops them (a failed read, a blocked or superseded link), or an open link that could
-    (:attr:`Requirement.vetoes`). A link that cannot veto may still fail its read: the writes sent early
-    stand, and the plan's error outcome covers the rest (the next reconcile reads again).
+    that stops them (a failed read of a link that can veto, a blocked or superseded link), or an open link
+    that could (:attr:`Requirement.vetoes`). A link that cannot veto only withholds its own write (and its
+    dependents') when its read fails, in :func:`plan` as here, so what is sent does not depend on which
+    answer came first.
     """
     if gate(ctx.decision) is not None:
         return ()
@@ -168,8 +171,10 @@ def settled_writes(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[
             else:
                 try:
                     verdict = requirement.evaluate(ctx, observed)
-                except ReadFailed:
-                    return ()
+                except ReadFailed as failed:
+                    verdict = Unreadable(failed.read, failed.error)
+        if isinstance(verdict, Unreadable) and requirement.vetoes:
+            return ()
         if verdict is None and requirement.vetoes:
             return ()
         if isinstance(verdict, Blocked | Superseded):
@@ -194,11 +199,15 @@ def plan(chain: Chain, ctx: PlanContext, observed: Observed) -> Plan:
     links = evaluate(chain, ctx, observed)
     findings = findings_of(links)
     verdicts = [link.verdict for link in links]
-    for verdict in verdicts:
-        if isinstance(verdict, Unreadable):
-            why = f"{verdict.read.label} failed: {verdict.error}"
+    vetoing = {r.key for r in chain.requirements if r.vetoes}
+    unreadable = [(link.key, link.verdict) for link in links if isinstance(link.verdict, Unreadable)]
+    failed: Unreadable | None = None
+    if unreadable:
+        failed = unreadable[0][1]
+        why = f"{failed.read.label} failed: {failed.error}"
+        if any(key in vetoing for key, _ in unreadable):
             return Plan(
-                Outcome.wait(EXTENSION_POLL_SECONDS, why), links=links, error=verdict.error, findings=findings
+                Outcome.wait(EXTENSION_POLL_SECONDS, why), links=links, error=failed.error, findings=findings
             )
     superseded = [v for v in verdicts if isinstance(v, Superseded)]
     if superseded:  # the goal is met by something to leave alone: nothing is written
@@ -213,6 +222,16 @@ def plan(chain: Chain, ctx: PlanContext, observed: Observed) -> Plan:
     waits = [(v.wait_s, v.why) for v in missing if v.wait_s is not None]
     waits += [(v.retry_after_s, v.why) for v in waiting]
     deferred = any(isinstance(v, Deferred) for v in verdicts)
+    if failed is not None:
+        # only links that cannot veto failed to read: the other links' writes go; the error is the outcome
+        why = f"{failed.read.label} failed: {failed.error}"
+        return Plan(
+            Outcome.wait(EXTENSION_POLL_SECONDS, why),
+            writes=writes,
+            links=links,
+            error=failed.error,
+            findings=findings,
+        )
     if waits:
         retry = min(seconds for seconds, _ in waits)
         why = "; ".join(why for _, why in waits)

@@ -265,6 +265,14 @@ class TokensAhead:
                 logger.debug("drawing write tokens ahead failed", exc_info=True)
         return dict(self._unspent)
 
+    def covers(self, demand: Mapping[str, float]) -> bool:
+        """Whether the tokens drawn ahead and not spent hold ``demand`` (subscription -> tokens); waits for
+        the draw to finish. ``False`` when nothing could be drawn ahead (a pacer that does not draw ahead)."""
+        if self._pacer is None:
+            return False
+        unspent = {ignore_case_key(k): n for k, n in self._collect().items()}
+        return all(unspent.get(ignore_case_key(k), 0.0) >= n for k, n in demand.items())
+
     def acquire(
         self,
         pacer: Pacer,

@@ -100,6 +100,8 @@ class _EarlyWave:
     writes: tuple[Write, ...] = ()
     execution: Execution | None = None
     seconds: float = 0.0
+    declined: bool = False
+    """Pacing could split the plan's writes (not all their tokens drawn ahead): one wave, after the reads."""
 
 
 @dataclass
@@ -425,8 +427,15 @@ class Reconciler:
         early = _EarlyWave()
 
         def send_settled(observed: Observed) -> None:
-            # once per reconcile: the writes no outstanding read can change go now (issue 11)
-            if early.writes:
+            # once per reconcile: the writes no outstanding read can change go now (issue 11), when pacing
+            # cannot split the plan's writes (all or nothing): no pacer, or the tokens of every write a fresh
+            # cluster gets were drawn ahead (the event path)
+            if early.writes or early.declined:
+                return
+            if self.executor.pacer is not None and not tokens.covers(
+                self.chain.buckets_ahead(ctx.cluster_id, self.options)
+            ):
+                early.declined = True
                 return
             writes = settled_writes(self.chain, ctx, observed)
             if writes:
@@ -449,23 +458,31 @@ class Reconciler:
             self.gateway.forget_storage_account(ctx.storage_account)
         run.links = step.links
         run.findings = tuple(finding.to_json() for finding in step.findings)
-        if step.error is not None:
-            raise step.error
         if early.execution is not None:
-            return self._execute_rest(step, early, held, tokens, run)
-        if not step.writes:
-            return step.outcome
-        if planned_only:
-            for write in step.writes:
-                run.actions.append(action_for(write, ActionStatus.PLANNED, write.detail))
-            if self.options.mode is Mode.AUDIT and not run.dry_run:
-                kinds = ", ".join(w.kind.value for w in step.writes)
-                return Outcome.done(f"audit mode: would {kinds}; nothing written ({step.outcome.why})")
-            return step.outcome
-        execution = self.executor.execute(step.writes, held, tokens, timings=run.timings)
-        run.actions.extend(execution.actions)
-        _in_chain_order(run.actions, step)
-        return self._outcome_of(step, execution)
+            outcome = self._execute_rest(step, early, held, tokens, run)
+        elif not step.writes:
+            outcome = step.outcome
+        elif planned_only:
+            outcome = self._planned(step, run)
+        else:
+            execution = self.executor.execute(step.writes, held, tokens, timings=run.timings)
+            run.actions.extend(execution.actions)
+            _in_chain_order(run.actions, step)
+            outcome = self._outcome_of(step, execution)
+        if step.error is not None:
+            # a read the chain needed failed: its mapping is the outcome (when only a link that cannot veto
+            # failed to read, the other links' writes went first)
+            raise step.error
+        return outcome
+
+    def _planned(self, step: Plan, run: _Run) -> Outcome:
+        """Audit mode and dry runs: the writes are reported as planned, nothing is sent."""
+        for write in step.writes:
+            run.actions.append(action_for(write, ActionStatus.PLANNED, write.detail))
+        if self.options.mode is Mode.AUDIT and not run.dry_run:
+            kinds = ", ".join(w.kind.value for w in step.writes)
+            return Outcome.done(f"audit mode: would {kinds}; nothing written ({step.outcome.why})")
+        return step.outcome
 
     def _execute_rest(
         self, step: Plan, early: _EarlyWave, held: HeldClaims, tokens: TokensAhead, run: _Run

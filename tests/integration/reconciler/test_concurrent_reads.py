@@ -87,7 +87,6 @@ def test_independent_reads_and_writes_overlap_and_the_install_takes_two_rounds(w
             "AuthorizationFailed",
             "missing permission",
         ),
-        ("*/blobServices/default/containers/*", 429, "TooManyRequests", "throttled"),
     ],
 )
 def test_an_error_in_one_concurrent_read_keeps_its_mapping_and_writes_nothing(
@@ -110,6 +109,25 @@ def test_an_error_in_one_concurrent_read_keeps_its_mapping_and_writes_nothing(
     else:
         assert report.outcome.kind is OutcomeKind.WAIT
     assert arm_writes(world) == []
+
+
+def test_a_throttled_container_read_keeps_its_mapping_and_holds_back_only_the_container_put(world, emulator):
+    """The container link cannot block nor supersede (``Requirement.vetoes``), so its failed read withholds
+    its own write only: the extension PUT goes (the DINE deploys the container after the extension), and the
+    outcome is the read's mapping, whichever answer came first."""
+    emulator.admin.add_fault(
+        method="GET",
+        path="*/blobServices/default/containers/*",
+        status=429,
+        code="TooManyRequests",
+        message="injected",
+        retryAfterS=60,
+    )
+    report = world.runtime.reconciler.reconcile(parse_cluster_id(AKS_OK))
+    assert report.outcome.kind is OutcomeKind.WAIT and "throttled" in report.outcome.why, report.outcome
+    writes = arm_writes(world)
+    assert [w["method"] for w in writes] == ["PUT"] and "/extensions/" in writes[0]["path"].lower()
+    assert [(a.kind, a.status) for a in report.actions] == [(WriteKind.CREATE_EXTENSION, ActionStatus.DONE)]
 
 
 def test_a_failed_container_read_is_ignored_when_no_install_needs_it(world, emulator):
