@@ -161,15 +161,15 @@ class HeldClaims:
 
     def taken_over(self) -> dict[str, str]:
         """Held claims taken over from a holder that stopped renewing mid-write: claim key -> that holder."""
-        return {
-            key: claim.taken_over_from
-            for key, claim in self._held.items()
-            if claim.taken_over_from is not None
-        }
+        with self._lock:  # an early wave of writes may be taking its claims meanwhile
+            held = list(self._held.items())
+        return {key: claim.taken_over_from for key, claim in held if claim.taken_over_from is not None}
 
     def lost(self) -> list[str]:
         """Held claims a renewal found taken over (this process stalled past the lease)."""
-        return [key for key, claim in self._held.items() if claim.lost]
+        with self._lock:
+            held = list(self._held.items())
+        return [key for key, claim in held if claim.lost]
 
     def holder(self, name: str, scope: ResourceId | None = None) -> ClaimHolder | None:
         """Who holds ``name`` (on ``scope``, default the cluster) elsewhere now (``None``: nobody, or no
@@ -246,6 +246,7 @@ class TokensAhead:
         self._pacer = pacer if isinstance(pacer, DrawsAhead) else None
         self._pending: Future[dict[str, float]] | None = None
         self._unspent: dict[str, float] = {}
+        self._lock = threading.RLock()  # an early wave of writes spends beside the reconcile's own thread
 
     def take_ahead(self, demand: Mapping[str, float], pool: ThreadPoolExecutor) -> None:
         """Start drawing ``demand`` (subscription -> tokens) in the background."""
@@ -256,6 +257,10 @@ class TokensAhead:
 
     def _collect(self) -> dict[str, float]:
         """What was drawn ahead and is not spent yet (waits for the draw to finish)."""
+        with self._lock:
+            return self._collect_locked()
+
+    def _collect_locked(self) -> dict[str, float]:
         pending, self._pending = self._pending, None
         if pending is not None:
             try:
@@ -282,18 +287,20 @@ class TokensAhead:
         resource_types: Mapping[str, Collection[str]],
     ) -> PaceVerdict:
         """``pacer.try_acquire`` for ``demand``, spending the tokens drawn ahead first."""
-        prepaid = self._collect()
         if self._pacer is None or pacer is not self._pacer:
             return pacer.try_acquire(demand, max_wait_s=max_wait_s, resource_types=resource_types)
-        verdict, self._unspent = self._pacer.try_acquire_prepaid(
-            demand, prepaid, max_wait_s=max_wait_s, resource_types=resource_types
-        )
+        with self._lock:
+            prepaid = self._collect_locked()
+            verdict, self._unspent = self._pacer.try_acquire_prepaid(
+                demand, prepaid, max_wait_s=max_wait_s, resource_types=resource_types
+            )
         return verdict
 
     def give_back_unspent(self) -> None:
         """Return every token drawn ahead that no write spent."""
-        unspent = self._collect()
-        self._unspent = {}
+        with self._lock:
+            unspent = self._collect_locked()
+            self._unspent = {}
         if unspent and self._pacer is not None:
             self._pacer.give_back(unspent)
 

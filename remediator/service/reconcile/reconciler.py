@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +81,10 @@ READ_WORKERS = 16
 """Threads for the concurrent reads, claims and writes of reconciles (the first of each group runs on the
 caller's thread)."""
 
+EARLY_WAVE_WORKERS = 8
+"""Threads that send reconciles' early waves of writes (``planner.settled_writes``) while their reads finish;
+a reconcile whose wave finds no free thread waits for one, it never skips the wave."""
+
 
 def _now_iso(clock: Callable[[], float] = time.time) -> str:
     return datetime.fromtimestamp(clock(), UTC).isoformat().replace("+00:00", "Z")
@@ -98,10 +102,20 @@ class _EarlyWave:
     """The writes a reconcile sent while some of its reads were outstanding (``planner.settled_writes``)."""
 
     writes: tuple[Write, ...] = ()
+    future: Future[Execution] | None = None
     execution: Execution | None = None
-    seconds: float = 0.0
+    timings: PhaseTimings = field(default_factory=PhaseTimings)
     declined: bool = False
     """Pacing could split the plan's writes (not all their tokens drawn ahead): one wave, after the reads."""
+
+    def join(self, run: _Run) -> None:
+        """Wait for the wave (if one was sent); its actions and phase times go to ``run``."""
+        if self.future is None or self.execution is not None:
+            return
+        self.execution = self.future.result()
+        run.actions.extend(self.execution.actions)
+        for phase, seconds in self.timings.items():
+            run.timings[phase] = run.timings.get(phase, 0.0) + seconds
 
 
 @dataclass
@@ -200,6 +214,7 @@ class Reconciler:
         self.options = PlanningOptions.from_config(config, tenant_id=settings.tenant_id)
         self.chain = chain_for(self.options.chain_mode)
         self._pool_instance: ThreadPoolExecutor | None = None
+        self._early_pool_instance: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self.preflight = preflight or PreflightSource(gateway.clients, gateway)
         io = ReconcileIO(
@@ -221,6 +236,16 @@ class Reconciler:
                     max_workers=READ_WORKERS, thread_name_prefix="reconcile-io"
                 )
             return self._pool_instance
+
+    def _early_pool(self) -> ThreadPoolExecutor:
+        """Threads for early waves of writes: apart from the reads' pool, which a wave's own concurrent writes
+        use (a task of a pool waiting on tasks queued in that same pool could starve it)."""
+        with self._pool_lock:
+            if self._early_pool_instance is None:
+                self._early_pool_instance = ThreadPoolExecutor(
+                    max_workers=EARLY_WAVE_WORKERS, thread_name_prefix="reconcile-early"
+                )
+            return self._early_pool_instance
 
     # -- entry point ----------------------------------------------------------------------------------------
 
@@ -439,17 +464,35 @@ class Reconciler:
                 return
             writes = settled_writes(self.chain, ctx, observed)
             if writes:
-                began = time.monotonic()
+                # sent beside the reads still out, so the rest of the plan's writes need not wait for these
                 early.writes = writes
-                early.execution = self.executor.execute(writes, held, tokens, timings=run.timings)
-                run.actions.extend(early.execution.actions)
-                early.seconds = time.monotonic() - began
+                early.future = self._early_pool().submit(
+                    self.executor.execute, writes, held, tokens, timings=early.timings
+                )
 
+        try:
+            return self._observe_plan_execute(
+                ctx, run, held, tokens, ahead, early, None if planned_only else send_settled
+            )
+        finally:
+            early.join(run)  # no claim is released while a write under it may still be going out
+
+    def _observe_plan_execute(
+        self,
+        ctx: PlanContext,
+        run: _Run,
+        held: HeldClaims,
+        tokens: TokensAhead,
+        ahead: ReadsAhead,
+        early: _EarlyWave,
+        send_settled: Callable[[Observed], None] | None,
+    ) -> Outcome:
+        """Read (sending settled writes early through ``send_settled``; ``None`` in audit mode and dry runs,
+        where writes are only planned), plan, and act on the plan."""
+        planned_only = send_settled is None
         started = time.monotonic()
-        observed = self.observer.observe(
-            self.chain, ctx, ahead=ahead, on_answer=None if planned_only else send_settled
-        )
-        run.timings.add("reads", started + early.seconds)  # the early writes count as claims, pacing, writes
+        observed = self.observer.observe(self.chain, ctx, ahead=ahead, on_answer=send_settled)
+        run.timings.add("reads", started)
         extension: ExtensionView | None = observed.peek(ExtensionRead(ctx.cluster_id))
         run.extension_state = extension.provisioning_state if extension is not None else None
         step = plan(self.chain, ctx, observed)
@@ -458,7 +501,7 @@ class Reconciler:
             self.gateway.forget_storage_account(ctx.storage_account)
         run.links = step.links
         run.findings = tuple(finding.to_json() for finding in step.findings)
-        if early.execution is not None:
+        if early.writes:
             outcome = self._execute_rest(step, early, held, tokens, run)
         elif not step.writes:
             outcome = step.outcome
@@ -487,13 +530,15 @@ class Reconciler:
     def _execute_rest(
         self, step: Plan, early: _EarlyWave, held: HeldClaims, tokens: TokensAhead, run: _Run
     ) -> Outcome:
-        """The plan's writes that were not sent early, then both waves' outcome as one execution's."""
-        assert early.execution is not None
+        """The plan's writes that were not sent early, sent while the early wave may still be going out, then
+        both waves' outcome as one execution's."""
         rest = [write for write in step.writes if write not in early.writes]
         later = Execution()
         if rest:
             later = self.executor.execute(rest, held, tokens, timings=run.timings)
             run.actions.extend(later.actions)
+        early.join(run)
+        assert early.execution is not None
         _in_chain_order(run.actions, step)
         return self._outcome_of(step, early.execution.then(later))
 
