@@ -379,7 +379,8 @@ def report(run: dict[str, Any]) -> None:
         f" per-event to-PUT/floor p50 {run['p50OverFloor']}, p99 {run['p99OverFloor']}"
         f" (warm {run['warm']}, cold {run['cold']});"
         f" our overhead p50 {run['ourOverheadP50Ms']} ms, p99 {run['ourOverheadP99Ms']} ms;"
-        f" extension PUTs sent before the container GET answered: {run['extensionPutBeforeContainerGetAnswered']}",
+        " extension PUTs sent before the container GET answered:"
+        f" {run['extensionPutBeforeContainerGetAnswered']}",
         flush=True,
     )
 
