@@ -29,7 +29,7 @@ def test_the_first_handler_context_freezes_the_heap_once_and_later_ones_pin_noth
         "Runtime.from_env(env).handler_context();"
         "first = gc.get_freeze_count(); print(first);"
         "Runtime.from_env(env).handler_context();"
-        "print(gc.get_freeze_count() == first)"
+        "print(gc.get_freeze_count() <= first)"  # freed objects leave it; none join
     )
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(env)], capture_output=True, text=True, check=True
