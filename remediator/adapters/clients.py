@@ -63,13 +63,18 @@ RECONCILE_IO_CONCURRENCY = 16
 READ_WORKERS``; a unit test keeps them equal)."""
 SWEEP_CONCURRENCY = 8
 """The sweep's enqueue batches in flight (``Sweeper(max_concurrency=)`` default)."""
+EARLY_WAVE_CONCURRENCY = 8
+"""Reconciles' early waves of writes in flight (``service.reconcile.reconciler.EARLY_WAVE_WORKERS``; a unit
+test keeps them equal): their PUTs, claims and write tokens."""
 
-ARM_POOL_SIZE = HOST_QUEUE_CONCURRENCY + INLINE_CONCURRENCY + RECONCILE_IO_CONCURRENCY + 8
+RECONCILE_THREADS = (
+    HOST_QUEUE_CONCURRENCY + INLINE_CONCURRENCY + RECONCILE_IO_CONCURRENCY + EARLY_WAVE_CONCURRENCY
+)
+"""Every thread of the process's reconciles that can be in an ARM or storage call at once."""
+ARM_POOL_SIZE = RECONCILE_THREADS + 8
 """Connections kept per ARM host: every thread that can call ARM at once, plus the sweep's inventory and the
 health probe (8 spare)."""
-STORAGE_POOL_SIZE = (
-    HOST_QUEUE_CONCURRENCY + INLINE_CONCURRENCY + RECONCILE_IO_CONCURRENCY + SWEEP_CONCURRENCY + 8
-)
+STORAGE_POOL_SIZE = RECONCILE_THREADS + SWEEP_CONCURRENCY + 8
 """Connections kept per storage endpoint: the same threads (journal, claims, chain marks, work items), the
 sweep's enqueuers, the lease renewer (8 spare)."""
 

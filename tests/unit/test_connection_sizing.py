@@ -26,8 +26,10 @@ def test_pool_sizes_follow_host_json_and_the_product_pools() -> None:
     assert queues["batchSize"] + queues["newBatchThreshold"] == clients.HOST_QUEUE_CONCURRENCY
     assert clients.INLINE_CONCURRENCY == inline.INLINE_WORKERS
     assert clients.RECONCILE_IO_CONCURRENCY == reconciler.READ_WORKERS
+    assert clients.EARLY_WAVE_CONCURRENCY == reconciler.EARLY_WAVE_WORKERS
     assert inspect.signature(Sweeper).parameters["max_concurrency"].default == clients.SWEEP_CONCURRENCY
     threads = clients.HOST_QUEUE_CONCURRENCY + clients.INLINE_CONCURRENCY + clients.RECONCILE_IO_CONCURRENCY
+    threads += clients.EARLY_WAVE_CONCURRENCY
     assert threads < clients.ARM_POOL_SIZE
     assert threads + clients.SWEEP_CONCURRENCY < clients.STORAGE_POOL_SIZE
 
