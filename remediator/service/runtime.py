@@ -500,8 +500,8 @@ class Runtime:
             clients.close()
 
 
-_frozen = threading.Lock()
-_froze = False
+_freeze_lock = threading.Lock()
+_frozen = False
 
 
 def freeze_long_lived_objects() -> None:
@@ -514,11 +514,11 @@ def freeze_long_lived_objects() -> None:
     drops to zero; only the cyclic collector skips them. Later calls (a second runtime in one process, as in
     tests) do nothing, so nothing built afterwards is pinned.
     """
-    global _froze
-    with _frozen:
-        if _froze:
+    global _frozen
+    with _freeze_lock:
+        if _frozen:
             return
-        _froze = True
+        _frozen = True
     gc.collect()
     gc.freeze()
 

@@ -120,23 +120,46 @@ def gate(decision: Decision) -> Outcome | None:
     return None
 
 
-def evaluate(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[Link, ...]:
-    """Every link's verdict, in chain order (a link whose dependency is unsatisfied is :class:`Deferred`)."""
-    verdicts: dict[str, Verdict] = {}
+def _verdicts(
+    chain: Chain, ctx: PlanContext, observed: Observed, *, partial: bool = False
+) -> dict[str, Verdict | None]:
+    """Every link's verdict, in chain order: a link whose dependency (or gating link) is unsatisfied is
+    :class:`Deferred`, a failed read :class:`Unreadable`. With ``partial`` (some reads still outstanding), a
+    link is ``None`` (*open*) while a read it lists is not known, and so is every link that depends on an open
+    one; without it, no verdict is ``None``."""
+    verdicts: dict[str, Verdict | None] = {}
     gates: list[str] = []
     for requirement in chain.requirements:
-        needs = dict.fromkeys([*gates, *requirement.depends_on])
-        unmet = [d for d in needs if not is_satisfied(verdicts[d])]
+        needs = list(dict.fromkeys([*gates, *requirement.depends_on]))
         if requirement.gates:
             gates.append(requirement.key)
-        if unmet:
-            verdicts[requirement.key] = Deferred(unmet[0])
-            continue
-        try:
-            verdicts[requirement.key] = requirement.evaluate(ctx, observed)
-        except ReadFailed as failed:
-            verdicts[requirement.key] = Unreadable(failed.read, failed.error)
-    return tuple(Link(r.key, verdicts[r.key], r.title) for r in chain.requirements)
+        known = {d: verdicts[d] for d in needs}
+        unmet = [d for d, v in known.items() if v is not None and not is_satisfied(v)]
+        verdict: Verdict | None
+        if any(v is None for v in known.values()):
+            verdict = None
+        elif unmet:
+            verdict = Deferred(unmet[0])
+        elif partial and not all(observed.knows(read) for read in requirement.reads(ctx, observed)):
+            verdict = None
+        else:
+            try:
+                verdict = requirement.evaluate(ctx, observed)
+            except ReadFailed as failed:
+                verdict = Unreadable(failed.read, failed.error)
+        verdicts[requirement.key] = verdict
+    return verdicts
+
+
+def evaluate(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[Link, ...]:
+    """Every link's verdict, in chain order (a link whose dependency is unsatisfied is :class:`Deferred`)."""
+    verdicts = _verdicts(chain, ctx, observed)
+    links: list[Link] = []
+    for requirement in chain.requirements:
+        verdict = verdicts[requirement.key]
+        assert verdict is not None  # every read is in: no link is open
+        links.append(Link(requirement.key, verdict, requirement.title))
+    return tuple(links)
 
 
 def settled_writes(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[Write, ...]:
@@ -152,35 +175,19 @@ def settled_writes(chain: Chain, ctx: PlanContext, observed: Observed) -> tuple[
     """
     if gate(ctx.decision) is not None:
         return ()
-    verdicts: dict[str, Verdict | None] = {}  # None: open
-    gates: list[str] = []
+    verdicts = _verdicts(chain, ctx, observed, partial=True)
     for requirement in chain.requirements:
-        needs = dict.fromkeys([*gates, *requirement.depends_on])
-        if requirement.gates:
-            gates.append(requirement.key)
-        verdict: Verdict | None
-        known = {d: verdicts[d] for d in needs}
-        if any(v is None for v in known.values()):
-            verdict = None
-        else:
-            unmet = [d for d, v in known.items() if v is not None and not is_satisfied(v)]
-            if unmet:
-                verdict = Deferred(unmet[0])
-            elif not all(observed.knows(read) for read in requirement.reads(ctx, observed)):
-                verdict = None
-            else:
-                try:
-                    verdict = requirement.evaluate(ctx, observed)
-                except ReadFailed as failed:
-                    verdict = Unreadable(failed.read, failed.error)
-        if isinstance(verdict, Unreadable) and requirement.vetoes:
-            return ()
-        if verdict is None and requirement.vetoes:
-            return ()
+        verdict = verdicts[requirement.key]
         if isinstance(verdict, Blocked | Superseded):
             return ()
-        verdicts[requirement.key] = verdict
+        if requirement.vetoes and (verdict is None or isinstance(verdict, Unreadable)):
+            return ()
     return tuple(v.write for v in verdicts.values() if isinstance(v, Missing))
+
+
+def _read_failed(failed: Unreadable) -> Outcome:
+    """The plan's outcome when a read the chain needed failed (the service maps ``failed.error`` instead)."""
+    return Outcome.wait(EXTENSION_POLL_SECONDS, f"{failed.read.label} failed: {failed.error}")
 
 
 def findings_of(links: tuple[Link, ...]) -> tuple[Finding, ...]:
@@ -201,14 +208,9 @@ def plan(chain: Chain, ctx: PlanContext, observed: Observed) -> Plan:
     verdicts = [link.verdict for link in links]
     vetoing = {r.key for r in chain.requirements if r.vetoes}
     unreadable = [(link.key, link.verdict) for link in links if isinstance(link.verdict, Unreadable)]
-    failed: Unreadable | None = None
-    if unreadable:
-        failed = unreadable[0][1]
-        why = f"{failed.read.label} failed: {failed.error}"
-        if any(key in vetoing for key, _ in unreadable):
-            return Plan(
-                Outcome.wait(EXTENSION_POLL_SECONDS, why), links=links, error=failed.error, findings=findings
-            )
+    failed = unreadable[0][1] if unreadable else None
+    if failed is not None and any(key in vetoing for key, _ in unreadable):
+        return Plan(_read_failed(failed), links=links, error=failed.error, findings=findings)
     superseded = [v for v in verdicts if isinstance(v, Superseded)]
     if superseded:  # the goal is met by something to leave alone: nothing is written
         return Plan(Outcome.done(superseded[0].why), links=links, findings=findings)
@@ -224,14 +226,7 @@ def plan(chain: Chain, ctx: PlanContext, observed: Observed) -> Plan:
     deferred = any(isinstance(v, Deferred) for v in verdicts)
     if failed is not None:
         # only links that cannot veto failed to read: the other links' writes go; the error is the outcome
-        why = f"{failed.read.label} failed: {failed.error}"
-        return Plan(
-            Outcome.wait(EXTENSION_POLL_SECONDS, why),
-            writes=writes,
-            links=links,
-            error=failed.error,
-            findings=findings,
-        )
+        return Plan(_read_failed(failed), writes=writes, links=links, error=failed.error, findings=findings)
     if waits:
         retry = min(seconds for seconds, _ in waits)
         why = "; ".join(why for _, why in waits)

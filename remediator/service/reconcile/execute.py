@@ -246,7 +246,8 @@ class TokensAhead:
         self._pacer = pacer if isinstance(pacer, DrawsAhead) else None
         self._pending: Future[dict[str, float]] | None = None
         self._unspent: dict[str, float] = {}
-        self._lock = threading.RLock()  # an early wave of writes spends beside the reconcile's own thread
+        # an early wave of writes spends beside the reconcile's own thread; re-entrant: _collect under it
+        self._lock = threading.RLock()
 
     def take_ahead(self, demand: Mapping[str, float], pool: ThreadPoolExecutor) -> None:
         """Start drawing ``demand`` (subscription -> tokens) in the background."""
@@ -258,17 +259,14 @@ class TokensAhead:
     def _collect(self) -> dict[str, float]:
         """What was drawn ahead and is not spent yet (waits for the draw to finish)."""
         with self._lock:
-            return self._collect_locked()
-
-    def _collect_locked(self) -> dict[str, float]:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            try:
-                for subscription, n in pending.result().items():
-                    self._unspent[subscription] = self._unspent.get(subscription, 0.0) + n
-            except Exception:  # draw_ahead catches storage errors itself; anything else: draw at write time
-                logger.debug("drawing write tokens ahead failed", exc_info=True)
-        return dict(self._unspent)
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                try:
+                    for subscription, n in pending.result().items():
+                        self._unspent[subscription] = self._unspent.get(subscription, 0.0) + n
+                except Exception:  # draw_ahead catches storage errors itself; anything else: at write time
+                    logger.debug("drawing write tokens ahead failed", exc_info=True)
+            return dict(self._unspent)
 
     def covers(self, demand: Mapping[str, float]) -> bool:
         """Whether the tokens drawn ahead and not spent hold ``demand`` (subscription -> tokens); waits for
@@ -290,7 +288,7 @@ class TokensAhead:
         if self._pacer is None or pacer is not self._pacer:
             return pacer.try_acquire(demand, max_wait_s=max_wait_s, resource_types=resource_types)
         with self._lock:
-            prepaid = self._collect_locked()
+            prepaid = self._collect()
             verdict, self._unspent = self._pacer.try_acquire_prepaid(
                 demand, prepaid, max_wait_s=max_wait_s, resource_types=resource_types
             )
@@ -299,7 +297,7 @@ class TokensAhead:
     def give_back_unspent(self) -> None:
         """Return every token drawn ahead that no write spent."""
         with self._lock:
-            unspent = self._collect_locked()
+            unspent = self._collect()
             self._unspent = {}
         if unspent and self._pacer is not None:
             self._pacer.give_back(unspent)

@@ -105,8 +105,9 @@ class _EarlyWave:
     future: Future[Execution] | None = None
     execution: Execution | None = None
     timings: PhaseTimings = field(default_factory=PhaseTimings)
-    declined: bool = False
-    """Pacing could split the plan's writes (not all their tokens drawn ahead): one wave, after the reads."""
+    allowed: bool | None = None
+    """Whether pacing lets the writes go in two waves (no pacer, or every fresh-cluster write's token drawn
+    ahead); ``None`` until the first answer asks. ``False``: one wave, after the reads, all or nothing."""
 
     def join(self, run: _Run) -> None:
         """Wait for the wave (if one was sent); its actions and phase times go to ``run``."""
@@ -454,13 +455,14 @@ class Reconciler:
         def send_settled(observed: Observed) -> None:
             # once per reconcile: the writes no outstanding read can change go now (issue 11), when pacing
             # cannot split the plan's writes (all or nothing): no pacer, or the tokens of every write a fresh
-            # cluster gets were drawn ahead (the event path)
-            if early.writes or early.declined:
+            # cluster gets were drawn ahead (the event path); decided once
+            if early.writes:
                 return
-            if self.executor.pacer is not None and not tokens.covers(
-                self.chain.buckets_ahead(ctx.cluster_id, self.options)
-            ):
-                early.declined = True
+            if early.allowed is None:
+                early.allowed = self.executor.pacer is None or tokens.covers(
+                    self.chain.buckets_ahead(ctx.cluster_id, self.options)
+                )
+            if not early.allowed:
                 return
             writes = settled_writes(self.chain, ctx, observed)
             if writes:
@@ -471,47 +473,27 @@ class Reconciler:
                 )
 
         try:
-            return self._observe_plan_execute(
-                ctx, run, held, tokens, ahead, early, None if planned_only else send_settled
+            started = time.monotonic()
+            observed = self.observer.observe(
+                self.chain, ctx, ahead=ahead, on_answer=None if planned_only else send_settled
             )
+            run.timings.add("reads", started)
+            extension: ExtensionView | None = observed.peek(ExtensionRead(ctx.cluster_id))
+            run.extension_state = extension.provisioning_state if extension is not None else None
+            step = plan(self.chain, ctx, observed)
+            if ctx.storage_account is not None and any(link.state == "blocked" for link in step.links):
+                # a blocker is cleared by a fix the next reconcile must see: read the account afresh
+                self.gateway.forget_storage_account(ctx.storage_account)
+            run.links = step.links
+            run.findings = tuple(finding.to_json() for finding in step.findings)
+            if planned_only and step.writes:
+                outcome = self._planned(step, run)
+            elif step.writes or early.writes:
+                outcome = self._execute(step, early, held, tokens, run)
+            else:
+                outcome = step.outcome
         finally:
             early.join(run)  # no claim is released while a write under it may still be going out
-
-    def _observe_plan_execute(
-        self,
-        ctx: PlanContext,
-        run: _Run,
-        held: HeldClaims,
-        tokens: TokensAhead,
-        ahead: ReadsAhead,
-        early: _EarlyWave,
-        send_settled: Callable[[Observed], None] | None,
-    ) -> Outcome:
-        """Read (sending settled writes early through ``send_settled``; ``None`` in audit mode and dry runs,
-        where writes are only planned), plan, and act on the plan."""
-        planned_only = send_settled is None
-        started = time.monotonic()
-        observed = self.observer.observe(self.chain, ctx, ahead=ahead, on_answer=send_settled)
-        run.timings.add("reads", started)
-        extension: ExtensionView | None = observed.peek(ExtensionRead(ctx.cluster_id))
-        run.extension_state = extension.provisioning_state if extension is not None else None
-        step = plan(self.chain, ctx, observed)
-        if ctx.storage_account is not None and any(link.state == "blocked" for link in step.links):
-            # a blocker is cleared by a fix the next reconcile must see: read the account afresh
-            self.gateway.forget_storage_account(ctx.storage_account)
-        run.links = step.links
-        run.findings = tuple(finding.to_json() for finding in step.findings)
-        if early.writes:
-            outcome = self._execute_rest(step, early, held, tokens, run)
-        elif not step.writes:
-            outcome = step.outcome
-        elif planned_only:
-            outcome = self._planned(step, run)
-        else:
-            execution = self.executor.execute(step.writes, held, tokens, timings=run.timings)
-            run.actions.extend(execution.actions)
-            _in_chain_order(run.actions, step)
-            outcome = self._outcome_of(step, execution)
         if step.error is not None:
             # a read the chain needed failed: its mapping is the outcome (when only a link that cannot veto
             # failed to read, the other links' writes went first)
@@ -527,20 +509,21 @@ class Reconciler:
             return Outcome.done(f"audit mode: would {kinds}; nothing written ({step.outcome.why})")
         return step.outcome
 
-    def _execute_rest(
+    def _execute(
         self, step: Plan, early: _EarlyWave, held: HeldClaims, tokens: TokensAhead, run: _Run
     ) -> Outcome:
-        """The plan's writes that were not sent early, sent while the early wave may still be going out, then
-        both waves' outcome as one execution's."""
+        """Send the plan's writes not sent early (while the early wave may still be going out), then the
+        outcome of both waves as one execution's, actions in chain order."""
         rest = [write for write in step.writes if write not in early.writes]
-        later = Execution()
+        execution = Execution()
         if rest:
-            later = self.executor.execute(rest, held, tokens, timings=run.timings)
-            run.actions.extend(later.actions)
+            execution = self.executor.execute(rest, held, tokens, timings=run.timings)
+            run.actions.extend(execution.actions)
         early.join(run)
-        assert early.execution is not None
+        if early.execution is not None:
+            execution = early.execution.then(execution)
         _in_chain_order(run.actions, step)
-        return self._outcome_of(step, early.execution.then(later))
+        return self._outcome_of(step, execution)
 
     def _outcome_of(self, step: Plan, execution: Execution) -> Outcome:
         if execution.error is not None:
