@@ -240,17 +240,20 @@ class PreflightSource:
 
     def _read_policy(self, sub: str) -> tuple[tuple[str, ...], PolicyData]:
         """The subscription's management-group ancestry and policy data, in two dependent rounds rather than
-        three: the assignments at the subscription's own scopes need no ancestry, so they are read while the
-        ancestry is; the assignments at the groups follow it; then the definitions they reference."""
+        three: the assignments at the subscription's own scopes need no ancestry, so they are read beside
+        the ancestry and the assignments at the groups it names (which follow the ancestry at once, not
+        the slower of the ancestry and the subscription's own assignments); then the definitions they
+        reference."""
         reader = self.reader(sub)
         own = assignment_requests([sub])
         pending = self._pool().submit(reader.assignments, own)
         try:
             groups = self.ancestors([sub]).get(sub, ())
+            at_groups = reader.assignments(assignment_requests([], groups))
         finally:
             wait_for_futures([pending])  # never leave the other query running behind an error
         found = pending.result()
-        for key, assignment in reader.assignments(assignment_requests([], groups)).items():
+        for key, assignment in at_groups.items():
             found.setdefault(key, assignment)
         return groups, reader.complete(found, scope=own[0] if own else None)
 

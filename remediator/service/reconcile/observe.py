@@ -280,6 +280,11 @@ class ReadsAhead:
         return {read: self._futures.pop(read) for read in reads if read in self._futures}
 
 
+def _outstanding(futures: Iterable[Future[object]]) -> bool:
+    """Whether a read of the round is still in flight (an answer already in is recorded, not waited for)."""
+    return not all(future.done() for future in futures)
+
+
 class Observer:
     """Runs the reads a chain asks for.
 
@@ -307,8 +312,10 @@ class Observer:
     ) -> Observed:
         """Every read the chain needs, round after round, until no link asks for more (a read started
         ahead is waited for, not made again). ``on_answer`` is called with what is known so far after each
-        answer that leaves others of its round outstanding (the reconciler sends the writes already
-        settled: ``planner.settled_writes``); on this thread, so nothing is recorded meanwhile."""
+        answer that leaves others of its round still in flight (the reconciler sends the writes already
+        settled: ``planner.settled_writes``); on this thread, so nothing is recorded meanwhile. Not when
+        the others have answered too (they are recorded at once): the plan then has everything, and its
+        writes leave from the reconcile's own thread, the long-running one first, without a hand-off."""
         observed = Observed(ctx.cluster)
         for _ in range(MAX_ROUNDS):
             reads = chain.reads(ctx, observed)
@@ -349,9 +356,9 @@ class Observer:
                     observed.record_failure(first, error)
                 except Exception as error:  # not an ARM answer: surface it after the round
                     unexpected.append(error)
-                if on_answer is not None and futures and not unexpected:
+                if on_answer is not None and not unexpected and _outstanding(futures):
                     on_answer(observed)
-            for left, future in enumerate(as_completed(futures), start=1):
+            for future in as_completed(futures):
                 read = futures[future]
                 failure = future.exception()
                 if failure is None:
@@ -360,7 +367,7 @@ class Observer:
                     observed.record_failure(read, failure)
                 else:
                     unexpected.append(failure)
-                if on_answer is not None and left < len(futures) and not unexpected:
+                if on_answer is not None and not unexpected and _outstanding(futures):
                     on_answer(observed)
         finally:
             wait_for_futures(futures)  # none is left running, whatever was raised
