@@ -18,10 +18,12 @@ full") and open new TLS connections under load.
 Those sessions also skip what ``requests`` repeats on every request for nothing (issue 11: the event path's
 overhead): with ``trust_env`` on, each request scans the whole environment for proxy variables and stats
 ``~/.netrc`` twice, and with a CA bundle path each request stats it to tell a file from a directory. A
-session here reads the environment once, when it is built: when no proxy or CA-bundle variable is set (the
-usual Functions host) it does not trust the environment per request, which also keeps a stray ``~/.netrc``
-from replacing the bearer token with basic auth; when one is set, it keeps requests' per-request behaviour.
-Whether the CA bundle path is a directory is looked up once per path.
+session here reads the environment once, when it is built: unless a proxy variable is set, it does not trust
+the environment per request, which also keeps a stray ``~/.netrc`` from replacing the bearer token with basic
+auth; a CA-bundle variable (``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``) is read then and used where
+requests would use it (a request that asks to verify against the default CAs); with a proxy variable it
+keeps requests' per-request behaviour (``no_proxy`` is matched per host). Whether the CA bundle path is a
+directory is looked up once per path.
 """
 
 from __future__ import annotations
@@ -98,17 +100,23 @@ def quiet_sdk_request_logs() -> None:
         request_logger.setLevel(logging.WARNING)
 
 
-ENVIRONMENT_SETTINGS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-"""Variables besides the proxy ones (``*_proxy``, any case) that ``requests`` reads per request."""
+CA_BUNDLE_SETTINGS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+"""The CA-bundle variables ``requests`` reads per request when trusting the environment, first one set wins
+(``Session.merge_environment_settings``)."""
 
 
-def environment_matters(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``requests`` would find anything in the environment (``os.environ`` by default): a proxy
-    variable (``HTTPS_PROXY``, ``no_proxy``, ...: a name ending in ``_proxy``, as
-    ``urllib.request.getproxies_environment`` reads them) or a CA-bundle variable."""
+def proxies_in_environment(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment (``os.environ`` by default) sets a proxy variable (``HTTPS_PROXY``,
+    ``no_proxy``, ...: a name ending in ``_proxy``, as ``urllib.request.getproxies_environment`` reads
+    them)."""
     env = os.environ if environ is None else environ
-    proxies = any(value and name.lower().endswith("_proxy") for name, value in env.items())
-    return proxies or any(env.get(name) for name in ENVIRONMENT_SETTINGS)
+    return any(value and name.lower().endswith("_proxy") for name, value in env.items())
+
+
+def ca_bundle_in_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """The CA bundle path the environment names for ``requests`` (see :data:`CA_BUNDLE_SETTINGS`), if any."""
+    env = os.environ if environ is None else environ
+    return next((env[name] for name in CA_BUNDLE_SETTINGS if env.get(name)), None)
 
 
 @functools.lru_cache(maxsize=8)
@@ -118,7 +126,34 @@ def _is_directory(path: str) -> bool:
 
 class PooledAdapter(HTTPAdapter):
     """``requests``' adapter, with whether a CA bundle path is a directory looked up once per path (requests
-    stats it on every request)."""
+    stats it on every request).
+
+    :keyword ca_bundle: the CA bundle a request asking to verify against the default CAs (``verify=True``)
+        verifies against instead, as requests does with a CA-bundle variable when it trusts the environment
+        (read once by :func:`pooled_session` instead of on every request).
+    """
+
+    def __init__(self, *args: Any, ca_bundle: str | None = None, **kwargs: Any) -> None:
+        self.ca_bundle = ca_bundle
+        super().__init__(*args, **kwargs)
+
+    def verify_for(self, verify: Any) -> Any:
+        """What the request verifies against: ``ca_bundle`` for ``True``, else ``verify`` unchanged."""
+        return self.ca_bundle if verify is True and self.ca_bundle else verify
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        verify = self.verify_for(verify)
+        return super().send(
+            request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
@@ -133,14 +168,15 @@ class PooledAdapter(HTTPAdapter):
 def pooled_session(pool_maxsize: int) -> requests.Session:
     """A ``requests`` session whose pools keep ``pool_maxsize`` connections per host, with urllib3's own
     retries off (azure-core's retry policy retries), as azure-core's transport mounts its adapter; it trusts
-    the environment per request only when the environment sets something requests would use (see the module
-    docstring)."""
+    the environment per request only when it sets a proxy, and otherwise reads its CA bundle once (see the
+    module docstring)."""
     session = requests.Session()
-    session.trust_env = environment_matters()
+    session.trust_env = proxies_in_environment()
     adapter = PooledAdapter(
         pool_connections=8,
         pool_maxsize=pool_maxsize,
         max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+        ca_bundle=None if session.trust_env else ca_bundle_in_environment(),
     )
     session.mount("https://", adapter)
     session.mount("http://", adapter)

@@ -13,7 +13,12 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from remediator.adapters import clients
-from remediator.adapters.clients import PooledAdapter, environment_matters, pooled_session
+from remediator.adapters.clients import (
+    PooledAdapter,
+    ca_bundle_in_environment,
+    pooled_session,
+    proxies_in_environment,
+)
 from remediator.service import inline
 from remediator.service.reconcile import reconciler
 from remediator.service.sweep import Sweeper
@@ -55,20 +60,54 @@ def test_storage_clients_share_one_pooled_session() -> None:
     assert table.session.get_adapter("http://127.0.0.1/")._pool_maxsize == clients.STORAGE_POOL_SIZE
 
 
-def test_the_sessions_trust_the_environment_only_when_it_sets_something_requests_reads() -> None:
+def test_the_sessions_trust_the_environment_per_request_only_when_it_sets_a_proxy() -> None:
     """Trusting it costs an environment scan and two ~/.netrc stats on every request (issue 11's event
-    path); a proxy or CA-bundle variable keeps requests' per-request behaviour."""
-    assert environment_matters({"PATH": "/usr/bin", "HOME": "/root"}) is False
-    assert environment_matters({"HTTPS_PROXY": ""}) is False
-    for name, value in (
-        ("HTTPS_PROXY", "http://proxy:3128"),
-        ("https_proxy", "http://proxy:3128"),
-        ("NO_PROXY", "localhost"),
-        ("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca.pem"),
-        ("CURL_CA_BUNDLE", "/etc/ssl/certs/ca.pem"),
-    ):
-        assert environment_matters({name: value}) is True, name
-    assert pooled_session(4).trust_env is environment_matters()
+    path); a proxy variable keeps requests' per-request behaviour (``no_proxy`` is matched per host)."""
+    assert proxies_in_environment({"PATH": "/usr/bin", "HOME": "/root"}) is False
+    assert proxies_in_environment({"HTTPS_PROXY": ""}) is False
+    assert proxies_in_environment({"REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca.pem"}) is False
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "all_proxy"):
+        assert proxies_in_environment({name: "http://proxy:3128"}) is True, name
+    assert pooled_session(4).trust_env is proxies_in_environment()
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"REQUESTS_CA_BUNDLE": "/etc/ssl/a.pem"},
+        {"CURL_CA_BUNDLE": "/etc/ssl/b.pem"},
+        {"REQUESTS_CA_BUNDLE": "/etc/ssl/a.pem", "CURL_CA_BUNDLE": "/etc/ssl/b.pem"},
+        {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "/etc/ssl/b.pem"},
+        {},
+    ],
+)
+def test_a_ca_bundle_variable_is_read_once_and_verifies_as_requests_would_per_request(
+    environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a proxy variable the session does not trust the environment per request, yet a request that
+    verifies against the default CAs verifies against the bundle the environment names, as requests does
+    when it trusts the environment (``Session.merge_environment_settings``)."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    url = "https://management.azure.com/subscriptions"
+    trusting = requests.Session()
+    session = pooled_session(4)
+    assert session.trust_env is False
+    adapter = session.get_adapter(url)
+    assert isinstance(adapter, PooledAdapter)
+    assert adapter.ca_bundle == ca_bundle_in_environment()
+    for verify in (True, False, "/etc/ssl/mine.pem"):
+        expected = trusting.merge_environment_settings(url, {}, None, verify, None)["verify"]
+        assert adapter.verify_for(verify) == expected, (environ, verify)
+    # and what the adapter passes on is what it says
+    seen: list[object] = []
+    monkeypatch.setattr(HTTPAdapter, "send", lambda self, request, **kw: seen.append(kw["verify"]))
+    adapter.send(requests.Request("GET", url).prepare())
+    assert seen == [trusting.merge_environment_settings(url, {}, None, True, None)["verify"]]
 
 
 def test_the_adapter_answers_as_requests_does_and_stats_a_ca_bundle_path_once(
