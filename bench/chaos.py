@@ -80,6 +80,10 @@ class ChaosOptions:
     faults: float = 0.2
     kill_every_s: float = 40.0
     max_kills: int = 8
+    kill_after_converged: int = 0
+    """0: the first kill comes ``kill_every_s`` after the sweep answered. n > 0: the first kill waits until
+    n targets converged (and the sweep answered), so that it lands mid-run however fast the machine is; a
+    clock alone can come after the last target converged on a quick machine and then never fire."""
     restart_after_s: float = 3.0
     timeout_s: float = 3600.0
     seed: int = 17
@@ -355,15 +359,22 @@ class ChaosRun:
         self.state.sweep_done_at = time.monotonic() - self.state.started
 
     def _kill(self, runners: Runners) -> None:
-        while self.state.sweep_done_at is None and not self._stop.wait(0.5):
+        state, options = self.state, self.options
+        while state.sweep_done_at is None and not self._stop.wait(0.5):
             pass
+        if options.kill_after_converged > 0:
+            while len(state.converged_at) < options.kill_after_converged:
+                if self._stop.wait(0.1):
+                    return
         index = 0
-        while len(runners.kills) < self.options.max_kills:
-            if self._stop.wait(self.options.kill_every_s):
+        while len(runners.kills) < options.max_kills:
+            if (runners.kills or options.kill_after_converged <= 0) and self._stop.wait(options.kill_every_s):
                 return
-            record = runners.kill(index, at=time.monotonic() - self.state.started)
+            pending = len(self.world.expect.targets) - len(state.converged_at)
+            record = runners.kill(index, at=time.monotonic() - state.started)
+            record["pendingTargets"] = pending
             logger.info("%s: killed instance %d (pid %s)", self.label, index, record["pid"])
-            if self._stop.wait(self.options.restart_after_s):
+            if self._stop.wait(options.restart_after_s):
                 return
             runners.start(index)
             index = (index + 1) % len(runners.runners)
@@ -818,6 +829,7 @@ def run_pair(options: ChaosOptions, *, baseline: bool = True) -> dict[str, Any]:
             " connection, +3 s delay; writes also 409",
             "killEverySeconds": options.kill_every_s,
             "maxKills": options.max_kills,
+            "killAfterConverged": options.kill_after_converged,
             "latencyMs": options.latency_ms,
             "jitterMs": options.jitter_ms,
             "armThrottling": True,
@@ -940,6 +952,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", type=float, default=0.2)
     parser.add_argument("--kill-every", type=float, default=40.0)
     parser.add_argument("--max-kills", type=int, default=8)
+    parser.add_argument(
+        "--kill-after-converged", type=int, default=0,
+        help="the first kill waits until this many targets converged (0: --kill-every after the sweep)",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--max-wait", type=int, default=None, help="REMEDIATOR_MAX_WAIT_SECONDS")
@@ -965,6 +981,7 @@ def main(argv: list[str] | None = None) -> int:
         faults=args.faults,
         kill_every_s=args.kill_every,
         max_kills=args.max_kills,
+        kill_after_converged=args.kill_after_converged,
         timeout_s=args.timeout,
         seed=args.seed,
         max_wait_s=args.max_wait,

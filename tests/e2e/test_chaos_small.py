@@ -23,6 +23,8 @@ def test_a_small_chaos_run_converges_without_a_wrong_or_duplicate_write() -> Non
         faults=0.2,
         kill_every_s=12.0,
         max_kills=1,
+        kill_after_converged=2,  # mid-run on any machine: a clock alone can come after the last target
+        poll_s=1.0,  # the kill waits on convergence seen by this poll
         restart_after_s=2.0,
         timeout_s=150.0,
         max_wait_s=3,
@@ -32,7 +34,8 @@ def test_a_small_chaos_run_converges_without_a_wrong_or_duplicate_write() -> Non
     entry = run_pair(options, baseline=False)
     run = entry["chaos"]
     assert entry["estate"]["targets"] >= 8 and entry["estate"]["unselected"] >= 8
-    assert len(run["kills"]) == 1, run["kills"]  # the kill happened mid-run
+    assert len(run["kills"]) == 1, run["kills"]
+    assert run["kills"][0]["pendingTargets"] > 0, run["kills"]  # the kill happened mid-run
     assert run["events"]["copies"] == 4 * run["events"]["events"] > 0
     assert run["converged"] == run["targets"], run["lostClusters"]
     assert run["lost"] == 0
