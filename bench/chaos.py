@@ -145,6 +145,10 @@ def fault_rules(probability: float) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------- convergence
 
 
+CONVERGENCE_COLLECTIONS = ["extensions", "containers", "role_assignments"]
+"""The emulator's state :func:`converged_clusters` reads."""
+
+
 def converged_clusters(state: dict[str, Any], expect: Expectations, candidates: set[str]) -> set[str]:
     """The ``candidates`` whose extension is Succeeded and whose container and storage grant exist."""
     principals: dict[str, str] = {}
@@ -294,14 +298,14 @@ class ChaosRun:
             threading.Thread(target=self._sweep, args=(runners,), daemon=True),
         ]
         if self.chaotic and options.kill_every_s > 0:
-            threads.append(threading.Thread(target=self._kill, args=(runners,), daemon=True))
+            threads.append(threading.Thread(target=self._kill, args=(admin, runners), daemon=True))
         for t in threads:
             t.start()
         poll = options.poll_s or (3.0 if options.clusters <= 3000 else 10.0)
         deadline = state.started + options.timeout_s
         while True:
             self._collect_calls(admin)
-            snapshot = admin.state(collections=["extensions", "containers", "role_assignments"])
+            snapshot = admin.state(collections=CONVERGENCE_COLLECTIONS)
             now = time.monotonic() - state.started
             for cid in converged_clusters(snapshot, expect, pending):
                 state.converged_at[cid] = now
@@ -358,7 +362,14 @@ class ChaosRun:
             self.state.sweep_status = type(exc).__name__
         self.state.sweep_done_at = time.monotonic() - self.state.started
 
-    def _kill(self, runners: Runners) -> None:
+    def _pending_now(self, admin: Any) -> int:
+        """Targets not converged in the emulator's state now (read afresh, not the drive loop's last poll):
+        taken right after a kill, they were pending when it came."""
+        targets = set(self.world.expect.targets)
+        snapshot = admin.state(collections=CONVERGENCE_COLLECTIONS)
+        return len(targets - converged_clusters(snapshot, self.world.expect, targets))
+
+    def _kill(self, admin: Any, runners: Runners) -> None:
         state, options = self.state, self.options
         while state.sweep_done_at is None and not self._stop.wait(0.5):
             pass
@@ -370,9 +381,8 @@ class ChaosRun:
         while len(runners.kills) < options.max_kills:
             if (runners.kills or options.kill_after_converged <= 0) and self._stop.wait(options.kill_every_s):
                 return
-            pending = len(self.world.expect.targets) - len(state.converged_at)
             record = runners.kill(index, at=time.monotonic() - state.started)
-            record["pendingTargets"] = pending
+            record["pendingTargets"] = self._pending_now(admin)
             logger.info("%s: killed instance %d (pid %s)", self.label, index, record["pid"])
             if self._stop.wait(options.restart_after_s):
                 return
